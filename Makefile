@@ -1,0 +1,49 @@
+# livedash: `make run` to start it, `make test` to test it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+export DEBUG ?= 1
+
+.PHONY: run test test-fast lint static stack bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+# The page's browser libraries come from npm, copied into a git-ignored folder.
+static/vendor/.copied: node_modules/.package-lock.json
+	mkdir -p static/vendor/uplot
+	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css static/vendor/uplot/
+	touch static/vendor/.copied
+
+static: $(STAMP) static/vendor/.copied
+	$(PY) manage.py collectstatic --noinput -v 0
+
+run: static
+	$(PY) -m deploy.run_local
+
+test: static
+	$(PY) -m pytest
+
+test-fast: static
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+stack: static
+	$(PY) -m deploy.stack
+
+bench: static
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules staticfiles static/vendor

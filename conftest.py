@@ -1,0 +1,184 @@
+"""Shared fixtures: personas, real Redis, and real daphne workers.
+
+Each test run works under its own Redis key prefix and its own test database,
+so several runs (and a `make run` on the same machine) never see each other.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RUN_ID = f"livedash-test-{os.getpid()}"
+
+ROOT = Path(__file__).resolve().parent
+PASSWORD = "correct-horse-battery-staple"
+
+
+def pytest_configure(config):
+    # pytest-django has loaded the settings by now; the channel layer and the
+    # Redis clients are built lazily, so retargeting the prefix here is enough.
+    from django.conf import settings
+
+    settings.REDIS_PREFIX = RUN_ID
+    settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"{RUN_ID}:ws"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """A test database that other processes (daphne workers, commands) can open too."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    test = db.setdefault("TEST", {})
+    if db["ENGINE"].endswith("sqlite3"):
+        test["NAME"] = f"/tmp/{RUN_ID}.sqlite3"
+    else:
+        test["NAME"] = f"test_livedash_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """The real Redis the suite talks to; a missing one fails in one clear line."""
+    from django.conf import settings
+
+    from deploy.supervisor import redis_answers
+
+    if not redis_answers(settings.REDIS_URL):
+        pytest.fail(
+            f"Redis is not answering at {settings.REDIS_URL}. Start one with "
+            "`redis-server --port 6379 --save '' --daemonize yes` or set REDIS_URL.",
+            pytrace=False,
+        )
+    return settings.REDIS_URL
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis_keys(request):
+    """Drop this run's Redis keys after each test that used Redis."""
+    yield
+    if "redis_url" not in request.fixturenames:
+        return
+    from dashboard.redis import get_sync_client
+
+    client = get_sync_client()
+    keys = list(client.scan_iter(match=f"{RUN_ID}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+# Personas: alice can view metrics, bob can view metrics too (for "another user"
+# cases), charlie is logged in without permissions, staff can control sampling,
+# admin is a superuser.
+def _make_user(username, *perms, **flags):
+    from django.contrib.auth.models import Permission, User
+
+    user = User.objects.create_user(
+        username=username, password=PASSWORD, email=f"{username}@example.org", **flags
+    )
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+@pytest.fixture
+def alice(db):
+    return _make_user("alice", "dashboard.view_metric")
+
+
+@pytest.fixture
+def bob(db):
+    return _make_user("bob", "dashboard.view_metric")
+
+
+@pytest.fixture
+def charlie(db):
+    return _make_user("charlie")
+
+
+@pytest.fixture
+def staff(db):
+    return _make_user("staff", "dashboard.view_metric", "dashboard.change_metric", is_staff=True)
+
+
+@pytest.fixture
+def admin_user(db):
+    from django.contrib.auth.models import User
+
+    return User.objects.create_superuser("admin", "admin@example.org", PASSWORD)
+
+
+def database_url_for_subprocesses():
+    """DATABASE_URL naming the test database, for processes the test starts."""
+    from django.db import connection
+
+    settings = connection.settings_dict
+    if settings["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings['NAME']}"
+    user = settings.get("USER") or "postgres"
+    password = f":{settings['PASSWORD']}" if settings.get("PASSWORD") else ""
+    host = settings.get("HOST") or "127.0.0.1"
+    port = settings.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings['NAME']}"
+
+
+@pytest.fixture
+def subprocess_env(transactional_db, redis_url):
+    """Environment for a separate OS process that shares this test's DB and Redis."""
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocesses(),
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": RUN_ID,
+        "DEBUG": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture
+def manage(subprocess_env):
+    """Run `manage.py ARGS` as a separate OS process; returns the CompletedProcess."""
+
+    def run(*args, env=None, timeout=60):
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**subprocess_env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    return run
+
+
+@pytest.fixture
+def daphne_workers(subprocess_env, tmp_path):
+    """Start real daphne workers on free ports: `start(n)` returns their base URLs.
+    Logs are kept in tmp_path and checked for tracebacks by tests that care."""
+    from deploy.supervisor import Supervisor, free_port, wait_for_port
+
+    supervisor = Supervisor(env=subprocess_env)
+    workers = []
+
+    def start(count=1, env=None):
+        urls = []
+        for index in range(count):
+            port = free_port()
+            log = open(tmp_path / f"daphne-{len(workers) + index}.log", "wb")  # noqa: SIM115
+            process = supervisor.daphne(f"daphne-{port}", port, env=env, stdout=log, stderr=subprocess.STDOUT)
+            wait_for_port(port, process=process)
+            process.port = port
+            process.log_path = log.name
+            workers.append(process)
+            urls.append(f"http://127.0.0.1:{port}")
+        return urls
+
+    start.workers = workers
+    yield start
+    supervisor.stop()

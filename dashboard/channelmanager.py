@@ -1,0 +1,34 @@
+"""Who may read which SSE channel.
+
+`metrics` needs the `dashboard.view_metric` permission (or superuser);
+`user-<id>` is readable by that user alone; nothing else exists.
+"""
+
+import re
+
+from django_eventstream.channelmanager import DefaultChannelManager
+
+METRICS_CHANNEL = "metrics"
+USER_CHANNEL = re.compile(r"^user-(\d{1,18})$")
+VIEW_PERMISSION = "dashboard.view_metric"
+
+
+def user_channel(user_id):
+    return f"user-{user_id}"
+
+
+def channel_exists(channel):
+    return channel == METRICS_CHANNEL or bool(USER_CHANNEL.match(channel))
+
+
+class DashboardChannelManager(DefaultChannelManager):
+    def can_read_channel(self, user, channel):
+        if user is None or not user.is_authenticated or not user.is_active:
+            return False
+        if channel == METRICS_CHANNEL:
+            return user.is_superuser or user.has_perm(VIEW_PERMISSION)
+        match = USER_CHANNEL.match(channel)
+        return bool(match) and int(match.group(1)) == user.pk
+
+    def is_channel_reliable(self, channel):
+        return True

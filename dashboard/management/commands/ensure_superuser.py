@@ -1,0 +1,30 @@
+import os
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a superuser from DJANGO_SUPERUSER_USERNAME / DJANGO_SUPERUSER_PASSWORD if no user exists; "
+        "otherwise say how to create one. Never uses a default password."
+    )
+
+    def handle(self, *args, **options):
+        User = get_user_model()
+        if User.objects.exists():
+            return
+        username = os.environ.get("DJANGO_SUPERUSER_USERNAME", "").strip()
+        password = os.environ.get("DJANGO_SUPERUSER_PASSWORD", "")
+        if not username or not password:
+            self.stdout.write(
+                "No user exists yet. Create one to sign in:\n"
+                "  .venv/bin/python manage.py createsuperuser\n"
+                "or set DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD and start again."
+            )
+            return
+        if len(password) < 8:
+            raise CommandError("DJANGO_SUPERUSER_PASSWORD must be at least 8 characters")
+        email = os.environ.get("DJANGO_SUPERUSER_EMAIL", "")
+        User.objects.create_superuser(username=username, email=email, password=password)
+        self.stdout.write(f"Created superuser {username!r}.")

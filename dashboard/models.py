@@ -1,0 +1,45 @@
+from django.core.validators import MaxLengthValidator
+from django.db import models
+
+KEY_MAX_LENGTH = 64
+
+
+class Metric(models.Model):
+    """A metric the dashboard charts. Host and app metrics are created by the
+    collector; a custom metric is registered on its first publish."""
+
+    class Source(models.TextChoices):
+        SYSTEM = "system", "System"
+        APP = "app", "App"
+        CUSTOM = "custom", "Custom"
+
+    key = models.SlugField(
+        max_length=KEY_MAX_LENGTH, unique=True, validators=[MaxLengthValidator(KEY_MAX_LENGTH)]
+    )
+    label = models.CharField(max_length=100, blank=True)
+    unit = models.CharField(max_length=20, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.CUSTOM)
+    enabled = models.BooleanField(default=True)
+    warning_threshold = models.FloatField(null=True, blank=True)
+    critical_threshold = models.FloatField(null=True, blank=True)
+    display_order = models.IntegerField(default=100)
+
+    class Meta:
+        ordering = ["display_order", "key"]
+
+    def __str__(self):
+        return self.label or self.key
+
+    @property
+    def display_label(self):
+        return self.label or self.key
+
+    def level_for(self, value):
+        """ok / warning / critical for a value, by this metric's thresholds."""
+        if value is None:
+            return "ok"
+        if self.critical_threshold is not None and value >= self.critical_threshold:
+            return "critical"
+        if self.warning_threshold is not None and value >= self.warning_threshold:
+            return "warning"
+        return "ok"

@@ -1,0 +1,121 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def run_check(**env):
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"}
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def settings_value(expression, **env):
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"}
+    }
+    code = (
+        "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); "
+        f"django.setup(); from django.conf import settings; print({expression})"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_it_defaults_to_sqlite_in_the_project_folder():
+    assert settings_value("settings.DATABASES['default']['NAME']", DEBUG="1") == str(ROOT / "db.sqlite3")
+
+
+def test_it_runs_sqlite_in_wal_mode():
+    assert "journal_mode=WAL" in settings_value(
+        "settings.DATABASES['default']['OPTIONS']['init_command']", DEBUG="1"
+    )
+
+
+def test_it_reads_postgres_from_database_url():
+    out = settings_value(
+        "settings.DATABASES['default']['ENGINE'], settings.DATABASES['default']['NAME']",
+        DEBUG="1",
+        DATABASE_URL="postgres://u@db:5432/livedash",
+    )
+    assert out == "django.db.backends.postgresql livedash"
+
+
+def test_it_defaults_redis_url_and_feeds_both_redis_users():
+    out = settings_value(
+        "settings.REDIS_URL, settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]['address'], "
+        "settings.EVENTSTREAM_REDIS['port']",
+        DEBUG="1",
+    )
+    assert out == "redis://127.0.0.1:6379/0 redis://127.0.0.1:6379/0 6379"
+
+
+def test_it_uses_the_redis_channel_layer():
+    assert "channels_redis" in settings_value("settings.CHANNEL_LAYERS['default']['BACKEND']", DEBUG="1")
+
+
+def test_it_requires_secret_key_without_debug():
+    result = run_check(DEBUG="0", ALLOWED_HOSTS="example.org")
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"DEBUG": "maybe"}, "DEBUG"),
+        ({"DEBUG": "1", "DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
+        ({"DEBUG": "1", "REDIS_URL": "http://localhost"}, "REDIS_URL"),
+        ({"DEBUG": "1", "CSRF_TRUSTED_ORIGINS": "example.org"}, "CSRF_TRUSTED_ORIGINS"),
+        ({"DEBUG": "0", "SECRET_KEY": "x" * 60}, "ALLOWED_HOSTS"),
+        ({"DEBUG": "1", "METRICS_RETENTION_HOURS": "soon"}, "METRICS_RETENTION_HOURS"),
+    ],
+)
+def test_it_names_the_bad_variable_in_one_line(env, name):
+    result = run_check(**env)
+    assert result.returncode != 0
+    assert name in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_production_settings_pass_check_deploy():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DEBUG": "0",
+            "SECRET_KEY": "k" * 30 + "-production-secret-" + "z" * 20,
+            "ALLOWED_HOSTS": "dash.example.org",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

