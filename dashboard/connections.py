@@ -1,0 +1,78 @@
+"""Open SSE and WebSocket connections, counted per worker and summed over all.
+
+Each worker keeps its own counts in memory and reports them to Redis every
+second under a key that expires in a few seconds, so a worker that dies simply
+drops out of the total instead of leaving its last count behind forever.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+
+from dashboard.redis import get_async_client, get_sync_client, key
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("sse", "ws")
+REPORT_EVERY = 1.0
+REPORT_TTL = 5
+
+WORKER_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+_counts = dict.fromkeys(KINDS, 0)
+_reporter = None
+
+
+def _report_key(kind):
+    return key("conn", kind, WORKER_ID)
+
+
+def opened(kind):
+    """Call from the event loop when a connection of `kind` opens."""
+    _counts[kind] += 1
+    _ensure_reporter()
+
+
+def closed(kind):
+    _counts[kind] = max(0, _counts[kind] - 1)
+
+
+def local_count(kind):
+    return _counts[kind]
+
+
+def _ensure_reporter():
+    global _reporter
+    if _reporter is None or _reporter.done():
+        _reporter = asyncio.get_running_loop().create_task(_report_forever())
+
+
+async def _report_forever():
+    down = False
+    while True:
+        try:
+            client = get_async_client()
+            async with client.pipeline(transaction=False) as pipe:
+                for kind in KINDS:
+                    pipe.set(_report_key(kind), _counts[kind], ex=REPORT_TTL)
+                await pipe.execute()
+            if down:
+                logger.info("connection counts reach Redis again")
+            down = False
+        except Exception as exc:  # Redis away: keep serving, report once per outage.
+            if not down:
+                logger.warning("cannot report connection counts to Redis: %s", exc)
+            down = True
+        await asyncio.sleep(REPORT_EVERY)
+
+
+def totals():
+    """Open connections of each kind summed over every live worker (sync, for the collector)."""
+    client = get_sync_client()
+    result = {}
+    for kind in KINDS:
+        keys = list(client.scan_iter(match=key("conn", kind, "*"), count=500))
+        values = client.mget(keys) if keys else []
+        result[kind] = sum(int(v) for v in values if v is not None)
+    return result
