@@ -1,0 +1,193 @@
+"""Sending notifications, reading and marking them: the notifications API.
+
+Everything here is synchronous and safe to call from any process (shell,
+management command, view, collector); consumers call it through
+`database_sync_to_async`. A notification is persisted first and pushed only
+once its row is committed, so a client that reconnects always finds in the
+database everything it could have been sent.
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from notifications.models import Notification, NotificationRead
+
+logger = logging.getLogger(__name__)
+
+RECENT_LIMIT = 20
+MISSED_LIMIT = 200
+
+
+class NotificationNotFound(Exception):
+    pass
+
+
+class NotificationForbidden(Exception):
+    pass
+
+
+def notify(to, title, body="", level="info", link=None, created_by=None):
+    """Store a notification for `to` (a user, a username, a group, or None for
+    everyone) and push it to the recipients once committed.
+
+    Raises ValueError naming the problem; then nothing is stored or sent."""
+    recipient_user, recipient_group = _resolve_audience(to)
+    if not isinstance(title, str):
+        raise ValueError("title must be a string")
+    if body is None:
+        body = ""
+    if not isinstance(body, str):
+        raise ValueError("body must be a string")
+    if link is not None and not isinstance(link, str):
+        raise ValueError("link must be a string")
+    notification = Notification(
+        title=title.strip(),
+        body=body,
+        level=level,
+        link=(link or "").strip(),
+        recipient_user=recipient_user,
+        recipient_group=recipient_group,
+        created_by=created_by,
+    )
+    try:
+        notification.full_clean()
+    except ValidationError as exc:
+        raise ValueError(_describe(exc)) from None
+    with transaction.atomic():
+        notification.save()
+        push_on_commit(notification)
+    return notification
+
+
+def _resolve_audience(to):
+    User = get_user_model()
+    if to is None:
+        return None, None
+    if isinstance(to, User):
+        if to.pk is None:
+            raise ValueError("user is not saved")
+        return to, None
+    if isinstance(to, Group):
+        if to.pk is None:
+            raise ValueError("group is not saved")
+        return None, to
+    if isinstance(to, str):
+        try:
+            return User.objects.get(**{User.USERNAME_FIELD: to}), None
+        except User.DoesNotExist:
+            raise ValueError(f"unknown user {to!r}") from None
+    raise ValueError(f"to must be a user, a username, a group or None, not {type(to).__name__}")
+
+
+def _describe(error):
+    """'title: This field cannot be blank.' rather than a dict repr."""
+    if hasattr(error, "message_dict"):
+        return "; ".join(
+            f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages)
+            for field, messages in error.message_dict.items()
+        )
+    return " ".join(error.messages)
+
+
+def push_on_commit(notification):
+    """Send the notification to its recipients' socket group after the commit
+    (immediately when no transaction is open)."""
+    transaction.on_commit(lambda: _push(notification))
+
+
+def _push(notification):
+    # The row is committed by now: a failed push loses nothing, because every
+    # client gets what it missed from the database on its next connect.
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            notification.channel_group,
+            {"type": "notification.message", "notification": notification.as_dict()},
+        )
+    except Exception:
+        logger.exception("could not push notification #%s; clients get it on reconnect", notification.pk)
+
+
+def push_unread_count(user):
+    """Tell every tab of `user` its new unread count (after a mark done outside the socket)."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            f"notify.user.{user.pk}", {"type": "notification.unread", "count": unread_count(user)}
+        )
+    except Exception:
+        logger.exception("could not push the unread count of user %s", user.pk)
+
+
+def group_names_for(user):
+    """The channel-layer groups a user's sockets join to receive their notifications."""
+    if user is None or not user.is_authenticated:
+        return []
+    group_ids = user.groups.order_by("id").values_list("id", flat=True)
+    return [f"notify.user.{user.pk}", *(f"notify.group.{gid}" for gid in group_ids), "notify.all"]
+
+
+def unread_count(user):
+    return Notification.objects.unread_for(user).count()
+
+
+def hello_state(user, since_id=None):
+    """What a (re)connecting socket needs: the unread count, the recent
+    notifications, and the ones newer than `since_id` (the last the tab saw)."""
+    visible = Notification.objects.visible_to(user).select_related("created_by").with_read_state(user)
+    recent = [n.as_dict(read=n.is_read) for n in visible.order_by("-id")[:RECENT_LIMIT]]
+    missed = []
+    since = _as_id(since_id)
+    if since is not None:
+        # The newest ones if there are too many, so the tab's last-seen id stays right.
+        newest_first = list(visible.filter(id__gt=since).order_by("-id")[:MISSED_LIMIT])
+        missed = [n.as_dict(read=n.is_read) for n in reversed(newest_first)]
+    return {"unread": unread_count(user), "recent": recent, "missed": missed}
+
+
+def _as_id(value):
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None
+
+
+def mark_read(user, target):
+    """Mark one notification (by id) or "all" read for `user`; returns the new unread count.
+
+    Raises NotificationNotFound / NotificationForbidden (nothing changes) for an
+    id that does not exist or is not addressed to this user."""
+    if target == "all":
+        _mark_all_read(user)
+    elif isinstance(target, int) and not isinstance(target, bool):
+        _mark_one_read(user, target)
+    else:
+        raise ValueError('target must be a notification id or "all"')
+    return unread_count(user)
+
+
+def _mark_one_read(user, notification_id):
+    notification = Notification.objects.filter(pk=notification_id).first()
+    if notification is None:
+        raise NotificationNotFound(f"no notification {notification_id}")
+    if not notification.is_addressed_to(user):
+        raise NotificationForbidden(f"notification {notification_id} is not addressed to you")
+    try:
+        with transaction.atomic():
+            NotificationRead.objects.get_or_create(user=user, notification=notification)
+    except IntegrityError:
+        pass  # Another tab marked it at the same moment: it is read either way.
+
+
+def _mark_all_read(user):
+    unread_ids = Notification.objects.unread_for(user).values_list("id", flat=True)
+    NotificationRead.objects.bulk_create(
+        [NotificationRead(user=user, notification_id=pk) for pk in unread_ids], ignore_conflicts=True
+    )
