@@ -1,0 +1,151 @@
+"""Alert rules, evaluated on every collector tick.
+
+The collector owns one `AlertEvaluator` and calls `evaluate(values, now)` each
+tick (from synchronous code: it uses the ORM). Rules are re-read from the
+database every few seconds, not every tick. Per rule the evaluator remembers
+since when the value has been out of range (or back in range while firing);
+a rule fires once the breach has lasted `sustain_seconds`, and resolves once
+the value has been back in range for as long, so a value wobbling around the
+threshold produces neither a storm of alerts nor of resolves. After a resolve,
+`cooldown_seconds` must pass before the rule fires again.
+
+`firing` and the timestamps are saved on the rule, so a restarted collector
+carries on where the last one stopped instead of firing again.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from django.db import connection
+
+from notifications.models import AlertRule, Level
+from notifications.services import notify
+
+logger = logging.getLogger(__name__)
+
+RELOAD_SECONDS = 5.0
+
+
+@dataclass
+class RuleState:
+    firing: bool = False
+    # Since when the value has been out of range (not firing) or back in range (firing).
+    since: float | None = None
+    last_resolved: float | None = None
+
+
+class AlertEvaluator:
+    def __init__(self, reload_seconds=RELOAD_SECONDS):
+        self.reload_seconds = reload_seconds
+        self.rules = []
+        self.states = {}
+        self._loaded_at = None
+
+    def evaluate(self, values, now):
+        """Advance every rule with this tick's values; returns the metric keys
+        whose rule is firing. Never raises: a tick must not die of an alert."""
+        try:
+            self._reload_if_due(now)
+        except Exception:
+            logger.exception("could not reload alert rules")
+        for rule in self.rules:
+            value = values.get(rule.metric.key) if isinstance(values, dict) else None
+            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+                continue  # No (usable) sample this tick: the rule holds its state.
+            try:
+                self._advance(rule, float(value), now)
+            except Exception:
+                logger.exception("alert rule %s failed; trying again next tick", rule.pk)
+                _drop_broken_connection()
+        return {rule.metric.key for rule in self.rules if self.states[rule.pk].firing}
+
+    def _reload_if_due(self, now):
+        if self._loaded_at is not None and 0 <= now - self._loaded_at < self.reload_seconds:
+            return
+        # Set first: with the database away we retry in a few seconds, not every tick.
+        self._loaded_at = now
+        try:
+            rules = list(
+                AlertRule.objects.filter(enabled=True, metric__enabled=True).select_related(
+                    "metric", "recipient_group"
+                )
+            )
+        except Exception:
+            logger.warning("could not load alert rules; keeping the %d loaded before", len(self.rules))
+            _drop_broken_connection()
+            return
+        self.states = {rule.pk: self.states.get(rule.pk) or _state_from(rule) for rule in rules}
+        self.rules = rules
+
+    def _advance(self, rule, value, now):
+        state = self.states[rule.pk]
+        out_of_range = rule.is_breached_by(value)
+        if out_of_range != state.firing:
+            # Moving towards a change: count how long it has lasted.
+            if state.since is None or now < state.since:
+                state.since = now
+        else:
+            state.since = None
+            return
+        if now - state.since < rule.sustain_seconds:
+            return
+        if not state.firing:
+            if state.last_resolved is not None and now - state.last_resolved < rule.cooldown_seconds:
+                return
+            self._fire(rule, state, value, now)
+        else:
+            self._resolve(rule, state, value, now)
+
+    def _fire(self, rule, state, value, now):
+        notify(
+            rule.recipient_group,
+            _clip(f"{rule.display_name}: {_describe_value(rule, value)}"),
+            body=(
+                f"{rule.metric.display_label} has been {rule.comparison} {rule.threshold:g}"
+                f"{_unit(rule)} for {rule.sustain_seconds} s."
+            ),
+            level=rule.level,
+        )
+        # Saved only after the notification is: if sending failed, the next tick retries.
+        state.firing, state.since = True, None
+        AlertRule.objects.filter(pk=rule.pk).update(firing=True, last_fired_at=_datetime(now))
+
+    def _resolve(self, rule, state, value, now):
+        notify(
+            rule.recipient_group,
+            _clip(f"Resolved: {rule.display_name}"),
+            body=f"{rule.metric.display_label} is back in range: {_describe_value(rule, value)}.",
+            level=Level.SUCCESS,
+        )
+        state.firing, state.since, state.last_resolved = False, None, now
+        AlertRule.objects.filter(pk=rule.pk).update(firing=False, last_resolved_at=_datetime(now))
+
+
+def _drop_broken_connection():
+    # A long-running process never passes a request boundary, where Django would
+    # drop a connection the database closed: do it here so the next tick reconnects.
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
+
+
+def _state_from(rule):
+    last_resolved = rule.last_resolved_at.timestamp() if rule.last_resolved_at else None
+    return RuleState(firing=rule.firing, last_resolved=last_resolved)
+
+
+def _describe_value(rule, value):
+    return f"{rule.metric.display_label} is {value:g}{_unit(rule)}"
+
+
+def _unit(rule):
+    unit = rule.metric.unit
+    return f" {unit}" if unit else ""
+
+
+def _clip(title, limit=120):
+    return title if len(title) <= limit else title[: limit - 1] + "…"
+
+
+def _datetime(timestamp):
+    return datetime.fromtimestamp(timestamp, tz=UTC)
