@@ -1,8 +1,10 @@
 from django.urls import path
 
-from dashboard import views
+from dashboard import history, sse, views
 
 urlpatterns = [
     path("", views.index, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
+    path("events/", sse.events, name="events"),
+    path("api/metrics/history/", history.metrics_history, name="metrics-history"),
 ]

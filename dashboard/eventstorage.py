@@ -1,0 +1,181 @@
+"""Event storage for django-eventstream, in Redis.
+
+Why Redis rather than `DjangoModelStorage`: the collector writes an event every
+second (more when teams push metrics) and those writes should not land on the SQL
+database, which serves logins and pages; Redis already sits between every process
+(pub/sub, channel layer, counts), so it costs nothing new to run; and key expiry
+gives bounded retention for free, with no pruning job (`METRICS_RETENTION_HOURS`).
+
+Why not the library's own `RedisStorage`: it opens a Redis connection per stream,
+keeps its keys outside this installation's prefix, and allocates the id and stores
+the event in two round trips. Here one Lua script, run on the process' shared pool,
+allocates the id, stores the event with its expiry, counts it for the "events
+published per second" metric and publishes it on the `sse` pub/sub channel, all
+atomically. Atomic publish matters: two processes publishing at once must reach
+subscribers in id order, or a stream that drops ids it has already passed would
+drop a real event.
+
+Data is kept as the JSON text the publisher serialised once (the library's
+convention: `Event.data` is already encoded), so nobody parses and re-encodes it.
+"""
+
+import json
+import time
+import weakref
+
+from django.conf import settings
+from django_eventstream.event import Event
+from django_eventstream.storage import EventDoesNotExist, RedisStorage
+
+from dashboard.redis import get_async_client, get_sync_client, key
+
+# MGET batch size when reading history: large enough to be few round trips for an
+# hour of frames, small enough not to block Redis for long.
+READ_BATCH = 500
+
+# KEYS: counter, event key prefix, per-second rate key, pub/sub channel
+# ARGV: channel, event type, data (JSON text), expiry seconds
+APPEND_AND_PUBLISH = """
+local id = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2] .. id, ARGV[2] .. '\\n' .. ARGV[3], 'EX', tonumber(ARGV[4]))
+redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], 10)
+redis.call('PUBLISH', KEYS[4], cjson.encode({channel = ARGV[1], id = id, type = ARGV[2], data = ARGV[3]}))
+return id
+"""
+
+
+def pubsub_channel():
+    """The one Redis pub/sub channel every SSE event goes through."""
+    return key("sse")
+
+
+def counter_key(channel):
+    return key("events", channel, "last")
+
+
+def event_key(channel, event_id):
+    return key("events", channel, event_id)
+
+
+def rate_key(second):
+    return key("events", "rate", int(second))
+
+
+def retention_seconds():
+    return int(settings.METRICS_RETENTION_HOURS) * 3600
+
+
+def decode_event(channel, event_id, raw):
+    """An `Event` from the stored `type\\ndata` text (data stays JSON text)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    event_type, _, data = text.partition("\n")
+    return Event(channel, event_type, data, id=event_id)
+
+
+def parse_published(raw):
+    """The event carried by a pub/sub message published by `append_event`."""
+    message = json.loads(raw)
+    return Event(message["channel"], message["type"], message["data"], id=int(message["id"]))
+
+
+def _events_from(channel, ids, values):
+    """Events for `ids`; a missing one means retention already dropped it."""
+    events = []
+    for event_id, raw in zip(ids, values, strict=True):
+        if raw is None:
+            return events, event_id
+        events.append(decode_event(channel, event_id, raw))
+    return events, None
+
+
+def _check_resumable(channel, last_id, current_id):
+    # An id from the future belongs to another history (Redis was emptied): the
+    # client must reload rather than wait for ids that mean something else.
+    if last_id > current_id:
+        raise EventDoesNotExist(f"No such event {channel}:{last_id}", current_id)
+
+
+class DashboardRedisStorage(RedisStorage):
+    """`EVENTSTREAM_STORAGE_CLASS`: prefixed keys, the shared pools, expiry = retention."""
+
+    def __init__(self):
+        # No connection details of its own: it uses dashboard.redis' pools.
+        self.redis_client = None
+
+    @property
+    def redis(self):
+        return get_sync_client()
+
+    _scripts = weakref.WeakKeyDictionary()
+
+    def _script(self, client):
+        # One Script object per client, so its SHA is computed once and EVALSHA reused.
+        script = self._scripts.get(client)
+        if script is None:
+            script = self._scripts[client] = client.register_script(APPEND_AND_PUBLISH)
+        return script
+
+    def _append_args(self, channel, event_type, data):
+        keys = [counter_key(channel), key("events", channel, ""), rate_key(time.time()), pubsub_channel()]
+        return keys, [channel, event_type, data, retention_seconds()]
+
+    def append_event(self, channel, event_type, data):
+        """Store and publish one event; `data` is JSON text. Returns the `Event` with its id."""
+        keys, args = self._append_args(channel, event_type, data)
+        event_id = self._script(self.redis)(keys=keys, args=args)
+        return Event(channel, event_type, data, id=int(event_id))
+
+    async def aappend_event(self, channel, event_type, data):
+        keys, args = self._append_args(channel, event_type, data)
+        event_id = await self._script(get_async_client())(keys=keys, args=args)
+        return Event(channel, event_type, data, id=int(event_id))
+
+    def get_current_id(self, channel):
+        return int(self.redis.get(counter_key(channel)) or 0)
+
+    async def aget_current_id(self, channel):
+        return int(await get_async_client().get(counter_key(channel)) or 0)
+
+    def get_events(self, channel, last_id, limit=100):
+        """Events after `last_id`, oldest first, at most `limit`.
+
+        Raises `EventDoesNotExist` when the event right after `last_id` is no longer
+        kept, so the caller sends `stream-reset` rather than skipping a hole."""
+        current_id = self.get_current_id(channel)
+        _check_resumable(channel, last_id, current_id)
+        ids = list(range(last_id + 1, min(last_id + limit, current_id) + 1))
+        events = []
+        for start in range(0, len(ids), READ_BATCH):
+            batch = ids[start : start + READ_BATCH]
+            values = self.redis.mget([event_key(channel, i) for i in batch])
+            found, missing = _events_from(channel, batch, values)
+            events.extend(found)
+            if missing is not None:
+                return self._after_missing(channel, events, missing, current_id)
+        return events
+
+    async def aget_events(self, channel, last_id, limit=100):
+        current_id = await self.aget_current_id(channel)
+        _check_resumable(channel, last_id, current_id)
+        ids = list(range(last_id + 1, min(last_id + limit, current_id) + 1))
+        events = []
+        client = get_async_client()
+        for start in range(0, len(ids), READ_BATCH):
+            batch = ids[start : start + READ_BATCH]
+            values = await client.mget([event_key(channel, i) for i in batch])
+            found, missing = _events_from(channel, batch, values)
+            events.extend(found)
+            if missing is not None:
+                return self._after_missing(channel, events, missing, current_id)
+        return events
+
+    @staticmethod
+    def _after_missing(channel, events, missing_id, current_id):
+        # Expiry removes the oldest first, so a missing event is one the client
+        # never got and never will: that is a reset, not a gap to step over.
+        if not events:
+            raise EventDoesNotExist(f"No such event {channel}:{missing_id}", current_id)
+        # Something expired or vanished mid-range: deliver what is contiguous; the
+        # next read from the last delivered id reports the reset.
+        return events

@@ -1,0 +1,106 @@
+"""`/api/metrics/history/?minutes=N`: the charts' backfill, read from event storage.
+
+The answer ends exactly at `last_event_id`; the page then opens
+`/events/?channel=metrics&lastEventId=<last_event_id>` and the stream resumes
+right after it, so the seam between history and live has no gap and no duplicate.
+"""
+
+import json
+import time
+
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from django_eventstream.utils import make_id
+
+from dashboard.channelmanager import METRICS_CHANNEL, VIEW_PERMISSION
+from dashboard.eventstorage import READ_BATCH, DashboardRedisStorage, decode_event, event_key
+from dashboard.models import Metric
+
+WINDOW_CHOICES = (5, 15, 60)
+DEFAULT_WINDOW = 15
+MAX_WINDOW = 24 * 60
+
+
+def parse_window(raw):
+    if raw is None or raw == "":
+        return DEFAULT_WINDOW
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WINDOW:
+        raise ValueError(f"minutes must be a whole number from 1 to {MAX_WINDOW}, got {raw[:20]!r}")
+    return int(raw)
+
+
+def metric_definitions():
+    return [
+        {
+            "key": m.key,
+            "label": m.display_label,
+            "unit": m.unit,
+            "source": m.source,
+            "warning": m.warning_threshold,
+            "critical": m.critical_threshold,
+            "order": m.display_order,
+        }
+        for m in Metric.objects.filter(enabled=True)
+    ]
+
+
+def events_since(storage, since_ts, last_id):
+    """The stored `metrics` events with ts >= since_ts up to last_id, oldest first.
+
+    Reads backwards in MGET batches and stops at the first event older than the
+    window (or the first one retention already dropped)."""
+    client = storage.redis
+    collected = []
+    upper = last_id
+    while upper > 0:
+        ids = list(range(max(1, upper - READ_BATCH + 1), upper + 1))
+        values = client.mget([event_key(METRICS_CHANNEL, i) for i in ids])
+        for event_id, raw in zip(reversed(ids), reversed(values), strict=True):
+            if raw is None:
+                return collected[::-1]
+            event = decode_event(METRICS_CHANNEL, event_id, raw)
+            data = json.loads(event.data)
+            if data.get("ts", 0) < since_ts:
+                return collected[::-1]
+            collected.append((event.type, data))
+        upper = ids[0] - 1
+    return collected[::-1]
+
+
+def split_series(events):
+    frames, points = [], {}
+    for event_type, data in events:
+        if event_type == "frame":
+            frames.append(data)
+        elif event_type == "metric":
+            points.setdefault(data["name"], []).append([data["ts"], data["value"]])
+    return frames, points
+
+
+@require_GET
+@never_cache
+def metrics_history(request):
+    user = request.user
+    if not user.is_authenticated:
+        return JsonResponse({"error": "Log in to read metric history"}, status=403)
+    if not (user.is_superuser or user.has_perm(VIEW_PERMISSION)):
+        return JsonResponse({"error": f"Permission {VIEW_PERMISSION} required"}, status=403)
+    try:
+        window = parse_window(request.GET.get("minutes"))
+    except ValueError as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    storage = DashboardRedisStorage()
+    # Fix the end first: everything up to it comes from here, everything after
+    # from the stream that resumes at it.
+    last_id = storage.get_current_id(METRICS_CHANNEL)
+    frames, points = split_series(events_since(storage, time.time() - window * 60, last_id))
+    return JsonResponse(
+        {
+            "metrics": metric_definitions(),
+            "frames": frames,
+            "points": points,
+            "last_event_id": make_id({METRICS_CHANNEL: last_id}),
+            "window": window,
+        }
+    )

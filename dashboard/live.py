@@ -1,0 +1,87 @@
+"""Pushing events to SSE streams, from any process: shell, command, view, worker.
+
+`send` is the one push function: callers decide the channel (Zulip-style), it
+serialises the data once, stores it (which gives it its id) and publishes it in
+the same atomic step, so every worker's hub receives events in id order.
+"""
+
+import json
+import math
+import re
+import time
+
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django_eventstream.utils import get_storage
+
+from dashboard.channelmanager import METRICS_CHANNEL
+from dashboard.eventstorage import rate_key
+from dashboard.models import KEY_MAX_LENGTH, Metric
+from dashboard.redis import get_sync_client
+
+METRIC_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
+
+
+def send(channel, event_type, data):
+    """Store and publish one event on `channel`; returns the stored `Event` (with its id)."""
+    payload = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False)
+    event = get_storage().append_event(channel, event_type, payload)
+    if getattr(settings, "GRIP_URL", None):
+        _publish_through_grip(event)
+    return event
+
+
+def _publish_through_grip(event):
+    # Behind Pushpin the proxy holds the streams; it needs the same id sequence.
+    from django_eventstream.utils import publish_event
+
+    publish_event(event.channel, event.type, event.data, str(event.id), str(event.id - 1))
+
+
+def events_published_last_second():
+    """Events sent by every process during the last whole second (for the collector)."""
+    return int(get_sync_client().get(rate_key(time.time() - 1)) or 0)
+
+
+def validate_metric_name(name):
+    if not isinstance(name, str):
+        raise ValueError(f"metric name must be a string, got {type(name).__name__}")
+    if not name:
+        raise ValueError("metric name must not be empty")
+    if len(name) > KEY_MAX_LENGTH:
+        raise ValueError(f"metric name must be at most {KEY_MAX_LENGTH} characters, got {len(name)}")
+    if not METRIC_NAME.match(name):
+        raise ValueError(f"metric name must be a slug (letters, digits, - and _), got {name!r}")
+    return name
+
+
+def validate_number(value, what="metric value"):
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} must be an int or a float, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, got {value!r}")
+    return value
+
+
+def publish_metric(name, value, ts=None):
+    """Publish one value of a custom metric to every dashboard.
+
+    Raises `ValueError` naming the problem on a bad name, value or timestamp, and
+    then publishes nothing. The metric is registered (source=custom) on its first
+    publish; the event goes out once that registration is committed.
+    """
+    name = validate_metric_name(name)
+    value = validate_number(value)
+    ts = time.time() if ts is None else validate_number(ts, "timestamp")
+    data = {"name": name, "value": value, "ts": ts}
+    with transaction.atomic():
+        Metric.objects.get_or_create(key=name, defaults={"source": Metric.Source.CUSTOM})
+        transaction.on_commit(lambda: send(METRICS_CHANNEL, "metric", data))
+    return data
+
+
+def publish_frame(seq, ts, values, firing=()):
+    """Publish one collector tick: `values` maps metric keys to numbers."""
+    data = {"seq": int(seq), "ts": ts, "values": dict(values), "firing": list(firing)}
+    return send(METRICS_CHANNEL, "frame", data)

@@ -1,0 +1,399 @@
+"""The `/events/` endpoint: SSE streams fed by one Redis subscriber per worker.
+
+Why our own view rather than django-eventstream's `events`: measured, the stock
+view pins a database connection per stream (PostgreSQL's 100-connection limit
+means the 100th viewer takes the site down), holds an OS thread per stream for
+its `sync_to_async(get_events)`, answers errors with HTTP 200 + `stream-error`
+(browsers retry forever), silently drops events past 10 pending per client and,
+after that overflow, re-reads storage and sends duplicate ids.
+
+This view reuses the library's pieces (id format, SSE encoding, channel manager,
+storage class, the `stream-open`/`stream-reset`/`keep-alive` conventions its
+ReconnectingEventSource expects) and changes the mechanics:
+
+- every check happens before the stream starts, with real status codes (400, 403);
+- the session and permission lookups run in one `sync_to_async` call off the
+  request's own thread, which closes its database connection before returning;
+- one `Hub` per event loop subscribes to `key("sse")` once and fans each event
+  out to the streams of its channel, encoding the SSE bytes once per event;
+- each stream has a bounded buffer and remembers the last id it delivered per
+  channel: anything at or below it is dropped (no duplicates), and a gap or an
+  overflow is filled from storage, or ends in `stream-reset` if storage no longer
+  has it (no holes).
+"""
+
+import asyncio
+import collections
+import logging
+import re
+from urllib.parse import unquote
+
+import redis.asyncio
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections
+from django.http import JsonResponse, StreamingHttpResponse
+from django.views.decorators.http import require_GET
+from django_eventstream.storage import EventDoesNotExist
+from django_eventstream.utils import add_default_headers, get_channelmanager, make_id, sse_encode_event
+from redis.exceptions import RedisError
+
+from dashboard import connections as open_connections
+from dashboard.channelmanager import channel_exists
+from dashboard.eventstorage import DashboardRedisStorage, parse_published, pubsub_channel
+
+logger = logging.getLogger(__name__)
+
+MAX_CHANNELS = 10
+MAX_QUERY_STRING = 2048
+# Events a stream may hold before it falls back to reading storage.
+STREAM_BUFFER = 256
+KEEPALIVE_SECONDS = 15
+CATCH_UP_BATCH = 500
+# The first stream on a worker waits this long for the hub to subscribe.
+HUB_CONNECT_WAIT = 3.0
+EVENT_ID = re.compile(r"^\d{1,18}$")
+
+# The library's first chunk: padding for old proxies/browsers, then stream-open.
+OPENING = (":" + " " * 2048 + "\n\n" + "event: stream-open\ndata:\n\n").encode()
+KEEPALIVE = b"event: keep-alive\ndata:\n\n"
+
+
+class BadStreamRequest(ValueError):
+    pass
+
+
+# --- request parsing (no I/O) --------------------------------------------------
+
+
+def parse_channels(request):
+    channels = sorted(set(request.GET.getlist("channel")))
+    if not channels:
+        raise BadStreamRequest("No channels specified; use ?channel=NAME")
+    if len(channels) > MAX_CHANNELS:
+        raise BadStreamRequest(f"Too many channels: at most {MAX_CHANNELS} per stream")
+    unknown = [c for c in channels if not channel_exists(c)]
+    if unknown:
+        raise BadStreamRequest(f"Unknown channel: {', '.join(unknown)}")
+    return channels
+
+
+def last_event_id_of(request):
+    """The header wins; else the last non-empty `lastEventId` (as the library reads it)."""
+    header = request.headers.get("Last-Event-ID")
+    if header:
+        return header
+    for value in reversed(request.GET.getlist("lastEventId")):
+        if value:
+            return value
+    return None
+
+
+def parse_last_ids(raw, channels):
+    """{channel: int} from "chan:id[,chan:id...]"; channels not requested are ignored."""
+    if raw is None:
+        return {}
+    if raw == "error":
+        raise BadStreamRequest("Can't resume a stream after stream-error")
+    last_ids = {}
+    for part in raw.split(","):
+        channel, sep, event_id = part.partition(":")
+        if not sep or not EVENT_ID.match(event_id):
+            raise BadStreamRequest("Malformed Last-Event-ID or lastEventId: expected channel:number")
+        channel = unquote(channel)
+        if channel in channels:
+            last_ids[channel] = int(event_id)
+    return last_ids
+
+
+def parse_stream_request(request):
+    """(channels, last_ids) or BadStreamRequest."""
+    if len(request.META.get("QUERY_STRING", "")) > MAX_QUERY_STRING:
+        raise BadStreamRequest(f"Query string too long (at most {MAX_QUERY_STRING} characters)")
+    channels = parse_channels(request)
+    return channels, parse_last_ids(last_event_id_of(request), channels)
+
+
+# --- access (one short trip to a thread, no connection kept) ------------------
+
+
+def resolve_access(request, channels):
+    """(authenticated, forbidden channels), computed off the request's own thread.
+
+    Runs with thread_sensitive=False, so no thread is kept for the stream; the
+    database connection it opened is closed here, so none is kept either."""
+    try:
+        user = request.user
+        if not user.is_authenticated:
+            return False, []
+        manager = get_channelmanager()
+        return True, [c for c in channels if not manager.can_read_channel(user, c)]
+    finally:
+        connections.close_all()
+
+
+def error_response(request, status, message):
+    response = JsonResponse({"error": message, "status": status}, status=status)
+    add_default_headers(response, request=request)
+    return response
+
+
+@require_GET
+async def events(request):
+    if getattr(request, "grip", None) is not None and request.grip.proxied:
+        # Behind Pushpin the proxy holds the stream; the library speaks GRIP.
+        from django_eventstream.views import events as grip_events
+
+        return await sync_to_async(grip_events)(request)
+    try:
+        channels, last_ids = parse_stream_request(request)
+        problem = None
+    except BadStreamRequest as exc:
+        channels, last_ids, problem = [], {}, str(exc)
+    authenticated, forbidden = await sync_to_async(resolve_access, thread_sensitive=False)(request, channels)
+    if not authenticated:
+        return error_response(request, 403, "Log in to read event streams")
+    if problem:
+        return error_response(request, 400, problem)
+    if forbidden:
+        return error_response(request, 403, f"Permission denied to channels: {', '.join(forbidden)}")
+    stream = Stream(channels, last_ids)
+    response = StreamingHttpResponse(stream.run(), content_type="text/event-stream")
+    add_default_headers(response, request=request)
+    return response
+
+
+# --- the hub: one subscriber per worker ----------------------------------------
+
+
+class HubEvent:
+    """One published event, with its SSE encodings cached by id string."""
+
+    __slots__ = ("channel", "id", "type", "data", "_encoded")
+
+    def __init__(self, event):
+        self.channel, self.id, self.type, self.data = event.channel, event.id, event.type, event.data
+        self._encoded = {}
+
+    def encoded(self, event_id):
+        chunk = self._encoded.get(event_id)
+        if chunk is None:
+            chunk = self._encoded[event_id] = sse_encode_event(
+                self.type, self.data, event_id=event_id
+            ).encode()
+        return chunk
+
+
+class Hub:
+    """Subscribes once to the SSE pub/sub channel and hands events to local streams."""
+
+    RECONNECT_MAX = 5.0
+
+    def __init__(self):
+        self.streams_by_channel = collections.defaultdict(set)
+        self.task = None
+        self.connected = asyncio.Event()
+
+    def add(self, stream):
+        for channel in stream.channels:
+            self.streams_by_channel[channel].add(stream)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self.listen_forever())
+
+    def remove(self, stream):
+        for channel in stream.channels:
+            streams = self.streams_by_channel.get(channel)
+            if streams is not None:
+                streams.discard(stream)
+                if not streams:
+                    del self.streams_by_channel[channel]
+
+    async def wait_connected(self, timeout):
+        if self.connected.is_set():
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self.connected.wait()
+        except TimeoutError:
+            pass  # Redis is down: the storage read that follows reports it.
+
+    def dispatch(self, raw):
+        try:
+            event = HubEvent(parse_published(raw))
+        except (ValueError, KeyError, TypeError):
+            logger.warning("ignoring a malformed SSE pub/sub message")
+            return
+        for stream in tuple(self.streams_by_channel.get(event.channel, ())):
+            stream.offer(event)
+
+    def resync_all(self):
+        # Messages may have been published while we were not subscribed.
+        for streams in self.streams_by_channel.values():
+            for stream in streams:
+                stream.request_catch_up()
+
+    async def listen_forever(self):
+        delay = 0.1
+        down = False
+        while True:
+            # A dedicated client: a subscriber blocks on reads, so it must not have
+            # the shared pool's read timeout.
+            client = redis.asyncio.Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=2.0, socket_keepalive=True
+            )
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(pubsub_channel())
+                    self.connected.set()
+                    if down:
+                        logger.info("SSE hub reconnected to Redis")
+                        self.resync_all()
+                    down, delay = False, 0.1
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self.dispatch(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.connected.clear()
+                if not down:
+                    logger.warning("SSE hub lost Redis (%s); retrying with backoff", exc)
+                down = True
+            finally:
+                await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.RECONNECT_MAX)
+
+
+_hubs = {}
+
+
+def get_hub():
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub()
+    return hub
+
+
+# --- one stream ------------------------------------------------------------------
+
+
+class Stream:
+    """One client's stream: a bounded buffer fed by the hub, ids tracked per channel."""
+
+    def __init__(self, channels, last_ids):
+        self.channels = channels
+        self.requested_last_ids = last_ids
+        self.last_ids = {}
+        self.buffer = collections.deque()
+        self.wakeup = asyncio.Event()
+        self.catch_up_needed = False
+        self.storage = DashboardRedisStorage()
+
+    # Called by the hub, on the event loop.
+    def offer(self, event):
+        if len(self.buffer) >= STREAM_BUFFER:
+            # Too far behind: drop the buffer and read storage from the last id.
+            self.request_catch_up()
+            return
+        self.buffer.append(event)
+        self.wakeup.set()
+
+    def request_catch_up(self):
+        self.buffer.clear()
+        self.catch_up_needed = True
+        self.wakeup.set()
+
+    def current_id(self):
+        return make_id({c: self.last_ids[c] for c in self.channels})
+
+    async def run(self):
+        hub = get_hub()
+        open_connections.opened("sse")
+        # Subscribe before reading storage: whatever is published meanwhile is
+        # buffered, and ids at or below what storage gave us are dropped later.
+        hub.add(self)
+        try:
+            yield OPENING
+            await hub.wait_connected(HUB_CONNECT_WAIT)
+            async for chunk in self.start():
+                yield chunk
+            while True:
+                try:
+                    async with asyncio.timeout(KEEPALIVE_SECONDS):
+                        await self.wakeup.wait()
+                except TimeoutError:
+                    yield KEEPALIVE
+                    continue
+                self.wakeup.clear()
+                async for chunk in self.drain():
+                    yield chunk
+        except RedisError as exc:
+            # The client reconnects with its Last-Event-ID and resumes once Redis is back.
+            logger.warning("ending an SSE stream: Redis unavailable (%s)", exc)
+        finally:
+            hub.remove(self)
+            open_connections.closed("sse")
+
+    async def start(self):
+        """Replay what the client missed, or start at the current ids."""
+        for channel in self.channels:
+            if channel in self.requested_last_ids:
+                self.last_ids[channel] = self.requested_last_ids[channel]
+            else:
+                self.last_ids[channel] = await self.storage.aget_current_id(channel)
+        for channel in self.channels:
+            if channel in self.requested_last_ids:
+                async for chunk in self.read_storage(channel):
+                    yield chunk
+
+    def reset(self, channel, current_id):
+        """Jump `channel` to `current_id` and tell the client to reload history."""
+        self.last_ids[channel] = current_id
+        return sse_encode_event(
+            "stream-reset", {"channels": [channel]}, event_id=self.current_id(), json_encode=True
+        ).encode()
+
+    async def read_storage(self, channel):
+        """Yield, batch by batch, everything after last_ids[channel]; or a reset if it is gone."""
+        while True:
+            try:
+                events = await self.storage.aget_events(channel, self.last_ids[channel], CATCH_UP_BATCH)
+            except EventDoesNotExist as exc:
+                yield self.reset(channel, int(exc.current_id))
+                return
+            if events:
+                yield b"".join(self.deliver(HubEvent(event)) for event in events)
+            if len(events) < CATCH_UP_BATCH:
+                return
+
+    def deliver(self, event):
+        self.last_ids[event.channel] = event.id
+        return event.encoded(self.current_id())
+
+    async def drain(self):
+        """Yield what the buffer holds (one chunk), filling any hole from storage."""
+        chunks = []
+        while self.buffer or self.catch_up_needed:
+            if self.catch_up_needed:
+                self.catch_up_needed = False
+                for channel in self.channels:
+                    async for chunk in self.read_storage(channel):
+                        chunks.append(chunk)
+                continue
+            event = self.buffer.popleft()
+            last = self.last_ids[event.channel]
+            if event.id <= last:
+                continue  # already delivered (from storage, or before a catch-up)
+            if event.id > last + 1:
+                # A hole: something was published while this stream couldn't hear it.
+                async for chunk in self.read_storage(event.channel):
+                    chunks.append(chunk)
+                if self.last_ids[event.channel] < event.id - 1:
+                    chunks.append(self.reset(event.channel, event.id - 1))
+                if event.id <= self.last_ids[event.channel]:
+                    continue  # storage already gave it
+            chunks.append(self.deliver(event))
+        if chunks:
+            yield b"".join(chunks)
