@@ -234,6 +234,8 @@ EVENTSTREAM_REDIS = {
 }
 EVENTSTREAM_STORAGE_CONNECTION = EVENTSTREAM_REDIS
 EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.channelmanager.DashboardChannelManager"
+# Prefixed keys on the shared pool, expiry = retention (why Redis: see dashboard/eventstorage.py).
+EVENTSTREAM_STORAGE_CLASS = "dashboard.eventstorage.DashboardRedisStorage"
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
