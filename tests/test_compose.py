@@ -74,7 +74,8 @@ def manage_commands_in(command):
 
 
 def test_it_defines_the_production_services():
-    assert set(SERVICES) == {"postgres", "redis", "migrate", "web1", "web2", "collector", "nginx"}
+    # An SSE edge (Pushpin) may join them; these are the ones every deployment has.
+    assert {"postgres", "redis", "migrate", "web1", "web2", "collector", "nginx"} <= set(SERVICES)
 
 
 def test_it_keeps_postgres_on_a_named_volume():
