@@ -1,0 +1,311 @@
+"""The collector: samples host and app metrics and publishes one `frame` per tick.
+
+`python manage.py collect_metrics` runs `Collector.run()` until SIGTERM/SIGINT.
+Each tick reads the sampling state (interval, paused) from Redis, samples the
+host with psutil and the app through Redis, asks the alert evaluator which
+metrics are firing, and publishes `{"seq", "ts", "values", "firing"}` on the
+`metrics` SSE channel through `dashboard.live.publish_frame`.
+
+Redis is the only way out of this process, so an outage must not stop it: the
+collector keeps sampling (alerts keep their timing), skips publishing, retries
+with backoff, and logs one line when Redis goes away and one when it is back.
+"""
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+import redis
+from django.db import close_old_connections
+
+from dashboard import connections, live, sampling
+from dashboard.models import Metric
+from dashboard.redis import get_sync_client, key
+
+logger = logging.getLogger(__name__)
+
+DISK_PATH = "/"
+# While waiting for the next tick, look at the sampling state this often, so a
+# shorter interval chosen during a long one (60 s -> 1 s) applies without waiting it out.
+STATE_POLL_SECONDS = 1.0
+REDIS_ERRORS = (redis.RedisError, OSError)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    key: str
+    label: str
+    unit: str
+    source: str
+    order: int
+    warning: float | None = None
+    critical: float | None = None
+
+    def defaults(self):
+        return {
+            "label": self.label,
+            "unit": self.unit,
+            "source": self.source,
+            "display_order": self.order,
+            "warning_threshold": self.warning,
+            "critical_threshold": self.critical,
+        }
+
+
+def builtin_metrics():
+    """The metrics every frame carries, with the labels and thresholds a new install starts with."""
+    cpus = psutil.cpu_count() or 1
+    system, app = Metric.Source.SYSTEM, Metric.Source.APP
+    return (
+        MetricSpec("cpu", "CPU", "%", system, 10, warning=80, critical=95),
+        MetricSpec("memory", "Memory used", "%", system, 20, warning=80, critical=95),
+        # A load above the number of CPUs means work is queueing.
+        MetricSpec("load_1m", "Load average (1 min)", "", system, 30, warning=cpus, critical=cpus * 2),
+        MetricSpec("net_rx", "Network receive", "B/s", system, 40),
+        MetricSpec("net_tx", "Network send", "B/s", system, 50),
+        MetricSpec("disk", "Disk used", "%", system, 60, warning=85, critical=95),
+        MetricSpec("processes", "Processes", "", system, 70),
+        MetricSpec("sse_connections", "Open SSE connections", "", app, 80),
+        MetricSpec("ws_connections", "Open WebSocket connections", "", app, 90),
+        MetricSpec("events_per_second", "Events published", "/s", app, 100),
+    )
+
+
+SYSTEM_KEYS = ("cpu", "memory", "load_1m", "net_rx", "net_tx", "disk", "processes")
+APP_KEYS = ("sse_connections", "ws_connections", "events_per_second")
+
+
+def register_builtin_metrics():
+    """Create the rows this collector fills. Existing rows are left alone, so an
+    admin's labels, thresholds, order and enabled flag survive every restart."""
+    created = []
+    for spec in builtin_metrics():
+        _, was_created = Metric.objects.get_or_create(key=spec.key, defaults=spec.defaults())
+        if was_created:
+            created.append(spec.key)
+    return created
+
+
+class HostSampler:
+    """psutil readings; network counters become rates over the time since the last sample."""
+
+    def __init__(self, clock=time.monotonic, net_counters=psutil.net_io_counters):
+        self._clock = clock
+        self._net_counters = net_counters
+        psutil.cpu_percent(interval=None)  # The first call only sets psutil's baseline.
+        self._last_net = self._read_net()
+        self._last_net_at = clock()
+
+    def sample(self):
+        rx_rate, tx_rate = self._network_rates()
+        return {
+            "cpu": psutil.cpu_percent(interval=None),
+            "memory": psutil.virtual_memory().percent,
+            "load_1m": round(psutil.getloadavg()[0], 2),
+            "net_rx": rx_rate,
+            "net_tx": tx_rate,
+            "disk": psutil.disk_usage(DISK_PATH).percent,
+            "processes": len(psutil.pids()),
+        }
+
+    def _read_net(self):
+        counters = self._net_counters()
+        # Some containers have no interface at all: report no traffic rather than fail.
+        return (counters.bytes_recv, counters.bytes_sent) if counters else (0, 0)
+
+    def _network_rates(self):
+        now, current = self._clock(), self._read_net()
+        elapsed = now - self._last_net_at
+        previous = self._last_net
+        self._last_net, self._last_net_at = current, now
+        if elapsed <= 0:
+            return 0.0, 0.0
+        # Counters go down when an interface is re-created; that is no negative traffic.
+        return tuple(
+            round(max(0, cur - prev) / elapsed, 1) for cur, prev in zip(current, previous, strict=True)
+        )
+
+
+def sample_app_metrics():
+    """Connection counts over every live worker and the publish rate, all read from Redis."""
+    counts = connections.totals()
+    return {
+        "sse_connections": counts["sse"],
+        "ws_connections": counts["ws"],
+        "events_per_second": live.events_published_last_second(),
+    }
+
+
+# The next seq is one above both what Redis remembers (another run of the
+# collector) and what this process last used (Redis restarted empty), so it
+# never goes backwards across a collector restart or a Redis restart.
+NEXT_SEQ_SCRIPT = """
+local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
+local nextseq = math.max(stored, tonumber(ARGV[1])) + 1
+redis.call('SET', KEYS[1], nextseq)
+return nextseq
+"""
+
+
+class SeqCounter:
+    def __init__(self):
+        self.last = 0
+        self._script = None
+
+    def next(self):
+        if self._script is None:
+            self._script = get_sync_client().register_script(NEXT_SEQ_SCRIPT)
+        self.last = int(self._script(keys=[key("collector", "seq")], args=[self.last]))
+        return self.last
+
+
+class RedisOutage:
+    """Whether Redis answers, so an outage logs one line (not one per tick) and retries back off."""
+
+    def __init__(self, clock=time.monotonic, first_retry=0.5, max_retry=5.0):
+        self._clock = clock
+        self.first_retry = first_retry
+        self.max_retry = max_retry
+        self.down_since = None
+        self._retry_after = first_retry
+        self._next_try_at = 0.0
+
+    @property
+    def is_down(self):
+        return self.down_since is not None
+
+    def may_try(self):
+        return not self.is_down or self._clock() >= self._next_try_at
+
+    def failed(self, exc):
+        now = self._clock()
+        if not self.is_down:
+            self.down_since = now
+            self._retry_after = self.first_retry
+            logger.warning("Redis is unavailable (%s); sampling goes on, frames wait until it is back", exc)
+        else:
+            self._retry_after = min(self._retry_after * 2, self.max_retry)
+        self._next_try_at = now + self._retry_after
+
+    def succeeded(self):
+        if self.is_down:
+            logger.info(
+                "Redis is back after %.1f s; publishing frames again", self._clock() - self.down_since
+            )
+        self.down_since = None
+
+
+def load_alert_evaluator():
+    """notifications.alerts when installed; the collector must run without it too."""
+    try:
+        from notifications.alerts import AlertEvaluator
+    except ImportError as exc:
+        logger.info("alert rules are not evaluated (%s); frames carry no firing metrics", exc)
+        return None
+    return AlertEvaluator()
+
+
+class Collector:
+    def __init__(
+        self,
+        *,
+        sampler=None,
+        evaluator=None,
+        publish=None,
+        app_metrics=sample_app_metrics,
+        clock=time.monotonic,
+        wallclock=time.time,
+    ):
+        self.sampler = sampler or HostSampler(clock=clock)
+        self.evaluator = evaluator
+        self.publish = publish or live.publish_frame
+        self.app_metrics = app_metrics
+        self.clock = clock
+        self.wallclock = wallclock
+        self.seq = SeqCounter()
+        self.redis = RedisOutage(clock=clock)
+        self.state = sampling.SamplingState()
+        self._stopping = threading.Event()
+
+    def stop(self):
+        """Safe from a signal handler: the current tick finishes, then run() returns."""
+        self._stopping.set()
+
+    @property
+    def stopping(self):
+        return self._stopping.is_set()
+
+    def run(self, max_ticks=None):
+        """Tick until stop(); ticks are scheduled on the monotonic clock, so they don't drift."""
+        ticks = 0
+        next_at = self.clock()
+        while not self.stopping:
+            started = self.clock()
+            self.tick()
+            ticks += 1
+            if max_ticks is not None and ticks >= max_ticks:
+                break
+            next_at += self.state.interval
+            if next_at < self.clock():
+                # A stall (a suspended laptop, a slow Redis timeout): skip the missed
+                # ticks instead of publishing a burst of them.
+                next_at = self.clock()
+            next_at = self._wait_until(next_at, started)
+        return ticks
+
+    def tick(self):
+        """One sample; returns the frame published, or None when paused or Redis is away."""
+        self._refresh_state()
+        ts = self.wallclock()
+        # Sampled even when paused, so rates and CPU after a resume cover one interval, not the pause.
+        values = self.sampler.sample()
+        if self.state.paused:
+            return None
+        values.update(self._with_redis(self.app_metrics) or {})
+        firing = self._evaluate(values, ts)
+        return self._with_redis(self._publish, values, firing, ts)
+
+    def _publish(self, values, firing, ts):
+        frame = {"seq": self.seq.next(), "ts": round(ts, 3), "values": values, "firing": sorted(firing)}
+        self.publish(frame["seq"], frame["ts"], frame["values"], firing=frame["firing"])
+        return frame
+
+    def _refresh_state(self):
+        # During an outage the last known state holds.
+        self.state = self._with_redis(sampling.get_state) or self.state
+
+    def _with_redis(self, function, *args):
+        if not self.redis.may_try():
+            return None
+        try:
+            result = function(*args)
+        except REDIS_ERRORS as exc:
+            self.redis.failed(exc)
+            return None
+        self.redis.succeeded()
+        return result
+
+    def _evaluate(self, values, ts):
+        if self.evaluator is None:
+            return set()
+        finite = {name: value for name, value in values.items() if math.isfinite(value)}
+        firing = set(self.evaluator.evaluate(finite, ts))
+        # The evaluator reads the database; a long-running process must not keep
+        # a connection the server has dropped (a PostgreSQL restart, say).
+        close_old_connections()
+        return firing
+
+    def _wait_until(self, next_at, tick_started):
+        """Sleep until next_at (or stop()); returns when the next tick is due, which a
+        shorter interval set meanwhile brings forward."""
+        while not self.stopping:
+            remaining = next_at - self.clock()
+            if remaining <= 0 or self._stopping.wait(min(remaining, STATE_POLL_SECONDS)):
+                break
+            if next_at - self.clock() > 0:
+                self._refresh_state()
+                next_at = min(next_at, tick_started + self.state.interval)
+        return next_at

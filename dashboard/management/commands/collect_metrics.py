@@ -1,0 +1,36 @@
+import logging
+import signal
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+from dashboard.collector import Collector, load_alert_evaluator, register_builtin_metrics
+
+logger = logging.getLogger("dashboard.collector")
+
+
+class Command(BaseCommand):
+    help = (
+        "Sample host and app metrics and publish one frame per tick on the `metrics` SSE channel. "
+        "Runs until SIGTERM or SIGINT; the interval and pause come from the dashboard's controls."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--ticks", type=int, default=None, help="stop after this many ticks (for smoke checks)"
+        )
+
+    def handle(self, *args, ticks=None, **options):
+        try:
+            created = register_builtin_metrics()
+        except DatabaseError as exc:
+            raise CommandError(f"cannot register the built-in metrics (is the database migrated?): {exc}")
+        if created:
+            logger.info("registered metrics: %s", ", ".join(created))
+        collector = Collector(evaluator=load_alert_evaluator())
+        # Finish the tick in progress and exit 0, so supervisors see a clean stop.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: collector.stop())
+        logger.info("collector started")
+        count = collector.run(max_ticks=ticks)
+        logger.info("collector stopped after %d ticks", count)
