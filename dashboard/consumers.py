@@ -1,10 +1,329 @@
+"""The `/ws/dashboard/` consumer: commands, presence and notifications on one socket per tab.
+
+Thin on purpose: connect/disconnect manage groups, presence and the `hello`;
+`dashboard.protocol` decides whether a client message is acceptable; each
+command and each channel-layer event has one small handler named after it.
+Database work happens only in the `_fetch_*` helpers (database_sync_to_async),
+which is why `dispatch` can skip Channels' per-message connection cleanup.
+The protocol itself is described in docs/protocol.md.
+"""
+
+import json
+import logging
+from urllib.parse import parse_qs
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.db import DatabaseError
+from redis.exceptions import RedisError
+
+from dashboard import connections, presence, protocol, sampling
+from dashboard.channelmanager import METRICS_CHANNEL
+from dashboard.eventstorage import counter_key, decode_event, event_key
+from dashboard.presence import DASHBOARD_GROUP
+from dashboard.protocol import ProtocolError
+from dashboard.redis import get_async_client
+
+logger = logging.getLogger(__name__)
+
+CONTROL_PERMISSION = "dashboard.change_metric"
+
+# Handlers that never touch the database. Channels runs `aclose_old_connections`
+# (a thread hop) before every handler; measured, that is over a third of a
+# worker's CPU on group broadcasts, so these skip it. Database work goes through
+# database_sync_to_async, which cleans up connections on its own thread anyway.
+NO_DATABASE_HANDLERS = frozenset(
+    {
+        "websocket_receive",
+        "presence_update",
+        "sampling_changed",
+        "notification_message",
+        "notification_unread",
+    }
+)
+
+# How far back `snapshot` looks in the metrics stream for the latest frame.
+SNAPSHOT_LOOKBACK = 64
+
+NO_NOTIFICATIONS = {"unread": 0, "recent": [], "missed": []}
+
+
+def notification_services():
+    """`notifications.services` when it offers what the socket needs, else None."""
+    try:
+        from notifications import services
+    except ImportError:
+        return None
+    needed = ("group_names_for", "hello_state", "mark_read", "NotificationNotFound", "NotificationForbidden")
+    return services if all(hasattr(services, name) for name in needed) else None
+
+
+def user_group(user_id):
+    return f"notify.user.{user_id}"
+
+
+def last_notification_from(query_string):
+    """`?last_notification=<id>` from the connect URL; anything else is ignored."""
+    try:
+        values = parse_qs(query_string.decode("latin-1")).get("last_notification", [])
+    except ValueError:
+        return None
+    raw = values[-1] if values else ""
+    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
+
+
+async def latest_values():
+    """The latest value of every metric, from the SSE storage: the newest frame,
+    overlaid with custom `metric` events published after it. ({}, None) if none yet."""
+    client = get_async_client()
+    current = int(await client.get(counter_key(METRICS_CHANNEL)) or 0)
+    newest_first = range(current, max(0, current - SNAPSHOT_LOOKBACK), -1)
+    raws = await client.mget([event_key(METRICS_CHANNEL, i) for i in newest_first]) if current else []
+    values, ts = {}, None
+    for event_id, raw in zip(newest_first, raws, strict=False):
+        if raw is None:
+            continue
+        event = decode_event(METRICS_CHANNEL, event_id, raw)
+        data = json.loads(event.data)
+        if event.type == "metric":
+            values.setdefault(data["name"], data["value"])
+        elif event.type == "frame":
+            for name, value in data["values"].items():
+                values.setdefault(name, value)
+        else:
+            continue
+        ts = data["ts"] if ts is None else max(ts, data["ts"])
+        if event.type == "frame":
+            break
+    return values, ts
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
+    accepted = False
+    closing = False
+
+    async def dispatch(self, message):
+        handler_name = get_handler_name(message)
+        if handler_name in NO_DATABASE_HANDLERS:
+            if not self.accepted:
+                return  # a group event queued while a refused or closing socket left its groups
+            await getattr(self, handler_name)(message)
+        else:
+            await super().dispatch(message)
+
+    # Connection life cycle
+
     async def connect(self):
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+        self.user = self.scope.get("user")
+        self.joined = []
+        self.present = False
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
             return
+        try:
+            await self._join()
+        except (RedisError, OSError, DatabaseError) as exc:
+            logger.warning("refusing a dashboard socket: %s", exc)
+            await self._leave()
+            await self.close(code=1011)
+
+    async def _join(self):
+        self.limiter = protocol.RateLimiter()
+        self.can_control, notification_groups = await self._fetch_access()
+        # Notification groups before the hello state, so nothing falls into the gap.
+        for group in [DASHBOARD_GROUP, *notification_groups]:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.append(group)
+        self.present = True
+        await presence.tracker().join(self.user.pk, self.user.get_username())
+        state = await sampling.aget_state()
+        online = await presence.online()
+        notifications = await self._fetch_notifications(last_notification_from(self.scope["query_string"]))
+        self.unread = notifications["unread"]
+        self.delivered = {n["id"] for n in notifications["recent"] + notifications["missed"]}
         await self.accept()
+        self.accepted = True
+        connections.opened("ws")
+        await self.send_json(protocol.hello(self.user, state, self.can_control, online, notifications))
+
+    async def disconnect(self, code):
+        await self._leave()
+
+    async def _leave(self):
+        # Every step is attempted even if one fails: a group left behind would
+        # receive every broadcast for the life of the worker.
+        for group in self.joined:
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception:
+                logger.exception("could not leave group %s", group)
+        self.joined = []
+        if self.present:
+            self.present = False
+            try:
+                await presence.tracker().leave(self.user.pk)
+            except Exception as exc:  # the entry expires by itself
+                logger.warning("could not remove %s from presence: %s", self.user.pk, exc)
+        if self.accepted:
+            self.accepted = False
+            connections.closed("ws")
+
+    @database_sync_to_async
+    def _fetch_access(self):
+        user = self.user
+        can_control = user.is_superuser or user.has_perm(CONTROL_PERMISSION)
+        services = notification_services()
+        groups = services.group_names_for(user) if services else []
+        return can_control, groups
+
+    @database_sync_to_async
+    def _fetch_notifications(self, since_id):
+        services = notification_services()
+        return services.hello_state(self.user, since_id) if services else dict(NO_NOTIFICATIONS)
+
+    @database_sync_to_async
+    def _fetch_mark_read(self, target):
+        services = notification_services()
+        try:
+            return services.mark_read(self.user, target)
+        except services.NotificationNotFound:
+            raise ProtocolError(protocol.NOT_FOUND, f"there is no notification {target}")
+        except services.NotificationForbidden:
+            raise ProtocolError(protocol.FORBIDDEN, f"notification {target} is not addressed to you")
+
+    # Client messages
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs):
+        try:
+            await self._receive_frame(text_data, bytes_data)
+        except Exception:
+            # Never let one message take the socket (or the worker's log) down.
+            logger.exception("unexpected failure handling a dashboard message")
+            await self._send_error(protocol.UNAVAILABLE, "the server could not handle this message")
+
+    async def _receive_frame(self, text_data, bytes_data):
+        if self.closing:
+            return
+        frame = text_data if text_data is not None else (bytes_data or b"")
+        if protocol.is_too_large(frame):
+            logger.info("closing socket of user %s: a %d-character frame", self.user.pk, len(frame))
+            await self._send_error(
+                protocol.TOO_LARGE, f"messages are limited to {protocol.MAX_FRAME_BYTES} bytes"
+            )
+            await self._close(protocol.CLOSE_TOO_LARGE)
+            return
+        if not self.limiter.allow():
+            await self._refuse_flood()
+            return
+        if text_data is None:
+            await self._send_error(protocol.BAD_JSON, "binary frames are not supported: send JSON as text")
+            return
+        try:
+            command = protocol.parse(protocol.decode(text_data))
+        except ProtocolError as exc:
+            logger.debug(
+                "bad message from user %s: %s %s", self.user.pk, exc.code, protocol.excerpt(text_data)
+            )
+            await self._send_error(exc.code, exc.message, exc.message_id)
+            return
+        await self._run(command)
+
+    async def _refuse_flood(self):
+        if self.limiter.exhausted:
+            logger.info("closing socket of user %s: too many messages", self.user.pk)
+            await self._send_error(protocol.RATE_LIMITED, "too many messages; closing")
+            await self._close(protocol.CLOSE_POLICY_VIOLATION)
+        else:
+            per_second = int(protocol.RateLimiter.RATE)
+            await self._send_error(protocol.RATE_LIMITED, f"more than {per_second} messages per second")
+
+    async def _run(self, command):
+        try:
+            if command.needs_control and not self.can_control:
+                raise ProtocolError(
+                    protocol.FORBIDDEN, f"{command.type} needs the {CONTROL_PERMISSION} permission"
+                )
+            await getattr(self, f"command_{command.type}")(command)
+        except ProtocolError as exc:
+            await self._send_error(exc.code, exc.message, command.id)
+        except (RedisError, OSError, DatabaseError) as exc:
+            logger.warning("could not run %s for user %s: %s", command.type, self.user.pk, exc)
+            await self._send_error(protocol.UNAVAILABLE, "the server cannot do that right now", command.id)
+
+    async def command_ping(self, command):
+        await self.send_json(protocol.pong(command.id))
+
+    async def command_set_interval(self, command):
+        state = await sampling.aset_interval(command.args["seconds"])
+        await self._announce_sampling("interval", state)
+        await self.send_json(protocol.ack(command.id, interval=state.interval))
+
+    async def command_pause(self, command):
+        state = await sampling.aset_paused(True)
+        await self._announce_sampling("paused", state)
+        await self.send_json(protocol.ack(command.id, paused=state.paused))
+
+    async def command_resume(self, command):
+        state = await sampling.aset_paused(False)
+        await self._announce_sampling("paused", state)
+        await self.send_json(protocol.ack(command.id, paused=state.paused))
+
+    async def command_snapshot(self, command):
+        values, ts = await latest_values()
+        await self.send_json(protocol.snapshot(values, ts, command.id))
+
+    async def command_mark_read(self, command):
+        if notification_services() is None:
+            raise ProtocolError(protocol.UNKNOWN_TYPE, "notifications are not available on this server")
+        unread = await self._fetch_mark_read(command.args["target"])
+        await self.send_json(protocol.ack(command.id, unread=unread))
+        # Every tab of this user, on every worker, shows the new count.
+        await self.channel_layer.group_send(
+            user_group(self.user.pk), {"type": "notification.unread", "count": unread}
+        )
+
+    async def _announce_sampling(self, change, state):
+        await self.channel_layer.group_send(
+            DASHBOARD_GROUP,
+            {
+                "type": "sampling.changed",
+                "change": change,
+                "interval": state.interval,
+                "paused": state.paused,
+                "by": self.user.get_username(),
+            },
+        )
+
+    # Channel-layer events
+
+    async def presence_update(self, event):
+        await self.send_json(protocol.presence(event["online"]))
+
+    async def sampling_changed(self, event):
+        if event["change"] == "interval":
+            await self.send_json(protocol.interval_changed(event["interval"], event["by"]))
+        else:
+            await self.send_json(protocol.sampling_state(event["interval"], event["paused"], event["by"]))
+
+    async def notification_message(self, event):
+        notification = event["notification"]
+        if notification.get("id") in self.delivered:
+            return  # already in this socket's hello
+        self.delivered.add(notification.get("id"))
+        self.unread += 1
+        await self.send_json(protocol.notification(notification, self.unread))
+
+    async def notification_unread(self, event):
+        self.unread = event["count"]
+        await self.send_json(protocol.unread(event["count"]))
+
+    # Sending
+
+    async def _send_error(self, code, message, message_id=None):
+        if not self.closing:
+            await self.send_json(protocol.error(code, message, message_id))
+
+    async def _close(self, code):
+        self.closing = True
+        await self.close(code=code)

@@ -110,7 +110,7 @@ def test_commands_without_arguments_ignore_extra_fields(command_type):
 
 
 def test_only_sampling_commands_need_control():
-    assert protocol.CONTROL_COMMANDS == {"set_interval", "pause", "resume"}
+    assert {"set_interval", "pause", "resume"} == protocol.CONTROL_COMMANDS
 
 
 def test_it_measures_frames_in_bytes_not_characters():
@@ -130,7 +130,12 @@ def test_excerpt_truncates_long_input():
 def test_server_messages_echo_the_id_only_when_given():
     assert protocol.ack(None) == {"type": "ack"}
     assert protocol.ack("a", interval=2.0) == {"type": "ack", "interval": 2.0, "id": "a"}
-    assert protocol.error("invalid", "bad", 3) == {"type": "error", "code": "invalid", "message": "bad", "id": 3}
+    assert protocol.error("invalid", "bad", 3) == {
+        "type": "error",
+        "code": "invalid",
+        "message": "bad",
+        "id": 3,
+    }
 
 
 def test_snapshot_drops_values_json_cannot_carry():
