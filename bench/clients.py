@@ -1,0 +1,273 @@
+"""Load-generator processes: many SSE or WebSocket clients on one asyncio loop each.
+
+The orchestrator talks to each process over a multiprocessing pipe with small
+commands (connect, ping, reconnect, collect, disconnect, quit) and reads live
+progress from a shared array, so the processes never share a GIL with each
+other or with the servers they measure.
+
+Every client records, per `metric` event of this phase's metric name, the
+sequence number (the value) and the latency (receive time minus the `ts` the
+publisher put in the event), so loss and duplicates are counted by sequence
+and latency needs no clock other than this machine's.
+"""
+
+import asyncio
+import contextlib
+import json
+import random
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+CONNECTED, RECEIVED = 0, 1
+CONNECT_TIMEOUT = 60.0
+
+
+@dataclass
+class Target:
+    kind: str  # "sse" or "ws"
+    url: str
+    cookie: str | None
+    origin: str
+
+
+@dataclass
+class ClientState:
+    target: Target
+    metric: str
+    latencies: list
+    progress: object
+    seqs: dict = field(default_factory=dict)
+    resets: int = 0
+    last_id: str | None = None
+    connected: bool = False
+    error: str | None = None
+    ws: object = None
+    pings: dict = field(default_factory=dict)
+    rtts: list = field(default_factory=list)
+
+    def record(self, data, received_at):
+        if not isinstance(data, dict) or data.get("name") != self.metric:
+            return
+        seq = int(data["value"])
+        self.seqs[seq] = self.seqs.get(seq, 0) + 1
+        self.latencies.append(received_at - float(data["ts"]))
+        self.progress[RECEIVED] += 1
+
+
+def headers_for(target, last_id=None):
+    headers = {"Origin": target.origin}
+    if target.cookie:
+        headers["Cookie"] = f"sessionid={target.cookie}"
+    if last_id:
+        headers["Last-Event-ID"] = last_id
+    return headers
+
+
+def parse_sse_block(block):
+    """(event type, id, data text) of one SSE event block; comments give (None, None, None)."""
+    event = event_id = None
+    data = []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
+            data.append(line[5:].lstrip(b" "))
+        elif line.startswith(b"event:"):
+            event = line[6:].strip().decode()
+        elif line.startswith(b"id:"):
+            event_id = line[3:].strip().decode()
+    if not data and event is None:
+        return None, None, None
+    return event or "message", event_id, b"\n".join(data)
+
+
+async def run_sse(session, state, connected):
+    """One SSE stream: connect, signal `connected`, then read events until cancelled."""
+    target = state.target
+    async with session.get(target.url, headers=headers_for(target, state.last_id)) as response:
+        if response.status != 200:
+            body = (await response.text())[:200]
+            raise ConnectionError(f"HTTP {response.status}: {body}")
+        state.connected = True
+        state.progress[CONNECTED] += 1
+        connected.set_result(True)
+        buffer = b""
+        async for chunk in response.content.iter_any():
+            received_at = time.time()
+            buffer += chunk.replace(b"\r\n", b"\n")
+            while b"\n\n" in buffer:
+                block, buffer = buffer.split(b"\n\n", 1)
+                event, event_id, data = parse_sse_block(block)
+                if event_id:
+                    state.last_id = event_id
+                if event == "metric":
+                    state.record(json.loads(data), received_at)
+                elif event == "stream-reset":
+                    state.resets += 1
+
+
+async def run_ws(session, state, connected):
+    """One WebSocket: connect, wait for `hello`, then read messages until cancelled."""
+    target = state.target
+    async with session.ws_connect(target.url, headers=headers_for(target), heartbeat=None) as ws:
+        state.ws = ws
+        async for message in ws:
+            received_at = time.time()
+            if message.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = json.loads(message.data)
+            kind = data.get("type")
+            if kind == "hello" and not state.connected:
+                state.connected = True
+                state.progress[CONNECTED] += 1
+                connected.set_result(True)
+            elif kind == "presence":
+                # The bench's broadcast rides on presence (see bench.publisher); real
+                # presence lists (users) are ignored by `record`.
+                for entry in data.get("online", []):
+                    state.record(entry, received_at)
+            elif kind == "pong":
+                sent = state.pings.pop(data.get("id"), None)
+                if sent is not None:
+                    state.rtts.append(received_at - sent)
+        if not state.connected:
+            raise ConnectionError(f"closed before hello (code {ws.close_code})")
+
+
+async def client_task(session, state, connected):
+    run = run_sse if state.target.kind == "sse" else run_ws
+    try:
+        await run(session, state, connected)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # a failed client is counted, never fatal to the others
+        state.error = f"{type(exc).__name__}: {exc}"[:200]
+    finally:
+        if state.connected:
+            state.connected = False
+            state.progress[CONNECTED] -= 1
+        if not connected.done():
+            connected.set_result(False)
+
+
+class LoadProcess:
+    def __init__(self, progress):
+        self.progress = progress
+        self.session = None
+        self.states = []
+        self.tasks = []
+        self.latencies = []
+
+    async def start_clients(self, states):
+        loop = asyncio.get_running_loop()
+        waiters = []
+        for state in states:
+            connected = loop.create_future()
+            self.tasks.append(asyncio.create_task(client_task(self.session, state, connected)))
+            waiters.append(connected)
+        started = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*waiters), CONNECT_TIMEOUT)
+        elapsed = time.monotonic() - started
+        errors = {}
+        for state in states:
+            if not state.connected:
+                reason = state.error or "timed out"
+                errors[reason] = errors.get(reason, 0) + 1
+        return {"elapsed": elapsed, "connected": sum(s.connected for s in states), "errors": errors}
+
+    async def connect(self, targets, metric):
+        self.latencies = []
+        self.states = [ClientState(t, metric, self.latencies, self.progress) for t in targets]
+        return await self.start_clients(self.states)
+
+    async def stop_tasks(self):
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks = []
+
+    async def reconnect(self):
+        """Drop every stream at once and open them all again (SSE resumes from Last-Event-ID)."""
+        await self.stop_tasks()
+        for state in self.states:
+            state.error = None
+        return await self.start_clients(self.states)
+
+    async def ping(self, rounds, spread):
+        """Each WebSocket sends `rounds` pings at random moments within `spread` seconds per round."""
+
+        async def pinger(state, index):
+            for round_ in range(rounds):
+                await asyncio.sleep(random.uniform(0, spread))
+                ping_id = f"p{index}-{round_}"
+                state.pings[ping_id] = time.time()
+                with contextlib.suppress(Exception):
+                    await state.ws.send_str(json.dumps({"type": "ping", "id": ping_id}))
+
+        live = [s for s in self.states if s.connected and s.ws is not None]
+        await asyncio.gather(*(pinger(s, i) for i, s in enumerate(live)))
+        await asyncio.sleep(1.0)  # let the last answers arrive
+        rtts = [rtt for s in live for rtt in s.rtts]
+        unanswered = sum(len(s.pings) for s in live)
+        return {"rtts": rtts, "unanswered": unanswered}
+
+    def collect(self, expected_seqs):
+        """Deliveries, loss and duplicates by sequence number, over this process's clients."""
+        delivered = duplicates = lost = holes = resets = 0
+        for state in self.states:
+            delivered += sum(state.seqs.values())
+            duplicates += sum(count - 1 for count in state.seqs.values() if count > 1)
+            missing = sum(1 for seq in expected_seqs if seq not in state.seqs)
+            lost += missing
+            holes += missing > 0
+            resets += state.resets
+        return {
+            "clients": len(self.states),
+            "deliveries": delivered,
+            "duplicates": duplicates,
+            "lost": lost,
+            "clients_with_loss": holes,
+            "resets": resets,
+            "latencies": list(self.latencies),
+        }
+
+    async def serve(self, pipe):
+        loop = asyncio.get_running_loop()
+        connector = aiohttp.TCPConnector(limit=0, force_close=True)
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=None)
+        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        try:
+            while True:
+                command, *args = await loop.run_in_executor(None, pipe.recv)
+                if command == "quit":
+                    pipe.send({"ok": True})
+                    return
+                pipe.send(await self.handle(command, *args))
+        finally:
+            await self.stop_tasks()
+            await self.session.close()
+
+    async def handle(self, command, *args):
+        if command == "connect":
+            targets, metric = args
+            return await self.connect(targets, metric)
+        if command == "reconnect":
+            return await self.reconnect()
+        if command == "ping":
+            return await self.ping(*args)
+        if command == "collect":
+            return self.collect(*args)
+        if command == "disconnect":
+            await self.stop_tasks()
+            self.states = []
+            return {"ok": True}
+        raise ValueError(f"unknown command {command!r}")
+
+
+def load_process_main(pipe, progress):
+    """Entry point of a load-generator process (multiprocessing target)."""
+    from bench.limits import raise_open_files_limit
+
+    raise_open_files_limit()
+    asyncio.run(LoadProcess(progress).serve(pipe))

@@ -1,0 +1,117 @@
+"""The floor: the least a Python process can do to relay the product's events as SSE.
+
+One aiohttp server, one Redis pub/sub subscription to the channel the product
+publishes every SSE event on (`dashboard.eventstorage.pubsub_channel()`), each
+event encoded once and written to every open stream. No auth, no storage, no
+Django: whatever the product spends beyond this is the price of its features.
+
+    python -m bench.floor --port 8123 --redis-url redis://127.0.0.1:6380/0 --pubsub-channel bench:sse
+"""
+
+import argparse
+import asyncio
+import contextlib
+import json
+
+import redis.asyncio
+from aiohttp import web
+
+# A client whose socket buffer holds this much unsent data is too slow to keep.
+MAX_BUFFERED = 1 << 20
+
+
+def sse_frame(raw):
+    """The SSE frame for one pub/sub message (`{"channel", "id", "type", "data"}`, data as JSON text)."""
+    message = json.loads(raw)
+    event_id = f"{message['channel']}:{message['id']}"
+    return f"event: {message['type']}\nid: {event_id}\ndata: {message['data']}\n\n".encode()
+
+
+class Relay:
+    def __init__(self, redis_url, pubsub_channel, stream_channel):
+        self.redis_url = redis_url
+        self.pubsub_channel = pubsub_channel
+        self.stream_channel = stream_channel
+        self.streams = {}  # response -> its transport
+
+    async def events(self, request):
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        await response.write(b":\n\n")
+        self.streams[response] = request.transport
+        try:
+            await asyncio.Event().wait()  # held open until the client leaves (cancels us)
+        finally:
+            self.streams.pop(response, None)
+        return response
+
+    async def broadcast(self, frame):
+        for response, transport in list(self.streams.items()):
+            if (
+                transport is None
+                or transport.is_closing()
+                or transport.get_write_buffer_size() > MAX_BUFFERED
+            ):
+                self.streams.pop(response, None)
+                continue
+            try:
+                await response.write(frame)
+            except (ConnectionResetError, RuntimeError):
+                self.streams.pop(response, None)
+
+    async def relay(self, app):
+        client = redis.asyncio.Redis.from_url(self.redis_url)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self.pubsub_channel)
+        try:
+            async for message in pubsub.listen():
+                if json.loads(message["data"])["channel"] != self.stream_channel:
+                    continue
+                await self.broadcast(sse_frame(message["data"]))
+        finally:
+            await pubsub.aclose()
+            await client.aclose()
+
+    async def start_relay(self, app):
+        app["relay"] = asyncio.create_task(self.relay(app))
+        yield
+        app["relay"].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await app["relay"]
+
+
+def make_app(redis_url, pubsub_channel, stream_channel="metrics"):
+    relay = Relay(redis_url, pubsub_channel, stream_channel)
+    app = web.Application()
+    app.router.add_get("/events/", relay.events)
+    app.cleanup_ctx.append(relay.start_relay)
+    return app
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--pubsub-channel", required=True)
+    parser.add_argument("--stream-channel", default="metrics")
+    args = parser.parse_args()
+    from bench.limits import raise_open_files_limit
+
+    raise_open_files_limit()
+    app = make_app(args.redis_url, args.pubsub_channel, args.stream_channel)
+    # handler_cancellation: a client that leaves ends its handler, so the stream is dropped at once.
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        print=None,
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=1.0,
+    )
+
+
+if __name__ == "__main__":
+    main()

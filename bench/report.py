@@ -1,0 +1,262 @@
+"""The results of a run: the JSON document, the targets met or not, the printed table."""
+
+import json
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import psutil
+
+PACKAGES = (
+    "django",
+    "daphne",
+    "channels",
+    "channels-redis",
+    "django-eventstream",
+    "redis",
+    "aiohttp",
+    "twisted",
+)
+RATIO_KEYS = ("p99", "memory_per_connection", "cpu_per_delivery")
+LABELS = {"floor": "floor relay (aiohttp)", "sse": "product SSE (daphne)", "ws": "product WebSocket (daphne)"}
+
+
+def machine():
+    """What the numbers were measured on: they mean little without it."""
+    return {
+        "cpu_count": psutil.cpu_count(logical=True),
+        "cpu_model": _cpu_model(),
+        "memory_mb": psutil.virtual_memory().total // (1024 * 1024),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "packages": {name: _version(name) for name in PACKAGES},
+        "redis_server": _redis_server_version(),
+    }
+
+
+def _cpu_model():
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _version(name):
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def _redis_server_version():
+    from deploy.supervisor import redis_server_binary
+
+    try:
+        output = subprocess.run(
+            [redis_server_binary(), "--version"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, RuntimeError, subprocess.SubprocessError):
+        return None
+    return output.stdout.strip() or None
+
+
+# Targets -------------------------------------------------------------------------------
+
+
+def _phase(phases, path, clients):
+    return next((p for p in phases if p["path"] == path and p["clients"] == clients), None)
+
+
+def _target(name, limit, measured, unit, met):
+    return {"target": name, "limit": limit, "measured": measured, "unit": unit, "met": met}
+
+
+def targets(phases):
+    """Each target from the issue, met / not met, or null when this run did not measure it."""
+    product = [p for p in phases if p["path"] != "floor"]
+    result = []
+    lost = sum(p["lost"] for p in product)
+    duplicates = sum(p["duplicates"] for p in product)
+    result.append(
+        _target(
+            "0 loss and 0 duplicates (product SSE and WebSocket, every size)",
+            "0 / 0",
+            f"{lost} / {duplicates}",
+            "events",
+            (lost == 0 and duplicates == 0) if product else None,
+        )
+    )
+    sse_1000 = _phase(phases, "sse", 1000)
+    p99 = sse_1000["latency_ms"]["p99"] if sse_1000 else None
+    result.append(_target("direct daphne, 1,000 SSE clients: p99", 100, p99, "ms", _at_most(p99, 100)))
+    memory = sse_1000["memory"]["per_connection_kb"] if sse_1000 else None
+    result.append(
+        _target("direct daphne, 1,000 SSE clients: memory", 50, memory, "KB/conn", _at_most(memory, 50))
+    )
+    sse_3000 = _phase(phases, "sse", 3000)
+    p99 = sse_3000["latency_ms"]["p99"] if sse_3000 else None
+    result.append(_target("direct daphne, 3,000 SSE clients: p99", 1000, p99, "ms", _at_most(p99, 1000)))
+    reconnect = sse_3000["reconnect_s"] if sse_3000 and sse_3000["reconnected"] == 3000 else None
+    result.append(_target("3,000 SSE clients reconnect", 3, reconnect, "s", _at_most(reconnect, 3)))
+    ws_cpu = [p["cpu"]["ms_per_1000_deliveries"] for p in phases if p["path"] == "ws"]
+    worst = max((c for c in ws_cpu if c is not None), default=None)
+    result.append(
+        _target(
+            "WebSocket broadcast CPU per 1,000 deliveries (worst size)",
+            100,
+            worst,
+            "ms",
+            _at_most(worst, 100),
+        )
+    )
+    return result
+
+
+def _at_most(value, limit):
+    return None if value is None else value <= limit
+
+
+def ratios(phases):
+    """The product as multiples of the floor at the same size: ratios survive a noisy machine."""
+    result = []
+    for phase in phases:
+        if phase["path"] == "floor":
+            continue
+        floor = _phase(phases, "floor", phase["clients"])
+        if floor is None:
+            continue
+        result.append(
+            {
+                "path": phase["path"],
+                "clients": phase["clients"],
+                "p50": _ratio(phase["latency_ms"]["p50"], floor["latency_ms"]["p50"]),
+                "p99": _ratio(phase["latency_ms"]["p99"], floor["latency_ms"]["p99"]),
+                "memory_per_connection": _ratio(
+                    phase["memory"]["per_connection_kb"], floor["memory"]["per_connection_kb"]
+                ),
+                "cpu_per_delivery": _ratio(
+                    phase["cpu"]["ms_per_1000_deliveries"], floor["cpu"]["ms_per_1000_deliveries"]
+                ),
+                "connect_time": _ratio(phase["connect_s"], floor["connect_s"]),
+            }
+        )
+    return result
+
+
+def _ratio(value, floor):
+    if value is None or not floor or floor <= 0:
+        return None
+    return round(value / floor, 2)
+
+
+# Output --------------------------------------------------------------------------------
+
+
+def build(args, phases, started_at, duration_s):
+    return {
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "duration_s": round(duration_s, 1),
+        "settings": {
+            "clients": args.clients,
+            "ws_clients": args.ws_clients,
+            "events": args.events,
+            "rate": args.rate,
+            "paths": args.paths,
+            "workers": 2,
+            "users": args.users,
+            "quick": args.quick,
+        },
+        "machine": machine(),
+        "phases": phases,
+        "ratios_to_floor": ratios(phases),
+        "targets": targets(phases),
+    }
+
+
+def write(results, folder, plot=True):
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = results["started_at"].replace(":", "").replace("+0000", "Z").replace("-", "")
+    json_path = folder / f"{stamp}.json"
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    png_path = None
+    if plot:
+        from bench.plot import plot_results
+
+        png_path = folder / f"{stamp}.png"
+        plot_results(results, png_path)
+    return json_path, png_path
+
+
+def _fmt(value, digits=0):
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def summary_rows(results):
+    """Rows of the summary table (also what the README's table is made of)."""
+    ratio = {(r["path"], r["clients"]): r for r in results["ratios_to_floor"]}
+    rows = []
+    for p in results["phases"]:
+        lat = p["latency_ms"]
+        r = ratio.get((p["path"], p["clients"]))
+        threads = sum(s["threads_connected"] for s in p["memory"]["servers"])
+        rows.append(
+            [
+                LABELS[p["path"]],
+                f"{p['clients']:,}",
+                f"{_fmt(p['memory']['per_connection_kb'], 1)} KB",
+                str(threads),
+                " / ".join(_fmt(lat[k], 1) for k in ("p50", "p95", "p99", "max")),
+                f"{p['lost']} / {p['duplicates']}",
+                _fmt(p["cpu"]["ms_per_1000_deliveries"], 1),
+                f"{p['connect_s']:.2f} / {p['reconnect_s']:.2f}",
+                (f"{_fmt(p['ping_ms']['p50'], 1)} / {_fmt(p['ping_ms']['p99'], 1)}" if p["ping_ms"] else "–"),
+                " / ".join(f"{_fmt(r[k], 1)}×" for k in RATIO_KEYS) if r else "–",
+            ]
+        )
+    return rows
+
+
+HEADERS = [
+    "path",
+    "clients",
+    "memory/conn",
+    "server threads",
+    "latency p50 / p95 / p99 / max ms",
+    "lost / dup",
+    "CPU ms per 1,000 deliveries",
+    "connect / reconnect s",
+    "ping p50 / p99 ms",
+    "vs floor: p99 / memory / CPU",
+]
+
+
+def markdown_table(results):
+    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(results)]
+    return "\n".join(lines)
+
+
+def targets_table(results):
+    lines = ["| target | limit | measured | met |", "|---|---|---|---|"]
+    for t in results["targets"]:
+        met = {True: "met", False: "**not met**", None: "not measured"}[t["met"]]
+        measured = "–" if t["measured"] is None else f"{t['measured']} {t['unit']}"
+        lines.append(f"| {t['target']} | {t['limit']} {t['unit']} | {measured} | {met} |")
+    return "\n".join(lines)
+
+
+def summary(results):
+    m = results["machine"]
+    s = results["settings"]
+    header = (
+        f"\nlivedash bench, {results['started_at']}: {m['cpu_count']} × {m['cpu_model']}, "
+        f"{m['memory_mb']:,} MB; {s['events']} events at {s['rate']:g}/s over {s['workers']} workers\n"
+    )
+    return "\n".join([header, markdown_table(results), "", targets_table(results), ""])

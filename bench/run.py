@@ -1,0 +1,415 @@
+"""`python -m bench`: run every phase, then write the results JSON, the plot and the summary.
+
+A phase is one path (the floor relay, the product's SSE, the product's
+WebSocket) at one number of clients, on freshly started servers:
+
+1. warm up (one client per server, so first-request imports are not charged to connections),
+2. connect every client at once and time it; read memory and threads,
+3. publish `--events` events at `--rate` per second and wait until every client
+   has them (or delivery stalls); read the servers' CPU over that window,
+4. WebSocket only: ping round trips,
+5. drop every client at once and reconnect them all (SSE resumes with Last-Event-ID) and time it.
+"""
+
+import argparse
+import multiprocessing
+import multiprocessing.connection
+import secrets
+import signal
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import report
+from bench.clients import CONNECTED, RECEIVED, Target, load_process_main
+from bench.limits import raise_open_files_limit
+from bench.measure import ServerProcesses, cdf_points, cpu_seconds_of, summarise_ms
+from bench.publisher import PROGRESS_PUBLISHED, publisher_main
+from bench.stack import PATHS, BenchStack
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# How each path is fed: the floor and SSE read what `publish_metric` publishes; the
+# WebSocket gets the same events through the product's dashboard-group broadcast
+# (see bench.publisher.dashboard_broadcaster for why).
+PUBLISH_MODE = {"floor": "publish_metric", "sse": "publish_metric", "ws": "dashboard_broadcast"}
+
+STALL_SECONDS = 10.0
+DRAIN_LIMIT_SECONDS = 120.0
+PROGRESS_EVERY = 1.0
+
+
+def size_list(text):
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
+    if not sizes or any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return sizes
+
+
+def path_list(text):
+    paths = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(paths) - set(PATHS))
+    if unknown or not paths:
+        raise argparse.ArgumentTypeError(f"paths are {', '.join(PATHS)}; got {text!r}")
+    return paths
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Fan-out latency, connection cost, and SSE against WebSocket, side by side.",
+    )
+    parser.add_argument(
+        "--clients", type=size_list, default=[1000, 3000], help="SSE (and floor) client counts"
+    )
+    parser.add_argument("--ws-clients", type=size_list, help="WebSocket client counts (default: --clients)")
+    parser.add_argument("--events", type=int, default=50, help="events published per phase")
+    parser.add_argument("--rate", type=float, default=10.0, help="events per second")
+    parser.add_argument("--paths", type=path_list, default=list(PATHS), help="which of floor,sse,ws to run")
+    parser.add_argument("--load-procs", type=int, default=0, help="load-generator processes (0: automatic)")
+    parser.add_argument("--users", type=int, default=20, help="bench users (clients share their sessions)")
+    parser.add_argument(
+        "--quick", action="store_true", help="100 clients, 20 events: a smoke run in well under a minute"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the results JSON and PNG")
+    parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the temporary folder with server logs")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.clients, args.events = [100], 20
+    args.ws_clients = args.ws_clients or args.clients
+    if args.events < 1 or args.rate <= 0:
+        parser.error("--events must be at least 1 and --rate positive")
+    return args
+
+
+STARTED = time.monotonic()
+
+
+def log(message):
+    print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", flush=True)
+
+
+class Bench:
+    def __init__(self, args, stack):
+        self.args = args
+        self.stack = stack
+        self.context = multiprocessing.get_context("spawn")
+        self.loaders = []
+        self.publisher = None
+
+    # Helper processes ------------------------------------------------------
+
+    def start_helpers(self, load_procs):
+        for _ in range(load_procs):
+            parent, child = self.context.Pipe()
+            progress = self.context.RawArray("q", 2)
+            process = self.context.Process(target=load_process_main, args=(child, progress), daemon=True)
+            process.start()
+            self.loaders.append((process, parent, progress))
+        parent, child = self.context.Pipe()
+        progress = self.context.RawArray("q", 1)
+        process = self.context.Process(target=publisher_main, args=(child, progress), daemon=True)
+        process.start()
+        self.publisher = (process, parent, progress)
+
+    def stop_helpers(self):
+        for process, pipe, _ in [*self.loaders, *([self.publisher] if self.publisher else [])]:
+            if process.is_alive():
+                try:
+                    pipe.send(("quit",))
+                    if pipe.poll(10):
+                        pipe.recv()
+                except (OSError, EOFError):
+                    pass
+                process.join(5)
+            if process.is_alive():
+                process.terminate()
+                process.join(5)
+
+    def connected(self):
+        return sum(progress[CONNECTED] for _, _, progress in self.loaders)
+
+    def received(self):
+        return sum(progress[RECEIVED] for _, _, progress in self.loaders)
+
+    def ask(self, commands, describe):
+        """Send one command per load process and wait for all replies, showing progress."""
+        pipes = []
+        for (_, pipe, _), command in zip(self.loaders, commands, strict=True):
+            if command is not None:
+                pipe.send(command)
+                pipes.append(pipe)
+        return self.wait_for(pipes, describe)
+
+    def wait_for(self, pipes, describe):
+        replies = {}
+        pending = list(pipes)
+        last_progress = time.monotonic()
+        while pending:
+            for pipe in multiprocessing.connection.wait(pending, timeout=0.2):
+                replies[pipe] = pipe.recv()
+                pending.remove(pipe)
+            self.check_alive()
+            if time.monotonic() - last_progress >= PROGRESS_EVERY:
+                log(f"    {describe()}")
+                last_progress = time.monotonic()
+        return [replies[p] for p in pipes]
+
+    def check_alive(self):
+        for process, _, _ in [*self.loaders, self.publisher]:
+            if not process.is_alive():
+                raise RuntimeError(f"a bench helper process ({process.name}) exited with {process.exitcode}")
+        dead = self.stack.dead_servers()
+        if dead:
+            tails = "\n".join(s.log_tail() for s in dead)
+            raise RuntimeError(f"server {dead[0].url} exited with {dead[0].process.returncode}:\n{tails}")
+
+    # Phases ------------------------------------------------------------------
+
+    def targets(self, path, servers, count):
+        kind = "ws" if path == "ws" else "sse"
+        sessions = self.stack.sessions
+        result = []
+        for index in range(count):
+            server = servers[index % len(servers)]
+            if kind == "ws":
+                url = server.url.replace("http://", "ws://") + "/ws/dashboard/"
+            else:
+                url = server.url + "/events/?channel=metrics"
+            cookie = None if path == "floor" else sessions[index % len(sessions)]
+            result.append(Target(kind, url, cookie, server.url))
+        return result
+
+    def split(self, targets):
+        count = len(self.loaders)
+        return [targets[index::count] for index in range(count)]
+
+    def warm_up(self, path, servers):
+        targets = self.targets(path, servers, len(servers))
+        commands = [("connect", part, "warm-up") if part else None for part in self.split(targets)]
+        replies = self.ask(commands, lambda: "warming up")
+        self.ask([("disconnect",) if c else None for c in commands], lambda: "warming up")
+        failed = {k: v for r in replies for k, v in r["errors"].items()}
+        if failed:
+            raise RuntimeError(f"{path}: warm-up clients could not connect: {failed}")
+
+    def run_phase(self, path, count):
+        log(f"[{path} × {count}] starting {self.stack.workers} fresh servers")
+        servers = self.stack.start_servers(path)
+        processes = ServerProcesses([s.pid for s in servers])
+        self.warm_up(path, servers)
+        time.sleep(0.5)
+        before = processes.snapshot()
+
+        metric = f"bench-{path}-{count}-{secrets.token_hex(3)}"
+        targets = self.targets(path, servers, count)
+        log(f"[{path} × {count}] connecting {count} clients at once")
+        started = time.monotonic()
+        replies = self.ask(
+            [("connect", part, metric) for part in self.split(targets)],
+            lambda: f"connected {self.connected()}/{count}",
+        )
+        connect_s = time.monotonic() - started
+        log(f"    {sum(r['connected'] for r in replies)}/{count} connected in {connect_s:.2f}s")
+        connected = sum(r["connected"] for r in replies)
+        connect_errors = merge_counts(r["errors"] for r in replies)
+        time.sleep(1.0)
+        after = processes.snapshot()
+
+        publish, peak, cpu_s, redis_cpu_s, drain_s = self.publish_phase(
+            path, count, metric, processes, connected
+        )
+        pings = self.ping_phase() if path == "ws" else None
+        stats = self.ask([("collect", range(publish["published"]))] * len(self.loaders), lambda: "collecting")
+        log(f"[{path} × {count}] dropping every client and reconnecting them all at once")
+        reconnect_started = time.monotonic()
+        reconnect = self.ask(
+            [("reconnect",)] * len(self.loaders), lambda: f"reconnected {self.connected()}/{count}"
+        )
+        reconnect_s = time.monotonic() - reconnect_started
+        log(f"    {sum(r['connected'] for r in reconnect)}/{count} reconnected in {reconnect_s:.2f}s")
+        self.ask([("disconnect",)] * len(self.loaders), lambda: "disconnecting")
+        server_errors = self.stack.tracebacks()
+        self.stack.stop_servers()
+        return phase_result(
+            path=path,
+            count=count,
+            connected=connected,
+            connect_s=connect_s,
+            connect_errors=connect_errors,
+            reconnect_s=reconnect_s,
+            reconnected=sum(r["connected"] for r in reconnect),
+            reconnect_errors=merge_counts(r["errors"] for r in reconnect),
+            before=before,
+            after=after,
+            peak=peak,
+            publish=publish,
+            stats=stats,
+            cpu_s=cpu_s,
+            redis_cpu_s=redis_cpu_s,
+            drain_s=drain_s,
+            pings=pings,
+            server_errors=server_errors,
+        )
+
+    def publish_phase(self, path, count, metric, processes, connected):
+        _, pipe, progress = self.publisher
+        events, rate = self.args.events, self.args.rate
+        expected = connected * events
+        received_before = self.received()
+        log(f"[{path} × {count}] publishing {events} events at {rate:g}/s to {connected} clients")
+        cpu_before, redis_before = processes.cpu_seconds(), cpu_seconds_of(self.stack.redis.pid)
+        started = time.monotonic()
+        pipe.send(("publish", PUBLISH_MODE[path], metric, events, rate))
+        peak = processes.snapshot()
+
+        def describe():
+            return (
+                f"published {progress[PROGRESS_PUBLISHED]}/{events}, "
+                f"delivered {self.received() - received_before:,}/{expected:,}"
+            )
+
+        (publish,) = self.wait_for([pipe], describe)
+        expected = connected * publish["published"]
+        last_count, last_change = self.received(), time.monotonic()
+        while self.received() - received_before < expected:
+            now = time.monotonic()
+            if now - last_change > STALL_SECONDS or now - started > DRAIN_LIMIT_SECONDS:
+                log(f"    delivery stalled: {describe()}")
+                break
+            if self.received() != last_count:
+                last_count, last_change = self.received(), now
+            time.sleep(0.1)
+            peak = max_snapshot(peak, processes.snapshot())
+        drain_s = time.monotonic() - started
+        cpu_s = processes.cpu_seconds() - cpu_before
+        redis_cpu_s = cpu_seconds_of(self.stack.redis.pid) - redis_before
+        log(f"    {describe()} in {drain_s:.1f}s")
+        if publish["errors"]:
+            log(f"    publish errors: {publish['errors']}")
+        return publish, peak, cpu_s, redis_cpu_s, drain_s
+
+    def ping_phase(self):
+        replies = self.ask([("ping", 2, 1.0)] * len(self.loaders), lambda: "pinging")
+        rtts = [rtt for reply in replies for rtt in reply["rtts"]]
+        return {**summarise_ms(rtts), "unanswered": sum(r["unanswered"] for r in replies)}
+
+
+def merge_counts(dicts):
+    merged = {}
+    for counts in dicts:
+        for key, value in counts.items():
+            merged[key] = merged.get(key, 0) + value
+    return merged
+
+
+def max_snapshot(a, b):
+    return [
+        {"pid": x["pid"], "rss": max(x["rss"], y["rss"]), "threads": max(x["threads"], y["threads"])}
+        for x, y in zip(a, b, strict=True)
+    ]
+
+
+def phase_result(*, path, count, connected, before, after, peak, publish, stats, cpu_s, pings, **rest):
+    latencies = [value for reply in stats for value in reply.pop("latencies")]
+    totals = merge_counts(stats)
+    deliveries = totals.get("deliveries", 0)
+    memory_delta = sum(a["rss"] - b["rss"] for a, b in zip(after, before, strict=True))
+    return {
+        "path": path,
+        "clients": count,
+        "connected": connected,
+        "connect_s": round(rest["connect_s"], 3),
+        "connect_errors": rest["connect_errors"],
+        "reconnected": rest["reconnected"],
+        "reconnect_s": round(rest["reconnect_s"], 3),
+        "reconnect_errors": rest["reconnect_errors"],
+        "events_published": publish["published"],
+        "publish_errors": publish["errors"],
+        "deliveries": deliveries,
+        "expected_deliveries": connected * publish["published"],
+        "lost": totals.get("lost", 0),
+        "duplicates": totals.get("duplicates", 0),
+        "clients_with_loss": totals.get("clients_with_loss", 0),
+        "stream_resets": totals.get("resets", 0),
+        "latency_ms": summarise_ms(latencies),
+        "latency_cdf": cdf_points(latencies),
+        "drain_s": round(rest["drain_s"], 3),
+        "memory": {
+            "servers": [
+                {
+                    "pid": b["pid"],
+                    "rss_before_kb": b["rss"] // 1024,
+                    "rss_connected_kb": a["rss"] // 1024,
+                    "rss_peak_kb": p["rss"] // 1024,
+                    "threads_before": b["threads"],
+                    "threads_connected": a["threads"],
+                    "threads_peak": p["threads"],
+                }
+                for b, a, p in zip(before, after, peak, strict=True)
+            ],
+            "per_connection_kb": round(memory_delta / 1024 / connected, 2) if connected else None,
+        },
+        "cpu": {
+            "server_ms": round(cpu_s * 1000, 1),
+            "redis_ms": round(rest["redis_cpu_s"] * 1000, 1),
+            "ms_per_1000_deliveries": round(cpu_s * 1000 / (deliveries / 1000), 2) if deliveries else None,
+        },
+        "ping_ms": pings,
+        "server_errors": rest["server_errors"],
+    }
+
+
+def interrupt(signum, frame):
+    # SIGTERM stops the bench the way Ctrl-C does: through the cleanup in main().
+    raise KeyboardInterrupt
+
+
+def automatic_load_procs(largest):
+    # One loop can read about a thousand streams at 10 events/s; more processes than
+    # cores only adds scheduling noise on a small machine.
+    return max(1, min(4, multiprocessing.cpu_count(), -(-largest // 1000)))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    largest = max(args.clients + args.ws_clients)
+    descriptors = raise_open_files_limit()
+    if descriptors < largest * 2 + 200:
+        log(f"warning: the open-files limit is {descriptors}; {largest} clients need more")
+    signal.signal(signal.SIGTERM, interrupt)
+    stack = BenchStack(users=args.users, keep_logs=args.keep_logs)
+    bench = Bench(args, stack)
+    started_at = datetime.now(UTC)
+    started = time.monotonic()
+    phases = []
+    try:
+        log(f"bench: own Redis and SQLite in {stack.workdir}; migrating, logging in {args.users} users")
+        stack.start()
+        bench.start_helpers(args.load_procs or automatic_load_procs(largest))
+        for path in args.paths:
+            for count in args.ws_clients if path == "ws" else args.clients:
+                phases.append(bench.run_phase(path, count))
+    except KeyboardInterrupt:
+        log("interrupted: stopping everything the bench started")
+        return 130
+    finally:
+        bench.stop_helpers()
+        stack.stop()
+        if args.keep_logs:
+            log(f"server logs kept in {stack.workdir}")
+    results = report.build(args, phases, started_at, time.monotonic() - started)
+    json_path, png_path = report.write(results, args.output, plot=not args.no_plot)
+    print(report.summary(results))
+    log(f"results: {json_path}" + (f"\nplot: {png_path}" if png_path else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The stack the bench measures: its own Redis, its own SQLite database, fresh servers per phase.
+
+Nothing here touches the machine's Redis or database: the bench starts a
+redis-server on a free port and keeps its database in a temporary folder, so a
+run can never disturb (or be disturbed by) a `make run`, a test run or another
+bench. Servers are restarted for every phase so each memory figure starts from
+a process that has held no connections before.
+"""
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+
+from deploy.supervisor import Supervisor, free_port, start_redis, wait_for_port
+
+PATHS = ("floor", "sse", "ws")
+
+
+def bench_environment(database_path, redis_url):
+    """The settings every bench process runs with: production-shaped, local, quiet."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"sqlite:///{database_path}",
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": f"bench-{os.getpid()}",
+        # DEBUG off as in production (DEBUG keeps every SQL query in memory), but
+        # plain HTTP on localhost, so none of the HTTPS-only cookie and redirect rules.
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "SECURE_HSTS_SECONDS": "0",
+        "LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class Server:
+    def __init__(self, process, port, log_path):
+        self.process = process
+        self.port = port
+        self.log_path = log_path
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines=20):
+        try:
+            return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class BenchStack:
+    def __init__(self, workers=2, users=20, keep_logs=False):
+        self.workers = workers
+        self.user_count = users
+        self.workdir = Path(tempfile.mkdtemp(prefix="livedash-bench-"))
+        self.redis = None
+        self.redis_port = None
+        self.supervisor = None
+        self.servers = []
+        self.sessions = []
+        self.keep_logs = keep_logs
+
+    # Lifecycle ------------------------------------------------------------
+
+    def start(self):
+        self.redis_port = free_port()
+        self._redis_log = open(self.workdir / "redis.log", "wb")  # noqa: SIM115
+        self.redis = start_redis(self.redis_port, logfile=self._redis_log)
+        os.environ.update(bench_environment(self.workdir / "bench.sqlite3", self.redis_url))
+        import django
+
+        django.setup()
+        self._migrate()
+        self.sessions = self._login_bench_users()
+        self.supervisor = Supervisor()
+
+    @property
+    def redis_url(self):
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def stop(self):
+        self.stop_servers()
+        if self.redis is not None and self.redis.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.redis.pid, signal.SIGTERM)
+            try:
+                self.redis.wait(5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.redis.pid, signal.SIGKILL)
+                self.redis.wait()
+        if not self.keep_logs:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # Database and users -----------------------------------------------------
+
+    def _migrate(self):
+        from django.core.management import call_command
+
+        call_command("migrate", interactive=False, verbosity=0)
+
+    def _login_bench_users(self):
+        """Users with `dashboard.view_metric`, each logged in once: their session cookies."""
+        from django.conf import settings
+        from django.contrib.auth.models import Permission, User
+        from django.test import Client
+
+        permission = Permission.objects.get(content_type__app_label="dashboard", codename="view_metric")
+        cookies = []
+        for index in range(self.user_count):
+            # No password (hashing one costs a third of a second): the session comes from force_login.
+            user = User.objects.create_user(f"bench-{index}", password=None)
+            user.user_permissions.add(permission)
+            client = Client()
+            client.force_login(user)
+            cookies.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
+        return cookies
+
+    def pubsub_channel(self):
+        from dashboard.eventstorage import pubsub_channel
+
+        return pubsub_channel()
+
+    # Servers ----------------------------------------------------------------
+
+    def start_servers(self, path):
+        """Fresh server processes for `path`: two daphne workers, or two floor relays."""
+        self.stop_servers()
+        for index in range(self.workers):
+            port = free_port()
+            log_path = self.workdir / f"{path}-{index}-{port}.log"
+            log = open(log_path, "wb")  # noqa: SIM115
+            if path == "floor":
+                args = ["-m", "bench.floor", "--port", str(port), "--redis-url", self.redis_url]
+                args += ["--pubsub-channel", self.pubsub_channel()]
+                process = self.supervisor.python(
+                    f"floor-{index}", *args, stdout=log, stderr=subprocess.STDOUT
+                )
+            else:
+                process = self.supervisor.daphne(
+                    f"daphne-{index}", port, stdout=log, stderr=subprocess.STDOUT
+                )
+            log.close()
+            self.servers.append(Server(process, port, log_path))
+        for server in self.servers:
+            wait_for_port(server.port, process=server.process)
+        return self.servers
+
+    def stop_servers(self):
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        self.servers = []
+
+    def dead_servers(self):
+        return [s for s in self.servers if s.process.poll() is not None]
+
+    def tracebacks(self):
+        """Server log lines that show an error, for the report."""
+        found = []
+        for server in self.servers:
+            text = server.log_tail(400)
+            if "Traceback" in text or " ERROR " in text:
+                found.append(f"--- {server.log_path.name}\n{server.log_tail(30)}")
+        return found
