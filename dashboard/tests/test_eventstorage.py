@@ -1,0 +1,94 @@
+import asyncio
+import json
+
+import pytest
+from django.conf import settings
+from django_eventstream.storage import EventDoesNotExist
+from django_eventstream.utils import get_storage
+
+from dashboard.eventstorage import DashboardRedisStorage, event_key, pubsub_channel
+from dashboard.redis import get_sync_client
+
+
+@pytest.fixture
+def storage(redis_url):
+    return DashboardRedisStorage()
+
+
+def test_it_is_the_configured_eventstream_storage():
+    assert isinstance(get_storage(), DashboardRedisStorage)
+
+
+def test_it_gives_consecutive_ids_and_returns_events_in_order(storage):
+    first = storage.append_event("metrics", "frame", '{"seq":1}')
+    second = storage.append_event("metrics", "frame", '{"seq":2}')
+    assert second.id == first.id + 1
+    assert storage.get_current_id("metrics") == second.id
+    events = storage.get_events("metrics", first.id - 1)
+    assert [(e.id, e.type, e.data) for e in events] == [
+        (first.id, "frame", '{"seq":1}'),
+        (second.id, "frame", '{"seq":2}'),
+    ]
+    assert storage.get_events("metrics", second.id) == []
+
+
+def test_it_keeps_channels_apart(storage):
+    storage.append_event("metrics", "frame", "{}")
+    assert storage.get_current_id("user-1") == 0
+    assert storage.append_event("user-1", "note", "{}").id == 1
+
+
+def test_it_keeps_events_under_the_installation_prefix_for_the_retention_time(storage):
+    event = storage.append_event("metrics", "frame", "{}")
+    ttl = get_sync_client().ttl(event_key("metrics", event.id))
+    assert event_key("metrics", event.id).startswith(f"{settings.REDIS_PREFIX}:")
+    assert settings.METRICS_RETENTION_HOURS * 3600 - 5 <= ttl <= settings.METRICS_RETENTION_HOURS * 3600
+
+
+def test_it_raises_when_retention_dropped_the_next_event(storage):
+    first = storage.append_event("metrics", "frame", "{}")
+    second = storage.append_event("metrics", "frame", "{}")
+    get_sync_client().delete(event_key("metrics", second.id))
+    with pytest.raises(EventDoesNotExist) as raised:
+        storage.get_events("metrics", first.id)
+    assert raised.value.current_id == second.id
+
+
+def test_it_raises_for_an_id_it_never_gave(storage):
+    event = storage.append_event("metrics", "frame", "{}")
+    with pytest.raises(EventDoesNotExist):
+        storage.get_events("metrics", event.id + 50)
+
+
+def test_it_reads_long_ranges_in_batches(storage):
+    for seq in range(1200):
+        storage.append_event("metrics", "frame", json.dumps({"seq": seq}))
+    events = storage.get_events("metrics", 0, limit=1100)
+    assert [json.loads(e.data)["seq"] for e in events] == list(range(1100))
+
+
+def test_it_publishes_each_event_with_its_id(storage):
+    pubsub = get_sync_client().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(pubsub_channel())
+    pubsub.get_message(timeout=1)
+    event = storage.append_event("metrics", "metric", '{"name":"x"}')
+    message = pubsub.get_message(timeout=2)
+    pubsub.close()
+    assert json.loads(message["data"]) == {
+        "channel": "metrics",
+        "id": event.id,
+        "type": "metric",
+        "data": '{"name":"x"}',
+    }
+
+
+def test_the_async_variants_agree(storage):
+    async def scenario():
+        first = await storage.aappend_event("metrics", "frame", "{}")
+        await storage.aappend_event("metrics", "frame", "{}")
+        return first, await storage.aget_current_id("metrics"), await storage.aget_events("metrics", first.id)
+
+    first, current, events = asyncio.run(scenario())
+    assert current == first.id + 1
+    assert [e.id for e in events] == [current]
+    assert storage.get_events("metrics", first.id) == events

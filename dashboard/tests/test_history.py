@@ -1,0 +1,114 @@
+import time
+
+import httpx
+import pytest
+
+from dashboard.live import publish_frame, send
+from dashboard.models import Metric
+from dashboard.tests.sseclient import SSEReader, events_url, session_cookie
+
+URL = "/api/metrics/history/"
+
+
+@pytest.fixture
+def as_alice(client, alice, redis_url):
+    client.force_login(alice)
+    return client
+
+
+def test_it_refuses_anonymous_clients(client, db):
+    response = client.get(URL)
+    assert response.status_code == 403
+    assert "Log in" in response.json()["error"]
+
+
+def test_it_refuses_users_without_the_view_permission(client, charlie):
+    client.force_login(charlie)
+    response = client.get(URL)
+    assert response.status_code == 403
+    assert "dashboard.view_metric" in response.json()["error"]
+
+
+@pytest.mark.parametrize("minutes", ["abc", "0", "-5", "1441", "15.5", "9" * 40])
+def test_it_rejects_a_bad_window_with_400(as_alice, minutes):
+    response = as_alice.get(URL, {"minutes": minutes})
+    assert response.status_code == 400
+    assert "minutes must be" in response.json()["error"]
+
+
+def test_it_returns_the_window_ending_at_the_current_event_id(as_alice):
+    now = time.time()
+    publish_frame(1, now - 20 * 60, {"cpu": 1.0})  # outside a 15-minute window
+    publish_frame(2, now - 60, {"cpu": 2.0}, firing=["cpu"])
+    send("metrics", "metric", {"name": "orders", "value": 5, "ts": now - 30})
+    last = publish_frame(3, now, {"cpu": 3.0})
+
+    body = as_alice.get(URL).json()
+
+    assert body["window"] == 15
+    assert [f["seq"] for f in body["frames"]] == [2, 3]
+    assert body["frames"][0] == {"seq": 2, "ts": now - 60, "values": {"cpu": 2.0}, "firing": ["cpu"]}
+    assert body["points"] == {"orders": [[now - 30, 5]]}
+    assert body["last_event_id"] == f"metrics:{last.id}"
+
+
+def test_a_longer_window_reaches_further_back(as_alice):
+    now = time.time()
+    publish_frame(1, now - 20 * 60, {})
+    publish_frame(2, now, {})
+    assert [f["seq"] for f in as_alice.get(URL, {"minutes": "60"}).json()["frames"]] == [1, 2]
+
+
+def test_it_lists_enabled_metric_definitions_in_display_order(as_alice):
+    Metric.objects.create(key="mem", label="Memory", unit="%", display_order=2, warning_threshold=80)
+    Metric.objects.create(key="cpu", label="CPU", unit="%", display_order=1, critical_threshold=95)
+    Metric.objects.create(key="off", enabled=False)
+    metrics = as_alice.get(URL).json()["metrics"]
+    assert [m["key"] for m in metrics] == ["cpu", "mem"]
+    assert metrics[1] == {
+        "key": "mem",
+        "label": "Memory",
+        "unit": "%",
+        "source": "custom",
+        "warning": 80.0,
+        "critical": None,
+        "order": 2,
+    }
+
+
+def test_it_reads_an_hour_of_frames_quickly(as_alice):
+    now = time.time()
+    for seq in range(3600):
+        publish_frame(seq, now - 3000 + seq * 0.8, {"cpu": 1.0, "mem": 2.0, "load": 0.5})
+    started = time.monotonic()
+    body = as_alice.get(URL, {"minutes": "60"}).json()
+    elapsed = time.monotonic() - started
+    assert len(body["frames"]) == 3600
+    assert elapsed < 2.0, f"history of 3600 frames took {elapsed:.2f}s"
+
+
+@pytest.fixture
+def alice_cookies(alice):
+    return session_cookie(alice)
+
+
+@pytest.mark.slow
+async def test_history_then_live_has_no_gap_and_no_duplicate_at_the_seam(daphne_workers, alice_cookies):
+    [worker] = daphne_workers(1)
+    now = time.time()
+    for seq in range(1, 6):
+        publish_frame(seq, now, {"cpu": seq})
+    async with httpx.AsyncClient(cookies=alice_cookies) as client:
+        history = (await client.get(f"{worker}{URL}")).json()
+    # Frames published between the history answer and the stream opening.
+    for seq in range(6, 9):
+        publish_frame(seq, now, {"cpu": seq})
+
+    url = events_url(worker, "metrics", last_event_id=history["last_event_id"])
+    async with SSEReader(url, alice_cookies) as stream:
+        await stream.wait_for(lambda events: len(stream.of_type("frame")) >= 3)
+        publish_frame(9, now, {"cpu": 9})
+        await stream.wait_for(lambda events: len(stream.of_type("frame")) >= 4)
+
+    seqs = [f["seq"] for f in history["frames"]] + [e["data"]["seq"] for e in stream.of_type("frame")]
+    assert seqs == list(range(1, 10))

@@ -1,0 +1,93 @@
+import math
+
+import pytest
+from django.db import transaction
+
+from dashboard.eventstorage import DashboardRedisStorage
+from dashboard.live import events_published_last_second, publish_frame, publish_metric
+from dashboard.models import Metric
+
+
+@pytest.fixture
+def storage(redis_url):
+    return DashboardRedisStorage()
+
+
+def last_event(storage):
+    import json
+
+    event = storage.get_events("metrics", storage.get_current_id("metrics") - 1)[0]
+    return event.type, json.loads(event.data)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_metric_stores_a_metric_event_and_registers_the_metric(storage):
+    publish_metric("orders", 42, ts=1700000000.5)
+    assert last_event(storage) == ("metric", {"name": "orders", "value": 42, "ts": 1700000000.5})
+    metric = Metric.objects.get(key="orders")
+    assert metric.source == Metric.Source.CUSTOM
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_metric_keeps_an_existing_definition(storage):
+    Metric.objects.create(key="cpu", source=Metric.Source.SYSTEM, label="CPU")
+    publish_metric("cpu", 1.5)
+    assert Metric.objects.get(key="cpu").source == Metric.Source.SYSTEM
+    assert last_event(storage)[1]["value"] == 1.5
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("name", "value", "ts", "problem"),
+    [
+        ("", 1, None, "empty"),
+        ("x" * 65, 1, None, "at most 64"),
+        ("has space", 1, None, "slug"),
+        ("dots.no", 1, None, "slug"),
+        (42, 1, None, "string"),
+        ("orders", True, None, "int or a float"),
+        ("orders", "42", None, "int or a float"),
+        ("orders", None, None, "int or a float"),
+        ("orders", math.nan, None, "finite"),
+        ("orders", math.inf, None, "finite"),
+        ("orders", -math.inf, None, "finite"),
+        ("orders", 1, "yesterday", "timestamp"),
+        ("orders", 1, math.nan, "timestamp"),
+    ],
+)
+def test_publish_metric_refuses_bad_input_and_publishes_nothing(storage, name, value, ts, problem):
+    before = storage.get_current_id("metrics")
+    with pytest.raises(ValueError, match=problem):
+        publish_metric(name, value, ts=ts)
+    assert storage.get_current_id("metrics") == before
+    assert not Metric.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_metric_publishes_nothing_when_the_transaction_rolls_back(storage):
+    before = storage.get_current_id("metrics")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish_metric("orders", 1)
+        raise RuntimeError("the caller's work failed")
+    assert storage.get_current_id("metrics") == before
+    assert not Metric.objects.filter(key="orders").exists()
+
+
+def test_publish_frame_sends_a_frame_event(storage):
+    event = publish_frame(7, 1700000000.0, {"cpu": 12.5}, firing=["cpu"])
+    assert event.type == "frame"
+    assert last_event(storage) == (
+        "frame",
+        {"seq": 7, "ts": 1700000000.0, "values": {"cpu": 12.5}, "firing": ["cpu"]},
+    )
+
+
+def test_events_published_last_second_counts_every_process_publishing(storage, monkeypatch):
+    import time
+
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now - 1)
+    for seq in range(3):
+        publish_frame(seq, 0.0, {})
+    monkeypatch.setattr(time, "time", lambda: now)
+    assert events_published_last_second() == 3

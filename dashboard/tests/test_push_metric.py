@@ -1,0 +1,40 @@
+import json
+
+import pytest
+
+from dashboard.eventstorage import DashboardRedisStorage
+from dashboard.models import Metric
+
+pytestmark = pytest.mark.slow
+
+
+def test_it_publishes_a_metric_from_the_command_line(manage):
+    storage = DashboardRedisStorage()
+    before = storage.get_current_id("metrics")
+    result = manage("push_metric", "orders", "42.5")
+    assert result.returncode == 0, result.stderr
+    [event] = storage.get_events("metrics", before)
+    assert event.type == "metric"
+    assert json.loads(event.data)["name"] == "orders"
+    assert json.loads(event.data)["value"] == 42.5
+    assert Metric.objects.get(key="orders").source == Metric.Source.CUSTOM
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["orders", "lots"], "VALUE must be a number"),
+        (["orders", "nan"], "finite"),
+        (["orders", "inf"], "finite"),
+        (["not a slug", "1"], "slug"),
+        (["x" * 65, "1"], "at most 64"),
+    ],
+)
+def test_it_exits_non_zero_with_the_problem_and_publishes_nothing(manage, args, message):
+    storage = DashboardRedisStorage()
+    before = storage.get_current_id("metrics")
+    result = manage("push_metric", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert storage.get_current_id("metrics") == before

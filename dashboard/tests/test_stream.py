@@ -1,0 +1,111 @@
+"""A stream's buffer, dedupe and catch-up, driven directly on the event loop with real Redis.
+
+The hub hands each event to `Stream.offer`; here the test plays the hub, so it
+can overflow the buffer or drop a message deterministically.
+"""
+
+import pytest
+
+from dashboard import sse
+from dashboard.live import publish_frame
+from dashboard.sse import HubEvent, Stream
+
+
+@pytest.fixture(autouse=True)
+def _redis(redis_url):
+    return redis_url
+
+
+def hub_event(event):
+    return HubEvent(event)
+
+
+async def started_stream(last_ids=None):
+    stream = Stream(["metrics"], last_ids or {})
+    chunks = [chunk async for chunk in stream.start()]
+    return stream, b"".join(chunks)
+
+
+async def drained(stream):
+    return b"".join([chunk async for chunk in stream.drain()])
+
+
+def delivered_ids(body):
+    return [int(line.split(b":")[-1]) for line in body.splitlines() if line.startswith(b"id: ")]
+
+
+def event_types(body):
+    return [line[7:].decode() for line in body.splitlines() if line.startswith(b"event: ")]
+
+
+async def test_an_overflowing_stream_catches_up_from_storage_exactly_once():
+    stream, _ = await started_stream()
+    start = stream.last_ids["metrics"]
+    published = [publish_frame(seq, 0.0, {}) for seq in range(sse.STREAM_BUFFER * 3)]
+    for event in published:
+        stream.offer(hub_event(event))
+    assert stream.catch_up_needed
+    assert len(stream.buffer) < sse.STREAM_BUFFER
+
+    body = await drained(stream)
+
+    assert delivered_ids(body) == list(range(start + 1, start + len(published) + 1))
+
+
+async def test_events_already_delivered_are_dropped():
+    stream, _ = await started_stream()
+    first, second = publish_frame(1, 0.0, {}), publish_frame(2, 0.0, {})
+    for event in (first, first, second, first, second):
+        stream.offer(hub_event(event))
+
+    assert delivered_ids(await drained(stream)) == [first.id, second.id]
+
+
+async def test_a_missed_message_is_filled_from_storage():
+    stream, _ = await started_stream()
+    first, missed, third = (publish_frame(seq, 0.0, {}) for seq in range(3))
+    stream.offer(hub_event(first))
+    stream.offer(hub_event(third))  # the hub never heard `missed`
+
+    assert delivered_ids(await drained(stream)) == [first.id, missed.id, third.id]
+
+
+async def test_an_overflow_past_retention_ends_in_a_reset_not_a_hole():
+    from dashboard.eventstorage import event_key
+    from dashboard.redis import get_sync_client
+
+    stream, _ = await started_stream()
+    published = [publish_frame(seq, 0.0, {}) for seq in range(sse.STREAM_BUFFER + 10)]
+    for event in published:
+        stream.offer(hub_event(event))
+    get_sync_client().delete(event_key("metrics", published[0].id))  # retention dropped it
+
+    body = await drained(stream)
+
+    assert event_types(body) == ["stream-reset"]
+    assert stream.last_ids["metrics"] == published[-1].id
+    later = publish_frame(999, 0.0, {})
+    stream.offer(hub_event(later))
+    assert delivered_ids(await drained(stream)) == [later.id]
+
+
+async def test_it_replays_from_the_requested_id_then_continues_live_without_duplicates():
+    events = [publish_frame(seq, 0.0, {}) for seq in range(5)]
+    stream, replay = await started_stream({"metrics": events[1].id})
+    assert delivered_ids(replay) == [e.id for e in events[2:]]
+    # Published before the stream's storage read but heard by the hub after it.
+    stream.offer(hub_event(events[4]))
+    live = publish_frame(5, 0.0, {})
+    stream.offer(hub_event(live))
+    assert delivered_ids(await drained(stream)) == [live.id]
+
+
+async def test_multi_channel_ids_carry_every_channel():
+    from dashboard.live import send
+
+    stream = Stream(["metrics", "user-7"], {})
+    _ = [chunk async for chunk in stream.start()]
+    event = send("user-7", "note", {"x": 1})
+    stream.offer(hub_event(event))
+    body = await drained(stream)
+    assert f"id: metrics:{stream.last_ids['metrics']},user-7:{event.id}".encode() in body
