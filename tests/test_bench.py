@@ -1,0 +1,92 @@
+"""`python -m bench --quick` end to end: real servers, real clients, a results file that says it all.
+
+The bench is not a timed test (its targets are reported, not asserted); this
+checks that it runs, measures every path, and that nothing was lost.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+PHASE_FIELDS = {
+    "path",
+    "clients",
+    "connected",
+    "connect_s",
+    "reconnect_s",
+    "events_published",
+    "deliveries",
+    "lost",
+    "duplicates",
+    "latency_ms",
+    "latency_cdf",
+    "memory",
+    "cpu",
+    "ping_ms",
+}
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("bench")
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    (results_path,) = output.glob("*.json")
+    return json.loads(results_path.read_text()), output, completed.stdout
+
+
+def test_it_measures_every_path_with_every_field(quick_run):
+    results, _, _ = quick_run
+    assert [(p["path"], p["clients"]) for p in results["phases"]] == [
+        ("floor", 100),
+        ("sse", 100),
+        ("ws", 100),
+    ]
+    for phase in results["phases"]:
+        assert phase.keys() >= PHASE_FIELDS
+        assert phase["connected"] == 100
+        assert phase["latency_ms"]["count"] == phase["deliveries"]
+        assert phase["memory"]["per_connection_kb"] is not None
+        assert all(server["threads_connected"] >= 1 for server in phase["memory"]["servers"])
+        assert phase["cpu"]["ms_per_1000_deliveries"] is not None
+    assert {"cpu_count", "cpu_model", "memory_mb", "python", "packages"} <= results["machine"].keys()
+    assert results["machine"]["packages"]["django"]
+
+
+def test_it_loses_and_duplicates_nothing(quick_run):
+    results, _, _ = quick_run
+    for phase in results["phases"]:
+        assert phase["events_published"] == results["settings"]["events"]
+        assert phase["deliveries"] == 100 * phase["events_published"], phase["path"]
+        assert (phase["lost"], phase["duplicates"]) == (0, 0), phase["path"]
+
+
+def test_it_measures_websocket_round_trips(quick_run):
+    results, _, _ = quick_run
+    (ws,) = [p for p in results["phases"] if p["path"] == "ws"]
+    assert ws["ping_ms"]["count"] == 200
+    assert ws["ping_ms"]["unanswered"] == 0
+    assert 0 < ws["ping_ms"]["p50"] <= ws["ping_ms"]["p99"]
+
+
+def test_it_reports_ratios_targets_a_table_and_a_plot(quick_run):
+    results, output, stdout = quick_run
+    assert {r["path"] for r in results["ratios_to_floor"]} == {"sse", "ws"}
+    (loss_target, *_) = results["targets"]
+    assert loss_target["met"] is True
+    assert "| product SSE (daphne) | 100 |" in stdout
+    (png,) = output.glob("*.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
