@@ -89,10 +89,31 @@ def register_builtin_metrics():
     return created
 
 
+@dataclass(frozen=True)
+class NetCounters:
+    bytes_recv: int
+    bytes_sent: int
+
+
+def external_network_counters():
+    """Bytes through the interfaces that are up, loopback excluded: traffic between
+    this host's own processes (Redis, the database) is not network traffic."""
+    stats = psutil.net_if_stats()
+    per_nic = psutil.net_io_counters(pernic=True)
+    received = sent = 0
+    for name, counters in per_nic.items():
+        nic = stats.get(name)
+        if nic is None or not nic.isup or "loopback" in getattr(nic, "flags", "") or name == "lo":
+            continue
+        received += counters.bytes_recv
+        sent += counters.bytes_sent
+    return NetCounters(received, sent)
+
+
 class HostSampler:
     """psutil readings; network counters become rates over the time since the last sample."""
 
-    def __init__(self, clock=time.monotonic, net_counters=psutil.net_io_counters):
+    def __init__(self, clock=time.monotonic, net_counters=external_network_counters):
         self._clock = clock
         self._net_counters = net_counters
         psutil.cpu_percent(interval=None)  # The first call only sets psutil's baseline.

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import psutil
 import pytest
 import redis
 
@@ -21,6 +22,7 @@ from dashboard.collector import (
     HostSampler,
     RedisOutage,
     builtin_metrics,
+    external_network_counters,
     register_builtin_metrics,
 )
 from dashboard.eventstorage import pubsub_channel
@@ -102,6 +104,15 @@ def test_it_reports_no_traffic_without_network_interfaces():
     sampler = HostSampler(net_counters=lambda: None)
     values = sampler.sample()
     assert (values["net_rx"], values["net_tx"]) == (0.0, 0.0)
+
+
+def test_its_network_traffic_leaves_out_loopback():
+    external = external_network_counters()
+    loopback = psutil.net_io_counters(pernic=True).get("lo")
+    everything = psutil.net_io_counters()
+    assert external.bytes_recv >= 0 and external.bytes_sent >= 0
+    if loopback is not None:
+        assert external.bytes_recv <= everything.bytes_recv - loopback.bytes_recv
 
 
 def test_it_adds_app_metrics_to_the_frame(make_collector, frames):

@@ -1,0 +1,645 @@
+// The live charts: one uPlot chart per enabled metric, filled from the history
+// endpoint and continued from the `metrics` SSE stream, resuming exactly where
+// the history ended (its last_event_id), so the seam has no gap and no duplicate.
+//
+// Events only change data; drawing happens once per animation frame for every
+// chart that changed, so 20 charts updating every second cost one layout pass,
+// and a hidden tab (no animation frames) costs no drawing at all.
+(function () {
+  "use strict";
+  const ld = window.livedash;
+  const config = ld.config || {};
+  const root = document.getElementById("charts");
+  const STATUS_ID = "sse-status";
+  const WINDOWS = [5, 15, 60];
+  const DEFAULT_WINDOW = 15;
+  const WINDOW_STORAGE_KEY = "livedash.window";
+  // After this long without a working stream the indicator says offline, not reconnecting.
+  const OFFLINE_AFTER_MS = 15000;
+  // Points per chart never exceed a window's worth at the fastest interval (0.25 s).
+  const MAX_POINTS_PER_MINUTE = 240;
+  const PLOT_HEIGHT = 130;
+
+  if (!root || !ld) return;
+  if (!config.canViewMetrics) {
+    ld.setStatus(STATUS_ID, "offline", "no permission");
+    return;
+  }
+
+  const state = {
+    windowMinutes: initialWindow(),
+    charts: new Map(), // metric key -> chart record
+    hidden: new Set(), // keys the server knows but does not chart (disabled metrics)
+    lastSeq: 0,
+    lastFrameTs: 0,
+    clockOffset: 0, // server ts minus browser clock, from live frames
+    lastUpdateAt: null, // browser time of the last event from the stream
+    everOpened: false,
+    disconnectedSince: null,
+    source: null,
+    generation: 0, // bumps on every history load; stale loads are dropped
+    refetchQueued: false,
+    renderQueued: false,
+  };
+
+  // ---- formatting -------------------------------------------------------
+
+  function formatNumber(value) {
+    if (value === null || value === undefined || !isFinite(value)) return "–";
+    const abs = Math.abs(value);
+    if (abs >= 1e6) return (value / 1e6).toFixed(abs >= 1e7 ? 0 : 1) + "M";
+    if (abs >= 1e4) return (value / 1e3).toFixed(abs >= 1e5 ? 0 : 1) + "k";
+    if (Number.isInteger(value)) return String(value);
+    return value.toFixed(abs >= 100 ? 0 : abs >= 10 ? 1 : 2);
+  }
+
+  // Rates in bytes read better scaled: "1.2 MB/s" rather than "1.2M B/s".
+  function formatWithUnit(value, unit) {
+    if (unit === "B/s" && isFinite(value) && value !== null) {
+      const steps = ["B/s", "KB/s", "MB/s", "GB/s"];
+      let scaled = value;
+      let step = 0;
+      while (Math.abs(scaled) >= 1024 && step < steps.length - 1) {
+        scaled /= 1024;
+        step += 1;
+      }
+      return { text: formatNumber(Math.round(scaled * 10) / 10), unit: steps[step] };
+    }
+    return { text: formatNumber(value), unit: unit || "" };
+  }
+
+  // Axis labels have ~45 px: "195K" rather than "195 KB/s"; bytes scale by 1024.
+  function formatAxis(value, unit) {
+    if (unit !== "B/s") {
+      const text = formatNumber(value);
+      return /^-?\d+\.\d+$/.test(text) ? text.replace(/\.?0+$/, "") : text;
+    }
+    const steps = ["", "K", "M", "G"];
+    let scaled = value;
+    let step = 0;
+    while (Math.abs(scaled) >= 1024 && step < steps.length - 1) {
+      scaled /= 1024;
+      step += 1;
+    }
+    const text = formatNumber(Math.round(scaled * 10) / 10);
+    return (text.includes(".") ? text.replace(/\.?0+$/, "") : text) + steps[step];
+  }
+
+  function pad2(n) {
+    return n < 10 ? "0" + n : String(n);
+  }
+
+  // Local wall-clock times; seconds only when the ticks are less than a minute apart.
+  function formatTimes(splits) {
+    const withSeconds = splits.length > 1 && splits[1] - splits[0] < 60;
+    return splits.map((ts) => {
+      const d = new Date(ts * 1000);
+      const hm = pad2(d.getHours()) + ":" + pad2(d.getMinutes());
+      return withSeconds ? hm + ":" + pad2(d.getSeconds()) : hm;
+    });
+  }
+
+  function levelFor(def, value) {
+    if (value === null || value === undefined) return "ok";
+    if (def.critical !== null && def.critical !== undefined && value >= def.critical) return "critical";
+    if (def.warning !== null && def.warning !== undefined && value >= def.warning) return "warning";
+    return "ok";
+  }
+
+  function cssVar(name, fallback) {
+    const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    return value || fallback;
+  }
+
+  const COLORS = {
+    line: cssVar("--accent", "#4f8cff"),
+    grid: cssVar("--border", "#2a3550"),
+    axis: cssVar("--muted", "#8d99b3"),
+    warning: cssVar("--warning", "#f2b53a"),
+    critical: cssVar("--critical", "#f2555a"),
+  };
+
+  // ---- charts -----------------------------------------------------------
+
+  function windowSeconds() {
+    return state.windowMinutes * 60;
+  }
+
+  function serverNow() {
+    return Date.now() / 1000 + state.clockOffset;
+  }
+
+  function makeCard(def) {
+    const card = document.createElement("article");
+    card.className = "chart-card";
+    card.dataset.key = def.key;
+    card.dataset.level = "ok";
+    const head = document.createElement("header");
+    head.className = "chart-head";
+    const titleBox = document.createElement("div");
+    const title = document.createElement("span");
+    title.className = "chart-title";
+    const firing = document.createElement("span");
+    firing.className = "firing-tag";
+    firing.textContent = "firing";
+    firing.hidden = true;
+    titleBox.append(title, firing);
+    const valueBox = document.createElement("div");
+    const value = document.createElement("span");
+    value.className = "chart-value";
+    value.textContent = "–";
+    const unit = document.createElement("span");
+    unit.className = "chart-unit";
+    valueBox.append(value, unit);
+    head.append(titleBox, valueBox);
+    const plot = document.createElement("div");
+    plot.className = "chart-plot";
+    card.append(head, plot);
+    return { card, title, firing, value, unit, plot };
+  }
+
+  // Dashed lines at the warning and critical thresholds, when they are in view.
+  function drawThresholds(u, def) {
+    const ctx = u.ctx;
+    const scale = u.scales.y;
+    for (const [threshold, color] of [
+      [def.warning, COLORS.warning],
+      [def.critical, COLORS.critical],
+    ]) {
+      if (threshold === null || threshold === undefined) continue;
+      if (threshold < scale.min || threshold > scale.max) continue;
+      const y = Math.round(u.valToPos(threshold, "y", true)) + 0.5;
+      ctx.save();
+      ctx.strokeStyle = color;
+      ctx.globalAlpha = 0.6;
+      ctx.setLineDash([4, 4]);
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.moveTo(u.bbox.left, y);
+      ctx.lineTo(u.bbox.left + u.bbox.width, y);
+      ctx.stroke();
+      ctx.restore();
+    }
+  }
+
+  function yRange(def, min, max) {
+    if (def.unit === "%") return [0, 100];
+    if (min === null || max === null) return [0, 1];
+    const low = Math.min(0, min);
+    const high = max > low ? max * 1.15 : low + 1;
+    return [low, high];
+  }
+
+  function makePlot(chart) {
+    const width = Math.max(200, chart.dom.plot.clientWidth || 320);
+    const options = {
+      width: width,
+      height: PLOT_HEIGHT,
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+      scales: {
+        x: { time: true, range: () => [serverNow() - windowSeconds(), serverNow()] },
+        y: { range: (u, min, max) => yRange(chart.def, min, max) },
+      },
+      axes: [
+        {
+          stroke: COLORS.axis,
+          grid: { stroke: COLORS.grid, width: 1 },
+          ticks: { stroke: COLORS.grid, width: 1 },
+          font: "11px system-ui, sans-serif",
+          size: 28,
+          values: (u, splits) => formatTimes(splits),
+        },
+        {
+          stroke: COLORS.axis,
+          grid: { stroke: COLORS.grid, width: 1 },
+          ticks: { stroke: COLORS.grid, width: 1 },
+          font: "11px system-ui, sans-serif",
+          size: 48,
+          // Counts get no "0.5" labels: only whole ticks are labelled when every value is whole.
+          values: (u, splits) => {
+            const whole = chart.ys.every(Number.isInteger);
+            return splits.map((v) => (whole && !Number.isInteger(v) ? "" : formatAxis(v, chart.def.unit)));
+          },
+        },
+      ],
+      series: [
+        {},
+        {
+          stroke: COLORS.line,
+          width: 1.5,
+          fill: "rgba(79, 140, 255, 0.12)",
+          // uPlot's default shows dots only where points are sparse: a custom
+          // metric pushed once is visible, a busy line is not cluttered.
+          spanGaps: false,
+        },
+      ],
+      hooks: { draw: [(u) => drawThresholds(u, chart.def)] },
+    };
+    return new uPlot(options, [chart.xs, chart.ys], chart.dom.plot);
+  }
+
+  function createChart(def) {
+    const dom = makeCard(def);
+    const chart = { def, dom, xs: [], ys: [], current: null, firing: false, plot: null, dirty: true, drawnAt: 0 };
+    applyDefinition(chart, def);
+    state.charts.set(def.key, chart);
+    return chart;
+  }
+
+  function applyDefinition(chart, def) {
+    chart.def = def;
+    chart.dom.title.textContent = def.label || def.key;
+    chart.dom.card.title = def.key;
+    chart.dirty = true;
+  }
+
+  function sortedCharts() {
+    return Array.from(state.charts.values()).sort(
+      (a, b) => (a.def.order ?? 100) - (b.def.order ?? 100) || a.def.key.localeCompare(b.def.key),
+    );
+  }
+
+  // Cards in display order; uPlot instances created once a card has its width.
+  function layout() {
+    const charts = sortedCharts();
+    const empty = root.querySelector(".empty");
+    if (charts.length === 0) {
+      if (!empty) {
+        const note = document.createElement("p");
+        note.className = "empty";
+        note.textContent = "No metrics yet. They appear as soon as the collector (manage.py collect_metrics) runs.";
+        root.append(note);
+      }
+      return;
+    }
+    if (empty) empty.remove();
+    charts.forEach((chart) => root.append(chart.dom.card)); // append moves cards into order
+    for (const chart of charts) {
+      if (!chart.plot) chart.plot = makePlot(chart);
+    }
+  }
+
+  function removeChart(key) {
+    const chart = state.charts.get(key);
+    if (!chart) return;
+    if (chart.plot) chart.plot.destroy();
+    chart.dom.card.remove();
+    state.charts.delete(key);
+  }
+
+  // Insert keeping time order; a point at a time already charted is a duplicate.
+  function addPoint(chart, ts, value) {
+    const xs = chart.xs;
+    let index = xs.length;
+    if (index > 0 && ts <= xs[index - 1]) {
+      let low = 0;
+      let high = xs.length;
+      while (low < high) {
+        const mid = (low + high) >> 1;
+        if (xs[mid] < ts) low = mid + 1;
+        else high = mid;
+      }
+      if (xs[low] === ts) return false;
+      index = low;
+    }
+    if (index === xs.length) {
+      xs.push(ts);
+      chart.ys.push(value);
+      chart.current = value;
+    } else {
+      xs.splice(index, 0, ts);
+      chart.ys.splice(index, 0, value);
+    }
+    trim(chart);
+    chart.dirty = true;
+    return true;
+  }
+
+  function trim(chart) {
+    const cutoff = serverNow() - windowSeconds() - 5;
+    let drop = 0;
+    while (drop < chart.xs.length && chart.xs[drop] < cutoff) drop += 1;
+    const cap = state.windowMinutes * MAX_POINTS_PER_MINUTE;
+    drop = Math.max(drop, chart.xs.length - cap);
+    if (drop > 0) {
+      chart.xs.splice(0, drop);
+      chart.ys.splice(0, drop);
+    }
+  }
+
+  function setFiring(firingKeys) {
+    const firing = new Set(firingKeys || []);
+    for (const [key, chart] of state.charts) {
+      const now = firing.has(key);
+      if (now !== chart.firing) {
+        chart.firing = now;
+        chart.dirty = true;
+      }
+    }
+  }
+
+  function scheduleRender() {
+    if (state.renderQueued) return;
+    state.renderQueued = true;
+    requestAnimationFrame(render);
+  }
+
+  function render() {
+    state.renderQueued = false;
+    for (const chart of state.charts.values()) {
+      if (!chart.dirty) continue;
+      chart.dirty = false;
+      const shown = formatWithUnit(chart.current, chart.def.unit);
+      chart.dom.value.textContent = shown.text;
+      chart.dom.unit.textContent = shown.unit;
+      chart.dom.card.dataset.level = levelFor(chart.def, chart.current);
+      chart.dom.card.classList.toggle("firing", chart.firing);
+      chart.dom.firing.hidden = !chart.firing;
+      if (chart.plot) chart.plot.setData([chart.xs, chart.ys], true);
+      chart.drawnAt = performance.now();
+    }
+  }
+
+  function markAllDirty() {
+    for (const chart of state.charts.values()) chart.dirty = true;
+    scheduleRender();
+  }
+
+  // ---- data in --------------------------------------------------------------
+
+  function applyFrame(frame, live) {
+    if (typeof frame.seq !== "number" || typeof frame.ts !== "number") return;
+    if (frame.seq <= state.lastSeq) {
+      // Seen already, unless the collector's sequence restarted (its Redis was
+      // emptied): then time still moves forward while seq went back.
+      if (frame.ts <= state.lastFrameTs) return;
+    }
+    state.lastSeq = frame.seq;
+    state.lastFrameTs = frame.ts;
+    if (live) state.clockOffset = frame.ts - Date.now() / 1000;
+    let unknown = false;
+    for (const [key, value] of Object.entries(frame.values || {})) {
+      const chart = state.charts.get(key);
+      if (chart) addPoint(chart, frame.ts, value);
+      else if (!state.hidden.has(key)) unknown = true;
+    }
+    setFiring(frame.firing);
+    // A metric the page has no definition for yet (a collector started after
+    // the page loaded): the history answer carries its label and thresholds.
+    if (unknown && live) queueRefetch();
+  }
+
+  function applyMetric(point) {
+    if (typeof point.name !== "string" || typeof point.ts !== "number") return;
+    if (state.hidden.has(point.name)) return;
+    let chart = state.charts.get(point.name);
+    if (!chart) {
+      // Registered on its first publish; history will bring its definition later.
+      chart = createChart({ key: point.name, label: point.name, unit: "", source: "custom", order: 100 });
+      layout();
+    }
+    addPoint(chart, point.ts, point.value);
+  }
+
+  function applyHistory(history) {
+    const keys = new Set(history.metrics.map((def) => def.key));
+    for (const key of Array.from(state.charts.keys())) {
+      if (!keys.has(key)) removeChart(key);
+    }
+    for (const def of history.metrics) {
+      const chart = state.charts.get(def.key) || createChart(def);
+      applyDefinition(chart, def);
+      chart.xs.length = 0;
+      chart.ys.length = 0;
+      chart.current = null;
+    }
+    // Whatever the server sends but does not list is disabled: ignore it live too.
+    state.hidden = new Set();
+    for (const frame of history.frames) {
+      for (const key of Object.keys(frame.values || {})) if (!keys.has(key)) state.hidden.add(key);
+    }
+    for (const name of Object.keys(history.points || {})) if (!keys.has(name)) state.hidden.add(name);
+    state.lastSeq = 0;
+    state.lastFrameTs = 0;
+    layout();
+    for (const frame of history.frames) applyFrame(frame, false);
+    for (const [name, points] of Object.entries(history.points || {})) {
+      const chart = state.charts.get(name);
+      if (!chart) continue;
+      for (const [ts, value] of points) addPoint(chart, ts, value);
+    }
+    markAllDirty();
+  }
+
+  // ---- history + stream -------------------------------------------------
+
+  async function loadHistory(attempt) {
+    const generation = ++state.generation;
+    closeStream();
+    let response;
+    try {
+      response = await fetch(config.historyUrl + "?minutes=" + state.windowMinutes, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+    } catch (err) {
+      return retryHistory(generation, attempt, "offline");
+    }
+    if (generation !== state.generation) return;
+    if (response.status === 401 || response.status === 403) {
+      ld.setStatus(STATUS_ID, "offline", "not allowed: sign in again");
+      return;
+    }
+    if (!response.ok) return retryHistory(generation, attempt, "reconnecting");
+    const history = await response.json();
+    if (generation !== state.generation) return;
+    applyHistory(history);
+    openStream(history.last_event_id);
+  }
+
+  function retryHistory(generation, attempt, status) {
+    if (generation !== state.generation) return;
+    const tries = (attempt || 0) + 1;
+    const delay = Math.min(30000, 1000 * 2 ** Math.min(tries, 5)) * (0.5 + Math.random() / 2);
+    ld.setStatus(STATUS_ID, status, status === "offline" ? "offline, retrying" : "reconnecting");
+    setTimeout(() => {
+      if (generation === state.generation) loadHistory(tries);
+    }, delay);
+  }
+
+  function queueRefetch() {
+    if (state.refetchQueued) return;
+    state.refetchQueued = true;
+    setTimeout(() => {
+      state.refetchQueued = false;
+      loadHistory();
+    }, 1000);
+  }
+
+  function parse(event) {
+    try {
+      return JSON.parse(event.data);
+    } catch (err) {
+      console.warn("livedash: ignoring an event that is not JSON", event.type);
+      return null;
+    }
+  }
+
+  function openStream(lastEventId) {
+    const url = config.eventsUrl + "?channel=metrics";
+    // ReconnectingEventSource sends lastEventId on every reconnect, updated as events arrive.
+    const source = new ReconnectingEventSource(url, { lastEventId: lastEventId, max_retry_time: 5000 });
+    state.source = source;
+    const live = (handler) => (event) => {
+      if (state.source !== source) return;
+      const data = parse(event);
+      if (data === null) return;
+      state.lastUpdateAt = Date.now();
+      handler(data);
+      scheduleRender();
+    };
+    source.onopen = () => {
+      if (state.source !== source) return;
+      state.everOpened = true;
+      updateStatus();
+    };
+    source.onerror = () => {
+      if (state.source === source) updateStatus();
+    };
+    source.addEventListener("frame", live((frame) => applyFrame(frame, true)));
+    source.addEventListener("metric", live(applyMetric));
+    // The stream could not resume (we were away longer than storage keeps):
+    // reload the window and resume from where that history ends.
+    source.addEventListener("stream-reset", () => {
+      if (state.source === source) loadHistory();
+    });
+    updateStatus();
+  }
+
+  function closeStream() {
+    if (state.source) state.source.close();
+    state.source = null;
+  }
+
+  // ---- connection indicator ---------------------------------------------
+
+  function ageText() {
+    if (state.lastUpdateAt === null) return "no data yet";
+    return "updated " + ld.formatAge((Date.now() - state.lastUpdateAt) / 1000);
+  }
+
+  function updateStatus() {
+    const source = state.source;
+    if (!source) return; // history is loading or failed: its own status stands
+    if (source.readyState === 1 && navigator.onLine !== false) {
+      state.disconnectedSince = null;
+      ld.setStatus(STATUS_ID, "connected", "live · " + ageText());
+      return;
+    }
+    state.disconnectedSince = state.disconnectedSince || Date.now();
+    if (!state.everOpened && navigator.onLine !== false) {
+      ld.setStatus(STATUS_ID, "connecting", "connecting");
+      return;
+    }
+    const longGone = Date.now() - state.disconnectedSince > OFFLINE_AFTER_MS;
+    const offline = navigator.onLine === false || longGone;
+    const label = offline ? "offline" : "reconnecting";
+    ld.setStatus(STATUS_ID, label, label + " · " + ageText());
+  }
+
+  function tick() {
+    updateStatus();
+    // Keep every window sliding, also for charts that get no data (a custom metric
+    // pushed now and then, a paused collector): redraw what was not drawn this second.
+    const stale = performance.now() - 900;
+    for (const chart of state.charts.values()) if (chart.drawnAt < stale) chart.dirty = true;
+    scheduleRender();
+  }
+
+  // ---- window picker ----------------------------------------------------
+
+  function initialWindow() {
+    try {
+      const saved = parseInt(window.localStorage.getItem(WINDOW_STORAGE_KEY), 10);
+      if (WINDOWS.includes(saved)) return saved;
+    } catch (err) {
+      /* storage blocked: use the default */
+    }
+    return DEFAULT_WINDOW;
+  }
+
+  function showWindow() {
+    for (const chip of document.querySelectorAll("[data-window]")) {
+      const active = parseInt(chip.dataset.window, 10) === state.windowMinutes;
+      chip.classList.toggle("active", active);
+      chip.setAttribute("aria-pressed", active ? "true" : "false");
+    }
+  }
+
+  function chooseWindow(minutes) {
+    if (!WINDOWS.includes(minutes) || minutes === state.windowMinutes) return;
+    state.windowMinutes = minutes;
+    try {
+      window.localStorage.setItem(WINDOW_STORAGE_KEY, String(minutes));
+    } catch (err) {
+      /* not remembered; still applied */
+    }
+    showWindow();
+    loadHistory();
+  }
+
+  for (const chip of document.querySelectorAll("[data-window]")) {
+    chip.addEventListener("click", () => chooseWindow(parseInt(chip.dataset.window, 10)));
+  }
+
+  // ---- page life ----------------------------------------------------------
+
+  let resizeQueued = false;
+  function resizePlots() {
+    resizeQueued = false;
+    for (const chart of state.charts.values()) {
+      if (!chart.plot) continue;
+      const width = chart.dom.plot.clientWidth;
+      if (width > 0 && Math.abs(width - chart.plot.width) > 1) chart.plot.setSize({ width, height: PLOT_HEIGHT });
+    }
+  }
+  new ResizeObserver(() => {
+    if (resizeQueued) return;
+    resizeQueued = true;
+    requestAnimationFrame(resizePlots);
+  }).observe(root);
+
+  // The WebSocket's `snapshot` (sent by control.js when the tab is shown again)
+  // brings current values at once, before the stream has caught up.
+  ld.on("ws:snapshot", (message) => {
+    if (!message || typeof message.values !== "object" || message.values === null) return;
+    for (const [key, value] of Object.entries(message.values)) {
+      const chart = state.charts.get(key);
+      if (chart && typeof value === "number") {
+        chart.current = value;
+        chart.dirty = true;
+      }
+    }
+    scheduleRender();
+  });
+
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "visible") markAllDirty();
+  });
+  window.addEventListener("online", updateStatus);
+  window.addEventListener("offline", updateStatus);
+
+  ld.charts = {
+    windowMinutes: () => state.windowMinutes,
+    lastSeq: () => state.lastSeq,
+    keys: () => sortedCharts().map((chart) => chart.def.key),
+    points: (key) => (state.charts.has(key) ? state.charts.get(key).xs.length : 0),
+    reload: () => loadHistory(),
+  };
+
+  showWindow();
+  ld.setStatus(STATUS_ID, "connecting", "loading history");
+  setInterval(tick, 1000);
+  loadHistory();
+})();
