@@ -24,12 +24,14 @@ ReconnectingEventSource expects) and changes the mechanics:
 
 import asyncio
 import collections
+import contextvars
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 import redis.asyncio
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
@@ -163,6 +165,34 @@ async def events(request):
     return response
 
 
+# --- no thread per stream -------------------------------------------------------
+
+EVENTS_PATH = "/events/"
+
+
+class SharedThreadForStreams:
+    """ASGI wrapper: `/events/` requests share one thread for Django's sync work.
+
+    Django runs each request in its own thread-sensitive context, and the first
+    sync step of a request (the `request_started` signal, sync middleware) starts
+    a thread for that context which lives as long as the request. For a stream
+    that is one idle OS thread per open connection. Giving stream requests one
+    shared executor (asgiref's documented `ThreadSensitiveContext(executor=...)`)
+    keeps that to one thread per worker; the view's own database work runs
+    elsewhere (`resolve_access`) and closes its connection before streaming.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sse-sync")
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope.get("path") == EVENTS_PATH:
+            async with ThreadSensitiveContext(executor=self.executor):
+                return await self.app(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 # --- the hub: one subscriber per worker ----------------------------------------
 
 
@@ -198,7 +228,10 @@ class Hub:
         for channel in stream.channels:
             self.streams_by_channel[channel].add(stream)
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self.listen_forever())
+            # A fresh context: the hub outlives the request that happened to start it.
+            self.task = asyncio.get_running_loop().create_task(
+                self.listen_forever(), context=contextvars.Context()
+            )
 
     def remove(self, stream):
         for channel in stream.channels:
