@@ -171,6 +171,13 @@ def test_env_example_documents_every_variable():
     assert missing == set(), f".env.example does not mention {sorted(missing)}"
 
 
+def test_the_readme_configuration_table_lists_every_setting():
+    readme = (ROOT / "README.md").read_text()
+    rows = set(re.findall(r"^\| `([A-Z][A-Z0-9_]*)`", readme, flags=re.MULTILINE))
+    missing = (settings_variable_names() | {"DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD"}) - rows
+    assert missing == set(), f"README's configuration table does not list {sorted(missing)}"
+
+
 def test_env_example_turns_https_only_settings_off_for_the_http_demo():
     text = (ROOT / ".env.example").read_text()
     for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
