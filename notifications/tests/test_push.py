@@ -3,7 +3,7 @@
 import asyncio
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -26,7 +26,7 @@ async def receive(layer, channel, timeout=5):
 
 async def test_a_notification_is_pushed_to_its_users_group(redis_url, alice):
     layer, channel = await listen(f"notify.user.{alice.pk}")
-    notification = await sync_to_async(notify)(alice, "Disk almost full", level="warning")
+    notification = await database_sync_to_async(notify)(alice, "Disk almost full", level="warning")
 
     message = await receive(layer, channel)
     assert message["type"] == "notification.message"
@@ -36,12 +36,12 @@ async def test_a_notification_is_pushed_to_its_users_group(redis_url, alice):
 
 
 async def test_group_and_broadcast_notifications_go_to_their_groups(redis_url, alice):
-    ops = await Group.objects.acreate(name="ops")
+    ops = await database_sync_to_async(Group.objects.create)(name="ops")
     layer, ops_channel = await listen(f"notify.group.{ops.pk}")
     _, all_channel = await listen("notify.all")
 
-    await sync_to_async(notify)(ops, "for ops")
-    await sync_to_async(notify)(None, "for everyone")
+    await database_sync_to_async(notify)(ops, "for ops")
+    await database_sync_to_async(notify)(None, "for everyone")
 
     assert (await receive(layer, ops_channel))["notification"]["title"] == "for ops"
     assert (await receive(layer, all_channel))["notification"]["title"] == "for everyone"
@@ -56,8 +56,8 @@ async def test_nothing_is_pushed_when_the_transaction_rolls_back(redis_url, alic
             raise RuntimeError("the view failed after notify()")
 
     with pytest.raises(RuntimeError):
-        await sync_to_async(send_then_fail)()
-    await sync_to_async(notify)(alice, "committed")
+        await database_sync_to_async(send_then_fail)()
+    await database_sync_to_async(notify)(alice, "committed")
 
     # The first message on the channel is the committed one.
     assert (await receive(layer, channel))["notification"]["title"] == "committed"
@@ -75,7 +75,7 @@ async def test_the_push_waits_for_the_commit(redis_url, alice):
             time.sleep(0.5)  # Time enough for a push to arrive, if one had been sent.
             return arrival.done()
 
-    assert await sync_to_async(heard_before_commit)() is False
+    assert await database_sync_to_async(heard_before_commit)() is False
     assert (await arrival)["notification"]["title"] == "in a transaction"
 
 
@@ -92,7 +92,7 @@ async def test_sending_from_the_admin_pushes_too(redis_url, admin_user, alice):
             {"title": "From the admin", "level": "info", "recipient_user": alice.pk},
         )
 
-    response = await sync_to_async(post)()
+    response = await database_sync_to_async(post)()
     assert response.status_code == 302
     message = await receive(layer, channel)
     assert message["notification"]["title"] == "From the admin"
@@ -102,6 +102,6 @@ async def test_sending_from_the_admin_pushes_too(redis_url, admin_user, alice):
 @pytest.mark.slow
 async def test_a_notification_sent_by_another_process_reaches_the_group(manage, alice):
     layer, channel = await listen(f"notify.user.{alice.pk}")
-    result = await sync_to_async(manage)("notify", "--user", "alice", "From a command")
+    result = await asyncio.to_thread(manage, "notify", "--user", "alice", "From a command")
     assert result.returncode == 0, result.stderr
     assert (await receive(layer, channel, timeout=10))["notification"]["title"] == "From a command"

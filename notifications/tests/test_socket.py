@@ -8,7 +8,7 @@ page's Origin, so everything crosses the Redis channel layer and the database.
 import asyncio
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.contrib.auth.models import Group
 
 from notifications.models import NotificationRead
@@ -87,21 +87,21 @@ async def test_a_user_offline_at_the_time_gets_it_in_hello(workers, cookies, man
 
 
 async def test_a_reconnect_gets_exactly_the_missed_ones_and_nothing_twice(workers, cookies, alice, bob):
-    seen = await sync_to_async(notify)(alice, "seen")
+    seen = await database_sync_to_async(notify)(alice, "seen")
     async with open_socket(workers[0], cookies["alice"]) as socket:
         state = await hello(socket)
         assert [n["id"] for n in state["recent"]] == [seen.pk]
 
     missed = [
-        await sync_to_async(notify)(alice, "missed 1"),
-        await sync_to_async(notify)(None, "missed 2"),
+        await database_sync_to_async(notify)(alice, "missed 1"),
+        await database_sync_to_async(notify)(None, "missed 2"),
     ]
-    await sync_to_async(notify)(bob, "for bob")
+    await database_sync_to_async(notify)(bob, "for bob")
 
     async with open_socket(workers[1], cookies["alice"], query=f"last_notification={seen.pk}") as socket:
         state = await hello(socket)
         assert [n["id"] for n in state["missed"]] == [m.pk for m in missed]
-        live = await sync_to_async(notify)(alice, "live")
+        live = await database_sync_to_async(notify)(alice, "live")
         await notification_titled(socket, "live")
         await asyncio.sleep(SETTLE)
         # Only the new one is pushed; the missed ones came once, in the hello.
@@ -117,7 +117,7 @@ async def test_mark_read_updates_the_count_in_every_tab_of_that_user_only(worker
     ):
         for socket in (tab_one, tab_two, bobs_tab):
             await hello(socket)
-        broadcast = await sync_to_async(notify)(None, "For everyone")
+        broadcast = await database_sync_to_async(notify)(None, "For everyone")
         await notification_titled(tab_two, "For everyone")
         await notification_titled(bobs_tab, "For everyone")
 
@@ -135,17 +135,17 @@ async def test_mark_read_updates_the_count_in_every_tab_of_that_user_only(worker
 
 
 async def test_bob_can_neither_mark_nor_receive_alices_notifications(workers, cookies, alice, bob):
-    ops = await Group.objects.acreate(name="ops")
-    await alice.groups.aadd(ops)
+    ops = await database_sync_to_async(Group.objects.create)(name="ops")
+    await database_sync_to_async(alice.groups.add)(ops)
     async with (
         open_socket(workers[0], cookies["alice"]) as alices_tab,
         open_socket(workers[1], cookies["bob"]) as bobs_tab,
     ):
         await hello(alices_tab)
         await hello(bobs_tab)
-        private = await sync_to_async(notify)(alice, "Private")
-        for_ops = await sync_to_async(notify)(ops, "For ops")
-        await sync_to_async(notify)(None, "Sync point")
+        private = await database_sync_to_async(notify)(alice, "Private")
+        for_ops = await database_sync_to_async(notify)(ops, "For ops")
+        await database_sync_to_async(notify)(None, "Sync point")
         await notification_titled(alices_tab, "Private")
         await notification_titled(alices_tab, "For ops")
         await notification_titled(bobs_tab, "Sync point")
@@ -161,6 +161,6 @@ async def test_bob_can_neither_mark_nor_receive_alices_notifications(workers, co
 
         await asyncio.sleep(SETTLE)
         assert alices_tab.of_type("unread") == []
-    assert not await NotificationRead.objects.aexists()
+    assert not await database_sync_to_async(NotificationRead.objects.exists)()
     async with open_socket(workers[0], cookies["alice"]) as socket:
         assert (await hello(socket))["unread"] == 3
