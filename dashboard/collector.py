@@ -56,7 +56,8 @@ class MetricSpec:
 
 
 def builtin_metrics():
-    """The metrics every frame carries, with the labels and thresholds a new install starts with."""
+    """The metrics every frame carries, with the labels and thresholds a new install starts with.
+    Their order stays below 100, the default of custom metrics, so custom charts come after."""
     cpus = psutil.cpu_count() or 1
     system, app = Metric.Source.SYSTEM, Metric.Source.APP
     return (
@@ -69,8 +70,8 @@ def builtin_metrics():
         MetricSpec("disk", "Disk used", "%", system, 60, warning=85, critical=95),
         MetricSpec("processes", "Processes", "", system, 70),
         MetricSpec("sse_connections", "Open SSE connections", "", app, 80),
-        MetricSpec("ws_connections", "Open WebSocket connections", "", app, 90),
-        MetricSpec("events_per_second", "Events published", "/s", app, 100),
+        MetricSpec("ws_connections", "Open WebSocket connections", "", app, 85),
+        MetricSpec("events_per_second", "Events published", "/s", app, 90),
     )
 
 

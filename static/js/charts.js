@@ -630,11 +630,13 @@
   window.addEventListener("online", updateStatus);
   window.addEventListener("offline", updateStatus);
 
+  // A read-only view for tests and the console.
   ld.charts = {
     windowMinutes: () => state.windowMinutes,
     lastSeq: () => state.lastSeq,
     keys: () => sortedCharts().map((chart) => chart.def.key),
     points: (key) => (state.charts.has(key) ? state.charts.get(key).xs.length : 0),
+    series: (key) => (state.charts.has(key) ? [state.charts.get(key).xs.slice(), state.charts.get(key).ys.slice()] : null),
     reload: () => loadHistory(),
   };
 
