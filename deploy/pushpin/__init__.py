@@ -1,0 +1,130 @@
+"""Pushpin, the GRIP edge that holds SSE connections so the workers don't have to.
+
+`docker-compose.yml` mounts `pushpin.conf` and `routes` from this folder as they
+are. Native runs (`make stack GRIP=1`, the tests, the benchmark) start Debian's
+`pushpin` package from a copy rendered into a temporary folder, with every port
+free and private to that run, so several stacks (and a system Pushpin) never
+collide. Only what has to differ per run is replaced; the limits and services
+stay exactly as committed.
+"""
+
+import configparser
+import contextlib
+import secrets
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+from deploy.supervisor import free_port, wait_for_port
+
+HERE = Path(__file__).resolve().parent
+CONFIG_TEMPLATE = HERE / "pushpin.conf"
+
+
+def pushpin_binary():
+    found = shutil.which("pushpin")
+    if not found:
+        raise RuntimeError("pushpin is not installed: `apt-get install pushpin` (Debian/Ubuntu)")
+    return found
+
+
+def routes_line(workers):
+    """One route sending everything to every worker ("host:port" each)."""
+    return "* " + " ".join(workers) + "\n"
+
+
+@dataclass
+class PushpinPorts:
+    http: int
+    publish: int
+    push_in: int
+    push_in_sub: int
+    command: int
+
+    @classmethod
+    def free(cls, http=None):
+        return cls(
+            http=http or free_port(),
+            publish=free_port(),
+            push_in=free_port(),
+            push_in_sub=free_port(),
+            command=free_port(),
+        )
+
+
+def render(directory, workers, ports, sig_key, bind="127.0.0.1"):
+    """Write pushpin.conf and routes into directory; return the config path."""
+    directory = Path(directory)
+    (directory / "run").mkdir(parents=True, exist_ok=True)
+    (directory / "log").mkdir(parents=True, exist_ok=True)
+    config = configparser.ConfigParser(interpolation=None, strict=True)
+    config.optionxform = str  # keep Pushpin's key names as written
+    config.read(CONFIG_TEMPLATE)
+    config["global"]["rundir"] = str(directory / "run")
+    config["runner"]["logdir"] = str(directory / "log")
+    config["runner"]["http_port"] = f"{bind}:{ports.http}"
+    config["proxy"]["sig_key"] = sig_key
+    handler = config["handler"]
+    handler["push_in_http_addr"] = "127.0.0.1"
+    handler["push_in_http_port"] = str(ports.publish)
+    handler["push_in_spec"] = f"tcp://127.0.0.1:{ports.push_in}"
+    handler["push_in_sub_specs"] = f"tcp://127.0.0.1:{ports.push_in_sub}"
+    handler["command_spec"] = f"tcp://127.0.0.1:{ports.command}"
+    path = directory / "pushpin.conf"
+    with path.open("w") as out:
+        config.write(out)
+    (directory / "routes").write_text(routes_line(workers))
+    return path
+
+
+@dataclass
+class Pushpin:
+    process: subprocess.Popen
+    ports: PushpinPorts
+    sig_key: str
+    directory: Path
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.ports.http}"
+
+    @property
+    def grip_url(self):
+        """GRIP_URL for the workers: where to publish, and the key that proves a request came via us."""
+        return f"http://127.0.0.1:{self.ports.publish}?" + urlencode({"key": self.sig_key})
+
+    def pids(self):
+        """Pushpin's runner and the services it started (condure, zurl, proxy, handler)."""
+        found = [self.process.pid]
+        for pidfile in (self.directory / "run").glob("*.pid"):
+            with contextlib.suppress(ValueError, OSError):
+                found.append(int(pidfile.read_text().strip()))
+        return found
+
+    def stop(self, timeout=10.0):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start(supervisor, directory, workers, http_port=None, bind="127.0.0.1", **popen):
+    """Start Pushpin in front of workers ("host:port" each) under supervisor.
+
+    Returns a Pushpin once both the client port and the publish port answer.
+    """
+    ports = PushpinPorts.free(http=http_port)
+    sig_key = secrets.token_urlsafe(32)
+    config = render(directory, workers, ports, sig_key, bind=bind)
+    process = supervisor.start(
+        "pushpin", [pushpin_binary(), "--config", str(config), "--merge-output"], **popen
+    )
+    wait_for_port(ports.http, process=process)
+    wait_for_port(ports.publish, process=process)
+    return Pushpin(process=process, ports=ports, sig_key=sig_key, directory=Path(directory))
