@@ -237,5 +237,16 @@ EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.channelmanager.DashboardChannelMan
 # Prefixed keys on the shared pool, expiry = retention (why Redis: see dashboard/eventstorage.py).
 EVENTSTREAM_STORAGE_CLASS = "dashboard.eventstorage.DashboardRedisStorage"
 
+# GRIP: Pushpin in front of /events/ holds the SSE connections; the workers only
+# authorise new ones and publish each event once to Pushpin's publish endpoint.
+# Off unless GRIP_URL names that endpoint (e.g. http://pushpin:5561). Add
+# `?key=SECRET` (Pushpin's sig_key) to trust only requests Pushpin signed.
+GRIP_URL = os.environ.get("GRIP_URL", "").strip() or None
+if GRIP_URL:
+    envurl("GRIP_URL", "", {"http", "https"})
+    if not urlsplit(GRIP_URL).hostname:
+        raise ImproperlyConfigured(f"GRIP_URL must name Pushpin's host, got {GRIP_URL!r}")
+    MIDDLEWARE.insert(0, "django_grip.GripMiddleware")
+
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
