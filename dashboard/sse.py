@@ -199,10 +199,11 @@ class SharedThreadForStreams:
 class HubEvent:
     """One published event, with its SSE encodings cached by id string."""
 
-    __slots__ = ("channel", "id", "type", "data", "_encoded")
+    __slots__ = ("channel", "id", "type", "data", "own_id", "_encoded")
 
     def __init__(self, event):
         self.channel, self.id, self.type, self.data = event.channel, event.id, event.type, event.data
+        self.own_id = make_id({event.channel: event.id})
         self._encoded = {}
 
     def encoded(self, event_id):
@@ -403,6 +404,9 @@ class Stream:
 
     def deliver(self, event):
         self.last_ids[event.channel] = event.id
+        if len(self.channels) == 1:
+            # The common case: every stream of this channel shares one id, one encoding.
+            return event.encoded(event.own_id)
         return event.encoded(self.current_id())
 
     async def drain(self):

@@ -1,0 +1,70 @@
+"""A worker's SSE hub rides out a Redis outage: streams stay open and resume correctly."""
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+
+from dashboard.tests.sseclient import SSEReader, events_url, session_cookie
+from deploy.supervisor import free_port, start_redis
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def own_redis():
+    """A throwaway redis-server on a free port (never the machine's own); restartable."""
+    port = free_port()
+    servers = [start_redis(port)]
+
+    def restart():
+        servers.append(start_redis(port))
+
+    def kill():
+        servers[-1].kill()
+        servers[-1].wait(10)
+
+    own = type("OwnRedis", (), {"url": f"redis://127.0.0.1:{port}/0", "restart": restart, "kill": kill})
+    yield own
+    for server in servers:
+        with contextlib.suppress(ProcessLookupError):
+            server.kill()
+        server.wait(10)
+
+
+@pytest.fixture
+def alice_cookies(alice):
+    return session_cookie(alice)
+
+
+async def test_streams_survive_a_redis_restart_and_reset_rather_than_skip(
+    daphne_workers, manage, own_redis, alice_cookies
+):
+    env = {"REDIS_URL": own_redis.url}
+    [worker] = daphne_workers(1, env=env)
+
+    def push(value):
+        result = manage("push_metric", "orders", str(value), env=env)
+        assert result.returncode == 0, result.stderr
+
+    async with SSEReader(events_url(worker, "metrics"), alice_cookies) as stream:
+        await stream.wait_for(lambda events: stream.of_type("stream-open"))
+        await asyncio.to_thread(push, 1)
+        await stream.wait_for(lambda events: len(stream.of_type("metric")) == 1, message="the first metric")
+
+        own_redis.kill()
+        await asyncio.sleep(1.5)
+        own_redis.restart()  # empty: event ids start again from 1
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(push, 2)
+        await stream.wait_for(
+            lambda events: len(stream.of_type("metric")) == 2, timeout=20, message="metric 2"
+        )
+
+    kinds = [e["event"] for e in stream.events if e["event"] in ("metric", "stream-reset")]
+    assert [m["data"]["value"] for m in stream.of_type("metric")] == [1, 2]
+    # The second metric has a smaller id than the first: only a reset may come between.
+    assert kinds == ["metric", "stream-reset", "metric"]
+    log = Path(daphne_workers.workers[0].log_path).read_text()
+    assert "Traceback" not in log
