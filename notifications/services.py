@@ -7,7 +7,9 @@ once its row is committed, so a client that reconnects always finds in the
 database everything it could have been sent.
 """
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -105,7 +107,7 @@ def _push(notification):
     # The row is committed by now: a failed push loses nothing, because every
     # client gets what it missed from the database on its next connect.
     try:
-        async_to_sync(get_channel_layer().group_send)(
+        _group_send(
             notification.channel_group,
             {"type": "notification.message", "notification": notification.as_dict()},
         )
@@ -116,11 +118,22 @@ def _push(notification):
 def push_unread_count(user):
     """Tell every tab of `user` its new unread count (after a mark done outside the socket)."""
     try:
-        async_to_sync(get_channel_layer().group_send)(
-            f"notify.user.{user.pk}", {"type": "notification.unread", "count": unread_count(user)}
-        )
+        _group_send(f"notify.user.{user.pk}", {"type": "notification.unread", "count": unread_count(user)})
     except Exception:
         logger.exception("could not push the unread count of user %s", user.pk)
+
+
+def _group_send(group, message):
+    send = async_to_sync(get_channel_layer().group_send)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        send(group, message)
+        return
+    # Called (synchronously) on a thread that runs an event loop, as in a notebook:
+    # async_to_sync refuses to run there, so a short-lived thread sends it.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(send, group, message).result()
 
 
 def group_names_for(user):

@@ -74,11 +74,22 @@
     render();
   });
 
+  // An answer to our mark_read: a notification deleted meanwhile leaves the list.
+  ld.on("ws:error", (message) => {
+    if (message.code === "not_found" && items.has(message.id)) {
+      items.delete(message.id);
+      render();
+    }
+  });
+
   // Marking read
 
   function markRead(target) {
-    if (!ld.socket || typeof ld.socket.send !== "function") return;
-    ld.socket.send({ type: "mark_read", id: target });
+    const sent = ld.socket && typeof ld.socket.send === "function" && ld.socket.send({ type: "mark_read", id: target });
+    if (!sent) {
+      ld.toast("Not connected", "Notifications can be marked read once the control channel is back.", "warning");
+      return;
+    }
     // Shown at once; the server's `unread` push (to every tab) settles the count.
     if (target === "all") {
       items.forEach((item) => { item.read = true; });

@@ -1,0 +1,116 @@
+"""The bell and the toasts in a real Chromium, against a real daphne worker."""
+
+import time
+
+import pytest
+from django.conf import settings
+
+from notifications.models import NotificationRead
+from notifications.services import notify
+from tests.e2e.conftest import chromium, open_page  # noqa: F401  (fixtures)
+from tests.realclients import session_cookie
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch):
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls
+    # here are ordinary blocking ones, which Django would otherwise refuse.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def wait_for(predicate, timeout=15, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+@pytest.fixture
+def page_for_alice(daphne_workers, open_page, alice):  # noqa: F811
+    base = daphne_workers(1)[0]
+    page = open_page("alice")
+    cookie = session_cookie(alice)[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": base}])
+    page.base_url = base
+    return page
+
+
+def test_the_bell_counts_shows_toasts_and_marks_read(page_for_alice, alice, bob, tmp_path):
+    page = page_for_alice
+    earlier = notify(alice, "While you were away", body="Sent before the page opened")
+    notify(bob, "Only for bob")
+
+    failed = []
+    page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+    page.goto(page.base_url + "/")
+    badge = page.locator("#bell-badge")
+    badge.wait_for(state="visible")
+    assert badge.text_content() == "1"
+    assert page.locator(".toast").count() == 0  # Known at load: in the bell, not toasted.
+
+    live = notify(alice, "Disk almost full", body="93% used on /var", level="warning")
+    toast = page.locator(".toast.level-warning", has_text="Disk almost full")
+    toast.wait_for(state="visible")
+    wait_for(lambda: badge.text_content() == "2", message="the badge to count 2")
+    page.screenshot(path=str(tmp_path / "toast.png"))
+
+    page.locator("#bell-button").click()
+    menu = page.locator("#bell-menu")
+    menu.wait_for(state="visible")
+    items = menu.locator(".item")
+    assert items.count() == 2
+    assert "Only for bob" not in menu.inner_text()
+    first = items.nth(0)
+    assert "Disk almost full" in first.inner_text()
+    assert "level-warning" in first.get_attribute("class")
+    assert "unread" in first.get_attribute("class")
+    assert "ago" in first.locator("time").inner_text() or "just now" in first.inner_text()
+    page.screenshot(path=str(tmp_path / "menu.png"))
+
+    first.click()
+    wait_for(lambda: badge.text_content() == "1", message="the badge to count 1")
+    wait_for(
+        lambda: NotificationRead.objects.filter(user=alice, notification=live).exists(),
+        message="the read to be stored",
+    )
+    assert not NotificationRead.objects.filter(notification=earlier).exists()
+
+    menu.locator("[data-action=mark-all]").click()
+    badge.wait_for(state="hidden")
+    wait_for(
+        lambda: NotificationRead.objects.filter(user=alice, notification=earlier).exists(),
+        message="mark all to be stored",
+    )
+    assert page.evaluate("livedash.state.lastNotificationId") == live.pk
+    errors = [line for line in page.console_lines if line.startswith("[pageerror]")]
+    assert not errors, errors
+    assert not failed, failed
+
+
+def test_a_second_tab_follows_the_first_and_shows_each_notification_once(page_for_alice, alice):
+    first_tab = page_for_alice
+    second_tab = first_tab.context.new_page()
+    for tab in (first_tab, second_tab):
+        tab.goto(first_tab.base_url + "/")
+        wait_for(
+            lambda tab=tab: tab.evaluate("document.getElementById('ws-status').dataset.state") == "connected",
+            message="the socket",
+        )
+
+    notify(alice, "Deploy finished", level="success")
+    for tab in (first_tab, second_tab):
+        tab.locator(".toast.level-success").wait_for(state="visible")
+        tab.locator("#bell-badge").wait_for(state="visible")
+
+    first_tab.locator("#bell-button").click()
+    first_tab.locator("#bell-menu [data-action=mark-all]").click()
+    second_tab.locator("#bell-badge").wait_for(state="hidden")
+
+    second_tab.locator("#bell-button").click()
+    assert second_tab.locator("#bell-menu .item").count() == 1
+    assert second_tab.locator("#bell-menu .item.unread").count() == 0
+    assert second_tab.locator(".toast").count() == 1
