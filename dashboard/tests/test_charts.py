@@ -1,0 +1,153 @@
+"""The live charts in a real Chromium, against a real daphne worker, Redis and collector."""
+
+import time
+from pathlib import Path
+
+import pytest
+
+from dashboard.live import publish_metric
+from dashboard.models import Metric
+from deploy.supervisor import Supervisor
+from tests.realclients import session_cookie
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package", pytrace=False)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch):
+    # Playwright's sync API keeps an event loop running in this thread; the test's
+    # own ORM calls are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def collector(subprocess_env):
+    supervisor = Supervisor(env=subprocess_env)
+    supervisor.python("collector", "manage.py", "collect_metrics")
+    yield supervisor
+    supervisor.stop()
+
+
+@pytest.fixture
+def dashboard(chromium, daphne_workers, alice):
+    """The dashboard page of a logged-in user with view_metric, and its page errors."""
+    (base_url,) = daphne_workers(1)
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    name, value = next(iter(session_cookie(alice).items()))
+    context.add_cookies([{"name": name, "value": value, "url": base_url}])
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    page.errors = []
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+
+    def open_():
+        page.goto(base_url + "/")
+        page.wait_for_function("window.livedash && window.livedash.charts")
+        return page
+
+    yield open_
+    context.close()
+
+
+def wait_for_points(page, key, count):
+    page.wait_for_function(f"livedash.charts.points({key!r}) >= {count}")
+    return page.evaluate(f"livedash.charts.series({key!r})")
+
+
+def test_it_fills_from_history_and_continues_live_without_gap_or_duplicate(dashboard):
+    start = time.time() - 30
+    for i in range(5):
+        publish_metric("orders", i, ts=start + i)
+    page = dashboard()
+    xs, ys = wait_for_points(page, "orders", 5)
+    assert ys == [0, 1, 2, 3, 4]
+    for i in range(5, 10):
+        publish_metric("orders", i, ts=start + i)
+    xs, ys = wait_for_points(page, "orders", 10)
+    time.sleep(0.5)  # a duplicate at the seam would arrive now
+    xs, ys = page.evaluate("livedash.charts.series('orders')")
+    assert ys == list(range(10))
+    assert xs == sorted(set(xs))
+    assert page.errors == []
+
+
+def test_it_charts_each_enabled_metric_live_from_the_collector(dashboard, collector, db):
+    page = dashboard()
+    page.wait_for_function("livedash.charts.points('cpu') >= 2", timeout=30_000)
+    keys = page.evaluate("livedash.charts.keys()")
+    assert keys[:3] == ["cpu", "memory", "load_1m"]
+    assert page.get_attribute(".chart-card[data-key='cpu']", "data-level") in ("ok", "warning", "critical")
+    assert page.inner_text(".chart-card[data-key='cpu'] .chart-unit") == "%"
+    page.wait_for_function("document.getElementById('sse-status').dataset.state === 'connected'")
+    xs, _ = wait_for_points(page, "cpu", 4)
+    assert xs == sorted(set(xs)), "frames charted twice or out of order"
+    assert page.errors == []
+
+
+def test_it_leaves_out_disabled_metrics(dashboard, collector, db):
+    from dashboard.collector import register_builtin_metrics
+
+    register_builtin_metrics()
+    Metric.objects.filter(key="processes").update(enabled=False)
+    page = dashboard()
+    page.wait_for_function("livedash.charts.points('cpu') >= 2", timeout=30_000)
+    time.sleep(1.5)  # unknown keys in a frame would make the page refetch by now
+    assert "processes" not in page.evaluate("livedash.charts.keys()")
+    assert page.query_selector(".chart-card[data-key='processes']") is None
+
+
+def test_it_adds_a_chart_for_a_custom_metric_first_seen_live(dashboard):
+    page = dashboard()
+    page.wait_for_function("document.getElementById('sse-status').dataset.state === 'connected'")
+    publish_metric("signups", 12)
+    page.wait_for_selector(".chart-card[data-key='signups']")
+    page.wait_for_function(
+        "document.querySelector(\".chart-card[data-key='signups'] .chart-value\").textContent === '12'"
+    )
+
+
+def test_it_colours_a_value_over_its_threshold(dashboard):
+    Metric.objects.create(key="queue", label="Queue", warning_threshold=10, critical_threshold=20)
+    publish_metric("queue", 15)
+    page = dashboard()
+    page.wait_for_function("livedash.charts.points('queue') >= 1")
+    page.wait_for_function(
+        "document.querySelector(\".chart-card[data-key='queue']\").dataset.level === 'warning'"
+    )
+    publish_metric("queue", 25)
+    page.wait_for_function(
+        "document.querySelector(\".chart-card[data-key='queue']\").dataset.level === 'critical'"
+    )
+
+
+def test_switching_the_window_reloads_history_for_it(dashboard):
+    page = dashboard()
+    page.wait_for_function("document.getElementById('sse-status').dataset.state === 'connected'")
+    with page.expect_response(lambda r: "/api/metrics/history/?minutes=60" in r.url) as response:
+        page.click("[data-window='60']")
+    assert response.value.status == 200
+    assert page.evaluate("livedash.charts.windowMinutes()") == 60
+    assert "active" in page.get_attribute("[data-window='60']", "class")
+    assert "active" not in page.get_attribute("[data-window='15']", "class")
