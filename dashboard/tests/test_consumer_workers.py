@@ -125,13 +125,25 @@ async def test_five_hundred_clients_leaving_at_once_leave_nothing_behind(daphne_
     headers = {"Origin": origin_of(base), "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
 
     async def connect():
-        connection = await websockets.connect(ws_url(base), additional_headers=headers, open_timeout=60)
+        # The point is the leaving: a handshake lost to a full listen backlog on a
+        # loaded machine is retried rather than failing the test.
+        for attempt in range(3):
+            try:
+                connection = await websockets.connect(
+                    ws_url(base), additional_headers=headers, open_timeout=60
+                )
+                break
+            except (websockets.InvalidMessage, OSError):
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.5)
         await connection.recv()  # hello
         return connection
 
     connections = []
-    for _ in range(10):  # in waves of 50, as a crowd arrives; the point is the leaving
-        connections += await asyncio.gather(*(connect() for _ in range(50)))
+    for _ in range(20):  # in waves of 25, as a crowd arrives
+        connections += await asyncio.gather(*(connect() for _ in range(25)))
+    assert len(connections) == 500
     client = get_sync_client()
     group_channel = f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}__group__dashboard"
     assert client.pubsub_numsub(group_channel)[0][1] == 1  # the worker's one subscription for 500
