@@ -28,6 +28,8 @@ from dashboard.redis import get_async_client
 logger = logging.getLogger(__name__)
 
 CONTROL_PERMISSION = "dashboard.change_metric"
+# `snapshot` hands out metric values: the same permission as the `metrics` stream.
+VIEW_PERMISSION = "dashboard.view_metric"
 
 # Handlers that never touch the database. Channels runs `aclose_old_connections`
 # (a thread hop) before every handler; measured, that is over a third of a
@@ -173,6 +175,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     def _fetch_access(self):
         user = self.user
         can_control = user.is_superuser or user.has_perm(CONTROL_PERMISSION)
+        self.can_view_metrics = user.is_superuser or user.has_perm(VIEW_PERMISSION)
         services = notification_services()
         groups = services.group_names_for(user) if services else []
         return can_control, groups
@@ -270,6 +273,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(protocol.ack(command.id, paused=state.paused))
 
     async def command_snapshot(self, command):
+        if not self.can_view_metrics:
+            raise ProtocolError(protocol.FORBIDDEN, f"snapshot needs the {VIEW_PERMISSION} permission")
         values, ts = await latest_values()
         await self.send_json(protocol.snapshot(values, ts, command.id))
 

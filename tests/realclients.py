@@ -156,10 +156,11 @@ class Socket:
     async def command(self, type_, timeout=WAIT, **fields):
         """Send a command with a fresh id and return the server's answer to it (ack or error)."""
         self._next_id += 1
-        request_id = f"t{self._next_id}"
+        # mark_read's `id` is its target as well as the id its answer echoes.
+        request_id = fields.pop("id", f"t{self._next_id}")
         await self.send({"type": type_, "id": request_id, **fields})
         return await self.wait_for(
-            lambda m: m.get("id") == request_id and m.get("type") in ("ack", "error", "pong"),
+            lambda m: m.get("id") == request_id and m.get("type") in ("ack", "error", "pong", "snapshot"),
             timeout,
             message=f"the answer to {type_}",
         )
