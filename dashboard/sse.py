@@ -143,10 +143,11 @@ def error_response(request, status, message):
 @require_GET
 async def events(request):
     if getattr(request, "grip", None) is not None and request.grip.proxied:
-        # Behind Pushpin the proxy holds the stream; the library speaks GRIP.
-        from django_eventstream.views import events as grip_events
+        # Behind Pushpin the proxy holds the stream: the same checks and status
+        # codes, then GRIP instructions instead of a stream (dashboard/grip.py).
+        from dashboard.grip import grip_events
 
-        return await sync_to_async(grip_events)(request)
+        return await grip_events(request)
     try:
         channels, last_ids = parse_stream_request(request)
         problem = None

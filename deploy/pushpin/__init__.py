@@ -12,9 +12,8 @@ import configparser
 import contextlib
 import secrets
 import shutil
-import signal
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -82,10 +81,13 @@ def render(directory, workers, ports, sig_key, bind="127.0.0.1"):
 
 @dataclass
 class Pushpin:
-    process: subprocess.Popen
-    ports: PushpinPorts
-    sig_key: str
+    """One Pushpin, planned before it starts: workers need its GRIP_URL to start first."""
+
     directory: Path
+    ports: PushpinPorts = field(default_factory=PushpinPorts.free)
+    sig_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    bind: str = "127.0.0.1"
+    process: subprocess.Popen | None = None
 
     @property
     def url(self):
@@ -96,35 +98,20 @@ class Pushpin:
         """GRIP_URL for the workers: where to publish, and the key that proves a request came via us."""
         return f"http://127.0.0.1:{self.ports.publish}?" + urlencode({"key": self.sig_key})
 
+    def start(self, supervisor, workers, **popen):
+        """Start in front of workers ("host:port" each); returns once clients and publishers can connect."""
+        config = render(self.directory, workers, self.ports, self.sig_key, bind=self.bind)
+        self.process = supervisor.start(
+            "pushpin", [pushpin_binary(), "--config", str(config), "--merge-output"], **popen
+        )
+        wait_for_port(self.ports.http, process=self.process)
+        wait_for_port(self.ports.publish, process=self.process)
+        return self
+
     def pids(self):
         """Pushpin's runner and the services it started (condure, zurl, proxy, handler)."""
         found = [self.process.pid]
-        for pidfile in (self.directory / "run").glob("*.pid"):
+        for pidfile in (Path(self.directory) / "run").glob("*.pid"):
             with contextlib.suppress(ValueError, OSError):
                 found.append(int(pidfile.read_text().strip()))
         return found
-
-    def stop(self, timeout=10.0):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start(supervisor, directory, workers, http_port=None, bind="127.0.0.1", **popen):
-    """Start Pushpin in front of workers ("host:port" each) under supervisor.
-
-    Returns a Pushpin once both the client port and the publish port answer.
-    """
-    ports = PushpinPorts.free(http=http_port)
-    sig_key = secrets.token_urlsafe(32)
-    config = render(directory, workers, ports, sig_key, bind=bind)
-    process = supervisor.start(
-        "pushpin", [pushpin_binary(), "--config", str(config), "--merge-output"], **popen
-    )
-    wait_for_port(ports.http, process=process)
-    wait_for_port(ports.publish, process=process)
-    return Pushpin(process=process, ports=ports, sig_key=sig_key, directory=Path(directory))
