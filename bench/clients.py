@@ -22,6 +22,9 @@ import aiohttp
 
 CONNECTED, RECEIVED = 0, 1
 CONNECT_TIMEOUT = 60.0
+# Retry delays after a failed connection (seconds, doubled per failure, with jitter).
+RETRY_FIRST = 0.5
+RETRY_MAX = 5.0
 
 
 @dataclass
@@ -45,6 +48,7 @@ class ClientState:
     error: str | None = None
     ws: object = None
     pings: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)  # every way this client ended, over the phase
     rtts: list = field(default_factory=list)
 
     def record(self, data, received_at):
@@ -90,7 +94,8 @@ async def run_sse(session, state, connected):
             raise ConnectionError(f"HTTP {response.status}: {body}")
         state.connected = True
         state.progress[CONNECTED] += 1
-        connected.set_result(True)
+        if not connected.done():
+            connected.set_result(True)
         buffer = b""
         async for chunk in response.content.iter_any():
             received_at = time.time()
@@ -104,6 +109,7 @@ async def run_sse(session, state, connected):
                     state.record(json.loads(data), received_at)
                 elif event == "stream-reset":
                     state.resets += 1
+    raise ConnectionError("stream closed by the server")
 
 
 async def run_ws(session, state, connected):
@@ -120,7 +126,8 @@ async def run_ws(session, state, connected):
             if kind == "hello" and not state.connected:
                 state.connected = True
                 state.progress[CONNECTED] += 1
-                connected.set_result(True)
+                if not connected.done():
+                    connected.set_result(True)
             elif kind == "presence":
                 # The bench's broadcast rides on presence (see bench.publisher); real
                 # presence lists (users) are ignored by `record`.
@@ -132,22 +139,37 @@ async def run_ws(session, state, connected):
                     state.rtts.append(received_at - sent)
         if not state.connected:
             raise ConnectionError(f"closed before hello (code {ws.close_code})")
+        raise ConnectionError(f"closed by the server (code {ws.close_code})")
 
 
-async def client_task(session, state, connected):
+async def client_task(session, state, connected, deadline):
+    """Keep one client connected the way the page does: on failure, retry with backoff and jitter.
+
+    SSE retries resume from the last id received (as ReconnectingEventSource does),
+    so a stream the server ends costs no events unless the product loses them.
+    `connected` resolves on the first success, or False once `deadline` passes.
+    """
     run = run_sse if state.target.kind == "sse" else run_ws
-    try:
-        await run(session, state, connected)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:  # a failed client is counted, never fatal to the others
-        state.error = f"{type(exc).__name__}: {exc}"[:200]
-    finally:
-        if state.connected:
-            state.connected = False
-            state.progress[CONNECTED] -= 1
-        if not connected.done():
+    backoff = RETRY_FIRST
+    while True:
+        was_connected = False
+        try:
+            await run(session, state, connected)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a failed client is counted, never fatal to the others
+            state.error = f"{type(exc).__name__}: {exc}"[:200]
+            state.errors[state.error] = state.errors.get(state.error, 0) + 1
+        finally:
+            if state.connected:
+                was_connected = True
+                state.connected = False
+                state.progress[CONNECTED] -= 1
+        if not connected.done() and time.monotonic() > deadline:
             connected.set_result(False)
+            return
+        backoff = RETRY_FIRST if was_connected else min(backoff * 2, RETRY_MAX)
+        await asyncio.sleep(random.uniform(backoff / 2, backoff))
 
 
 class LoadProcess:
@@ -159,22 +181,30 @@ class LoadProcess:
         self.latencies = []
 
     async def start_clients(self, states):
+        """Start every client at once; wait until all are connected (retries included) or time is up."""
         loop = asyncio.get_running_loop()
+        started = time.monotonic()
         waiters = []
         for state in states:
+            state.errors = {}
             connected = loop.create_future()
-            self.tasks.append(asyncio.create_task(client_task(self.session, state, connected)))
+            task = client_task(self.session, state, connected, started + CONNECT_TIMEOUT)
+            self.tasks.append(asyncio.create_task(task))
             waiters.append(connected)
-        started = time.monotonic()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*waiters), CONNECT_TIMEOUT)
+        await asyncio.wait(waiters, timeout=CONNECT_TIMEOUT + RETRY_MAX)
         elapsed = time.monotonic() - started
         errors = {}
         for state in states:
-            if not state.connected:
-                reason = state.error or "timed out"
-                errors[reason] = errors.get(reason, 0) + 1
-        return {"elapsed": elapsed, "connected": sum(s.connected for s in states), "errors": errors}
+            for reason, count in state.errors.items():
+                errors[reason] = errors.get(reason, 0) + count
+            state.errors = {}  # from here on, errors are streams that ended early
+        succeeded = sum(1 for future in waiters if future.done() and future.result())
+        return {
+            "elapsed": elapsed,
+            "connected": succeeded,
+            "failed": len(states) - succeeded,
+            "errors": errors,
+        }
 
     async def connect(self, targets, metric):
         self.latencies = []
@@ -190,8 +220,6 @@ class LoadProcess:
     async def reconnect(self):
         """Drop every stream at once and open them all again (SSE resumes from Last-Event-ID)."""
         await self.stop_tasks()
-        for state in self.states:
-            state.error = None
         return await self.start_clients(self.states)
 
     async def ping(self, rounds, spread):
@@ -215,7 +243,10 @@ class LoadProcess:
     def collect(self, expected_seqs):
         """Deliveries, loss and duplicates by sequence number, over this process's clients."""
         delivered = duplicates = lost = holes = resets = 0
+        ended = {}
         for state in self.states:
+            for reason, count in state.errors.items():
+                ended[reason] = ended.get(reason, 0) + count
             delivered += sum(state.seqs.values())
             duplicates += sum(count - 1 for count in state.seqs.values() if count > 1)
             missing = sum(1 for seq in expected_seqs if seq not in state.seqs)
@@ -229,6 +260,7 @@ class LoadProcess:
             "lost": lost,
             "clients_with_loss": holes,
             "resets": resets,
+            "ended": ended,
             "latencies": list(self.latencies),
         }
 

@@ -32,6 +32,8 @@ def machine():
         "python": platform.python_version(),
         "packages": {name: _version(name) for name in PACKAGES},
         "redis_server": _redis_server_version(),
+        # Other work on the machine skews every figure (the ratios to the floor less so).
+        "load_average_at_end": [round(x, 2) for x in psutil.getloadavg()],
     }
 
 
@@ -156,8 +158,9 @@ def _ratio(value, floor):
 # Output --------------------------------------------------------------------------------
 
 
-def build(args, phases, started_at, duration_s):
+def build(args, phases, started_at, duration_s, load_at_start=None):
     return {
+        "load_average_at_start": load_at_start,
         "started_at": started_at.isoformat(timespec="seconds"),
         "duration_s": round(duration_s, 1),
         "settings": {

@@ -14,6 +14,7 @@ WebSocket) at one number of clients, on freshly started servers:
 import argparse
 import multiprocessing
 import multiprocessing.connection
+import os
 import secrets
 import signal
 import sys
@@ -25,6 +26,7 @@ from bench import report
 from bench.clients import CONNECTED, RECEIVED, Target, load_process_main
 from bench.limits import raise_open_files_limit
 from bench.measure import ServerProcesses, cdf_points, cpu_seconds_of, summarise_ms
+from bench.profile import Profiler
 from bench.publisher import PROGRESS_PUBLISHED, publisher_main
 from bench.stack import PATHS, BenchStack
 
@@ -78,6 +80,9 @@ def parse_args(argv=None):
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the results JSON and PNG")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="record py-spy on the daphne workers into DIR"
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary folder with server logs")
     args = parser.parse_args(argv)
     if args.quick:
@@ -102,6 +107,7 @@ class Bench:
         self.context = multiprocessing.get_context("spawn")
         self.loaders = []
         self.publisher = None
+        self.profiler = Profiler(args.profile) if args.profile else None
 
     # Helper processes ------------------------------------------------------
 
@@ -210,6 +216,8 @@ class Bench:
         metric = f"bench-{path}-{count}-{secrets.token_hex(3)}"
         targets = self.targets(path, servers, count)
         log(f"[{path} × {count}] connecting {count} clients at once")
+        profiles = {}
+        self.start_profile(path, count, "connect", servers)
         started = time.monotonic()
         replies = self.ask(
             [("connect", part, metric) for part in self.split(targets)],
@@ -219,12 +227,15 @@ class Bench:
         log(f"    {sum(r['connected'] for r in replies)}/{count} connected in {connect_s:.2f}s")
         connected = sum(r["connected"] for r in replies)
         connect_errors = merge_counts(r["errors"] for r in replies)
+        profiles["connect"] = self.stop_profile()
         time.sleep(1.0)
         after = processes.snapshot()
 
+        self.start_profile(path, count, "publish", servers)
         publish, peak, cpu_s, redis_cpu_s, drain_s = self.publish_phase(
             path, count, metric, processes, connected
         )
+        profiles["publish"] = self.stop_profile()
         pings = self.ping_phase() if path == "ws" else None
         stats = self.ask([("collect", range(publish["published"]))] * len(self.loaders), lambda: "collecting")
         log(f"[{path} × {count}] dropping every client and reconnecting them all at once")
@@ -256,7 +267,15 @@ class Bench:
             drain_s=drain_s,
             pings=pings,
             server_errors=server_errors,
+            profiles=profiles,
         )
+
+    def start_profile(self, path, count, stage, servers):
+        if self.profiler and path != "floor":
+            self.profiler.start(f"{path}-{count}-{stage}", [s.pid for s in servers])
+
+    def stop_profile(self):
+        return self.profiler.stop() if self.profiler and self.profiler.recorders else None
 
     def publish_phase(self, path, count, metric, processes, connected):
         _, pipe, progress = self.publisher
@@ -318,6 +337,7 @@ def max_snapshot(a, b):
 
 def phase_result(*, path, count, connected, before, after, peak, publish, stats, cpu_s, pings, **rest):
     latencies = [value for reply in stats for value in reply.pop("latencies")]
+    ended = merge_counts(reply.pop("ended") for reply in stats)
     totals = merge_counts(stats)
     deliveries = totals.get("deliveries", 0)
     memory_delta = sum(a["rss"] - b["rss"] for a, b in zip(after, before, strict=True))
@@ -338,6 +358,7 @@ def phase_result(*, path, count, connected, before, after, peak, publish, stats,
         "duplicates": totals.get("duplicates", 0),
         "clients_with_loss": totals.get("clients_with_loss", 0),
         "stream_resets": totals.get("resets", 0),
+        "streams_ended_before_the_end": ended,
         "latency_ms": summarise_ms(latencies),
         "latency_cdf": cdf_points(latencies),
         "drain_s": round(rest["drain_s"], 3),
@@ -363,6 +384,7 @@ def phase_result(*, path, count, connected, before, after, peak, publish, stats,
         },
         "ping_ms": pings,
         "server_errors": rest["server_errors"],
+        **({"profile": rest["profiles"]} if any(rest["profiles"].values()) else {}),
     }
 
 
@@ -372,9 +394,9 @@ def interrupt(signum, frame):
 
 
 def automatic_load_procs(largest):
-    # One loop can read about a thousand streams at 10 events/s; more processes than
+    # One loop reads about 500 streams at 10 events/s with time to spare; more processes than
     # cores only adds scheduling noise on a small machine.
-    return max(1, min(4, multiprocessing.cpu_count(), -(-largest // 1000)))
+    return max(1, min(4, multiprocessing.cpu_count(), -(-largest // 500)))
 
 
 def main(argv=None):
@@ -387,6 +409,7 @@ def main(argv=None):
     stack = BenchStack(users=args.users, keep_logs=args.keep_logs)
     bench = Bench(args, stack)
     started_at = datetime.now(UTC)
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
     started = time.monotonic()
     phases = []
     try:
@@ -404,7 +427,7 @@ def main(argv=None):
         stack.stop()
         if args.keep_logs:
             log(f"server logs kept in {stack.workdir}")
-    results = report.build(args, phases, started_at, time.monotonic() - started)
+    results = report.build(args, phases, started_at, time.monotonic() - started, load_at_start)
     json_path, png_path = report.write(results, args.output, plot=not args.no_plot)
     print(report.summary(results))
     log(f"results: {json_path}" + (f"\nplot: {png_path}" if png_path else ""))
