@@ -110,15 +110,23 @@ async def test_a_crowd_joining_at_once_costs_at_most_one_broadcast_per_second():
     assert len(updates[-1]["online"]) == 200
 
 
-async def test_broadcasts_are_spaced_by_at_least_a_second():
+async def test_broadcasts_are_spaced_by_at_least_a_second(monkeypatch):
+    # Stamped when sent, not when received: arrival times jitter on a loaded machine.
+    sent_at = []
+    real_broadcast = presence.broadcast
+
+    async def stamped_broadcast():
+        sent_at.append(asyncio.get_running_loop().time())
+        await real_broadcast()
+
+    monkeypatch.setattr(presence, "broadcast", stamped_broadcast)
     received = await listen_to_dashboard_group()
-    listening = asyncio.create_task(received(3.5, stamped=True))
     tracker = presence.Tracker()
     for n in range(5):
         await tracker.join(n, f"user{n}")
         await asyncio.sleep(0.3)
-    updates = await listening
-    stamps = [stamp for stamp, _ in updates]
-    assert all(later - earlier >= 0.9 for earlier, later in zip(stamps, stamps[1:], strict=False))
-    assert len(updates) < 5  # never one per join
-    assert len(updates[-1][1]["online"]) == 5
+    updates = await received(2.5)
+    assert all(later - earlier >= 0.99 for earlier, later in zip(sent_at, sent_at[1:], strict=False))
+    assert 2 <= len(sent_at) < 5  # never one per join
+    assert len(updates) == len(sent_at)
+    assert len(updates[-1]["online"]) == 5
