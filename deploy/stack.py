@@ -39,6 +39,7 @@ class StackInfo:
     worker_urls: list[str]
     workdir: Path
     processes: dict = field(default_factory=dict)
+    pushpin: object = None  # deploy.pushpin.Pushpin when started with grip=True
 
     @property
     def access_log(self):
@@ -120,11 +121,14 @@ def start_stack(
     collector=True,
     log_dir=None,
     events_addresses=None,
+    grip=False,
 ):
     """Start daphne workers, nginx in front of them, and the collector, all under supervisor.
 
     events_addresses lets an SSE edge (such as Pushpin) take the /events/ route
-    instead of the workers. The database must already be migrated.
+    instead of the workers; grip=True starts Debian's pushpin in front of the
+    workers for /events/ and gives every publisher its GRIP_URL (deploy/pushpin/).
+    The database must already be migrated.
     """
     if not port_is_free(port):
         raise RuntimeError(f"port {port} is already in use; set PORT to another one")
@@ -137,6 +141,13 @@ def start_stack(
     workdir.chmod(0o755)
 
     processes = {}
+    pushpin = None
+    if grip:
+        from deploy.pushpin import Pushpin
+
+        # Planned first: workers and the collector publish to it from their first event.
+        pushpin = Pushpin(workdir / "pushpin")
+        env = {**(env or {}), "GRIP_URL": pushpin.grip_url}
     worker_ports = [free_port() for _ in range(workers)]
     for index, worker_port in enumerate(worker_ports, start=1):
         name = f"web{index}"
@@ -145,6 +156,15 @@ def start_stack(
         wait_for_port(worker_port, process=processes[name])
 
     worker_addresses = [f"{HOST}:{worker_port}" for worker_port in worker_ports]
+    if pushpin is not None:
+        output = _output(log_dir, "pushpin")
+        try:
+            pushpin.start(supervisor, worker_addresses, **output)
+        finally:
+            if output:
+                output["stdout"].close()
+        processes["pushpin"] = pushpin.process
+        events_addresses = [f"{HOST}:{pushpin.ports.http}"]
     config = render_nginx_config(workdir, port, worker_addresses, events_addresses)
     nginx = [nginx_binary(), "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")]
     processes["nginx"] = _start(supervisor, supervisor.start, "nginx", nginx, env=env, log_dir=log_dir)
@@ -166,6 +186,7 @@ def start_stack(
         worker_urls=[f"http://{address}" for address in worker_addresses],
         workdir=workdir,
         processes=processes,
+        pushpin=pushpin,
     )
 
 
@@ -182,13 +203,15 @@ def main():
                 supervisor.stop()
                 return 1
             manage("ensure_superuser")
-            stack = start_stack(supervisor, port=port, workdir=workdir)
+            grip = os.environ.get("GRIP", "").strip().lower() in ("1", "true", "yes", "on")
+            stack = start_stack(supervisor, port=port, workdir=workdir, grip=grip)
         except BaseException:
             supervisor.stop()
             raise
         print(
             f"livedash stack: nginx on {stack.base_url}/ -> workers {', '.join(stack.worker_urls)}, "
-            f"plus the collector; nginx logs in {workdir}  (Ctrl-C stops it)",
+            f"plus the collector; nginx logs in {workdir}  (Ctrl-C stops it)"
+            + (f"\n/events/ goes through Pushpin on {stack.pushpin.url}" if stack.pushpin else ""),
             flush=True,
         )
         return supervisor.wait()

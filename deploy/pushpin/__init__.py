@@ -13,12 +13,14 @@ import contextlib
 import secrets
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
 from deploy.supervisor import free_port, wait_for_port
 
+RUNDIR_MAX = 60
 HERE = Path(__file__).resolve().parent
 CONFIG_TEMPLATE = HERE / "pushpin.conf"
 
@@ -57,12 +59,16 @@ class PushpinPorts:
 def render(directory, workers, ports, sig_key, bind="127.0.0.1"):
     """Write pushpin.conf and routes into directory; return the config path."""
     directory = Path(directory)
-    (directory / "run").mkdir(parents=True, exist_ok=True)
+    rundir = directory / "run"
+    if len(str(rundir)) > RUNDIR_MAX:
+        # Unix socket paths are limited to 107 bytes; keep Pushpin's short.
+        rundir = Path(tempfile.mkdtemp(prefix="pushpin-"))
+    rundir.mkdir(parents=True, exist_ok=True)
     (directory / "log").mkdir(parents=True, exist_ok=True)
     config = configparser.ConfigParser(interpolation=None, strict=True)
     config.optionxform = str  # keep Pushpin's key names as written
     config.read(CONFIG_TEMPLATE)
-    config["global"]["rundir"] = str(directory / "run")
+    config["global"]["rundir"] = str(rundir)
     config["runner"]["logdir"] = str(directory / "log")
     config["runner"]["http_port"] = f"{bind}:{ports.http}"
     config["proxy"]["sig_key"] = sig_key
@@ -111,7 +117,9 @@ class Pushpin:
     def pids(self):
         """Pushpin's runner and the services it started (condure, zurl, proxy, handler)."""
         found = [self.process.pid]
-        for pidfile in (Path(self.directory) / "run").glob("*.pid"):
+        config = configparser.ConfigParser(interpolation=None)
+        config.read(Path(self.directory) / "pushpin.conf")
+        for pidfile in Path(config["global"]["rundir"]).glob("*.pid"):
             with contextlib.suppress(ValueError, OSError):
                 found.append(int(pidfile.read_text().strip()))
         return found
