@@ -350,9 +350,12 @@ class Stream:
         # buffered, and ids at or below what storage gave us are dropped later.
         hub.add(self)
         try:
-            yield OPENING
+            # Fix where the stream starts before saying it is open: a client that
+            # publishes on `stream-open` must see what it publishes.
             await hub.wait_connected(HUB_CONNECT_WAIT)
-            async for chunk in self.start():
+            await self.fix_start_ids()
+            yield OPENING
+            async for chunk in self.replay():
                 yield chunk
             while True:
                 try:
@@ -371,13 +374,16 @@ class Stream:
             hub.remove(self)
             open_connections.closed("sse")
 
-    async def start(self):
-        """Replay what the client missed, or start at the current ids."""
+    async def fix_start_ids(self):
+        """Resume where the client says, else at the current ids."""
         for channel in self.channels:
             if channel in self.requested_last_ids:
                 self.last_ids[channel] = self.requested_last_ids[channel]
             else:
                 self.last_ids[channel] = await self.storage.aget_current_id(channel)
+
+    async def replay(self):
+        """What the client missed, from storage (or a reset if it is gone)."""
         for channel in self.channels:
             if channel in self.requested_last_ids:
                 async for chunk in self.read_storage(channel):

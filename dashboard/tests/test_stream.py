@@ -22,7 +22,8 @@ def hub_event(event):
 
 async def started_stream(last_ids=None):
     stream = Stream(["metrics"], last_ids or {})
-    chunks = [chunk async for chunk in stream.start()]
+    await stream.fix_start_ids()
+    chunks = [chunk async for chunk in stream.replay()]
     return stream, b"".join(chunks)
 
 
@@ -104,7 +105,7 @@ async def test_multi_channel_ids_carry_every_channel():
     from dashboard.live import send
 
     stream = Stream(["metrics", "user-7"], {})
-    _ = [chunk async for chunk in stream.start()]
+    await stream.fix_start_ids()
     event = send("user-7", "note", {"x": 1})
     stream.offer(hub_event(event))
     body = await drained(stream)
