@@ -215,7 +215,11 @@ def test_nginx_accepts_the_compose_config(tmp_path):
     """`nginx -t` on compose.conf, with the worker host names pointed at this machine."""
     shutil.copytree(NGINX_DIR, tmp_path / "livedash")
     site = (
-        (NGINX_DIR / "compose.conf").read_text().replace("web1:", "127.0.0.1:").replace("web2:", "127.0.0.1:")
+        (NGINX_DIR / "compose.conf")
+        .read_text()
+        .replace("web1:", "127.0.0.1:")
+        .replace("web2:", "127.0.0.1:")
+        .replace("pushpin:", "127.0.0.1:")
     )
     site = site.replace("listen 80;", "listen 127.0.0.1:1;").replace(
         "/dev/stdout", str(tmp_path / "access.log")
@@ -240,6 +244,8 @@ def test_nginx_accepts_the_compose_config(tmp_path):
 def compose_dir(tmp_path):
     """The compose file beside an .env made from .env.example with its secrets filled in."""
     shutil.copy(ROOT / "docker-compose.yml", tmp_path)
+    # Services built from this repository need their build folder beside it.
+    shutil.copytree(ROOT / "deploy" / "pushpin", tmp_path / "deploy" / "pushpin")
     env = (ROOT / ".env.example").read_text()
     env = re.sub(r"^SECRET_KEY=$", "SECRET_KEY=test-only-secret-key", env, flags=re.MULTILINE)
     env = re.sub(r"^POSTGRES_PASSWORD=$", "POSTGRES_PASSWORD=test-only-password", env, flags=re.MULTILINE)
