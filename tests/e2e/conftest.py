@@ -36,8 +36,17 @@ def _failed(node):
     return any(getattr(getattr(node, f"report_{when}", None), "failed", False) for when in ("setup", "call"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(autouse=True)
+def _orm_beside_playwright(monkeypatch):
+    # Playwright's sync API runs an event loop in this thread while the browser is up;
+    # the test's own ORM calls are still plain synchronous code.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
 def chromium():
+    """One Chromium per test: a session-wide sync Playwright would leave its event loop
+    in the main thread and break the ORM and async tests that run after it."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package", pytrace=False)
     from playwright.sync_api import sync_playwright
@@ -62,6 +71,10 @@ def open_page(chromium, request):
         page.on("console", lambda msg: page.console_lines.append(f"[{msg.type}] {msg.text}"))
         page.on("pageerror", lambda exc: page.console_lines.append(f"[pageerror] {exc}"))
         page.on("requestfailed", lambda req: page.console_lines.append(f"[requestfailed] {req.url}"))
+        page.on(
+            "response",
+            lambda res: res.status >= 400 and page.console_lines.append(f"[http {res.status}] {res.url}"),
+        )
         pages.append((name, page))
         return page
 
