@@ -17,7 +17,7 @@ from dashboard.sampling import validate_interval
 
 PROTOCOL_VERSION = 1
 
-# Larger frames are refused with `too_large` and the socket closed with 1009.
+# Larger frames are refused with `too_large` and the socket closed (CLOSE_TOO_LARGE).
 MAX_FRAME_BYTES = 64 * 1024
 # A client id is echoed in the answer, so it must stay small.
 MAX_ID_LENGTH = 64
@@ -36,10 +36,14 @@ RATE_LIMITED = "rate_limited"
 UNAVAILABLE = "unavailable"
 ERROR_CODES = (BAD_JSON, UNKNOWN_TYPE, INVALID, FORBIDDEN, NOT_FOUND, TOO_LARGE, RATE_LIMITED, UNAVAILABLE)
 
-# Close codes.
+# Close codes. The private-use range (4000-4999) mirrors the standard meanings:
+# 4401 ~ HTTP 401, 4008 ~ 1008 policy violation, 4009 ~ 1009 message too big.
+# Not 1008/1009 themselves: daphne's WebSocket layer (autobahn) lets an
+# application send only 1000 and 3000-4999 and raises on anything else, leaving
+# the socket open (daphne issue #374); browsers apply the same rule to close().
 CLOSE_UNAUTHENTICATED = 4401
-CLOSE_POLICY_VIOLATION = 1008
-CLOSE_TOO_LARGE = 1009
+CLOSE_POLICY_VIOLATION = 4008
+CLOSE_TOO_LARGE = 4009
 
 
 class ProtocolError(Exception):
@@ -229,7 +233,7 @@ class RateLimiter:
 
     A message over the limit is refused (`rate_limited`) rather than queued. The
     strikes count refused messages since the bucket was last full again; at
-    MAX_STRIKES the client is not slowing down and the socket is closed (1008).
+    MAX_STRIKES the client is not slowing down and the socket is closed (CLOSE_POLICY_VIOLATION).
     """
 
     RATE = 20.0

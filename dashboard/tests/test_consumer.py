@@ -6,7 +6,7 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from dashboard import presence, sampling
+from dashboard import presence, protocol, sampling
 from dashboard.tests.wsclient import communicator_for, connected
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_url")]
@@ -130,11 +130,11 @@ async def test_a_binary_frame_is_bad_json(alice):
         assert (await client.wait_for_type("error"))["code"] == "bad_json"
 
 
-async def test_a_frame_over_64_kib_is_too_large_and_closes_with_1009(alice):
+async def test_a_frame_over_64_kib_is_too_large_and_closes_with_4009(alice):
     async with connected(alice) as (client, _):
         await client.send(json.dumps({"type": "ping", "pad": "x" * 65_536}))
         assert (await client.wait_for_type("error"))["code"] == "too_large"
-        assert await client.closed() == 1009
+        assert await client.closed() == protocol.CLOSE_TOO_LARGE == 4009
 
 
 async def test_a_burst_over_the_limit_is_rate_limited_but_not_closed(alice):
@@ -147,11 +147,11 @@ async def test_a_burst_over_the_limit_is_rate_limited_but_not_closed(alice):
         await client.nothing_more("error", within=0.3)
 
 
-async def test_a_sustained_flood_is_closed_with_1008(alice):
+async def test_a_sustained_flood_is_closed_with_4008(alice):
     async with connected(alice) as (client, _):
         for n in range(100):
             await client.send({"type": "ping", "id": n})
-        assert await client.closed() == 1008
+        assert await client.closed() == protocol.CLOSE_POLICY_VIOLATION == 4008
 
 
 async def test_group_events_skip_the_per_message_database_cleanup(alice, monkeypatch):

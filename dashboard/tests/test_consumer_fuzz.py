@@ -107,7 +107,7 @@ def test_arbitrary_frames_never_hurt_the_consumer(staff):
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("redis_url")
-def test_oversize_frames_always_close_with_1009(staff):
+def test_oversize_frames_always_close_with_too_large(staff):
     loop = asyncio.new_event_loop()
 
     @settings(max_examples=10, deadline=None)

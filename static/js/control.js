@@ -68,7 +68,7 @@
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * Math.pow(2, attempts));
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
     attempts += 1;
-    const why = code === 1008 ? "too many messages; " : code === 1009 ? "message too large; " : "";
+    const why = code === 4008 ? "too many messages; " : code === 4009 ? "message too large; " : "";
     const state = navigator.onLine === false ? "offline" : "reconnecting";
     ld.setStatus("ws-status", state, why + "retry in " + Math.ceil(delay / 1000) + " s");
     reconnectTimer = setTimeout(connect, delay);
