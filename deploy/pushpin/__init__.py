@@ -8,6 +8,7 @@ collide. Only what has to differ per run is replaced; the limits and services
 stay exactly as committed.
 """
 
+import atexit
 import configparser
 import contextlib
 import secrets
@@ -63,6 +64,7 @@ def render(directory, workers, ports, sig_key, bind="127.0.0.1"):
     if len(str(rundir)) > RUNDIR_MAX:
         # Unix socket paths are limited to 107 bytes; keep Pushpin's short.
         rundir = Path(tempfile.mkdtemp(prefix="pushpin-"))
+        atexit.register(shutil.rmtree, rundir, ignore_errors=True)
     rundir.mkdir(parents=True, exist_ok=True)
     (directory / "log").mkdir(parents=True, exist_ok=True)
     config = configparser.ConfigParser(interpolation=None, strict=True)
