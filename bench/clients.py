@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 import aiohttp
 
 CONNECTED, RECEIVED = 0, 1
-CONNECT_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 30.0
 # Retry delays after a failed connection (seconds, doubled per failure, with jitter).
 RETRY_FIRST = 0.5
 RETRY_MAX = 5.0
+# Clients the storm left out connect this many at a time per load process.
+PACED_CONCURRENCY = 10
+PACED_TIMEOUT = 120.0
 
 
 @dataclass
@@ -49,6 +52,27 @@ class ClientState:
     ws: object = None
     pings: dict = field(default_factory=dict)
     errors: dict = field(default_factory=dict)  # every way this client ended, over the phase
+    gate: object = None  # a semaphore when connects are paced rather than all at once
+    gate_held: bool = False
+    task: object = None
+
+    def mark_connected(self, connected):
+        self.connected = True
+        self.progress[CONNECTED] += 1
+        self.release_gate()
+        if not connected.done():
+            connected.set_result(True)
+
+    async def acquire_gate(self):
+        if self.gate is not None:
+            await self.gate.acquire()
+            self.gate_held = True
+
+    def release_gate(self):
+        if self.gate_held:
+            self.gate_held = False
+            self.gate.release()
+
     rtts: list = field(default_factory=list)
 
     def record(self, data, received_at):
@@ -92,10 +116,7 @@ async def run_sse(session, state, connected):
         if response.status != 200:
             body = (await response.text())[:200]
             raise ConnectionError(f"HTTP {response.status}: {body}")
-        state.connected = True
-        state.progress[CONNECTED] += 1
-        if not connected.done():
-            connected.set_result(True)
+        state.mark_connected(connected)
         buffer = b""
         async for chunk in response.content.iter_any():
             received_at = time.time()
@@ -124,10 +145,7 @@ async def run_ws(session, state, connected):
             data = json.loads(message.data)
             kind = data.get("type")
             if kind == "hello" and not state.connected:
-                state.connected = True
-                state.progress[CONNECTED] += 1
-                if not connected.done():
-                    connected.set_result(True)
+                state.mark_connected(connected)
             elif kind == "presence":
                 # The bench's broadcast rides on presence (see bench.publisher); real
                 # presence lists (users) are ignored by `record`.
@@ -154,6 +172,7 @@ async def client_task(session, state, connected, deadline):
     while True:
         was_connected = False
         try:
+            await state.acquire_gate()
             await run(session, state, connected)
         except asyncio.CancelledError:
             raise
@@ -161,6 +180,7 @@ async def client_task(session, state, connected, deadline):
             state.error = f"{type(exc).__name__}: {exc}"[:200]
             state.errors[state.error] = state.errors.get(state.error, 0) + 1
         finally:
+            state.release_gate()
             if state.connected:
                 was_connected = True
                 state.connected = False
@@ -180,36 +200,42 @@ class LoadProcess:
         self.tasks = []
         self.latencies = []
 
-    async def start_clients(self, states):
-        """Start every client at once; wait until all are connected (retries included) or time is up."""
+    async def start_clients(self, states, gate=None, timeout=CONNECT_TIMEOUT):
+        """Start clients and wait until all are connected (retries included) or `timeout` passes.
+
+        Returns the outcome and the clients that never connected (their tasks cancelled)."""
         loop = asyncio.get_running_loop()
         started = time.monotonic()
-        waiters = []
+        futures = []
         for state in states:
-            state.errors = {}
+            state.errors, state.gate = {}, gate
             connected = loop.create_future()
-            task = client_task(self.session, state, connected, started + CONNECT_TIMEOUT)
-            self.tasks.append(asyncio.create_task(task))
-            waiters.append(connected)
-        await asyncio.wait(waiters, timeout=CONNECT_TIMEOUT + RETRY_MAX)
+            state.task = asyncio.create_task(client_task(self.session, state, connected, started + timeout))
+            self.tasks.append(state.task)
+            futures.append(connected)
+        await asyncio.wait(futures, timeout=timeout + RETRY_MAX)
         elapsed = time.monotonic() - started
         errors = {}
         for state in states:
             for reason, count in state.errors.items():
                 errors[reason] = errors.get(reason, 0) + count
             state.errors = {}  # from here on, errors are streams that ended early
-        succeeded = sum(1 for future in waiters if future.done() and future.result())
-        return {
-            "elapsed": elapsed,
-            "connected": succeeded,
-            "failed": len(states) - succeeded,
-            "errors": errors,
-        }
+        failed = [s for s, f in zip(states, futures, strict=True) if not (f.done() and f.result())]
+        for state in failed:
+            state.task.cancel()
+        outcome = {"elapsed": elapsed, "connected": len(states) - len(failed), "failed": len(failed)}
+        return {**outcome, "errors": errors}, failed
 
     async def connect(self, targets, metric):
+        """All clients at once (the storm); any it left out then connect a few at a time,
+        so the fan-out can still be measured when the storm itself fails."""
         self.latencies = []
         self.states = [ClientState(t, metric, self.latencies, self.progress) for t in targets]
-        return await self.start_clients(self.states)
+        outcome, failed = await self.start_clients(self.states)
+        if failed:
+            paced, _ = await self.start_clients(failed, asyncio.Semaphore(PACED_CONCURRENCY), PACED_TIMEOUT)
+            outcome["paced"] = paced
+        return outcome
 
     async def stop_tasks(self):
         for task in self.tasks:
@@ -220,7 +246,8 @@ class LoadProcess:
     async def reconnect(self):
         """Drop every stream at once and open them all again (SSE resumes from Last-Event-ID)."""
         await self.stop_tasks()
-        return await self.start_clients(self.states)
+        outcome, _ = await self.start_clients(self.states)
+        return outcome
 
     async def ping(self, rounds, spread):
         """Each WebSocket sends `rounds` pings at random moments within `spread` seconds per round."""
@@ -241,26 +268,37 @@ class LoadProcess:
         return {"rtts": rtts, "unanswered": unanswered}
 
     def collect(self, expected_seqs):
-        """Deliveries, loss and duplicates by sequence number, over this process's clients."""
-        delivered = duplicates = lost = holes = resets = 0
-        ended = {}
+        """Deliveries, loss and duplicates by sequence number, over this process's clients.
+
+        A client with loss either `stopped` (it got a prefix of the events, then
+        nothing) or has `holes` (it got events after the ones it missed): the first
+        is a stalled stream, the second a stream that skipped events.
+        """
+        expected = list(expected_seqs)
+        delivered = duplicates = lost = with_loss = stopped = resets = 0
+        ended, first_missing = {}, {}
         for state in self.states:
             for reason, count in state.errors.items():
                 ended[reason] = ended.get(reason, 0) + count
             delivered += sum(state.seqs.values())
             duplicates += sum(count - 1 for count in state.seqs.values() if count > 1)
-            missing = sum(1 for seq in expected_seqs if seq not in state.seqs)
-            lost += missing
-            holes += missing > 0
+            missing = [seq for seq in expected if seq not in state.seqs]
+            lost += len(missing)
             resets += state.resets
+            if missing:
+                with_loss += 1
+                stopped += max(state.seqs, default=-1) < missing[0]
+                first_missing[missing[0]] = first_missing.get(missing[0], 0) + 1
         return {
             "clients": len(self.states),
             "deliveries": delivered,
             "duplicates": duplicates,
             "lost": lost,
-            "clients_with_loss": holes,
+            "clients_with_loss": with_loss,
+            "clients_stopped": stopped,
             "resets": resets,
             "ended": ended,
+            "first_missing_seq": first_missing,
             "latencies": list(self.latencies),
         }
 

@@ -102,8 +102,14 @@ def targets(phases):
     sse_3000 = _phase(phases, "sse", 3000)
     p99 = sse_3000["latency_ms"]["p99"] if sse_3000 else None
     result.append(_target("direct daphne, 3,000 SSE clients: p99", 1000, p99, "ms", _at_most(p99, 1000)))
-    reconnect = sse_3000["reconnect_s"] if sse_3000 and sse_3000["reconnected"] == 3000 else None
-    result.append(_target("3,000 SSE clients reconnect", 3, reconnect, "s", _at_most(reconnect, 3)))
+    if sse_3000 is None:
+        result.append(_target("3,000 SSE clients reconnect", 3, None, "s", None))
+    elif sse_3000["reconnected"] == 3000:
+        reconnect = sse_3000["reconnect_s"]
+        result.append(_target("3,000 SSE clients reconnect", 3, reconnect, "s", reconnect <= 3))
+    else:
+        partial = f"only {sse_3000['reconnected']:,} of 3,000 within {sse_3000['reconnect_s']:.0f}"
+        result.append(_target("3,000 SSE clients reconnect", 3, partial, "s", False))
     ws_cpu = [p["cpu"]["ms_per_1000_deliveries"] for p in phases if p["path"] == "ws"]
     worst = max((c for c in ws_cpu if c is not None), default=None)
     result.append(
@@ -201,6 +207,11 @@ def _fmt(value, digits=0):
     return f"{value:,.{digits}f}"
 
 
+def _connect(seconds, connected, clients):
+    # A storm that left clients out says so: "30.1 (589/3,000)".
+    return f"{seconds:.2f}" if connected == clients else f"{seconds:.1f} ({connected:,}/{clients:,})"
+
+
 def summary_rows(results):
     """Rows of the summary table (also what the README's table is made of)."""
     ratio = {(r["path"], r["clients"]): r for r in results["ratios_to_floor"]}
@@ -218,7 +229,8 @@ def summary_rows(results):
                 " / ".join(_fmt(lat[k], 1) for k in ("p50", "p95", "p99", "max")),
                 f"{p['lost']} / {p['duplicates']}",
                 _fmt(p["cpu"]["ms_per_1000_deliveries"], 1),
-                f"{p['connect_s']:.2f} / {p['reconnect_s']:.2f}",
+                f"{_connect(p['connect_s'], p['connected_at_once'], p['clients'])} / "
+                f"{_connect(p['reconnect_s'], p['reconnected'], p['clients'])}",
                 (f"{_fmt(p['ping_ms']['p50'], 1)} / {_fmt(p['ping_ms']['p99'], 1)}" if p["ping_ms"] else "–"),
                 " / ".join(f"{_fmt(r[k], 1)}×" for k in RATIO_KEYS) if r else "–",
             ]
@@ -260,6 +272,24 @@ def summary(results):
     s = results["settings"]
     header = (
         f"\nlivedash bench, {results['started_at']}: {m['cpu_count']} × {m['cpu_model']}, "
-        f"{m['memory_mb']:,} MB; {s['events']} events at {s['rate']:g}/s over {s['workers']} workers\n"
+        f"{m['memory_mb']:,} MB; {s['events']} events at {s['rate']:g}/s over {s['workers']} workers; "
+        f"load average {results.get('load_average_at_start')} at start, "
+        f"{m.get('load_average_at_end')} at end\n"
     )
     return "\n".join([header, markdown_table(results), "", targets_table(results), ""])
+
+
+def main(argv=None):
+    """`python -m bench.report RESULTS.json`: the tables of a past run, as Markdown."""
+    import sys
+
+    paths = (argv if argv is not None else sys.argv[1:]) or []
+    if len(paths) != 1:
+        print("usage: python -m bench.report RESULTS.json", file=sys.stderr)
+        return 2
+    print(summary(json.loads(Path(paths[0]).read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

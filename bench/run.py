@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import report
-from bench.clients import CONNECTED, RECEIVED, Target, load_process_main
+from bench.clients import CONNECTED, PACED_CONCURRENCY, RECEIVED, Target, load_process_main
 from bench.limits import raise_open_files_limit
 from bench.measure import ServerProcesses, cdf_points, cpu_seconds_of, summarise_ms
 from bench.profile import Profiler
@@ -108,6 +108,7 @@ class Bench:
         self.loaders = []
         self.publisher = None
         self.profiler = Profiler(args.profile) if args.profile else None
+        self.last_load_cpu_s = 0.0
 
     # Helper processes ------------------------------------------------------
 
@@ -201,9 +202,9 @@ class Bench:
         commands = [("connect", part, "warm-up") if part else None for part in self.split(targets)]
         replies = self.ask(commands, lambda: "warming up")
         self.ask([("disconnect",) if c else None for c in commands], lambda: "warming up")
-        failed = {k: v for r in replies for k, v in r["errors"].items()}
-        if failed:
-            raise RuntimeError(f"{path}: warm-up clients could not connect: {failed}")
+        if any(r["failed"] and not r.get("paced", {}).get("connected") for r in replies):
+            errors = merge_counts(r["errors"] for r in replies)
+            raise RuntimeError(f"{path}: warm-up clients could not connect: {errors}")
 
     def run_phase(self, path, count):
         log(f"[{path} × {count}] starting {self.stack.workers} fresh servers")
@@ -218,15 +219,17 @@ class Bench:
         log(f"[{path} × {count}] connecting {count} clients at once")
         profiles = {}
         self.start_profile(path, count, "connect", servers)
-        started = time.monotonic()
         replies = self.ask(
             [("connect", part, metric) for part in self.split(targets)],
             lambda: f"connected {self.connected()}/{count}",
         )
-        connect_s = time.monotonic() - started
-        log(f"    {sum(r['connected'] for r in replies)}/{count} connected in {connect_s:.2f}s")
-        connected = sum(r["connected"] for r in replies)
-        connect_errors = merge_counts(r["errors"] for r in replies)
+        storm = connect_outcome(replies)
+        log(f"    {storm['connected']}/{count} connected at once in {storm['elapsed']:.2f}s")
+        paced = connect_outcome([r["paced"] for r in replies if "paced" in r])
+        if paced["connected"] or paced["failed"]:
+            pace = f"{PACED_CONCURRENCY} at a time per load process"
+            log(f"    then {paced['connected']} more, {pace}, in {paced['elapsed']:.2f}s")
+        connected = storm["connected"] + paced["connected"]
         profiles["connect"] = self.stop_profile()
         time.sleep(1.0)
         after = processes.snapshot()
@@ -239,12 +242,10 @@ class Bench:
         pings = self.ping_phase() if path == "ws" else None
         stats = self.ask([("collect", range(publish["published"]))] * len(self.loaders), lambda: "collecting")
         log(f"[{path} × {count}] dropping every client and reconnecting them all at once")
-        reconnect_started = time.monotonic()
-        reconnect = self.ask(
-            [("reconnect",)] * len(self.loaders), lambda: f"reconnected {self.connected()}/{count}"
+        reconnect = connect_outcome(
+            self.ask([("reconnect",)] * len(self.loaders), lambda: f"reconnected {self.connected()}/{count}")
         )
-        reconnect_s = time.monotonic() - reconnect_started
-        log(f"    {sum(r['connected'] for r in reconnect)}/{count} reconnected in {reconnect_s:.2f}s")
+        log(f"    {reconnect['connected']}/{count} reconnected in {reconnect['elapsed']:.2f}s")
         self.ask([("disconnect",)] * len(self.loaders), lambda: "disconnecting")
         server_errors = self.stack.tracebacks()
         self.stack.stop_servers()
@@ -252,11 +253,9 @@ class Bench:
             path=path,
             count=count,
             connected=connected,
-            connect_s=connect_s,
-            connect_errors=connect_errors,
-            reconnect_s=reconnect_s,
-            reconnected=sum(r["connected"] for r in reconnect),
-            reconnect_errors=merge_counts(r["errors"] for r in reconnect),
+            storm=storm,
+            paced=paced,
+            reconnect=reconnect,
             before=before,
             after=after,
             peak=peak,
@@ -268,7 +267,11 @@ class Bench:
             pings=pings,
             server_errors=server_errors,
             profiles=profiles,
+            load_cpu_s=self.last_load_cpu_s,
         )
+
+    def load_cpu_seconds(self):
+        return sum(cpu_seconds_of(process.pid) for process, _, _ in self.loaders)
 
     def start_profile(self, path, count, stage, servers):
         if self.profiler and path != "floor":
@@ -284,6 +287,7 @@ class Bench:
         received_before = self.received()
         log(f"[{path} × {count}] publishing {events} events at {rate:g}/s to {connected} clients")
         cpu_before, redis_before = processes.cpu_seconds(), cpu_seconds_of(self.stack.redis.pid)
+        load_before = self.load_cpu_seconds()
         started = time.monotonic()
         pipe.send(("publish", PUBLISH_MODE[path], metric, events, rate))
         peak = processes.snapshot()
@@ -309,6 +313,7 @@ class Bench:
         drain_s = time.monotonic() - started
         cpu_s = processes.cpu_seconds() - cpu_before
         redis_cpu_s = cpu_seconds_of(self.stack.redis.pid) - redis_before
+        self.last_load_cpu_s = self.load_cpu_seconds() - load_before
         log(f"    {describe()} in {drain_s:.1f}s")
         if publish["errors"]:
             log(f"    publish errors: {publish['errors']}")
@@ -318,6 +323,16 @@ class Bench:
         replies = self.ask([("ping", 2, 1.0)] * len(self.loaders), lambda: "pinging")
         rtts = [rtt for reply in replies for rtt in reply["rtts"]]
         return {**summarise_ms(rtts), "unanswered": sum(r["unanswered"] for r in replies)}
+
+
+def connect_outcome(replies):
+    """One connect (or reconnect) over every load process: they start together, so the time is the longest."""
+    return {
+        "connected": sum(r["connected"] for r in replies),
+        "failed": sum(r["failed"] for r in replies),
+        "elapsed": max((r["elapsed"] for r in replies), default=0.0),
+        "errors": merge_counts(r["errors"] for r in replies),
+    }
 
 
 def merge_counts(dicts):
@@ -338,6 +353,7 @@ def max_snapshot(a, b):
 def phase_result(*, path, count, connected, before, after, peak, publish, stats, cpu_s, pings, **rest):
     latencies = [value for reply in stats for value in reply.pop("latencies")]
     ended = merge_counts(reply.pop("ended") for reply in stats)
+    first_missing = merge_counts(reply.pop("first_missing_seq") for reply in stats)
     totals = merge_counts(stats)
     deliveries = totals.get("deliveries", 0)
     memory_delta = sum(a["rss"] - b["rss"] for a, b in zip(after, before, strict=True))
@@ -345,11 +361,17 @@ def phase_result(*, path, count, connected, before, after, peak, publish, stats,
         "path": path,
         "clients": count,
         "connected": connected,
-        "connect_s": round(rest["connect_s"], 3),
-        "connect_errors": rest["connect_errors"],
-        "reconnected": rest["reconnected"],
-        "reconnect_s": round(rest["reconnect_s"], 3),
-        "reconnect_errors": rest["reconnect_errors"],
+        # All clients at once, as after a deploy or a network blip: how many got in, how fast.
+        "connected_at_once": rest["storm"]["connected"],
+        "connect_s": round(rest["storm"]["elapsed"], 3),
+        "connect_errors": rest["storm"]["errors"],
+        # Clients the storm left out, connected PACED_CONCURRENCY at a time per load process.
+        "connected_paced": rest["paced"]["connected"],
+        "paced_connect_s": round(rest["paced"]["elapsed"], 3),
+        "paced_connect_errors": rest["paced"]["errors"],
+        "reconnected": rest["reconnect"]["connected"],
+        "reconnect_s": round(rest["reconnect"]["elapsed"], 3),
+        "reconnect_errors": rest["reconnect"]["errors"],
         "events_published": publish["published"],
         "publish_errors": publish["errors"],
         "deliveries": deliveries,
@@ -357,6 +379,8 @@ def phase_result(*, path, count, connected, before, after, peak, publish, stats,
         "lost": totals.get("lost", 0),
         "duplicates": totals.get("duplicates", 0),
         "clients_with_loss": totals.get("clients_with_loss", 0),
+        "clients_stopped": totals.get("clients_stopped", 0),
+        "first_missing_seq": dict(sorted(first_missing.items())),
         "stream_resets": totals.get("resets", 0),
         "streams_ended_before_the_end": ended,
         "latency_ms": summarise_ms(latencies),
@@ -380,6 +404,8 @@ def phase_result(*, path, count, connected, before, after, peak, publish, stats,
         "cpu": {
             "server_ms": round(cpu_s * 1000, 1),
             "redis_ms": round(rest["redis_cpu_s"] * 1000, 1),
+            # The clients share the machine: when they are busy, latency includes their queueing.
+            "load_generators_ms": round(rest["load_cpu_s"] * 1000, 1),
             "ms_per_1000_deliveries": round(cpu_s * 1000 / (deliveries / 1000), 2) if deliveries else None,
         },
         "ping_ms": pings,
