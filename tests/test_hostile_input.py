@@ -278,7 +278,7 @@ OVERSIZE_FRAMES = {
 
 
 @pytest.mark.slow
-async def test_it_refuses_an_oversize_frame_with_too_large_and_closes_1009(worker, viewer_cookies):
+async def test_it_refuses_an_oversize_frame_with_too_large_and_closes_the_socket(worker, viewer_cookies):
     outcomes = {}
     for name, frame in OVERSIZE_FRAMES.items():
         async with open_socket(_base(worker), viewer_cookies, max_size=None) as socket:
@@ -296,7 +296,7 @@ async def test_it_refuses_an_oversize_frame_with_too_large_and_closes_1009(worke
 
 
 @pytest.mark.slow
-async def test_a_flood_is_rate_limited_then_closed_1008_while_others_are_served(worker, viewer_cookies):
+async def test_a_flood_is_rate_limited_then_closed_while_others_are_served(worker, viewer_cookies):
     async with (
         open_socket(_base(worker), viewer_cookies) as flooder,
         open_socket(_base(worker), viewer_cookies) as bystander,
@@ -449,6 +449,7 @@ def test_notify_refuses_bad_input_and_stores_nothing(alice, redis_url, kwargs, r
     assert Notification.objects.count() == 0
 
 
+@pytest.mark.slow  # a Django start-up per case
 @pytest.mark.parametrize(
     "args",
     [
