@@ -13,11 +13,28 @@ from tests.realclients import session_cookie
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(autouse=True)
-def _orm_beside_playwright(monkeypatch):
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls
-    # here are ordinary blocking ones, which Django would otherwise refuse.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+def orm(function, *args, **kwargs):
+    """Run database work on its own thread, and close its connection there.
+
+    Playwright's sync API runs an event loop in this thread; Django would refuse
+    ORM calls here, and with the refusal waived it opens a second connection
+    that nothing closes (PostgreSQL then cannot drop the test database)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def work():
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(work).result()
+
+
+def read_exists(**lookups):
+    return orm(lambda: NotificationRead.objects.filter(**lookups).exists())
 
 
 def wait_for(predicate, timeout=15, message="condition"):
@@ -42,22 +59,28 @@ def browser():
 
 
 @pytest.fixture
-def page_for_alice(daphne_workers, browser, alice):
+def alice_cookie(alice):
+    return session_cookie(alice)[settings.SESSION_COOKIE_NAME]
+
+
+# Fixtures that touch the database come before `browser` in each signature, so
+# they run before Playwright's event loop starts (and are torn down after it stops).
+@pytest.fixture
+def page_for_alice(alice_cookie, daphne_workers, browser):
     base = daphne_workers(1)[0]
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.set_default_timeout(15_000)
     page.errors = []
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-    cookie = session_cookie(alice)[settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": base}])
+    page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": alice_cookie, "url": base}])
     page.base_url = base
     return page
 
 
-def test_the_bell_counts_shows_toasts_and_marks_read(page_for_alice, alice, bob, tmp_path):
+def test_the_bell_counts_shows_toasts_and_marks_read(alice, bob, page_for_alice, tmp_path):
     page = page_for_alice
-    earlier = notify(alice, "While you were away", body="Sent before the page opened")
-    notify(bob, "Only for bob")
+    earlier = orm(notify, alice, "While you were away", body="Sent before the page opened")
+    orm(notify, bob, "Only for bob")
 
     failed = []
     page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
@@ -67,7 +90,7 @@ def test_the_bell_counts_shows_toasts_and_marks_read(page_for_alice, alice, bob,
     assert badge.text_content() == "1"
     assert page.locator(".toast").count() == 0  # Known at load: in the bell, not toasted.
 
-    live = notify(alice, "Disk almost full", body="93% used on /var", level="warning")
+    live = orm(notify, alice, "Disk almost full", body="93% used on /var", level="warning")
     toast = page.locator(".toast.level-warning", has_text="Disk almost full")
     toast.wait_for(state="visible")
     wait_for(lambda: badge.text_content() == "2", message="the badge to count 2")
@@ -88,24 +111,18 @@ def test_the_bell_counts_shows_toasts_and_marks_read(page_for_alice, alice, bob,
 
     first.click()
     wait_for(lambda: badge.text_content() == "1", message="the badge to count 1")
-    wait_for(
-        lambda: NotificationRead.objects.filter(user=alice, notification=live).exists(),
-        message="the read to be stored",
-    )
-    assert not NotificationRead.objects.filter(notification=earlier).exists()
+    wait_for(lambda: read_exists(user=alice, notification=live), message="the read to be stored")
+    assert not read_exists(notification=earlier)
 
     menu.locator("[data-action=mark-all]").click()
     badge.wait_for(state="hidden")
-    wait_for(
-        lambda: NotificationRead.objects.filter(user=alice, notification=earlier).exists(),
-        message="mark all to be stored",
-    )
+    wait_for(lambda: read_exists(user=alice, notification=earlier), message="mark all to be stored")
     assert page.evaluate("livedash.state.lastNotificationId") == live.pk
     assert not page.errors, page.errors
     assert not failed, failed
 
 
-def test_a_second_tab_follows_the_first_and_shows_each_notification_once(page_for_alice, alice):
+def test_a_second_tab_follows_the_first_and_shows_each_notification_once(alice, page_for_alice):
     first_tab = page_for_alice
     second_tab = first_tab.context.new_page()
     for tab in (first_tab, second_tab):
@@ -115,7 +132,7 @@ def test_a_second_tab_follows_the_first_and_shows_each_notification_once(page_fo
             message="the socket",
         )
 
-    notify(alice, "Deploy finished", level="success")
+    orm(notify, alice, "Deploy finished", level="success")
     for tab in (first_tab, second_tab):
         tab.locator(".toast.level-success").wait_for(state="visible")
         tab.locator("#bell-badge").wait_for(state="visible")
