@@ -1,12 +1,14 @@
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
+from django.core.validators import MaxLengthValidator, URLValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 TITLE_MAX_LENGTH = 120
+# Bodies travel in every push and hello; a notification is not a document.
+BODY_MAX_LENGTH = 2000
 LINK_MAX_LENGTH = 500
 
 
@@ -62,7 +64,7 @@ class Notification(models.Model):
     """A message for one user, one group, or everyone (both recipients empty)."""
 
     title = models.CharField(max_length=TITLE_MAX_LENGTH)
-    body = models.TextField(blank=True)
+    body = models.TextField(blank=True, validators=[MaxLengthValidator(BODY_MAX_LENGTH)])
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
     link = models.CharField(max_length=LINK_MAX_LENGTH, blank=True, validators=[validate_link])
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

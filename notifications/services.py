@@ -115,14 +115,6 @@ def _push(notification):
         logger.exception("could not push notification #%s; clients get it on reconnect", notification.pk)
 
 
-def push_unread_count(user):
-    """Tell every tab of `user` its new unread count (after a mark done outside the socket)."""
-    try:
-        _group_send(f"notify.user.{user.pk}", {"type": "notification.unread", "count": unread_count(user)})
-    except Exception:
-        logger.exception("could not push the unread count of user %s", user.pk)
-
-
 def _group_send(group, message):
     send = async_to_sync(get_channel_layer().group_send)
     try:

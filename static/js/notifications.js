@@ -15,6 +15,8 @@
 
   const MAX_ITEMS = 50;
   const LEVELS = ["info", "success", "warning", "error"];
+  // What notify() accepts; checked again here for rows written around it.
+  const SAFE_LINK = /^(https?:\/\/|\/(?![\/\\]))/i;
   const items = new Map(); // id -> notification dict with a `read` flag
   let unread = 0;
   let serverOffset = 0; // server clock minus ours, in seconds, for relative times
@@ -134,8 +136,7 @@
     time.title = new Date(item.created_at).toLocaleString();
     meta.appendChild(time);
     if (item.created_by) meta.appendChild(element("span", "time", " · " + item.created_by));
-    if (item.link) {
-      // The server only stores http(s) URLs and local paths.
+    if (item.link && SAFE_LINK.test(item.link)) {
       const link = element("a", "link", "Open");
       link.href = item.link;
       meta.appendChild(link);
