@@ -33,14 +33,27 @@ from dashboard.redis import get_async_client, get_sync_client, key
 # hour of frames, small enough not to block Redis for long.
 READ_BATCH = 500
 
-# KEYS: counter, event key prefix, per-second rate key, pub/sub channel
+# KEYS: counter, event key prefix, per-second rate key, pub/sub channel, first-id key
 # ARGV: channel, event type, data (JSON text), expiry seconds
+# A missing counter (first start, or Redis restarted empty) is seeded from the
+# clock in microseconds rather than 1, so ids keep rising across a Redis restart:
+# a client resuming from an id of the old history then finds it missing and gets
+# `stream-reset`, instead of silently skipping new events that reuse old numbers.
+# (Microseconds since 1970 stay below 2^53, so browsers read the ids exactly.)
 APPEND_AND_PUBLISH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local now = redis.call('TIME')
+  local seed = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  redis.call('SET', KEYS[1], string.format('%.0f', seed))
+  redis.call('SET', KEYS[5], string.format('%.0f', seed + 1))
+end
 local id = redis.call('INCR', KEYS[1])
-redis.call('SET', KEYS[2] .. id, ARGV[2] .. '\\n' .. ARGV[3], 'EX', tonumber(ARGV[4]))
+-- Lua prints large numbers in exponent form; ids go into keys and JSON as digits.
+local sid = string.format('%.0f', id)
+redis.call('SET', KEYS[2] .. sid, ARGV[2] .. '\\n' .. ARGV[3], 'EX', tonumber(ARGV[4]))
 redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], 10)
-redis.call('PUBLISH', KEYS[4], cjson.encode({channel = ARGV[1], id = id, type = ARGV[2], data = ARGV[3]}))
+redis.call('PUBLISH', KEYS[4], cjson.encode({channel = ARGV[1], id = sid, type = ARGV[2], data = ARGV[3]}))
 return id
 """
 
@@ -52,6 +65,10 @@ def pubsub_channel():
 
 def counter_key(channel):
     return key("events", channel, "last")
+
+
+def first_id_key(channel):
+    return key("events", channel, "first")
 
 
 def event_key(channel, event_id):
@@ -117,7 +134,13 @@ class DashboardRedisStorage(RedisStorage):
         return script
 
     def _append_args(self, channel, event_type, data):
-        keys = [counter_key(channel), key("events", channel, ""), rate_key(time.time()), pubsub_channel()]
+        keys = [
+            counter_key(channel),
+            key("events", channel, ""),
+            rate_key(time.time()),
+            pubsub_channel(),
+            first_id_key(channel),
+        ]
         return keys, [channel, event_type, data, retention_seconds()]
 
     def append_event(self, channel, event_type, data):
@@ -144,6 +167,8 @@ class DashboardRedisStorage(RedisStorage):
         kept, so the caller sends `stream-reset` rather than skipping a hole."""
         current_id = self.get_current_id(channel)
         _check_resumable(channel, last_id, current_id)
+        if last_id == 0:
+            last_id = int(self.redis.get(first_id_key(channel)) or 1) - 1
         ids = list(range(last_id + 1, min(last_id + limit, current_id) + 1))
         events = []
         for start in range(0, len(ids), READ_BATCH):
@@ -158,6 +183,9 @@ class DashboardRedisStorage(RedisStorage):
     async def aget_events(self, channel, last_id, limit=100):
         current_id = await self.aget_current_id(channel)
         _check_resumable(channel, last_id, current_id)
+        if last_id == 0:
+            # 0 is "before the first event" (a page that loaded before any event).
+            last_id = int(await get_async_client().get(first_id_key(channel)) or 1) - 1
         ids = list(range(last_id + 1, min(last_id + limit, current_id) + 1))
         events = []
         client = get_async_client()

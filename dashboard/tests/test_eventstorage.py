@@ -33,9 +33,12 @@ def test_it_gives_consecutive_ids_and_returns_events_in_order(storage):
 
 
 def test_it_keeps_channels_apart(storage):
-    storage.append_event("metrics", "frame", "{}")
+    frame = storage.append_event("metrics", "frame", "{}")
     assert storage.get_current_id("user-1") == 0
-    assert storage.append_event("user-1", "note", "{}").id == 1
+    note = storage.append_event("user-1", "note", "{}")
+    assert storage.get_current_id("user-1") == note.id
+    assert storage.get_current_id("metrics") == frame.id
+    assert [e.type for e in storage.get_events("user-1", 0)] == ["note"]
 
 
 def test_it_keeps_events_under_the_installation_prefix_for_the_retention_time(storage):
@@ -76,7 +79,7 @@ def test_it_publishes_each_event_with_its_id(storage):
     pubsub.close()
     assert json.loads(message["data"]) == {
         "channel": "metrics",
-        "id": event.id,
+        "id": str(event.id),
         "type": "metric",
         "data": '{"name":"x"}',
     }
@@ -92,3 +95,14 @@ def test_the_async_variants_agree(storage):
     assert current == first.id + 1
     assert [e.id for e in events] == [current]
     assert storage.get_events("metrics", first.id) == events
+
+
+def test_ids_keep_rising_when_redis_loses_everything(storage):
+    """An emptied Redis must not reuse old ids: a client resuming from one of them
+    would otherwise skip the new events that got the same numbers."""
+    old = storage.append_event("metrics", "frame", "{}")
+    get_sync_client().delete(*get_sync_client().keys(f"{settings.REDIS_PREFIX}:events:*"))
+    new = storage.append_event("metrics", "frame", "{}")
+    assert new.id > old.id
+    with pytest.raises(EventDoesNotExist):
+        storage.get_events("metrics", old.id)
