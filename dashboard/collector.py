@@ -220,6 +220,19 @@ class RedisOutage:
         self.down_since = None
 
 
+def load_notification_outbox():
+    """notifications.services.push_pending when installed (see Collector.tick)."""
+    try:
+        from notifications.services import push_pending
+    except ImportError:
+        return None
+    return push_pending
+
+
+# Retrying notification pushes every tick would be a query per tick for nothing.
+OUTBOX_EVERY = 5.0
+
+
 def load_alert_evaluator():
     """notifications.alerts when installed; the collector must run without it too."""
     try:
@@ -236,6 +249,7 @@ class Collector:
         *,
         sampler=None,
         evaluator=None,
+        outbox=None,
         publish=None,
         app_metrics=sample_app_metrics,
         clock=time.monotonic,
@@ -243,6 +257,9 @@ class Collector:
     ):
         self.sampler = sampler or HostSampler(clock=clock)
         self.evaluator = evaluator
+        # Notifications whose live push failed (Redis away) go out again from here.
+        self.outbox = outbox
+        self._outbox_due = 0.0
         self.publish = publish or live.publish_frame
         self.app_metrics = app_metrics
         self.clock = clock
@@ -284,6 +301,7 @@ class Collector:
         ts = self.wallclock()
         # Sampled even when paused, so rates and CPU after a resume cover one interval, not the pause.
         values = self.sampler.sample()
+        self._flush_outbox()
         if self.state.paused:
             return None
         values.update(self._with_redis(self.app_metrics) or {})
@@ -309,6 +327,16 @@ class Collector:
             return None
         self.redis.succeeded()
         return result
+
+    def _flush_outbox(self):
+        if self.outbox is None or self.clock() < self._outbox_due:
+            return
+        self._outbox_due = self.clock() + OUTBOX_EVERY
+        try:
+            self.outbox()
+        except Exception as exc:  # the database away: the next round tries again
+            logger.warning("could not retry notification pushes: %s", exc)
+        close_old_connections()
 
     def _evaluate(self, values, ts):
         if self.evaluator is None:

@@ -68,6 +68,9 @@ class Notification(models.Model):
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
     link = models.CharField(max_length=LINK_MAX_LENGTH, blank=True, validators=[validate_link])
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Set once the live push went out; a row left unset (Redis was away at commit
+    # time) is pushed again by the collector, so open tabs still get it.
+    pushed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -10,6 +10,7 @@ database everything it could have been sent.
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -17,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from notifications.models import Notification, NotificationRead
 
@@ -103,16 +105,46 @@ def push_on_commit(notification):
     transaction.on_commit(lambda: _push(notification))
 
 
-def _push(notification):
-    # The row is committed by now: a failed push loses nothing, because every
-    # client gets what it missed from the database on its next connect.
+def _push(notification, quiet=False):
+    """Push one committed notification; True when it went out (and is marked so)."""
     try:
         _group_send(
             notification.channel_group,
             {"type": "notification.message", "notification": notification.as_dict()},
         )
     except Exception:
-        logger.exception("could not push notification #%s; clients get it on reconnect", notification.pk)
+        if not quiet:
+            logger.exception(
+                "could not push notification #%s; it is pushed again when Redis is back", notification.pk
+            )
+        return False
+    Notification.objects.filter(pk=notification.pk).update(pushed_at=timezone.now())
+    return True
+
+
+# Rows younger than this may still be on their way out through on_commit.
+PUSH_SETTLE = timedelta(seconds=2)
+# Past this a retried push would be more surprising than useful; hello still has it.
+PUSH_RETRY_WINDOW = timedelta(hours=1)
+
+
+def push_pending(now=None, limit=100):
+    """Push again what a failed push left behind (the collector calls this). Returns
+    how many went out; stops at the first failure, since Redis is still away."""
+    now = now or timezone.now()
+    pending = Notification.objects.filter(
+        pushed_at__isnull=True,
+        created_at__gte=now - PUSH_RETRY_WINDOW,
+        created_at__lte=now - PUSH_SETTLE,
+    ).order_by("pk")[:limit]
+    pushed = 0
+    for notification in pending:
+        if not _push(notification, quiet=True):
+            break
+        pushed += 1
+    if pushed:
+        logger.info("pushed %d notification(s) that were stored while Redis was away", pushed)
+    return pushed
 
 
 def _group_send(group, message):

@@ -105,3 +105,38 @@ async def test_a_notification_sent_by_another_process_reaches_the_group(manage, 
     result = await asyncio.to_thread(manage, "notify", "--user", "alice", "From a command")
     assert result.returncode == 0, result.stderr
     assert (await receive(layer, channel, timeout=10))["notification"]["title"] == "From a command"
+
+
+async def test_a_pushed_notification_is_marked_pushed(redis_url, alice):
+    layer, channel = await listen(f"notify.user.{alice.pk}")
+    notification = await database_sync_to_async(notify)(alice, "went out")
+    await receive(layer, channel)
+    await database_sync_to_async(notification.refresh_from_db)()
+    assert notification.pushed_at is not None
+
+
+async def test_a_push_that_failed_goes_out_when_retried(redis_url, alice, monkeypatch):
+    """Redis away at commit time: the row stays unpushed and push_pending (the
+    collector's retry) delivers it to open tabs once the layer answers again."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications import services
+
+    layer, channel = await listen(f"notify.user.{alice.pk}")
+
+    def refuse(group, message):
+        raise ConnectionError("Redis is away")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(services, "_group_send", refuse)
+        notification = await database_sync_to_async(notify)(alice, "sent during the outage")
+    await database_sync_to_async(notification.refresh_from_db)()
+    assert notification.pushed_at is None
+
+    later = timezone.now() + timedelta(seconds=5)
+    assert await database_sync_to_async(services.push_pending)(now=later) == 1
+    message = await receive(layer, channel)
+    assert message["notification"]["id"] == notification.pk
+    assert await database_sync_to_async(services.push_pending)(now=later) == 0

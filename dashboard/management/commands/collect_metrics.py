@@ -4,7 +4,12 @@ import signal
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from dashboard.collector import Collector, load_alert_evaluator, register_builtin_metrics
+from dashboard.collector import (
+    Collector,
+    load_alert_evaluator,
+    load_notification_outbox,
+    register_builtin_metrics,
+)
 
 logger = logging.getLogger("dashboard.collector")
 
@@ -27,7 +32,7 @@ class Command(BaseCommand):
             raise CommandError(f"cannot register the built-in metrics (is the database migrated?): {exc}")
         if created:
             logger.info("registered metrics: %s", ", ".join(created))
-        collector = Collector(evaluator=load_alert_evaluator())
+        collector = Collector(evaluator=load_alert_evaluator(), outbox=load_notification_outbox())
         # Finish the tick in progress and exit 0, so supervisors see a clean stop.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: collector.stop())
