@@ -163,7 +163,7 @@
   // Sampling controls
 
   function formatSeconds(seconds) {
-    return (seconds < 1 ? seconds.toString().replace(/^0/, "") : String(seconds)) + " s";
+    return String(seconds) + " s";
   }
 
   function showSampling(state, by) {
