@@ -24,6 +24,7 @@ def pytest_configure(config):
 
     settings.REDIS_PREFIX = RUN_ID
     settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = f"{RUN_ID}:ws"
+    settings.CACHES["default"]["KEY_PREFIX"] = f"{RUN_ID}:cache"
 
 
 @pytest.fixture(scope="session")

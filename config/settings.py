@@ -164,6 +164,19 @@ CHANNEL_LAYERS = {
     },
 }
 
+# Sessions are read on every request, and on every SSE (re)connect: keep them in
+# Redis in front of the database (cached_db falls back to the database if Redis
+# is unavailable, so logins survive a Redis restart).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{REDIS_PREFIX}:cache",
+        "OPTIONS": {"socket_timeout": 2.0, "socket_connect_timeout": 2.0},
+    },
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

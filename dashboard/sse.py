@@ -27,12 +27,14 @@ import collections
 import contextvars
 import logging
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 import redis.asyncio
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
@@ -55,6 +57,14 @@ CATCH_UP_BATCH = 500
 # The first stream on a worker waits this long for the hub to subscribe.
 HUB_CONNECT_WAIT = 3.0
 EVENT_ID = re.compile(r"^\d{1,18}$")
+# How long a worker trusts its last answer to "may this session read these
+# channels?". A deactivated user, a revoked permission or a changed password
+# closes the door on the next connect at most this many seconds later.
+ACCESS_CACHE_SECONDS = 3.0
+ACCESS_CACHE_MAX = 20000
+# Connects that may wait on Redis at once: redis.asyncio's pool raises rather
+# than queues past its size, which would end streams during a reconnect storm.
+CONNECT_REDIS_SLOTS = 100
 
 # The library's first chunk: padding for old proxies/browsers, then stream-open.
 OPENING = (":" + " " * 2048 + "\n\n" + "event: stream-open\ndata:\n\n").encode()
@@ -119,17 +129,68 @@ def parse_stream_request(request):
 # --- access (one short trip to a thread, no connection kept) ------------------
 
 
+class AccessCache:
+    """Recent access answers per (session user, session auth hash, channels).
+
+    A reconnect storm is thousands of the same few sessions asking the same
+    question; without this each connect costs a user query and permission
+    queries. Keyed on the session's auth hash, so a new login is a new entry."""
+
+    def __init__(self, seconds=ACCESS_CACHE_SECONDS, max_entries=ACCESS_CACHE_MAX):
+        self.seconds, self.max_entries = seconds, max_entries
+        self.entries = {}
+
+    def get(self, key):
+        entry = self.entries.get(key)
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key, answer):
+        if len(self.entries) >= self.max_entries:
+            self.entries = {k: e for k, e in self.entries.items() if e[0] > time.monotonic()}
+            if len(self.entries) >= self.max_entries:
+                self.entries = {}
+        self.entries[key] = (time.monotonic() + self.seconds, answer)
+
+    def clear(self):
+        self.entries = {}
+
+
+access_cache = AccessCache()
+
+
+def session_identity(session):
+    """(user id, auth hash) the session claims, or None for an anonymous one."""
+    user_id = session.get(SESSION_KEY)
+    if user_id is None:
+        return None
+    return str(user_id), session.get(HASH_SESSION_KEY, "")
+
+
+def check_access(user, channels):
+    if not user.is_authenticated:
+        return False, []
+    manager = get_channelmanager()
+    return True, [c for c in channels if not manager.can_read_channel(user, c)]
+
+
 def resolve_access(request, channels):
     """(authenticated, forbidden channels), computed off the request's own thread.
 
     Runs with thread_sensitive=False, so no thread is kept for the stream; the
-    database connection it opened is closed here, so none is kept either."""
+    database connection it opened is closed here, so none is kept either. A
+    recent answer for the same session is reused (see ACCESS_CACHE_SECONDS)."""
     try:
-        user = request.user
-        if not user.is_authenticated:
+        identity = session_identity(request.session)
+        if identity is None:
             return False, []
-        manager = get_channelmanager()
-        return True, [c for c in channels if not manager.can_read_channel(user, c)]
+        key = (identity, tuple(channels))
+        answer = access_cache.get(key)
+        if answer is None:
+            answer = check_access(request.user, channels)
+            access_cache.put(key, answer)
+        return answer
     finally:
         connections.close_all()
 
@@ -225,6 +286,7 @@ class Hub:
         self.streams_by_channel = collections.defaultdict(set)
         self.task = None
         self.connected = asyncio.Event()
+        self.redis_slots = asyncio.Semaphore(CONNECT_REDIS_SLOTS)
 
     def add(self, stream):
         for channel in stream.channels:
@@ -353,7 +415,8 @@ class Stream:
             # Fix where the stream starts before saying it is open: a client that
             # publishes on `stream-open` must see what it publishes.
             await hub.wait_connected(HUB_CONNECT_WAIT)
-            await self.fix_start_ids()
+            async with hub.redis_slots:
+                await self.fix_start_ids()
             yield OPENING
             async for chunk in self.replay():
                 yield chunk
@@ -400,7 +463,8 @@ class Stream:
         """Yield, batch by batch, everything after last_ids[channel]; or a reset if it is gone."""
         while True:
             try:
-                events = await self.storage.aget_events(channel, self.last_ids[channel], CATCH_UP_BATCH)
+                async with get_hub().redis_slots:
+                    events = await self.storage.aget_events(channel, self.last_ids[channel], CATCH_UP_BATCH)
             except EventDoesNotExist as exc:
                 yield self.reset(channel, int(exc.current_id))
                 return
