@@ -22,6 +22,8 @@ import aiohttp
 
 CONNECTED, RECEIVED = 0, 1
 CONNECT_TIMEOUT = 30.0
+# A server that takes the connection but never answers counts as a failed attempt.
+HANDSHAKE_TIMEOUT = 15.0
 # Retry delays after a failed connection (seconds, doubled per failure, with jitter).
 RETRY_FIRST = 0.5
 RETRY_MAX = 5.0
@@ -110,16 +112,26 @@ def parse_sse_block(block):
 
 
 async def run_sse(session, state, connected):
-    """One SSE stream: connect, signal `connected`, then read events until cancelled."""
+    """One SSE stream: connect, signal `connected`, then read events until cancelled.
+
+    The stream counts as open at its first bytes, not at the headers: the product
+    fixes where a stream starts before it sends `stream-open`, so events published
+    between the headers and that moment are not the stream's to deliver.
+    """
     target = state.target
-    async with session.get(target.url, headers=headers_for(target, state.last_id)) as response:
+    async with (
+        asyncio.timeout(HANDSHAKE_TIMEOUT) as handshake,
+        session.get(target.url, headers=headers_for(target, state.last_id)) as response,
+    ):
         if response.status != 200:
             body = (await response.text())[:200]
             raise ConnectionError(f"HTTP {response.status}: {body}")
-        state.mark_connected(connected)
         buffer = b""
         async for chunk in response.content.iter_any():
             received_at = time.time()
+            if not state.connected:
+                handshake.reschedule(None)
+                state.mark_connected(connected)
             buffer += chunk.replace(b"\r\n", b"\n")
             while b"\n\n" in buffer:
                 block, buffer = buffer.split(b"\n\n", 1)
@@ -136,7 +148,10 @@ async def run_sse(session, state, connected):
 async def run_ws(session, state, connected):
     """One WebSocket: connect, wait for `hello`, then read messages until cancelled."""
     target = state.target
-    async with session.ws_connect(target.url, headers=headers_for(target), heartbeat=None) as ws:
+    async with (
+        asyncio.timeout(HANDSHAKE_TIMEOUT) as handshake,
+        session.ws_connect(target.url, headers=headers_for(target), heartbeat=None) as ws,
+    ):
         state.ws = ws
         async for message in ws:
             received_at = time.time()
@@ -145,6 +160,7 @@ async def run_ws(session, state, connected):
             data = json.loads(message.data)
             kind = data.get("type")
             if kind == "hello" and not state.connected:
+                handshake.reschedule(None)
                 state.mark_connected(connected)
             elif kind == "presence":
                 # The bench's broadcast rides on presence (see bench.publisher); real
@@ -226,13 +242,13 @@ class LoadProcess:
         outcome = {"elapsed": elapsed, "connected": len(states) - len(failed), "failed": len(failed)}
         return {**outcome, "errors": errors}, failed
 
-    async def connect(self, targets, metric):
+    async def connect(self, targets, metric, paced=True, timeout=CONNECT_TIMEOUT):
         """All clients at once (the storm); any it left out then connect a few at a time,
         so the fan-out can still be measured when the storm itself fails."""
         self.latencies = []
         self.states = [ClientState(t, metric, self.latencies, self.progress) for t in targets]
-        outcome, failed = await self.start_clients(self.states)
-        if failed:
+        outcome, failed = await self.start_clients(self.states, timeout=timeout)
+        if failed and paced:
             paced, _ = await self.start_clients(failed, asyncio.Semaphore(PACED_CONCURRENCY), PACED_TIMEOUT)
             outcome["paced"] = paced
         return outcome
@@ -320,8 +336,8 @@ class LoadProcess:
 
     async def handle(self, command, *args):
         if command == "connect":
-            targets, metric = args
-            return await self.connect(targets, metric)
+            targets, metric, *options = args
+            return await self.connect(targets, metric, **(options[0] if options else {}))
         if command == "reconnect":
             return await self.reconnect()
         if command == "ping":

@@ -39,6 +39,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PUBLISH_MODE = {"floor": "publish_metric", "sse": "publish_metric", "ws": "dashboard_broadcast"}
 
 STALL_SECONDS = 10.0
+WARM_UP_TIMEOUT = 20.0
 DRAIN_LIMIT_SECONDS = 120.0
 PROGRESS_EVERY = 1.0
 
@@ -125,9 +126,10 @@ class Bench:
         process.start()
         self.publisher = (process, parent, progress)
 
-    def stop_helpers(self):
+    def stop_helpers(self, graceful=True):
+        """Ask each helper to quit (it closes its clients); terminate any that is busy or stuck."""
         for process, pipe, _ in [*self.loaders, *([self.publisher] if self.publisher else [])]:
-            if process.is_alive():
+            if graceful and process.is_alive():
                 try:
                     pipe.send(("quit",))
                     if pipe.poll(10):
@@ -199,10 +201,11 @@ class Bench:
 
     def warm_up(self, path, servers):
         targets = self.targets(path, servers, len(servers))
-        commands = [("connect", part, "warm-up") if part else None for part in self.split(targets)]
+        quick = {"paced": False, "timeout": WARM_UP_TIMEOUT}
+        commands = [("connect", part, "warm-up", quick) if part else None for part in self.split(targets)]
         replies = self.ask(commands, lambda: "warming up")
         self.ask([("disconnect",) if c else None for c in commands], lambda: "warming up")
-        if any(r["failed"] and not r.get("paced", {}).get("connected") for r in replies):
+        if any(r["failed"] for r in replies):
             errors = merge_counts(r["errors"] for r in replies)
             raise RuntimeError(f"{path}: warm-up clients could not connect: {errors}")
 
@@ -438,6 +441,7 @@ def main(argv=None):
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     started = time.monotonic()
     phases = []
+    interrupted = False
     try:
         log(f"bench: own Redis and SQLite in {stack.workdir}; migrating, logging in {args.users} users")
         stack.start()
@@ -446,10 +450,11 @@ def main(argv=None):
             for count in args.ws_clients if path == "ws" else args.clients:
                 phases.append(bench.run_phase(path, count))
     except KeyboardInterrupt:
+        interrupted = True
         log("interrupted: stopping everything the bench started")
         return 130
     finally:
-        bench.stop_helpers()
+        bench.stop_helpers(graceful=not interrupted)
         stack.stop()
         if args.keep_logs:
             log(f"server logs kept in {stack.workdir}")
