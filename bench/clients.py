@@ -353,7 +353,11 @@ class LoadProcess:
 
 def load_process_main(pipe, progress):
     """Entry point of a load-generator process (multiprocessing target)."""
+    import signal
+
     from bench.limits import raise_open_files_limit
 
+    # Ctrl-C reaches the whole process group; the orchestrator does the stopping.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise_open_files_limit()
     asyncio.run(LoadProcess(progress).serve(pipe))

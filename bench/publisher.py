@@ -74,8 +74,12 @@ PUBLISHERS = {"publish_metric": metric_publisher, "dashboard_broadcast": dashboa
 
 def publisher_main(pipe, progress):
     """Entry point of the publisher process (multiprocessing target)."""
+    import signal
+
     import django
 
+    # Ctrl-C reaches the whole process group; the orchestrator does the stopping.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     django.setup()
     while True:
         command, *args = pipe.recv()
