@@ -30,7 +30,6 @@ from bench.profile import Profiler
 from bench.publisher import PROGRESS_PUBLISHED, publisher_main
 from bench.stack import PATHS, BenchStack
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # How each path is fed: the floor and SSE read what `publish_metric` publishes; the
