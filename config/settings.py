@@ -172,7 +172,11 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": f"{REDIS_PREFIX}:cache",
-        "OPTIONS": {"socket_timeout": 2.0, "socket_connect_timeout": 2.0},
+        "OPTIONS": {
+            "socket_timeout": 2.0,
+            "socket_connect_timeout": 2.0,
+            "pool_class": "dashboard.redis.SharedConnectionPool",
+        },
     },
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"

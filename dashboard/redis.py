@@ -31,6 +31,25 @@ def get_sync_client():
     )
 
 
+class SharedConnectionPool(redis.ConnectionPool):
+    """The cache's pool class (`CACHES[...]["OPTIONS"]["pool_class"]`): one pool per
+    URL and options for the whole process.
+
+    Django builds a cache client per request context, and each client its own
+    pool, so every session read through the cache (each page, each SSE connect)
+    opened a new TCP connection to Redis. Sharing the pool reuses them."""
+
+    _shared = {}
+
+    @classmethod
+    def from_url(cls, url, **options):
+        pool_key = (url, tuple(sorted((name, repr(value)) for name, value in options.items())))
+        pool = cls._shared.get(pool_key)
+        if pool is None:
+            pool = cls._shared.setdefault(pool_key, super().from_url(url, **options))
+        return pool
+
+
 _async_clients = {}
 
 
