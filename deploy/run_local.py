@@ -5,16 +5,11 @@ daphne and the metrics collector. Ctrl-C stops everything.
 """
 
 import os
-import subprocess
 import sys
 
-from deploy.supervisor import Supervisor, ensure_redis
+from deploy.supervisor import Supervisor, manage, prepare_services
 
 PORT = int(os.environ.get("PORT", "8000"))
-
-
-def manage(*args):
-    return subprocess.run([sys.executable, "manage.py", *args], check=False).returncode
 
 
 def main():
@@ -24,11 +19,9 @@ def main():
         return 1
     supervisor = Supervisor()
     try:
-        ensure_redis(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), supervisor)
-        if manage("migrate", "--noinput", "-v", "0") != 0:
+        if not prepare_services(supervisor):
             supervisor.stop()
             return 1
-        manage("ensure_superuser")
         supervisor.daphne("daphne", PORT)
         supervisor.python("collector", "manage.py", "collect_metrics")
     except BaseException:

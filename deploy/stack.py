@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
-from deploy.run_local import manage
-from deploy.supervisor import ROOT, Supervisor, ensure_redis, free_port, wait_for_port
+from deploy.supervisor import ROOT, Supervisor, free_port, manage, prepare_services, wait_for_port
 
 NGINX_CONFIG_DIR = ROOT / "deploy" / "nginx"
 HOST = "127.0.0.1"
@@ -198,11 +197,9 @@ def main():
     supervisor = Supervisor()
     with tempfile.TemporaryDirectory(prefix="livedash-stack-") as workdir:
         try:
-            ensure_redis(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), supervisor)
-            if manage("migrate", "--noinput", "-v", "0") != 0:
+            if not prepare_services(supervisor):
                 supervisor.stop()
                 return 1
-            manage("ensure_superuser")
             grip = os.environ.get("GRIP", "").strip().lower() in ("1", "true", "yes", "on")
             stack = start_stack(supervisor, port=port, workdir=workdir, grip=grip)
         except BaseException:

@@ -64,22 +64,19 @@ def redis_server_binary():
         return found
 
 
+def redis_server_command(port):
+    """A local redis-server that keeps nothing on disk (tests and `make run` alike)."""
+    return [
+        redis_server_binary(),
+        *("--port", str(port), "--bind", "127.0.0.1"),
+        *("--save", "", "--appendonly", "no", "--maxclients", "20000"),
+    ]
+
+
 def start_redis(port, logfile=None):
     """A throwaway redis-server on 127.0.0.1:port that keeps nothing on disk."""
     process = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--maxclients",
-            "20000",
-        ],
+        redis_server_command(port),
         stdout=logfile or subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -172,18 +169,23 @@ def ensure_redis(url, supervisor):
     print(f"no Redis at {url}; starting the bundled redis-server on port {port}", flush=True)
     process = supervisor.start(
         "redis-server",
-        [
-            redis_server_binary(),
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
+        redis_server_command(port),
         stdout=subprocess.DEVNULL,
     )
     wait_for_port(port, process=process)
     return process
+
+
+def manage(*args):
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, check=False).returncode
+
+
+def prepare_services(supervisor):
+    """What `make run` and `make stack` do before starting servers: a Redis (the one
+    at REDIS_URL, or a bundled one), migrations, and the first superuser. False
+    when migrating failed."""
+    ensure_redis(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), supervisor)
+    if manage("migrate", "--noinput", "-v", "0") != 0:
+        return False
+    manage("ensure_superuser")
+    return True
