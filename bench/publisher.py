@@ -72,12 +72,15 @@ def dashboard_broadcaster(name):
 PUBLISHERS = {"publish_metric": metric_publisher, "dashboard_broadcast": dashboard_broadcaster}
 
 
-def publisher_main(pipe, progress):
-    """Entry point of the publisher process (multiprocessing target)."""
+def publisher_main(pipe, progress, env=None):
+    """Entry point of the publisher process (multiprocessing target); `env` is added to its
+    environment before Django reads its settings (GRIP_URL for the Pushpin path)."""
+    import os
     import signal
 
     import django
 
+    os.environ.update(env or {})
     # Ctrl-C reaches the whole process group; the orchestrator does the stopping.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     django.setup()

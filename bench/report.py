@@ -19,7 +19,12 @@ PACKAGES = (
     "twisted",
 )
 RATIO_KEYS = ("p99", "memory_per_connection", "cpu_per_delivery")
-LABELS = {"floor": "floor relay (aiohttp)", "sse": "product SSE (daphne)", "ws": "product WebSocket (daphne)"}
+LABELS = {
+    "floor": "floor relay (aiohttp)",
+    "sse": "product SSE (daphne)",
+    "ws": "product WebSocket (daphne)",
+    "pushpin": "product SSE via Pushpin",
+}
 
 
 def machine():
@@ -85,7 +90,7 @@ def targets(phases):
     duplicates = sum(p["duplicates"] for p in product)
     result.append(
         _target(
-            "0 loss and 0 duplicates (product SSE and WebSocket, every size)",
+            "0 loss and 0 duplicates (every product path, every size)",
             "0 / 0",
             f"{lost} / {duplicates}",
             "events",
@@ -121,6 +126,27 @@ def targets(phases):
             _at_most(worst, 100),
         )
     )
+    return result + pushpin_targets(phases)
+
+
+def pushpin_targets(phases):
+    """Issue 8's targets for the Pushpin edge (null when the run did not reach that size)."""
+    result = []
+    at_10000 = _phase(phases, "pushpin", 10000)
+    lost_dup = f"{at_10000['lost']} / {at_10000['duplicates']}" if at_10000 else None
+    clean = (at_10000["lost"], at_10000["duplicates"]) == (0, 0) if at_10000 else None
+    result.append(_target("Pushpin, 10,000 clients: loss / duplicates", "0 / 0", lost_dup, "events", clean))
+    at_3000 = _phase(phases, "pushpin", 3000)
+    p99 = at_3000["latency_ms"]["p99"] if at_3000 else None
+    result.append(_target("Pushpin, 3,000 clients: p99", 250, p99, "ms", _at_most(p99, 250)))
+    if at_10000 is None:
+        result.append(_target("Pushpin, 10,000 clients connected", 20, None, "s", None))
+    elif at_10000["connected_at_once"] == 10000:
+        seconds = at_10000["connect_s"]
+        result.append(_target("Pushpin, 10,000 clients connected", 20, seconds, "s", seconds <= 20))
+    else:
+        partial = f"only {at_10000['connected_at_once']:,} of 10,000 within {at_10000['connect_s']:.0f}"
+        result.append(_target("Pushpin, 10,000 clients connected", 20, partial, "s", False))
     return result
 
 

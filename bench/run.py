@@ -3,6 +3,10 @@
 A phase is one path (the floor relay, the product's SSE, the product's
 WebSocket) at one number of clients, on freshly started servers:
 
+The `pushpin` path is the product's SSE through Pushpin (GRIP): the workers only
+authorise connects and publish, so its memory and delivery CPU are Pushpin's
+processes', and the workers' CPU is reported per connect and per published event.
+
 1. warm up (one client per server, so first-request imports are not charged to connections),
 2. connect every client at once and time it; read memory and threads,
 3. publish `--events` events at `--rate` per second and wait until every client
@@ -35,7 +39,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # How each path is fed: the floor and SSE read what `publish_metric` publishes; the
 # WebSocket gets the same events through the product's dashboard-group broadcast
 # (see bench.publisher.dashboard_broadcaster for why).
-PUBLISH_MODE = {"floor": "publish_metric", "sse": "publish_metric", "ws": "dashboard_broadcast"}
+PUBLISH_MODE = {
+    "floor": "publish_metric",
+    "sse": "publish_metric",
+    "ws": "dashboard_broadcast",
+    "pushpin": "publish_metric",
+}
 
 STALL_SECONDS = 10.0
 WARM_UP_TIMEOUT = 20.0
@@ -72,7 +81,9 @@ def parse_args(argv=None):
     parser.add_argument("--ws-clients", type=size_list, help="WebSocket client counts (default: --clients)")
     parser.add_argument("--events", type=int, default=50, help="events published per phase")
     parser.add_argument("--rate", type=float, default=10.0, help="events per second")
-    parser.add_argument("--paths", type=path_list, default=list(PATHS), help="which of floor,sse,ws to run")
+    parser.add_argument(
+        "--paths", type=path_list, default=list(PATHS), help=f"which of {','.join(PATHS)} to run"
+    )
     parser.add_argument("--load-procs", type=int, default=0, help="load-generator processes (0: automatic)")
     parser.add_argument("--users", type=int, default=20, help="bench users (clients share their sessions)")
     parser.add_argument(
@@ -107,27 +118,37 @@ class Bench:
         self.context = multiprocessing.get_context("spawn")
         self.loaders = []
         self.publisher = None
+        # The Pushpin path's publisher has GRIP_URL set, so publish_metric also publishes to Pushpin.
+        self.grip_publisher = None
         self.profiler = Profiler(args.profile) if args.profile else None
         self.last_load_cpu_s = 0.0
 
     # Helper processes ------------------------------------------------------
 
-    def start_helpers(self, load_procs):
+    def start_helpers(self, load_procs, grip_url=None):
         for _ in range(load_procs):
             parent, child = self.context.Pipe()
             progress = self.context.RawArray("q", 2)
             process = self.context.Process(target=load_process_main, args=(child, progress), daemon=True)
             process.start()
             self.loaders.append((process, parent, progress))
+        self.publisher = self.start_publisher()
+        if grip_url:
+            self.grip_publisher = self.start_publisher({"GRIP_URL": grip_url})
+
+    def start_publisher(self, env=None):
         parent, child = self.context.Pipe()
         progress = self.context.RawArray("q", 1)
-        process = self.context.Process(target=publisher_main, args=(child, progress), daemon=True)
+        process = self.context.Process(target=publisher_main, args=(child, progress, env), daemon=True)
         process.start()
-        self.publisher = (process, parent, progress)
+        return process, parent, progress
+
+    def publishers(self):
+        return [p for p in (self.publisher, self.grip_publisher) if p is not None]
 
     def stop_helpers(self, graceful=True):
         """Ask each helper to quit (it closes its clients); terminate any that is busy or stuck."""
-        for process, pipe, _ in [*self.loaders, *([self.publisher] if self.publisher else [])]:
+        for process, pipe, _ in [*self.loaders, *self.publishers()]:
             if graceful and process.is_alive():
                 try:
                     pipe.send(("quit",))
@@ -170,7 +191,7 @@ class Bench:
         return [replies[p] for p in pipes]
 
     def check_alive(self):
-        for process, _, _ in [*self.loaders, self.publisher]:
+        for process, _, _ in [*self.loaders, *self.publishers()]:
             if not process.is_alive():
                 raise RuntimeError(f"a bench helper process ({process.name}) exited with {process.exitcode}")
         dead = self.stack.dead_servers()
@@ -183,15 +204,17 @@ class Bench:
     def targets(self, path, servers, count):
         kind = "ws" if path == "ws" else "sse"
         sessions = self.stack.sessions
+        # Through Pushpin every client goes to the edge; Pushpin picks the worker.
+        base_urls = [self.stack.pushpin.url] if path == "pushpin" else [s.url for s in servers]
         result = []
         for index in range(count):
-            server = servers[index % len(servers)]
+            base = base_urls[index % len(base_urls)]
             if kind == "ws":
-                url = server.url.replace("http://", "ws://") + "/ws/dashboard/"
+                url = base.replace("http://", "ws://") + "/ws/dashboard/"
             else:
-                url = server.url + "/events/?channel=metrics"
+                url = base + "/events/?channel=metrics"
             cookie = None if path == "floor" else sessions[index % len(sessions)]
-            result.append(Target(kind, url, cookie, server.url))
+            result.append(Target(kind, url, cookie, base))
         return result
 
     def split(self, targets):
@@ -211,10 +234,13 @@ class Bench:
     def run_phase(self, path, count):
         log(f"[{path} × {count}] starting {self.stack.workers} fresh servers")
         servers = self.stack.start_servers(path)
-        processes = ServerProcesses([s.pid for s in servers])
+        workers = ServerProcesses([s.pid for s in servers])
+        # What holds the connections: the servers themselves, or Pushpin (its runner and services).
+        processes = ServerProcesses([self.stack.pushpin.process.pid]) if path == "pushpin" else workers
         self.warm_up(path, servers)
         time.sleep(0.5)
         before = processes.snapshot()
+        workers_before = workers.cpu_seconds()
 
         metric = f"bench-{path}-{count}-{secrets.token_hex(3)}"
         targets = self.targets(path, servers, count)
@@ -235,11 +261,14 @@ class Bench:
         profiles["connect"] = self.stop_profile()
         time.sleep(1.0)
         after = processes.snapshot()
+        workers_connect_s = workers.cpu_seconds() - workers_before
 
         self.start_profile(path, count, "publish", servers)
+        workers_before = workers.cpu_seconds()
         publish, peak, cpu_s, redis_cpu_s, drain_s = self.publish_phase(
             path, count, metric, processes, connected
         )
+        workers_publish_s = workers.cpu_seconds() - workers_before
         profiles["publish"] = self.stop_profile()
         pings = self.ping_phase() if path == "ws" else None
         stats = self.ask([("collect", range(publish["published"]))] * len(self.loaders), lambda: "collecting")
@@ -270,6 +299,7 @@ class Bench:
             server_errors=server_errors,
             profiles=profiles,
             load_cpu_s=self.last_load_cpu_s,
+            workers_cpu={"connect_s": workers_connect_s, "publish_s": workers_publish_s},
         )
 
     def load_cpu_seconds(self):
@@ -283,7 +313,7 @@ class Bench:
         return self.profiler.stop() if self.profiler and self.profiler.recorders else None
 
     def publish_phase(self, path, count, metric, processes, connected):
-        _, pipe, progress = self.publisher
+        _, pipe, progress = self.grip_publisher if path == "pushpin" else self.publisher
         events, rate = self.args.events, self.args.rate
         expected = connected * events
         received_before = self.received()
@@ -409,11 +439,19 @@ def phase_result(*, path, count, connected, before, after, peak, publish, stats,
             # The clients share the machine: when they are busy, latency includes their queueing.
             "load_generators_ms": round(rest["load_cpu_s"] * 1000, 1),
             "ms_per_1000_deliveries": round(cpu_s * 1000 / (deliveries / 1000), 2) if deliveries else None,
+            # The daphne workers, for every path (for pushpin they only authorise and publish, so
+            # "server" above is Pushpin): per new connection, and per event published.
+            "workers_connect_ms_per_connection": _per(rest["workers_cpu"]["connect_s"] * 1000, connected),
+            "workers_ms_per_event": _per(rest["workers_cpu"]["publish_s"] * 1000, publish["published"]),
         },
         "ping_ms": pings,
         "server_errors": rest["server_errors"],
         **({"profile": rest["profiles"]} if any(rest["profiles"].values()) else {}),
     }
+
+
+def _per(total, count):
+    return round(total / count, 3) if count else None
 
 
 def interrupt(signum, frame):
@@ -444,7 +482,8 @@ def main(argv=None):
     try:
         log(f"bench: own Redis and SQLite in {stack.workdir}; migrating, logging in {args.users} users")
         stack.start()
-        bench.start_helpers(args.load_procs or automatic_load_procs(largest))
+        grip_url = stack.grip_url if "pushpin" in args.paths else None
+        bench.start_helpers(args.load_procs or automatic_load_procs(largest), grip_url=grip_url)
         for path in args.paths:
             for count in args.ws_clients if path == "ws" else args.clients:
                 phases.append(bench.run_phase(path, count))

@@ -16,9 +16,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from deploy.pushpin import Pushpin, PushpinPorts
 from deploy.supervisor import Supervisor, free_port, start_redis, wait_for_port
 
-PATHS = ("floor", "sse", "ws")
+PATHS = ("floor", "sse", "ws", "pushpin")
 
 
 def bench_environment(database_path, redis_url):
@@ -74,6 +75,12 @@ class BenchStack:
         self.servers = []
         self.sessions = []
         self.keep_logs = keep_logs
+        self.pushpin = None
+        # One set of Pushpin ports and one signing key for the whole run, so the publisher
+        # process keeps one GRIP_URL while each phase still gets a fresh Pushpin.
+        self.pushpin_ports = PushpinPorts.free()
+        self.pushpin_key = secrets.token_urlsafe(32)
+        self.pushpin_runs = 0
 
     # Lifecycle ------------------------------------------------------------
 
@@ -130,6 +137,13 @@ class BenchStack:
             cookies.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
         return cookies
 
+    @property
+    def grip_url(self):
+        return self._plan_pushpin("plan").grip_url
+
+    def _plan_pushpin(self, name):
+        return Pushpin(self.workdir / name, ports=self.pushpin_ports, sig_key=self.pushpin_key)
+
     def pubsub_channel(self):
         from dashboard.eventstorage import pubsub_channel
 
@@ -138,8 +152,13 @@ class BenchStack:
     # Servers ----------------------------------------------------------------
 
     def start_servers(self, path):
-        """Fresh server processes for `path`: two daphne workers, or two floor relays."""
+        """Fresh server processes for `path`: two daphne workers, or two floor relays;
+        for `pushpin`, two daphne workers in GRIP mode behind a fresh Pushpin (`self.pushpin`)."""
         self.stop_servers()
+        pushpin = None
+        if path == "pushpin":
+            self.pushpin_runs += 1
+            pushpin = self._plan_pushpin(f"pushpin-{self.pushpin_runs}")
         for index in range(self.workers):
             port = free_port()
             log_path = self.workdir / f"{path}-{index}-{port}.log"
@@ -151,22 +170,32 @@ class BenchStack:
                     f"floor-{index}", *args, stdout=log, stderr=subprocess.STDOUT
                 )
             else:
+                env = {"GRIP_URL": pushpin.grip_url} if pushpin else None
                 process = self.supervisor.daphne(
-                    f"daphne-{index}", port, stdout=log, stderr=subprocess.STDOUT
+                    f"daphne-{index}", port, env=env, stdout=log, stderr=subprocess.STDOUT
                 )
             log.close()
             self.servers.append(Server(process, port, log_path))
         for server in self.servers:
             wait_for_port(server.port, process=server.process)
+        if pushpin:
+            with open(self.workdir / f"{pushpin.directory.name}.log", "wb") as log:
+                workers = [f"127.0.0.1:{server.port}" for server in self.servers]
+                self.pushpin = pushpin.start(self.supervisor, workers, stdout=log, stderr=subprocess.STDOUT)
         return self.servers
 
     def stop_servers(self):
         if self.supervisor is not None:
             self.supervisor.stop()
         self.servers = []
+        self.pushpin = None
 
     def dead_servers(self):
-        return [s for s in self.servers if s.process.poll() is not None]
+        dead = [s for s in self.servers if s.process.poll() is not None]
+        if self.pushpin is not None and self.pushpin.process.poll() is not None:
+            log_path = self.workdir / f"{self.pushpin.directory.name}.log"
+            dead.append(Server(self.pushpin.process, self.pushpin.ports.http, log_path))
+        return dead
 
     def tracebacks(self):
         """Server log lines that show an error, for the report."""

@@ -54,6 +54,7 @@ def test_it_measures_every_path_with_every_field(quick_run):
         ("floor", 100),
         ("sse", 100),
         ("ws", 100),
+        ("pushpin", 100),
     ]
     for phase in results["phases"]:
         assert phase.keys() >= PHASE_FIELDS
@@ -84,9 +85,28 @@ def test_it_measures_websocket_round_trips(quick_run):
 
 def test_it_reports_ratios_targets_a_table_and_a_plot(quick_run):
     results, output, stdout = quick_run
-    assert {r["path"] for r in results["ratios_to_floor"]} == {"sse", "ws"}
+    assert {r["path"] for r in results["ratios_to_floor"]} == {"sse", "ws", "pushpin"}
     (loss_target, *_) = results["targets"]
     assert loss_target["met"] is True
     assert "| product SSE (daphne) | 100 |" in stdout
     (png,) = output.glob("*.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_it_charges_pushpin_for_connections_and_the_workers_for_connects_and_publishes(quick_run):
+    results, _, stdout = quick_run
+    (pushpin,) = [p for p in results["phases"] if p["path"] == "pushpin"]
+    (sse,) = [p for p in results["phases"] if p["path"] == "sse"]
+    # Memory is Pushpin's own processes (one runner and its services), not the workers'.
+    (edge,) = pushpin["memory"]["servers"]
+    assert edge["pid"] not in {server["pid"] for server in sse["memory"]["servers"]}
+    assert pushpin["cpu"]["workers_connect_ms_per_connection"] > 0
+    assert pushpin["cpu"]["workers_ms_per_event"] > 0
+    assert "| product SSE via Pushpin | 100 |" in stdout
+
+
+def test_it_reports_pushpin_targets_it_did_not_reach_as_not_measured(quick_run):
+    results, _, _ = quick_run
+    pushpin_targets = [t for t in results["targets"] if t["target"].startswith("Pushpin")]
+    assert len(pushpin_targets) == 3
+    assert all(t["met"] is None for t in pushpin_targets)
