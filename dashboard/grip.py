@@ -30,7 +30,14 @@ from django_eventstream.utils import add_default_headers, get_channelmanager
 from redis.exceptions import RedisError
 
 from dashboard.eventstorage import DashboardRedisStorage
-from dashboard.sse import EVENT_ID, BadStreamRequest, error_response, parse_stream_request
+from dashboard.sse import (
+    EVENT_ID,
+    AccessCache,
+    BadStreamRequest,
+    error_response,
+    parse_stream_request,
+    session_identity,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +49,11 @@ GRIP_CHANNEL_PREFIX = "events-"
 # (MaxConnectionsError) and timed out connecting; bounded, they queue briefly.
 REDIS_READS_AT_ONCE = 32
 _read_limits = {}
+# Browser connects reuse a recent answer for the same session, as direct streams do
+# (dashboard.sse.ACCESS_CACHE_SECONDS): Pushpin forwards a connect storm to one worker
+# (its targets are failover, not round-robin), and measured at 1,000 connects the
+# session's user and permission queries were most of the view's own time.
+access_cache = AccessCache()
 
 
 def redis_read_limit():
@@ -94,17 +106,31 @@ def resolve_user_access(request, user_id, channels):
     """(user or None, forbidden channels), off the request's thread, no connection kept."""
     try:
         if user_id is None:
-            user = request.user
-        elif user_id == "anonymous":
-            user = None
-        else:
-            user = get_user_model().objects.filter(pk=int(user_id)).first()
-        if user is None or not user.is_authenticated:
+            return session_user_access(request, channels)
+        if user_id == "anonymous":
             return None, []
-        manager = get_channelmanager()
-        return user, [c for c in channels if not manager.can_read_channel(user, c)]
+        return user_access(get_user_model().objects.filter(pk=int(user_id)).first(), channels)
     finally:
         connections.close_all()
+
+
+def session_user_access(request, channels):
+    identity = session_identity(request.session)
+    if identity is None:
+        return None, []
+    cache_key = (identity, tuple(channels))
+    answer = access_cache.get(cache_key)
+    if answer is None:
+        answer = user_access(request.user, channels)
+        access_cache.put(cache_key, answer)
+    return answer
+
+
+def user_access(user, channels):
+    if user is None or not user.is_authenticated:
+        return None, []
+    manager = get_channelmanager()
+    return user, [c for c in channels if not manager.can_read_channel(user, c)]
 
 
 async def replay(storage, response, channel, last_id):
