@@ -3,13 +3,16 @@
 Thin on purpose: connect/disconnect manage groups, presence and the `hello`;
 `dashboard.protocol` decides whether a client message is acceptable; each
 command and each channel-layer event has one small handler named after it.
-Database work happens only in the `_fetch_*` helpers (database_sync_to_async),
-which is why `dispatch` can skip Channels' per-message connection cleanup.
+Database work happens only in `_read_access`, `_hello_notifications` and
+`_fetch_mark_read`, always through database_sync_to_async, which is why
+`dispatch` can skip Channels' per-message connection cleanup.
 The protocol itself is described in docs/protocol.md.
 """
 
+import asyncio
 import json
 import logging
+import weakref
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -24,6 +27,7 @@ from dashboard.eventstorage import counter_key, decode_event, event_key
 from dashboard.presence import DASHBOARD_GROUP
 from dashboard.protocol import ProtocolError
 from dashboard.redis import get_async_client
+from dashboard.sse import ACCESS_CACHE_SECONDS, AccessCache
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +35,14 @@ CONTROL_PERMISSION = "dashboard.change_metric"
 # `snapshot` hands out metric values: the same permission as the `metrics` stream.
 VIEW_PERMISSION = "dashboard.view_metric"
 
-# Handlers that never touch the database. Channels runs `aclose_old_connections`
-# (a thread hop) before every handler; measured, that is over a third of a
-# worker's CPU on group broadcasts, so these skip it. Database work goes through
+# Channels runs `aclose_old_connections` (a hop to the worker's one thread-sensitive
+# thread) before every handler. Measured, that is over a third of a worker's CPU on
+# group broadcasts, and in a connect storm it queues every handshake behind the
+# others' database work, so no handler here pays it: database work goes through
 # database_sync_to_async, which cleans up connections on its own thread anyway.
-NO_DATABASE_HANDLERS = frozenset(
+LIFE_CYCLE_HANDLERS = frozenset({"websocket_connect", "websocket_disconnect"})
+# Handlers that only make sense on an accepted socket.
+OPEN_SOCKET_HANDLERS = frozenset(
     {
         "websocket_receive",
         "presence_update",
@@ -49,6 +56,36 @@ NO_DATABASE_HANDLERS = frozenset(
 SNAPSHOT_LOOKBACK = 64
 
 NO_NOTIFICATIONS = {"unread": 0, "recent": [], "missed": []}
+
+# Sockets that may be setting up at once on one worker: each setup holds a few
+# Redis connections, and redis.asyncio's pool raises rather than queues past its
+# size, which in a connect storm would close sockets that could have waited.
+SETUP_SLOTS = 100
+
+# Per-worker answers to "what may this user do, which groups are theirs?", keyed
+# on the user and their session auth hash: a revoked permission or a new group
+# applies from the next connect at most ACCESS_CACHE_SECONDS later, a changed
+# password (which ends the session) at once.
+access_cache = AccessCache(seconds=ACCESS_CACHE_SECONDS)
+
+_setup_slots = weakref.WeakKeyDictionary()
+
+
+def connect_slot():
+    """One of this event loop's SETUP_SLOTS (asyncio primitives cannot cross loops)."""
+    loop = asyncio.get_running_loop()
+    slots = _setup_slots.get(loop)
+    if slots is None:
+        slots = _setup_slots[loop] = asyncio.Semaphore(SETUP_SLOTS)
+    return slots
+
+
+async def in_database_pool(function, *args):
+    """Run database work on a pooled thread, not the worker's one thread-sensitive thread:
+    that thread authenticates new sockets (channels' AuthMiddleware), and a handshake
+    must not queue behind other sockets' hello queries. Django closes the connection
+    afterwards (CONN_MAX_AGE is 0), so pooled threads keep none open."""
+    return await database_sync_to_async(function, thread_sensitive=False)(*args)
 
 
 def notification_services():
@@ -107,9 +144,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def dispatch(self, message):
         handler_name = get_handler_name(message)
-        if handler_name in NO_DATABASE_HANDLERS:
+        if handler_name in OPEN_SOCKET_HANDLERS:
             if not self.accepted:
                 return  # a group event queued while a refused or closing socket left its groups
+            await getattr(self, handler_name)(message)
+        elif handler_name in LIFE_CYCLE_HANDLERS:
             await getattr(self, handler_name)(message)
         else:
             await super().dispatch(message)
@@ -117,37 +156,58 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     # Connection life cycle
 
     async def connect(self):
+        # Authentication is the one thing decided before the handshake completes;
+        # everything else runs after accept(), so a connect storm does not hold
+        # sockets past daphne's handshake timeout while it waits on the database.
         self.user = self.scope.get("user")
         self.joined = []
         self.present = False
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
             return
+        self.limiter = protocol.RateLimiter()
+        await self.accept()
+        self.accepted = True
+        connections.opened("ws")
         try:
-            await self._join()
+            async with connect_slot():
+                await self._join()
         except (RedisError, OSError, DatabaseError) as exc:
-            logger.warning("refusing a dashboard socket: %s", exc)
+            logger.warning("closing a dashboard socket it could not set up: %s", exc)
             await self._leave()
-            await self.close(code=1011)
+            await self._close(protocol.CLOSE_SETUP_FAILED)
 
     async def _join(self):
-        self.limiter = protocol.RateLimiter()
-        self.can_control, notification_groups = await self._fetch_access()
+        # Client messages and group events wait in this consumer's queue until
+        # connect() returns, so `hello` is always the first message sent.
+        self.can_control, self.can_view_metrics, notification_groups = await self._access()
         # Notification groups before the hello state, so nothing falls into the gap.
         for group in [DASHBOARD_GROUP, *notification_groups]:
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.append(group)
         self.present = True
-        await presence.tracker().join(self.user.pk, self.user.get_username())
-        state = await sampling.aget_state()
-        online = await presence.online()
-        notifications = await self._fetch_notifications(last_notification_from(self.scope["query_string"]))
+        notifications, state, online = await asyncio.gather(
+            in_database_pool(self._hello_notifications, last_notification_from(self.scope["query_string"])),
+            sampling.aget_state(),
+            self._join_presence(),
+        )
         self.unread = notifications["unread"]
         self.delivered = {n["id"] for n in notifications["recent"] + notifications["missed"]}
-        await self.accept()
-        self.accepted = True
-        connections.opened("ws")
         await self.send_json(protocol.hello(self.user, state, self.can_control, online, notifications))
+
+    async def _access(self):
+        """(can control, can view metrics, notification groups), reused for ACCESS_CACHE_SECONDS
+        per session identity: a storm of the same users then costs one database trip each."""
+        identity = ("ws", self.user.pk, self.user.get_session_auth_hash())
+        answer = access_cache.get(identity)
+        if answer is None:
+            answer = await in_database_pool(self._read_access)
+            access_cache.put(identity, answer)
+        return answer
+
+    async def _join_presence(self):
+        await presence.tracker().join(self.user.pk, self.user.get_username())
+        return await presence.online()
 
     async def disconnect(self, code):
         await self._leave()
@@ -171,17 +231,15 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             self.accepted = False
             connections.closed("ws")
 
-    @database_sync_to_async
-    def _fetch_access(self):
+    def _read_access(self):
         user = self.user
         can_control = user.is_superuser or user.has_perm(CONTROL_PERMISSION)
-        self.can_view_metrics = user.is_superuser or user.has_perm(VIEW_PERMISSION)
+        can_view_metrics = user.is_superuser or user.has_perm(VIEW_PERMISSION)
         services = notification_services()
         groups = services.group_names_for(user) if services else []
-        return can_control, groups
+        return can_control, can_view_metrics, groups
 
-    @database_sync_to_async
-    def _fetch_notifications(self, since_id):
+    def _hello_notifications(self, since_id):
         services = notification_services()
         return services.hello_state(self.user, since_id) if services else dict(NO_NOTIFICATIONS)
 

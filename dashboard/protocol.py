@@ -44,6 +44,8 @@ ERROR_CODES = (BAD_JSON, UNKNOWN_TYPE, INVALID, FORBIDDEN, NOT_FOUND, TOO_LARGE,
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_POLICY_VIOLATION = 4008
 CLOSE_TOO_LARGE = 4009
+# The socket was accepted but could not be set up (Redis or the database away): 1011's meaning.
+CLOSE_SETUP_FAILED = 4011
 
 
 class ProtocolError(Exception):
