@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
+LISTEN_BACKLOG = 4096
 
 
 def free_port():
@@ -108,10 +109,11 @@ class Supervisor:
             name,
             "-m",
             "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
+            # -b/-p listen with Twisted's default backlog of 50: a reconnect storm (or
+            # Pushpin forwarding one) overflowed it, and dropped SYNs came back as 502s
+            # and seconds of retries. The kernel caps it at net.core.somaxconn.
+            "-e",
+            f"tcp:port={port}:interface=127.0.0.1:backlog={LISTEN_BACKLOG}",
             "--proxy-headers",
             "config.asgi:application",
             env=env,
