@@ -186,10 +186,12 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.append(group)
         self.present = True
-        notifications, state, online = await asyncio.gather(
+        # Not inside the gather: if something else failed first, a join still
+        # running would outlive _leave() and keep the user online for good.
+        online = await self._join_presence()
+        notifications, state = await asyncio.gather(
             in_database_pool(self._hello_notifications, last_notification_from(self.scope["query_string"])),
             sampling.aget_state(),
-            self._join_presence(),
         )
         self.unread = notifications["unread"]
         self.delivered = {n["id"] for n in notifications["recent"] + notifications["missed"]}
