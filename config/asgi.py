@@ -6,17 +6,20 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Django must be set up before anything imports models (consumers, routing).
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 from dashboard.sse import SharedThreadForStreams  # noqa: E402
+from dashboard.wsauth import ConcurrentAuthMiddlewareStack  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         # SSE streams share one thread for Django's sync steps instead of one each.
         "http": SharedThreadForStreams(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Handshakes look up their user in parallel, not one at a time on one thread.
+        "websocket": AllowedHostsOriginValidator(
+            ConcurrentAuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
     }
 )

@@ -1,0 +1,32 @@
+"""WebSocket authentication that lets a connect storm run in parallel.
+
+Channels' `AuthMiddleware` resolves the user with `database_sync_to_async`, which
+is thread-sensitive: outside an HTTP request every such call in a worker shares
+one thread. Each handshake's session and user lookups then queue behind each
+other, and in a storm of a thousand reconnecting tabs most handshakes outlive
+daphne's handshake timeout. The lookup itself is the library's (`get_user`); it
+only runs on the loop's thread pool instead, and closes its database connection
+as Channels would.
+"""
+
+from asgiref.sync import sync_to_async
+from channels.auth import AuthMiddleware, get_user
+from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.db import close_old_connections
+
+
+def _user_for(scope):
+    close_old_connections()
+    try:
+        return get_user.func(scope)
+    finally:
+        close_old_connections()
+
+
+class ConcurrentAuthMiddleware(AuthMiddleware):
+    async def resolve_scope(self, scope):
+        scope["user"]._wrapped = await sync_to_async(_user_for, thread_sensitive=False)(scope)
+
+
+def ConcurrentAuthMiddlewareStack(inner):  # noqa: N802 (named like Channels' AuthMiddlewareStack)
+    return CookieMiddleware(SessionMiddleware(ConcurrentAuthMiddleware(inner)))
