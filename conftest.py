@@ -4,6 +4,7 @@ Each test run works under its own Redis key prefix and its own test database,
 so several runs (and a `make run` on the same machine) never see each other.
 """
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -183,3 +184,75 @@ def daphne_workers(subprocess_env, tmp_path):
     start.workers = workers
     yield start
     supervisor.stop()
+
+
+# Session cookies of the personas, for clients that talk to real workers over real sockets.
+@pytest.fixture
+def alice_cookies(alice):
+    from tests.realclients import session_cookie
+
+    return session_cookie(alice)
+
+
+@pytest.fixture
+def bob_cookies(bob):
+    from tests.realclients import session_cookie
+
+    return session_cookie(bob)
+
+
+@pytest.fixture
+def charlie_cookies(charlie):
+    from tests.realclients import session_cookie
+
+    return session_cookie(charlie)
+
+
+@pytest.fixture
+def staff_cookies(staff):
+    from tests.realclients import session_cookie
+
+    return session_cookie(staff)
+
+
+@pytest.fixture
+def own_redis():
+    """A redis-server of the test's own on a free port (never the machine's), which it
+    can stop and start again: an outage without touching the Redis other runs share."""
+    from deploy.supervisor import free_port, start_redis
+
+    port = free_port()
+    servers = [start_redis(port)]
+
+    class OwnRedis:
+        url = f"redis://127.0.0.1:{port}/0"
+
+        @staticmethod
+        def stop():
+            servers[-1].kill()
+            servers[-1].wait(10)
+
+        @staticmethod
+        def start():
+            # A fresh, empty server on the same port, as after a restart without persistence.
+            servers.append(start_redis(port))
+
+    yield OwnRedis
+    for server in servers:
+        with contextlib.suppress(ProcessLookupError):
+            server.kill()
+        server.wait(10)
+
+
+@pytest.fixture
+def stack(subprocess_env, tmp_path):
+    """The native stack (`make stack`): nginx -> two daphne workers, the collector,
+    on this test's database and Redis."""
+    from deploy.stack import start_stack
+    from deploy.supervisor import Supervisor, free_port
+
+    supervisor = Supervisor(env=subprocess_env)
+    try:
+        yield start_stack(supervisor, port=free_port(), log_dir=tmp_path)
+    finally:
+        supervisor.stop()

@@ -19,8 +19,8 @@ import pytest
 from django.test import override_settings
 
 from conftest import ROOT
-from deploy.supervisor import Supervisor, free_port, start_redis
-from tests.realclients import EventStream, open_socket, session_cookie, wait_until
+from deploy.supervisor import Supervisor, free_port
+from tests.realclients import EventStream, open_socket, wait_until
 
 OUTAGE_SECONDS = 5
 
@@ -77,31 +77,6 @@ def test_a_database_failure_gives_the_clean_error_page(client, alice, monkeypatc
 
 
 # --- Redis stopped for 5 s and started again -------------------------------------
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    """A redis-server of the test's own on a free port, which it stops and starts again."""
-    port = free_port()
-    servers = [start_redis(port)]
-
-    class OwnRedis:
-        url = f"redis://127.0.0.1:{port}/0"
-
-        @staticmethod
-        def stop():
-            servers[-1].kill()
-            servers[-1].wait(10)
-
-        @staticmethod
-        def start():
-            servers.append(start_redis(port))
-
-    yield OwnRedis
-    for server in servers:
-        with contextlib.suppress(ProcessLookupError):
-            server.kill()
-        server.wait(10)
 
 
 @pytest.fixture
@@ -253,23 +228,7 @@ async def _delivered_within(tab, notification_id, timeout):
     return notification_id in tab.seen
 
 
-@pytest.fixture
-def alice_cookies(alice):
-    return session_cookie(alice)
-
-
 # --- one daphne worker killed behind nginx ----------------------------------------
-
-
-@pytest.fixture
-def stack(subprocess_env, tmp_path):
-    from deploy.stack import start_stack
-
-    supervisor = Supervisor(env=subprocess_env)
-    try:
-        yield start_stack(supervisor, port=free_port(), log_dir=tmp_path)
-    finally:
-        supervisor.stop()
 
 
 def worker_serving_streams(stack):

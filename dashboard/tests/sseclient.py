@@ -10,16 +10,6 @@ import httpx
 WAIT = 15.0
 
 
-def session_cookie(user):
-    """A real session for `user` in the shared test database, as logging in would create."""
-    from django.conf import settings
-    from django.test import Client
-
-    client = Client()
-    client.force_login(user)
-    return {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
-
-
 def events_url(base_url, *channels, last_event_id=None):
     query = "&".join(f"channel={c}" for c in channels)
     if last_event_id:

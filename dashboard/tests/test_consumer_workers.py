@@ -12,21 +12,11 @@ from django.conf import settings
 
 from conftest import ROOT
 from dashboard.redis import get_sync_client, key
-from tests.realclients import EventStream, open_socket, origin_of, session_cookie, wait_until, ws_url
+from tests.realclients import EventStream, open_socket, origin_of, wait_until, ws_url
 
 pytestmark = pytest.mark.slow
 
 CRASH_MARKERS = ("Traceback", "Exception inside application", " ERROR ")
-
-
-@pytest.fixture
-def alice_cookies(alice):
-    return session_cookie(alice)
-
-
-@pytest.fixture
-def staff_cookies(staff):
-    return session_cookie(staff)
 
 
 def log_problems(worker):

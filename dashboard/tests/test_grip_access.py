@@ -10,7 +10,7 @@ from django.utils.functional import SimpleLazyObject
 
 from dashboard import grip
 from dashboard.sse import AccessCache
-from dashboard.tests.sseclient import session_cookie
+from tests.realclients import session_cookie
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import pytest
 
 from dashboard.live import publish_frame, send
 from dashboard.models import Metric
-from dashboard.tests.sseclient import SSEReader, events_url, session_cookie
+from dashboard.tests.sseclient import SSEReader, events_url
 
 URL = "/api/metrics/history/"
 
@@ -85,11 +85,6 @@ def test_it_reads_an_hour_of_frames_quickly(as_alice):
     elapsed = time.monotonic() - started
     assert len(body["frames"]) == 3600
     assert elapsed < 2.0, f"history of 3600 frames took {elapsed:.2f}s"
-
-
-@pytest.fixture
-def alice_cookies(alice):
-    return session_cookie(alice)
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from dashboard.live import publish_frame
-from dashboard.tests.sseclient import SSEReader, events_url, session_cookie
+from dashboard.tests.sseclient import SSEReader, events_url
 
 pytestmark = pytest.mark.slow
 
@@ -13,21 +13,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def worker(daphne_workers):
     return daphne_workers(1)[0]
-
-
-@pytest.fixture
-def alice_cookies(alice):
-    return session_cookie(alice)
-
-
-@pytest.fixture
-def bob_cookies(bob):
-    return session_cookie(bob)
-
-
-@pytest.fixture
-def charlie_cookies(charlie):
-    return session_cookie(charlie)
 
 
 def frame_ids(events):

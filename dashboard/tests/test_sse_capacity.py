@@ -8,18 +8,13 @@ import pytest
 from django.db import connection
 
 from dashboard.live import publish_frame
-from dashboard.tests.sseclient import events_url, session_cookie
+from dashboard.tests.sseclient import events_url
 
 pytestmark = pytest.mark.slow
 
 STREAMS = 200
 # The worker's own few (auth lookups finishing, the collector-less idle pool).
 HANDFUL = 5
-
-
-@pytest.fixture
-def alice_cookies(alice):
-    return session_cookie(alice)
 
 
 def database_connections_of(process):

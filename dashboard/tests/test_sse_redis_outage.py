@@ -1,41 +1,13 @@
 """A worker's SSE hub rides out a Redis outage: streams stay open and resume correctly."""
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 import pytest
 
-from dashboard.tests.sseclient import SSEReader, events_url, session_cookie
-from deploy.supervisor import free_port, start_redis
+from dashboard.tests.sseclient import SSEReader, events_url
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def own_redis():
-    """A throwaway redis-server on a free port (never the machine's own); restartable."""
-    port = free_port()
-    servers = [start_redis(port)]
-
-    def restart():
-        servers.append(start_redis(port))
-
-    def kill():
-        servers[-1].kill()
-        servers[-1].wait(10)
-
-    own = type("OwnRedis", (), {"url": f"redis://127.0.0.1:{port}/0", "restart": restart, "kill": kill})
-    yield own
-    for server in servers:
-        with contextlib.suppress(ProcessLookupError):
-            server.kill()
-        server.wait(10)
-
-
-@pytest.fixture
-def alice_cookies(alice):
-    return session_cookie(alice)
 
 
 async def test_streams_survive_a_redis_restart_and_reset_rather_than_skip(
@@ -53,9 +25,9 @@ async def test_streams_survive_a_redis_restart_and_reset_rather_than_skip(
         await asyncio.to_thread(push, 1)
         await stream.wait_for(lambda events: len(stream.of_type("metric")) == 1, message="the first metric")
 
-        own_redis.kill()
+        own_redis.stop()
         await asyncio.sleep(1.5)
-        own_redis.restart()  # empty: event ids start again from 1
+        own_redis.start()  # empty: event ids start again from 1
         await asyncio.sleep(1.0)
         await asyncio.to_thread(push, 2)
         await stream.wait_for(

@@ -11,20 +11,8 @@ import statistics
 import pytest
 
 from conftest import PASSWORD
-from deploy.supervisor import Supervisor, free_port
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def stack(subprocess_env, tmp_path):
-    from deploy.stack import start_stack
-
-    supervisor = Supervisor(env=subprocess_env)
-    try:
-        yield start_stack(supervisor, port=free_port(), log_dir=tmp_path)
-    finally:
-        supervisor.stop()
 
 
 def log_in(page, base_url, username):
