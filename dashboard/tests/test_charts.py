@@ -1,38 +1,22 @@
 """The live charts in a real Chromium, against a real daphne worker, Redis and collector."""
 
 import time
-from pathlib import Path
 
 import pytest
 
 from dashboard.live import publish_metric
 from dashboard.models import Metric
 from deploy.supervisor import Supervisor
+from tests.browser import headless_chromium
 from tests.realclients import session_cookie
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with headless_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture(autouse=True)

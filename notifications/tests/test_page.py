@@ -7,7 +7,7 @@ from django.conf import settings
 
 from notifications.models import NotificationRead
 from notifications.services import notify
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import headless_chromium
 from tests.realclients import session_cookie
 
 pytestmark = pytest.mark.slow
@@ -50,12 +50,8 @@ def wait_for(predicate, timeout=15, message="condition"):
 def browser():
     # Started and stopped per test: Playwright's sync API runs an event loop in
     # this thread, and one left running would break every later async or ORM test.
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with headless_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -1,26 +1,16 @@
 """A real Chromium driven by Playwright, with evidence kept when a test fails.
 
-Debian's chromium is used (`playwright install` cannot download a browser here,
-and the suite must not need it). Every page a test opens records its console;
+Chromium comes from tests/browser.py. Every page a test opens records its console;
 on failure each page's screenshot and console log go to test-artifacts/<test>/.
 """
 
 import re
-from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
+from tests.browser import headless_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = ROOT / "test-artifacts"
 
 
@@ -47,14 +37,8 @@ def _orm_beside_playwright(monkeypatch):
 def chromium():
     """One Chromium per test: a session-wide sync Playwright would leave its event loop
     in the main thread and break the ORM and async tests that run after it."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package", pytrace=False)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+    with headless_chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
