@@ -33,29 +33,47 @@ from dashboard.redis import get_async_client, get_sync_client, key
 # hour of frames, small enough not to block Redis for long.
 READ_BATCH = 500
 
-# KEYS: counter, event key prefix, per-second rate key, pub/sub channel, first-id key
-# ARGV: channel, event type, data (JSON text), expiry seconds
 # A missing counter (first start, or Redis restarted empty) is seeded from the
 # clock in microseconds rather than 1, so ids keep rising across a Redis restart:
 # a client resuming from an id of the old history then finds it missing and gets
 # `stream-reset`, instead of silently skipping new events that reuse old numbers.
 # (Microseconds since 1970 stay below 2^53, so browsers read the ids exactly.)
-APPEND_AND_PUBLISH = """
+# Lua prints large numbers in exponent form, hence string.format for keys and JSON.
+# KEYS: counter, first-id key
+SEED_COUNTER = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
   local now = redis.call('TIME')
   local seed = tonumber(now[1]) * 1000000 + tonumber(now[2])
   redis.call('SET', KEYS[1], string.format('%.0f', seed))
-  redis.call('SET', KEYS[5], string.format('%.0f', seed + 1))
+  redis.call('SET', KEYS[2], string.format('%.0f', seed + 1))
 end
+"""
+
+# KEYS: counter, first-id key, event key prefix, per-second rate key, pub/sub channel
+# ARGV: channel, event type, data (JSON text), expiry seconds
+APPEND_AND_PUBLISH = (
+    SEED_COUNTER
+    + """
 local id = redis.call('INCR', KEYS[1])
--- Lua prints large numbers in exponent form; ids go into keys and JSON as digits.
 local sid = string.format('%.0f', id)
-redis.call('SET', KEYS[2] .. sid, ARGV[2] .. '\\n' .. ARGV[3], 'EX', tonumber(ARGV[4]))
-redis.call('INCR', KEYS[3])
-redis.call('EXPIRE', KEYS[3], 10)
-redis.call('PUBLISH', KEYS[4], cjson.encode({channel = ARGV[1], id = sid, type = ARGV[2], data = ARGV[3]}))
+redis.call('SET', KEYS[3] .. sid, ARGV[2] .. '\\n' .. ARGV[3], 'EX', tonumber(ARGV[4]))
+redis.call('INCR', KEYS[4])
+redis.call('EXPIRE', KEYS[4], 10)
+redis.call('PUBLISH', KEYS[5], cjson.encode({channel = ARGV[1], id = sid, type = ARGV[2], data = ARGV[3]}))
 return id
 """
+)
+
+# A stream or a history read on a channel that has no event yet starts the
+# channel's numbering, so its start id is the one right before the first event:
+# otherwise every open stream (and Pushpin's prev-id check) would see the first
+# event as a gap and all of them would ask storage to catch up at once.
+CURRENT_ID = (
+    SEED_COUNTER
+    + """
+return redis.call('GET', KEYS[1])
+"""
+)
 
 
 def pubsub_channel():
@@ -126,20 +144,20 @@ class DashboardRedisStorage(RedisStorage):
 
     _scripts = weakref.WeakKeyDictionary()
 
-    def _script(self, client):
-        # One Script object per client, so its SHA is computed once and EVALSHA reused.
-        script = self._scripts.get(client)
-        if script is None:
-            script = self._scripts[client] = client.register_script(APPEND_AND_PUBLISH)
-        return script
+    def _script(self, client, source=APPEND_AND_PUBLISH):
+        # One Script object per client and source, so its SHA is computed once and EVALSHA reused.
+        scripts = self._scripts.setdefault(client, {})
+        if source not in scripts:
+            scripts[source] = client.register_script(source)
+        return scripts[source]
 
     def _append_args(self, channel, event_type, data):
         keys = [
             counter_key(channel),
+            first_id_key(channel),
             key("events", channel, ""),
             rate_key(time.time()),
             pubsub_channel(),
-            first_id_key(channel),
         ]
         return keys, [channel, event_type, data, retention_seconds()]
 
@@ -155,10 +173,12 @@ class DashboardRedisStorage(RedisStorage):
         return Event(channel, event_type, data, id=int(event_id))
 
     def get_current_id(self, channel):
-        return int(self.redis.get(counter_key(channel)) or 0)
+        keys = [counter_key(channel), first_id_key(channel)]
+        return int(self._script(self.redis, CURRENT_ID)(keys=keys))
 
     async def aget_current_id(self, channel):
-        return int(await get_async_client().get(counter_key(channel)) or 0)
+        keys = [counter_key(channel), first_id_key(channel)]
+        return int(await self._script(get_async_client(), CURRENT_ID)(keys=keys))
 
     def get_events(self, channel, last_id, limit=100):
         """Events after `last_id`, oldest first, at most `limit`.

@@ -34,8 +34,9 @@ def test_it_gives_consecutive_ids_and_returns_events_in_order(storage):
 
 def test_it_keeps_channels_apart(storage):
     frame = storage.append_event("metrics", "frame", "{}")
-    assert storage.get_current_id("user-1") == 0
+    start = storage.get_current_id("user-1")
     note = storage.append_event("user-1", "note", "{}")
+    assert note.id == start + 1
     assert storage.get_current_id("user-1") == note.id
     assert storage.get_current_id("metrics") == frame.id
     assert [e.type for e in storage.get_events("user-1", 0)] == ["note"]
@@ -106,3 +107,13 @@ def test_ids_keep_rising_when_redis_loses_everything(storage):
     assert new.id > old.id
     with pytest.raises(EventDoesNotExist):
         storage.get_events("metrics", old.id)
+
+
+def test_a_channel_without_events_starts_right_before_its_first_event(storage):
+    """A stream opened before any event must see the first one as the next id, not
+    as a gap (a gap sends every open stream, and Pushpin, to storage at once)."""
+    start = storage.get_current_id("metrics")
+    assert start > 0
+    assert storage.get_current_id("metrics") == start
+    assert storage.append_event("metrics", "frame", "{}").id == start + 1
+    assert [e.id for e in storage.get_events("metrics", start)] == [start + 1]
