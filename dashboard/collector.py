@@ -220,27 +220,8 @@ class RedisOutage:
         self.down_since = None
 
 
-def load_notification_outbox():
-    """notifications.services.push_pending when installed (see Collector.tick)."""
-    try:
-        from notifications.services import push_pending
-    except ImportError:
-        return None
-    return push_pending
-
-
 # Retrying notification pushes every tick would be a query per tick for nothing.
 OUTBOX_EVERY = 5.0
-
-
-def load_alert_evaluator():
-    """notifications.alerts when installed; the collector must run without it too."""
-    try:
-        from notifications.alerts import AlertEvaluator
-    except ImportError as exc:
-        logger.info("alert rules are not evaluated (%s); frames carry no firing metrics", exc)
-        return None
-    return AlertEvaluator()
 
 
 class Collector:

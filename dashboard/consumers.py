@@ -28,6 +28,8 @@ from dashboard.presence import DASHBOARD_GROUP
 from dashboard.protocol import ProtocolError
 from dashboard.redis import get_async_client
 from dashboard.sse import ACCESS_CACHE_SECONDS, AccessCache
+from notifications import services as notification_services
+from notifications.models import user_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +56,6 @@ OPEN_SOCKET_HANDLERS = frozenset(
 
 # How far back `snapshot` looks in the metrics stream for the latest frame.
 SNAPSHOT_LOOKBACK = 64
-
-NO_NOTIFICATIONS = {"unread": 0, "recent": [], "missed": []}
 
 # Sockets that may be setting up at once on one worker: each setup holds a few
 # Redis connections, and redis.asyncio's pool raises rather than queues past its
@@ -86,20 +86,6 @@ async def in_database_pool(function, *args):
     must not queue behind other sockets' hello queries. Django closes the connection
     afterwards (CONN_MAX_AGE is 0), so pooled threads keep none open."""
     return await database_sync_to_async(function, thread_sensitive=False)(*args)
-
-
-def notification_services():
-    """`notifications.services` when it offers what the socket needs, else None."""
-    try:
-        from notifications import services
-    except ImportError:
-        return None
-    needed = ("group_names_for", "hello_state", "mark_read", "NotificationNotFound", "NotificationForbidden")
-    return services if all(hasattr(services, name) for name in needed) else None
-
-
-def user_group(user_id):
-    return f"notify.user.{user_id}"
 
 
 def last_notification_from(query_string):
@@ -237,22 +223,18 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         user = self.user
         can_control = user.is_superuser or user.has_perm(CONTROL_PERMISSION)
         can_view_metrics = user.is_superuser or user.has_perm(VIEW_PERMISSION)
-        services = notification_services()
-        groups = services.group_names_for(user) if services else []
-        return can_control, can_view_metrics, groups
+        return can_control, can_view_metrics, notification_services.group_names_for(user)
 
     def _hello_notifications(self, since_id):
-        services = notification_services()
-        return services.hello_state(self.user, since_id) if services else dict(NO_NOTIFICATIONS)
+        return notification_services.hello_state(self.user, since_id)
 
     @database_sync_to_async
     def _fetch_mark_read(self, target):
-        services = notification_services()
         try:
-            return services.mark_read(self.user, target)
-        except services.NotificationNotFound:
+            return notification_services.mark_read(self.user, target)
+        except notification_services.NotificationNotFound:
             raise ProtocolError(protocol.NOT_FOUND, f"there is no notification {target}")
-        except services.NotificationForbidden:
+        except notification_services.NotificationForbidden:
             raise ProtocolError(protocol.FORBIDDEN, f"notification {target} is not addressed to you")
 
     # Client messages
@@ -339,13 +321,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(protocol.snapshot(values, ts, command.id))
 
     async def command_mark_read(self, command):
-        if notification_services() is None:
-            raise ProtocolError(protocol.UNKNOWN_TYPE, "notifications are not available on this server")
         unread = await self._fetch_mark_read(command.args["target"])
         await self.send_json(protocol.ack(command.id, unread=unread))
         # Every tab of this user, on every worker, shows the new count.
         await self.channel_layer.group_send(
-            user_group(self.user.pk), {"type": "notification.unread", "count": unread}
+            user_group_name(self.user.pk), {"type": "notification.unread", "count": unread}
         )
 
     async def _announce_sampling(self, change, state):

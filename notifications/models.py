@@ -60,6 +60,19 @@ class NotificationQuerySet(models.QuerySet):
         )
 
 
+# Channel-layer groups whose members receive notifications: one per user, one per
+# auth group, one for everyone.
+EVERYONE_GROUP = "notify.all"
+
+
+def user_group_name(user_id):
+    return f"notify.user.{user_id}"
+
+
+def auth_group_name(group_id):
+    return f"notify.group.{group_id}"
+
+
 class Notification(models.Model):
     """A message for one user, one group, or everyone (both recipients empty)."""
 
@@ -121,10 +134,10 @@ class Notification(models.Model):
     def channel_group(self):
         """The channel-layer group whose members are this notification's recipients."""
         if self.recipient_user_id:
-            return f"notify.user.{self.recipient_user_id}"
+            return user_group_name(self.recipient_user_id)
         if self.recipient_group_id:
-            return f"notify.group.{self.recipient_group_id}"
-        return "notify.all"
+            return auth_group_name(self.recipient_group_id)
+        return EVERYONE_GROUP
 
     def is_addressed_to(self, user):
         return Notification.objects.visible_to(user).filter(pk=self.pk).exists()

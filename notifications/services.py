@@ -20,7 +20,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from notifications.models import Notification, NotificationRead
+from notifications.models import (
+    EVERYONE_GROUP,
+    Notification,
+    NotificationRead,
+    auth_group_name,
+    user_group_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +171,7 @@ def group_names_for(user):
     if user is None or not user.is_authenticated:
         return []
     group_ids = user.groups.order_by("id").values_list("id", flat=True)
-    return [f"notify.user.{user.pk}", *(f"notify.group.{gid}" for gid in group_ids), "notify.all"]
+    return [user_group_name(user.pk), *map(auth_group_name, group_ids), EVERYONE_GROUP]
 
 
 def unread_count(user):

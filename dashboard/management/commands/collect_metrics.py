@@ -6,10 +6,10 @@ from django.db import DatabaseError
 
 from dashboard.collector import (
     Collector,
-    load_alert_evaluator,
-    load_notification_outbox,
     register_builtin_metrics,
 )
+from notifications.alerts import AlertEvaluator
+from notifications.services import push_pending
 
 logger = logging.getLogger("dashboard.collector")
 
@@ -32,7 +32,7 @@ class Command(BaseCommand):
             raise CommandError(f"cannot register the built-in metrics (is the database migrated?): {exc}")
         if created:
             logger.info("registered metrics: %s", ", ".join(created))
-        collector = Collector(evaluator=load_alert_evaluator(), outbox=load_notification_outbox())
+        collector = Collector(evaluator=AlertEvaluator(), outbox=push_pending)
         # Finish the tick in progress and exit 0, so supervisors see a clean stop.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: collector.stop())
