@@ -1,8 +1,9 @@
 """Clients that talk to real daphne workers over real sockets, the way a browser does.
 
-The integration tests in this folder share them: an SSE reader that collects
-events in the background while the test acts, and WebSocket helpers that log in
-with a real session cookie and the page's Origin.
+The integration tests share them: EventStream, an SSE connection that behaves
+like the page's EventSource (channels, Last-Event-ID carried over); SSEReader, a
+raw GET of one /events/ URL for protocol tests (status, headers, error bodies);
+and WebSocket helpers that log in with a real session cookie and the page's Origin.
 """
 
 import asyncio
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import websockets
-from httpx_sse import aconnect_sse
+from httpx_sse import EventSource, aconnect_sse
 
 WAIT = 15.0
 
@@ -41,6 +42,22 @@ def ws_url(base_url, path="/ws/dashboard/", query=""):
     parts = urlsplit(base_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return f"{scheme}://{parts.netloc}{path}" + (f"?{query}" if query else "")
+
+
+def events_url(base_url, *channels, last_event_id=None):
+    query = "&".join(f"channel={c}" for c in channels)
+    if last_event_id:
+        query += f"&lastEventId={last_event_id}"
+    return f"{base_url}/events/?{query}"
+
+
+def event_of(sse):
+    """An httpx_sse event as tests read it: {"event", "id", "data"}, data JSON-decoded when it is JSON."""
+    try:
+        data = json.loads(sse.data) if sse.data else None
+    except ValueError:
+        data = sse.data
+    return {"event": sse.event, "id": sse.id or None, "data": data}
 
 
 async def wait_until(predicate, timeout=WAIT, interval=0.05, message="condition"):
@@ -111,11 +128,7 @@ class EventStream:
     def _keep(self, sse):
         if sse.event == "keep-alive":
             return
-        try:
-            data = json.loads(sse.data) if sse.data else None
-        except ValueError:
-            data = sse.data
-        self.events.append({"event": sse.event, "id": sse.id or None, "data": data})
+        self.events.append(event_of(sse))
         if sse.id and sse.id != "error":
             self.last_event_id = sse.id
 
@@ -126,6 +139,63 @@ class EventStream:
         return await wait_until(
             lambda: next((e for e in self.events if predicate(e)), None), timeout, message=message
         )
+
+
+class SSEReader:
+    """`async with SSEReader(url, cookies) as stream:` then `stream.status`, `stream.events`.
+
+    One GET of exactly `url` (any query, any headers), read in a background task when
+    it answers 200; otherwise its body is kept for `stream.json()`. Every event is kept,
+    keep-alives too, and `wait_for` predicates see the whole list."""
+
+    def __init__(self, url, cookies=None, headers=None):
+        self.url, self.cookies, self.headers = url, cookies or {}, headers or {}
+        self.events = []
+        self.status = None
+        self.body = b""
+        self.response_headers = {}
+        self._task = None
+
+    async def __aenter__(self):
+        self._client = httpx.AsyncClient(cookies=self.cookies, timeout=httpx.Timeout(WAIT, read=None))
+        request = self._client.build_request("GET", self.url, headers=self.headers)
+        self._response = await self._client.send(request, stream=True)
+        self.status = self._response.status_code
+        self.response_headers = self._response.headers
+        if self.status == 200:
+            self._task = asyncio.create_task(self._read())
+        else:
+            self.body = await self._response.aread()
+        return self
+
+    async def __aexit__(self, *exc):
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
+                await self._task
+        await self._response.aclose()
+        await self._client.aclose()
+
+    def json(self):
+        return json.loads(self.body)
+
+    async def _read(self):
+        async for sse in EventSource(self._response).aiter_sse():
+            self.events.append(event_of(sse))
+
+    def of_type(self, event_type):
+        return [e for e in self.events if e["event"] == event_type]
+
+    async def wait_for(self, predicate, timeout=WAIT, message="events"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.events):
+                return self.events
+            if self._task and self._task.done():
+                self._task.result()
+                raise AssertionError(f"stream ended while waiting for {message}")
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}; got {self.events[-5:]}")
 
 
 class Socket:

@@ -5,7 +5,7 @@ import pytest
 
 from dashboard.live import publish_frame, send
 from dashboard.models import Metric
-from dashboard.tests.sseclient import SSEReader, events_url
+from tests.realclients import SSEReader, events_url
 
 URL = "/api/metrics/history/"
 

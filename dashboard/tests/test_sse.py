@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from dashboard.live import publish_frame
-from dashboard.tests.sseclient import SSEReader, events_url
+from tests.realclients import SSEReader, events_url
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from dashboard.sse import ACCESS_CACHE_SECONDS, AccessCache
-from dashboard.tests.sseclient import SSEReader, events_url
-from tests.realclients import session_cookie
+from tests.realclients import SSEReader, events_url, session_cookie
 
 
 def test_it_answers_from_the_cache_until_the_window_ends():

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection
 
 from dashboard.live import publish_frame
-from dashboard.tests.sseclient import events_url
+from tests.realclients import events_url
 
 pytestmark = pytest.mark.slow
 

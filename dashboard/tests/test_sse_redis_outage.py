@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.tests.sseclient import SSEReader, events_url
+from tests.realclients import SSEReader, events_url
 
 pytestmark = pytest.mark.slow
 
