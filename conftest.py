@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.realclients import session_cookie
+
 RUN_ID = f"livedash-test-{os.getpid()}"
 
 ROOT = Path(__file__).resolve().parent
@@ -189,29 +191,21 @@ def daphne_workers(subprocess_env, tmp_path):
 # Session cookies of the personas, for clients that talk to real workers over real sockets.
 @pytest.fixture
 def alice_cookies(alice):
-    from tests.realclients import session_cookie
-
     return session_cookie(alice)
 
 
 @pytest.fixture
 def bob_cookies(bob):
-    from tests.realclients import session_cookie
-
     return session_cookie(bob)
 
 
 @pytest.fixture
 def charlie_cookies(charlie):
-    from tests.realclients import session_cookie
-
     return session_cookie(charlie)
 
 
 @pytest.fixture
 def staff_cookies(staff):
-    from tests.realclients import session_cookie
-
     return session_cookie(staff)
 
 
