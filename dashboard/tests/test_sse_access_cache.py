@@ -7,7 +7,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from dashboard.sse import ACCESS_CACHE_SECONDS, AccessCache
-from tests.realclients import SSEReader, events_url, session_cookie
+from tests.realclients import SSEReader, events_url
 
 
 def test_it_answers_from_the_cache_until_the_window_ends():
@@ -49,21 +49,22 @@ async def status_of(url, cookies):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("change", [revoke_view_permission, deactivate])
-async def test_a_lost_permission_closes_the_stream_within_the_cache_window(worker, alice, change):
-    cookies = await sync_to_async(session_cookie)(alice)
+async def test_a_lost_permission_closes_the_stream_within_the_cache_window(
+    worker, alice, alice_cookies, change
+):
     url = events_url(worker, "metrics")
-    assert await status_of(url, cookies) == 200
+    assert await status_of(url, alice_cookies) == 200
 
     await sync_to_async(change)(alice)
     await asyncio.sleep(ACCESS_CACHE_SECONDS + 0.5)
 
-    assert await status_of(url, cookies) == 403
+    assert await status_of(url, alice_cookies) == 403
 
 
 @pytest.mark.slow
-async def test_a_new_login_is_not_answered_from_another_sessions_entry(worker, alice, charlie):
-    alice_cookies = await sync_to_async(session_cookie)(alice)
-    charlie_cookies = await sync_to_async(session_cookie)(charlie)
+async def test_a_new_login_is_not_answered_from_another_sessions_entry(
+    worker, alice_cookies, charlie_cookies
+):
     url = events_url(worker, "metrics")
     assert await status_of(url, alice_cookies) == 200
     assert await status_of(url, charlie_cookies) == 403
