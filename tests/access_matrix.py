@@ -161,7 +161,7 @@ LEGEND = """
 
 
 def render():
-    lines = [INTRO]
+    lines = [INTRO.rstrip("\n")]
     lines.extend(f"| {heading} | {who} |" for _, heading, who in PERSONAS)
     lines.append("\n## Matrix\n")
     lines.append("| endpoint | " + " | ".join(heading for _, heading, _ in PERSONAS) + " |")
