@@ -36,4 +36,6 @@ RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shel
 USER livedash
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--proxy-headers", "config.asgi:application"]
+# An endpoint string rather than -b/-p: Twisted's default listen backlog of 50
+# drops connections in a reconnect storm.
+CMD ["daphne", "-e", "tcp:port=8000:interface=0.0.0.0:backlog=4096", "--proxy-headers", "config.asgi:application"]

@@ -320,7 +320,9 @@ def test_dockerfile_serves_daphne_on_8000():
     assert ["EXPOSE", "8000"] in instructions
     cmd = json.loads(next(args for op, args in instructions if op == "CMD"))
     assert cmd == SERVICES["web1"]["command"]
-    assert shlex.join(cmd).startswith("daphne -b 0.0.0.0 -p 8000 --proxy-headers")
+    assert shlex.join(cmd).startswith(
+        "daphne -e tcp:port=8000:interface=0.0.0.0:backlog=4096 --proxy-headers"
+    )
 
 
 def test_dockerignore_keeps_secrets_and_local_builds_out():
