@@ -118,12 +118,9 @@ def session_user_access(request, channels):
     identity = session_identity(request.session)
     if identity is None:
         return None, []
-    cache_key = (identity, tuple(channels))
-    answer = access_cache.get(cache_key)
-    if answer is None:
-        answer = user_access(request.user, channels)
-        access_cache.put(cache_key, answer)
-    return answer
+    return access_cache.get_or_compute(
+        (identity, tuple(channels)), lambda: user_access(request.user, channels)
+    )
 
 
 def user_access(user, channels):

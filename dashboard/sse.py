@@ -153,6 +153,13 @@ class AccessCache:
                 self.entries = {}
         self.entries[key] = (time.monotonic() + self.seconds, answer)
 
+    def get_or_compute(self, key, compute):
+        answer = self.get(key)
+        if answer is None:
+            answer = compute()
+            self.put(key, answer)
+        return answer
+
     def clear(self):
         self.entries = {}
 
@@ -185,12 +192,9 @@ def resolve_access(request, channels):
         identity = session_identity(request.session)
         if identity is None:
             return False, []
-        key = (identity, tuple(channels))
-        answer = access_cache.get(key)
-        if answer is None:
-            answer = check_access(request.user, channels)
-            access_cache.put(key, answer)
-        return answer
+        return access_cache.get_or_compute(
+            (identity, tuple(channels)), lambda: check_access(request.user, channels)
+        )
     finally:
         connections.close_all()
 

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT
-from tests.realclients import EventStream, cookie_header, session_cookie
+from tests.realclients import EventStream, cookie_header
 
 pytestmark = pytest.mark.slow
 
@@ -37,16 +37,6 @@ def edge(daphne_workers, tmp_path):
     pushpin.workers = daphne_workers.workers
     yield pushpin
     supervisor.stop()
-
-
-@pytest.fixture
-def alice_cookies(alice):
-    return session_cookie(alice)
-
-
-@pytest.fixture
-def charlie_cookies(charlie):
-    return session_cookie(charlie)
 
 
 @pytest.fixture
