@@ -4,7 +4,7 @@ import asyncio
 import time
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 
 from dashboard.sse import ACCESS_CACHE_SECONDS, AccessCache
 from tests.realclients import SSEReader, events_url
@@ -55,7 +55,7 @@ async def test_a_lost_permission_closes_the_stream_within_the_cache_window(
     url = events_url(worker, "metrics")
     assert await status_of(url, alice_cookies) == 200
 
-    await sync_to_async(change)(alice)
+    await database_sync_to_async(change)(alice)
     await asyncio.sleep(ACCESS_CACHE_SECONDS + 0.5)
 
     assert await status_of(url, alice_cookies) == 403

@@ -3,6 +3,7 @@ import time
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -25,7 +26,7 @@ def communicator(cookie=None):
 
 
 async def test_it_logs_in_from_the_session_cookie(alice, redis_url):
-    ws = communicator(await sync_to_async(session_cookie_for)(alice))
+    ws = communicator(await database_sync_to_async(session_cookie_for)(alice))
     connected, _ = await ws.connect()
     assert connected
     hello = await ws.receive_json_from(timeout=5)
@@ -46,7 +47,7 @@ async def test_a_handshake_does_not_wait_for_the_shared_database_thread(alice, r
     """Channels' stock AuthMiddleware looks the user up on the one thread every
     thread-sensitive call shares; while that thread is busy (here: for 3 s), a
     handshake has to wait. Ours must not."""
-    cookie = await sync_to_async(session_cookie_for)(alice)
+    cookie = await database_sync_to_async(session_cookie_for)(alice)
     busy = asyncio.ensure_future(sync_to_async(time.sleep, thread_sensitive=True)(3))
     await asyncio.sleep(0.1)
     ws = communicator(cookie)
