@@ -11,6 +11,17 @@ from django_eventstream.channelmanager import DefaultChannelManager
 METRICS_CHANNEL = "metrics"
 USER_CHANNEL = re.compile(r"^user-(\d{1,18})$")
 VIEW_PERMISSION = "dashboard.view_metric"
+CONTROL_PERMISSION = "dashboard.change_metric"
+
+
+def can_view_metrics(user):
+    """The `metrics` stream, its history and `snapshot` all ask this one question."""
+    return user.is_superuser or user.has_perm(VIEW_PERMISSION)
+
+
+def can_control_sampling(user):
+    """`set_interval`, `pause` and `resume`, and the controls on the page."""
+    return user.is_superuser or user.has_perm(CONTROL_PERMISSION)
 
 
 def user_channel(user_id):
@@ -26,7 +37,7 @@ class DashboardChannelManager(DefaultChannelManager):
         if user is None or not user.is_authenticated or not user.is_active:
             return False
         if channel == METRICS_CHANNEL:
-            return user.is_superuser or user.has_perm(VIEW_PERMISSION)
+            return can_view_metrics(user)
         match = USER_CHANNEL.match(channel)
         return bool(match) and int(match.group(1)) == user.pk
 

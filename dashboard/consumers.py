@@ -22,7 +22,13 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 
 from dashboard import connections, presence, protocol, sampling
-from dashboard.channelmanager import METRICS_CHANNEL
+from dashboard.channelmanager import (
+    CONTROL_PERMISSION,
+    METRICS_CHANNEL,
+    VIEW_PERMISSION,
+    can_control_sampling,
+    can_view_metrics,
+)
 from dashboard.eventstorage import counter_key, decode_event, event_key
 from dashboard.presence import DASHBOARD_GROUP
 from dashboard.protocol import ProtocolError
@@ -33,9 +39,6 @@ from notifications.models import user_group_name
 
 logger = logging.getLogger(__name__)
 
-CONTROL_PERMISSION = "dashboard.change_metric"
-# `snapshot` hands out metric values: the same permission as the `metrics` stream.
-VIEW_PERMISSION = "dashboard.view_metric"
 
 # Channels runs `aclose_old_connections` (a hop to the worker's one thread-sensitive
 # thread) before every handler. Measured, that is over a third of a worker's CPU on
@@ -221,9 +224,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     def _read_access(self):
         user = self.user
-        can_control = user.is_superuser or user.has_perm(CONTROL_PERMISSION)
-        can_view_metrics = user.is_superuser or user.has_perm(VIEW_PERMISSION)
-        return can_control, can_view_metrics, notification_services.group_names_for(user)
+        return can_control_sampling(user), can_view_metrics(user), notification_services.group_names_for(user)
 
     def _hello_notifications(self, since_id):
         return notification_services.hello_state(self.user, since_id)

@@ -13,7 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_eventstream.utils import make_id
 
-from dashboard.channelmanager import METRICS_CHANNEL, VIEW_PERMISSION
+from dashboard.channelmanager import METRICS_CHANNEL, VIEW_PERMISSION, can_view_metrics
 from dashboard.eventstorage import READ_BATCH, DashboardRedisStorage, decode_event, event_key
 from dashboard.models import Metric
 
@@ -84,7 +84,7 @@ def metrics_history(request):
     user = request.user
     if not user.is_authenticated:
         return JsonResponse({"error": "Log in to read metric history"}, status=403)
-    if not (user.is_superuser or user.has_perm(VIEW_PERMISSION)):
+    if not can_view_metrics(user):
         return JsonResponse({"error": f"Permission {VIEW_PERMISSION} required"}, status=403)
     try:
         window = parse_window(request.GET.get("minutes"))

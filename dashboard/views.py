@@ -6,6 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from dashboard.channelmanager import can_control_sampling, can_view_metrics
 from dashboard.redis import get_sync_client
 
 INTERVAL_CHOICES = [0.25, 0.5, 1, 2, 5, 10, 30, 60]
@@ -15,18 +16,18 @@ INTERVAL_CHOICES = [0.25, 0.5, 1, 2, 5, 10, 30, 60]
 @login_required
 def index(request):
     user = request.user
-    can_view_metrics = user.is_superuser or user.has_perm("dashboard.view_metric")
-    can_control = user.is_superuser or user.has_perm("dashboard.change_metric")
+    can_view = can_view_metrics(user)
+    can_control = can_control_sampling(user)
     page_config = {
         "user": {"id": user.pk, "username": user.get_username()},
-        "canViewMetrics": can_view_metrics,
+        "canViewMetrics": can_view,
         "canControl": can_control,
         "eventsUrl": "/events/",
         "historyUrl": "/api/metrics/history/",
         "socketPath": "/ws/dashboard/",
     }
     context = {
-        "can_view_metrics": can_view_metrics,
+        "can_view_metrics": can_view,
         "can_control": can_control,
         "interval_choices": INTERVAL_CHOICES,
         "page_config": page_config,
