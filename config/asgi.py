@@ -9,14 +9,16 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from dashboard.grip import ProxiedStreamConnects  # noqa: E402
 from dashboard.routing import websocket_urlpatterns  # noqa: E402
 from dashboard.sse import SharedThreadForStreams  # noqa: E402
 from dashboard.wsauth import ConcurrentAuthMiddlewareStack  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # SSE streams share one thread for Django's sync steps instead of one each.
-        "http": SharedThreadForStreams(django_asgi_app),
+        # SSE streams share one thread for Django's sync steps instead of one each;
+        # behind Pushpin (GRIP_URL), the connects it forwards skip the middleware chain.
+        "http": SharedThreadForStreams(ProxiedStreamConnects(django_asgi_app)),
         # Handshakes look up their user in parallel, not one at a time on one thread.
         "websocket": AllowedHostsOriginValidator(
             ConcurrentAuthMiddlewareStack(URLRouter(websocket_urlpatterns))

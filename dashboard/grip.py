@@ -17,26 +17,34 @@ closed before returning, as for direct streams), and async Redis reads.
 """
 
 import asyncio
+import contextlib
+import io
 import logging
+from importlib import import_module
 
 import jwt
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user, get_user_model
+from django.core.handlers.asgi import ASGIRequest
 from django.db import connections
+from django.middleware.security import SecurityMiddleware
+from django.utils.functional import SimpleLazyObject
 from django_eventstream.eventresponse import EventResponse
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import add_default_headers, get_channelmanager
+from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
 from dashboard.eventstorage import DashboardRedisStorage
 from dashboard.sse import (
     EVENT_ID,
+    EVENTS_PATH,
     AccessCache,
     BadStreamRequest,
+    asession_identity,
     error_response,
     parse_stream_request,
-    session_identity,
 )
 
 logger = logging.getLogger(__name__)
@@ -44,24 +52,57 @@ logger = logging.getLogger(__name__)
 # Events replayed per response; Pushpin fetches the next page straight away.
 REPLAY_BATCH = 100
 GRIP_CHANNEL_PREFIX = "events-"
-# Pushpin forwards new connections as fast as clients arrive. Measured: a burst
-# of 1,200 connects opened Redis reads all at once, emptied the shared pool
-# (MaxConnectionsError) and timed out connecting; bounded, they queue briefly.
-REDIS_READS_AT_ONCE = 32
-_read_limits = {}
+# Pushpin forwards new connections as fast as clients arrive, and a worker that
+# works on all of them at once finishes none in time. Measured with 3,000 at once,
+# 8 connected in the first 46 s: clients gave up after 15 s while their requests
+# were still being worked on (and a burst of 1,200 once emptied the shared Redis
+# pool). A few at a time, in arrival order, the first viewers get in at once and
+# the rest follow steadily;
+# past a few seconds' worth of waiting (this worker managed 150-200 a second on
+# the 2-core bench machine), a connect is refused at once with 503, which the
+# page's ReconnectingEventSource retries, rather than served after its client left.
+CONNECTS_AT_ONCE = 16
+CONNECTS_WAITING_MAX = 1000
+RETRY_AFTER_SECONDS = 2
+_connect_queues = {}
 # Browser connects reuse a recent answer for the same session, as direct streams do
 # (dashboard.sse.ACCESS_CACHE_SECONDS): Pushpin forwards a connect storm to one worker
 # (its targets are failover, not round-robin), and measured at 1,000 connects the
 # session's user and permission queries were most of the view's own time.
 access_cache = AccessCache()
+lookups_under_way = {}
 
 
-def redis_read_limit():
-    loop = asyncio.get_running_loop()
-    limit = _read_limits.get(loop)
-    if limit is None:
-        limit = _read_limits[loop] = asyncio.Semaphore(REDIS_READS_AT_ONCE)
-    return limit
+class ConnectQueue:
+    """This loop's connects: CONNECTS_AT_ONCE worked on, the rest waiting in arrival order
+    (asyncio.Semaphore wakes its waiters first come, first served)."""
+
+    def __init__(self):
+        self.slots = asyncio.Semaphore(CONNECTS_AT_ONCE)
+        self.waiting = 0
+
+    @classmethod
+    def of_this_loop(cls):
+        loop = asyncio.get_running_loop()
+        queue = _connect_queues.get(loop)
+        if queue is None:
+            queue = _connect_queues[loop] = cls()
+        return queue
+
+    def is_full(self):
+        return self.waiting >= CONNECTS_WAITING_MAX
+
+    @contextlib.asynccontextmanager
+    async def turn(self):
+        self.waiting += 1
+        try:
+            await self.slots.acquire()
+        finally:
+            self.waiting -= 1
+        try:
+            yield
+        finally:
+            self.slots.release()
 
 
 def is_proxied(request):
@@ -102,25 +143,52 @@ def recover_last_ids(request, channels):
     return last_ids
 
 
-def resolve_user_access(request, user_id, channels):
-    """(user or None, forbidden channels), off the request's thread, no connection kept."""
+async def resolve_user_access(request, user_id, channels):
+    """(user or None, forbidden channels).
+
+    A browser's connect reads its session on the loop and reuses a recent answer
+    for it; only a miss (or Pushpin's next-link, which names the user) goes to a
+    thread, which closes its database connection before returning. Connects that
+    miss together wait for the one lookup already under way."""
+    if user_id == "anonymous":
+        return None, []
+    if user_id is not None:
+        return await sync_to_async(user_access_by_id, thread_sensitive=False)(user_id, channels)
+    identity = await asession_identity(request.session)
+    if identity is None:
+        return None, []
+    key = (identity, tuple(channels))
+    answer = access_cache.get(key)
+    if answer is not None:
+        return answer
+    lookup = lookups_under_way.get(key)
+    if lookup is None:
+        lookup = asyncio.ensure_future(
+            sync_to_async(session_user_access, thread_sensitive=False)(request, channels)
+        )
+        lookups_under_way[key] = lookup
+        lookup.add_done_callback(lambda done: remember_access(key, done))
+    return await asyncio.shield(lookup)
+
+
+def remember_access(key, lookup):
+    lookups_under_way.pop(key, None)
+    if not lookup.cancelled() and lookup.exception() is None:
+        access_cache.put(key, lookup.result())
+
+
+def user_access_by_id(user_id, channels):
     try:
-        if user_id is None:
-            return session_user_access(request, channels)
-        if user_id == "anonymous":
-            return None, []
         return user_access(get_user_model().objects.filter(pk=int(user_id)).first(), channels)
     finally:
         connections.close_all()
 
 
 def session_user_access(request, channels):
-    identity = session_identity(request.session)
-    if identity is None:
-        return None, []
-    return access_cache.get_or_compute(
-        (identity, tuple(channels)), lambda: user_access(request.user, channels)
-    )
+    try:
+        return user_access(request.user, channels)
+    finally:
+        connections.close_all()
 
 
 def user_access(user, channels):
@@ -159,9 +227,17 @@ async def grip_events(request):
         problem = None
     except BadStreamRequest as exc:
         channels, last_ids, user_id, problem = [], {}, None, str(exc)
-    user, forbidden = await sync_to_async(resolve_user_access, thread_sensitive=False)(
-        request, user_id, channels
-    )
+    queue = ConnectQueue.of_this_loop()
+    if queue.is_full():
+        response = error_response(request, 503, "Too many connects at once; retry shortly")
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+    async with queue.turn():
+        return await authorise_and_replay(request, channels, last_ids, user_id, problem)
+
+
+async def authorise_and_replay(request, channels, last_ids, user_id, problem):
+    user, forbidden = await resolve_user_access(request, user_id, channels)
     if user is None:
         return error_response(request, 403, "Log in to read event streams")
     if problem:
@@ -174,9 +250,8 @@ async def grip_events(request):
     response.is_recover = request.GET.get("recover") == "true"
     response.user = user
     try:
-        async with redis_read_limit():
-            for channel in channels:
-                await replay(storage, response, channel, last_ids.get(channel))
+        for channel in channels:
+            await replay(storage, response, channel, last_ids.get(channel))
     except RedisError as exc:
         # The client (or Pushpin, when recovering) retries; nothing is lost meanwhile.
         logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
@@ -184,3 +259,57 @@ async def grip_events(request):
     http_response = response.to_grip_response(request)
     add_default_headers(http_response, request=request)
     return http_response
+
+
+# --- connects Pushpin forwards, answered without Django's middleware chain ------
+
+
+class ProxiedStreamConnects:
+    """ASGI wrapper: a `/events/` GET that Pushpin signed goes straight to `grip_events`.
+
+    Why: Pushpin forwards every new viewer, so a connect storm is thousands of
+    these short requests, and under ASGI each sync middleware costs two trips
+    to a thread. Profiled at 2,000 connects through Pushpin, one worker managed
+    about 100 a second, most of it spent in those hops and the session read.
+    Here the request skips the chain: GripMiddleware's own request and response
+    steps still run (signature check, Grip-Last, the instruct headers), the
+    session is read through Django's async session API, and the security headers
+    come from SecurityMiddleware's response step as on every other page. Nothing
+    else in the chain applies to this one GET: no CSRF for a GET, no messages,
+    no template, no cookie set. Anything else, including a request whose
+    signature does not check out, goes through Django as before.
+    """
+
+    def __init__(self, app):
+        self.app = app
+        self.grip = GripMiddleware(self.app)
+        self.security = SecurityMiddleware(self.app)
+        self.session_store = import_module(settings.SESSION_ENGINE).SessionStore
+
+    async def __call__(self, scope, receive, send):
+        if not self.is_stream_connect(scope):
+            return await self.app(scope, receive, send)
+        request = ASGIRequest(scope, io.BytesIO())
+        self.grip.process_request(request)
+        if not request.grip.proxied:
+            return await self.app(scope, receive, send)
+        request.session = self.session_store(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+        request.user = SimpleLazyObject(lambda: get_user(request))
+        try:
+            response = self.grip.process_response(request, await grip_events(request))
+        except Exception:
+            # The client (or Pushpin, recovering) retries; the worker carries on.
+            logger.exception("GRIP /events/ connect failed")
+            response = error_response(request, 500, "Server error; retry shortly")
+        response = self.security.process_response(request, response)
+        await self.app.send_response(response, send)
+
+    @staticmethod
+    def is_stream_connect(scope):
+        return (
+            settings.GRIP_URL is not None
+            and scope["type"] == "http"
+            and scope["path"] == EVENTS_PATH
+            and scope["method"] == "GET"
+            and any(name == b"grip-sig" for name, _ in scope["headers"])
+        )

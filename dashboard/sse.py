@@ -175,6 +175,14 @@ def session_identity(session):
     return str(user_id), session.get(HASH_SESSION_KEY, "")
 
 
+async def asession_identity(session):
+    """session_identity through Django's async session API (no thread of our own)."""
+    user_id = await session.aget(SESSION_KEY)
+    if user_id is None:
+        return None
+    return str(user_id), await session.aget(HASH_SESSION_KEY, "")
+
+
 def check_access(user, channels):
     if not user.is_authenticated:
         return False, []

@@ -1,0 +1,174 @@
+"""Connects Pushpin forwards are answered on the ASGI application without Django's middleware chain.
+
+These go through `config.asgi.application` as daphne would call it, with a
+Grip-Sig signed by the key in GRIP_URL, as Pushpin sends it.
+"""
+
+import asyncio
+import json
+import time
+
+import jwt
+import pytest
+from channels.testing import HttpCommunicator
+from django.core.signals import request_started
+
+from config.asgi import application
+from dashboard import grip
+from dashboard.sse import AccessCache
+
+GRIP_KEY = "grip-connects-test-key-of-32-bytes-or-more"
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def grip_on(settings, monkeypatch):
+    settings.GRIP_URL = f"http://127.0.0.1:9?key={GRIP_KEY}"
+    monkeypatch.setattr(grip, "access_cache", AccessCache())
+
+
+@pytest.fixture
+def requests_through_django():
+    """How many requests reached Django's own handler (it sends request_started first)."""
+    started = []
+
+    def count(**kwargs):
+        started.append(kwargs)
+
+    request_started.connect(count)
+    yield started
+    request_started.disconnect(count)
+
+
+def signature(key=GRIP_KEY):
+    return jwt.encode({"iss": "pushpin", "exp": int(time.time()) + 3600}, key)
+
+
+async def connect(cookies=None, query="channel=metrics", sig=None):
+    headers = [(b"host", b"127.0.0.1"), (b"grip-sig", (sig or signature()).encode())]
+    if cookies:
+        headers.append((b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode()))
+    communicator = HttpCommunicator(application, "GET", f"/events/?{query}", headers=headers)
+    response = await communicator.get_response(timeout=10)
+    response["headers"] = {name.decode().lower(): value.decode() for name, value in response["headers"]}
+    return response
+
+
+async def test_it_answers_a_signed_connect_with_grip_instructions(alice_cookies, requests_through_django):
+    response = await connect(alice_cookies)
+
+    assert response["status"] == 200
+    assert response["headers"]["grip-hold"] == "stream"
+    assert "events-metrics" in response["headers"]["grip-channel"]
+    assert b"event: stream-open" in response["body"]
+    assert response["headers"]["x-content-type-options"] == "nosniff"
+    assert requests_through_django == []
+
+
+async def test_it_rejects_anonymous(requests_through_django):
+    response = await connect()
+
+    assert response["status"] == 403
+    assert "grip-hold" not in response["headers"]
+    assert json.loads(response["body"])["error"] == "Log in to read event streams"
+    assert requests_through_django == []
+
+
+async def test_it_rejects_a_user_without_permission(charlie_cookies):
+    response = await connect(charlie_cookies)
+
+    assert response["status"] == 403
+    assert "grip-hold" not in response["headers"]
+
+
+async def test_it_answers_a_malformed_last_event_id_with_400(alice_cookies):
+    response = await connect(alice_cookies, query="channel=metrics&lastEventId=nonsense")
+
+    assert response["status"] == 400
+    assert "grip-hold" not in response["headers"]
+
+
+async def test_it_sends_a_request_signed_with_another_key_through_django(requests_through_django):
+    response = await connect(sig=signature("not-the-key-pushpin-was-given-at-all"))
+
+    assert response["status"] == 403
+    assert "grip-hold" not in response["headers"]
+    assert len(requests_through_django) == 1
+
+
+async def test_it_answers_500_and_keeps_serving_when_a_connect_fails(alice_cookies, monkeypatch):
+    real = grip.authorise_and_replay
+
+    async def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(grip, "authorise_and_replay", broken)
+    failed = await connect(alice_cookies)
+    monkeypatch.setattr(grip, "authorise_and_replay", real)
+    served = await connect(alice_cookies)
+
+    assert failed["status"] == 500
+    assert json.loads(failed["body"])["status"] == 500
+    assert served["status"] == 200
+
+
+async def test_a_storm_is_worked_on_a_few_at_a_time_in_arrival_order(alice_cookies, monkeypatch):
+    working, most_at_once, finished = 0, 0, []
+
+    async def slow_access(request, user_id, channels):
+        nonlocal working, most_at_once
+        working += 1
+        most_at_once = max(most_at_once, working)
+        await asyncio.sleep(0.01)
+        working -= 1
+        finished.append(request.GET["n"])
+        return None, []
+
+    monkeypatch.setattr(grip, "resolve_user_access", slow_access)
+    count = grip.CONNECTS_AT_ONCE * 4
+    responses = await asyncio.gather(
+        *(connect(alice_cookies, query=f"channel=metrics&n={n}") for n in range(count))
+    )
+
+    assert {r["status"] for r in responses} == {403}
+    assert most_at_once == grip.CONNECTS_AT_ONCE
+    assert finished == [str(n) for n in range(count)]
+
+
+async def test_a_storm_from_one_session_is_authorised_once(alice_cookies, monkeypatch):
+    authorised = []
+    real = grip.session_user_access
+
+    def counting(request, channels):
+        authorised.append(channels)
+        return real(request, channels)
+
+    monkeypatch.setattr(grip, "session_user_access", counting)
+    responses = await asyncio.gather(*(connect(alice_cookies) for _ in range(20)))
+
+    assert {r["status"] for r in responses} == {200}
+    assert authorised == [["metrics"]]
+
+
+async def test_each_session_gets_its_own_answer(alice_cookies, charlie_cookies):
+    assert (await connect(alice_cookies))["status"] == 200
+    assert (await connect(charlie_cookies))["status"] == 403
+
+
+async def test_it_refuses_connects_past_the_waiting_limit_with_503(alice_cookies, monkeypatch):
+    monkeypatch.setattr(grip, "CONNECTS_AT_ONCE", 2)
+    monkeypatch.setattr(grip, "CONNECTS_WAITING_MAX", 3)
+
+    async def slow_access(request, user_id, channels):
+        await asyncio.sleep(0.2)
+        return None, []
+
+    monkeypatch.setattr(grip, "resolve_user_access", slow_access)
+    responses = await asyncio.gather(*(connect(alice_cookies) for _ in range(2 + 3 + 4)))
+    refused = [r for r in responses if r["status"] == 503]
+
+    assert [r["status"] for r in responses].count(403) == 5
+    assert len(refused) == 4
+    assert refused[0]["headers"]["retry-after"] == "2"
+    assert (await connect(alice_cookies))["status"] == 403
