@@ -8,7 +8,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.report import LABELS  # noqa: E402
 
-COLOURS = {"floor": "#7f7f7f", "sse": "#1f77b4", "ws": "#d62728", "pushpin": "#2ca02c"}
+COLOURS = {
+    "floor": "#7f7f7f",
+    "sse": "#1f77b4",
+    "ws": "#d62728",
+    "pushpin-floor": "#98df8a",
+    "pushpin": "#2ca02c",
+}
 STYLES = ["-", "--", ":", "-."]
 
 

@@ -18,13 +18,16 @@ PACKAGES = (
     "aiohttp",
     "twisted",
 )
-RATIO_KEYS = ("p99", "memory_per_connection", "cpu_per_delivery")
+RATIO_KEYS = ("p99", "memory_per_connection", "cpu_per_delivery", "connect_time")
 LABELS = {
     "floor": "floor relay (aiohttp)",
     "sse": "product SSE (daphne)",
     "ws": "product WebSocket (daphne)",
+    "pushpin-floor": "Pushpin floor (do-nothing origin)",
     "pushpin": "product SSE via Pushpin",
 }
+# Each path's peer in the same run: the least that route can cost on this machine.
+FLOOR_OF = {"sse": "floor", "ws": "floor", "pushpin": "pushpin-floor"}
 
 
 def machine():
@@ -84,7 +87,7 @@ def _target(name, limit, measured, unit, met):
 
 def targets(phases):
     """Each target from the issue, met / not met, or null when this run did not measure it."""
-    product = [p for p in phases if p["path"] != "floor"]
+    product = [p for p in phases if p["path"] in FLOOR_OF]
     result = []
     lost = sum(p["lost"] for p in product)
     duplicates = sum(p["duplicates"] for p in product)
@@ -158,18 +161,24 @@ def _at_most(value, limit):
 
 
 def ratios(phases):
-    """The product as multiples of the floor at the same size: ratios survive a noisy machine."""
+    """The product as multiples of its floor at the same size: ratios survive a noisy machine.
+
+    The Pushpin route is compared with Pushpin in front of a do-nothing origin when
+    the run has it (what Pushpin itself costs here), else with the aiohttp floor."""
     result = []
     for phase in phases:
-        if phase["path"] == "floor":
+        if phase["path"] not in FLOOR_OF:
             continue
-        floor = _phase(phases, "floor", phase["clients"])
+        floor = _phase(phases, FLOOR_OF[phase["path"]], phase["clients"]) or _phase(
+            phases, "floor", phase["clients"]
+        )
         if floor is None:
             continue
         result.append(
             {
                 "path": phase["path"],
                 "clients": phase["clients"],
+                "floor": floor["path"],
                 "p50": _ratio(phase["latency_ms"]["p50"], floor["latency_ms"]["p50"]),
                 "p99": _ratio(phase["latency_ms"]["p99"], floor["latency_ms"]["p99"]),
                 "memory_per_connection": _ratio(
@@ -277,7 +286,7 @@ HEADERS = [
     "CPU ms per 1,000 deliveries",
     "connect / reconnect s",
     "ping p50 / p99 ms",
-    "vs floor: p99 / memory / CPU",
+    "vs its floor: p99 / memory / CPU / connect",
 ]
 
 

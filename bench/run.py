@@ -32,7 +32,7 @@ from bench.limits import raise_open_files_limit
 from bench.measure import ServerProcesses, cdf_points, cpu_seconds_of, summarise_ms
 from bench.profile import Profiler
 from bench.publisher import PROGRESS_PUBLISHED, publisher_main
-from bench.stack import PATHS, BenchStack
+from bench.stack import PATHS, PUSHPIN_PATHS, BenchStack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,6 +43,7 @@ PUBLISH_MODE = {
     "floor": "publish_metric",
     "sse": "publish_metric",
     "ws": "dashboard_broadcast",
+    "pushpin-floor": "publish_metric",
     "pushpin": "publish_metric",
 }
 
@@ -205,7 +206,7 @@ class Bench:
         kind = "ws" if path == "ws" else "sse"
         sessions = self.stack.sessions
         # Through Pushpin every client goes to the edge; Pushpin picks the worker.
-        base_urls = [self.stack.pushpin.url] if path == "pushpin" else [s.url for s in servers]
+        base_urls = [self.stack.pushpin.url] if path in PUSHPIN_PATHS else [s.url for s in servers]
         result = []
         for index in range(count):
             base = base_urls[index % len(base_urls)]
@@ -213,7 +214,7 @@ class Bench:
                 url = base.replace("http://", "ws://") + "/ws/dashboard/"
             else:
                 url = base + "/events/?channel=metrics"
-            cookie = None if path == "floor" else sessions[index % len(sessions)]
+            cookie = None if path in ("floor", "pushpin-floor") else sessions[index % len(sessions)]
             result.append(Target(kind, url, cookie, base))
         return result
 
@@ -236,7 +237,7 @@ class Bench:
         servers = self.stack.start_servers(path)
         workers = ServerProcesses([s.pid for s in servers])
         # What holds the connections: the servers themselves, or Pushpin (its runner and services).
-        processes = ServerProcesses([self.stack.pushpin.process.pid]) if path == "pushpin" else workers
+        processes = ServerProcesses([self.stack.pushpin.process.pid]) if path in PUSHPIN_PATHS else workers
         self.warm_up(path, servers)
         time.sleep(0.5)
         before = processes.snapshot()
@@ -306,14 +307,14 @@ class Bench:
         return sum(cpu_seconds_of(process.pid) for process, _, _ in self.loaders)
 
     def start_profile(self, path, count, stage, servers):
-        if self.profiler and path != "floor":
+        if self.profiler and path not in ("floor", "pushpin-floor"):
             self.profiler.start(f"{path}-{count}-{stage}", [s.pid for s in servers])
 
     def stop_profile(self):
         return self.profiler.stop() if self.profiler and self.profiler.recorders else None
 
     def publish_phase(self, path, count, metric, processes, connected):
-        _, pipe, progress = self.grip_publisher if path == "pushpin" else self.publisher
+        _, pipe, progress = self.grip_publisher if path in PUSHPIN_PATHS else self.publisher
         events, rate = self.args.events, self.args.rate
         expected = connected * events
         received_before = self.received()
@@ -482,7 +483,7 @@ def main(argv=None):
     try:
         log(f"bench: own Redis and SQLite in {stack.workdir}; migrating, logging in {args.users} users")
         stack.start()
-        grip_url = stack.grip_url if "pushpin" in args.paths else None
+        grip_url = stack.grip_url if set(PUSHPIN_PATHS) & set(args.paths) else None
         bench.start_helpers(args.load_procs or automatic_load_procs(largest), grip_url=grip_url)
         for path in args.paths:
             for count in args.ws_clients if path == "ws" else args.clients:

@@ -19,7 +19,9 @@ from pathlib import Path
 from deploy.pushpin import Pushpin, PushpinPorts
 from deploy.supervisor import Supervisor, free_port, start_redis, wait_for_port
 
-PATHS = ("floor", "sse", "ws", "pushpin")
+PATHS = ("floor", "sse", "ws", "pushpin-floor", "pushpin")
+# Paths whose clients connect to Pushpin rather than to the servers themselves.
+PUSHPIN_PATHS = ("pushpin-floor", "pushpin")
 
 
 def bench_environment(database_path, redis_url):
@@ -156,6 +158,11 @@ class BenchStack:
 
         publish_metric("bench-started", 0)
 
+    def metrics_counter_key(self):
+        from dashboard.eventstorage import counter_key
+
+        return counter_key("metrics")
+
     def pubsub_channel(self):
         from dashboard.eventstorage import pubsub_channel
 
@@ -165,13 +172,14 @@ class BenchStack:
 
     def start_servers(self, path):
         """Fresh server processes for `path`: two daphne workers, or two floor relays;
-        for `pushpin`, two daphne workers in GRIP mode behind a fresh Pushpin (`self.pushpin`)."""
+        for `pushpin`, two daphne workers in GRIP mode behind a fresh Pushpin (`self.pushpin`);
+        for `pushpin-floor`, one do-nothing GRIP origin (bench.pushpin_floor) behind it."""
         self.stop_servers()
         pushpin = None
-        if path == "pushpin":
+        if path in PUSHPIN_PATHS:
             self.pushpin_runs += 1
             pushpin = self._plan_pushpin(f"pushpin-{self.pushpin_runs}")
-        for index in range(self.workers):
+        for index in range(1 if path == "pushpin-floor" else self.workers):
             port = free_port()
             log_path = self.workdir / f"{path}-{index}-{port}.log"
             log = open(log_path, "wb")  # noqa: SIM115
@@ -181,6 +189,10 @@ class BenchStack:
                 process = self.supervisor.python(
                     f"floor-{index}", *args, stdout=log, stderr=subprocess.STDOUT
                 )
+            elif path == "pushpin-floor":
+                args = ["-m", "bench.pushpin_floor", "--serve-origin", "--port", str(port)]
+                args += ["--redis-url", self.redis_url, "--counter-key", self.metrics_counter_key()]
+                process = self.supervisor.python("grip-origin", *args, stdout=log, stderr=subprocess.STDOUT)
             else:
                 env = {"GRIP_URL": pushpin.grip_url} if pushpin else None
                 process = self.supervisor.daphne(

@@ -1,0 +1,146 @@
+"""The Pushpin floor: Pushpin in front of an origin that costs next to nothing.
+
+The origin is one aiohttp process answering every `/events/` with the hold
+instructions the product sends a new connection (the same channel, id format and
+keep-alive; no auth, no storage, no Django, no recovery), so what Pushpin does
+with it is the best the product's Pushpin route can do on this machine. `make
+bench` runs it as the `pushpin-floor` path, the Pushpin route's peer; on its own
+it measures Pushpin's connect rate and CPU per connect:
+
+    python -m bench.pushpin_floor --clients 3000 --at-once 200
+    python -m bench.pushpin_floor --serve-origin --port 8123   # the origin alone
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import psutil
+import redis.asyncio
+from aiohttp import web
+
+from bench.limits import raise_open_files_limit
+from deploy.pushpin import Pushpin
+from deploy.supervisor import Supervisor, free_port, wait_for_port
+
+# What dashboard.grip answers a new connect with: padding, stream-open, hold instructions.
+HOLD_BODY = ":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n"
+HOLD_HEADERS = {
+    "Grip-Hold": "stream",
+    "Grip-Channel": "events-metrics; filter=build-id",
+    "Grip-Keep-Alive": "event: keep-alive\\ndata:\\n\\n; format=cstring; timeout=20",
+    "Grip-Set-Meta": 'id_format="metrics:%(events-metrics)s"',
+}
+
+
+class Origin:
+    """The do-nothing origin. Given the channel's id counter in Redis, it reads it once per
+    connect, as the product does, so Pushpin can number (`build-id`) what it relays."""
+
+    def __init__(self, redis_url=None, counter_key=None):
+        self.redis = redis.asyncio.Redis.from_url(redis_url) if redis_url else None
+        self.counter_key = counter_key
+
+    async def hold(self, request):
+        headers = dict(HOLD_HEADERS)
+        if self.redis is not None:
+            current_id = int(await self.redis.get(self.counter_key) or 0)
+            headers["Grip-Channel"] = f"events-metrics; prev-id={current_id}; filter=build-id"
+            # Pushpin holds a channel with a prev-id only when it has somewhere to recover from.
+            headers["Grip-Link"] = "</events/?link=next>; rel=next"
+        return web.Response(text=HOLD_BODY, content_type="text/event-stream", headers=headers)
+
+
+def serve_origin(port, redis_url=None, counter_key=None):
+    app = web.Application()
+    app.router.add_get("/events/", Origin(redis_url, counter_key).hold)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+def cpu_seconds(pids):
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+async def connect_all(url, clients, at_once):
+    """Open `clients` streams, `at_once` in flight; return (held responses, errors by kind, seconds)."""
+    gate, held, errors = asyncio.Semaphore(at_once), [], {}
+    connector = aiohttp.TCPConnector(limit=0, force_close=True)
+    session = aiohttp.ClientSession(connector=connector)
+
+    async def one():
+        async with gate:
+            try:
+                response = await session.get(url)
+                if response.status != 200:
+                    errors[response.status] = errors.get(response.status, 0) + 1
+                    response.release()
+                    return
+                await response.content.readany()
+                held.append(response)
+            except (aiohttp.ClientError, OSError) as exc:
+                errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+
+    started = time.monotonic()
+    await asyncio.gather(*(one() for _ in range(clients)))
+    elapsed = time.monotonic() - started
+    for response in held:
+        response.close()
+    await session.close()
+    return len(held), errors, elapsed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=3000)
+    parser.add_argument("--at-once", type=int, default=200, help="connects in flight at a time")
+    parser.add_argument("--serve-origin", action="store_true", help="only serve the origin, on --port")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--redis-url", help="with --serve-origin: where the channel's id counter is")
+    parser.add_argument("--counter-key", help="with --serve-origin: that counter's key")
+    args = parser.parse_args(argv)
+    if args.serve_origin:
+        serve_origin(args.port, args.redis_url, args.counter_key)
+        return 0
+    raise_open_files_limit()
+    port = free_port()
+    origin = multiprocessing.Process(target=serve_origin, args=(port,), daemon=True)
+    origin.start()
+    supervisor = Supervisor()
+    try:
+        wait_for_port(port)
+        pushpin = Pushpin(Path(tempfile.mkdtemp(prefix="livedash-pushpin-floor-")))
+        pushpin.start(supervisor, [f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pids = pushpin.pids()
+        pushpin_before, origin_before = cpu_seconds(pids), cpu_seconds([origin.pid])
+        own_before = time.process_time()
+        connected, errors, elapsed = asyncio.run(
+            connect_all(f"{pushpin.url}/events/", args.clients, args.at_once)
+        )
+        per_connect = 1000 / max(connected, 1)
+        print(
+            f"{connected}/{args.clients} connected ({args.at_once} at once) in {elapsed:.1f} s = "
+            f"{connected / elapsed:.0f}/s; refused: {errors or 'none'}\n"
+            f"CPU per connect: Pushpin {(cpu_seconds(pids) - pushpin_before) * per_connect:.2f} ms, "
+            f"origin {(cpu_seconds([origin.pid]) - origin_before) * per_connect:.2f} ms, "
+            f"client {(time.process_time() - own_before) * per_connect:.2f} ms"
+        )
+    finally:
+        supervisor.stop()
+        origin.terminate()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
