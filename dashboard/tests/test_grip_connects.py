@@ -10,6 +10,7 @@ import time
 
 import jwt
 import pytest
+from asgiref.testing import ApplicationCommunicator
 from channels.testing import HttpCommunicator
 from django.core.signals import request_started
 
@@ -63,6 +64,7 @@ async def test_it_answers_a_signed_connect_with_grip_instructions(alice_cookies,
     assert "events-metrics" in response["headers"]["grip-channel"]
     assert b"event: stream-open" in response["body"]
     assert response["headers"]["x-content-type-options"] == "nosniff"
+    assert response["headers"]["content-length"] == str(len(response["body"]))
     assert requests_through_django == []
 
 
@@ -154,3 +156,39 @@ async def test_a_storm_from_one_session_is_authorised_once(alice_cookies, monkey
 async def test_each_session_gets_its_own_answer(alice_cookies, charlie_cookies):
     assert (await connect(alice_cookies))["status"] == 200
     assert (await connect(charlie_cookies))["status"] == 403
+
+
+async def test_it_skips_a_connect_whose_client_left_while_it_waited(alice_cookies, monkeypatch):
+    monkeypatch.setattr(grip, "CONNECTS_AT_ONCE", 1)
+    worked_on = []
+
+    async def slow_access(request, user_id, channels):
+        worked_on.append(request.GET["n"])
+        await asyncio.sleep(0.3)
+        return None, []
+
+    monkeypatch.setattr(grip, "resolve_user_access", slow_access)
+    cookie = "; ".join(f"{k}={v}" for k, v in alice_cookies.items()).encode()
+
+    def request(n):
+        headers = [(b"host", b"127.0.0.1"), (b"grip-sig", signature().encode()), (b"cookie", cookie)]
+        scope = {
+            "type": "http",
+            "http_version": "1.1",
+            "method": "GET",
+            "path": "/events/",
+            "query_string": f"channel=metrics&n={n}".encode(),
+            "headers": headers,
+        }
+        return ApplicationCommunicator(application, scope)
+
+    served, abandoned = request(0), request(1)
+    await served.send_input({"type": "http.request", "body": b""})
+    await asyncio.sleep(0.05)
+    await abandoned.send_input({"type": "http.request", "body": b""})
+    await abandoned.send_input({"type": "http.disconnect"})
+
+    assert (await served.receive_output(2))["status"] == 403
+    await abandoned.wait(2)
+    assert abandoned.output_queue.empty()
+    assert worked_on == ["0"]
