@@ -7,12 +7,16 @@ Grip-Sig signed by the key in GRIP_URL, as Pushpin sends it.
 import asyncio
 import json
 import time
+from importlib import import_module
 
 import jwt
 import pytest
 from asgiref.testing import ApplicationCommunicator
 from channels.testing import HttpCommunicator
+from django.conf import settings
+from django.core.cache import cache
 from django.core.signals import request_started
+from django.db import connections
 
 from config.asgi import application
 from dashboard import grip
@@ -192,3 +196,19 @@ async def test_it_skips_a_connect_whose_client_left_while_it_waited(alice_cookie
     await abandoned.wait(2)
     assert abandoned.output_queue.empty()
     assert worked_on == ["0"]
+
+
+async def test_it_closes_the_connection_a_session_read_from_the_database_opened(alice_cookies):
+    session_key = alice_cookies[settings.SESSION_COOKIE_NAME]
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    await cache.adelete(store.cache_key)  # so the connect has to read the session from the database
+    proxied = application.application_mapping["http"].app
+    proxied.next_sweep = 0.0
+
+    assert (await connect(alice_cookies))["status"] == 200
+
+    def open_connections():
+        return [alias for alias in connections if connections[alias].connection is not None]
+
+    shared_thread = application.application_mapping["http"].executor
+    assert await asyncio.wrap_future(shared_thread.submit(open_connections)) == []
