@@ -32,7 +32,7 @@ from bench.limits import raise_open_files_limit
 from bench.measure import ServerProcesses, cdf_points, cpu_seconds_of, summarise_ms
 from bench.profile import Profiler
 from bench.publisher import PROGRESS_PUBLISHED, publisher_main
-from bench.stack import PATHS, PUSHPIN_PATHS, BenchStack
+from bench.stack import FLOOR_PATHS, PATHS, PUSHPIN_PATHS, BenchStack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -214,7 +214,7 @@ class Bench:
                 url = base.replace("http://", "ws://") + "/ws/dashboard/"
             else:
                 url = base + "/events/?channel=metrics"
-            cookie = None if path in ("floor", "pushpin-floor") else sessions[index % len(sessions)]
+            cookie = None if path in FLOOR_PATHS else sessions[index % len(sessions)]
             result.append(Target(kind, url, cookie, base))
         return result
 
@@ -307,7 +307,7 @@ class Bench:
         return sum(cpu_seconds_of(process.pid) for process, _, _ in self.loaders)
 
     def start_profile(self, path, count, stage, servers):
-        if self.profiler and path not in ("floor", "pushpin-floor"):
+        if self.profiler and path not in FLOOR_PATHS:
             self.profiler.start(f"{path}-{count}-{stage}", [s.pid for s in servers])
 
     def stop_profile(self):

@@ -22,6 +22,8 @@ from deploy.supervisor import Supervisor, free_port, start_redis, wait_for_port
 PATHS = ("floor", "sse", "ws", "pushpin-floor", "pushpin")
 # Paths whose clients connect to Pushpin rather than to the servers themselves.
 PUSHPIN_PATHS = ("pushpin-floor", "pushpin")
+# The peers: no auth, nothing of the product's to profile.
+FLOOR_PATHS = ("floor", "pushpin-floor")
 
 
 def bench_environment(database_path, redis_url):
