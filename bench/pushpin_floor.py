@@ -14,6 +14,7 @@ it measures Pushpin's connect rate and CPU per connect:
 import argparse
 import asyncio
 import multiprocessing
+import shutil
 import subprocess
 import tempfile
 import time
@@ -118,9 +119,10 @@ def main(argv=None):
     origin = multiprocessing.Process(target=serve_origin, args=(port,), daemon=True)
     origin.start()
     supervisor = Supervisor()
+    workdir = Path(tempfile.mkdtemp(prefix="livedash-pushpin-floor-"))
     try:
         wait_for_port(port)
-        pushpin = Pushpin(Path(tempfile.mkdtemp(prefix="livedash-pushpin-floor-")))
+        pushpin = Pushpin(workdir)
         pushpin.start(supervisor, [f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pids = pushpin.pids()
         pushpin_before, origin_before = cpu_seconds(pids), cpu_seconds([origin.pid])
@@ -139,6 +141,7 @@ def main(argv=None):
     finally:
         supervisor.stop()
         origin.terminate()
+        shutil.rmtree(workdir, ignore_errors=True)
     return 0
 
 
