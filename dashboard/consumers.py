@@ -12,7 +12,6 @@ The protocol itself is described in docs/protocol.md.
 import asyncio
 import json
 import logging
-import weakref
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -30,6 +29,7 @@ from dashboard.channelmanager import (
     can_view_metrics,
 )
 from dashboard.eventstorage import counter_key, decode_event, event_key
+from dashboard.loops import SemaphorePerLoop
 from dashboard.presence import DASHBOARD_GROUP
 from dashboard.protocol import ProtocolError
 from dashboard.redis import get_async_client
@@ -71,16 +71,12 @@ SETUP_SLOTS = 100
 # password (which ends the session) at once.
 access_cache = AccessCache(seconds=ACCESS_CACHE_SECONDS)
 
-_setup_slots = weakref.WeakKeyDictionary()
+_setup_slots = SemaphorePerLoop()
 
 
 def connect_slot():
-    """One of this event loop's SETUP_SLOTS (asyncio primitives cannot cross loops)."""
-    loop = asyncio.get_running_loop()
-    slots = _setup_slots.get(loop)
-    if slots is None:
-        slots = _setup_slots[loop] = asyncio.Semaphore(SETUP_SLOTS)
-    return slots
+    """One of this event loop's SETUP_SLOTS."""
+    return _setup_slots(SETUP_SLOTS)
 
 
 async def in_database_pool(function, *args):

@@ -40,6 +40,7 @@ from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
 from dashboard.eventstorage import DashboardRedisStorage
+from dashboard.loops import SemaphorePerLoop
 from dashboard.sse import (
     EVENT_ID,
     EVENTS_PATH,
@@ -66,22 +67,14 @@ GRIP_CHANNEL_PREFIX = "events-"
 # as much CPU as a connect.
 CONNECTS_AT_ONCE = 16
 CONNECTION_SWEEP_SECONDS = 1.0
-_connect_slots = {}
+# asyncio.Semaphore wakes its waiters in arrival order.
+connect_slots = SemaphorePerLoop()
 # Browser connects reuse a recent answer for the same session, as direct streams do
 # (dashboard.sse.ACCESS_CACHE_SECONDS): Pushpin forwards a connect storm to one worker
 # (its targets are failover, not round-robin), and measured at 1,000 connects the
 # session's user and permission queries were most of the view's own time.
 access_cache = AccessCache()
 lookups_under_way = {}
-
-
-def connect_slots():
-    """This loop's CONNECTS_AT_ONCE slots; asyncio.Semaphore wakes its waiters in arrival order."""
-    loop = asyncio.get_running_loop()
-    slots = _connect_slots.get(loop)
-    if slots is None:
-        slots = _connect_slots[loop] = asyncio.Semaphore(CONNECTS_AT_ONCE)
-    return slots
 
 
 def is_proxied(request):
@@ -208,7 +201,7 @@ async def grip_events(request, abandoned=lambda: False):
         problem = None
     except BadStreamRequest as exc:
         channels, last_ids, user_id, problem = [], {}, None, str(exc)
-    async with connect_slots():
+    async with connect_slots(CONNECTS_AT_ONCE):
         if abandoned():
             return None
         return await authorise_and_replay(request, channels, last_ids, user_id, problem)
