@@ -72,23 +72,23 @@ async def opened(stream):
 
 async def test_it_rejects_anonymous_through_pushpin(edge):
     async with EventStream(edge.url, ["metrics"]) as stream:
-        assert stream.status == 403
+        assert stream.status == 403, stream.error
 
 
 async def test_it_rejects_a_user_without_permission_through_pushpin(edge, charlie_cookies):
     async with EventStream(edge.url, ["metrics"], cookies=charlie_cookies) as stream:
-        assert stream.status == 403
+        assert stream.status == 403, stream.error
 
 
 async def test_it_rejects_another_users_channel_through_pushpin(edge, alice_cookies, bob):
     async with EventStream(edge.url, [f"user-{bob.pk}"], cookies=alice_cookies) as stream:
-        assert stream.status == 403
+        assert stream.status == 403, stream.error
 
 
 async def test_it_answers_a_malformed_last_event_id_with_400_through_pushpin(edge, alice_cookies):
     stream = EventStream(edge.url, ["metrics"], cookies=alice_cookies, last_event_id="garbage")
     async with stream:
-        assert stream.status == 400
+        assert stream.status == 400, stream.error
 
 
 async def test_it_delivers_a_metric_pushed_from_another_process(edge, alice_cookies, publish):
