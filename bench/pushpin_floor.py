@@ -44,7 +44,12 @@ class Origin:
     connect, as the product does, so Pushpin can number (`build-id`) what it relays."""
 
     def __init__(self, redis_url=None, counter_key=None):
-        self.redis = redis.asyncio.Redis.from_url(redis_url) if redis_url else None
+        # Connects wait for a pooled connection rather than fail: in the first committed run
+        # the default pool ran out in the 10,000-client storm and the origin answered 500s.
+        self.redis = None
+        if redis_url:
+            pool = redis.asyncio.BlockingConnectionPool.from_url(redis_url, max_connections=64)
+            self.redis = redis.asyncio.Redis(connection_pool=pool)
         self.counter_key = counter_key
 
     async def hold(self, request):
