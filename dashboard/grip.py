@@ -77,11 +77,6 @@ access_cache = AccessCache()
 lookups_under_way = {}
 
 
-def is_proxied(request):
-    grip = getattr(request, "grip", None)
-    return grip is not None and grip.proxied
-
-
 def es_meta_user_id(request):
     """The user id Pushpin's next-link/recover request carries in `es-meta`, or None.
 
@@ -190,7 +185,7 @@ async def replay(storage, response, channel, last_id):
     response.channel_last_ids[channel] = str(last_id)
 
 
-async def grip_events(request, abandoned=lambda: False):
+async def grip_events(request, abandoned):
     """The answer to a connect or recover Pushpin forwarded; None when `abandoned()` says
     the request went away while it waited its turn, since nobody is left to answer."""
     try:

@@ -215,12 +215,8 @@ def error_response(request, status, message):
 
 @require_GET
 async def events(request):
-    if getattr(request, "grip", None) is not None and request.grip.proxied:
-        # Behind Pushpin the proxy holds the stream: the same checks and status
-        # codes, then GRIP instructions instead of a stream (dashboard/grip.py).
-        from dashboard.grip import grip_events
-
-        return await grip_events(request)
+    # Connects Pushpin signed never get here: config/asgi.py hands them to
+    # dashboard.grip.ProxiedStreamConnects, which answers with GRIP instructions.
     try:
         channels, last_ids = parse_stream_request(request)
         problem = None
