@@ -21,6 +21,7 @@ from django.db import connections
 from config.asgi import application
 from dashboard import grip
 from dashboard.sse import AccessCache
+from tests.realclients import cookie_header
 
 GRIP_KEY = "grip-connects-test-key-of-32-bytes-or-more"
 
@@ -50,10 +51,16 @@ def signature(key=GRIP_KEY):
     return jwt.encode({"iss": "pushpin", "exp": int(time.time()) + 3600}, key)
 
 
-async def connect(cookies=None, query="channel=metrics", sig=None):
+def signed_headers(cookies=None, sig=None):
+    """The headers of a request Pushpin forwards: its signature, and the browser's cookies."""
     headers = [(b"host", b"127.0.0.1"), (b"grip-sig", (sig or signature()).encode())]
     if cookies:
-        headers.append((b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode()))
+        headers.append((b"cookie", cookie_header(cookies).encode()))
+    return headers
+
+
+async def connect(cookies=None, query="channel=metrics", sig=None):
+    headers = signed_headers(cookies, sig)
     communicator = HttpCommunicator(application, "GET", f"/events/?{query}", headers=headers)
     response = await communicator.get_response(timeout=10)
     response["headers"] = {name.decode().lower(): value.decode() for name, value in response["headers"]}
@@ -172,17 +179,15 @@ async def test_it_skips_a_connect_whose_client_left_while_it_waited(alice_cookie
         return None, []
 
     monkeypatch.setattr(grip, "resolve_user_access", slow_access)
-    cookie = "; ".join(f"{k}={v}" for k, v in alice_cookies.items()).encode()
 
     def request(n):
-        headers = [(b"host", b"127.0.0.1"), (b"grip-sig", signature().encode()), (b"cookie", cookie)]
         scope = {
             "type": "http",
             "http_version": "1.1",
             "method": "GET",
             "path": "/events/",
             "query_string": f"channel=metrics&n={n}".encode(),
-            "headers": headers,
+            "headers": signed_headers(alice_cookies),
         }
         return ApplicationCommunicator(application, scope)
 
