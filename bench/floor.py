@@ -1,7 +1,7 @@
 """The floor: the least a Python process can do to relay the product's events as SSE.
 
 One aiohttp server, one Redis pub/sub subscription to the channel the product
-publishes every SSE event on (`dashboard.eventstorage.pubsub_channel()`), each
+publishes every SSE event on (`dashboard.storage.pubsub_channel()`), each
 event encoded once and written to every open stream. No auth, no storage, no
 Django: whatever the product spends beyond this is the price of its features.
 

@@ -57,7 +57,7 @@ def dashboard_broadcaster(name):
 
     from channels.layers import get_channel_layer
 
-    from dashboard.presence import DASHBOARD_GROUP
+    from dashboard.control.presence import DASHBOARD_GROUP
 
     layer = get_channel_layer()
     loop = asyncio.new_event_loop()  # one loop for the run: the layer keeps its connection per loop

@@ -29,7 +29,7 @@ from bench.limits import raise_open_files_limit
 from deploy.pushpin import Pushpin
 from deploy.supervisor import Supervisor, free_port, wait_for_port
 
-# What dashboard.grip answers a new connect with: padding, stream-open, hold instructions.
+# What dashboard.stream.grip answers a new connect with: padding, stream-open, hold instructions.
 HOLD_BODY = ":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n"
 HOLD_HEADERS = {
     "Grip-Hold": "stream",

@@ -153,7 +153,7 @@ class BenchStack:
         """One event before any client connects, as the collector's frames give every deployment.
 
         On a never-used channel the first event's id comes from the clock (see
-        dashboard.eventstorage) while a stream that opened before it started from 0,
+        dashboard.storage) while a stream that opened before it started from 0,
         so Pushpin would see a gap on every connection at once and recover them all
         from the workers: a cost of an empty store, not of fan-out."""
         from dashboard.live import publish_metric
@@ -161,12 +161,12 @@ class BenchStack:
         publish_metric("bench-started", 0)
 
     def metrics_counter_key(self):
-        from dashboard.eventstorage import counter_key
+        from dashboard.storage import counter_key
 
         return counter_key("metrics")
 
     def pubsub_channel(self):
-        from dashboard.eventstorage import pubsub_channel
+        from dashboard.storage import pubsub_channel
 
         return pubsub_channel()
 

@@ -9,10 +9,10 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from dashboard.grip import ProxiedStreamConnects  # noqa: E402
-from dashboard.routing import websocket_urlpatterns  # noqa: E402
-from dashboard.sse import SharedThreadForStreams  # noqa: E402
-from dashboard.wsauth import ConcurrentAuthMiddlewareStack  # noqa: E402
+from dashboard.control.auth import ConcurrentAuthMiddlewareStack  # noqa: E402
+from dashboard.control.routing import websocket_urlpatterns  # noqa: E402
+from dashboard.stream.grip import ProxiedStreamConnects  # noqa: E402
+from dashboard.stream.views import SharedThreadForStreams  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

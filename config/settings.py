@@ -250,9 +250,9 @@ EVENTSTREAM_REDIS = {
     **({"username": _redis.username} if _redis.username else {}),
 }
 EVENTSTREAM_STORAGE_CONNECTION = EVENTSTREAM_REDIS
-EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.channelmanager.DashboardChannelManager"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channels.DashboardChannelManager"
 # Prefixed keys on the shared pool, expiry = retention (why Redis: see dashboard/eventstorage.py).
-EVENTSTREAM_STORAGE_CLASS = "dashboard.eventstorage.DashboardRedisStorage"
+EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 
 # GRIP: Pushpin in front of /events/ holds the SSE connections; the workers only
 # authorise new ones and publish each event once to Pushpin's publish endpoint.

@@ -15,10 +15,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django_eventstream.utils import get_storage
 
-from dashboard.channelmanager import METRICS_CHANNEL
-from dashboard.eventstorage import rate_key
 from dashboard.models import KEY_MAX_LENGTH, Metric
 from dashboard.redis import get_sync_client
+from dashboard.storage import rate_key
+from dashboard.stream.channels import METRICS_CHANNEL
 
 METRIC_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
 

@@ -1,6 +1,8 @@
 from django.urls import path
 
-from dashboard import history, sse, views
+from dashboard import views
+from dashboard.stream import history
+from dashboard.stream import views as sse
 
 urlpatterns = [
     path("", views.index, name="dashboard"),

@@ -6,8 +6,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from dashboard.channelmanager import can_control_sampling, can_view_metrics
 from dashboard.redis import get_sync_client
+from dashboard.stream.channels import can_control_sampling, can_view_metrics
 
 INTERVAL_CHOICES = [0.25, 0.5, 1, 2, 5, 10, 30, 60]
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 import websockets
 
-from dashboard import protocol
+from dashboard.control import protocol
 from tests.realclients import open_socket, session_cookie
 
 SEED = 20260601

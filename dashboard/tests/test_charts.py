@@ -91,7 +91,7 @@ def test_it_charts_each_enabled_metric_live_from_the_collector(dashboard, collec
 
 
 def test_it_leaves_out_disabled_metrics(dashboard, collector, db):
-    from dashboard.collector import register_builtin_metrics
+    from dashboard.collector.collector import register_builtin_metrics
 
     register_builtin_metrics()
     Metric.objects.filter(key="processes").update(enabled=False)

@@ -14,8 +14,8 @@ import psutil
 import pytest
 import redis
 
-from dashboard import collector as collector_module
-from dashboard.collector import (
+from dashboard.collector import collector as collector_module
+from dashboard.collector.collector import (
     APP_KEYS,
     SYSTEM_KEYS,
     Collector,
@@ -25,9 +25,9 @@ from dashboard.collector import (
     external_network_counters,
     register_builtin_metrics,
 )
-from dashboard.eventstorage import pubsub_channel
 from dashboard.models import Metric
 from dashboard.redis import get_sync_client, key
+from dashboard.storage import pubsub_channel
 from deploy.supervisor import free_port, start_redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -285,7 +285,7 @@ def test_it_keeps_sampling_and_skips_publishing_while_redis_is_away(make_collect
 
     collector = make_collector()
     collector.publish = publish_fails
-    caplog.set_level(logging.INFO, logger="dashboard.collector")
+    caplog.set_level(logging.INFO, logger="dashboard.collector.collector")
     assert collector.tick() is None
     assert collector.redis.is_down
 
@@ -293,7 +293,7 @@ def test_it_keeps_sampling_and_skips_publishing_while_redis_is_away(make_collect
 def test_it_logs_one_line_per_outage_and_one_when_redis_is_back(caplog):
     clock = FakeClock()
     outage = RedisOutage(clock=clock, first_retry=0.5, max_retry=8)
-    caplog.set_level(logging.INFO, logger="dashboard.collector")
+    caplog.set_level(logging.INFO, logger="dashboard.collector.collector")
     for _ in range(20):
         clock.now += 1
         if outage.may_try():

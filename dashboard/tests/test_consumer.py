@@ -6,7 +6,8 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from dashboard import presence, protocol, sampling
+from dashboard.collector import sampling
+from dashboard.control import presence, protocol
 from dashboard.tests.wsclient import communicator_for, connected
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_url")]

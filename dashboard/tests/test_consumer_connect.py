@@ -7,8 +7,8 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
-from dashboard import consumers, protocol
-from dashboard.sse import AccessCache
+from dashboard.control import consumers, protocol
+from dashboard.stream.views import AccessCache
 from dashboard.tests.wsclient import WAIT, Client, communicator_for, connected
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_url")]

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dashboard import protocol
+from dashboard.control import protocol
 from dashboard.tests.wsclient import communicator_for
 
 ANSWERS = {"ack", "error", "pong", "snapshot"}

@@ -19,8 +19,8 @@ from django.core.signals import request_started
 from django.db import connections
 
 from config.asgi import application
-from dashboard import grip
-from dashboard.sse import AccessCache
+from dashboard.stream import grip
+from dashboard.stream.views import AccessCache
 from tests.realclients import cookie_header
 
 GRIP_KEY = "grip-connects-test-key-of-32-bytes-or-more"

@@ -3,9 +3,9 @@ import math
 import pytest
 from django.db import transaction
 
-from dashboard.eventstorage import DashboardRedisStorage
 from dashboard.live import events_published_last_second, publish_frame, publish_metric
 from dashboard.models import Metric
+from dashboard.storage import DashboardRedisStorage
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import time
 import pytest
 from channels.layers import get_channel_layer
 
-from dashboard import presence
+from dashboard.control import presence
 from dashboard.redis import get_async_client
 
 pytestmark = pytest.mark.usefixtures("redis_url")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from dashboard import protocol
-from dashboard.protocol import ProtocolError, RateLimiter
+from dashboard.control import protocol
+from dashboard.control.protocol import ProtocolError, RateLimiter
 
 
 def parse_text(text):

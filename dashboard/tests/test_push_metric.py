@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from dashboard.eventstorage import DashboardRedisStorage
 from dashboard.models import Metric
+from dashboard.storage import DashboardRedisStorage
 
 pytestmark = pytest.mark.slow
 

@@ -77,8 +77,8 @@ async def test_it_resumes_from_the_last_event_id_query_parameter(worker, alice_c
 
 
 async def test_it_resets_a_client_whose_events_are_no_longer_kept(worker, alice_cookies):
-    from dashboard.eventstorage import event_key
     from dashboard.redis import get_sync_client
+    from dashboard.storage import event_key
 
     first = publish_frame(1, 0.0, {})
     second = publish_frame(2, 0.0, {})
@@ -97,8 +97,8 @@ async def test_it_resets_a_client_whose_events_are_no_longer_kept(worker, alice_
 
 
 async def test_a_flood_beyond_the_buffer_arrives_exactly_once_or_resets(worker, alice_cookies):
-    from dashboard import sse
-    from dashboard.eventstorage import DashboardRedisStorage
+    from dashboard.storage import DashboardRedisStorage
+    from dashboard.stream import views as sse
 
     storage = DashboardRedisStorage()
     count = sse.STREAM_BUFFER * 8

@@ -6,9 +6,9 @@ can overflow the buffer or drop a message deterministically.
 
 import pytest
 
-from dashboard import sse
 from dashboard.live import publish_frame
-from dashboard.sse import HubEvent, Stream
+from dashboard.stream import views as sse
+from dashboard.stream.views import HubEvent, Stream
 
 
 @pytest.fixture(autouse=True)
@@ -73,8 +73,8 @@ async def test_a_missed_message_is_filled_from_storage():
 
 
 async def test_an_overflow_past_retention_ends_in_a_reset_not_a_hole():
-    from dashboard.eventstorage import event_key
     from dashboard.redis import get_sync_client
+    from dashboard.storage import event_key
 
     stream, _ = await started_stream()
     published = [publish_frame(seq, 0.0, {}) for seq in range(sse.STREAM_BUFFER + 10)]

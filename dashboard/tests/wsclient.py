@@ -5,7 +5,7 @@ import contextlib
 
 from channels.testing import WebsocketCommunicator
 
-from dashboard.consumers import DashboardConsumer
+from dashboard.control.consumers import DashboardConsumer
 
 WAIT = 5.0
 

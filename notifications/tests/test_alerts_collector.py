@@ -3,7 +3,7 @@ is marked in the frames while firing, and resolves once."""
 
 import pytest
 
-from dashboard.collector import Collector
+from dashboard.collector.collector import Collector
 from dashboard.models import Metric
 from notifications.alerts import AlertEvaluator
 from notifications.models import AlertRule, Notification

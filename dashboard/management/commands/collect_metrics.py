@@ -4,14 +4,14 @@ import signal
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
-from dashboard.collector import (
+from dashboard.collector.collector import (
     Collector,
     register_builtin_metrics,
 )
 from notifications.alerts import AlertEvaluator
 from notifications.services import push_pending
 
-logger = logging.getLogger("dashboard.collector")
+logger = logging.getLogger("dashboard.collector.collector")
 
 
 class Command(BaseCommand):

@@ -43,8 +43,8 @@ from django_eventstream.utils import add_default_headers, get_channelmanager, ma
 from redis.exceptions import RedisError
 
 from dashboard import connections as open_connections
-from dashboard.channelmanager import channel_exists
-from dashboard.eventstorage import DashboardRedisStorage, parse_published, pubsub_channel
+from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel
+from dashboard.stream.channels import channel_exists
 
 logger = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ def error_response(request, status, message):
 @require_GET
 async def events(request):
     # Connects Pushpin signed never get here: config/asgi.py hands them to
-    # dashboard.grip.ProxiedStreamConnects, which answers with GRIP instructions.
+    # dashboard.stream.grip.ProxiedStreamConnects, which answers with GRIP instructions.
     try:
         channels, last_ids = parse_stream_request(request)
         problem = None

@@ -13,9 +13,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_eventstream.utils import make_id
 
-from dashboard.channelmanager import METRICS_CHANNEL, VIEW_PERMISSION, can_view_metrics
-from dashboard.eventstorage import READ_BATCH, DashboardRedisStorage, decode_event, event_key
 from dashboard.models import Metric
+from dashboard.storage import READ_BATCH, DashboardRedisStorage, decode_event, event_key
+from dashboard.stream.channels import METRICS_CHANNEL, VIEW_PERMISSION, can_view_metrics
 
 WINDOW_CHOICES = (5, 15, 60)
 DEFAULT_WINDOW = 15

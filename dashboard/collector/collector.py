@@ -21,7 +21,8 @@ import psutil
 import redis
 from django.db import close_old_connections
 
-from dashboard import connections, live, sampling
+from dashboard import connections, live
+from dashboard.collector import sampling
 from dashboard.models import Metric
 from dashboard.redis import get_sync_client, key
 

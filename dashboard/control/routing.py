@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import consumers
+from dashboard.control import consumers
 
 websocket_urlpatterns = [
     path("ws/dashboard/", consumers.DashboardConsumer.as_asgi()),

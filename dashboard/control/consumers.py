@@ -1,7 +1,7 @@
 """The `/ws/dashboard/` consumer: commands, presence and notifications on one socket per tab.
 
 Thin on purpose: connect/disconnect manage groups, presence and the `hello`;
-`dashboard.protocol` decides whether a client message is acceptable; each
+`dashboard.control.protocol` decides whether a client message is acceptable; each
 command and each channel-layer event has one small handler named after it.
 Database work happens only in `_read_access`, `_hello_notifications` and
 `_fetch_mark_read`, always through database_sync_to_async, which is why
@@ -20,20 +20,22 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
-from dashboard import connections, presence, protocol, sampling
-from dashboard.channelmanager import (
+from dashboard import connections
+from dashboard.collector import sampling
+from dashboard.control import presence, protocol
+from dashboard.control.presence import DASHBOARD_GROUP
+from dashboard.control.protocol import ProtocolError
+from dashboard.loops import SemaphorePerLoop
+from dashboard.redis import get_async_client
+from dashboard.storage import counter_key, decode_event, event_key
+from dashboard.stream.channels import (
     CONTROL_PERMISSION,
     METRICS_CHANNEL,
     VIEW_PERMISSION,
     can_control_sampling,
     can_view_metrics,
 )
-from dashboard.eventstorage import counter_key, decode_event, event_key
-from dashboard.loops import SemaphorePerLoop
-from dashboard.presence import DASHBOARD_GROUP
-from dashboard.protocol import ProtocolError
-from dashboard.redis import get_async_client
-from dashboard.sse import ACCESS_CACHE_SECONDS, AccessCache
+from dashboard.stream.views import ACCESS_CACHE_SECONDS, AccessCache
 from notifications import services as notification_services
 from notifications.models import user_group_name
 

@@ -39,9 +39,9 @@ from django_eventstream.utils import add_default_headers, get_channelmanager
 from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
-from dashboard.eventstorage import DashboardRedisStorage
 from dashboard.loops import SemaphorePerLoop
-from dashboard.sse import (
+from dashboard.storage import DashboardRedisStorage
+from dashboard.stream.views import (
     EVENT_ID,
     EVENTS_PATH,
     AccessCache,
@@ -70,7 +70,7 @@ CONNECTION_SWEEP_SECONDS = 1.0
 # asyncio.Semaphore wakes its waiters in arrival order.
 connect_slots = SemaphorePerLoop()
 # Browser connects reuse a recent answer for the same session, as direct streams do
-# (dashboard.sse.ACCESS_CACHE_SECONDS): Pushpin forwards a connect storm to one worker
+# (dashboard.stream.views.ACCESS_CACHE_SECONDS): Pushpin forwards a connect storm to one worker
 # (its targets are failover, not round-robin), and measured at 1,000 connects the
 # session's user and permission queries were most of the view's own time.
 access_cache = AccessCache()

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
-from dashboard.sampling import validate_interval
+from dashboard.collector.sampling import validate_interval
 
 PROTOCOL_VERSION = 1
 

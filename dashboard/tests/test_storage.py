@@ -6,8 +6,8 @@ from django.conf import settings
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import get_storage
 
-from dashboard.eventstorage import DashboardRedisStorage, event_key, pubsub_channel
 from dashboard.redis import get_sync_client
+from dashboard.storage import DashboardRedisStorage, event_key, pubsub_channel
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""The collector: one process sampling metrics and publishing a frame per tick, and its sampling state."""

@@ -1,0 +1,1 @@
+"""The WebSocket control plane: the `/ws/dashboard/` consumer, its protocol, presence and authentication."""

@@ -1,0 +1,1 @@
+"""The SSE transport: the `/events/` stream, its channels, the Pushpin (GRIP) edge and the history backfill."""
