@@ -1,1 +1,1 @@
-"""The SSE transport: the `/events/` stream, its channels, the Pushpin (GRIP) edge and the history backfill."""
+"""The SSE transport: the `/events/` stream, its channels, the Pushpin edge and the history backfill."""
