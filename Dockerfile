@@ -10,7 +10,15 @@ RUN npm ci --no-audit --no-fund --loglevel=error
 RUN mkdir -p static/vendor/uplot \
  && cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css static/vendor/uplot/
 
-# --- Stage 2: the runtime.
+# --- Stage 2: compiled translation catalogues (.mo) from locale/*.po, as `make messages` does.
+FROM python:3.11-slim AS messages
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gettext >/dev/null \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /build
+COPY locale/ locale/
+RUN find locale -name '*.po' -exec sh -c 'msgfmt --check-format -o "${1%.po}.mo" "$1"' _ {} \;
+
+# --- Stage 3: the runtime.
 FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -24,6 +32,7 @@ RUN pip install -r requirements.txt
 
 COPY . .
 COPY --from=assets /build/static/vendor/ static/vendor/
+COPY --from=messages /build/locale/ locale/
 
 # collectstatic needs settings that import, and production settings refuse to
 # import without a SECRET_KEY: give it a throwaway one for this command only,

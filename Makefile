@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export DEBUG ?= 1
 
-.PHONY: run test test-fast lint static stack bench clean
+.PHONY: run test test-fast lint static messages stack bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,16 @@ static/vendor/.copied: node_modules/.package-lock.json
 	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css static/vendor/uplot/
 	touch static/vendor/.copied
 
-static: $(STAMP) static/vendor/.copied
+# Compiled catalogues (.mo) are built from locale/*/LC_MESSAGES/*.po with Debian's
+# gettext (msgfmt), never committed; only the project's own locale/ folder is compiled.
+MO_FILES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
+
+%.mo: %.po
+	msgfmt --check-format -o $@ $<
+
+messages: $(MO_FILES)
+
+static: $(STAMP) static/vendor/.copied messages
 	$(PY) manage.py collectstatic --noinput -v 0
 
 run: static
@@ -46,4 +55,4 @@ bench: static
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) node_modules staticfiles static/vendor
+	rm -rf $(VENV) node_modules staticfiles static/vendor $(MO_FILES)

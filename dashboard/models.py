@@ -1,6 +1,8 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 KEY_MAX_LENGTH = 64
 
@@ -57,3 +59,26 @@ class Metric(models.Model):
         if self.warning_threshold is not None and value >= self.warning_threshold:
             return "warning"
         return "ok"
+
+
+class Theme(models.TextChoices):
+    SYSTEM = "system", _("System")
+    LIGHT = "light", _("Light")
+    DARK = "dark", _("Dark")
+
+
+class UserPreference(models.Model):
+    """Per-user display choices, stored server-side so they follow the user to any browser."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference")
+    theme = models.CharField(max_length=10, choices=Theme.choices, default=Theme.SYSTEM)
+
+    def __str__(self):
+        return f"{self.user} preferences"
+
+    @classmethod
+    def theme_for(cls, user):
+        if user is None or not user.is_authenticated:
+            return Theme.SYSTEM
+        theme = cls.objects.filter(user=user).values_list("theme", flat=True).first()
+        return theme or Theme.SYSTEM

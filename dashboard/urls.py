@@ -6,6 +6,7 @@ from dashboard.stream import views as sse
 
 urlpatterns = [
     path("", views.index, name="dashboard"),
+    path("preferences/theme/", views.set_theme, name="set-theme"),
     path("healthz", views.healthz, name="healthz"),
     path("events/", sse.events, name="events"),
     path("api/metrics/history/", history.metrics_history, name="metrics-history"),

@@ -1,11 +1,19 @@
+import socket
+
 import redis
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
-from django.shortcuts import render
+from django.http import HttpResponseBadRequest, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
+from dashboard.collector.collector import collector_host
+from dashboard.models import Theme, UserPreference
 from dashboard.redis import get_sync_client
 from dashboard.stream.channels import can_control_sampling, can_view_metrics
 
@@ -31,8 +39,39 @@ def index(request):
         "can_control": can_control,
         "interval_choices": INTERVAL_CHOICES,
         "page_config": page_config,
+        "theme_choices": Theme.choices,
+        "host_name": collector_host() or socket.gethostname(),
     }
     return render(request, "dashboard/index.html", context)
+
+
+@require_POST
+@login_required
+def set_theme(request):
+    """Remember the user's theme. A form post is sent back where it came from;
+    the page's script posts with `Accept: application/json` and applies it itself."""
+    theme = request.POST.get("theme", "")
+    if theme not in Theme.values:
+        return HttpResponseBadRequest(_("Unknown theme."))
+    UserPreference.objects.update_or_create(user=request.user, defaults={"theme": theme})
+    if "application/json" in request.headers.get("Accept", ""):
+        return JsonResponse({"theme": theme})
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        target = "/"
+    return redirect(target)
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout, plus a note on the login page it lands on, so signing out is
+    confirmed rather than looking like a lost session."""
+
+    def post(self, request, *args, **kwargs):
+        was_signed_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_signed_in:
+            messages.info(request, _("You have been signed out."))
+        return response
 
 
 def _database_answers():

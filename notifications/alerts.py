@@ -77,6 +77,25 @@ class AlertEvaluator:
             return
         self.states = {rule.pk: self.states.get(rule.pk) or _state_from(rule) for rule in rules}
         self.rules = rules
+        self._resolve_switched_off(now)
+
+    def _resolve_switched_off(self, now):
+        """A rule left firing when it (or its metric) was disabled would show "firing"
+        for ever and never resolve: say it is resolved, once, and clear the flag."""
+        stuck = AlertRule.objects.filter(firing=True).exclude(enabled=True, metric__enabled=True)
+        for rule in stuck.select_related("metric", "recipient_group"):
+            try:
+                notify(
+                    rule.recipient_group,
+                    _clip(f"Resolved: {rule.display_name}"),
+                    body=f"The rule was disabled, so it no longer watches {rule.metric.display_label}.",
+                    level=Level.SUCCESS,
+                    message=("alert.disabled", _params(rule)),
+                )
+                AlertRule.objects.filter(pk=rule.pk).update(firing=False, last_resolved_at=_datetime(now))
+            except Exception:
+                logger.exception("could not resolve disabled alert rule %s; trying again", rule.pk)
+                _drop_broken_connection()
 
     def _advance(self, rule, value, now):
         state = self.states[rule.pk]
@@ -106,6 +125,7 @@ class AlertEvaluator:
                 f"{_unit(rule)} for {rule.sustain_seconds} s."
             ),
             level=rule.level,
+            message=("alert.fired", _params(rule, value)),
         )
         # Saved only after the notification is: if sending failed, the next tick retries.
         state.firing, state.since = True, None
@@ -117,6 +137,7 @@ class AlertEvaluator:
             _clip(f"Resolved: {rule.display_name}"),
             body=f"{rule.metric.display_label} is back in range: {_describe_value(rule, value)}.",
             level=Level.SUCCESS,
+            message=("alert.resolved", _params(rule, value)),
         )
         state.firing, state.since, state.last_resolved = False, None, now
         AlertRule.objects.filter(pk=rule.pk).update(firing=False, last_resolved_at=_datetime(now))
@@ -132,6 +153,21 @@ def _drop_broken_connection():
 def _state_from(rule):
     last_resolved = rule.last_resolved_at.timestamp() if rule.last_resolved_at else None
     return RuleState(firing=rule.firing, last_resolved=last_resolved)
+
+
+def _params(rule, value=None):
+    """What notifications/messages.py needs to say this again in another language."""
+    params = {
+        "rule": rule.name,  # empty: said as "<metric> <comparison> <threshold>" in each language
+        "metric": rule.metric.display_label,
+        "comparison": rule.comparison,
+        "threshold": rule.threshold,
+        "sustain": rule.sustain_seconds,
+        "unit": _unit(rule),
+    }
+    if value is not None:
+        params["value"] = value
+    return params
 
 
 def _describe_value(rule, value):

@@ -5,6 +5,7 @@ from django.core.validators import MaxLengthValidator, URLValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 TITLE_MAX_LENGTH = 120
 # Bodies travel in every push and hello; a notification is not a document.
@@ -13,10 +14,10 @@ LINK_MAX_LENGTH = 500
 
 
 class Level(models.TextChoices):
-    INFO = "info", "Info"
-    SUCCESS = "success", "Success"
-    WARNING = "warning", "Warning"
-    ERROR = "error", "Error"
+    INFO = "info", _("Info")
+    SUCCESS = "success", _("Success")
+    WARNING = "warning", _("Warning")
+    ERROR = "error", _("Error")
 
 
 _absolute_url = URLValidator(schemes=["http", "https"])
@@ -84,6 +85,10 @@ class Notification(models.Model):
     # Set once the live push went out; a row left unset (Redis was away at commit
     # time) is pushed again by the collector, so open tabs still get it.
     pushed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Set for the notifications the product writes itself (alert rules): each viewer's
+    # page renders these again in its own language (notifications/messages.py).
+    message_id = models.CharField(max_length=40, blank=True, editable=False)
+    message_params = models.JSONField(default=dict, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -142,7 +147,9 @@ class Notification(models.Model):
     def is_addressed_to(self, user):
         return Notification.objects.visible_to(user).filter(pk=self.pk).exists()
 
-    def as_dict(self, read=None):
+    def as_dict(self, read=None, language=None):
+        """The notification as pages receive it; with `language`, a product-written one
+        (alert rules) is rendered in that language."""
         data = {
             "id": self.pk,
             "title": self.title,
@@ -154,7 +161,15 @@ class Notification(models.Model):
         }
         if read is not None:
             data["read"] = read
+        if language and self.message_id:
+            from notifications.messages import localize
+
+            data = localize(data, self.message, language)
         return data
+
+    @property
+    def message(self):
+        return {"id": self.message_id, "params": self.message_params} if self.message_id else None
 
 
 class NotificationRead(models.Model):
@@ -174,8 +189,8 @@ class NotificationRead(models.Model):
 
 
 class Comparison(models.TextChoices):
-    ABOVE = "above", "above"
-    BELOW = "below", "below"
+    ABOVE = "above", _("above")
+    BELOW = "below", _("below")
 
 
 class AlertRule(models.Model):

@@ -42,9 +42,11 @@ class NotificationForbidden(Exception):
     pass
 
 
-def notify(to, title, body="", level="info", link=None, created_by=None):
+def notify(to, title, body="", level="info", link=None, created_by=None, message=None):
     """Store a notification for `to` (a user, a username, a group, or None for
-    everyone) and push it to the recipients once committed.
+    everyone) and push it to the recipients once committed. `message` is
+    `(message_id, params)` for the texts the product writes itself
+    (notifications/messages.py): pages show those in each viewer's language.
 
     Raises ValueError naming the problem; then nothing is stored or sent."""
     recipient_user, recipient_group = _resolve_audience(to)
@@ -65,6 +67,8 @@ def notify(to, title, body="", level="info", link=None, created_by=None):
         recipient_group=recipient_group,
         created_by=created_by,
     )
+    if message is not None:
+        notification.message_id, notification.message_params = message
     try:
         notification.full_clean()
     except ValidationError as exc:
@@ -116,7 +120,12 @@ def _push(notification, quiet=False):
     try:
         _group_send(
             notification.channel_group,
-            {"type": "notification.message", "notification": notification.as_dict()},
+            {
+                "type": "notification.message",
+                "notification": notification.as_dict(),
+                # Each socket renders this in its viewer's language.
+                "message": notification.message,
+            },
         )
     except Exception:
         if not quiet:
@@ -178,17 +187,18 @@ def unread_count(user):
     return Notification.objects.unread_for(user).count()
 
 
-def hello_state(user, since_id=None):
+def hello_state(user, since_id=None, language=None):
     """What a (re)connecting socket needs: the unread count, the recent
-    notifications, and the ones newer than `since_id` (the last the tab saw)."""
+    notifications, and the ones newer than `since_id` (the last the tab saw),
+    in the viewer's `language`."""
     visible = Notification.objects.visible_to(user).select_related("created_by").with_read_state(user)
-    recent = [n.as_dict(read=n.is_read) for n in visible.order_by("-id")[:RECENT_LIMIT]]
+    recent = [n.as_dict(read=n.is_read, language=language) for n in visible.order_by("-id")[:RECENT_LIMIT]]
     missed = []
     since = _as_id(since_id)
     if since is not None:
         # The newest ones if there are too many, so the tab's last-seen id stays right.
         newest_first = list(visible.filter(id__gt=since).order_by("-id")[:MISSED_LIMIT])
-        missed = [n.as_dict(read=n.is_read) for n in reversed(newest_first)]
+        missed = [n.as_dict(read=n.is_read, language=language) for n in reversed(newest_first)]
     return {"unread": unread_count(user), "recent": recent, "missed": missed}
 
 

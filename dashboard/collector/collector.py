@@ -13,6 +13,7 @@ with backoff, and logs one line when Redis goes away and one when it is back.
 
 import logging
 import math
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import psutil
 import redis
 from django.db import close_old_connections
+from django.utils.translation import gettext_noop
 
 from dashboard import connections, live
 from dashboard.collector import sampling
@@ -58,22 +60,43 @@ class MetricSpec:
 
 def builtin_metrics():
     """The metrics every frame carries, with the labels and thresholds a new install starts with.
-    Their order stays below 100, the default of custom metrics, so custom charts come after."""
+    Their order stays below 100, the default of custom metrics, so custom charts come after.
+    Labels are stored in English and translated when shown (history's metric_definitions)."""
     cpus = psutil.cpu_count() or 1
     system, app = Metric.Source.SYSTEM, Metric.Source.APP
     return (
-        MetricSpec("cpu", "CPU", "%", system, 10, warning=80, critical=95),
-        MetricSpec("memory", "Memory used", "%", system, 20, warning=80, critical=95),
+        MetricSpec("cpu", gettext_noop("CPU"), "%", system, 10, warning=80, critical=95),
+        MetricSpec("memory", gettext_noop("Memory used"), "%", system, 20, warning=80, critical=95),
         # A load above the number of CPUs means work is queueing.
-        MetricSpec("load_1m", "Load average (1 min)", "", system, 30, warning=cpus, critical=cpus * 2),
-        MetricSpec("net_rx", "Network receive", "B/s", system, 40),
-        MetricSpec("net_tx", "Network send", "B/s", system, 50),
-        MetricSpec("disk", "Disk used", "%", system, 60, warning=85, critical=95),
-        MetricSpec("processes", "Processes", "", system, 70),
-        MetricSpec("sse_connections", "Open SSE connections", "", app, 80),
-        MetricSpec("ws_connections", "Open WebSocket connections", "", app, 85),
-        MetricSpec("events_per_second", "Events published", "/s", app, 90),
+        MetricSpec(
+            "load_1m", gettext_noop("Load average (1 min)"), "", system, 30, warning=cpus, critical=cpus * 2
+        ),
+        MetricSpec("net_rx", gettext_noop("Network receive"), "B/s", system, 40),
+        MetricSpec("net_tx", gettext_noop("Network send"), "B/s", system, 50),
+        MetricSpec("disk", gettext_noop("Disk used"), "%", system, 60, warning=85, critical=95),
+        MetricSpec("processes", gettext_noop("Processes"), "", system, 70),
+        MetricSpec("sse_connections", gettext_noop("Open SSE connections"), "", app, 80),
+        MetricSpec("ws_connections", gettext_noop("Open WebSocket connections"), "", app, 85),
+        MetricSpec("events_per_second", gettext_noop("Events published"), "/s", app, 90),
     )
+
+
+def _host_key():
+    return key("collector:host")
+
+
+def announce_host(name=None):
+    """Say which machine the host metrics come from: the page shows it in its header."""
+    get_sync_client().set(_host_key(), name or socket.gethostname())
+
+
+def collector_host():
+    """The collector's host name, or None when no collector said it (or Redis is away)."""
+    try:
+        name = get_sync_client().get(_host_key())
+    except REDIS_ERRORS:
+        return None
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else name
 
 
 SYSTEM_KEYS = ("cpu", "memory", "load_1m", "net_rx", "net_tx", "disk", "processes")
@@ -263,6 +286,7 @@ class Collector:
         """Tick until stop(); ticks are scheduled on the monotonic clock, so they don't drift."""
         ticks = 0
         next_at = self.clock()
+        self._with_redis(announce_host)
         while not self.stopping:
             started = self.clock()
             self.tick()

@@ -12,12 +12,14 @@ The protocol itself is described in docs/protocol.md.
 import asyncio
 import json
 import logging
+from types import SimpleNamespace
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
+from django.utils import translation
 from redis.exceptions import RedisError
 
 from dashboard import connections
@@ -37,6 +39,7 @@ from dashboard.stream.channels import (
 )
 from dashboard.stream.views import ACCESS_CACHE_SECONDS, AccessCache
 from notifications import services as notification_services
+from notifications.messages import localize
 from notifications.models import user_group_name
 
 logger = logging.getLogger(__name__)
@@ -87,6 +90,18 @@ async def in_database_pool(function, *args):
     must not queue behind other sockets' hello queries. Django closes the connection
     afterwards (CONN_MAX_AGE is 0), so pooled threads keep none open."""
     return await database_sync_to_async(function, thread_sensitive=False)(*args)
+
+
+def language_from_scope(scope):
+    """The page's language for this socket, chosen as for the page itself: the
+    language cookie /i18n/setlang/ sets, else Accept-Language, else the default."""
+    headers = dict(scope.get("headers") or [])
+    request = SimpleNamespace(
+        COOKIES=scope.get("cookies") or {},
+        META={"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin-1")},
+        path_info="/",
+    )
+    return translation.get_language_from_request(request)
 
 
 def last_notification_from(query_string):
@@ -153,6 +168,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
             return
         self.limiter = protocol.RateLimiter()
+        self.language = language_from_scope(self.scope)
         await self.accept()
         self.accepted = True
         connections.opened("ws")
@@ -225,7 +241,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         return can_control_sampling(user), can_view_metrics(user), notification_services.group_names_for(user)
 
     def _hello_notifications(self, since_id):
-        return notification_services.hello_state(self.user, since_id)
+        return notification_services.hello_state(self.user, since_id, language=self.language)
 
     @database_sync_to_async
     def _fetch_mark_read(self, target):
@@ -351,7 +367,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(protocol.sampling_state(event["interval"], event["paused"], event["by"]))
 
     async def notification_message(self, event):
-        notification = event["notification"]
+        notification = localize(event["notification"], event.get("message"), self.language)
         if notification.get("id") in self.delivered:
             return  # already in this socket's hello
         self.delivered.add(notification.get("id"))

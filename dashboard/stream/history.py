@@ -9,6 +9,7 @@ import json
 import time
 
 from django.http import JsonResponse
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_eventstream.utils import make_id
@@ -34,7 +35,8 @@ def metric_definitions():
     return [
         {
             "key": m.key,
-            "label": m.display_label,
+            # Built-in labels are in the catalogue; an admin's own label passes through unchanged.
+            "label": gettext(m.display_label),
             "unit": m.unit,
             "source": m.source,
             "warning": m.warning_threshold,

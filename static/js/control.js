@@ -41,7 +41,7 @@
   function connect() {
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
-    ld.setStatus("ws-status", attempts ? "reconnecting" : "connecting", attempts ? "reconnecting…" : "connecting…");
+    ld.setStatus("ws-status", attempts ? "reconnecting" : "connecting");
     try {
       socket = new WebSocket(socketUrl());
     } catch (err) {
@@ -57,7 +57,7 @@
     if (event.target !== socket) return;
     socket = null;
     stopPinging();
-    if (rttNode) rttNode.textContent = "RTT –";
+    if (rttNode) rttNode.textContent = gettext("RTT") + " –";
     scheduleReconnect(event.code);
   }
 
@@ -68,9 +68,9 @@
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * Math.pow(2, attempts));
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
     attempts += 1;
-    const why = code === 4008 ? "too many messages; " : code === 4009 ? "message too large; " : "";
+    const why = code === 4008 ? gettext("too many messages") + "; " : code === 4009 ? gettext("message too large") + "; " : "";
     const state = navigator.onLine === false ? "offline" : "reconnecting";
-    ld.setStatus("ws-status", state, why + "retry in " + Math.ceil(delay / 1000) + " s");
+    ld.setStatus("ws-status", state, why + interpolate(gettext("retry in %s s"), [Math.ceil(delay / 1000)]));
     reconnectTimer = setTimeout(connect, delay);
   }
 
@@ -117,7 +117,10 @@
     if (sentAt === undefined) return;
     pendingPings.clear(); // anything older is answered too: the link is alive
     const rtt = performance.now() - sentAt;
-    if (rttNode) rttNode.textContent = "RTT " + (rtt < 10 ? rtt.toFixed(1) : Math.round(rtt)) + " ms";
+    if (rttNode) {
+      const ms = new Intl.NumberFormat(ld.lang, { maximumFractionDigits: rtt < 10 ? 1 : 0 }).format(rtt);
+      rttNode.textContent = interpolate(gettext("RTT %s ms"), [ms]);
+    }
   }
 
   // Server messages
@@ -142,7 +145,7 @@
 
   function onHello(message) {
     attempts = 0;
-    ld.setStatus("ws-status", "connected", "connected");
+    ld.setStatus("ws-status", "connected");
     if (controls) controls.hidden = !message.can_control;
     showSampling(message);
     showPresence(message.online);
@@ -155,7 +158,8 @@
     if (what === undefined) return;
     pendingControl.delete(message.id);
     if (message.type === "error") {
-      ld.toast("Could not " + what, message.message, "error");
+      // The server's own text is English; the page says it in the viewer's language by code.
+      ld.toast(what, errorText(message.code), "error");
       showSampling(sampling); // put the controls back to the real state
     }
   }
@@ -163,7 +167,19 @@
   // Sampling controls
 
   function formatSeconds(seconds) {
-    return String(seconds) + " s";
+    return interpolate(gettext("%s s"), [new Intl.NumberFormat(ld.lang).format(seconds)]);
+  }
+
+  const ERROR_TEXTS = {
+    forbidden: gettext("Your account is not allowed to do that."),
+    invalid: gettext("The server refused the request as invalid."),
+    not_found: gettext("It no longer exists."),
+    rate_limited: gettext("Too many requests; wait a moment."),
+    unavailable: gettext("The server is busy or partly down; try again shortly."),
+  };
+
+  function errorText(code) {
+    return ERROR_TEXTS[code] || gettext("The server could not do it.");
   }
 
   function showSampling(state, by) {
@@ -179,32 +195,38 @@
       ).value;
     }
     if (pauseButton) {
-      pauseButton.textContent = sampling.paused ? "Resume" : "Pause";
+      pauseButton.textContent = sampling.paused ? gettext("Resume") : gettext("Pause");
       pauseButton.classList.toggle("primary", sampling.paused);
       pauseButton.setAttribute("aria-pressed", String(sampling.paused));
     }
     if (samplingInfo && sampling.interval !== null) {
-      let text = sampling.paused ? "Sampling paused" : "Sampling every " + formatSeconds(sampling.interval);
-      if (by) text += " · set by " + by;
+      let text = sampling.paused
+        ? gettext("Sampling paused")
+        : interpolate(gettext("Sampling every %s"), [formatSeconds(sampling.interval)]);
+      if (by) text += " · " + interpolate(gettext("set by %s"), [by]);
       samplingInfo.textContent = text;
       samplingInfo.dataset.paused = String(sampling.paused);
     }
+    ld.emit("sampling", { interval: sampling.interval, paused: sampling.paused });
   }
 
   function sendControl(message, what) {
     message.id = freshId("c");
     if (send(message)) pendingControl.set(message.id, what);
-    else ld.toast("Not connected", "The control channel is reconnecting; try again in a moment.", "warning");
+    else ld.toast(gettext("Not connected"), gettext("The control channel is reconnecting; try again in a moment."), "warning");
   }
 
   if (intervalSelect) {
     intervalSelect.addEventListener("change", () => {
-      sendControl({ type: "set_interval", seconds: Number(intervalSelect.value) }, "change the interval");
+      sendControl({ type: "set_interval", seconds: Number(intervalSelect.value) }, gettext("Could not change the interval"));
     });
   }
   if (pauseButton) {
     pauseButton.addEventListener("click", () => {
-      sendControl({ type: sampling.paused ? "resume" : "pause" }, sampling.paused ? "resume" : "pause");
+      sendControl(
+        { type: sampling.paused ? "resume" : "pause" },
+        sampling.paused ? gettext("Could not resume") : gettext("Could not pause"),
+      );
     });
   }
 
@@ -216,13 +238,13 @@
     presenceBox.replaceChildren();
     const label = document.createElement("span");
     label.className = "muted";
-    label.textContent = online.length === 1 ? "1 online" : online.length + " online";
+    label.textContent = interpolate(ngettext("%s online", "%s online", online.length), [online.length]);
     presenceBox.appendChild(label);
     for (const person of online.slice(0, PRESENCE_SHOWN)) {
       const chip = document.createElement("span");
       chip.className = "person" + (person.id === me ? " me" : "");
       chip.textContent = person.username;
-      chip.title = person.id === me ? "you" : person.username + " is watching";
+      chip.title = person.id === me ? gettext("you") : interpolate(gettext("%s is watching"), [person.username]);
       presenceBox.appendChild(chip);
     }
     if (online.length > PRESENCE_SHOWN) {

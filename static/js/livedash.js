@@ -1,10 +1,24 @@
 // Shared page state and a tiny event bus. charts.js, control.js and
 // notifications.js each own one part of the page and talk through this.
+// Every text the page shows goes through Django's JavaScript catalogue
+// (gettext, ngettext, interpolate: /i18n/js/, loaded before this file).
 (function () {
   "use strict";
   const configNode = document.getElementById("livedash-config");
   const config = configNode ? JSON.parse(configNode.textContent) : {};
   const handlers = {};
+  const lang = document.documentElement.lang || "en";
+  // Info and success toasts go away by themselves; warnings and errors stay until closed.
+  const TOAST_MS = 8000;
+  const LEVEL_WORDS = {
+    info: gettext("Info"),
+    success: gettext("Success"),
+    warning: gettext("Warning"),
+    error: gettext("Error"),
+  };
+  const LEVEL_ICONS = { info: "ℹ", success: "✓", warning: "⚠", error: "✕" };
+  // What notify() accepts; checked again here for rows written around it.
+  const SAFE_LINK = /^(https?:\/\/|\/(?![\/\\]))/i;
 
   function on(type, handler) {
     (handlers[type] = handlers[type] || []).push(handler);
@@ -20,38 +34,92 @@
     }
   }
 
+  // The words of the states a status indicator can be in (data-state), translated once.
+  const STATE_WORDS = {
+    connecting: gettext("connecting"),
+    connected: gettext("connected"),
+    reconnecting: gettext("reconnecting"),
+    offline: gettext("offline"),
+    stale: gettext("no recent data"),
+    paused: gettext("paused"),
+  };
+
   function setStatus(elementId, state, detail) {
     const node = document.getElementById(elementId);
     if (!node) return;
     node.dataset.state = state;
     const detailNode = node.querySelector(".detail");
-    if (detailNode) detailNode.textContent = detail || state;
+    const text = detail || STATE_WORDS[state] || state;
+    if (detailNode && detailNode.textContent !== text) detailNode.textContent = text;
   }
 
   function formatAge(seconds) {
-    if (seconds < 1) return "just now";
-    if (seconds < 60) return Math.floor(seconds) + " s ago";
-    if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
-    return Math.floor(seconds / 3600) + " h ago";
+    if (seconds < 1) return gettext("just now");
+    if (seconds < 60) {
+      const n = Math.floor(seconds);
+      return interpolate(ngettext("%s s ago", "%s s ago", n), [n]);
+    }
+    if (seconds < 3600) {
+      const n = Math.floor(seconds / 60);
+      return interpolate(ngettext("%s min ago", "%s min ago", n), [n]);
+    }
+    const n = Math.floor(seconds / 3600);
+    return interpolate(ngettext("%s h ago", "%s h ago", n), [n]);
   }
 
-  function toast(title, body, level) {
+  function levelWord(level) {
+    return LEVEL_WORDS[level] || LEVEL_WORDS.info;
+  }
+
+  function safeLink(link) {
+    return typeof link === "string" && SAFE_LINK.test(link) ? link : null;
+  }
+
+  function dismiss(node) {
+    node.classList.add("leaving");
+    setTimeout(() => node.remove(), 400);
+  }
+
+  // A toast: the level as a word and an icon (never colour alone), a close button,
+  // and the notification's link. Errors and warnings stay until closed.
+  function toast(title, body, level, link) {
     const box = document.getElementById("toasts");
-    if (!box) return;
+    if (!box) return null;
+    level = LEVEL_WORDS[level] ? level : "info";
     const node = document.createElement("div");
-    node.className = "toast level-" + (level || "info");
+    node.className = "toast level-" + level;
+    node.setAttribute("role", level === "error" || level === "warning" ? "alert" : "status");
+    const word = document.createElement("span");
+    word.className = "level-word";
+    word.textContent = LEVEL_ICONS[level] + " " + levelWord(level);
     const strong = document.createElement("strong");
+    strong.className = "toast-title";
     strong.textContent = title;
-    node.appendChild(strong);
+    node.append(word, strong);
     if (body) {
       const p = document.createElement("p");
       p.textContent = body;
       node.appendChild(p);
     }
+    const href = safeLink(link);
+    if (href) {
+      const a = document.createElement("a");
+      a.className = "link";
+      a.href = href;
+      a.textContent = gettext("Open");
+      node.appendChild(a);
+    }
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "icon-button toast-close";
+    close.setAttribute("aria-label", gettext("Close"));
+    close.textContent = "×";
+    close.addEventListener("click", () => dismiss(node));
+    node.appendChild(close);
     box.appendChild(node);
-    setTimeout(() => node.classList.add("leaving"), 5500);
-    setTimeout(() => node.remove(), 6000);
+    if (level === "info" || level === "success") setTimeout(() => dismiss(node), TOAST_MS);
+    return node;
   }
 
-  window.livedash = { config, on, emit, setStatus, formatAge, toast };
+  window.livedash = { config, lang, on, emit, setStatus, formatAge, toast, levelWord, safeLink };
 })();

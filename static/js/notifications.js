@@ -15,8 +15,6 @@
 
   const MAX_ITEMS = 50;
   const LEVELS = ["info", "success", "warning", "error"];
-  // What notify() accepts; checked again here for rows written around it.
-  const SAFE_LINK = /^(https?:\/\/|\/(?![\/\\]))/i;
   const items = new Map(); // id -> notification dict with a `read` flag
   let unread = 0;
   let serverOffset = 0; // server clock minus ours, in seconds, for relative times
@@ -41,12 +39,17 @@
     if (unread === 0) items.forEach((item) => { item.read = true; });
     badge.textContent = unread > 99 ? "99+" : String(unread);
     badge.hidden = unread === 0;
-    button.setAttribute("aria-label", unread ? "Notifications, " + unread + " unread" : "Notifications");
+    button.setAttribute(
+      "aria-label",
+      unread
+        ? interpolate(ngettext("Notifications, %s unread", "Notifications, %s unread", unread), [unread])
+        : gettext("Notifications"),
+    );
   }
 
   function toast(notification) {
     const level = LEVELS.includes(notification.level) ? notification.level : "info";
-    ld.toast(notification.title, notification.body, level);
+    ld.toast(notification.title, notification.body, level, notification.link);
   }
 
   // Server messages
@@ -89,7 +92,11 @@
   function markRead(target) {
     const sent = ld.socket && typeof ld.socket.send === "function" && ld.socket.send({ type: "mark_read", id: target });
     if (!sent) {
-      ld.toast("Not connected", "Notifications can be marked read once the control channel is back.", "warning");
+      ld.toast(
+        gettext("Not connected"),
+        gettext("Notifications can be marked read once the control channel is back."),
+        "warning",
+      );
       return;
     }
     // Shown at once; the server's `unread` push (to every tab) settles the count.
@@ -127,17 +134,19 @@
     node.dataset.id = item.id;
     node.setAttribute("role", "menuitem");
     node.tabIndex = 0;
-    node.title = item.read ? "" : "Mark as read";
+    node.title = item.read ? "" : gettext("Mark as read");
+    node.appendChild(element("span", "level-word", ld.levelWord(level)));
+    node.appendChild(document.createTextNode(" "));
     node.appendChild(element("strong", "title", item.title));
     if (item.body) node.appendChild(element("p", "body", item.body));
     const meta = element("div", "meta");
     const time = element("time", "time", relativeTime(item.created_at));
     time.dateTime = item.created_at;
-    time.title = new Date(item.created_at).toLocaleString();
+    time.title = new Date(item.created_at).toLocaleString(ld.lang);
     meta.appendChild(time);
     if (item.created_by) meta.appendChild(element("span", "time", " · " + item.created_by));
-    if (item.link && SAFE_LINK.test(item.link)) {
-      const link = element("a", "link", "Open");
+    if (ld.safeLink(item.link)) {
+      const link = element("a", "link", gettext("Open"));
       link.href = item.link;
       meta.appendChild(link);
     }
@@ -148,20 +157,47 @@
   function render() {
     if (menu.hidden) return;
     const head = element("div", "menu-head");
-    head.appendChild(element("strong", null, "Notifications"));
-    const all = element("button", "button small", "Mark all read");
+    head.appendChild(element("strong", null, gettext("Notifications")));
+    const all = element("button", "button small", gettext("Mark all read"));
     all.type = "button";
     all.dataset.action = "mark-all";
     all.disabled = unread === 0;
     head.appendChild(all);
     const list = [...items.values()].sort((a, b) => b.id - a.id);
-    const nodes = list.length ? list.map(renderItem) : [element("div", "empty", "No notifications yet.")];
-    menu.replaceChildren(head, ...nodes);
+    if (!list.length) {
+      menu.replaceChildren(head, element("div", "empty", gettext("No notifications yet.")));
+      return;
+    }
+    // The items' own parent carries role=menu, so each menuitem has its menu.
+    const group = element("div", "items");
+    group.setAttribute("role", "menu");
+    group.setAttribute("aria-label", gettext("Notifications"));
+    group.append(...list.map(renderItem));
+    const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest(".item");
+    const focusedId = focused ? focused.dataset.id : null;
+    menu.replaceChildren(head, group);
+    if (focusedId) {
+      const again = group.querySelector('.item[data-id="' + focusedId + '"]');
+      if (again) again.focus();
+    }
+  }
+
+  // Under the bell, kept inside the viewport whatever the width and wherever the bell wrapped to.
+  function place() {
+    const margin = 8;
+    const rect = button.getBoundingClientRect();
+    const width = Math.min(360, window.innerWidth - 2 * margin);
+    const left = Math.max(margin, Math.min(rect.right - width, window.innerWidth - width - margin));
+    menu.style.width = width + "px";
+    menu.style.left = left + "px";
+    menu.style.right = "auto";
+    menu.style.top = Math.round(rect.bottom + 4) + "px";
   }
 
   function open() {
     menu.hidden = false;
     button.setAttribute("aria-expanded", "true");
+    place();
     render();
     refreshTimer = setInterval(render, 30000); // keeps "2 min ago" true while open
   }
@@ -195,8 +231,13 @@
     if (node && (event.key === "Enter" || event.key === " ")) {
       event.preventDefault();
       node.click();
+    } else if (node && (event.key === "ArrowDown" || event.key === "ArrowUp")) {
+      event.preventDefault();
+      const next = event.key === "ArrowDown" ? node.nextElementSibling : node.previousElementSibling;
+      if (next) next.focus();
     }
   });
+  window.addEventListener("resize", () => { if (!menu.hidden) place(); });
 
   document.addEventListener("click", () => { if (!menu.hidden) close(); });
   document.addEventListener("keydown", (event) => {
