@@ -1,5 +1,6 @@
-// Shared page state and a tiny event bus. charts.js, control.js and
-// notifications.js each own one part of the page and talk through this.
+// Shared page state and a tiny event bus. stream.js (the SSE stream), control.js
+// (the WebSocket), charts.js and notifications.js each own one part of the page
+// and talk through this; format.js holds the formatting helpers.
 // Every text the page shows goes through Django's JavaScript catalogue
 // (gettext, ngettext, interpolate: /i18n/js/, loaded before this file).
 (function () {
@@ -51,20 +52,6 @@
     const detailNode = node.querySelector(".detail");
     const text = detail || STATE_WORDS[state] || state;
     if (detailNode && detailNode.textContent !== text) detailNode.textContent = text;
-  }
-
-  function formatAge(seconds) {
-    if (seconds < 1) return gettext("just now");
-    if (seconds < 60) {
-      const n = Math.floor(seconds);
-      return interpolate(ngettext("%s s ago", "%s s ago", n), [n]);
-    }
-    if (seconds < 3600) {
-      const n = Math.floor(seconds / 60);
-      return interpolate(ngettext("%s min ago", "%s min ago", n), [n]);
-    }
-    const n = Math.floor(seconds / 3600);
-    return interpolate(ngettext("%s h ago", "%s h ago", n), [n]);
   }
 
   function levelWord(level) {
@@ -121,5 +108,5 @@
     return node;
   }
 
-  window.livedash = { config, lang, on, emit, setStatus, formatAge, toast, levelWord, safeLink };
+  window.livedash = { config, lang, on, emit, setStatus, toast, levelWord, safeLink };
 })();
