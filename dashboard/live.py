@@ -6,6 +6,7 @@ the same atomic step, so every worker's hub receives events in id order.
 """
 
 import json
+import logging
 import math
 import re
 import time
@@ -20,12 +21,17 @@ from dashboard.redis import get_sync_client
 from dashboard.storage import rate_key
 from dashboard.stream.channels import METRICS_CHANNEL
 
+logger = logging.getLogger(__name__)
+
 METRIC_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
 FRAME_EVENT = "frame"
 METRIC_EVENT = "metric"
 # What the `metrics` channel carries; the page listens for these and for the
 # library's own `stream-reset` (see STREAM_EVENT_TYPES).
-EVENT_TYPES = (FRAME_EVENT, METRIC_EVENT)
+# A metric's label, unit, thresholds or alert rules changed: open pages fetch the
+# definitions again (in their own language) instead of waiting for a reload.
+CONFIG_EVENT = "metric-config"
+EVENT_TYPES = (FRAME_EVENT, METRIC_EVENT, CONFIG_EVENT)
 STREAM_EVENT_TYPES = (*EVENT_TYPES, "stream-reset")
 
 
@@ -91,3 +97,17 @@ def publish_frame(seq, ts, values, firing=()):
     """Publish one collector tick: `values` maps metric keys to numbers."""
     data = {"seq": int(seq), "ts": ts, "values": dict(values), "firing": list(firing)}
     return send(METRICS_CHANNEL, FRAME_EVENT, data)
+
+
+def publish_config_change(key):
+    """Tell open dashboards that metric `key`'s definition changed, once committed.
+    A push that fails (Redis away) is logged, not raised: the change is saved either
+    way, and pages see it on their next history load."""
+
+    def push():
+        try:
+            send(METRICS_CHANNEL, CONFIG_EVENT, {"key": key})
+        except Exception:
+            logger.warning("could not tell open dashboards that metric %s changed", key, exc_info=True)
+
+    transaction.on_commit(push)

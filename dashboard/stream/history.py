@@ -32,6 +32,14 @@ def parse_window(raw):
 
 
 def metric_definitions():
+    from notifications.models import AlertRule
+
+    # Enabled alert rules, drawn on their metric's chart as a line at the threshold.
+    rules = {}
+    for rule in AlertRule.objects.filter(enabled=True).values(
+        "metric_id", "threshold", "comparison", "level"
+    ):
+        rules.setdefault(rule.pop("metric_id"), []).append(rule)
     return [
         {
             "key": m.key,
@@ -42,6 +50,7 @@ def metric_definitions():
             "warning": m.warning_threshold,
             "critical": m.critical_threshold,
             "order": m.display_order,
+            "rules": rules.get(m.pk, []),
         }
         for m in Metric.objects.filter(enabled=True)
     ]

@@ -162,6 +162,6 @@ def test_it_opens_the_stream_for_the_channels_the_page_config_names(dashboard):
 
 def test_it_formats_with_the_helpers_from_their_own_file(dashboard):
     page = dashboard()
-    assert page.evaluate("livedash.format.withUnit(2048, 'B/s')") == {"text": "2", "unit": "KB/s"}
-    assert page.evaluate("livedash.format.axis(1536, 'B/s')") == "1.5K"
+    assert page.evaluate("livedash.format.withUnit(2048, 'B/s')") == {"text": "2.0", "unit": "KiB/s"}
+    assert page.evaluate("livedash.format.axis([0, 1536], 'B/s', 512)") == ["0.0 KiB/s", "1.5 KiB/s"]
     assert page.evaluate("livedash.format.age(90)") == "1 min ago"

@@ -73,7 +73,25 @@ def test_it_lists_enabled_metric_definitions_in_display_order(as_alice):
         "warning": 80.0,
         "critical": None,
         "order": 2,
+        "rules": [],
     }
+
+
+def test_it_gives_each_metric_its_enabled_alert_rules_to_draw(as_alice):
+    from notifications.models import AlertRule
+
+    cpu = Metric.objects.create(key="cpu", label="CPU", unit="%")
+    AlertRule.objects.create(metric=cpu, threshold=90, level="error")
+    AlertRule.objects.create(metric=cpu, threshold=5, comparison="below", enabled=False)
+    (metric,) = as_alice.get(URL).json()["metrics"]
+    assert metric["rules"] == [{"threshold": 90.0, "comparison": "above", "level": "error"}]
+
+
+def test_built_in_labels_come_in_the_viewers_language(as_alice):
+    Metric.objects.create(key="memory", label="Memory used", unit="%")
+    Metric.objects.create(key="orders", label="Orders placed")
+    metrics = as_alice.get(URL, headers={"accept-language": "es"}).json()["metrics"]
+    assert [m["label"] for m in metrics] == ["Memoria usada", "Orders placed"]
 
 
 def test_it_reads_an_hour_of_frames_quickly(as_alice):

@@ -17,6 +17,16 @@
   // Points per chart never exceed a window's worth at the fastest interval (0.25 s).
   const MAX_POINTS_PER_MINUTE = 240;
   const PLOT_HEIGHT = 130;
+  // A card whose last value is older than this many sampling intervals (and at least
+  // STALE_MIN_S; a minute for custom metrics, which come when they come) shows its age.
+  const STALE_INTERVALS = 3;
+  const STALE_MIN_S = 5;
+  const STALE_CUSTOM_S = 60;
+  // The text alternative of a chart is rewritten at most this often, not on every tick.
+  const SUMMARY_EVERY_MS = 5000;
+  // Hovering one chart moves the crosshair on all of them (uPlot's cursor sync).
+  const SYNC = uPlot.sync("livedash");
+  const SECTIONS = { system: "host", app: "app" }; // anything else: "custom"
 
   if (!root || !ld || !ld.stream) return;
   if (!config.canViewMetrics) return; // stream.js shows "no permission"
@@ -31,6 +41,7 @@
     generation: 0, // bumps on every history load; stale loads are dropped
     refetchQueued: false,
     renderQueued: false,
+    interval: 1, // seconds between collector ticks, from the control socket
   };
 
   const fmt = ld.format;
@@ -42,18 +53,35 @@
     return "ok";
   }
 
+  // The words for a card's state, so it is never told by colour alone.
+  const STATE_WORDS = {
+    ok: gettext("normal"),
+    warning: gettext("warning"),
+    critical: gettext("critical"),
+    firing: gettext("alert firing"),
+    stale: gettext("no recent value"),
+    empty: gettext("no values in this window"),
+  };
+
   function cssVar(name, fallback) {
     const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
     return value || fallback;
   }
 
-  const COLORS = {
-    line: cssVar("--accent", "#4f8cff"),
-    grid: cssVar("--border", "#2a3550"),
-    axis: cssVar("--muted", "#8d99b3"),
-    warning: cssVar("--warning", "#f2b53a"),
-    critical: cssVar("--critical", "#f2555a"),
-  };
+  const COLORS = {};
+  // Canvas colours come from the theme's CSS variables; read again when the theme changes.
+  function readColors() {
+    Object.assign(COLORS, {
+      line: cssVar("--accent", "#4f8cff"),
+      fill: cssVar("--accent-fill", "rgba(79, 140, 255, 0.12)"),
+      grid: cssVar("--border", "#2a3550"),
+      axis: cssVar("--muted", "#8d99b3"),
+      text: cssVar("--text", "#e6ebf5"),
+      warning: cssVar("--warning", "#f2b53a"),
+      critical: cssVar("--critical", "#f2555a"),
+    });
+  }
+  readColors();
 
   // ---- charts -----------------------------------------------------------
 
@@ -65,65 +93,119 @@
     return Date.now() / 1000 + state.clockOffset;
   }
 
-  function makeCard(def) {
-    const card = document.createElement("article");
-    card.className = "chart-card";
-    card.dataset.key = def.key;
-    card.dataset.level = "ok";
-    const head = document.createElement("header");
-    head.className = "chart-head";
-    const titleBox = document.createElement("div");
-    const title = document.createElement("span");
-    title.className = "chart-title";
-    const firing = document.createElement("span");
-    firing.className = "firing-tag";
-    firing.textContent = "firing";
-    firing.hidden = true;
-    titleBox.append(title, firing);
-    const valueBox = document.createElement("div");
-    const value = document.createElement("span");
-    value.className = "chart-value";
-    value.textContent = "–";
-    const unit = document.createElement("span");
-    unit.className = "chart-unit";
-    valueBox.append(value, unit);
-    head.append(titleBox, valueBox);
-    const plot = document.createElement("div");
-    plot.className = "chart-plot";
-    card.append(head, plot);
-    return { card, title, firing, value, unit, plot };
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
   }
 
-  // Dashed lines at the warning and critical thresholds, when they are in view.
+  // A card: title with its state in words, the current value, the age of that value
+  // when it is stale, the value under the cursor (readout), and the plot, whose text
+  // alternative (current value, range, state) is its aria-label.
+  function makeCard(def) {
+    const card = element("article", "chart-card");
+    card.dataset.key = def.key;
+    card.dataset.level = "ok";
+    const head = element("header", "chart-head");
+    const titleBox = element("div", "chart-title-box");
+    const title = element("h3", "chart-title");
+    const stateTag = element("span", "chart-state");
+    stateTag.hidden = true;
+    titleBox.append(title, stateTag);
+    const valueBox = element("div", "chart-value-box");
+    const value = element("span", "chart-value", "–");
+    const unit = element("span", "chart-unit");
+    const age = element("span", "chart-age");
+    age.hidden = true;
+    valueBox.append(value, unit);
+    head.append(titleBox, valueBox);
+    const readout = element("p", "chart-readout");
+    const plot = element("div", "chart-plot");
+    plot.setAttribute("role", "img");
+    card.append(head, age, plot, readout);
+    return { card, title, stateTag, value, unit, age, readout, plot };
+  }
+
+  function ruleColor(rule) {
+    return rule.level === "error" || rule.level === "critical" ? COLORS.critical : COLORS.warning;
+  }
+
+  // Dashed lines at the warning and critical thresholds, and a solid one, labelled,
+  // at each alert rule's threshold, when they are in view.
   function drawThresholds(u, def) {
     const ctx = u.ctx;
     const scale = u.scales.y;
-    for (const [threshold, color] of [
-      [def.warning, COLORS.warning],
-      [def.critical, COLORS.critical],
-    ]) {
+    const lines = [
+      [def.warning, COLORS.warning, [4, 4], null],
+      [def.critical, COLORS.critical, [4, 4], null],
+    ];
+    for (const rule of def.rules || []) {
+      const label = (rule.comparison === "below" ? "< " : "> ") + fmt.joined(rule.threshold, def.unit);
+      lines.push([rule.threshold, ruleColor(rule), [], label]);
+    }
+    const ratio = window.devicePixelRatio || 1;
+    for (const [threshold, color, dash, label] of lines) {
       if (threshold === null || threshold === undefined) continue;
       if (threshold < scale.min || threshold > scale.max) continue;
       const y = Math.round(u.valToPos(threshold, "y", true)) + 0.5;
       ctx.save();
       ctx.strokeStyle = color;
-      ctx.globalAlpha = 0.6;
-      ctx.setLineDash([4, 4]);
-      ctx.lineWidth = 1;
+      ctx.globalAlpha = label ? 0.9 : 0.6;
+      ctx.setLineDash(dash.map((d) => d * ratio));
+      ctx.lineWidth = ratio;
       ctx.beginPath();
       ctx.moveTo(u.bbox.left, y);
       ctx.lineTo(u.bbox.left + u.bbox.width, y);
       ctx.stroke();
+      if (label) {
+        ctx.globalAlpha = 1;
+        ctx.fillStyle = color;
+        ctx.font = 11 * ratio + "px system-ui, sans-serif";
+        ctx.textAlign = "right";
+        ctx.textBaseline = "bottom";
+        ctx.fillText(label, u.bbox.left + u.bbox.width - 4 * ratio, y - 2 * ratio);
+      }
       ctx.restore();
     }
   }
 
+  // Rule thresholds stay in view: the range grows to include them.
   function yRange(def, min, max) {
     if (def.unit === "%") return [0, 100];
-    if (min === null || max === null) return [0, 1];
+    const thresholds = (def.rules || []).map((rule) => rule.threshold);
+    if (min === null || max === null) {
+      if (!thresholds.length) return [0, 1];
+      min = max = thresholds[0];
+    }
+    for (const t of thresholds) {
+      min = Math.min(min, t);
+      max = Math.max(max, t);
+    }
     const low = Math.min(0, min);
     const high = max > low ? max * 1.15 : low + 1;
     return [low, high];
+  }
+
+  function decimals(chart) {
+    return fmt.decimalsFor(chart.def.unit, chart.whole);
+  }
+
+  // The value and time under the cursor, as text (also for assistive technology).
+  function showReadout(chart, u) {
+    const index = u.cursor.idx;
+    let text = "";
+    if (index !== null && index !== undefined && chart.xs[index] !== undefined) {
+      text = fmt.time(chart.xs[index]) + " · " + fmt.joined(chart.ys[index], chart.def.unit, decimals(chart));
+    }
+    if (chart.dom.readout.textContent !== text) chart.dom.readout.textContent = text;
+  }
+
+  function axisWidth(u, values) {
+    if (!values || !values.length) return 40;
+    u.ctx.font = "11px system-ui, sans-serif";
+    const widest = Math.max(...values.map((v) => u.ctx.measureText(v || "").width));
+    return Math.ceil(widest / (window.devicePixelRatio || 1) + 14);
   }
 
   function makePlot(chart) {
@@ -132,7 +214,11 @@
       width: width,
       height: PLOT_HEIGHT,
       legend: { show: false },
-      cursor: { drag: { x: false, y: false }, points: { size: 6 } },
+      cursor: {
+        drag: { x: false, y: false },
+        points: { size: 6 },
+        sync: { key: SYNC.key, setSeries: false },
+      },
       scales: {
         x: { time: true, range: () => [serverNow() - windowSeconds(), serverNow()] },
         y: { range: (u, min, max) => yRange(chart.def, min, max) },
@@ -151,11 +237,13 @@
           grid: { stroke: COLORS.grid, width: 1 },
           ticks: { stroke: COLORS.grid, width: 1 },
           font: "11px system-ui, sans-serif",
-          size: 48,
+          size: axisWidth,
+          // Byte units tick at binary steps (64 KiB, 128 KiB...), everything else at decimal ones.
+          incrs: fmt.isBytes(chart.def.unit) ? fmt.binaryIncrements : undefined,
           // Counts get no "0.5" labels: only whole ticks are labelled when every value is whole.
-          values: (u, splits) => {
-            const whole = chart.ys.every(Number.isInteger);
-            return splits.map((v) => (whole && !Number.isInteger(v) ? "" : fmt.axis(v, chart.def.unit)));
+          values: (u, splits, axisIndex, space, increment) => {
+            const labels = fmt.axis(splits, chart.def.unit, increment);
+            return splits.map((v, i) => (chart.whole && !Number.isInteger(v) ? "" : labels[i]));
           },
         },
       ],
@@ -164,30 +252,57 @@
         {
           stroke: COLORS.line,
           width: 1.5,
-          fill: "rgba(79, 140, 255, 0.12)",
+          fill: COLORS.fill,
           // uPlot's default shows dots only where points are sparse: a custom
           // metric pushed once is visible, a busy line is not cluttered.
           spanGaps: false,
         },
       ],
-      hooks: { draw: [(u) => drawThresholds(u, chart.def)] },
+      hooks: {
+        draw: [(u) => drawThresholds(u, chart.def)],
+        setCursor: [(u) => showReadout(chart, u)],
+      },
     };
-    return new uPlot(options, [chart.xs, chart.ys], chart.dom.plot);
+    const plot = new uPlot(options, [chart.xs, chart.ys], chart.dom.plot);
+    // The canvas says nothing to assistive technology; the plot's aria-label does.
+    for (const canvas of chart.dom.plot.querySelectorAll("canvas")) canvas.setAttribute("aria-hidden", "true");
+    return plot;
   }
 
   function createChart(def) {
     const dom = makeCard(def);
-    const chart = { def, dom, xs: [], ys: [], current: null, firing: false, plot: null, dirty: true, drawnAt: 0 };
+    const chart = {
+      def,
+      dom,
+      xs: [],
+      ys: [],
+      current: null,
+      currentAt: null, // server ts of the current value
+      whole: true, // every value so far is an integer: shown without decimals
+      firing: false,
+      plot: null,
+      dirty: true,
+      drawnAt: 0,
+      summarisedAt: 0,
+    };
     applyDefinition(chart, def);
     state.charts.set(def.key, chart);
     return chart;
   }
 
   function applyDefinition(chart, def) {
+    const redraw = chart.plot && JSON.stringify(chart.def) !== JSON.stringify(def);
     chart.def = def;
     chart.dom.title.textContent = def.label || def.key;
     chart.dom.card.title = def.key;
+    chart.dom.card.dataset.section = SECTIONS[def.source] || "custom";
+    chart.summarisedAt = 0;
     chart.dirty = true;
+    // A new unit or rule changes the axes and lines: build the plot again.
+    if (redraw) {
+      chart.plot.destroy();
+      chart.plot = null;
+    }
   }
 
   function sortedCharts() {
@@ -196,21 +311,34 @@
     );
   }
 
-  // Cards in display order; uPlot instances created once a card has its width.
+  function sectionGrid(name) {
+    const section = root.querySelector('.chart-section[data-section="' + name + '"]');
+    return section ? section.querySelector(".chart-grid") : root;
+  }
+
+  // Cards in display order, each in its section (the host's metrics, custom ones,
+  // livedash's own); uPlot instances created once a card has its width.
   function layout() {
     const charts = sortedCharts();
     const empty = root.querySelector(".empty");
     if (charts.length === 0) {
       if (!empty) {
-        const note = document.createElement("p");
-        note.className = "empty";
-        note.textContent = "No metrics yet. They appear as soon as the collector (manage.py collect_metrics) runs.";
-        root.append(note);
+        root.append(
+          element(
+            "p",
+            "empty",
+            gettext("No metrics yet. They appear as soon as the collector (manage.py collect_metrics) runs."),
+          ),
+        );
       }
-      return;
+    } else if (empty) {
+      empty.remove();
     }
-    if (empty) empty.remove();
-    charts.forEach((chart) => root.append(chart.dom.card)); // append moves cards into order
+    // append moves cards into order
+    charts.forEach((chart) => sectionGrid(chart.dom.card.dataset.section).append(chart.dom.card));
+    for (const section of root.querySelectorAll(".chart-section")) {
+      section.hidden = !section.querySelector(".chart-card");
+    }
     for (const chart of charts) {
       if (!chart.plot) chart.plot = makePlot(chart);
     }
@@ -239,10 +367,12 @@
       if (xs[low] === ts) return false;
       index = low;
     }
+    if (chart.whole && !Number.isInteger(value)) chart.whole = false;
     if (index === xs.length) {
       xs.push(ts);
       chart.ys.push(value);
       chart.current = value;
+      chart.currentAt = ts;
     } else {
       xs.splice(index, 0, ts);
       chart.ys.splice(index, 0, value);
@@ -281,19 +411,74 @@
     requestAnimationFrame(render);
   }
 
+  // How old a card's value is, in seconds, when that counts as stale; else null.
+  function staleAge(chart) {
+    if (chart.currentAt === null) return null;
+    const age = serverNow() - chart.currentAt;
+    const custom = chart.dom.card.dataset.section === "custom";
+    const limit = custom ? STALE_CUSTOM_S : Math.max(STALE_MIN_S, STALE_INTERVALS * state.interval);
+    return age > limit ? age : null;
+  }
+
+  function setText(node, text) {
+    if (node.textContent !== text) node.textContent = text;
+  }
+
+  // The chart's text alternative: what it shows, its current value, its range in the
+  // window and its state.
+  function summary(chart, level, age) {
+    const unit = chart.def.unit;
+    const d = decimals(chart);
+    const parts = [chart.def.label || chart.def.key];
+    if (chart.current === null) {
+      parts.push(STATE_WORDS.empty);
+    } else {
+      parts.push(interpolate(gettext("current value %s"), [fmt.joined(chart.current, unit, d)]));
+      const low = Math.min(...chart.ys);
+      const high = Math.max(...chart.ys);
+      parts.push(
+        interpolate(gettext("range %(low)s to %(high)s over the last %(minutes)s min"), {
+          low: fmt.joined(low, unit, d),
+          high: fmt.joined(high, unit, d),
+          minutes: state.windowMinutes,
+        }, true),
+      );
+      parts.push(STATE_WORDS[chart.firing ? "firing" : level]);
+      if (age !== null) parts.push(interpolate(gettext("last value %s"), [fmt.age(age)]));
+    }
+    return parts.join("; ");
+  }
+
   function render() {
     state.renderQueued = false;
+    const now = performance.now();
     for (const chart of state.charts.values()) {
       if (!chart.dirty) continue;
       chart.dirty = false;
-      const shown = fmt.withUnit(chart.current, chart.def.unit);
-      chart.dom.value.textContent = shown.text;
-      chart.dom.unit.textContent = shown.unit;
-      chart.dom.card.dataset.level = levelFor(chart.def, chart.current);
+      const d = decimals(chart);
+      const shown = fmt.withUnit(chart.current, chart.def.unit, d);
+      setText(chart.dom.value, shown.text);
+      setText(chart.dom.unit, shown.unit);
+      const level = levelFor(chart.def, chart.current);
+      const age = staleAge(chart);
+      chart.dom.card.dataset.level = level;
       chart.dom.card.classList.toggle("firing", chart.firing);
-      chart.dom.firing.hidden = !chart.firing;
+      chart.dom.card.classList.toggle("stale", age !== null);
+      // The state in words beside the title: never told by colour alone.
+      const tag = chart.firing ? "firing" : level === "ok" ? null : level;
+      chart.dom.stateTag.hidden = tag === null;
+      if (tag !== null) {
+        chart.dom.stateTag.dataset.level = tag;
+        setText(chart.dom.stateTag, STATE_WORDS[tag]);
+      }
+      chart.dom.age.hidden = age === null;
+      if (age !== null) setText(chart.dom.age, interpolate(gettext("last value %s"), [fmt.age(age)]));
+      if (now - chart.summarisedAt > SUMMARY_EVERY_MS) {
+        chart.summarisedAt = now;
+        chart.dom.plot.setAttribute("aria-label", summary(chart, level, age));
+      }
       if (chart.plot) chart.plot.setData([chart.xs, chart.ys], true);
-      chart.drawnAt = performance.now();
+      chart.drawnAt = now;
     }
   }
 
@@ -349,6 +534,8 @@
       chart.xs.length = 0;
       chart.ys.length = 0;
       chart.current = null;
+      chart.currentAt = null;
+      chart.whole = true;
     }
     // Whatever the server sends but does not list is disabled: ignore it live too.
     state.hidden = new Set();
@@ -384,7 +571,7 @@
     }
     if (generation !== state.generation) return;
     if (response.status === 401 || response.status === 403) {
-      ld.stream.setStatus("offline", "not allowed: sign in again");
+      ld.stream.setStatus("offline", gettext("not allowed: sign in again"));
       return;
     }
     if (!response.ok) return retryHistory(generation, attempt, "reconnecting");
@@ -398,7 +585,7 @@
     if (generation !== state.generation) return;
     const tries = (attempt || 0) + 1;
     const delay = Math.min(30000, 1000 * 2 ** Math.min(tries, 5)) * (0.5 + Math.random() / 2);
-    ld.stream.setStatus(status, status === "offline" ? "offline, retrying" : "reconnecting");
+    ld.stream.setStatus(status, status === "offline" ? gettext("offline, retrying") : gettext("reconnecting"));
     setTimeout(() => {
       if (generation === state.generation) loadHistory(tries);
     }, delay);
@@ -421,6 +608,12 @@
   ld.on("sse:metric", (point) => {
     applyMetric(point);
     scheduleRender();
+  });
+  // A metric's label, unit, thresholds or rules were edited in the admin: fetch the
+  // definitions again (in this page's language), with the data, from where we are.
+  ld.on("sse:metric-config", () => queueRefetch());
+  ld.on("sampling", (sampling) => {
+    if (typeof sampling.interval === "number" && sampling.interval > 0) state.interval = sampling.interval;
   });
   // The stream could not resume (we were away longer than storage keeps):
   // reload the window and resume from where that history ends.
@@ -508,6 +701,24 @@
     if (document.visibilityState === "visible") markAllDirty();
   });
 
+  // A new theme (prefs.js): new canvas colours, so every plot is built again.
+  function rebuildPlots() {
+    readColors();
+    for (const chart of state.charts.values()) {
+      if (chart.plot) chart.plot.destroy();
+      chart.plot = null;
+    }
+    layout();
+    markAllDirty();
+  }
+  document.addEventListener("livedash:theme", rebuildPlots);
+  if (window.matchMedia) {
+    window.matchMedia("(prefers-color-scheme: light)").addEventListener("change", rebuildPlots);
+  }
+
+  const zoneNode = document.getElementById("timezone");
+  if (zoneNode) zoneNode.textContent = interpolate(gettext("Times in %s"), [fmt.timeZone()]);
+
   // A read-only view for tests and the console.
   ld.charts = {
     windowMinutes: () => state.windowMinutes,
@@ -516,10 +727,11 @@
     points: (key) => (state.charts.has(key) ? state.charts.get(key).xs.length : 0),
     series: (key) => (state.charts.has(key) ? [state.charts.get(key).xs.slice(), state.charts.get(key).ys.slice()] : null),
     reload: () => loadHistory(),
+    definition: (key) => (state.charts.has(key) ? Object.assign({}, state.charts.get(key).def) : null),
   };
 
   showWindow();
-  ld.stream.setStatus("connecting", "loading history");
+  ld.stream.setStatus("connecting", gettext("loading history"));
   setInterval(tick, 1000);
   loadHistory();
 })();

@@ -18,12 +18,19 @@
   // After this long without a working stream the indicator says offline, not reconnecting.
   const OFFLINE_AFTER_MS = 15000;
   const MAX_RETRY_MS = 5000;
+  // An open stream that has carried nothing for this many sampling intervals (and
+  // at least STALE_MIN_MS) is not "live": the collector or Redis behind it stopped.
+  const STALE_INTERVALS = 3;
+  const STALE_MIN_MS = 5000;
 
   const state = {
     source: null,
     everOpened: false,
     disconnectedSince: null,
     lastUpdateAt: null, // browser time of the last event from the stream
+    openedAt: null,
+    interval: 1, // seconds between collector ticks, from the control socket
+    paused: false,
   };
 
   function url() {
@@ -50,6 +57,7 @@
     source.onopen = () => {
       if (!current()) return;
       state.everOpened = true;
+      state.openedAt = Date.now();
       updateStatus();
       ld.emit("sse:open", {});
     };
@@ -83,33 +91,52 @@
   }
 
   function ageText() {
-    if (state.lastUpdateAt === null) return "no data yet";
-    return "updated " + ld.format.age((Date.now() - state.lastUpdateAt) / 1000);
+    if (state.lastUpdateAt === null) return "";
+    return " · " + interpolate(gettext("last event %s"), [ld.format.age((Date.now() - state.lastUpdateAt) / 1000)]);
   }
 
+  // connected (green): events arrive; stale (amber): open, but nothing for a few
+  // intervals; paused (amber): sampling is paused; offline (red): the connection is down.
   function updateStatus() {
     const source = state.source;
     if (!source) return; // not open (history loading, or no access): its owner's status stands
     if (source.readyState === 1 && navigator.onLine !== false) {
       state.disconnectedSince = null;
-      setStatus("connected", "live · " + ageText());
+      if (state.paused) {
+        setStatus("paused", gettext("sampling paused") + ageText());
+        return;
+      }
+      const since = Math.max(state.lastUpdateAt || 0, state.openedAt || 0);
+      const staleAfter = Math.max(STALE_MIN_MS, STALE_INTERVALS * state.interval * 1000);
+      if (since && Date.now() - since > staleAfter) {
+        setStatus("stale", gettext("no new data") + ageText());
+        return;
+      }
+      setStatus("connected", gettext("live") + ageText());
       return;
     }
     state.disconnectedSince = state.disconnectedSince || Date.now();
     if (!state.everOpened && navigator.onLine !== false) {
-      setStatus("connecting", "connecting");
+      setStatus("connecting");
       return;
     }
     const longGone = Date.now() - state.disconnectedSince > OFFLINE_AFTER_MS;
     const offline = navigator.onLine === false || longGone;
     const label = offline ? "offline" : "reconnecting";
-    setStatus(label, label + " · " + ageText());
+    setStatus(label, (offline ? gettext("offline") : gettext("reconnecting")) + ageText());
   }
+
+  // The sampling interval and pause state, from the control socket (control.js).
+  ld.on("sampling", (sampling) => {
+    if (typeof sampling.interval === "number" && sampling.interval > 0) state.interval = sampling.interval;
+    state.paused = Boolean(sampling.paused);
+    updateStatus();
+  });
 
   window.addEventListener("online", updateStatus);
   window.addEventListener("offline", updateStatus);
   setInterval(updateStatus, 1000);
-  if (channels.length === 0) setStatus("offline", "no permission");
+  if (channels.length === 0) setStatus("offline", gettext("no permission"));
 
   ld.stream = {
     channels: channels.slice(),
@@ -117,5 +144,6 @@
     close: close,
     setStatus: setStatus,
     isOpen: () => state.source !== null,
+    lastEventAt: () => state.lastUpdateAt,
   };
 })();
