@@ -20,7 +20,7 @@
   // A card whose last value is older than this many sampling intervals (and at least
   // STALE_MIN_S; a minute for custom metrics, which come when they come) shows its age.
   const STALE_INTERVALS = 3;
-  const STALE_MIN_S = 5;
+  const STALE_MIN_S = 10;
   const STALE_CUSTOM_S = 60;
   // The text alternative of a chart is rewritten at most this often, not on every tick.
   const SUMMARY_EVERY_MS = 5000;
@@ -242,7 +242,7 @@
           incrs: fmt.isBytes(chart.def.unit) ? fmt.binaryIncrements : undefined,
           // Counts get no "0.5" labels: only whole ticks are labelled when every value is whole.
           values: (u, splits, axisIndex, space, increment) => {
-            const labels = fmt.axis(splits, chart.def.unit, increment);
+            const labels = fmt.axis(splits, chart.def.unit, chart.whole ? Math.max(1, increment) : increment);
             return splits.map((v, i) => (chart.whole && !Number.isInteger(v) ? "" : labels[i]));
           },
         },
@@ -283,7 +283,7 @@
       plot: null,
       dirty: true,
       drawnAt: 0,
-      summarisedAt: 0,
+      summarisedAt: -Infinity,
     };
     applyDefinition(chart, def);
     state.charts.set(def.key, chart);
@@ -296,7 +296,7 @@
     chart.dom.title.textContent = def.label || def.key;
     chart.dom.card.title = def.key;
     chart.dom.card.dataset.section = SECTIONS[def.source] || "custom";
-    chart.summarisedAt = 0;
+    chart.summarisedAt = -Infinity;
     chart.dirty = true;
     // A new unit or rule changes the axes and lines: build the plot again.
     if (redraw) {

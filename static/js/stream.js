@@ -21,7 +21,7 @@
   // An open stream that has carried nothing for this many sampling intervals (and
   // at least STALE_MIN_MS) is not "live": the collector or Redis behind it stopped.
   const STALE_INTERVALS = 3;
-  const STALE_MIN_MS = 5000;
+  const STALE_MIN_MS = 10000;
 
   const state = {
     source: null,
