@@ -24,10 +24,10 @@ class Metric(models.Model):
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.CUSTOM)
     enabled = models.BooleanField(default=True)
     warning_threshold = models.FloatField(
-        null=True, blank=True, help_text="Values at or above this are shown as a warning."
+        "warning at", null=True, blank=True, help_text="Values at or above this are shown as a warning."
     )
     critical_threshold = models.FloatField(
-        null=True, blank=True, help_text="Values at or above this are shown as critical."
+        "critical at", null=True, blank=True, help_text="Values at or above this are shown as critical."
     )
     display_order = models.IntegerField(default=100, help_text="Charts are shown in ascending order.")
 

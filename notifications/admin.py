@@ -1,5 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from notifications.models import AlertRule, Notification
 from notifications.services import push_on_commit
@@ -74,18 +76,9 @@ class NotificationAdmin(admin.ModelAdmin):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = [
-        "__str__",
-        "metric",
-        "comparison",
-        "threshold",
-        "sustain_seconds",
-        "cooldown_seconds",
-        "level",
-        "recipients",
-        "enabled",
-        "firing",
-    ]
+    # Few, compact columns so the list fits a laptop screen beside its filters: the
+    # condition reads as one phrase and the state as a word, never a green tick.
+    list_display = ["__str__", "metric", "condition", "level", "recipients", "enabled", "state"]
     list_filter = ["enabled", "firing", "level", "comparison"]
     list_editable = ["enabled"]
     list_select_related = ["metric", "recipient_group"]
@@ -104,6 +97,29 @@ class AlertRuleAdmin(admin.ModelAdmin):
         "last_resolved_at",
     ]
 
-    @admin.display(description="recipients")
+    @admin.display(description=_("recipients"))
     def recipients(self, obj):
-        return f"group {obj.recipient_group.name}" if obj.recipient_group_id else "everyone"
+        return (
+            _("group %(name)s") % {"name": obj.recipient_group.name}
+            if obj.recipient_group_id
+            else _("everyone")
+        )
+
+    @admin.display(description=_("condition"), ordering="threshold")
+    def condition(self, obj):
+        unit = f" {obj.metric.unit}" if obj.metric.unit else ""
+        return _("%(comparison)s %(threshold)s%(unit)s for %(sustain)s s, then %(cooldown)s s quiet") % {
+            "comparison": obj.get_comparison_display(),
+            "threshold": f"{obj.threshold:g}",
+            "unit": unit,
+            "sustain": obj.sustain_seconds,
+            "cooldown": obj.cooldown_seconds,
+        }
+
+    @admin.display(description=_("state"), ordering="firing")
+    def state(self, obj):
+        if not obj.enabled:
+            return _("Off")
+        if obj.firing:
+            return format_html('<strong class="alert-firing">▲ {}</strong>', _("Firing"))
+        return _("OK")

@@ -369,3 +369,31 @@ def test_a_firing_rule_shows_on_its_card_and_an_admin_edit_reaches_the_page(
         f"document.querySelector('{card} .chart-title').textContent === 'Running processes'"
     )
     assert page.inner_text(f"{card} .chart-unit") == "procs"
+
+
+# ---- the admin ------------------------------------------------------------------------
+
+
+def test_admin_lists_fit_at_1440_and_firing_is_not_a_green_tick(browse, base_url, admin_user):
+    from dashboard.collector.collector import register_builtin_metrics
+
+    register_builtin_metrics()
+    cpu = Metric.objects.get(key="cpu")
+    AlertRule.objects.create(metric=cpu, threshold=90, name="CPU hot")
+    AlertRule.objects.filter(name="CPU hot").update(firing=True)
+    AlertRule.objects.create(metric=cpu, threshold=5, comparison="below", name="CPU idle", enabled=False)
+    page = browse(admin_user, width=1440)
+    for path in ("/admin/notifications/alertrule/", "/admin/dashboard/metric/"):
+        page.goto(base_url + path)
+        overflow = page.evaluate(
+            "(() => { const r = document.querySelector('.results');"
+            " return r.scrollWidth - r.clientWidth; })()"
+        )
+        assert overflow <= 0, f"{path} cuts {overflow} px of columns at 1440 px"
+        page.screenshot(path=str(SCREENSHOTS / f"admin-{path.strip('/').replace('/', '-')}-1440.png"))
+    page.goto(base_url + "/admin/notifications/alertrule/")
+    hot = page.locator("tr", has_text="CPU hot")
+    assert "Firing" in hot.inner_text()
+    # A firing rule is not shown with Django's green "yes" icon.
+    assert hot.locator("td.field-state img").count() == 0
+    assert "Off" in page.locator("tr", has_text="CPU idle").inner_text()
