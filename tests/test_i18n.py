@@ -17,7 +17,9 @@ import pytest
 from conftest import ROOT
 
 LOCALE = ROOT / "locale" / "es" / "LC_MESSAGES"
-SOURCES = ("config", "dashboard", "notifications", "templates", "static/js", "manage.py")
+# The project's own apps (every top-level folder with an apps.py), its settings, templates and scripts.
+APPS = tuple(sorted(path.parent.name for path in ROOT.glob("*/apps.py")))
+SOURCES = (*APPS, "config", "deploy", "templates", "static/js", "manage.py")
 DOMAINS = ("django", "djangojs")
 SCRIPTS = sorted((ROOT / "static" / "js").glob("*.js"))
 TEMPLATES = sorted((ROOT / "templates").rglob("*.html"))
