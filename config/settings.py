@@ -8,7 +8,7 @@ a traceback or a silently wrong default.
 import os
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -293,13 +293,19 @@ EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 
 # GRIP: Pushpin in front of /events/ holds the SSE connections; the workers only
 # authorise new ones and publish each event once to Pushpin's publish endpoint.
-# Off unless GRIP_URL names that endpoint (e.g. http://pushpin:5561). Add
-# `?key=SECRET` (Pushpin's sig_key) to trust only requests Pushpin signed.
+# Off unless GRIP_URL names that endpoint (e.g. http://pushpin:5561?key=SECRET).
+# The key is Pushpin's sig_key: only requests it signed count as proxied. Without
+# one, django-grip trusts any `Grip-Sig` header, so anyone reaching a worker could
+# pass as Pushpin; with DEBUG off that refuses to start.
 GRIP_URL = os.environ.get("GRIP_URL", "").strip() or None
 if GRIP_URL:
     envurl("GRIP_URL", "", {"http", "https"})
     if not urlsplit(GRIP_URL).hostname:
         raise ImproperlyConfigured(f"GRIP_URL must name Pushpin's host, got {GRIP_URL!r}")
+    if not DEBUG and not parse_qs(urlsplit(GRIP_URL).query).get("key", [""])[0]:
+        raise ImproperlyConfigured(
+            "GRIP_URL has no signing key: add ?key=SECRET (Pushpin's sig_key) or set DEBUG=1"
+        )
     MIDDLEWARE.insert(0, "django_grip.GripMiddleware")
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
