@@ -35,11 +35,8 @@ MISSED_LIMIT = 200
 
 
 class NotificationNotFound(Exception):
-    pass
-
-
-class NotificationForbidden(Exception):
-    pass
+    """No such notification for this user: one that does not exist and one addressed
+    to someone else look the same, so an id never tells whether it exists."""
 
 
 def notify(to, title, body="", level="info", link=None, created_by=None):
@@ -205,8 +202,8 @@ def _as_id(value):
 def mark_read(user, target):
     """Mark one notification (by id) or "all" read for `user`; returns the new unread count.
 
-    Raises NotificationNotFound / NotificationForbidden (nothing changes) for an
-    id that does not exist or is not addressed to this user."""
+    Raises NotificationNotFound (nothing changes) for an id that does not exist or
+    is not addressed to this user alike."""
     if target == "all":
         _mark_all_read(user)
     elif isinstance(target, int) and not isinstance(target, bool):
@@ -218,10 +215,8 @@ def mark_read(user, target):
 
 def _mark_one_read(user, notification_id):
     notification = Notification.objects.filter(pk=notification_id).first()
-    if notification is None:
-        raise NotificationNotFound(f"no notification {notification_id}")
-    if not notification.is_addressed_to(user):
-        raise NotificationForbidden(f"notification {notification_id} is not addressed to you")
+    if notification is None or not notification.is_addressed_to(user):
+        raise NotificationNotFound(f"you have no notification {notification_id}")
     try:
         with transaction.atomic():
             NotificationRead.objects.get_or_create(user=user, notification=notification)

@@ -35,6 +35,7 @@ PONG = "pong"
 ACK = "ack"
 SNAPSHOT = "snapshot"
 ERR_FORBIDDEN = "error `forbidden`"
+ERR_NOT_FOUND = "error `not_found`"
 
 LOGGED_IN = ["charlie", "alice", "bob", "staff", "admin"]
 VIEWERS = ["alice", "bob", "staff", "admin"]
@@ -119,7 +120,7 @@ ROWS = [
         "WS `mark_read` of alice's notification",
         "ws-command",
         '{"type": "mark_read", "id": {notification}}',
-        only(["alice"], ACK, ERR_FORBIDDEN) | _ws_anonymous,
+        only(["alice"], ACK, ERR_NOT_FOUND) | _ws_anonymous,
     ),
     Row(
         'WS `mark_read` "all" (own notifications)',
@@ -156,7 +157,9 @@ LEGEND = """
 - `hello`: the WebSocket is accepted and the server's `hello` arrives. `refused (403)`:
   the handshake is answered 403, no socket opens.
 - `pong`, `ack`, `snapshot`: the command ran. ``error `forbidden` ``: the command was
-  refused with that error code, nothing changed, the socket stays open.
+  refused with that error code, nothing changed, the socket stays open. ``error `not_found` ``:
+  the same for a notification that is not the user's, answered exactly as for an id that
+  does not exist.
 """
 
 

@@ -404,7 +404,14 @@ BAD_METRICS = [
     ("../etc", 1),
     ("\u00e9t\u00e9", 1),
     ("a\x00b", 1),
+    ("cpu\n", 1),  # `$` matched before a trailing newline
+    ("cpu\r", 1),
+    ("\uff11", 1),  # a Unicode digit
+    ("ok", 10**400),  # raised OverflowError, with a traceback
+    ("ok", -(10**400)),
 ]
+
+BAD_TIMESTAMPS = [float("nan"), float("inf"), -1e18, -1, 0, 10**400, "now", 1e18]
 
 
 def _stored_metric_events():
@@ -424,6 +431,26 @@ def test_publish_metric_refuses_bad_input_and_stores_nothing(transactional_db, r
         publish_metric(name, value)
     assert Metric.objects.count() == metrics_before
     assert _stored_metric_events() == events_before
+
+
+@pytest.mark.parametrize("ts", BAD_TIMESTAMPS, ids=repr)
+def test_publish_metric_refuses_an_absurd_timestamp_and_stores_nothing(transactional_db, redis_url, ts):
+    from dashboard.live import publish_metric
+
+    events_before = _stored_metric_events()
+    with pytest.raises(ValueError, match="timestamp"):
+        publish_metric("ok", 1, ts=ts)
+    assert _stored_metric_events() == events_before
+
+
+def test_publish_metric_takes_a_recent_timestamp(transactional_db, redis_url):
+    import time
+
+    from dashboard.live import publish_metric
+
+    now = time.time()
+    assert publish_metric("ok", 10**15, ts=now - 60)["ts"] == now - 60
+    assert publish_metric("ok", 1, ts=now + 60)["ts"] == now + 60
 
 
 BAD_NOTIFICATIONS = [

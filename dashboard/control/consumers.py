@@ -232,9 +232,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         try:
             return notification_services.mark_read(self.user, target)
         except notification_services.NotificationNotFound:
-            raise ProtocolError(protocol.NOT_FOUND, f"there is no notification {target}")
-        except notification_services.NotificationForbidden:
-            raise ProtocolError(protocol.FORBIDDEN, f"notification {target} is not addressed to you")
+            raise ProtocolError(protocol.NOT_FOUND, f"you have no notification {target}")
 
     # Client messages
 
