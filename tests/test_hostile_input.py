@@ -505,3 +505,41 @@ def test_the_commands_refuse_bad_input_in_one_line_and_store_nothing(alice, mana
     assert Notification.objects.count() == 0
     assert Metric.objects.count() == metrics_before
     assert _stored_metric_events() == events_before
+
+
+def _own_channel_variants(user_id):
+    """Names that spell user-<id> another way: each used to be a channel of its own."""
+    return [
+        f"user-0{user_id}",
+        f"user-00{user_id}",
+        "user-" + "".join(chr(0xFF10 + int(d)) for d in str(user_id)),  # fullwidth digits
+        "user-" + "".join(chr(0x0660 + int(d)) for d in str(user_id)),  # Arabic-Indic digits
+        f"user-{user_id}\n",
+        f"user-{user_id}\r",
+        f"user-{user_id} ",
+        "user-0",
+    ]
+
+
+@pytest.mark.slow
+async def test_channel_names_match_exactly_and_reading_creates_no_redis_keys(worker, alice, viewer_cookies):
+    from urllib.parse import quote
+
+    from django.conf import settings
+
+    from dashboard.redis import get_sync_client
+
+    redis = get_sync_client()
+    pattern = f"{settings.REDIS_PREFIX}:*"
+    async with httpx.AsyncClient(base_url=_base(worker), cookies=viewer_cookies, timeout=10) as client:
+        # The real name works (and, read only, writes nothing either).
+        async with client.stream("GET", f"/events/?channel=user-{alice.pk}") as response:
+            assert response.status_code == 200
+        keys_before = set(redis.scan_iter(match=pattern))
+        answers = {}
+        for name in _own_channel_variants(alice.pk):
+            async with client.stream("GET", f"/events/?channel={quote(name)}") as response:
+                answers[name] = response.status_code
+    assert answers == dict.fromkeys(_own_channel_variants(alice.pk), 400)
+    created = set(redis.scan_iter(match=pattern)) - keys_before
+    assert not [k for k in created if b":events:" in k], created
