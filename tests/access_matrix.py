@@ -54,7 +54,7 @@ def only(personas, allowed, otherwise):
 @dataclass(frozen=True)
 class Row:
     label: str  # as printed in docs/security.md
-    kind: str  # http, sse, ws-connect, ws-command
+    kind: str  # http, sse, sse-origin ("ORIGIN CHANNELS"), ws-connect, ws-command
     target: str  # path, channel list, or command (placeholders: {alice}, {own}, {notification})
     expected: dict
 
@@ -101,6 +101,22 @@ ROWS = [
     Row("`GET /healthz`", "http", "/healthz", cells(OK)),
     Row("WebSocket `/ws/dashboard/`", "ws-connect", "same-origin", only(LOGGED_IN, HELLO, REFUSED)),
     Row("WebSocket from another origin", "ws-connect", "http://evil.example", cells(REFUSED)),
+    # The same host on another port or scheme is another origin (cross-site WebSocket hijacking).
+    Row("WebSocket from `http://127.0.0.1:9999`", "ws-connect", "http://127.0.0.1:9999", cells(REFUSED)),
+    Row("WebSocket from `https://localhost:3000`", "ws-connect", "https://localhost:3000", cells(REFUSED)),
+    Row("WebSocket from `ftp://127.0.0.1`", "ws-connect", "ftp://127.0.0.1", cells(REFUSED)),
+    Row(
+        "WebSocket from `chrome-extension://127.0.0.1`",
+        "ws-connect",
+        "chrome-extension://127.0.0.1",
+        cells(REFUSED),
+    ),
+    Row(
+        "SSE `metrics` from `http://127.0.0.1:9999`",
+        "sse-origin",
+        "http://127.0.0.1:9999 metrics",
+        only(["anonymous"], FORBIDDEN, FORBIDDEN),
+    ),
     Row("WS `ping`", "ws-command", '{"type": "ping"}', cells(PONG, **_ws_anonymous)),
     Row(
         "WS `set_interval` {seconds: 2}",
@@ -140,8 +156,9 @@ session cookies, real sockets) and fails when this page and the table disagree.
 
 Principles: anonymous users get nothing but the login page and `/healthz`; a user
 never sees another user's data (their `user-<id>` stream, their notifications);
-changing the collector needs `dashboard.change_metric`; the WebSocket accepts
-only pages served from one of `ALLOWED_HOSTS` (cross-site WebSocket hijacking).
+changing the collector needs `dashboard.change_metric`; the WebSocket and the
+SSE stream accept only pages of the site's exact origin (`scheme://host:port`, as
+requested or listed in `CSRF_TRUSTED_ORIGINS`: cross-site WebSocket hijacking).
 
 ## Personas
 

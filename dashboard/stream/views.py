@@ -43,6 +43,7 @@ from django_eventstream.utils import add_default_headers, get_channelmanager, ma
 from redis.exceptions import RedisError
 
 from dashboard import connections as open_connections
+from dashboard.origins import request_origin_allowed
 from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel
 from dashboard.stream.channels import channel_exists
 
@@ -69,6 +70,9 @@ CONNECT_REDIS_SLOTS = 100
 # The library's first chunk: padding for old proxies/browsers, then stream-open.
 OPENING = (":" + " " * 2048 + "\n\n" + "event: stream-open\ndata:\n\n").encode()
 KEEPALIVE = b"event: keep-alive\ndata:\n\n"
+
+
+ORIGIN_REFUSED = "Streams are for pages of this site only (Origin not allowed)"
 
 
 class BadStreamRequest(ValueError):
@@ -222,6 +226,8 @@ async def events(request):
         problem = None
     except BadStreamRequest as exc:
         channels, last_ids, problem = [], {}, str(exc)
+    if not request_origin_allowed(request):
+        return error_response(request, 403, ORIGIN_REFUSED)
     authenticated, forbidden = await sync_to_async(resolve_access, thread_sensitive=False)(request, channels)
     if not authenticated:
         return error_response(request, 403, "Log in to read event streams")
