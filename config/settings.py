@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "csp",
     "dashboard",
     "notifications",
+    "api",
 ]
 
 MIDDLEWARE = [
