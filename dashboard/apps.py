@@ -6,4 +6,7 @@ class DashboardConfig(AppConfig):
     verbose_name = "Dashboard"
 
     def ready(self):
-        from dashboard import checks  # noqa: F401 (registers the deploy checks)
+        # checks registers the deploy checks on import.
+        from dashboard import checks, revocation  # noqa: F401
+
+        revocation.connect_signals()

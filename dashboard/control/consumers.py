@@ -56,6 +56,7 @@ OPEN_SOCKET_HANDLERS = frozenset(
         "sampling_changed",
         "notification_message",
         "notification_unread",
+        "access_revoked",
     }
 )
 
@@ -355,6 +356,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.delivered.add(notification.get("id"))
         self.unread += 1
         await self.send_json(protocol.notification(notification, self.unread))
+
+    async def access_revoked(self, event):
+        # What this worker remembers about the user is stale too: the reconnect must ask again.
+        access_cache.forget(lambda identity: identity[1] == self.user.pk)
+        await self._close(protocol.CLOSE_REVOKED)
 
     async def notification_unread(self, event):
         self.unread = event["count"]

@@ -167,6 +167,10 @@ class AccessCache:
     def clear(self):
         self.entries = {}
 
+    def forget(self, predicate):
+        """Drop the answers whose key matches, e.g. every answer about one revoked user."""
+        self.entries = {key: entry for key, entry in self.entries.items() if not predicate(key)}
+
 
 access_cache = AccessCache()
 
