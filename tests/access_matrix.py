@@ -180,6 +180,40 @@ LEGEND = """
 """
 
 
+THREAT_MODEL = """
+## Threat model
+
+### Who can reach what
+
+| who | reaches | kept out by |
+|---|---|---|
+| anyone on the network | nginx only (`:8000`): the login page, `/healthz`, static files | everything else needs a session; PostgreSQL, Redis, Pushpin and the workers are not published (compose network; `make stack` binds them to loopback) |
+| someone guessing passwords | `/accounts/login/`, `/admin/login/` | django-axes: 10 failures for one username from one client address within 15 minutes lock that pair for 15 minutes, on every worker (attempts are in the database, so it holds with Redis down); the page says the account is temporarily locked (429) |
+| a logged-in user | their dashboard, `user-<their id>`, their notifications; more only with `view_metric` / `change_metric` / staff | the access matrix above; channel names are matched exactly (`user-<id>`: ASCII digits, no leading zero), and reading a channel writes nothing to Redis |
+| another page in the user's browser | nothing: its requests carry the user's cookies, so the origin decides | the WebSocket and the SSE stream accept only the site's exact origin (`scheme://host:port` as requested, or one in `CSRF_TRUSTED_ORIGINS`), other ports and schemes of the same host included; forms need the CSRF token; `frame-ancestors 'none'` and `X-Frame-Options: DENY` |
+| injected markup | nothing runs | an enforced `Content-Security-Policy: default-src 'self'; frame-ancestors 'none'` (no inline script or style anywhere); the page builds the DOM with `textContent`, links notifications only to `http(s)://` URLs and to paths on this site (no whitespace or control character, no `//`) |
+| a client talking to a worker directly | only in `make stack` (loopback) | GRIP answers need Pushpin's signature (`GRIP_URL`'s key, required with `DEBUG` off and checked by `check --deploy`) |
+| a revoked user | nothing new | logout, password change, deactivation and any permission or group change close the user's sockets on every worker (close `4403`) within a second; new streams and sockets are refused at once (the access answers a worker reuses live 3 s and are dropped on revocation) |
+
+The client address (for the lockout and the logs) is the one nginx saw: nginx, the
+one hop in front of the workers, overwrites `X-Forwarded-For` with `$remote_addr`
+and the worker (`--proxy-headers`) takes it from there; axes reads `REMOTE_ADDR`
+only. A deployment that puts another proxy in front of nginx must make that proxy
+the one that sets the header.
+
+### What each secret protects
+
+| secret | protects | if it leaks |
+|---|---|---|
+| `SECRET_KEY` | session cookies, CSRF tokens, password-reset links, the `es-meta` tokens Pushpin carries | anyone can forge a session for any user: rotate it (every session ends) |
+| `GRIP_KEY` (the `?key=` of `GRIP_URL`, Pushpin's `sig_key`) | that a request really came through Pushpin | a client reaching a worker could pass as Pushpin and skip the HTTPS redirect and host checks: rotate it on both sides |
+| `POSTGRES_PASSWORD` | every user, permission, notification and attempt log | full read and write of the product's data |
+| Redis (no password on the private network) | sessions cache, event history, presence, sampling state, the channel layer | reading events and forging pushes; it is never published |
+| `DJANGO_SUPERUSER_PASSWORD` | the first superuser; `ensure_superuser` runs Django's password validators on it | change it in the admin |
+| API tokens (`create_token`) | ingest, notify and `/metrics` scopes; only their hash is stored | `revoke_token NAME` |
+"""
+
+
 def render():
     lines = [INTRO.rstrip("\n")]
     lines.extend(f"| {heading} | {who} |" for _, heading, who in PERSONAS)
@@ -189,6 +223,7 @@ def render():
     for row in ROWS:
         lines.append(f"| {row.label} | " + " | ".join(row.expected[key] for key in PERSONA_KEYS) + " |")
     lines.append(LEGEND)
+    lines.append(THREAT_MODEL)
     return "\n".join(lines)
 
 
