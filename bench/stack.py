@@ -197,8 +197,8 @@ class BenchStack:
                 process = self.supervisor.python("grip-origin", *args, stdout=log, stderr=subprocess.STDOUT)
             else:
                 env = {"GRIP_URL": pushpin.grip_url} if pushpin else None
-                process = self.supervisor.daphne(
-                    f"daphne-{index}", port, env=env, stdout=log, stderr=subprocess.STDOUT
+                process = self.supervisor.worker(
+                    f"worker-{index}", port, env=env, stdout=log, stderr=subprocess.STDOUT
                 )
             log.close()
             self.servers.append(Server(process, port, log_path))

@@ -236,9 +236,9 @@ def viewer_cookies(alice):
 
 
 @pytest.fixture
-def worker(daphne_workers):
-    daphne_workers(1)
-    return daphne_workers.workers[0]
+def worker(web_workers):
+    web_workers(1)
+    return web_workers.workers[0]
 
 
 def _base(worker):

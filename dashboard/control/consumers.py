@@ -12,6 +12,7 @@ The protocol itself is described in docs/protocol.md.
 import asyncio
 import json
 import logging
+import weakref
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -74,6 +75,20 @@ SETUP_SLOTS = 100
 access_cache = AccessCache(seconds=ACCESS_CACHE_SECONDS)
 
 _setup_slots = SemaphorePerLoop()
+
+# This worker's accepted sockets, so a stopping worker can close them (dashboard.draining).
+_open_sockets = weakref.WeakSet()
+
+
+async def close_all_sockets(code=protocol.CLOSE_RESTART):
+    """Close every accepted socket of this worker with `code`; returns how many."""
+    sockets = [consumer for consumer in _open_sockets if consumer.accepted and not consumer.closing]
+    for consumer in sockets:
+        try:
+            await consumer._close(code)
+        except Exception as exc:  # already gone: nothing to hand over
+            logger.debug("could not close a socket while draining: %s", exc)
+    return len(sockets)
 
 
 def connect_slot():
@@ -156,6 +171,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         self.accepted = True
         connections.opened("ws")
+        _open_sockets.add(self)
         try:
             async with connect_slot():
                 await self._join()

@@ -26,6 +26,7 @@ import asyncio
 import collections
 import contextvars
 import logging
+import random
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +44,7 @@ from django_eventstream.utils import add_default_headers, get_channelmanager, ma
 from redis.exceptions import RedisError
 
 from dashboard import connections as open_connections
+from dashboard import draining
 from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel
 from dashboard.stream.channels import channel_exists
 
@@ -69,6 +71,9 @@ CONNECT_REDIS_SLOTS = 100
 # The library's first chunk: padding for old proxies/browsers, then stream-open.
 OPENING = (":" + " " * 2048 + "\n\n" + "event: stream-open\ndata:\n\n").encode()
 KEEPALIVE = b"event: keep-alive\ndata:\n\n"
+# A stopping worker ends its streams with this reconnection delay (ms, jittered up to
+# twice as long): the EventSource comes straight back, through nginx to another worker.
+RESTART_RETRY_MS = 250
 
 
 class BadStreamRequest(ValueError):
@@ -222,6 +227,10 @@ async def events(request):
         problem = None
     except BadStreamRequest as exc:
         channels, last_ids, problem = [], {}, str(exc)
+    if draining.is_draining():
+        # A request that reached a stopping worker over a kept-alive connection: nginx
+        # passes a 503 on to the next worker (proxy_next_upstream).
+        return error_response(request, 503, "This worker is restarting; reconnect")
     authenticated, forbidden = await sync_to_async(resolve_access, thread_sensitive=False)(request, channels)
     if not authenticated:
         return error_response(request, 403, "Log in to read event streams")
@@ -373,6 +382,18 @@ class Hub:
 _hubs = {}
 
 
+def end_all_streams():
+    """End every stream of this worker (it is stopping); returns how many."""
+    ended = 0
+    for hub in _hubs.values():
+        for streams in hub.streams_by_channel.values():
+            for stream in streams:
+                if not stream.ending:
+                    stream.end()
+                    ended += 1
+    return ended
+
+
 def get_hub():
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
@@ -394,6 +415,7 @@ class Stream:
         self.buffer = collections.deque()
         self.wakeup = asyncio.Event()
         self.catch_up_needed = False
+        self.ending = False
         self.storage = DashboardRedisStorage()
 
     # Called by the hub, on the event loop.
@@ -408,6 +430,11 @@ class Stream:
     def request_catch_up(self):
         self.buffer.clear()
         self.catch_up_needed = True
+        self.wakeup.set()
+
+    def end(self):
+        """Finish after what is buffered, telling the client to come back at once."""
+        self.ending = True
         self.wakeup.set()
 
     def current_id(self):
@@ -428,7 +455,7 @@ class Stream:
             yield OPENING
             async for chunk in self.replay():
                 yield chunk
-            while True:
+            while not self.ending:
                 try:
                     async with asyncio.timeout(KEEPALIVE_SECONDS):
                         await self.wakeup.wait()
@@ -438,6 +465,8 @@ class Stream:
                 self.wakeup.clear()
                 async for chunk in self.drain():
                     yield chunk
+            retry = RESTART_RETRY_MS + random.randrange(RESTART_RETRY_MS)  # noqa: S311 (jitter)
+            yield f"retry: {retry}\n\n".encode()
         except RedisError as exc:
             # The client reconnects with its Last-Event-ID and resumes once Redis is back.
             logger.warning("ending an SSE stream: Redis unavailable (%s)", exc)

@@ -35,9 +35,9 @@ def collector(subprocess_env):
 
 
 @pytest.fixture
-def dashboard(chromium, daphne_workers, alice):
+def dashboard(chromium, web_workers, alice):
     """The dashboard page of a logged-in user with view_metric, and its page errors."""
-    (base_url,) = daphne_workers(1)
+    (base_url,) = web_workers(1)
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     name, value = next(iter(session_cookie(alice).items()))
     context.add_cookies([{"name": name, "value": value, "url": base_url}])

@@ -11,8 +11,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def worker(daphne_workers):
-    return daphne_workers(1)[0]
+def worker(web_workers):
+    return web_workers(1)[0]
 
 
 def frame_ids(events):

@@ -22,8 +22,8 @@ SETTLE = 1.0
 
 
 @pytest.fixture
-def workers(daphne_workers):
-    return daphne_workers(2)
+def workers(web_workers):
+    return web_workers(2)
 
 
 @pytest.fixture
