@@ -1,6 +1,5 @@
 """`make run`'s process (deploy/run_local.py): a web worker and the collector, a bundled Redis
-when none answers,
-and Ctrl-C stopping every one of them."""
+when none answers, and Ctrl-C stopping every one of them."""
 
 import signal
 import subprocess
