@@ -296,6 +296,22 @@ async def test_it_refuses_an_oversize_frame_with_too_large_and_closes_the_socket
 
 
 @pytest.mark.slow
+async def test_a_frame_over_one_mib_is_closed_by_the_server_itself_with_1009(worker, viewer_cookies):
+    # deploy/worker.py caps frames at 1 MiB on both servers; past that the server (not
+    # the application, which never sees the frame) closes with the standard 1009.
+    async with open_socket(_base(worker), viewer_cookies, max_size=None) as socket:
+        await socket.wait_for(lambda m: m.get("type") == "hello")
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await socket.send("x" * (1024 * 1024 + 1))
+        assert await socket.closed(timeout=10) == 1009
+        assert not socket.of_type("error")
+    async with open_socket(_base(worker), viewer_cookies) as other:
+        assert (await other.command("ping"))["type"] == "pong"
+    assert worker.poll() is None
+    assert crashes_in(worker.log_path)[0] == []
+
+
+@pytest.mark.slow
 async def test_a_flood_is_rate_limited_then_closed_while_others_are_served(worker, viewer_cookies):
     async with (
         open_socket(_base(worker), viewer_cookies) as flooder,
