@@ -21,6 +21,12 @@ ROOT = Path(__file__).resolve().parent
 PASSWORD = "correct-horse-battery-staple"
 
 
+def pytest_report_header(config):
+    from django.conf import settings
+
+    return f"web workers: {settings.ASGI_SERVER} (ASGI_SERVER)"
+
+
 def pytest_configure(config):
     # pytest-django has loaded the settings by now; the channel layer and the
     # Redis clients are built lazily, so retargeting the prefix here is enough.

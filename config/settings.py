@@ -230,8 +230,9 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    # nginx terminates TLS and says so in X-Forwarded-Proto.
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # nginx says whether the client used HTTPS in X-Forwarded-Proto. No
+    # SECURE_PROXY_SSL_HEADER: the web worker (deploy/worker.py) already sets the
+    # request's scheme from it, believing only the peers in FORWARDED_ALLOW_IPS.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 LOGGING = {

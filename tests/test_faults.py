@@ -139,6 +139,7 @@ class Tab:
 
 
 @pytest.mark.slow
+@pytest.mark.servers
 async def test_redis_restarting_loses_nothing_that_was_published_or_notified(
     web_workers, collector_with, own_redis, manage, alice, alice_cookies
 ):
@@ -228,7 +229,7 @@ async def _delivered_within(tab, notification_id, timeout):
     return notification_id in tab.seen
 
 
-# --- one daphne worker killed behind nginx ----------------------------------------
+# --- one web worker killed behind nginx ----------------------------------------
 
 
 def worker_serving_streams(stack):
@@ -246,6 +247,7 @@ def worker_serving_streams(stack):
 
 
 @pytest.mark.slow
+@pytest.mark.servers
 async def test_a_killed_worker_s_clients_reconnect_through_nginx_and_catch_up(stack, alice_cookies):
     from dashboard.redis import get_sync_client, key
 

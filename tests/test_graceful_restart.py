@@ -23,6 +23,8 @@ from conftest import ROOT
 from dashboard.control import protocol
 from tests.realclients import cookie_header, event_of, open_socket, wait_until
 
+pytestmark = [pytest.mark.slow, pytest.mark.servers]
+
 PROBE = "restart-probe"
 VALUES = 300
 PUBLISH_EVERY = 0.02
@@ -114,7 +116,6 @@ def open_streams_of(stack):
     return counts
 
 
-@pytest.mark.slow
 async def test_sigterm_to_a_worker_moves_its_streams_and_sockets_and_loses_no_event(
     stack, subprocess_env, alice_cookies, tmp_path
 ):

@@ -1,4 +1,4 @@
-"""The live charts in a real Chromium, against a real daphne worker, Redis and collector."""
+"""The live charts in a real Chromium, against a real web worker, Redis and collector."""
 
 import time
 

@@ -1,4 +1,4 @@
-"""The socket across real daphne workers on real Redis, with the real collector."""
+"""The socket across real web workers on real Redis, with the real collector."""
 
 import asyncio
 import contextlib
@@ -33,6 +33,7 @@ def online_names(message):
     return {person["username"] for person in message["online"]}
 
 
+@pytest.mark.servers
 async def test_presence_and_sampling_changes_cross_workers(web_workers, staff_cookies, alice_cookies):
     first, second = web_workers(2)
     async with open_socket(second, alice_cookies) as viewer:

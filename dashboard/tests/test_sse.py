@@ -1,4 +1,4 @@
-"""/events/ against real daphne workers and real Redis."""
+"""/events/ against real web workers and real Redis."""
 
 import asyncio
 
@@ -7,7 +7,7 @@ import pytest
 from dashboard.live import publish_frame
 from tests.realclients import SSEReader, events_url
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.servers]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The bell and the toasts in a real Chromium, against a real daphne worker."""
+"""The bell and the toasts in a real Chromium, against a real web worker."""
 
 import time
 

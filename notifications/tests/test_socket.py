@@ -1,4 +1,4 @@
-"""End to end: notifications on the dashboard socket of real daphne workers.
+"""End to end: notifications on the dashboard socket of real web workers.
 
 Notifications are sent from separate OS processes (`manage.py notify`) or from
 this test process; clients are real WebSockets with a session cookie and the
