@@ -24,6 +24,7 @@ ReconnectingEventSource expects) and changes the mechanics:
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import logging
 import random
@@ -36,6 +37,7 @@ import redis.asyncio
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
@@ -260,8 +262,37 @@ class EventStreamResponse(StreamingHttpResponse):
 EVENTS_PATH = "/events/"
 
 
+# Middlewares that do nothing for an event stream: no static files, no CSRF on a GET,
+# no messages, no frames, no slash redirects. Each one costs a connect two hops to a
+# thread (Django adapts sync middleware per call), which is most of a connect storm's
+# CPU; every other middleware (security, sessions, auth, any added later) still runs.
+STREAM_SKIPS_MIDDLEWARE = frozenset(
+    {
+        "servestatic.middleware.ServeStaticMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    }
+)
+
+
+class StreamHandler(ASGIHandler):
+    """Django's ASGI handler for `/events/` only, without STREAM_SKIPS_MIDDLEWARE."""
+
+    def load_middleware(self, is_async=False):
+        everything = settings.MIDDLEWARE
+        # Django builds the chain from settings.MIDDLEWARE alone; this runs once, at start-up.
+        settings.MIDDLEWARE = [path for path in everything if path not in STREAM_SKIPS_MIDDLEWARE]
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = everything
+
+
 class SharedThreadForStreams:
-    """ASGI wrapper: `/events/` requests share one thread for Django's sync work.
+    """ASGI wrapper: `/events/` requests share one thread for Django's sync work,
+    and go to `streams` (a StreamHandler) rather than the full middleware chain.
 
     Django runs each request in its own thread-sensitive context, and the first
     sync step of a request (the `request_started` signal, sync middleware) starts
@@ -272,14 +303,15 @@ class SharedThreadForStreams:
     elsewhere (`resolve_access`) and closes its connection before streaming.
     """
 
-    def __init__(self, app):
+    def __init__(self, app, streams=None):
         self.app = app
+        self.streams = streams or app
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sse-sync")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope.get("path") == EVENTS_PATH:
             async with ThreadSensitiveContext(executor=self.executor):
-                return await self.app(scope, receive, send)
+                return await self.streams(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
@@ -313,6 +345,9 @@ class Hub:
     def __init__(self):
         self.streams_by_channel = collections.defaultdict(set)
         self.streams = set()
+        # The newest id this hub has dispatched per channel while subscribed without a
+        # break: where a new stream starts, with no Redis round trip per connect.
+        self.current_ids = {}
         self.task = None
         self.keepalive_task = None
         self.connected = asyncio.Event()
@@ -361,6 +396,8 @@ class Hub:
         except (ValueError, KeyError, TypeError):
             logger.warning("ignoring a malformed SSE pub/sub message")
             return
+        if event.id > self.current_ids.get(event.channel, 0):
+            self.current_ids[event.channel] = event.id
         for stream in tuple(self.streams_by_channel.get(event.channel, ())):
             stream.offer(event)
 
@@ -394,6 +431,7 @@ class Hub:
                 raise
             except Exception as exc:
                 self.connected.clear()
+                self.current_ids.clear()  # what it missed meanwhile only storage knows
                 if not down:
                     logger.warning("SSE hub lost Redis (%s); retrying with backoff", exc)
                 down = True
@@ -491,8 +529,10 @@ class Stream:
             # Fix where the stream starts before saying it is open: a client that
             # publishes on `stream-open` must see what it publishes.
             await hub.wait_connected(HUB_CONNECT_WAIT)
-            async with hub.redis_slots:
-                await self.fix_start_ids()
+            known = {*self.requested_last_ids, *hub.current_ids}
+            asks_redis = any(channel not in known for channel in self.channels)
+            async with hub.redis_slots if asks_redis else contextlib.nullcontext():
+                await self.fix_start_ids(hub)
             yield OPENING
             async for chunk in self.replay():
                 yield chunk
@@ -527,11 +567,15 @@ class Stream:
             hub.remove(self)
             open_connections.closed("sse")
 
-    async def fix_start_ids(self):
-        """Resume where the client says, else at the current ids."""
+    async def fix_start_ids(self, hub=None):
+        """Resume where the client says, else at the current ids (the hub's when it has one:
+        anything newer is already on its way to this stream through the hub)."""
+        known = hub.current_ids if hub is not None else {}
         for channel in self.channels:
             if channel in self.requested_last_ids:
                 self.last_ids[channel] = self.requested_last_ids[channel]
+            elif channel in known:
+                self.last_ids[channel] = known[channel]
             else:
                 self.last_ids[channel] = await self.storage.aget_current_id(channel)
 

@@ -161,3 +161,24 @@ async def test_a_quiet_stream_gets_a_keepalive_after_a_whole_quiet_period():
     assert not stream.keepalive_due
     stream.tick_keepalive()
     assert stream.keepalive_due
+
+
+async def test_a_new_stream_starts_at_the_hub_s_newest_id_without_asking_redis(monkeypatch):
+    import json
+
+    hub = sse.Hub()
+    newer, older = publish_frame(1, 0.0, {}), None
+    older = type(newer)(newer.channel, newer.type, newer.data, id=newer.id - 1)
+    for event in (newer, older):  # out of order, as two publishers can be
+        hub.dispatch(
+            json.dumps({"channel": event.channel, "type": event.type, "data": event.data, "id": event.id})
+        )
+    assert hub.current_ids == {"metrics": newer.id}
+
+    async def no_redis(channel):
+        raise AssertionError("asked Redis for the current id")
+
+    stream = Stream(["metrics"], {})
+    monkeypatch.setattr(stream.storage, "aget_current_id", no_redis)
+    await stream.fix_start_ids(hub)
+    assert stream.last_ids == {"metrics": newer.id}
