@@ -6,4 +6,7 @@ class DashboardConfig(AppConfig):
     verbose_name = "Dashboard"
 
     def ready(self):
-        from dashboard import signals  # noqa: F401 (connects the receivers)
+        # checks registers the deploy checks on import; signals pushes metric-config on admin edits.
+        from dashboard import checks, revocation, signals  # noqa: F401
+
+        revocation.connect_signals()

@@ -19,7 +19,10 @@
   };
   const LEVEL_ICONS = { info: "ℹ", success: "✓", warning: "⚠", error: "✕" };
   // What notify() accepts; checked again here for rows written around it.
-  const SAFE_LINK = /^(https?:\/\/|\/(?![\/\\]))/i;
+  // http(s) URLs and paths on this site only. Browsers drop tabs and newlines from a
+  // URL before reading it, so "/\t/evil.com" would open //evil.com: no whitespace or
+  // control character anywhere, and a path never starts with a second slash or backslash.
+  const SAFE_LINK = /^(?:https?:\/\/|\/(?![\/\\]))[^\x00-\x20\x7f]*$/i;
 
   function on(type, handler) {
     (handlers[type] = handlers[type] || []).push(handler);
