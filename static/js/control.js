@@ -70,7 +70,7 @@
   function scheduleReconnect(code) {
     if (reconnectTimer) return;
     if (RESTART_CODES.includes(code)) {
-      ld.setStatus("ws-status", "reconnecting", "server restarting; reconnecting…");
+      ld.setStatus("ws-status", "reconnecting", gettext("server restarting; reconnecting…"));
       reconnectTimer = setTimeout(connect, Math.random() * RESTART_JITTER_MS);
       return;
     }
