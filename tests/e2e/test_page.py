@@ -61,7 +61,7 @@ def browse(chromium, open_page, base_url):
 
 def open_dashboard(page, base_url):
     page.goto(base_url + "/")
-    page.wait_for_function("window.livedash && window.livedash.charts")
+    page.wait_for_function("() => window.livedash && window.livedash.charts")
     return page
 
 
@@ -114,7 +114,7 @@ def test_the_login_page_speaks_spanish_to_a_spanish_browser(browse, base_url):
     assert page.inner_text("button[type=submit]") == "Entrar"
     # The user's own choice wins over Accept-Language from then on.
     page.select_option("#language-select", "en")
-    page.wait_for_function("document.documentElement.lang === 'en'")
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
     assert page.inner_text("button[type=submit]") == "Sign in"
     page.reload()
     assert page.get_attribute("html", "lang") == "en"
@@ -189,8 +189,10 @@ def test_every_language_theme_and_width(browse, base_url, collector, alice):
             for label, width in WIDTHS.items():
                 page = browse(alice, lang=lang, width=width, name=f"{lang}-{theme}-{label}")
                 open_dashboard(page, base_url)
-                page.wait_for_function("livedash.charts.points('cpu') >= 2", timeout=30_000)
-                page.wait_for_function("document.querySelector('#ws-status').dataset.state === 'connected'")
+                page.wait_for_function("() => livedash.charts.points('cpu') >= 2", timeout=30_000)
+                page.wait_for_function(
+                    "() => document.querySelector('#ws-status').dataset.state === 'connected'"
+                )
                 assert page.get_attribute("html", "data-theme") == theme
                 assert page.get_attribute("html", "lang") == lang
                 assert page.inner_text(".user-group button[type=submit]") == log_out
@@ -231,7 +233,7 @@ def test_the_theme_switcher_applies_at_once_and_is_remembered(browse, base_url, 
     open_dashboard(page, base_url)
     dark = page_colours(page)
     page.select_option("#theme-select", "light")
-    page.wait_for_function("document.documentElement.dataset.theme === 'light'")
+    page.wait_for_function("() => document.documentElement.dataset.theme === 'light'")
     assert page_colours(page) != dark
     for _ in range(50):  # the save is a fetch in the background
         if UserPreference.objects.filter(user=alice, theme="light").exists():
@@ -258,14 +260,15 @@ def test_the_system_theme_follows_the_operating_system(browse, base_url, alice):
 def test_hovering_shows_value_and_time_in_text_on_every_chart(browse, base_url, collector, alice):
     page = open_dashboard(browse(alice, width=1440), base_url)
     page.wait_for_function(
-        "livedash.charts.points('cpu') >= 2 && livedash.charts.points('memory') >= 2", timeout=60_000
+        "() => livedash.charts.points('cpu') >= 2 && livedash.charts.points('memory') >= 2", timeout=60_000
     )
     box = page.locator(".chart-card[data-key=cpu] .chart-plot .u-over").bounding_box()
     page.mouse.move(box["x"] + box["width"] - 5, box["y"] + box["height"] / 2)
     cpu = page.locator(".chart-card[data-key=cpu] .chart-readout")
     memory = page.locator(".chart-card[data-key=memory] .chart-readout")
     page.wait_for_function(
-        "document.querySelector('.chart-card[data-key=memory] .chart-readout').textContent.includes('%')"
+        "() => document.querySelector('.chart-card[data-key=memory] .chart-readout')"
+        ".textContent.includes('%')"
     )
     # "12:03:04 · 4.6 %": the time, and the value with a fixed number of decimals and the unit.
     assert cpu.inner_text().endswith(" %") and " · " in cpu.inner_text()
@@ -297,11 +300,11 @@ def test_byte_axes_step_in_binary_units_and_numbers_follow_the_locale(browse, ba
     Metric.objects.create(key="ratio", label="Ratio", unit="%")
     publish_metric("ratio", 7, ts=now - 2)
     page = open_dashboard(browse(alice, lang="es"), base_url)
-    page.wait_for_function("livedash.charts.points('upload') >= 4")
+    page.wait_for_function("() => livedash.charts.points('upload') >= 4")
     labels = page.evaluate("livedash.format.axis([0, 65536, 131072, 196608], 'B/s', 65536)")
     assert labels == ["0 KiB/s", "64 KiB/s", "128 KiB/s", "192 KiB/s"]
     page.wait_for_function(
-        "document.querySelector('.chart-card[data-key=ratio] .chart-value').textContent === '7,0'"
+        "() => document.querySelector('.chart-card[data-key=ratio] .chart-value').textContent === '7,0'"
     )
     assert page.inner_text(".chart-card[data-key=upload] .chart-unit") == "KiB/s"
     assert "," in page.inner_text(".chart-card[data-key=upload] .chart-value")
@@ -377,7 +380,9 @@ def test_a_firing_rule_shows_on_its_card_and_an_admin_edit_reaches_the_page(
     page = open_dashboard(browse(alice), base_url)
     card = ".chart-card[data-key=processes]"
     page.wait_for_selector(card)
-    page.wait_for_function(f"document.querySelector('{card}').classList.contains('firing')", timeout=30_000)
+    page.wait_for_function(
+        f"() => document.querySelector('{card}').classList.contains('firing')", timeout=30_000
+    )
     assert page.text_content(f"{card} .chart-state") == "alert firing"
     border = page.evaluate(f"getComputedStyle(document.querySelector('{card}')).borderTopColor")
     critical = page.evaluate(
@@ -394,7 +399,7 @@ def test_a_firing_rule_shows_on_its_card_and_an_admin_edit_reaches_the_page(
     metric.unit = "procs"
     metric.save()
     page.wait_for_function(
-        f"document.querySelector('{card} .chart-title').textContent === 'Running processes'"
+        f"() => document.querySelector('{card} .chart-title').textContent === 'Running processes'"
     )
     assert page.inner_text(f"{card} .chart-unit") == "procs"
 
