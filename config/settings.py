@@ -309,5 +309,9 @@ if GRIP_URL:
         )
     MIDDLEWARE.insert(0, "django_grip.GripMiddleware")
 
+# Open SSE streams, and open sockets, one user may hold on one worker: a tab takes one
+# of each. Past it a stream is answered 429 and a socket closed with 4008.
+MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
+
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)

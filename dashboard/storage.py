@@ -87,6 +87,11 @@ def pubsub_channel():
     return key("sse")
 
 
+def revocation_channel():
+    """Pub/sub channel naming a user whose access changed: every worker's hub ends their streams."""
+    return key("sse-revoke")
+
+
 def counter_key(channel):
     return key("events", channel, "last")
 
