@@ -46,6 +46,13 @@ def envlist(name, default):
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def envchoice(name, default, choices):
+    raw = os.environ.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(sorted(choices))}, got {raw!r}")
+    return raw
+
+
 def envurl(name, default, schemes):
     raw = os.environ.get(name, "").strip() or default
     parts = urlsplit(raw)
@@ -193,9 +200,10 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # the site's and the admin's login alike. The attempts live in the database (axes'
 # database handler), so every worker sees the same count and signing in does not
 # depend on Redis. The address is REMOTE_ADDR only, never a header read here: the
-# ASGI server fills it from X-Forwarded-For (--proxy-headers), and nginx, the one
-# hop in front of the workers, overwrites that header with the address it saw
-# (deploy/nginx/proxy_headers.conf), so a client cannot choose its own.
+# worker fills it from X-Forwarded-For only when the peer is in FORWARDED_ALLOW_IPS
+# (nginx), and nginx, the one hop in front of the workers, overwrites that header
+# with the address it saw (deploy/nginx/proxy_headers.conf), so a client cannot
+# choose its own.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -261,8 +269,9 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    # nginx terminates TLS and says so in X-Forwarded-Proto.
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # nginx says whether the client used HTTPS in X-Forwarded-Proto. No
+    # SECURE_PROXY_SSL_HEADER: the web worker (deploy/worker.py) already sets the
+    # request's scheme from it, believing only the peers in FORWARDED_ALLOW_IPS.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 LOGGING = {
@@ -308,6 +317,16 @@ if GRIP_URL:
             "GRIP_URL has no signing key: add ?key=SECRET (Pushpin's sig_key) or set DEBUG=1"
         )
     MIDDLEWARE.insert(0, "django_grip.GripMiddleware")
+
+# The web workers (`python -m deploy.worker`, which make run, make stack, compose
+# and the image all use): which ASGI server, whose proxy headers to believe, and
+# whether to log a line per request. `daphne` stays in INSTALLED_APPS for runserver.
+ASGI_SERVER = envchoice("ASGI_SERVER", "uvicorn", {"uvicorn", "daphne"})
+# X-Forwarded-For/-Proto are believed only from these peers (nginx, Pushpin); "*" trusts all.
+FORWARDED_ALLOW_IPS = envlist("FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"])
+ACCESS_LOG = envbool("ACCESS_LOG", False)
+# How long a stopping worker waits for its streams and sockets to move elsewhere.
+GRACEFUL_SHUTDOWN_SECONDS = envint("GRACEFUL_SHUTDOWN_SECONDS", 10, minimum=1)
 
 # Open SSE streams, and open sockets, one user may hold on one worker: a tab takes one
 # of each. Past it a stream is answered 429 and a socket closed with 4008.

@@ -39,6 +39,24 @@ class NotificationNotFound(Exception):
     to someone else look the same, so an id never tells whether it exists."""
 
 
+# A counter that moves whenever what some `hello_state` answers may change (a new
+# notification pushed, a read mark): a worker may reuse a hello state computed at
+# the version it still reads (dashboard.control.consumers).
+VERSION_KEY = ("notifications", "version")
+
+
+def bump_version():
+    from dashboard.redis import get_sync_client, key
+
+    get_sync_client().incr(key(*VERSION_KEY))
+
+
+async def aversion():
+    from dashboard.redis import get_async_client, key
+
+    return int(await get_async_client().get(key(*VERSION_KEY)) or 0)
+
+
 def notify(to, title, body="", level="info", link=None, created_by=None):
     """Store a notification for `to` (a user, a username, a group, or None for
     everyone) and push it to the recipients once committed.
@@ -111,6 +129,9 @@ def push_on_commit(notification):
 def _push(notification, quiet=False):
     """Push one committed notification; True when it went out (and is marked so)."""
     try:
+        # Before the push: a socket that reads the version after this joined its groups
+        # first, so it is sent the notification; one that read it before sees a new version.
+        bump_version()
         _group_send(
             notification.channel_group,
             {"type": "notification.message", "notification": notification.as_dict()},
@@ -210,6 +231,10 @@ def mark_read(user, target):
         _mark_one_read(user, target)
     else:
         raise ValueError('target must be a notification id or "all"')
+    try:
+        bump_version()
+    except Exception as exc:  # Redis away: cached hello states expire within seconds anyway
+        logger.warning("could not bump the notifications version: %s", exc)
     return unread_count(user)
 
 

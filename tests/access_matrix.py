@@ -1,6 +1,6 @@
 """Who may do what: the access matrix, as data.
 
-tests/test_access_matrix.py checks every cell against a real daphne worker, and
+tests/test_access_matrix.py checks every cell against a real web worker, and
 docs/security.md prints this same table; regenerate it after a change with
 
     .venv/bin/python -m tests.access_matrix
@@ -151,7 +151,7 @@ INTRO = """\
 # Security: who may do what
 
 Generated from `tests/access_matrix.py` by `.venv/bin/python -m tests.access_matrix`;
-`tests/test_access_matrix.py` checks every cell against a real daphne worker (real
+`tests/test_access_matrix.py` checks every cell against a real web worker (real
 session cookies, real sockets) and fails when this page and the table disagree.
 
 Principles: anonymous users get nothing but the login page and `/healthz`; a user

@@ -113,8 +113,8 @@ async def outcome_of(row, persona, base_url, people):
 
 
 @pytest.mark.slow
-async def test_the_access_matrix_holds_on_a_real_worker(daphne_workers, people):
-    (base_url,) = daphne_workers(1)
+async def test_the_access_matrix_holds_on_a_real_worker(web_workers, people):
+    (base_url,) = web_workers(1)
     actual = {}
     for row in ROWS:
         probes = [outcome_of(row, persona, base_url, people) for persona in PERSONA_KEYS]

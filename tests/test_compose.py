@@ -121,13 +121,14 @@ def test_it_publishes_nothing_but_nginx_on_8000():
     assert all(ports == [] for ports in published.values()), published
 
 
-def test_it_runs_two_daphne_workers_on_the_asgi_application():
+def test_it_runs_two_web_workers_on_the_asgi_application():
     for name in WORKERS:
         command = SERVICES[name]["command"]
-        assert command[0] == "daphne"
-        assert "--proxy-headers" in command
-        module, attribute = command[-1].split(":")
-        assert getattr(importlib.import_module(module), attribute) is not None
+        assert command[:3] == ["python", "-m", "deploy.worker"]
+        assert command[3:] == ["--host", "0.0.0.0", "--port", "8000"]  # noqa: S104 (inside the container)
+        assert importlib.import_module("deploy.worker").main is not None
+        # Only the proxies on the compose network are believed about the client's address.
+        assert "*" not in SERVICES[name]["environment"]["FORWARDED_ALLOW_IPS"]
 
 
 def test_every_manage_py_command_it_runs_exists():
@@ -316,14 +317,12 @@ def test_dockerfile_bakes_in_no_secret():
     assert collectstatic and collectstatic[0].startswith("SECRET_KEY=")
 
 
-def test_dockerfile_serves_daphne_on_8000():
+def test_dockerfile_serves_a_web_worker_on_8000():
     instructions = dockerfile_instructions()
     assert ["EXPOSE", "8000"] in instructions
     cmd = json.loads(next(args for op, args in instructions if op == "CMD"))
     assert cmd == SERVICES["web1"]["command"]
-    assert shlex.join(cmd).startswith(
-        "daphne -e tcp:port=8000:interface=0.0.0.0:backlog=4096 --proxy-headers"
-    )
+    assert shlex.join(cmd) == "python -m deploy.worker --host 0.0.0.0 --port 8000"
 
 
 def test_dockerignore_keeps_secrets_and_local_builds_out():

@@ -1,7 +1,7 @@
 """Hostile clients: whatever they send, the server answers with a clear error, stores
 nothing, keeps its log free of tracebacks, and goes on serving everyone else.
 
-The WebSocket barrage runs against a real daphne worker over real sockets; the
+The WebSocket barrage runs against a real web worker over real sockets; the
 frames come from a seeded generator, so a failure can be replayed exactly.
 """
 
@@ -236,9 +236,9 @@ def viewer_cookies(alice):
 
 
 @pytest.fixture
-def worker(daphne_workers):
-    daphne_workers(1)
-    return daphne_workers.workers[0]
+def worker(web_workers):
+    web_workers(1)
+    return web_workers.workers[0]
 
 
 def _base(worker):
@@ -278,6 +278,7 @@ OVERSIZE_FRAMES = {
 
 
 @pytest.mark.slow
+@pytest.mark.servers
 async def test_it_refuses_an_oversize_frame_with_too_large_and_closes_the_socket(worker, viewer_cookies):
     outcomes = {}
     for name, frame in OVERSIZE_FRAMES.items():
@@ -296,6 +297,24 @@ async def test_it_refuses_an_oversize_frame_with_too_large_and_closes_the_socket
 
 
 @pytest.mark.slow
+@pytest.mark.servers
+async def test_a_frame_over_one_mib_is_closed_by_the_server_itself_with_1009(worker, viewer_cookies):
+    # deploy/worker.py caps frames at 1 MiB on both servers; past that the server (not
+    # the application, which never sees the frame) closes with the standard 1009.
+    async with open_socket(_base(worker), viewer_cookies, max_size=None) as socket:
+        await socket.wait_for(lambda m: m.get("type") == "hello")
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await socket.send("x" * (1024 * 1024 + 1))
+        assert await socket.closed(timeout=10) == 1009
+        assert not socket.of_type("error")
+    async with open_socket(_base(worker), viewer_cookies) as other:
+        assert (await other.command("ping"))["type"] == "pong"
+    assert worker.poll() is None
+    assert crashes_in(worker.log_path)[0] == []
+
+
+@pytest.mark.slow
+@pytest.mark.servers
 async def test_a_flood_is_rate_limited_then_closed_while_others_are_served(worker, viewer_cookies):
     async with (
         open_socket(_base(worker), viewer_cookies) as flooder,
@@ -341,7 +360,7 @@ async def test_the_worker_keeps_serving_others_during_a_barrage(worker, viewer_c
 
 # SSE: bad requests are 4xx with a reason, never a 500 and never a stream.
 
-# Under daphne's 16 KiB request-line limit, so the request reaches Django (nginx allows 8 KiB lines).
+# Under the servers' request-line limits, so the request reaches Django (nginx allows 8 KiB lines).
 LONG = "x" * 7_000
 
 

@@ -49,6 +49,8 @@ CLOSE_SETUP_FAILED = 4011
 # The user's access changed (logout, password, deactivation, permissions, groups):
 # the page reconnects and gets what the user may have now, or is refused.
 CLOSE_REVOKED = 4403
+# The worker is restarting (the meaning of the standard 1012): reconnect at once, another worker answers.
+CLOSE_RESTART = 4012
 
 
 class ProtocolError(Exception):

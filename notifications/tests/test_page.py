@@ -1,4 +1,4 @@
-"""The bell and the toasts in a real Chromium, against a real daphne worker."""
+"""The bell and the toasts in a real Chromium, against a real web worker."""
 
 import time
 
@@ -62,8 +62,8 @@ def alice_cookie(alice):
 # Fixtures that touch the database come before `browser` in each signature, so
 # they run before Playwright's event loop starts (and are torn down after it stops).
 @pytest.fixture
-def page_for_alice(alice_cookie, daphne_workers, browser):
-    base = daphne_workers(1)[0]
+def page_for_alice(alice_cookie, web_workers, browser):
+    base = web_workers(1)[0]
     page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
     page.set_default_timeout(15_000)
     page.errors = []

@@ -1,4 +1,4 @@
-"""End to end: notifications on the dashboard socket of real daphne workers.
+"""End to end: notifications on the dashboard socket of real web workers.
 
 Notifications are sent from separate OS processes (`manage.py notify`) or from
 this test process; clients are real WebSockets with a session cookie and the
@@ -22,8 +22,8 @@ SETTLE = 1.0
 
 
 @pytest.fixture
-def workers(daphne_workers):
-    return daphne_workers(2)
+def workers(web_workers):
+    return web_workers(2)
 
 
 @pytest.fixture
