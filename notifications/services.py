@@ -35,7 +35,8 @@ MISSED_LIMIT = 200
 
 
 class NotificationNotFound(Exception):
-    pass
+    """No such notification for this user: one that does not exist and one addressed
+    to someone else look the same, so an id never tells whether it exists."""
 
 
 # A counter that moves whenever what some `hello_state` answers may change (a new
@@ -54,10 +55,6 @@ async def aversion():
     from dashboard.redis import get_async_client, key
 
     return int(await get_async_client().get(key(*VERSION_KEY)) or 0)
-
-
-class NotificationForbidden(Exception):
-    pass
 
 
 def notify(to, title, body="", level="info", link=None, created_by=None):
@@ -226,8 +223,8 @@ def _as_id(value):
 def mark_read(user, target):
     """Mark one notification (by id) or "all" read for `user`; returns the new unread count.
 
-    Raises NotificationNotFound / NotificationForbidden (nothing changes) for an
-    id that does not exist or is not addressed to this user."""
+    Raises NotificationNotFound (nothing changes) for an id that does not exist or
+    is not addressed to this user alike."""
     if target == "all":
         _mark_all_read(user)
     elif isinstance(target, int) and not isinstance(target, bool):
@@ -243,10 +240,8 @@ def mark_read(user, target):
 
 def _mark_one_read(user, notification_id):
     notification = Notification.objects.filter(pk=notification_id).first()
-    if notification is None:
-        raise NotificationNotFound(f"no notification {notification_id}")
-    if not notification.is_addressed_to(user):
-        raise NotificationForbidden(f"notification {notification_id} is not addressed to you")
+    if notification is None or not notification.is_addressed_to(user):
+        raise NotificationNotFound(f"you have no notification {notification_id}")
     try:
         with transaction.atomic():
             NotificationRead.objects.get_or_create(user=user, notification=notification)

@@ -63,6 +63,16 @@ async def sse_outcome(base_url, cookies, channels):
         return str(response.status_code)
 
 
+async def sse_origin_outcome(base_url, cookies, target):
+    origin, channels = target.split()
+    params = [("channel", channel) for channel in channels.split(",")]
+    async with (
+        httpx.AsyncClient(base_url=base_url, cookies=cookies, timeout=10) as client,
+        client.stream("GET", "/events/", params=params, headers={"Origin": origin}) as response,
+    ):
+        return str(response.status_code)
+
+
 async def connect_outcome(base_url, cookies, origin):
     outcome, detail = await try_socket(base_url, cookies, origin=None if origin == "same-origin" else origin)
     if outcome == "hello":
@@ -95,6 +105,8 @@ async def outcome_of(row, persona, base_url, people):
         return await http_outcome(base_url, cookies, target)
     if row.kind == "sse":
         return await sse_outcome(base_url, cookies, target)
+    if row.kind == "sse-origin":
+        return await sse_origin_outcome(base_url, cookies, target)
     if row.kind == "ws-connect":
         return await connect_outcome(base_url, cookies, target)
     return await command_outcome(base_url, cookies, target)

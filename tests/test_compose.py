@@ -250,6 +250,7 @@ def compose_dir(tmp_path):
     env = (ROOT / ".env.example").read_text()
     env = re.sub(r"^SECRET_KEY=$", "SECRET_KEY=test-only-secret-key", env, flags=re.MULTILINE)
     env = re.sub(r"^POSTGRES_PASSWORD=$", "POSTGRES_PASSWORD=test-only-password", env, flags=re.MULTILINE)
+    env = re.sub(r"^GRIP_KEY=$", "GRIP_KEY=test-only-grip-key", env, flags=re.MULTILINE)
     (tmp_path / ".env").write_text(env)
     return tmp_path
 
@@ -327,3 +328,35 @@ def test_dockerfile_serves_a_web_worker_on_8000():
 def test_dockerignore_keeps_secrets_and_local_builds_out():
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".env", ".venv", "node_modules", ".git", "db.sqlite3*"} <= ignored
+
+
+def test_pushpin_is_keyed_from_the_env_file_never_a_known_key():
+    conf = (ROOT / "deploy" / "pushpin" / "pushpin.conf").read_text()
+    assert re.search(r"^sig_key=$", conf, flags=re.MULTILINE), "no key committed in pushpin.conf"
+    assert "changeme" not in conf
+    assert SERVICES["pushpin"]["environment"]["GRIP_KEY"].startswith("${GRIP_KEY:?")
+    for name in APP_SERVICES:
+        assert SERVICES[name]["environment"]["GRIP_URL"].endswith(
+            "?key=${GRIP_KEY:?set GRIP_KEY in .env (see .env.example)}"
+        )
+    start = (ROOT / "deploy" / "pushpin" / "start.sh").read_text()
+    assert "sig_key=$GRIP_KEY" in start and "exit 1" in start
+
+
+def test_pushpin_start_refuses_to_run_without_a_key(tmp_path):
+    conf = tmp_path / "pushpin.conf"
+    script = (
+        (ROOT / "deploy" / "pushpin" / "start.sh").read_text().replace("/etc/pushpin/pushpin.conf", str(conf))
+    )
+    conf.write_text("sig_key=\n")
+    env = {"PATH": os.environ["PATH"]}
+    result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=10)
+    assert result.returncode == 1 and "GRIP_KEY is not set" in result.stderr
+    result = subprocess.run(
+        ["sh", "-c", script],
+        env={**env, "GRIP_KEY": "bad key;rm"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 1 and "URL-safe" in result.stderr

@@ -57,6 +57,7 @@ OPEN_SOCKET_HANDLERS = frozenset(
         "sampling_changed",
         "notification_message",
         "notification_unread",
+        "access_revoked",
     }
 )
 
@@ -280,9 +281,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         try:
             return notification_services.mark_read(self.user, target)
         except notification_services.NotificationNotFound:
-            raise ProtocolError(protocol.NOT_FOUND, f"there is no notification {target}")
-        except notification_services.NotificationForbidden:
-            raise ProtocolError(protocol.FORBIDDEN, f"notification {target} is not addressed to you")
+            raise ProtocolError(protocol.NOT_FOUND, f"you have no notification {target}")
 
     # Client messages
 
@@ -405,6 +404,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.delivered.add(notification.get("id"))
         self.unread += 1
         await self.send_json(protocol.notification(notification, self.unread))
+
+    async def access_revoked(self, event):
+        # What this worker remembers about the user is stale too: the reconnect must ask again.
+        access_cache.forget(lambda identity: identity[1] == self.user.pk)
+        await self._close(protocol.CLOSE_REVOKED)
 
     async def notification_unread(self, event):
         self.unread = event["count"]

@@ -47,6 +47,7 @@ from redis.exceptions import RedisError
 
 from dashboard import connections as open_connections
 from dashboard import draining
+from dashboard.origins import request_origin_allowed
 from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel
 from dashboard.stream.channels import channel_exists
 
@@ -76,6 +77,9 @@ KEEPALIVE = b"event: keep-alive\ndata:\n\n"
 # A stopping worker ends its streams with this reconnection delay (ms, jittered up to
 # twice as long): the EventSource comes straight back, through nginx to another worker.
 RESTART_RETRY_MS = 250
+
+
+ORIGIN_REFUSED = "Streams are for pages of this site only (Origin not allowed)"
 
 
 class BadStreamRequest(ValueError):
@@ -170,6 +174,10 @@ class AccessCache:
     def clear(self):
         self.entries = {}
 
+    def forget(self, predicate):
+        """Drop the answers whose key matches, e.g. every answer about one revoked user."""
+        self.entries = {key: entry for key, entry in self.entries.items() if not predicate(key)}
+
 
 access_cache = AccessCache()
 
@@ -233,6 +241,8 @@ async def events(request):
         # A request that reached a stopping worker over a kept-alive connection: nginx
         # passes a 503 on to the next worker (proxy_next_upstream).
         return error_response(request, 503, "This worker is restarting; reconnect")
+    if not request_origin_allowed(request):
+        return error_response(request, 403, ORIGIN_REFUSED)
     authenticated, forbidden = await sync_to_async(resolve_access, thread_sensitive=False)(request, channels)
     if not authenticated:
         return error_response(request, 403, "Log in to read event streams")

@@ -250,11 +250,14 @@ async def test_mark_all_read(alice):
         assert (await client.answer({"type": "mark_read", "id": "all"}))["unread"] == 0
 
 
-async def test_marking_someone_elses_notification_is_forbidden_and_changes_nothing(alice, bob):
+async def test_marking_someone_elses_notification_is_not_found_and_changes_nothing(alice, bob):
     pk = await notify(alice, "For alice only")
     async with connected(bob) as (client, _):
         error = await client.answer({"type": "mark_read", "id": pk})
-        assert (error["type"], error["code"]) == ("error", "forbidden")
+        missing = await client.answer({"type": "mark_read", "id": pk + 1000})
+        # Whether the id exists is none of bob's business: the same code and wording.
+        assert (error["type"], error["code"]) == ("error", "not_found")
+        assert error["message"] == missing["message"].replace(str(pk + 1000), str(pk))
     async with connected(alice) as (_, hello):
         assert hello["notifications"]["unread"] == 1
 

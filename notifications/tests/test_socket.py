@@ -155,7 +155,7 @@ async def test_bob_can_neither_mark_nor_receive_alices_notifications(workers, co
         for notification in (private, for_ops):
             answer = await mark_read(bobs_tab, notification.pk)
             assert answer["type"] == "error"
-            assert answer["code"] == "forbidden"
+            assert answer["code"] == "not_found"  # as for an id that does not exist
         missing = await mark_read(bobs_tab, private.pk + 1000)
         assert missing["code"] == "not_found"
 
