@@ -200,7 +200,7 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # the site's and the admin's login alike. The attempts live in the database (axes'
 # database handler), so every worker sees the same count and signing in does not
 # depend on Redis. The address is REMOTE_ADDR only, never a header read here: the
-# ASGI server fills it from X-Forwarded-For (--proxy-headers), and nginx, the one
+# web worker fills it from X-Forwarded-For (from FORWARDED_ALLOW_IPS only), and nginx, the one
 # hop in front of the workers, overwrites that header with the address it saw
 # (deploy/nginx/proxy_headers.conf), so a client cannot choose its own.
 AUTHENTICATION_BACKENDS = [
