@@ -293,9 +293,9 @@ async def test_a_storm_of_one_user_s_sockets_reads_the_hello_state_once(alice, m
     calls = []
     real = services.hello_state
 
-    def counted(user, since_id=None):
+    def counted(user, since_id=None, language=None):
         calls.append(user.pk)
-        return real(user, since_id)
+        return real(user, since_id, language)
 
     monkeypatch.setattr(services, "hello_state", counted)
     consumers.hello_cache.clear()
