@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from dashboard.control import events
 from notifications.models import (
     EVERYONE_GROUP,
     Notification,
@@ -114,10 +115,7 @@ def push_on_commit(notification):
 def _push(notification, quiet=False):
     """Push one committed notification; True when it went out (and is marked so)."""
     try:
-        _group_send(
-            notification.channel_group,
-            {"type": "notification.message", "notification": notification.as_dict()},
-        )
+        _group_send(notification.channel_group, events.notification_message(notification.as_dict()))
     except Exception:
         if not quiet:
             logger.exception(
