@@ -20,6 +20,7 @@ asking the same question.
 
 import asyncio
 import time
+import weakref
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
@@ -66,7 +67,7 @@ def may_read(user, channel):
         return False
     if channel == METRICS_CHANNEL:
         return can_view_metrics(user)
-    match = USER_CHANNEL.match(channel)
+    match = USER_CHANNEL.fullmatch(channel)
     return bool(match) and int(match.group(1)) == user.pk
 
 
@@ -97,13 +98,15 @@ def stream_refusal(authenticated, problem, forbidden):
 
 
 class AccessCache:
-    """Recent answers keyed on who is asking (see the module docstring).
+    """Recent answers per ((session user id, session auth hash), question).
 
-    Keyed on the session's auth hash, so a new login is a new entry."""
+    Keyed on the session's auth hash, so a new login is a new entry; a revocation
+    (dashboard.revocation) drops the user's answers on every worker."""
 
     def __init__(self, seconds=ACCESS_CACHE_SECONDS, max_entries=ACCESS_CACHE_MAX):
         self.seconds, self.max_entries = seconds, max_entries
         self.entries = {}
+        _access_caches.add(self)
 
     def get(self, key):
         entry = self.entries.get(key)
@@ -127,6 +130,26 @@ class AccessCache:
 
     def clear(self):
         self.entries = {}
+
+    def forget_user(self, user_id):
+        """Drop every answer about this user: keys start with (user id, auth hash), or
+        with the user id alone where no session is involved."""
+        user_id = str(user_id)
+        self.entries = {key: entry for key, entry in self.entries.items() if _user_of(key) != user_id}
+
+
+def _user_of(key):
+    who = key[0]
+    return str(who[0] if isinstance(who, tuple) else who)
+
+
+_access_caches = weakref.WeakSet()
+
+
+def forget_user_everywhere(user_id):
+    """This worker's remembered answers about the user, in every cache, are stale."""
+    for remembered in tuple(_access_caches):
+        remembered.forget_user(user_id)
 
 
 cache = AccessCache()
@@ -158,7 +181,8 @@ def channel_access(user, channels):
 
 
 def request_channel_access(request, channels):
-    """channel_access for a request's session user, from the cache when recent.
+    """(user id or None when anonymous, forbidden channels) for a request's session
+    user, from the cache when recent.
 
     For a thread (thread_sensitive=False): the database connection the lookup
     opened is closed here, so no connection is kept by a stream."""
@@ -166,9 +190,10 @@ def request_channel_access(request, channels):
         identity = session_identity(request.session)
         if identity is None:
             return None, []
-        return cache.get_or_compute(
-            ("channels", identity, tuple(channels)), lambda: channel_access(request.user, channels)
+        user, forbidden = cache.get_or_compute(
+            (identity, "channels", tuple(channels)), lambda: channel_access(request.user, channels)
         )
+        return (user.pk if user is not None else None), forbidden
     finally:
         connections.close_all()
 
@@ -187,7 +212,7 @@ async def arequest_channel_access(request, channels):
     identity = await asession_identity(request.session)
     if identity is None:
         return None, []
-    key = ("channels", identity, tuple(channels))
+    key = (identity, "channels", tuple(channels))
     answer = cache.get(key)
     if answer is not None:
         return answer

@@ -58,3 +58,9 @@ def notification_message(payload):
 def notification_unread(count):
     """A user's unread count changed (marked read in another tab or on another worker)."""
     return {"type": "notification.unread", "count": count}
+
+
+@event("access.revoked")
+def access_revoked():
+    """The user's access changed (dashboard.revocation): their sockets close, to reconnect afresh."""
+    return {"type": "access.revoked"}

@@ -11,11 +11,17 @@ import re
 from django_eventstream.channelmanager import DefaultChannelManager
 
 METRICS_CHANNEL = "metrics"
-USER_CHANNEL = re.compile(r"^user-(\d{1,18})$")
+# Matched whole (fullmatch) and ASCII only: `\d` takes Unicode digits, `$` a trailing
+# newline, and leading zeros would give one user many names, each its own keys.
+USER_CHANNEL = re.compile(r"user-([1-9][0-9]{0,17})")
+
+
+def user_channel(user_id):
+    return f"user-{user_id}"
 
 
 def channel_exists(channel):
-    return channel == METRICS_CHANNEL or bool(USER_CHANNEL.match(channel))
+    return channel == METRICS_CHANNEL or bool(USER_CHANNEL.fullmatch(channel))
 
 
 class DashboardChannelManager(DefaultChannelManager):
