@@ -13,11 +13,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from dashboard.access import can_control_sampling, can_view_metrics
 from dashboard.collector.collector import collector_host
 from dashboard.live import STREAM_EVENT_TYPES
 from dashboard.models import Theme, UserPreference
 from dashboard.redis import get_sync_client
-from dashboard.stream.channels import METRICS_CHANNEL, can_control_sampling, can_view_metrics
+from dashboard.stream.channels import METRICS_CHANNEL
 
 INTERVAL_CHOICES = [0.25, 0.5, 1, 2, 5, 10, 30, 60]
 

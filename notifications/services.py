@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from dashboard.control import events
 from notifications.models import (
     EVERYONE_GROUP,
     Notification,
@@ -138,12 +139,8 @@ def _push(notification, quiet=False):
         bump_version()
         _group_send(
             notification.channel_group,
-            {
-                "type": "notification.message",
-                "notification": notification.as_dict(),
-                # Each socket renders this in its viewer's language.
-                "message": notification.message,
-            },
+            # Each socket renders a product-written message in its viewer's language.
+            events.notification_message(notification.as_dict(), message=notification.message),
         )
     except Exception:
         if not quiet:
