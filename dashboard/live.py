@@ -59,9 +59,21 @@ def validate_metric_name(name):
 def validate_number(value, what="metric value"):
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{what} must be an int or a float, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float: no chart or browser could hold it
+        raise ValueError(f"{what} is too large ({len(str(abs(value)))} digits)") from None
+    if not finite:
         raise ValueError(f"{what} must be finite, got {value!r}")
     return value
+
+
+def metric_data(name, value, ts=None):
+    """The `metric` event data for one value, validated; raises `ValueError` naming the problem."""
+    name = validate_metric_name(name)
+    value = validate_number(value)
+    ts = time.time() if ts is None else validate_number(ts, "timestamp")
+    return {"name": name, "value": value, "ts": ts}
 
 
 def publish_metric(name, value, ts=None):
@@ -71,14 +83,41 @@ def publish_metric(name, value, ts=None):
     then publishes nothing. The metric is registered (source=custom) on its first
     publish; the event goes out once that registration is committed.
     """
-    name = validate_metric_name(name)
-    value = validate_number(value)
-    ts = time.time() if ts is None else validate_number(ts, "timestamp")
-    data = {"name": name, "value": value, "ts": ts}
+    data = metric_data(name, value, ts)
     with transaction.atomic():
-        Metric.objects.get_or_create(key=name, defaults={"source": Metric.Source.CUSTOM})
+        Metric.objects.get_or_create(key=data["name"], defaults={"source": Metric.Source.CUSTOM})
         transaction.on_commit(lambda: send(METRICS_CHANNEL, "metric", data))
     return data
+
+
+def validate_metrics(points):
+    """`metric_data` for each `(name, value, ts)`; on the first bad one raises
+    `ValueError("point N: ...")`, N counted from 0."""
+    batch = []
+    for index, (name, value, ts) in enumerate(points):
+        try:
+            batch.append(metric_data(name, value, ts))
+        except ValueError as exc:
+            raise ValueError(f"point {index}: {exc}") from None
+    return batch
+
+
+def publish_metrics(points):
+    """Publish many values as `publish_metric` does each, all or nothing.
+
+    Every point is validated before anything happens (see `validate_metrics`);
+    new names are registered in one transaction, and the events go out once it
+    commits, in order. Returns the published event data."""
+    batch = validate_metrics(points)
+    names = {data["name"] for data in batch}
+    with transaction.atomic():
+        known = set(Metric.objects.filter(key__in=names).values_list("key", flat=True))
+        Metric.objects.bulk_create(
+            [Metric(key=name, source=Metric.Source.CUSTOM) for name in sorted(names - known)],
+            ignore_conflicts=True,
+        )
+        transaction.on_commit(lambda: [send(METRICS_CHANNEL, "metric", data) for data in batch])
+    return batch
 
 
 def publish_frame(seq, ts, values, firing=()):
