@@ -32,6 +32,18 @@ def send(channel, event_type, data):
     return event
 
 
+def send_many(channel, event_type, items):
+    """`send` for many events of one type at once, pipelined to Redis; returns the `Event`s."""
+    payloads = [
+        json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False) for data in items
+    ]
+    events = get_storage().append_events(channel, event_type, payloads)
+    if getattr(settings, "GRIP_URL", None):
+        for event in events:
+            _publish_through_grip(event)
+    return events
+
+
 def _publish_through_grip(event):
     # Behind Pushpin the proxy holds the streams; it needs the same id sequence.
     from django_eventstream.utils import publish_event
@@ -116,7 +128,7 @@ def publish_metrics(points):
             [Metric(key=name, source=Metric.Source.CUSTOM) for name in sorted(names - known)],
             ignore_conflicts=True,
         )
-        transaction.on_commit(lambda: [send(METRICS_CHANNEL, "metric", data) for data in batch])
+        transaction.on_commit(lambda: send_many(METRICS_CHANNEL, "metric", batch))
     return batch
 
 
