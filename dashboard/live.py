@@ -21,6 +21,12 @@ from dashboard.storage import rate_key
 from dashboard.stream.channels import METRICS_CHANNEL
 
 METRIC_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
+FRAME_EVENT = "frame"
+METRIC_EVENT = "metric"
+# What the `metrics` channel carries; the page listens for these and for the
+# library's own `stream-reset` (see STREAM_EVENT_TYPES).
+EVENT_TYPES = (FRAME_EVENT, METRIC_EVENT)
+STREAM_EVENT_TYPES = (*EVENT_TYPES, "stream-reset")
 
 
 def send(channel, event_type, data):
@@ -98,7 +104,7 @@ def publish_metric(name, value, ts=None):
     data = metric_data(name, value, ts)
     with transaction.atomic():
         Metric.objects.get_or_create(key=data["name"], defaults={"source": Metric.Source.CUSTOM})
-        transaction.on_commit(lambda: send(METRICS_CHANNEL, "metric", data))
+        transaction.on_commit(lambda: send(METRICS_CHANNEL, METRIC_EVENT, data))
     return data
 
 
@@ -128,11 +134,11 @@ def publish_metrics(points):
             [Metric(key=name, source=Metric.Source.CUSTOM) for name in sorted(names - known)],
             ignore_conflicts=True,
         )
-        transaction.on_commit(lambda: send_many(METRICS_CHANNEL, "metric", batch))
+        transaction.on_commit(lambda: send_many(METRICS_CHANNEL, METRIC_EVENT, batch))
     return batch
 
 
 def publish_frame(seq, ts, values, firing=()):
     """Publish one collector tick: `values` maps metric keys to numbers."""
     data = {"seq": int(seq), "ts": ts, "values": dict(values), "firing": list(firing)}
-    return send(METRICS_CHANNEL, "frame", data)
+    return send(METRICS_CHANNEL, FRAME_EVENT, data)
