@@ -12,7 +12,7 @@ import time
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django_eventstream.utils import get_storage
 
 from dashboard.models import KEY_MAX_LENGTH, Metric
@@ -108,6 +108,13 @@ def publish_metric(name, value, ts=None):
     return data
 
 
+# Names publish_metrics found or registered lately, per process (name -> monotonic
+# time). A metric deleted in the admin is registered again by the first batch
+# after this long.
+REGISTERED_SECONDS = 60.0
+_registered = {}
+
+
 def validate_metrics(points):
     """`metric_data` for each `(name, value, ts)`; on the first bad one raises
     `ValueError("point N: ...")`, N counted from 0."""
@@ -128,6 +135,14 @@ def publish_metrics(points):
     commits, in order. Returns the published event data."""
     batch = validate_metrics(points)
     names = {data["name"] for data in batch}
+    now = time.monotonic()
+    if not connection.in_atomic_block and all(
+        now - _registered.get(name, -REGISTERED_SECONDS) < REGISTERED_SECONDS for name in names
+    ):
+        # Every name was registered moments ago: no database round trip (a steady
+        # ingest would otherwise open a connection per request just to find them).
+        send_many(METRICS_CHANNEL, METRIC_EVENT, batch)
+        return batch
     with transaction.atomic():
         known = set(Metric.objects.filter(key__in=names).values_list("key", flat=True))
         Metric.objects.bulk_create(
@@ -135,6 +150,8 @@ def publish_metrics(points):
             ignore_conflicts=True,
         )
         transaction.on_commit(lambda: send_many(METRICS_CHANNEL, METRIC_EVENT, batch))
+    if not connection.in_atomic_block:  # committed, not waiting on a caller's transaction
+        _registered.update(dict.fromkeys(names, now))
     return batch
 
 
