@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -180,13 +181,14 @@ def main(argv=None):
     parser.add_argument("--seconds", type=int, default=10, help="length of the single-point phases")
     parser.add_argument("--watchers", type=int, default=20, help="SSE clients during the single-point phases")
     parser.add_argument("--load-procs", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=None, help="results file (default: bench/results/)")
     args = parser.parse_args(argv)
     raise_open_files_limit()
 
     stack = BenchStack(workers=1, users=20)
     stack.start()
     helpers = None
-    results = {"started": datetime.now(UTC).isoformat(), "args": vars(args)}
+    results = {"started": datetime.now(UTC).isoformat(), "args": vars(args), "load_start": os.getloadavg()}
     try:
         from api.models import ApiToken
 
@@ -219,7 +221,7 @@ def main(argv=None):
         results["ingest_with_dashboards"] = asyncio.run(
             post_batches(url, raw, "ingest", args.batches, args.concurrency)
         )
-        done = helpers.wait_for(points * results["dashboards_connected"], limit=600)
+        done = helpers.wait_for(points * results["dashboards_connected"], limit=300)
         totals, latencies = helpers.collect(list(range(points)))
         results["ingest_with_dashboards"].update(
             {
@@ -247,13 +249,14 @@ def main(argv=None):
             log(f"  {json.dumps(results[f'single_{phase}'])[:400]}")
             helpers.disconnect()
         results["tracebacks"] = stack.tracebacks()
+        results["load_end"] = os.getloadavg()
     finally:
         if helpers:
             helpers.stop()
         stack.stop()
     RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"ingest-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(results, indent=2))
+    path = args.output or RESULTS / f"ingest-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
     log(f"wrote {path}")
     return 0
 
