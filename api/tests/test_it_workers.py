@@ -46,10 +46,8 @@ def metric_events(stream):
     return [e["data"] for e in stream.of_type("metric")]
 
 
-async def test_the_influxdb_client_writes_points_that_reach_the_dashboards(
-    daphne_workers, token, alice_cookies
-):
-    [base] = daphne_workers(1)
+async def test_the_influxdb_client_writes_points_that_reach_the_dashboards(web_workers, token, alice_cookies):
+    [base] = web_workers(1)
     stamp = 1_700_000_000
     records = [
         Point("cpu")
@@ -76,8 +74,8 @@ async def test_the_influxdb_client_writes_points_that_reach_the_dashboards(
     ]
 
 
-async def test_the_influxdb_client_sees_the_errors_and_nothing_is_published(daphne_workers, token):
-    [base] = daphne_workers(1)
+async def test_the_influxdb_client_sees_the_errors_and_nothing_is_published(web_workers, token):
+    [base] = web_workers(1)
     storage = DashboardRedisStorage()
     before = storage.get_current_id("metrics")
     with pytest.raises(ApiException) as caught:
@@ -93,8 +91,8 @@ async def test_the_influxdb_client_sees_the_errors_and_nothing_is_published(daph
     assert storage.get_current_id("metrics") == before
 
 
-async def test_curl_pushes_json_and_gzipped_line_protocol(daphne_workers, token, alice_cookies, tmp_path):
-    [base] = daphne_workers(1)
+async def test_curl_pushes_json_and_gzipped_line_protocol(web_workers, token, alice_cookies, tmp_path):
+    [base] = web_workers(1)
     gz = tmp_path / "lines.gz"
     gz.write_bytes(gzip.compress(b"curled,via=gzip value=2\n"))
     async with EventStream(base, ["metrics"], alice_cookies) as stream:
@@ -116,8 +114,8 @@ async def test_curl_pushes_json_and_gzipped_line_protocol(daphne_workers, token,
     assert [e["name"] for e in metric_events(stream)] == ["curled", "curled__value__via__gzip"]
 
 
-async def test_a_token_revoked_by_the_command_is_refused_on_both_workers(daphne_workers, token, manage):
-    first, second = daphne_workers(2)
+async def test_a_token_revoked_by_the_command_is_refused_on_both_workers(web_workers, token, manage):
+    first, second = web_workers(2)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=15) as client:
         for base in (first, second):
@@ -143,8 +141,8 @@ async def test_a_token_revoked_by_the_command_is_refused_on_both_workers(daphne_
         assert time.monotonic() - returned < 1.0
 
 
-async def test_the_request_rate_is_shared_by_every_worker(daphne_workers, token):
-    first, second = daphne_workers(2, env={"API_TOKEN_REQUESTS_PER_SECOND": "3"})
+async def test_the_request_rate_is_shared_by_every_worker(web_workers, token):
+    first, second = web_workers(2, env={"API_TOKEN_REQUESTS_PER_SECOND": "3"})
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=15) as client:
         started = time.time()
@@ -164,8 +162,8 @@ async def test_the_request_rate_is_shared_by_every_worker(daphne_workers, token)
     assert limited[0].json()["error"] == "rate_limited"
 
 
-async def test_limits_and_hostile_bodies_on_a_real_worker(daphne_workers, token, tmp_path):
-    [base] = daphne_workers(1)
+async def test_limits_and_hostile_bodies_on_a_real_worker(web_workers, token, tmp_path):
+    [base] = web_workers(1)
     storage = DashboardRedisStorage()
     headers = {"Authorization": f"Bearer {token}"}
     limit = 10 * 1024 * 1024
@@ -213,6 +211,6 @@ async def test_limits_and_hostile_bodies_on_a_real_worker(daphne_workers, token,
             assert response.status_code == status, (what, response.text)
             assert set(response.json()) == {"error", "detail"}, what
     assert storage.get_current_id("metrics") == before, "a refused request published something"
-    for worker in daphne_workers.workers:
+    for worker in web_workers.workers:
         with open(worker.log_path, errors="replace") as log:
             assert "Traceback" not in log.read()
