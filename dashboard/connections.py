@@ -6,10 +6,13 @@ drops out of the total instead of leaving its last count behind forever.
 """
 
 import asyncio
+import collections
 import logging
 import os
 import socket
 import uuid
+
+from django.conf import settings
 
 from dashboard.redis import get_async_client, get_sync_client, key
 
@@ -36,6 +39,29 @@ def opened(kind):
 
 def closed(kind):
     _counts[kind] = max(0, _counts[kind] - 1)
+
+
+# Per user, on this worker: what MAX_CONNECTIONS_PER_USER caps.
+_per_user = collections.Counter()
+
+
+def claim(kind, user_id):
+    """Take one of the user's MAX_CONNECTIONS_PER_USER places for `kind` on this worker;
+    False when they hold them all (one session held 300 sockets and 200 streams)."""
+    if _per_user[(kind, user_id)] >= settings.MAX_CONNECTIONS_PER_USER:
+        return False
+    _per_user[(kind, user_id)] += 1
+    return True
+
+
+def release(kind, user_id):
+    _per_user[(kind, user_id)] -= 1
+    if _per_user[(kind, user_id)] <= 0:
+        del _per_user[(kind, user_id)]
+
+
+def held(kind, user_id):
+    return _per_user[(kind, user_id)]
 
 
 def local_count(kind):
@@ -67,12 +93,25 @@ async def _report_forever():
         await asyncio.sleep(REPORT_EVERY)
 
 
+def counts_by_worker(kind):
+    """{worker id: open connections of `kind`} for every live worker (sync)."""
+    client = get_sync_client()
+    # A large COUNT: the keyspace may be large, and a report lives only REPORT_TTL seconds.
+    keys = list(client.scan_iter(match=key("conn", kind, "*"), count=10000))
+    values = client.mget(keys) if keys else []
+    prefix_length = len(key("conn", kind, ""))
+    return {
+        raw.decode()[prefix_length:]: int(value)
+        for raw, value in zip(keys, values, strict=True)
+        if value is not None
+    }
+
+
 def totals():
     """Open connections of each kind summed over every live worker (sync, for the collector)."""
-    client = get_sync_client()
-    result = {}
-    for kind in KINDS:
-        keys = list(client.scan_iter(match=key("conn", kind, "*"), count=500))
-        values = client.mget(keys) if keys else []
-        result[kind] = sum(int(v) for v in values if v is not None)
-    return result
+    return {kind: sum(counts_by_worker(kind).values()) for kind in KINDS}
+
+
+def pid_of(worker_id):
+    """The process id inside a WORKER_ID (`<host>-<pid>-<random>`)."""
+    return int(worker_id.rsplit("-", 2)[-2])

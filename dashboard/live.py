@@ -15,6 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django_eventstream.utils import get_storage
 
+from dashboard import frames
 from dashboard.models import KEY_MAX_LENGTH, Metric
 from dashboard.redis import get_sync_client
 from dashboard.storage import rate_key
@@ -27,12 +28,9 @@ METRIC_NAME = re.compile(r"[-a-zA-Z0-9_]+")
 # (How far back is bounded by what history keeps; see the contract.)
 TS_AHEAD_SECONDS = 300
 TS_EARLIEST = 946684800  # 2000-01-01: anything earlier is a unit mistake, not a metric
-FRAME_EVENT = "frame"
-METRIC_EVENT = "metric"
-# What the `metrics` channel carries; the page listens for these and for the
-# library's own `stream-reset` (see STREAM_EVENT_TYPES).
-EVENT_TYPES = (FRAME_EVENT, METRIC_EVENT)
-STREAM_EVENT_TYPES = (*EVENT_TYPES, "stream-reset")
+# What the page's stream module listens for: the `metrics` channel's events and
+# django-eventstream's own `stream-reset`.
+STREAM_EVENT_TYPES = (*frames.EVENT_TYPES, "stream-reset")
 
 
 def send(channel, event_type, data):
@@ -107,7 +105,7 @@ def metric_data(name, value, ts=None):
     name = validate_metric_name(name)
     value = validate_number(value)
     ts = time.time() if ts is None else validate_ts(ts)
-    return {"name": name, "value": value, "ts": ts}
+    return frames.metric(name, value, ts)
 
 
 def publish_metric(name, value, ts=None):
@@ -120,7 +118,7 @@ def publish_metric(name, value, ts=None):
     data = metric_data(name, value, ts)
     with transaction.atomic():
         Metric.objects.get_or_create(key=data["name"], defaults={"source": Metric.Source.CUSTOM})
-        transaction.on_commit(lambda: send(METRICS_CHANNEL, METRIC_EVENT, data))
+        transaction.on_commit(lambda: send(METRICS_CHANNEL, frames.METRIC, data))
     return data
 
 
@@ -157,7 +155,7 @@ def publish_metrics(points):
     ):
         # Every name was registered moments ago: no database round trip (a steady
         # ingest would otherwise open a connection per request just to find them).
-        send_many(METRICS_CHANNEL, METRIC_EVENT, batch)
+        send_many(METRICS_CHANNEL, frames.METRIC, batch)
         return batch
     with transaction.atomic():
         known = set(Metric.objects.filter(key__in=names).values_list("key", flat=True))
@@ -165,7 +163,7 @@ def publish_metrics(points):
             [Metric(key=name, source=Metric.Source.CUSTOM) for name in sorted(names - known)],
             ignore_conflicts=True,
         )
-        transaction.on_commit(lambda: send_many(METRICS_CHANNEL, METRIC_EVENT, batch))
+        transaction.on_commit(lambda: send_many(METRICS_CHANNEL, frames.METRIC, batch))
     if not connection.in_atomic_block:  # committed, not waiting on a caller's transaction
         _registered.update(dict.fromkeys(names, now))
     return batch
@@ -173,5 +171,4 @@ def publish_metrics(points):
 
 def publish_frame(seq, ts, values, firing=()):
     """Publish one collector tick: `values` maps metric keys to numbers."""
-    data = {"seq": int(seq), "ts": ts, "values": dict(values), "firing": list(firing)}
-    return send(METRICS_CHANNEL, FRAME_EVENT, data)
+    return send(METRICS_CHANNEL, frames.FRAME, frames.frame(seq, ts, values, firing))
