@@ -50,6 +50,7 @@ stack: static
 
 bench: static
 	$(PY) -m bench
+	$(PY) -m bench.ingest
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles static/vendor

@@ -99,6 +99,8 @@ INSTALLED_APPS = [
     "dashboard",
     "notifications",
     "api",
+    # django-ninja serves its Swagger UI from its own static files only when listed here.
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -325,3 +327,10 @@ MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
+
+# The HTTP API's limits (README, "Pushing from other services"). A body is
+# measured after decompression; the per-token rates are shared by every worker.
+API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1)
+API_MAX_POINTS = envint("API_MAX_POINTS", 50_000, minimum=1)
+API_TOKEN_REQUESTS_PER_SECOND = envint("API_TOKEN_REQUESTS_PER_SECOND", 200, minimum=1)
+API_TOKEN_POINTS_PER_SECOND = envint("API_TOKEN_POINTS_PER_SECOND", 100_000, minimum=1)

@@ -103,6 +103,10 @@ def test_it_requires_secret_key_without_debug():
         ({"DEBUG": "1", "CSRF_TRUSTED_ORIGINS": "example.org"}, "CSRF_TRUSTED_ORIGINS"),
         ({"DEBUG": "0", "SECRET_KEY": "x" * 60}, "ALLOWED_HOSTS"),
         ({"DEBUG": "1", "METRICS_RETENTION_HOURS": "soon"}, "METRICS_RETENTION_HOURS"),
+        ({"DEBUG": "1", "API_MAX_BODY_BYTES": "10MB"}, "API_MAX_BODY_BYTES"),
+        ({"DEBUG": "1", "API_MAX_POINTS": "0"}, "API_MAX_POINTS"),
+        ({"DEBUG": "1", "API_TOKEN_REQUESTS_PER_SECOND": "-1"}, "API_TOKEN_REQUESTS_PER_SECOND"),
+        ({"DEBUG": "1", "API_TOKEN_POINTS_PER_SECOND": "lots"}, "API_TOKEN_POINTS_PER_SECOND"),
         # Without its key any Grip-Sig passes as Pushpin's: production refuses to start.
         (
             {
