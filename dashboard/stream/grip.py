@@ -221,6 +221,8 @@ REVIEWED_MIDDLEWARE = {
     "django.contrib.auth.middleware.AuthenticationMiddleware": "request.user, lazily, as it sets it",
     "django.contrib.messages.middleware.MessageMiddleware": "no messages are read or stored by a stream",
     "django.middleware.clickjacking.XFrameOptionsMiddleware": "its response step runs here",
+    "csp.middleware.CSPMiddleware": "not a page: an event stream runs no script or style",
+    "axes.middleware.AxesMiddleware": "acts on login attempts only; a stream is no login",
 }
 
 
