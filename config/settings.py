@@ -276,12 +276,14 @@ if not DEBUG:
     # request's scheme from it, believing only the peers in FORWARDED_ALLOW_IPS.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# Fails in one line like every other setting, rather than deep inside logging's setup.
+LOG_LEVEL = envchoice("LOG_LEVEL", "info", {"debug", "info", "warning", "error", "critical"}).upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO").upper()},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},

@@ -40,8 +40,9 @@ logger = logging.getLogger(__name__)
 
 
 # Channels runs `aclose_old_connections` (a hop to the worker's one thread-sensitive
-# thread) before every handler. Measured, that is over a third of a worker's CPU on
-# group broadcasts, and in a connect storm it queues every handshake behind the
+# thread) before every handler. On group broadcasts that is a large share of a
+# worker's CPU (docs/performance.md, "Design choices and their measurements"), and
+# in a connect storm it queues every handshake behind the
 # others' database work, so no handler here pays it: database work goes through
 # database_sync_to_async, which cleans up connections on its own thread anyway.
 LIFE_CYCLE_HANDLERS = frozenset({"websocket_connect", "websocket_disconnect"})

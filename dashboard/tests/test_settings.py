@@ -185,3 +185,15 @@ def test_check_deploy_refuses_a_guessable_grip_key(key):
 def test_check_deploy_refuses_grip_without_a_key_even_in_debug():
     result = check_deploy(DEBUG="1", GRIP_URL="http://pushpin:5561")
     assert "livedash.E001" in result.stdout + result.stderr
+
+
+def test_a_malformed_log_level_stops_start_up_in_one_line():
+    result = run_check(DEBUG="1", LOG_LEVEL="loud")
+    assert result.returncode != 0
+    assert "LOG_LEVEL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_log_level_is_read_whatever_its_case():
+    assert settings_value("settings.LOG_LEVEL", DEBUG="1", LOG_LEVEL="Warning") == "WARNING"
