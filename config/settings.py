@@ -267,3 +267,28 @@ if GRIP_URL:
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
+
+# E-mail for notification delivery channels (Django's own names). Without
+# EMAIL_HOST mail goes to the console log, so `make run` shows what would be sent.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "").strip()
+EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
+if EMAIL_PORT > 65535:
+    raise ImproperlyConfigured(f"EMAIL_PORT must be a TCP port (1-65535), got {EMAIL_PORT}")
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "livedash@localhost"
+if "@" not in DEFAULT_FROM_EMAIL or any(ch.isspace() for ch in DEFAULT_FROM_EMAIL):
+    raise ImproperlyConfigured(f"DEFAULT_FROM_EMAIL must be an e-mail address, got {DEFAULT_FROM_EMAIL!r}")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds one delivery attempt (an SMTP conversation, a webhook POST) may take.
+DELIVERY_TIMEOUT = envint("DELIVERY_TIMEOUT", 10, minimum=1)
+EMAIL_TIMEOUT = DELIVERY_TIMEOUT
+
+# How long audit log entries are kept (the collector prunes older ones).
+AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", 365, minimum=1)

@@ -9,6 +9,7 @@ from dashboard.collector.collector import (
     register_builtin_metrics,
 )
 from notifications.alerts import AlertEvaluator
+from notifications.delivery import DeliveryWorker
 from notifications.services import push_pending
 
 logger = logging.getLogger("dashboard.collector.collector")
@@ -36,6 +37,12 @@ class Command(BaseCommand):
         # Finish the tick in progress and exit 0, so supervisors see a clean stop.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: collector.stop())
+        # Notification deliveries (e-mail, webhooks) go out from here, beside the ticks:
+        # every topology runs exactly this process, and it is the one whose alert rules fire.
+        deliveries = DeliveryWorker().start()
         logger.info("collector started")
-        count = collector.run(max_ticks=ticks)
+        try:
+            count = collector.run(max_ticks=ticks)
+        finally:
+            deliveries.stop(timeout=15)
         logger.info("collector stopped after %d ticks", count)
