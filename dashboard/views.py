@@ -24,6 +24,7 @@ def index(request):
         "canControl": can_control,
         "eventsUrl": "/events/",
         "historyUrl": "/api/metrics/history/",
+        "channelsUrl": "/notifications/channels/",
         "socketPath": "/ws/dashboard/",
     }
     context = {

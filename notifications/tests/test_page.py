@@ -141,3 +141,21 @@ def test_a_second_tab_follows_the_first_and_shows_each_notification_once(alice, 
     assert second_tab.locator("#bell-menu .item").count() == 1
     assert second_tab.locator("#bell-menu .item.unread").count() == 0
     assert second_tab.locator(".toast").count() == 1
+
+
+def test_the_bell_menu_lists_and_pauses_my_delivery_channels(alice, bob, page_for_alice):
+    from notifications.models import DeliveryChannel
+
+    mine = orm(DeliveryChannel.objects.create, kind="email", target="alice@example.org", owner_user=alice)
+    orm(DeliveryChannel.objects.create, kind="email", target="bob@example.org", owner_user=bob)
+    page = page_for_alice
+    page.goto(page.base_url + "/")
+    page.get_by_role("button", name="Notifications").click()
+    section = page.locator("#my-channels")
+    section.get_by_text("email · alice@example.org").wait_for()
+    assert "bob@example.org" not in section.inner_text()
+
+    section.get_by_role("button", name="Pause email alice@example.org").click()
+    section.get_by_role("button", name="Resume email alice@example.org").wait_for()
+    wait_for(lambda: orm(lambda: DeliveryChannel.objects.get(pk=mine.pk).paused), message="paused")
+    assert page.errors == []
