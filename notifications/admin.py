@@ -3,7 +3,7 @@ from django.db import transaction
 from django.db.models import Count
 
 from notifications.delivery import retry_now
-from notifications.models import AlertRule, Delivery, DeliveryChannel, Notification
+from notifications.models import AlertEvent, AlertRule, Delivery, DeliveryChannel, Notification
 from notifications.services import send_on_commit
 
 
@@ -92,24 +92,61 @@ class AlertRuleAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "firing", "level", "comparison"]
     list_editable = ["enabled"]
     list_select_related = ["metric", "recipient_group"]
-    readonly_fields = ["firing", "last_fired_at", "last_resolved_at"]
+    readonly_fields = [
+        "firing",
+        "last_fired_at",
+        "last_resolved_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "silenced_by",
+    ]
     fields = [
         "name",
         "metric",
         ("comparison", "threshold"),
         "sustain_seconds",
         "cooldown_seconds",
+        "repeat_minutes",
         "level",
         "recipient_group",
         "enabled",
+        "silenced_until",
         "firing",
         "last_fired_at",
         "last_resolved_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "silenced_by",
     ]
 
     @admin.display(description="recipients")
     def recipients(self, obj):
         return f"group {obj.recipient_group.name}" if obj.recipient_group_id else "everyone"
+
+    def save_model(self, request, obj, form, change):
+        # A maintenance window set here is the admin's: say who set it.
+        if "silenced_until" in form.changed_data:
+            obj.silenced_by = request.user if obj.silenced_until else None
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(AlertEvent)
+class AlertEventAdmin(admin.ModelAdmin):
+    """The alert history: fired, repeated, resolved, acknowledged, silenced, and by whom."""
+
+    list_display = ["at", "rule", "kind", "actor_name", "detail"]
+    list_filter = ["kind", "at", "rule"]
+    search_fields = ["rule__name", "rule__metric__key", "actor_name", "detail"]
+    date_hierarchy = "at"
+    list_select_related = ["rule__metric"]
+    fields = ["at", "rule", "kind", "actor_name", "detail"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(DeliveryChannel)

@@ -205,10 +205,37 @@ class AlertRule(models.Model):
     cooldown_seconds = models.PositiveIntegerField(
         default=300, help_text="After a resolve, do not fire again for this long."
     )
+    repeat_minutes = models.PositiveIntegerField(
+        default=60,
+        help_text="While firing and not acknowledged, notify again this often; 0: never.",
+    )
     enabled = models.BooleanField(default=True)
     firing = models.BooleanField(default=False, editable=False)
     last_fired_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_resolved_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Acknowledging a firing stops its repeats; the next firing needs its own.
+    acknowledged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    silenced_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Maintenance window: the rule notifies nobody until then (it still shows firing).",
+    )
+    silenced_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
 
     class Meta:
         ordering = ["metric__key", "id"]
@@ -224,6 +251,60 @@ class AlertRule(models.Model):
         if self.comparison == Comparison.BELOW:
             return value < self.threshold
         return value > self.threshold
+
+    def is_silenced(self, now=None):
+        return self.silenced_until is not None and self.silenced_until > (now or timezone.now())
+
+    @property
+    def is_acknowledged(self):
+        return self.firing and self.acknowledged_at is not None
+
+    def as_state(self, now=None):
+        """What every open page is told about the rule (who acknowledged, silenced until when)."""
+        silenced = self.is_silenced(now)
+        return {
+            "id": self.pk,
+            "name": self.display_name,
+            "metric": self.metric.key,
+            "level": self.level,
+            "firing": self.firing,
+            "acknowledged_by": _username(self.acknowledged_by) if self.is_acknowledged else None,
+            "acknowledged_at": self.acknowledged_at.isoformat() if self.is_acknowledged else None,
+            "silenced_until": self.silenced_until.isoformat() if silenced else None,
+            "silenced_by": _username(self.silenced_by) if silenced else None,
+        }
+
+
+def _username(user):
+    return user.get_username() if user is not None else None
+
+
+class AlertEvent(models.Model):
+    """The alert history: when a rule fired, repeated, resolved, was acknowledged or silenced, by whom."""
+
+    class Kind(models.TextChoices):
+        FIRED = "fired", "Fired"
+        REPEATED = "repeated", "Repeated"
+        RESOLVED = "resolved", "Resolved"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        SILENCED = "silenced", "Silenced"
+        UNSILENCED = "unsilenced", "Unsilenced"
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    # By name as well as by key, so the history outlives the user.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    detail = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.rule} {self.kind}"
 
 
 # Levels in increasing urgency; a channel with a minimum level receives that one and above.

@@ -25,6 +25,7 @@ RULE_FORM = {
     "threshold": "90",
     "sustain_seconds": "30",
     "cooldown_seconds": "300",
+    "repeat_minutes": "60",
     "level": "warning",
     "recipient_group": "",
     "enabled": "on",
