@@ -19,7 +19,6 @@ AUDITED_MODELS = (
     "notifications.AlertRule",
     "notifications.DeliveryChannel",
     "api.ApiToken",
-    "api.Token",
 )
 # Never written to the log, only whether they changed.
 SECRET_FIELDS = {"secret", "key", "key_hash", "token_hash", "digest", "password"}

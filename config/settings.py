@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "django_eventstream",
     "dashboard",
     "notifications",
+    "api",
     "audit",
 ]
 

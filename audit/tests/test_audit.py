@@ -141,3 +141,16 @@ def test_retention_prunes_old_entries_from_the_collector(settings):
 class _StaticSampler:
     def sample(self):
         return {"cpu": 1.0}
+
+
+def test_api_tokens_created_and_revoked_are_logged_without_their_hash(db):
+    from api.models import ApiToken
+
+    token, raw = ApiToken.create("ingest", metric_patterns=["*"])
+    token.revoke()
+    entries = {e.action: e for e in AuditEntry.objects.filter(action__startswith="apitoken.")}
+    assert set(entries) == {"apitoken.created", "apitoken.changed"}
+    assert entries["apitoken.created"].after["token_hash"] == "(secret)"
+    assert entries["apitoken.changed"].after["revoked"] is True
+    assert raw not in str(list(AuditEntry.objects.values_list("before", "after")))
+    assert token.token_hash not in str(list(AuditEntry.objects.values_list("before", "after")))
