@@ -1,9 +1,7 @@
-"""Writing the audit log. `record()` for the current actor (a request, a command);
-`arecord()` from consumers, which know their user and client themselves."""
+"""Writing the audit log: `record()`, for the current actor (a request, a command)
+or for the one the caller names (a consumer knows its user and client)."""
 
 import logging
-
-from asgiref.sync import sync_to_async
 
 from audit.context import current_actor
 from audit.models import AuditEntry
@@ -25,11 +23,6 @@ def record(action, target="", before=None, after=None, *, actor=None, address=No
         before=before,
         after=after,
     )
-
-
-@sync_to_async
-def arecord(action, target="", before=None, after=None, *, actor, address):
-    return record(action, target, before, after, actor=actor, address=address)
 
 
 def prune():

@@ -13,6 +13,13 @@ from notifications.models import AlertEvent, AlertRule
 
 MIN_SILENCE_MINUTES = 1
 MAX_SILENCE_MINUTES = 10080  # a week
+# Acknowledging and silencing change the rule's state, so they take the rule's change permission.
+ALERT_PERMISSION = "notifications.change_alertrule"
+
+
+def can_manage_alerts(user):
+    """`ack_alert`, `silence_alert`, `unsilence_alert`, and their buttons on the page."""
+    return user.is_superuser or user.has_perm(ALERT_PERMISSION)
 
 
 class RuleNotFound(Exception):
@@ -112,3 +119,12 @@ def _name(user):
 
 def _iso(value):
     return value.isoformat() if value is not None else None
+
+
+def broadcast(state, change, by=None):
+    """Tell every open page (every worker) that a rule changed; quiet if Redis is away:
+    pages get the current states again in their next hello."""
+    from dashboard.control.presence import DASHBOARD_GROUP
+    from notifications.services import group_send_quietly
+
+    group_send_quietly(DASHBOARD_GROUP, {"type": "alert.changed", "state": state, "change": change, "by": by})

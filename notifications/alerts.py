@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from django.db import connection, transaction
 
+from notifications.alert_control import broadcast
 from notifications.models import AlertEvent, AlertRule, Level
 from notifications.services import notify
 
@@ -119,6 +120,7 @@ class AlertEvaluator:
                 firing=True, last_fired_at=_datetime(now), acknowledged_at=None, acknowledged_by=None
             )
             _event(rule, AlertEvent.Kind.FIRED, now, value, silenced)
+            _broadcast_on_commit(rule, "fired")
         # Changed only once saved: if that failed, the next tick tries again.
         state.firing, state.since, state.last_notified = True, None, now
 
@@ -154,7 +156,20 @@ class AlertEvaluator:
                 )
             AlertRule.objects.filter(pk=rule.pk).update(firing=False, last_resolved_at=_datetime(now))
             _event(rule, AlertEvent.Kind.RESOLVED, now, value, silenced)
+            _broadcast_on_commit(rule, "resolved")
         state.firing, state.since, state.last_resolved = False, None, now
+
+
+def _broadcast_on_commit(rule, change):
+    def send():
+        # After the commit: whatever fails here must not make the caller fire again.
+        try:
+            related = ("metric", "acknowledged_by", "silenced_by")
+            broadcast(AlertRule.objects.select_related(*related).get(pk=rule.pk).as_state(), change)
+        except Exception as exc:
+            logger.warning("could not tell the pages that rule %s %s: %s", rule.pk, change, exc)
+
+    transaction.on_commit(send)
 
 
 def _silenced(rule, now):

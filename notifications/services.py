@@ -162,6 +162,14 @@ def push_pending(now=None, limit=100):
     return pushed
 
 
+def group_send_quietly(group, message):
+    """A best-effort push from synchronous code: logged, not raised, when Redis is away."""
+    try:
+        _group_send(group, message)
+    except Exception as exc:
+        logger.warning("could not push %s to %s: %s", message.get("type"), group, exc)
+
+
 def _group_send(group, message):
     send = async_to_sync(get_channel_layer().group_send)
     try:

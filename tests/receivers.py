@@ -27,6 +27,7 @@ class Request:
     body: bytes
     signature_ok: bool
     received_at: float
+    received_wall: float = 0.0  # time.time(), for latencies against timestamps in the payload
     status: int = 0  # what the receiver answered; 0 while held or never answered
 
     @property
@@ -70,6 +71,7 @@ class WebhookReceiver:
                     body=body,
                     signature_ok=hmac.compare_digest(self.headers.get("X-Livedash-Signature", ""), expected),
                     received_at=time.monotonic(),
+                    received_wall=time.time(),
                 )
                 receiver._record(request)
                 hold = receiver.hold

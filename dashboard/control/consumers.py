@@ -12,6 +12,7 @@ The protocol itself is described in docs/protocol.md.
 import asyncio
 import json
 import logging
+from functools import partial
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -20,6 +21,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
+from audit.services import record as audit_record
 from dashboard import connections
 from dashboard.collector import sampling
 from dashboard.control import presence, protocol
@@ -36,6 +38,7 @@ from dashboard.stream.channels import (
     can_view_metrics,
 )
 from dashboard.stream.views import ACCESS_CACHE_SECONDS, AccessCache
+from notifications import alert_control
 from notifications import services as notification_services
 from notifications.models import user_group_name
 
@@ -56,6 +59,7 @@ OPEN_SOCKET_HANDLERS = frozenset(
         "sampling_changed",
         "notification_message",
         "notification_unread",
+        "alert_changed",
     }
 )
 
@@ -167,7 +171,12 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     async def _join(self):
         # Client messages and group events wait in this consumer's queue until
         # connect() returns, so `hello` is always the first message sent.
-        self.can_control, self.can_view_metrics, notification_groups = await self._access()
+        (
+            self.can_control,
+            self.can_view_metrics,
+            notification_groups,
+            self.can_manage_alerts,
+        ) = await self._access()
         # Notification groups before the hello state, so nothing falls into the gap.
         for group in [DASHBOARD_GROUP, *notification_groups]:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -176,13 +185,17 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         # Not inside the gather: if something else failed first, a join still
         # running would outlive _leave() and keep the user online for good.
         online = await self._join_presence()
-        notifications, state = await asyncio.gather(
-            in_database_pool(self._hello_notifications, last_notification_from(self.scope["query_string"])),
+        (notifications, alerts), state = await asyncio.gather(
+            in_database_pool(self._hello_state, last_notification_from(self.scope["query_string"])),
             sampling.aget_state(),
         )
         self.unread = notifications["unread"]
         self.delivered = {n["id"] for n in notifications["recent"] + notifications["missed"]}
-        await self.send_json(protocol.hello(self.user, state, self.can_control, online, notifications))
+        await self.send_json(
+            protocol.hello(
+                self.user, state, self.can_control, online, notifications, alerts, self.can_manage_alerts
+            )
+        )
 
     async def _access(self):
         """(can control, can view metrics, notification groups), reused for ACCESS_CACHE_SECONDS
@@ -222,10 +235,29 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     def _read_access(self):
         user = self.user
-        return can_control_sampling(user), can_view_metrics(user), notification_services.group_names_for(user)
+        return (
+            can_control_sampling(user),
+            can_view_metrics(user),
+            notification_services.group_names_for(user),
+            alert_control.can_manage_alerts(user),
+        )
 
-    def _hello_notifications(self, since_id):
-        return notification_services.hello_state(self.user, since_id)
+    def _hello_state(self, since_id):
+        return notification_services.hello_state(self.user, since_id), alert_control.active_states()
+
+    @database_sync_to_async
+    def _change_alert(self, action, *args):
+        try:
+            return action(*args, self.user, self.client_address)
+        except alert_control.RuleNotFound as exc:
+            raise ProtocolError(protocol.NOT_FOUND, str(exc))
+        except (alert_control.NotFiring, ValueError) as exc:
+            raise ProtocolError(protocol.INVALID, str(exc))
+
+    @property
+    def client_address(self):
+        client = self.scope.get("client") or ("",)
+        return client[0] or ""
 
     @database_sync_to_async
     def _fetch_mark_read(self, target):
@@ -288,6 +320,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
                 raise ProtocolError(
                     protocol.FORBIDDEN, f"{command.type} needs the {CONTROL_PERMISSION} permission"
                 )
+            if command.needs_alert_permission and not self.can_manage_alerts:
+                raise ProtocolError(
+                    protocol.FORBIDDEN,
+                    f"{command.type} needs the {alert_control.ALERT_PERMISSION} permission",
+                )
             await getattr(self, f"command_{command.type}")(command)
         except ProtocolError as exc:
             await self._send_error(exc.code, exc.message, command.id)
@@ -299,19 +336,54 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(protocol.pong(command.id))
 
     async def command_set_interval(self, command):
+        before = await sampling.aget_state()
         state = await sampling.aset_interval(command.args["seconds"])
+        await self._audit("set_interval", {"interval": before.interval}, {"interval": state.interval})
         await self._announce_sampling("interval", state)
         await self.send_json(protocol.ack(command.id, interval=state.interval))
 
     async def command_pause(self, command):
-        state = await sampling.aset_paused(True)
+        await self._set_paused(command, True)
+
+    async def command_resume(self, command):
+        await self._set_paused(command, False)
+
+    async def _set_paused(self, command, paused):
+        before = await sampling.aget_state()
+        state = await sampling.aset_paused(paused)
+        await self._audit(command.type, {"paused": before.paused}, {"paused": state.paused})
         await self._announce_sampling("paused", state)
         await self.send_json(protocol.ack(command.id, paused=state.paused))
 
-    async def command_resume(self, command):
-        state = await sampling.aset_paused(False)
-        await self._announce_sampling("paused", state)
-        await self.send_json(protocol.ack(command.id, paused=state.paused))
+    async def _audit(self, action, before, after):
+        # After the change (Redis is its record): a database away loses the entry, not the action.
+        try:
+            entry = partial(audit_record, actor=self.user.get_username(), address=self.client_address)
+            await in_database_pool(entry, action, "sampling", before, after)
+        except DatabaseError as exc:
+            logger.warning("could not write the audit entry for %s: %s", action, exc)
+
+    async def command_ack_alert(self, command):
+        state = await self._change_alert(alert_control.acknowledge, command.args["rule"])
+        await self._announce_alert(state, "acknowledged")
+        await self.send_json(protocol.ack(command.id, rule=state))
+
+    async def command_silence_alert(self, command):
+        args = command.args
+        state = await self._change_alert(alert_control.silence, args["rule"], args["minutes"])
+        await self._announce_alert(state, "silenced")
+        await self.send_json(protocol.ack(command.id, rule=state))
+
+    async def command_unsilence_alert(self, command):
+        state = await self._change_alert(alert_control.unsilence, command.args["rule"])
+        await self._announce_alert(state, "unsilenced")
+        await self.send_json(protocol.ack(command.id, rule=state))
+
+    async def _announce_alert(self, state, change):
+        await self.channel_layer.group_send(
+            DASHBOARD_GROUP,
+            {"type": "alert.changed", "state": state, "change": change, "by": self.user.get_username()},
+        )
 
     async def command_snapshot(self, command):
         if not self.can_view_metrics:
@@ -357,6 +429,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.delivered.add(notification.get("id"))
         self.unread += 1
         await self.send_json(protocol.notification(notification, self.unread))
+
+    async def alert_changed(self, event):
+        await self.send_json(protocol.alert_state(event["state"], event["change"], event["by"]))
 
     async def notification_unread(self, event):
         self.unread = event["count"]

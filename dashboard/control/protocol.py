@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from dashboard.collector.sampling import validate_interval
+from notifications.alert_control import MAX_SILENCE_MINUTES, MIN_SILENCE_MINUTES
 
 PROTOCOL_VERSION = 1
 
@@ -69,6 +70,10 @@ class Command:
         """Commands that change the collector need `dashboard.change_metric` (or superuser)."""
         return self.type in CONTROL_COMMANDS
 
+    @property
+    def needs_alert_permission(self):
+        return self.type in ALERT_COMMANDS
+
 
 def _no_arguments(content):
     return {}
@@ -93,6 +98,31 @@ def _mark_read_arguments(content):
     raise ValueError('mark_read needs `id`: a notification id (a positive integer) or "all"')
 
 
+def _rule_argument(content, command):
+    rule = content.get("rule")
+    if isinstance(rule, int) and not isinstance(rule, bool) and 0 < rule <= MAX_SAFE_INTEGER:
+        return rule
+    raise ValueError(f"{command} needs `rule`: an alert rule id (a positive integer)")
+
+
+def _ack_alert_arguments(content):
+    return {"rule": _rule_argument(content, "ack_alert")}
+
+
+def _unsilence_alert_arguments(content):
+    return {"rule": _rule_argument(content, "unsilence_alert")}
+
+
+def _silence_alert_arguments(content):
+    rule = _rule_argument(content, "silence_alert")
+    minutes = content.get("minutes")
+    if isinstance(minutes, bool) or not isinstance(minutes, int):
+        raise ValueError("silence_alert needs `minutes`: a whole number of minutes")
+    if not MIN_SILENCE_MINUTES <= minutes <= MAX_SILENCE_MINUTES:
+        raise ValueError(f"`minutes` must be from {MIN_SILENCE_MINUTES} to {MAX_SILENCE_MINUTES}")
+    return {"rule": rule, "minutes": minutes}
+
+
 COMMANDS = {
     "ping": _no_arguments,
     "set_interval": _set_interval_arguments,
@@ -100,8 +130,13 @@ COMMANDS = {
     "resume": _no_arguments,
     "snapshot": _no_arguments,
     "mark_read": _mark_read_arguments,
+    "ack_alert": _ack_alert_arguments,
+    "silence_alert": _silence_alert_arguments,
+    "unsilence_alert": _unsilence_alert_arguments,
 }
 CONTROL_COMMANDS = frozenset({"set_interval", "pause", "resume"})
+# Commands that change an alert rule's state need `notifications.change_alertrule` (or superuser).
+ALERT_COMMANDS = frozenset({"ack_alert", "silence_alert", "unsilence_alert"})
 
 
 def is_too_large(frame):
@@ -187,7 +222,7 @@ def pong(message_id):
     return _with_id({"type": "pong", "server_time": server_time()}, message_id)
 
 
-def hello(user, sampling, can_control, online, notifications):
+def hello(user, sampling, can_control, online, notifications, alerts=(), can_manage_alerts=False):
     return {
         "type": "hello",
         "user": {"id": user.pk, "username": user.get_username()},
@@ -196,9 +231,16 @@ def hello(user, sampling, can_control, online, notifications):
         "interval": sampling.interval,
         "paused": sampling.paused,
         "can_control": can_control,
+        "can_manage_alerts": can_manage_alerts,
         "online": online,
         "notifications": notifications,
+        "alerts": list(alerts),
     }
+
+
+def alert_state(rule, change, by):
+    """A rule fired, resolved, was acknowledged, silenced or unsilenced (`by` is null for the collector)."""
+    return {"type": "alert_state", "rule": rule, "change": change, "by": by}
 
 
 def interval_changed(interval, by):
