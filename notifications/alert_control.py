@@ -3,13 +3,18 @@ or anywhere else. Each action is one transaction: the rule, its history event an
 the audit entry are written together. Returns the rule's new `as_state()`, which
 the caller broadcasts to every open page."""
 
+import logging
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from audit.services import record
+from dashboard.redis import get_async_client, get_sync_client, key
 from notifications.models import AlertEvent, AlertRule
+
+logger = logging.getLogger(__name__)
 
 MIN_SILENCE_MINUTES = 1
 MAX_SILENCE_MINUTES = 10080  # a week
@@ -121,10 +126,27 @@ def _iso(value):
     return value.isoformat() if value is not None else None
 
 
+# Moved by every change of a rule's state, so the workers' cached hello states are
+# never reused past one (dashboard.control.consumers.hello_alerts).
+VERSION_KEY = ("alerts", "version")
+
+
+def bump_version_quietly():
+    try:
+        get_sync_client().incr(key(*VERSION_KEY))
+    except (RedisError, OSError) as exc:
+        logger.warning("could not bump the alerts version: %s", exc)
+
+
+async def aversion():
+    return int(await get_async_client().get(key(*VERSION_KEY)) or 0)
+
+
 def broadcast(state, change, by=None):
     """Tell every open page (every worker) that a rule changed; quiet if Redis is away:
     pages get the current states again in their next hello."""
     from dashboard.control.presence import DASHBOARD_GROUP
     from notifications.services import group_send_quietly
 
+    bump_version_quietly()
     group_send_quietly(DASHBOARD_GROUP, {"type": "alert.changed", "state": state, "change": change, "by": by})
