@@ -203,9 +203,10 @@ SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 # the site's and the admin's login alike. The attempts live in the database (axes'
 # database handler), so every worker sees the same count and signing in does not
 # depend on Redis. The address is REMOTE_ADDR only, never a header read here: the
-# ASGI server fills it from X-Forwarded-For (--proxy-headers), and nginx, the one
-# hop in front of the workers, overwrites that header with the address it saw
-# (deploy/nginx/proxy_headers.conf), so a client cannot choose its own.
+# worker fills it from X-Forwarded-For only when the peer is in FORWARDED_ALLOW_IPS
+# (nginx), and nginx, the one hop in front of the workers, overwrites that header
+# with the address it saw (deploy/nginx/proxy_headers.conf), so a client cannot
+# choose its own.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -329,6 +330,10 @@ FORWARDED_ALLOW_IPS = envlist("FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"])
 ACCESS_LOG = envbool("ACCESS_LOG", False)
 # How long a stopping worker waits for its streams and sockets to move elsewhere.
 GRACEFUL_SHUTDOWN_SECONDS = envint("GRACEFUL_SHUTDOWN_SECONDS", 10, minimum=1)
+
+# Open SSE streams, and open sockets, one user may hold on one worker: a tab takes one
+# of each. Past it a stream is answered 429 and a socket closed with 4008.
+MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)

@@ -39,8 +39,9 @@ READ_BATCH = 500
 # resuming from an id of the old history then finds it missing and gets
 # `stream-reset`, instead of silently skipping new events that reuse old numbers.
 # (Microseconds since 1970 stay below 2^53, so browsers read the ids exactly.)
-# Only a write seeds (one epoch key in all, two keys per channel that has events):
-# reading a channel never creates state, so no client can grow Redis by reading.
+# Only a write seeds a channel (two keys per channel that has events): reading a
+# channel never creates state of its own, so no client can grow Redis by reading.
+# The one epoch key may be set by whichever comes first, a read or a write.
 # Lua prints large numbers in exponent form, hence string.format for keys and JSON.
 # KEYS: counter, first-id key, ..., epoch key (KEYS[6])
 SEED_COUNTER = """
@@ -72,19 +73,31 @@ return id
 )
 
 # A stream or a history read on a channel that has no event yet starts at the id
-# right before its first event (the epoch that event will be numbered from), or 0
-# before any event at all: otherwise every open stream (and Pushpin's prev-id
-# check) would see the first event as a gap and all of them would ask storage to
-# catch up at once. Read only: nothing is written.
+# right before its first event (the epoch that event will be numbered from):
+# otherwise every open stream (and Pushpin's prev-id check) would see the first
+# event as a gap and all of them would ask storage to catch up at once. Nothing
+# per channel is written; before any event at all, the epoch itself is fixed.
 # KEYS: counter, epoch
 CURRENT_ID = """
-return redis.call('GET', KEYS[1]) or redis.call('GET', KEYS[2]) or 0
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+local epoch = redis.call('GET', KEYS[2])
+if epoch then return epoch end
+local now = redis.call('TIME')
+epoch = string.format('%.0f', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+redis.call('SET', KEYS[2], epoch)
+return epoch
 """
 
 
 def pubsub_channel():
     """The one Redis pub/sub channel every SSE event goes through."""
     return key("sse")
+
+
+def revocation_channel():
+    """Pub/sub channel naming a user whose access changed: every worker's hub ends their streams."""
+    return key("sse-revoke")
 
 
 def counter_key(channel):

@@ -238,7 +238,7 @@ def worker_serving_streams(stack):
 
     client = get_sync_client()
     pids = {process.pid: name for name, process in stack.processes.items() if name.startswith("web")}
-    for raw in client.scan_iter(match=key("conn", "sse", "*")):
+    for raw in client.scan_iter(match=key("conn", "sse", "*"), count=10000):
         worker_id = raw.decode().rsplit(":", 1)[-1]
         pid = int(worker_id.rsplit("-", 2)[-2])
         if pid in pids and int(client.get(raw) or 0) > 0:

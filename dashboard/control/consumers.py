@@ -19,6 +19,7 @@ from urllib.parse import parse_qs
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
@@ -38,7 +39,7 @@ from dashboard.stream.channels import (
     can_control_sampling,
     can_view_metrics,
 )
-from dashboard.stream.views import ACCESS_CACHE_SECONDS, AccessCache
+from dashboard.stream.views import ACCESS_CACHE_SECONDS, AccessCache, get_hub
 from notifications import alert_control
 from notifications import services as notification_services
 from notifications.models import user_group_name
@@ -222,9 +223,18 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
             return
         self.limiter = protocol.RateLimiter()
+        self.claimed = connections.claim("ws", self.user.pk)
+        # The hub also hears revocations, which drop this worker's remembered answers.
+        get_hub().start()
         await self.accept()
         self.accepted = True
         connections.opened("ws")
+        if not self.claimed:
+            limit = settings.MAX_CONNECTIONS_PER_USER
+            await self._send_error(protocol.RATE_LIMITED, f"too many open sockets: at most {limit} per user")
+            await self._leave()
+            await self._close(protocol.CLOSE_POLICY_VIOLATION)
+            return
         _open_sockets.add(self)
         try:
             async with connect_slot():
@@ -260,14 +270,20 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.delivered = {n["id"] for n in notifications["recent"] + notifications["missed"]}
         await self.send_json(
             protocol.hello(
-                self.user, state, self.can_control, online, notifications, alerts, self.can_manage_alerts
+                self.user,
+                state,
+                self.can_control,
+                self._visible(online),
+                notifications,
+                alerts,
+                self.can_manage_alerts,
             )
         )
 
     async def _access(self):
         """(can control, can view metrics, notification groups), reused for ACCESS_CACHE_SECONDS
         per session identity: a storm of the same users then costs one database trip each."""
-        identity = ("ws", self.user.pk, self.user.get_session_auth_hash())
+        identity = ((str(self.user.pk), self.user.get_session_auth_hash()), "ws")
         return await shared_answer(access_cache, identity, self._read_access)
 
     async def _join_presence(self):
@@ -295,6 +311,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if self.accepted:
             self.accepted = False
             connections.closed("ws")
+        if getattr(self, "claimed", False):
+            self.claimed = False
+            connections.release("ws", self.user.pk)
 
     def _read_access(self):
         user = self.user
@@ -474,7 +493,14 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     # Channel-layer events
 
     async def presence_update(self, event):
-        await self.send_json(protocol.presence(event["online"]))
+        await self.send_json(protocol.presence(self._visible(event["online"])))
+
+    def _visible(self, online):
+        """Who else is online is for those who may view the dashboard's metrics; anyone
+        else sees only themselves (no list of usernames for a user with no permission)."""
+        if self.can_view_metrics:
+            return online
+        return [person for person in online if person["id"] == self.user.pk]
 
     async def sampling_changed(self, event):
         if event["change"] == "interval":
@@ -495,7 +521,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def access_revoked(self, event):
         # What this worker remembers about the user is stale too: the reconnect must ask again.
-        access_cache.forget(lambda identity: identity[1] == self.user.pk)
+        access_cache.forget_user(self.user.pk)
         await self._close(protocol.CLOSE_REVOKED)
 
     async def notification_unread(self, event):
