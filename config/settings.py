@@ -289,19 +289,10 @@ LOGGING = {
     },
 }
 
-# django-eventstream: events published from any process go through Redis
-# pub/sub and are kept in Redis storage so `Last-Event-ID` can resume.
-_redis = urlsplit(REDIS_URL)
-EVENTSTREAM_REDIS = {
-    "host": _redis.hostname or "127.0.0.1",
-    "port": _redis.port or 6379,
-    "db": int((_redis.path or "/0").lstrip("/") or 0),
-    **({"password": _redis.password} if _redis.password else {}),
-    **({"username": _redis.username} if _redis.username else {}),
-}
-EVENTSTREAM_STORAGE_CONNECTION = EVENTSTREAM_REDIS
+# django-eventstream: events published from any process are stored in Redis (so
+# `Last-Event-ID` can resume) and published on its pub/sub, both through the one
+# shared REDIS_URL pool with prefixed keys (why Redis: see dashboard/storage.py).
 EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channels.DashboardChannelManager"
-# Prefixed keys on the shared pool, expiry = retention (why Redis: see dashboard/eventstorage.py).
 EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 
 # GRIP: Pushpin in front of /events/ holds the SSE connections; the workers only

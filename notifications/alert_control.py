@@ -11,6 +11,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from audit.services import record
+from dashboard.access import ALERT_PERMISSION, has_permission
 from dashboard.redis import get_async_client, get_sync_client, key
 from notifications.models import AlertEvent, AlertRule
 
@@ -18,13 +19,11 @@ logger = logging.getLogger(__name__)
 
 MIN_SILENCE_MINUTES = 1
 MAX_SILENCE_MINUTES = 10080  # a week
-# Acknowledging and silencing change the rule's state, so they take the rule's change permission.
-ALERT_PERMISSION = "notifications.change_alertrule"
 
 
 def can_manage_alerts(user):
     """`ack_alert`, `silence_alert`, `unsilence_alert`, and their buttons on the page."""
-    return user.is_superuser or user.has_perm(ALERT_PERMISSION)
+    return has_permission(user, ALERT_PERMISSION)
 
 
 class RuleNotFound(Exception):
@@ -145,8 +144,9 @@ async def aversion():
 def broadcast(state, change, by=None):
     """Tell every open page (every worker) that a rule changed; quiet if Redis is away:
     pages get the current states again in their next hello."""
+    from dashboard.control import events
     from dashboard.control.presence import DASHBOARD_GROUP
     from notifications.services import group_send_quietly
 
     bump_version_quietly()
-    group_send_quietly(DASHBOARD_GROUP, {"type": "alert.changed", "state": state, "change": change, "by": by})
+    group_send_quietly(DASHBOARD_GROUP, events.alert_changed(state, change, by))
