@@ -220,6 +220,7 @@ REVIEWED_MIDDLEWARE = {
     "django.middleware.clickjacking.XFrameOptionsMiddleware": "its response step runs here",
     "csp.middleware.CSPMiddleware": "a policy governs documents; an event stream loads nothing",
     "axes.middleware.AxesMiddleware": "acts on login attempts only; a stream GET authenticates nothing",
+    "audit.context.AuditContextMiddleware": "names who makes a change; a stream GET changes nothing",
 }
 
 

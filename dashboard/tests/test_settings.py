@@ -107,6 +107,12 @@ def test_it_requires_secret_key_without_debug():
         ({"DEBUG": "1", "API_MAX_POINTS": "0"}, "API_MAX_POINTS"),
         ({"DEBUG": "1", "API_TOKEN_REQUESTS_PER_SECOND": "-1"}, "API_TOKEN_REQUESTS_PER_SECOND"),
         ({"DEBUG": "1", "API_TOKEN_POINTS_PER_SECOND": "lots"}, "API_TOKEN_POINTS_PER_SECOND"),
+        ({"DEBUG": "1", "EMAIL_PORT": "smtp"}, "EMAIL_PORT"),
+        ({"DEBUG": "1", "EMAIL_PORT": "70000"}, "EMAIL_PORT"),
+        ({"DEBUG": "1", "EMAIL_USE_TLS": "sometimes"}, "EMAIL_USE_TLS"),
+        ({"DEBUG": "1", "DEFAULT_FROM_EMAIL": "not an address"}, "DEFAULT_FROM_EMAIL"),
+        ({"DEBUG": "1", "DELIVERY_TIMEOUT": "0"}, "DELIVERY_TIMEOUT"),
+        ({"DEBUG": "1", "AUDIT_RETENTION_DAYS": "forever"}, "AUDIT_RETENTION_DAYS"),
         # Without its key any Grip-Sig passes as Pushpin's: production refuses to start.
         (
             {
@@ -151,6 +157,21 @@ def test_production_settings_pass_check_deploy():
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mail_goes_to_the_console_without_email_host_and_over_smtp_with_it():
+    assert settings_value("settings.EMAIL_BACKEND", DEBUG="1").endswith("console.EmailBackend")
+    smtp = "(settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT, settings.DEFAULT_FROM_EMAIL)"
+    assert (
+        settings_value(
+            smtp,
+            DEBUG="1",
+            EMAIL_HOST="mail.example.org",
+            EMAIL_PORT="1025",
+            DEFAULT_FROM_EMAIL="ops@example.org",
+        )
+        == "('django.core.mail.backends.smtp.EmailBackend', 'mail.example.org', 1025, 'ops@example.org')"
+    )
 
 
 def check_deploy(**env):
