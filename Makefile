@@ -59,6 +59,7 @@ stack: static
 
 bench: static
 	$(PY) -m bench
+	$(PY) -m bench.ingest
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles static/vendor $(MO_FILES)

@@ -1,4 +1,4 @@
-"""Notifications the product writes itself (alert rules firing and resolving), kept as a
+"""Notifications the product writes itself (alert rules firing, repeating and resolving), kept as a
 message id and its parameters so each viewer reads them in their own language.
 
 The row's `title` and `body` hold the English text (the admin, e-mail and webhooks
@@ -15,6 +15,10 @@ MESSAGES = {
     "alert.fired": (
         gettext_noop("%(rule)s: %(metric)s is %(value)s%(unit)s"),
         gettext_noop("%(metric)s has been %(comparison)s %(threshold)s%(unit)s for %(sustain)s s."),
+    ),
+    "alert.repeated": (
+        gettext_noop("Still firing: %(rule)s: %(metric)s is %(value)s%(unit)s"),
+        gettext_noop("Not acknowledged yet. %(metric)s is still out of range."),
     ),
     "alert.resolved": (
         gettext_noop("Resolved: %(rule)s"),

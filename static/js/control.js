@@ -190,6 +190,7 @@
   function errorText(code) {
     return ERROR_TEXTS[code] || gettext("The server could not do it.");
   }
+  ld.errorText = errorText; // alerts.js words its refusals the same way
 
   function showSampling(state, by) {
     if (typeof state.interval === "number") sampling.interval = state.interval;

@@ -165,7 +165,7 @@
     head.appendChild(all);
     const list = [...items.values()].sort((a, b) => b.id - a.id);
     if (!list.length) {
-      menu.replaceChildren(head, element("div", "empty", gettext("No notifications yet.")));
+      menu.replaceChildren(head, element("div", "empty", gettext("No notifications yet.")), renderChannels());
       return;
     }
     // The items' own parent carries role=menu, so each menuitem has its menu.
@@ -175,7 +175,7 @@
     group.append(...list.map(renderItem));
     const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest(".item");
     const focusedId = focused ? focused.dataset.id : null;
-    menu.replaceChildren(head, group);
+    menu.replaceChildren(head, group, renderChannels());
     if (focusedId) {
       const again = group.querySelector('.item[data-id="' + focusedId + '"]');
       if (again) again.focus();
@@ -194,11 +194,88 @@
     menu.style.top = Math.round(rect.bottom + 4) + "px";
   }
 
+  // The user's own delivery channels (e-mail, webhooks), with a pause switch each.
+
+  let channels = null; // null until loaded
+
+  function kindWord(kind) {
+    if (kind === "email") return gettext("email");
+    if (kind === "webhook") return gettext("webhook");
+    return kind;
+  }
+
+  function renderChannels() {
+    const section = element("div", "channels");
+    section.id = "my-channels";
+    section.appendChild(element("strong", null, gettext("My delivery channels")));
+    if (channels === null) {
+      section.appendChild(element("div", "time", gettext("Loading…")));
+      return section;
+    }
+    if (!channels.length) section.appendChild(element("div", "time", gettext("None: an administrator can add e-mail or webhook channels.")));
+    for (const channel of channels) {
+      const row = element("div", "channel");
+      row.dataset.channel = channel.id;
+      row.appendChild(element("span", "target", kindWord(channel.kind) + " · " + channel.target));
+      if (channel.paused) row.appendChild(element("span", "time", gettext("paused")));
+      const toggle = element("button", "button small", channel.paused ? gettext("Resume") : gettext("Pause"));
+      toggle.type = "button";
+      toggle.dataset.action = "toggle-channel";
+      toggle.setAttribute(
+        "aria-label",
+        interpolate(
+          channel.paused ? gettext("Resume %(kind)s %(target)s") : gettext("Pause %(kind)s %(target)s"),
+          { kind: kindWord(channel.kind), target: channel.target },
+          true,
+        ),
+      );
+      row.appendChild(toggle);
+      section.appendChild(row);
+    }
+    return section;
+  }
+
+  async function loadChannels() {
+    if (!ld.config.channelsUrl) return;
+    try {
+      const response = await fetch(ld.config.channelsUrl, { credentials: "same-origin" });
+      if (!response.ok) return;
+      channels = (await response.json()).channels || [];
+    } catch (error) {
+      return; // offline: the section keeps saying it is loading; the next open tries again
+    }
+    render();
+  }
+
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  async function toggleChannel(id) {
+    const channel = (channels || []).find((c) => c.id === id);
+    if (!channel) return;
+    try {
+      const response = await fetch(ld.config.channelsUrl + id + "/", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify({ paused: !channel.paused }),
+      });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      Object.assign(channel, await response.json());
+    } catch (error) {
+      ld.toast(gettext("Channel not changed"), String(error.message || error), "warning");
+    }
+    render();
+  }
+
   function open() {
     menu.hidden = false;
     button.setAttribute("aria-expanded", "true");
     place();
     render();
+    loadChannels();
     refreshTimer = setInterval(render, 30000); // keeps "2 min ago" true while open
   }
 
@@ -218,6 +295,11 @@
     event.stopPropagation();
     if (event.target.closest("[data-action=mark-all]")) {
       markRead("all");
+      return;
+    }
+    const toggle = event.target.closest("[data-action=toggle-channel]");
+    if (toggle) {
+      toggleChannel(Number(toggle.closest("[data-channel]").dataset.channel));
       return;
     }
     const node = event.target.closest(".item");

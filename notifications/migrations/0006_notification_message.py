@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0003_pushed_at"),
+        ("notifications", "0005_acknowledge_and_silence"),
     ]
 
     operations = [
