@@ -156,7 +156,8 @@ REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "livedash").strip() or "livedash"
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # channels_redis' pub/sub layer, telling sockets when their worker lost Redis.
+        "BACKEND": "dashboard.control.layer.ResyncingPubSubChannelLayer",
         "CONFIG": {
             "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
             "prefix": f"{REDIS_PREFIX}:ws",
@@ -165,8 +166,8 @@ CHANNEL_LAYERS = {
 }
 
 # Sessions are read on every request, and on every SSE (re)connect: keep them in
-# Redis in front of the database (cached_db falls back to the database if Redis
-# is unavailable, so logins survive a Redis restart).
+# Redis in front of the database. dashboard.sessions guards every cache call, so
+# with Redis away sessions (and logins) work from the database alone.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -179,7 +180,7 @@ CACHES = {
         },
     },
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_ENGINE = "dashboard.sessions"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
