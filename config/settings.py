@@ -10,8 +10,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# `make run` writes what it chose (DEBUG, DATABASE_URL, REDIS_URL, ...) to .env, so
+# commands in another terminal reach the same database and Redis. Variables set in
+# the environment win over the file. ENV_FILE names another file.
+ENV_FILE = os.environ.get("ENV_FILE", "").strip() or str(BASE_DIR / ".env")
+load_dotenv(ENV_FILE, override=False)
 
 
 def envbool(name, default):
