@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "django_eventstream",
     "dashboard",
     "notifications",
+    "api",
 ]
 
 MIDDLEWARE = [
