@@ -3,12 +3,16 @@
 Each worker keeps its own counts in memory and reports them to Redis every
 second under a key that expires in a few seconds, so a worker that dies simply
 drops out of the total instead of leaving its last count behind forever.
+The workers that reported are listed in one sorted set (scored by time), so the
+total is read without scanning Redis' keyspace; the list forgets a worker an
+hour after its last report.
 """
 
 import asyncio
 import logging
 import os
 import socket
+import time
 import uuid
 
 from dashboard.redis import get_async_client, get_sync_client, key
@@ -18,14 +22,19 @@ logger = logging.getLogger(__name__)
 KINDS = ("sse", "ws")
 REPORT_EVERY = 1.0
 REPORT_TTL = 5
+FORGET_AFTER = 3600
 
 WORKER_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 _counts = dict.fromkeys(KINDS, 0)
 _reporter = None
 
 
-def _report_key(kind):
-    return key("conn", kind, WORKER_ID)
+def _report_key(kind, worker_id=WORKER_ID):
+    return key("conn", kind, worker_id)
+
+
+def workers_key():
+    return key("conn", "workers")
 
 
 def opened(kind):
@@ -56,6 +65,7 @@ async def _report_forever():
             async with client.pipeline(transaction=False) as pipe:
                 for kind in KINDS:
                     pipe.set(_report_key(kind), _counts[kind], ex=REPORT_TTL)
+                pipe.zadd(workers_key(), {WORKER_ID: time.time()})
                 await pipe.execute()
             if down:
                 logger.info("connection counts reach Redis again")
@@ -70,9 +80,10 @@ async def _report_forever():
 def totals():
     """Open connections of each kind summed over every live worker (sync, for the collector)."""
     client = get_sync_client()
+    client.zremrangebyscore(workers_key(), "-inf", time.time() - FORGET_AFTER)
+    workers = [raw.decode() for raw in client.zrange(workers_key(), 0, -1)]
     result = {}
     for kind in KINDS:
-        keys = list(client.scan_iter(match=key("conn", kind, "*"), count=500))
-        values = client.mget(keys) if keys else []
+        values = client.mget([_report_key(kind, worker) for worker in workers]) if workers else []
         result[kind] = sum(int(v) for v in values if v is not None)
     return result

@@ -15,6 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django_eventstream.utils import get_storage
 
+from dashboard import telemetry
 from dashboard.models import KEY_MAX_LENGTH, Metric
 from dashboard.redis import get_sync_client
 from dashboard.storage import rate_key
@@ -33,6 +34,7 @@ def send(channel, event_type, data):
     """Store and publish one event on `channel`; returns the stored `Event` (with its id)."""
     payload = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False)
     event = get_storage().append_event(channel, event_type, payload)
+    telemetry.count_published(channel)
     if getattr(settings, "GRIP_URL", None):
         _publish_through_grip(event)
     return event
@@ -70,6 +72,7 @@ def validate_number(value, what="metric value"):
     return value
 
 
+@telemetry.counted_ingest
 def publish_metric(name, value, ts=None):
     """Publish one value of a custom metric to every dashboard.
 
