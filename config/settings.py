@@ -234,7 +234,8 @@ if not DEBUG:
     SECURE_HSTS_PRELOAD = True
     # nginx terminates TLS and says so in X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Health checks and Prometheus scrape the workers over the private network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 LOGGING = {
     "version": 1,
