@@ -390,7 +390,7 @@ def test_prometheus_scrapes_metrics_through_nginx_with_the_token_the_profile_cre
     assert mounts[token_dir] == maker["volumes"][0].split(":")[0], "the volume the token is written to"
     assert prometheus["depends_on"]["scrape-token"]["condition"] == "service_completed_successfully"
     script = (ROOT / maker["command"][1]).read_text()
-    assert re.search(r"python manage\.py create_token \S+ --scrape\b", script)
+    assert re.search(r"python manage\.py create_token .+ --scrape\b", script)
     assert token_file in script
     assert "--metrics" not in script and "--notify" not in script, "a scrape token, nothing more"
 
