@@ -1,7 +1,7 @@
 """`make run`: the whole product on http://127.0.0.1:8000 from a fresh clone.
 
 SQLite by default, the Redis at REDIS_URL (or a bundled one started and supervised
-here), a web worker and the metrics collector. Ctrl-C stops everything.
+here), a web worker (deploy/worker.py) and the metrics collector. Ctrl-C stops everything.
 
 What it runs with is written to .env (git-ignored; ENV_FILE names another file),
 which the settings read, so `python manage.py ...` in a second terminal reaches the
@@ -70,7 +70,7 @@ def main():
         if not prepare_services(supervisor):
             supervisor.stop()
             return 1
-        supervisor.daphne("daphne", PORT)
+        supervisor.worker("web", PORT)
         supervisor.python("collector", "manage.py", "collect_metrics")
     except BaseException:
         supervisor.stop()

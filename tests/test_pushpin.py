@@ -23,19 +23,19 @@ WAIT = 20.0
 
 
 @pytest.fixture
-def edge(daphne_workers, tmp_path):
+def edge(web_workers, tmp_path):
     """Pushpin in front of two daphne workers that publish to it (GRIP_URL with its key)."""
     from deploy.pushpin import Pushpin
     from deploy.supervisor import Supervisor
 
     pushpin = Pushpin(tmp_path / "pushpin")
-    urls = daphne_workers(2, env={"GRIP_URL": pushpin.grip_url})
+    urls = web_workers(2, env={"GRIP_URL": pushpin.grip_url})
     supervisor = Supervisor()
     with open(tmp_path / "pushpin.log", "wb") as log:
         pushpin.start(
             supervisor, [url.removeprefix("http://") for url in urls], stdout=log, stderr=subprocess.STDOUT
         )
-    pushpin.workers = daphne_workers.workers
+    pushpin.workers = web_workers.workers
     yield pushpin
     supervisor.stop()
 

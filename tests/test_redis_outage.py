@@ -32,8 +32,8 @@ def sign_in(client):
 
 
 @pytest.mark.slow
-def test_it_signs_in_and_serves_pages_while_redis_is_down(daphne_workers, own_redis, alice):
-    (base_url,) = daphne_workers(1, env={"REDIS_URL": own_redis.url})
+def test_it_signs_in_and_serves_pages_while_redis_is_down(web_workers, own_redis, alice):
+    (base_url,) = web_workers(1, env={"REDIS_URL": own_redis.url})
     with httpx.Client(base_url=base_url, timeout=10) as earlier:
         assert sign_in(earlier).status_code == 302
         assert earlier.get("/").status_code == 200
@@ -56,7 +56,7 @@ def test_it_signs_in_and_serves_pages_while_redis_is_down(daphne_workers, own_re
         own_redis.start()
         assert earlier.get("/").status_code == 200
         assert earlier.get("/healthz").status_code == 200
-    log = Path(daphne_workers.workers[0].log_path).read_text()
+    log = Path(web_workers.workers[0].log_path).read_text()
     assert "Traceback" not in log, log[-3000:]
 
 
@@ -66,10 +66,10 @@ def csrf_headers(client):
 
 @pytest.mark.slow
 async def test_a_notification_sent_during_an_outage_reaches_the_socket_that_stayed_open(
-    daphne_workers, own_redis, manage, subprocess_env, alice, alice_cookies
+    web_workers, own_redis, manage, subprocess_env, alice, alice_cookies
 ):
     env = {"REDIS_URL": own_redis.url}
-    (base_url,) = daphne_workers(1, env=env)
+    (base_url,) = web_workers(1, env=env)
     async with open_socket(base_url, alice_cookies) as socket:
         await socket.wait_for(lambda m: m.get("type") == "hello")
         own_redis.stop()

@@ -40,10 +40,12 @@ from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
 from dashboard.loops import SemaphorePerLoop
+from dashboard.origins import request_origin_allowed
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.views import (
     EVENT_ID,
     EVENTS_PATH,
+    ORIGIN_REFUSED,
     AccessCache,
     BadStreamRequest,
     asession_identity,
@@ -203,6 +205,8 @@ async def grip_events(request, abandoned):
 
 
 async def authorise_and_replay(request, channels, last_ids, user_id, problem):
+    if not request_origin_allowed(request):
+        return error_response(request, 403, ORIGIN_REFUSED)
     user, forbidden = await resolve_user_access(request, user_id, channels)
     if user is None:
         return error_response(request, 403, "Log in to read event streams")

@@ -24,8 +24,10 @@ ReconnectingEventSource expects) and changes the mechanics:
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import logging
+import random
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +37,7 @@ import redis.asyncio
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
@@ -43,7 +46,8 @@ from django_eventstream.utils import add_default_headers, get_channelmanager, ma
 from redis.exceptions import RedisError
 
 from dashboard import connections as open_connections
-from dashboard import telemetry
+from dashboard import draining, telemetry
+from dashboard.origins import request_origin_allowed
 from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel
 from dashboard.stream.channels import channel_exists
 
@@ -70,6 +74,12 @@ CONNECT_REDIS_SLOTS = 100
 # The library's first chunk: padding for old proxies/browsers, then stream-open.
 OPENING = (":" + " " * 2048 + "\n\n" + "event: stream-open\ndata:\n\n").encode()
 KEEPALIVE = b"event: keep-alive\ndata:\n\n"
+# A stopping worker ends its streams with this reconnection delay (ms, jittered up to
+# twice as long): the EventSource comes straight back, through nginx to another worker.
+RESTART_RETRY_MS = 250
+
+
+ORIGIN_REFUSED = "Streams are for pages of this site only (Origin not allowed)"
 
 
 class BadStreamRequest(ValueError):
@@ -164,6 +174,10 @@ class AccessCache:
     def clear(self):
         self.entries = {}
 
+    def forget(self, predicate):
+        """Drop the answers whose key matches, e.g. every answer about one revoked user."""
+        self.entries = {key: entry for key, entry in self.entries.items() if not predicate(key)}
+
 
 access_cache = AccessCache()
 
@@ -223,6 +237,12 @@ async def events(request):
         problem = None
     except BadStreamRequest as exc:
         channels, last_ids, problem = [], {}, str(exc)
+    if draining.is_draining():
+        # A request that reached a stopping worker over a kept-alive connection: nginx
+        # passes a 503 on to the next worker (proxy_next_upstream).
+        return error_response(request, 503, "This worker is restarting; reconnect")
+    if not request_origin_allowed(request):
+        return error_response(request, 403, ORIGIN_REFUSED)
     authenticated, forbidden = await sync_to_async(resolve_access, thread_sensitive=False)(request, channels)
     if not authenticated:
         return error_response(request, 403, "Log in to read event streams")
@@ -231,9 +251,20 @@ async def events(request):
     if forbidden:
         return error_response(request, 403, f"Permission denied to channels: {', '.join(forbidden)}")
     stream = Stream(channels, last_ids)
-    response = StreamingHttpResponse(stream.run(), content_type="text/event-stream")
+    response = EventStreamResponse(stream.run(), content_type="text/event-stream")
     add_default_headers(response, request=request)
     return response
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """A stream whose chunks are bytes already: the server iterates our generator itself.
+
+    StreamingHttpResponse wraps an async iterator in two more async generators (one to
+    coerce each chunk to bytes, one for `__aiter__`); at thousands of streams that is
+    two extra generator resumptions per stream per event on the hot path."""
+
+    def __aiter__(self):
+        return self._iterator
 
 
 # --- no thread per stream -------------------------------------------------------
@@ -241,8 +272,37 @@ async def events(request):
 EVENTS_PATH = "/events/"
 
 
+# Middlewares that do nothing for an event stream: no static files, no CSRF on a GET,
+# no messages, no frames, no slash redirects. Each one costs a connect two hops to a
+# thread (Django adapts sync middleware per call), which is most of a connect storm's
+# CPU; every other middleware (security, sessions, auth, any added later) still runs.
+STREAM_SKIPS_MIDDLEWARE = frozenset(
+    {
+        "servestatic.middleware.ServeStaticMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    }
+)
+
+
+class StreamHandler(ASGIHandler):
+    """Django's ASGI handler for `/events/` only, without STREAM_SKIPS_MIDDLEWARE."""
+
+    def load_middleware(self, is_async=False):
+        everything = settings.MIDDLEWARE
+        # Django builds the chain from settings.MIDDLEWARE alone; this runs once, at start-up.
+        settings.MIDDLEWARE = [path for path in everything if path not in STREAM_SKIPS_MIDDLEWARE]
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = everything
+
+
 class SharedThreadForStreams:
-    """ASGI wrapper: `/events/` requests share one thread for Django's sync work.
+    """ASGI wrapper: `/events/` requests share one thread for Django's sync work,
+    and go to `streams` (a StreamHandler) rather than the full middleware chain.
 
     Django runs each request in its own thread-sensitive context, and the first
     sync step of a request (the `request_started` signal, sync middleware) starts
@@ -253,14 +313,15 @@ class SharedThreadForStreams:
     elsewhere (`resolve_access`) and closes its connection before streaming.
     """
 
-    def __init__(self, app):
+    def __init__(self, app, streams=None):
         self.app = app
+        self.streams = streams or app
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sse-sync")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope.get("path") == EVENTS_PATH:
             async with ThreadSensitiveContext(executor=self.executor):
-                return await self.app(scope, receive, send)
+                return await self.streams(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
@@ -293,20 +354,36 @@ class Hub:
 
     def __init__(self):
         self.streams_by_channel = collections.defaultdict(set)
+        self.streams = set()
+        # The newest id this hub has dispatched per channel while subscribed without a
+        # break: where a new stream starts, with no Redis round trip per connect.
+        self.current_ids = {}
         self.task = None
+        self.keepalive_task = None
         self.connected = asyncio.Event()
         self.redis_slots = asyncio.Semaphore(CONNECT_REDIS_SLOTS)
 
     def add(self, stream):
+        self.streams.add(stream)
         for channel in stream.channels:
             self.streams_by_channel[channel].add(stream)
+        loop = asyncio.get_running_loop()
+        # Fresh contexts: the hub outlives the request that happened to start it.
         if self.task is None or self.task.done():
-            # A fresh context: the hub outlives the request that happened to start it.
-            self.task = asyncio.get_running_loop().create_task(
-                self.listen_forever(), context=contextvars.Context()
-            )
+            self.task = loop.create_task(self.listen_forever(), context=contextvars.Context())
+        if self.keepalive_task is None or self.keepalive_task.done():
+            self.keepalive_task = loop.create_task(self.keepalive_forever(), context=contextvars.Context())
+
+    async def keepalive_forever(self):
+        """One timer for every stream, instead of a timeout armed and cancelled per event
+        per stream: a stream that sent nothing for a whole period gets a keep-alive."""
+        while True:
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+            for stream in tuple(self.streams):
+                stream.tick_keepalive()
 
     def remove(self, stream):
+        self.streams.discard(stream)
         for channel in stream.channels:
             streams = self.streams_by_channel.get(channel)
             if streams is not None:
@@ -329,6 +406,8 @@ class Hub:
         except (ValueError, KeyError, TypeError):
             logger.warning("ignoring a malformed SSE pub/sub message")
             return
+        if event.id > self.current_ids.get(event.channel, 0):
+            self.current_ids[event.channel] = event.id
         for stream in tuple(self.streams_by_channel.get(event.channel, ())):
             stream.offer(event)
 
@@ -362,6 +441,7 @@ class Hub:
                 raise
             except Exception as exc:
                 self.connected.clear()
+                self.current_ids.clear()  # what it missed meanwhile only storage knows
                 if not down:
                     logger.warning("SSE hub lost Redis (%s); retrying with backoff", exc)
                 down = True
@@ -372,6 +452,17 @@ class Hub:
 
 
 _hubs = {}
+
+
+def end_all_streams():
+    """End every stream of this worker (it is stopping); returns how many."""
+    ended = 0
+    for hub in _hubs.values():
+        for stream in tuple(hub.streams):
+            if not stream.ending:
+                stream.end()
+                ended += 1
+    return ended
 
 
 def get_hub():
@@ -393,9 +484,21 @@ class Stream:
         self.requested_last_ids = last_ids
         self.last_ids = {}
         self.buffer = collections.deque()
-        self.wakeup = asyncio.Event()
+        # The future the stream's task sleeps on while it has nothing to send: a bare
+        # future costs less per wake than an asyncio.Event (and no timer per wait).
+        self.waiter = None
         self.catch_up_needed = False
+        self.ending = False
+        self.keepalive_due = False
+        self.active = False  # sent something since the hub's last keep-alive tick
         self.storage = DashboardRedisStorage()
+
+    def wake(self):
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     # Called by the hub, on the event loop.
     def offer(self, event):
@@ -405,12 +508,24 @@ class Stream:
             self.request_catch_up()
             return
         self.buffer.append(event)
-        self.wakeup.set()
+        self.wake()
 
     def request_catch_up(self):
         self.buffer.clear()
         self.catch_up_needed = True
-        self.wakeup.set()
+        self.wake()
+
+    def tick_keepalive(self):
+        if self.active:
+            self.active = False
+        else:
+            self.keepalive_due = True
+            self.wake()
+
+    def end(self):
+        """Finish after what is buffered, telling the client to come back at once."""
+        self.ending = True
+        self.wake()
 
     def current_id(self):
         return make_id({c: self.last_ids[c] for c in self.channels})
@@ -425,21 +540,37 @@ class Stream:
             # Fix where the stream starts before saying it is open: a client that
             # publishes on `stream-open` must see what it publishes.
             await hub.wait_connected(HUB_CONNECT_WAIT)
-            async with hub.redis_slots:
-                await self.fix_start_ids()
+            known = {*self.requested_last_ids, *hub.current_ids}
+            asks_redis = any(channel not in known for channel in self.channels)
+            async with hub.redis_slots if asks_redis else contextlib.nullcontext():
+                await self.fix_start_ids(hub)
             yield OPENING
             async for chunk in self.replay():
                 yield chunk
-            while True:
-                try:
-                    async with asyncio.timeout(KEEPALIVE_SECONDS):
-                        await self.wakeup.wait()
-                except TimeoutError:
-                    yield KEEPALIVE
+            loop = asyncio.get_running_loop()
+            while not self.ending:
+                if not (self.buffer or self.catch_up_needed):
+                    if self.keepalive_due:
+                        self.keepalive_due = False
+                        yield KEEPALIVE
+                        continue
+                    self.waiter = loop.create_future()
+                    await self.waiter
                     continue
-                self.wakeup.clear()
-                async for chunk in self.drain():
+                self.keepalive_due = False
+                self.active = True
+                # The hot path: what the hub buffered follows on from what was sent.
+                chunk, hole = self.take_buffered()
+                if chunk:
                     yield chunk
+                if hole:
+                    async for chunk in self.drain():
+                        yield chunk
+            chunk, _ = self.take_buffered()  # what arrived before the end, if it follows on
+            if chunk:
+                yield chunk
+            retry = RESTART_RETRY_MS + random.randrange(RESTART_RETRY_MS)
+            yield f"retry: {retry}\n\n".encode()
         except RedisError as exc:
             # The client reconnects with its Last-Event-ID and resumes once Redis is back.
             logger.warning("ending an SSE stream: Redis unavailable (%s)", exc)
@@ -447,11 +578,15 @@ class Stream:
             hub.remove(self)
             open_connections.closed("sse")
 
-    async def fix_start_ids(self):
-        """Resume where the client says, else at the current ids."""
+    async def fix_start_ids(self, hub=None):
+        """Resume where the client says, else at the current ids (the hub's when it has one:
+        anything newer is already on its way to this stream through the hub)."""
+        known = hub.current_ids if hub is not None else {}
         for channel in self.channels:
             if channel in self.requested_last_ids:
                 self.last_ids[channel] = self.requested_last_ids[channel]
+            elif channel in known:
+                self.last_ids[channel] = known[channel]
             else:
                 self.last_ids[channel] = await self.storage.aget_current_id(channel)
 
@@ -492,6 +627,24 @@ class Stream:
             # The common case: every stream of this channel shares one id, one encoding.
             return event.encoded(event.own_id)
         return event.encoded(self.current_id())
+
+    def take_buffered(self):
+        """(chunk of the buffered events that follow on from the last ids, whether a hole
+        or a catch-up needs storage): no awaiting, no storage, for the common case."""
+        if self.catch_up_needed:
+            return b"", True
+        chunks = []
+        buffer, last_ids = self.buffer, self.last_ids
+        while buffer:
+            event = buffer[0]
+            last = last_ids[event.channel]
+            if event.id > last + 1:
+                break  # a hole: drain() reads storage
+            buffer.popleft()
+            if event.id == last + 1:
+                chunks.append(self.deliver(event))
+        chunk = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return chunk, bool(buffer)
 
     async def drain(self):
         """Yield what the buffer holds (one chunk), filling any hole from storage."""

@@ -131,9 +131,9 @@ def test_it_answers_503_when_redis_is_away(client, scrape_token, settings):
 
 @pytest.mark.slow
 async def test_it_sums_over_every_worker_and_process(
-    daphne_workers, subprocess_env, alice_cookies, scrape_token
+    web_workers, subprocess_env, alice_cookies, scrape_token
 ):
-    first, second = daphne_workers(2)
+    first, second = web_workers(2)
     headers = {"Authorization": f"Bearer {scrape_token}"}
 
     async def scrape(base_url):

@@ -1,0 +1,108 @@
+"""Revoking access closes the user's open sockets on every worker: real daphne
+workers in their own processes, the change made here, in another process."""
+
+import asyncio
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from dashboard.control import protocol
+from tests.realclients import open_socket, session_cookie
+
+pytestmark = pytest.mark.slow
+
+
+def remove_view_metric(user):
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.remove(Permission.objects.get(codename="view_metric"))
+
+
+def deactivate(user):
+    user.is_active = False
+    user.save()
+
+
+def change_password(user):
+    user.set_password("a-new-password-nobody-knows")
+    user.save()
+
+
+def group_loses_permission(user):
+    from django.contrib.auth.models import Group, Permission
+
+    group = Group.objects.create(name="viewers")
+    permission = Permission.objects.get(codename="change_metric")
+    group.permissions.add(permission)
+    user.groups.add(group)
+    return lambda: group.permissions.remove(permission)
+
+
+def log_out(user, cookies):
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = cookies[settings.SESSION_COOKIE_NAME]
+    assert client.post("/accounts/logout/").status_code == 302
+
+
+CHANGES = {
+    "permission removed": lambda user, cookies: remove_view_metric(user),
+    "deactivated": lambda user, cookies: deactivate(user),
+    "password changed": lambda user, cookies: change_password(user),
+    "logged out": log_out,
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
+async def test_a_revocation_closes_the_users_sockets_on_every_worker(daphne_workers, alice, bob, change):
+    workers = daphne_workers(2)
+    alice_cookies = await sync_to_async(session_cookie)(alice)
+    bob_cookies = await sync_to_async(session_cookie)(bob)
+    async with (
+        open_socket(workers[0], alice_cookies) as first,
+        open_socket(workers[1], alice_cookies) as second,
+        open_socket(workers[1], bob_cookies) as bystander,
+    ):
+        for socket in (first, second, bystander):
+            await socket.wait_for(lambda m: m.get("type") == "hello")
+        started = time.monotonic()
+        await sync_to_async(CHANGES[change])(alice, alice_cookies)
+        codes = await asyncio.gather(first.closed(), second.closed())
+        elapsed = time.monotonic() - started
+        assert codes == [protocol.CLOSE_REVOKED] * 2
+        # Someone else's socket carries on.
+        assert (await bystander.command("ping"))["type"] == "pong"
+    print(f"{change}: both sockets closed {elapsed:.2f}s after the change")
+
+
+async def test_a_group_losing_a_permission_closes_its_members_sockets(daphne_workers, alice):
+    (worker,) = daphne_workers(1)
+    cookies = await sync_to_async(session_cookie)(alice)
+    revoke = await sync_to_async(group_loses_permission)(alice)
+    async with open_socket(worker, cookies) as socket:
+        hello = await socket.wait_for(lambda m: m.get("type") == "hello")
+        assert hello["can_control"] is True
+        await sync_to_async(revoke)()
+        assert await socket.closed() == protocol.CLOSE_REVOKED
+    # The reconnect is answered from the database, not the worker's remembered answer.
+    async with open_socket(worker, cookies) as socket:
+        hello = await socket.wait_for(lambda m: m.get("type") == "hello")
+        assert hello["can_control"] is False
+
+
+async def test_a_login_does_not_close_anything(daphne_workers, alice):
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    (worker,) = daphne_workers(1)
+    cookies = await sync_to_async(session_cookie)(alice)
+    async with open_socket(worker, cookies) as socket:
+        await socket.wait_for(lambda m: m.get("type") == "hello")
+        alice.last_login = timezone.now()
+        await sync_to_async(alice.save)(update_fields=["last_login"])
+        await sync_to_async(User.objects.get)(pk=alice.pk)
+        await asyncio.sleep(0.5)
+        assert (await socket.command("ping"))["type"] == "pong"
