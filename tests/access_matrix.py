@@ -99,6 +99,8 @@ ROWS = [
         cells(LOGIN, staff=FORBIDDEN, admin=OK),
     ),
     Row("`GET /healthz`", "http", "/healthz", cells(OK)),
+    # A session is no credential for /metrics: only an API token with the scrape scope.
+    Row("`GET /metrics` (session, no API token)", "http", "/metrics", cells("401")),
     Row("WebSocket `/ws/dashboard/`", "ws-connect", "same-origin", only(LOGGED_IN, HELLO, REFUSED)),
     Row("WebSocket from another origin", "ws-connect", "http://evil.example", cells(REFUSED)),
     # The same host on another port or scheme is another origin (cross-site WebSocket hijacking).
@@ -193,6 +195,7 @@ THREAT_MODEL = """
 | another page in the user's browser | nothing: its requests carry the user's cookies, so the origin decides | the WebSocket and the SSE stream accept only the site's exact origin (`scheme://host:port` as requested, or one in `CSRF_TRUSTED_ORIGINS`), other ports and schemes of the same host included; forms need the CSRF token; `frame-ancestors 'none'` and `X-Frame-Options: DENY` |
 | injected markup | nothing runs | an enforced `Content-Security-Policy: default-src 'self'; frame-ancestors 'none'` (no inline script or style anywhere); the page builds the DOM with `textContent`, links notifications only to `http(s)://` URLs and to paths on this site (no whitespace or control character, no `//`) |
 | a client talking to a worker directly | only in `make stack` (loopback) | GRIP answers need Pushpin's signature (`GRIP_URL`'s key, required with `DEBUG` off and checked by `check --deploy`) |
+| Prometheus (or any scraper) | `/metrics`: counts and totals only, no user data | an API token with the scrape scope (401 without a token, 403 for a token without the scope); in compose it comes in on nginx's private port 9100, which is not published |
 | a revoked user | nothing new | logout, password change, deactivation and any permission or group change close the user's sockets on every worker (close `4403`) within a second; new streams and sockets are refused at once (the access answers a worker reuses live 3 s and are dropped on revocation) |
 
 The client address (for the lockout and the logs) is the one nginx saw: nginx, the
@@ -208,7 +211,7 @@ the one that sets the header.
 | `SECRET_KEY` | session cookies, CSRF tokens, password-reset links, the `es-meta` tokens Pushpin carries | anyone can forge a session for any user: rotate it (every session ends) |
 | `GRIP_KEY` (the `?key=` of `GRIP_URL`, Pushpin's `sig_key`) | that a request really came through Pushpin | a client reaching a worker could pass as Pushpin and skip the HTTPS redirect and host checks: rotate it on both sides |
 | `POSTGRES_PASSWORD` | every user, permission, notification and attempt log | full read and write of the product's data |
-| Redis (no password on the private network) | sessions cache, event history, presence, sampling state, the channel layer | reading events and forging pushes; it is never published |
+| `REDIS_PASSWORD` (compose's `requirepass`, carried in `REDIS_URL`) | sessions cache, event history, presence, sampling state, the channel layer, the `/metrics` counters | reading events and forging pushes: rotate it in `.env` and restart everything; Redis is never published. A logout during a Redis outage cannot drop the session's cached copy, so copies live at most 60 s |
 | `DJANGO_SUPERUSER_PASSWORD` | the first superuser; `ensure_superuser` runs Django's password validators on it | change it in the admin |
 | API tokens (`create_token`) | ingest, notify and `/metrics` scopes; only their hash is stored | `revoke_token NAME` |
 """

@@ -413,7 +413,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         meanwhile never came, so read it from the database, now that the groups are
         subscribed again; a re-push that does arrive later is dropped as delivered."""
         try:
-            state = await in_database_pool(self._hello_notifications, self.seen_up_to)
+            # Straight from the database, not the shared hello answers: their version key
+            # may not have moved while Redis was away.
+            state = await in_database_pool(notification_services.hello_state, self.user, self.seen_up_to)
         except DatabaseError as exc:
             logger.warning("could not catch up notifications for user %s: %s", self.user.pk, exc)
             return
