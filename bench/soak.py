@@ -117,7 +117,13 @@ class Publisher(threading.Thread):
         from dashboard.live import publish_metric
         from notifications.services import notify
 
-        socket = self.control_socket()
+        with self.control_socket() as socket:
+            self.steady(socket, publish_metric, notify)
+
+    def steady(self, socket, publish_metric, notify):
+        hello = json.loads(socket.recv(timeout=30))
+        if hello.get("type") != "hello":
+            raise RuntimeError(f"the control socket got {hello} first")
         started = time.monotonic()
         next_notify = next_control = started
         while not self.stopping.is_set():
@@ -135,19 +141,14 @@ class Publisher(threading.Thread):
             except Exception as exc:  # reported, never silently lost
                 self.failures.append(f"{type(exc).__name__}: {exc}"[:200])
             self.stopping.wait(max(0.0, started + self.pushed / self.push_rate - time.monotonic()))
-        socket.close()
 
     def control_socket(self):
         from websockets.sync.client import connect
 
         url = self.base_url.replace("http://", "ws://") + "/ws/dashboard/"
-        socket = connect(
+        return connect(
             url, additional_headers={"Origin": self.base_url, "Cookie": f"sessionid={self.staff_cookie}"}
         )
-        hello = json.loads(socket.recv(timeout=30))
-        if hello.get("type") != "hello":
-            raise RuntimeError(f"the control socket got {hello} first")
-        return socket
 
     def send_controls(self, socket):
         interval = 1 if self.control["sent"] % 2 else 2
