@@ -25,7 +25,8 @@ def run_local(subprocess_env, tmp_path):
         process = subprocess.Popen(
             [sys.executable, "-m", "deploy.run_local"],
             cwd=ROOT,
-            env={**subprocess_env, **env},
+            # Its .env in tmp_path, never the project folder's (a developer's own make run).
+            env={**subprocess_env, "ENV_FILE": str(tmp_path / ".env"), **env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
