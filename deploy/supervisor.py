@@ -120,13 +120,19 @@ class Supervisor:
             return False
         args, env, ready, kwargs = process.restart
         print(f"{process.name} exited with {process.returncode}; starting it again", flush=True)
+        place = self.children.index(process)
         self.children.remove(process)
+        others = len(self.children)
         self.restarted_at[process.name] = [*recent, now]
         try:
             self.start(process.name, args, env=env, restart=True, ready=ready, **kwargs)
         except (OSError, RuntimeError, TimeoutError) as exc:
             print(f"{process.name} could not start again: {exc}", flush=True)
             return False
+        finally:
+            # Back in its place, so stop() still stops it after the processes started later.
+            if len(self.children) > others:
+                self.children.insert(place, self.children.pop())
         return True
 
     def python(self, name, *args, env=None, **kwargs):

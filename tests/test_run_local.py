@@ -177,3 +177,18 @@ def test_it_leaves_alone_a_dotenv_it_did_not_write(tmp_path, monkeypatch):
     dotenv.unlink()
     assert write_env_file(dotenv) is True
     assert "REDIS_URL=redis://127.0.0.1:6399/0" in dotenv.read_text()
+
+
+def test_a_supervised_child_that_keeps_dying_is_given_up_on(capsys):
+    from deploy.supervisor import Supervisor
+
+    supervisor = Supervisor()
+    keeper = supervisor.start("keeper", [sys.executable, "-c", "import time; time.sleep(60)"])
+    supervisor.start("flaky", [sys.executable, "-c", "raise SystemExit(3)"], restart=True)
+    supervisor.start("last", [sys.executable, "-c", "import time; time.sleep(60)"])
+    assert supervisor.wait() == 3
+    output = capsys.readouterr().out
+    assert output.count("flaky exited with 3; starting it again") == Supervisor.RESTART_LIMIT
+    assert "flaky exited with 3; stopping everything" in output
+    assert [child.name for child in supervisor.children] == []
+    assert keeper.poll() is not None, "everything is stopped once it gives up"
