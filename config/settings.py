@@ -208,9 +208,10 @@ SESSION_ENGINE = "dashboard.sessions"
 # the site's and the admin's login alike. The attempts live in the database (axes'
 # database handler), so every worker sees the same count and signing in does not
 # depend on Redis. The address is REMOTE_ADDR only, never a header read here: the
-# ASGI server fills it from X-Forwarded-For (--proxy-headers), and nginx, the one
-# hop in front of the workers, overwrites that header with the address it saw
-# (deploy/nginx/proxy_headers.conf), so a client cannot choose its own.
+# worker fills it from X-Forwarded-For only when the peer is in FORWARDED_ALLOW_IPS
+# (nginx), and nginx, the one hop in front of the workers, overwrites that header
+# with the address it saw (deploy/nginx/proxy_headers.conf), so a client cannot
+# choose its own.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
@@ -294,19 +295,10 @@ LOGGING = {
     },
 }
 
-# django-eventstream: events published from any process go through Redis
-# pub/sub and are kept in Redis storage so `Last-Event-ID` can resume.
-_redis = urlsplit(REDIS_URL)
-EVENTSTREAM_REDIS = {
-    "host": _redis.hostname or "127.0.0.1",
-    "port": _redis.port or 6379,
-    "db": int((_redis.path or "/0").lstrip("/") or 0),
-    **({"password": _redis.password} if _redis.password else {}),
-    **({"username": _redis.username} if _redis.username else {}),
-}
-EVENTSTREAM_STORAGE_CONNECTION = EVENTSTREAM_REDIS
+# django-eventstream: events published from any process are stored in Redis (so
+# `Last-Event-ID` can resume) and published on its pub/sub, both through the one
+# shared REDIS_URL pool with prefixed keys (why Redis: see dashboard/storage.py).
 EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channels.DashboardChannelManager"
-# Prefixed keys on the shared pool, expiry = retention (why Redis: see dashboard/eventstorage.py).
 EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 
 # GRIP: Pushpin in front of /events/ holds the SSE connections; the workers only
@@ -335,6 +327,10 @@ FORWARDED_ALLOW_IPS = envlist("FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"])
 ACCESS_LOG = envbool("ACCESS_LOG", False)
 # How long a stopping worker waits for its streams and sockets to move elsewhere.
 GRACEFUL_SHUTDOWN_SECONDS = envint("GRACEFUL_SHUTDOWN_SECONDS", 10, minimum=1)
+
+# Open SSE streams, and open sockets, one user may hold on one worker: a tab takes one
+# of each. Past it a stream is answered 429 and a socket closed with 4008.
+MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)

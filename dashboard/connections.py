@@ -9,11 +9,14 @@ hour after its last report.
 """
 
 import asyncio
+import collections
 import logging
 import os
 import socket
 import time
 import uuid
+
+from django.conf import settings
 
 from dashboard.redis import get_async_client, get_sync_client, key
 
@@ -47,6 +50,29 @@ def closed(kind):
     _counts[kind] = max(0, _counts[kind] - 1)
 
 
+# Per user, on this worker: what MAX_CONNECTIONS_PER_USER caps.
+_per_user = collections.Counter()
+
+
+def claim(kind, user_id):
+    """Take one of the user's MAX_CONNECTIONS_PER_USER places for `kind` on this worker;
+    False when they hold them all (one session held 300 sockets and 200 streams)."""
+    if _per_user[(kind, user_id)] >= settings.MAX_CONNECTIONS_PER_USER:
+        return False
+    _per_user[(kind, user_id)] += 1
+    return True
+
+
+def release(kind, user_id):
+    _per_user[(kind, user_id)] -= 1
+    if _per_user[(kind, user_id)] <= 0:
+        del _per_user[(kind, user_id)]
+
+
+def held(kind, user_id):
+    return _per_user[(kind, user_id)]
+
+
 def local_count(kind):
     return _counts[kind]
 
@@ -77,13 +103,21 @@ async def _report_forever():
         await asyncio.sleep(REPORT_EVERY)
 
 
-def totals():
-    """Open connections of each kind summed over every live worker (sync, for the collector)."""
+def counts_by_worker(kind):
+    """{worker id: open connections of `kind`} for every live worker (sync), read through
+    the list of reporting workers rather than a SCAN of the whole keyspace."""
     client = get_sync_client()
     client.zremrangebyscore(workers_key(), "-inf", time.time() - FORGET_AFTER)
     workers = [raw.decode() for raw in client.zrange(workers_key(), 0, -1)]
-    result = {}
-    for kind in KINDS:
-        values = client.mget([_report_key(kind, worker) for worker in workers]) if workers else []
-        result[kind] = sum(int(v) for v in values if v is not None)
-    return result
+    values = client.mget([_report_key(kind, worker) for worker in workers]) if workers else []
+    return {worker: int(value) for worker, value in zip(workers, values, strict=True) if value is not None}
+
+
+def totals():
+    """Open connections of each kind summed over every live worker (sync, for the collector)."""
+    return {kind: sum(counts_by_worker(kind).values()) for kind in KINDS}
+
+
+def pid_of(worker_id):
+    """The process id inside a WORKER_ID (`<host>-<pid>-<random>`)."""
+    return int(worker_id.rsplit("-", 2)[-2])

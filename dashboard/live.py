@@ -15,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django_eventstream.utils import get_storage
 
-from dashboard import telemetry
+from dashboard import frames, telemetry
 from dashboard.models import KEY_MAX_LENGTH, Metric
 from dashboard.redis import get_sync_client
 from dashboard.storage import rate_key
@@ -28,12 +28,9 @@ METRIC_NAME = re.compile(r"[-a-zA-Z0-9_]+")
 # (How far back is bounded by what history keeps; see the contract.)
 TS_AHEAD_SECONDS = 300
 TS_EARLIEST = 946684800  # 2000-01-01: anything earlier is a unit mistake, not a metric
-FRAME_EVENT = "frame"
-METRIC_EVENT = "metric"
-# What the `metrics` channel carries; the page listens for these and for the
-# library's own `stream-reset` (see STREAM_EVENT_TYPES).
-EVENT_TYPES = (FRAME_EVENT, METRIC_EVENT)
-STREAM_EVENT_TYPES = (*EVENT_TYPES, "stream-reset")
+# What the page's stream module listens for: the `metrics` channel's events and
+# django-eventstream's own `stream-reset`.
+STREAM_EVENT_TYPES = (*frames.EVENT_TYPES, "stream-reset")
 
 
 def send(channel, event_type, data):
@@ -103,14 +100,13 @@ def publish_metric(name, value, ts=None):
     name = validate_metric_name(name)
     value = validate_number(value)
     ts = time.time() if ts is None else validate_ts(ts)
-    data = {"name": name, "value": value, "ts": ts}
+    data = frames.metric(name, value, ts)
     with transaction.atomic():
         Metric.objects.get_or_create(key=name, defaults={"source": Metric.Source.CUSTOM})
-        transaction.on_commit(lambda: send(METRICS_CHANNEL, METRIC_EVENT, data))
+        transaction.on_commit(lambda: send(METRICS_CHANNEL, frames.METRIC, data))
     return data
 
 
 def publish_frame(seq, ts, values, firing=()):
     """Publish one collector tick: `values` maps metric keys to numbers."""
-    data = {"seq": int(seq), "ts": ts, "values": dict(values), "firing": list(firing)}
-    return send(METRICS_CHANNEL, FRAME_EVENT, data)
+    return send(METRICS_CHANNEL, frames.FRAME, frames.frame(seq, ts, values, firing))

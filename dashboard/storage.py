@@ -6,7 +6,8 @@ database, which serves logins and pages; Redis already sits between every proces
 (pub/sub, channel layer, counts), so it costs nothing new to run; and key expiry
 gives bounded retention for free, with no pruning job (`METRICS_RETENTION_HOURS`).
 
-Why not the library's own `RedisStorage`: it opens a Redis connection per stream,
+Why not the library's own `RedisStorage` (this is a `StorageBase` of its own, with
+async variants of its three methods): it opens a Redis connection per stream,
 keeps its keys outside this installation's prefix, and allocates the id and stores
 the event in two round trips. Here one Lua script, run on the process' shared pool,
 allocates the id, stores the event with its expiry, counts it for the "events
@@ -25,7 +26,7 @@ import weakref
 
 from django.conf import settings
 from django_eventstream.event import Event
-from django_eventstream.storage import EventDoesNotExist, RedisStorage
+from django_eventstream.storage import EventDoesNotExist, StorageBase
 
 from dashboard.redis import get_async_client, get_sync_client, key
 
@@ -39,8 +40,9 @@ READ_BATCH = 500
 # resuming from an id of the old history then finds it missing and gets
 # `stream-reset`, instead of silently skipping new events that reuse old numbers.
 # (Microseconds since 1970 stay below 2^53, so browsers read the ids exactly.)
-# Only a write seeds (one epoch key in all, two keys per channel that has events):
-# reading a channel never creates state, so no client can grow Redis by reading.
+# Only a write seeds a channel (two keys per channel that has events): reading a
+# channel never creates state of its own, so no client can grow Redis by reading.
+# The one epoch key may be set by whichever comes first, a read or a write.
 # Lua prints large numbers in exponent form, hence string.format for keys and JSON.
 # KEYS: counter, first-id key, ..., epoch key (KEYS[6])
 SEED_COUNTER = """
@@ -72,19 +74,31 @@ return id
 )
 
 # A stream or a history read on a channel that has no event yet starts at the id
-# right before its first event (the epoch that event will be numbered from), or 0
-# before any event at all: otherwise every open stream (and Pushpin's prev-id
-# check) would see the first event as a gap and all of them would ask storage to
-# catch up at once. Read only: nothing is written.
+# right before its first event (the epoch that event will be numbered from):
+# otherwise every open stream (and Pushpin's prev-id check) would see the first
+# event as a gap and all of them would ask storage to catch up at once. Nothing
+# per channel is written; before any event at all, the epoch itself is fixed.
 # KEYS: counter, epoch
 CURRENT_ID = """
-return redis.call('GET', KEYS[1]) or redis.call('GET', KEYS[2]) or 0
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+local epoch = redis.call('GET', KEYS[2])
+if epoch then return epoch end
+local now = redis.call('TIME')
+epoch = string.format('%.0f', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+redis.call('SET', KEYS[2], epoch)
+return epoch
 """
 
 
 def pubsub_channel():
     """The one Redis pub/sub channel every SSE event goes through."""
     return key("sse")
+
+
+def revocation_channel():
+    """Pub/sub channel naming a user whose access changed: every worker's hub ends their streams."""
+    return key("sse-revoke")
 
 
 def counter_key(channel):
@@ -141,12 +155,10 @@ def _check_resumable(channel, last_id, current_id):
         raise EventDoesNotExist(f"No such event {channel}:{last_id}", current_id)
 
 
-class DashboardRedisStorage(RedisStorage):
-    """`EVENTSTREAM_STORAGE_CLASS`: prefixed keys, the shared pools, expiry = retention."""
+class DashboardRedisStorage(StorageBase):
+    """`EVENTSTREAM_STORAGE_CLASS`: prefixed keys, the shared pools, expiry = retention.
 
-    def __init__(self):
-        # No connection details of its own: it uses dashboard.redis' pools.
-        self.redis_client = None
+    No connection of its own: it uses dashboard.redis' pools, so making one is free."""
 
     @property
     def redis(self):
@@ -234,6 +246,29 @@ class DashboardRedisStorage(RedisStorage):
             if missing is not None:
                 return self._after_missing(channel, events, missing, current_id)
         return events
+
+    def read_back(self, channel, last_id):
+        """Stored events of `channel` from `last_id` backwards, newest first, in MGET
+        batches; it ends at the first event retention already dropped. (The history
+        endpoint stops earlier, at the first event older than its window.)"""
+        upper = last_id
+        while upper > 0:
+            ids = list(range(max(1, upper - READ_BATCH + 1), upper + 1))
+            values = self.redis.mget([event_key(channel, i) for i in ids])
+            for event_id, raw in zip(reversed(ids), reversed(values), strict=True):
+                if raw is None:
+                    return
+                yield decode_event(channel, event_id, raw)
+            upper = ids[0] - 1
+
+    async def alatest_events(self, channel, count):
+        """The newest `count` ids of `channel`, newest first: the events still kept
+        among them (one read, no seeding of an unused channel's counter)."""
+        client = get_async_client()
+        current = int(await client.get(counter_key(channel)) or 0)
+        ids = range(current, max(0, current - count), -1)
+        values = await client.mget([event_key(channel, i) for i in ids]) if current else []
+        return [decode_event(channel, i, raw) for i, raw in zip(ids, values, strict=True) if raw is not None]
 
     @staticmethod
     def _after_missing(channel, events, missing_id, current_id):

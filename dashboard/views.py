@@ -9,9 +9,10 @@ from django.views.decorators.http import require_GET
 
 from api.auth import token_required
 from dashboard import telemetry
+from dashboard.access import can_control_sampling, can_view_metrics
 from dashboard.live import STREAM_EVENT_TYPES
 from dashboard.redis import get_sync_client
-from dashboard.stream.channels import METRICS_CHANNEL, can_control_sampling, can_view_metrics
+from dashboard.stream.channels import METRICS_CHANNEL
 
 INTERVAL_CHOICES = [0.25, 0.5, 1, 2, 5, 10, 30, 60]
 

@@ -196,13 +196,16 @@ THREAT_MODEL = """
 | injected markup | nothing runs | an enforced `Content-Security-Policy: default-src 'self'; frame-ancestors 'none'` (no inline script or style anywhere); the page builds the DOM with `textContent`, links notifications only to `http(s)://` URLs and to paths on this site (no whitespace or control character, no `//`) |
 | a client talking to a worker directly | only in `make stack` (loopback) | GRIP answers need Pushpin's signature (`GRIP_URL`'s key, required with `DEBUG` off and checked by `check --deploy`) |
 | Prometheus (or any scraper) | `/metrics`: counts and totals only, no user data | an API token with the scrape scope (401 without a token, 403 for a token without the scope); in compose it comes in on nginx's private port 9100, which is not published |
-| a revoked user | nothing new | logout, password change, deactivation and any permission or group change close the user's sockets on every worker (close `4403`) within a second; new streams and sockets are refused at once (the access answers a worker reuses live 3 s and are dropped on revocation) |
+| a revoked user | nothing new | logout, password change, deactivation and any permission or group change (admin, command, any process: Django's signals, then Redis) end the user's SSE streams on every worker and at the Pushpin edge and close their sockets (`4403`) within a second; every worker drops the access answers it remembered about them, so reconnects are decided afresh; an `es-meta` token issued before the change is refused |
+| one user holding many connections | `MAX_CONNECTIONS_PER_USER` streams and as many sockets per worker (default 30) | a stream past it is answered 429, a socket `rate_limited` then `4008` |
+| a client asking for old history | at most 3,000 events of `Last-Event-ID` replay | beyond it `stream-reset`, and the page reloads its history over HTTP (bounded by the history API) |
+| a user without `view_metric` | their own presence entry only | the online list (usernames) goes to viewers only; `mark_read` of someone else's notification is answered exactly like one that does not exist |
 
 The client address (for the lockout and the logs) is the one nginx saw: nginx, the
-one hop in front of the workers, overwrites `X-Forwarded-For` with `$remote_addr`
-and the worker (`--proxy-headers`) takes it from there; axes reads `REMOTE_ADDR`
-only. A deployment that puts another proxy in front of nginx must make that proxy
-the one that sets the header.
+one hop in front of the workers, overwrites `X-Forwarded-For` with `$remote_addr`,
+the worker believes that header only from the peers in `FORWARDED_ALLOW_IPS`
+(nginx, Pushpin), and axes reads `REMOTE_ADDR` only. A deployment that puts another
+proxy in front of nginx must make that proxy the one that sets the header.
 
 ### What each secret protects
 

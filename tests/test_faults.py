@@ -234,14 +234,12 @@ async def _delivered_within(tab, notification_id, timeout):
 
 def worker_serving_streams(stack):
     """The stack's worker process that reports open SSE connections (by pid, from Redis)."""
-    from dashboard.redis import get_sync_client, key
+    from dashboard import connections
 
-    client = get_sync_client()
     pids = {process.pid: name for name, process in stack.processes.items() if name.startswith("web")}
-    for raw in client.scan_iter(match=key("conn", "sse", "*")):
-        worker_id = raw.decode().rsplit(":", 1)[-1]
-        pid = int(worker_id.rsplit("-", 2)[-2])
-        if pid in pids and int(client.get(raw) or 0) > 0:
+    for worker_id, count in connections.counts_by_worker("sse").items():
+        pid = connections.pid_of(worker_id)
+        if pid in pids and count > 0:
             return pids[pid]
     return None
 
@@ -249,9 +247,9 @@ def worker_serving_streams(stack):
 @pytest.mark.slow
 @pytest.mark.servers
 async def test_a_killed_worker_s_clients_reconnect_through_nginx_and_catch_up(stack, alice_cookies):
-    from dashboard.redis import get_sync_client, key
+    from dashboard.collector import sampling
 
-    get_sync_client().hset(key("sampling"), "interval", "0.25")
+    await sampling.aset_interval(0.25)
     async with EventStream(stack.base_url, ["metrics"], alice_cookies) as stream:
         await stream.wait_for(lambda e: e["event"] == "frame" and len(frames(stream)) >= 4, timeout=30)
         victim = await wait_until(lambda: worker_serving_streams(stack), message="the stream's worker")

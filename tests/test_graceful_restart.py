@@ -109,7 +109,7 @@ def open_streams_of(stack):
     client = get_sync_client()
     by_pid = {process.pid: name for name, process in stack.processes.items() if name.startswith("web")}
     counts = dict.fromkeys(by_pid.values(), 0)
-    for raw in client.scan_iter(match=key("conn", "sse", "*")):
+    for raw in client.scan_iter(match=key("conn", "sse", "*"), count=10000):
         pid = int(raw.decode().rsplit(":", 1)[-1].rsplit("-", 2)[-2])
         if pid in by_pid:
             counts[by_pid[pid]] = int(client.get(raw) or 0)

@@ -298,14 +298,17 @@ async def test_it_refuses_an_oversize_frame_with_too_large_and_closes_the_socket
 
 @pytest.mark.slow
 @pytest.mark.servers
-async def test_a_frame_over_one_mib_is_closed_by_the_server_itself_with_1009(worker, viewer_cookies):
-    # deploy/worker.py caps frames at 1 MiB on both servers; past that the server (not
-    # the application, which never sees the frame) closes with the standard 1009.
+async def test_a_frame_over_one_mib_is_refused_by_the_server_itself(worker, viewer_cookies):
+    # deploy/worker.py caps frames at 1 MiB on both servers; past that the server, not the
+    # application (which never sees the frame), ends the socket: uvicorn with the standard
+    # 1009, daphne (autobahn fails connections by dropping them) without a close frame, 1006.
+    from django.conf import settings
+
     async with open_socket(_base(worker), viewer_cookies, max_size=None) as socket:
         await socket.wait_for(lambda m: m.get("type") == "hello")
         with contextlib.suppress(websockets.ConnectionClosed):
             await socket.send("x" * (1024 * 1024 + 1))
-        assert await socket.closed(timeout=10) == 1009
+        assert await socket.closed(timeout=10) == {"uvicorn": 1009, "daphne": 1006}[settings.ASGI_SERVER]
         assert not socket.of_type("error")
     async with open_socket(_base(worker), viewer_cookies) as other:
         assert (await other.command("ping"))["type"] == "pong"
@@ -554,11 +557,50 @@ async def test_channel_names_match_exactly_and_reading_creates_no_redis_keys(wor
         # The real name works (and, read only, writes nothing either).
         async with client.stream("GET", f"/events/?channel=user-{alice.pk}") as response:
             assert response.status_code == 200
-        keys_before = set(redis.scan_iter(match=pattern))
+        keys_before = set(redis.scan_iter(match=pattern, count=10_000))
         answers = {}
         for name in _own_channel_variants(alice.pk):
             async with client.stream("GET", f"/events/?channel={quote(name)}") as response:
                 answers[name] = response.status_code
     assert answers == dict.fromkeys(_own_channel_variants(alice.pk), 400)
-    created = set(redis.scan_iter(match=pattern)) - keys_before
+    created = set(redis.scan_iter(match=pattern, count=10_000)) - keys_before
     assert not [k for k in created if b":events:" in k], created
+
+
+def _append_many(count):
+    from dashboard.storage import DashboardRedisStorage
+
+    storage = DashboardRedisStorage()
+    first = storage.append_event("metrics", "metric", '{"name":"x","value":0,"ts":0}')
+    with storage.redis.pipeline(transaction=False) as pipe:
+        for number in range(1, count):
+            keys, args = storage._append_args("metrics", "metric", f'{{"name":"x","value":{number},"ts":0}}')
+            storage._script(storage.redis)(keys=keys, args=args, client=pipe)
+        pipe.execute()
+    return first.id, storage.get_current_id("metrics")
+
+
+@pytest.mark.slow
+async def test_last_event_id_replays_a_bounded_window_then_resets(worker, viewer_cookies):
+    from dashboard.stream.views import REPLAY_WINDOW
+    from tests.realclients import SSEReader, events_url
+
+    first, current = await asyncio.to_thread(_append_many, REPLAY_WINDOW + 100)
+    base = _base(worker)
+    for last_id in (0, first):  # the whole retention: a reset, not thousands of events
+        async with SSEReader(
+            events_url(base, "metrics", last_event_id=f"metrics:{last_id}"), viewer_cookies
+        ) as s:
+            events = await s.wait_for(lambda events: s.of_type("stream-reset"), message="stream-reset")
+            assert s.of_type("metric") == []
+            assert [e["event"] for e in events] == ["stream-open", "stream-reset"]
+            assert events[-1]["id"] == f"metrics:{current}"
+    # A short disconnect is replayed, every event of it.
+    async with SSEReader(
+        events_url(base, "metrics", last_event_id=f"metrics:{current - 10}"), viewer_cookies
+    ) as s:
+        await s.wait_for(lambda events: len(s.of_type("metric")) >= 10, message="the ten missed events")
+        assert s.of_type("stream-reset") == []
+        assert [e["id"] for e in s.of_type("metric")] == [
+            f"metrics:{n}" for n in range(current - 9, current + 1)
+        ]

@@ -18,9 +18,9 @@ import logging
 from channels_redis import pubsub
 from redis.asyncio.client import PubSub
 
-logger = logging.getLogger(__name__)
+from dashboard.control import events
 
-RECONNECTED = {"type": "layer.reconnected"}
+logger = logging.getLogger(__name__)
 
 
 class ResubscribingPubSub(PubSub):
@@ -50,7 +50,7 @@ class ShardConnection(pubsub.RedisSingleShardConnection):
         logger.info("channel layer subscribed again after losing Redis")
         self.down = False
         layer = self.channel_layer
-        message = layer.channel_layer.serialize(RECONNECTED)
+        message = layer.channel_layer.serialize(events.layer_reconnected())
         for queue in layer.channels.values():
             queue.put_nowait(message)
 

@@ -27,29 +27,32 @@ from importlib import import_module
 import jwt
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user, get_user_model
+from django.contrib.auth import get_user
 from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections, connections
+from django.db import close_old_connections
+from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.functional import SimpleLazyObject
 from django_eventstream.eventresponse import EventResponse
 from django_eventstream.storage import EventDoesNotExist
-from django_eventstream.utils import add_default_headers, get_channelmanager
+from django_eventstream.utils import add_default_headers
 from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
+from dashboard import access
 from dashboard.loops import SemaphorePerLoop
 from dashboard.origins import request_origin_allowed
+from dashboard.revocation import arevoked_since
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.views import (
     EVENT_ID,
     EVENTS_PATH,
     ORIGIN_REFUSED,
-    AccessCache,
     BadStreamRequest,
-    asession_identity,
+    beyond_replay_window,
     error_response,
+    get_hub,
     parse_stream_request,
 )
 
@@ -71,30 +74,34 @@ CONNECTS_AT_ONCE = 16
 CONNECTION_SWEEP_SECONDS = 1.0
 # asyncio.Semaphore wakes its waiters in arrival order.
 connect_slots = SemaphorePerLoop()
-# Browser connects reuse a recent answer for the same session, as direct streams do
-# (dashboard.stream.views.ACCESS_CACHE_SECONDS): Pushpin forwards a connect storm to one worker
-# (its targets are failover, not round-robin), and measured at 1,000 connects the
-# session's user and permission queries were most of the view's own time.
-access_cache = AccessCache()
-lookups_under_way = {}
 
 
-def es_meta_user_id(request):
-    """The user id Pushpin's next-link/recover request carries in `es-meta`, or None.
+# django-eventstream's es-meta tokens live this long; their expiry says when they were issued.
+ES_META_SECONDS = 3600
+
+
+def es_meta_identity(request):
+    """(user id, issued at) that Pushpin's next-link/recover request carries in `es-meta`,
+    or (None, None) for a browser's connect.
 
     Those requests come from Pushpin, not the browser, so they carry no session;
-    the library signs the user into the link with SECRET_KEY and an expiry."""
+    the library signs the user into the link with SECRET_KEY and an expiry. The
+    token dies with the user's access: one issued before a revocation (logout,
+    password change, deactivation, permission change; dashboard.revocation) is
+    refused, so it is never a credential that outlives the session it came from."""
     token = request.GET.get("es-meta")
     if not token:
-        return None
+        return None, None
     try:
-        meta = jwt.decode(token, settings.SECRET_KEY.encode(), algorithms=["HS256"])
+        meta = jwt.decode(
+            token, settings.SECRET_KEY.encode(), algorithms=["HS256"], options={"require": ["exp"]}
+        )
     except jwt.PyJWTError:
         raise BadStreamRequest("Invalid or expired es-meta") from None
     user_id = str(meta.get("user", ""))
     if user_id != "anonymous" and not EVENT_ID.match(user_id):
         raise BadStreamRequest("Invalid es-meta user")
-    return user_id
+    return user_id, int(meta["exp"]) - ES_META_SECONDS
 
 
 def recover_last_ids(request, channels):
@@ -113,58 +120,13 @@ def recover_last_ids(request, channels):
 
 
 async def resolve_user_access(request, user_id, channels):
-    """(user or None, forbidden channels).
-
-    A browser's connect reads its session on the loop and reuses a recent answer
-    for it; only a miss (or Pushpin's next-link, which names the user) goes to a
-    thread, which closes its database connection before returning. Connects that
-    miss together wait for the one lookup already under way."""
+    """(user or None, forbidden channels): Pushpin's next-link names the user, a
+    browser's connect has its session (see dashboard.access for the cache)."""
     if user_id == "anonymous":
         return None, []
     if user_id is not None:
-        return await sync_to_async(user_access_by_id, thread_sensitive=False)(user_id, channels)
-    identity = await asession_identity(request.session)
-    if identity is None:
-        return None, []
-    key = (identity, tuple(channels))
-    answer = access_cache.get(key)
-    if answer is not None:
-        return answer
-    lookup = lookups_under_way.get(key)
-    if lookup is None:
-        lookup = asyncio.ensure_future(
-            sync_to_async(session_user_access, thread_sensitive=False)(request, channels)
-        )
-        lookups_under_way[key] = lookup
-        lookup.add_done_callback(lambda done: remember_access(key, done))
-    return await asyncio.shield(lookup)
-
-
-def remember_access(key, lookup):
-    lookups_under_way.pop(key, None)
-    if not lookup.cancelled() and lookup.exception() is None:
-        access_cache.put(key, lookup.result())
-
-
-def user_access_by_id(user_id, channels):
-    try:
-        return user_access(get_user_model().objects.filter(pk=int(user_id)).first(), channels)
-    finally:
-        connections.close_all()
-
-
-def session_user_access(request, channels):
-    try:
-        return user_access(request.user, channels)
-    finally:
-        connections.close_all()
-
-
-def user_access(user, channels):
-    if user is None or not user.is_authenticated:
-        return None, []
-    manager = get_channelmanager()
-    return user, [c for c in channels if not manager.can_read_channel(user, c)]
+        return await sync_to_async(access.user_channel_access, thread_sensitive=False)(user_id, channels)
+    return await access.arequest_channel_access(request, channels)
 
 
 async def replay(storage, response, channel, last_id):
@@ -172,6 +134,12 @@ async def replay(storage, response, channel, last_id):
     if last_id is None:
         response.channel_items[channel] = []
         response.channel_last_ids[channel] = str(await storage.aget_current_id(channel))
+        return
+    current_id = await storage.aget_current_id(channel)
+    if beyond_replay_window(last_id, current_id):
+        response.channel_items[channel] = []
+        response.channel_last_ids[channel] = str(current_id)
+        response.channel_reset.add(channel)
         return
     try:
         events = await storage.aget_events(channel, last_id, limit=REPLAY_BATCH + 1)
@@ -192,28 +160,33 @@ async def grip_events(request, abandoned):
     the request went away while it waited its turn, since nobody is left to answer."""
     try:
         channels, last_ids = parse_stream_request(request)
-        user_id = es_meta_user_id(request)
+        user_id, issued_at = es_meta_identity(request)
         if request.GET.get("recover") == "true":
             last_ids = recover_last_ids(request, channels)
         problem = None
     except BadStreamRequest as exc:
-        channels, last_ids, user_id, problem = [], {}, None, str(exc)
+        channels, last_ids, user_id, issued_at, problem = [], {}, None, None, str(exc)
+    get_hub().start()  # hears revocations, which drop the access answers remembered here
     async with connect_slots(CONNECTS_AT_ONCE):
         if abandoned():
             return None
-        return await authorise_and_replay(request, channels, last_ids, user_id, problem)
+        return await authorise_and_replay(request, channels, last_ids, (user_id, issued_at), problem)
 
 
-async def authorise_and_replay(request, channels, last_ids, user_id, problem):
+async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
     if not request_origin_allowed(request):
         return error_response(request, 403, ORIGIN_REFUSED)
+    user_id, issued_at = es_meta
+    try:
+        if user_id not in (None, "anonymous") and await arevoked_since(int(user_id), issued_at):
+            return error_response(request, 403, "Access changed since this link was issued; reconnect")
+    except RedisError as exc:
+        logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
+        return error_response(request, 503, "Event storage is unavailable; retry shortly")
     user, forbidden = await resolve_user_access(request, user_id, channels)
-    if user is None:
-        return error_response(request, 403, "Log in to read event streams")
-    if problem:
-        return error_response(request, 400, problem)
-    if forbidden:
-        return error_response(request, 403, f"Permission denied to channels: {', '.join(forbidden)}")
+    refusal = access.stream_refusal(user is not None, problem, forbidden)
+    if refusal:
+        return error_response(request, *refusal)
     storage = DashboardRedisStorage()
     response = EventResponse()
     response.is_next = request.GET.get("link") == "next"
@@ -233,6 +206,23 @@ async def authorise_and_replay(request, channels, last_ids, user_id, problem):
 
 # --- connects Pushpin forwards, answered without Django's middleware chain ------
 
+# settings.MIDDLEWARE as ProxiedStreamConnects was checked against, each with what
+# stands in for it on this path. dashboard/tests/test_grip_connects.py fails when
+# settings.MIDDLEWARE holds anything not listed here, so a middleware added later
+# cannot silently skip the connects Pushpin forwards: whoever adds one decides here
+# whether this GET needs it (and then calls it below) or not.
+REVIEWED_MIDDLEWARE = {
+    "django_grip.GripMiddleware": "its request and response steps run here",
+    "django.middleware.security.SecurityMiddleware": "its response step runs here",
+    "servestatic.middleware.ServeStaticMiddleware": "serves /static/ only",
+    "django.contrib.sessions.middleware.SessionMiddleware": "session read with the async API, never saved",
+    "django.middleware.common.CommonMiddleware": "its response step runs here (Content-Length)",
+    "django.middleware.csrf.CsrfViewMiddleware": "no CSRF check for a GET, and no token is set",
+    "django.contrib.auth.middleware.AuthenticationMiddleware": "request.user, lazily, as it sets it",
+    "django.contrib.messages.middleware.MessageMiddleware": "no messages are read or stored by a stream",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": "its response step runs here",
+}
+
 
 class ProxiedStreamConnects:
     """ASGI wrapper: a `/events/` GET that Pushpin signed goes straight to `grip_events`.
@@ -244,9 +234,10 @@ class ProxiedStreamConnects:
     Here the request skips the chain: GripMiddleware's own request and response
     steps still run (signature check, Grip-Last, the instruct headers), the
     session is read through Django's async session API, and the security headers
-    and Content-Length come from SecurityMiddleware's and CommonMiddleware's
-    response steps as on every other page. Nothing else in the chain applies to
-    this one GET: no CSRF for a GET, no messages, no template, no cookie set.
+    and Content-Length come from the response steps of SecurityMiddleware,
+    XFrameOptionsMiddleware and CommonMiddleware as on every other page. Nothing
+    else in the chain applies to this one GET (REVIEWED_MIDDLEWARE says why, one
+    by one, and a test keeps it in step with settings.MIDDLEWARE).
     Anything else, including a request whose signature does not check out, goes
     through Django as before.
     """
@@ -256,6 +247,7 @@ class ProxiedStreamConnects:
         self.grip = GripMiddleware(self.app)
         self.security = SecurityMiddleware(self.app)
         self.common = CommonMiddleware(self.app)
+        self.frame_options = XFrameOptionsMiddleware(self.app)
         self.session_store = import_module(settings.SESSION_ENGINE).SessionStore
         self.next_sweep = 0.0
 
@@ -287,7 +279,8 @@ class ProxiedStreamConnects:
         finally:
             disconnected.cancel()
         # Content-Length too, as through the chain: the answer reaches Pushpin whole.
-        response = self.common.process_response(request, self.security.process_response(request, response))
+        for middleware in (self.frame_options, self.security, self.common):  # innermost first, as the chain
+            response = middleware.process_response(request, response)
         await self.sweep_connections()
         await self.app.send_response(response, send)
 

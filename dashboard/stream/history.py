@@ -13,11 +13,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_eventstream.utils import make_id
 
+from dashboard import access
+from dashboard.access import VIEW_PERMISSION
+from dashboard.frames import split_series
 from dashboard.models import Metric
-from dashboard.storage import READ_BATCH, DashboardRedisStorage, decode_event, event_key
-from dashboard.stream.channels import METRICS_CHANNEL, VIEW_PERMISSION, can_view_metrics
+from dashboard.storage import DashboardRedisStorage
+from dashboard.stream.channels import METRICS_CHANNEL
 
-WINDOW_CHOICES = (5, 15, 60)
 DEFAULT_WINDOW = 15
 MAX_WINDOW = 24 * 60
 
@@ -46,36 +48,15 @@ def metric_definitions():
 
 
 def events_since(storage, since_ts, last_id):
-    """The stored `metrics` events with ts >= since_ts up to last_id, oldest first.
-
-    Reads backwards in MGET batches and stops at the first event older than the
-    window (or the first one retention already dropped)."""
-    client = storage.redis
+    """(type, data) of the stored `metrics` events with ts >= since_ts up to last_id,
+    oldest first: read backwards, stopping at the first event older than the window."""
     collected = []
-    upper = last_id
-    while upper > 0:
-        ids = list(range(max(1, upper - READ_BATCH + 1), upper + 1))
-        values = client.mget([event_key(METRICS_CHANNEL, i) for i in ids])
-        for event_id, raw in zip(reversed(ids), reversed(values), strict=True):
-            if raw is None:
-                return collected[::-1]
-            event = decode_event(METRICS_CHANNEL, event_id, raw)
-            data = json.loads(event.data)
-            if data.get("ts", 0) < since_ts:
-                return collected[::-1]
-            collected.append((event.type, data))
-        upper = ids[0] - 1
+    for event in storage.read_back(METRICS_CHANNEL, last_id):
+        data = json.loads(event.data)
+        if data.get("ts", 0) < since_ts:
+            break
+        collected.append((event.type, data))
     return collected[::-1]
-
-
-def split_series(events):
-    frames, points = [], {}
-    for event_type, data in events:
-        if event_type == "frame":
-            frames.append(data)
-        elif event_type == "metric":
-            points.setdefault(data["name"], []).append([data["ts"], data["value"]])
-    return frames, points
 
 
 @require_GET
@@ -84,7 +65,7 @@ def metrics_history(request):
     user = request.user
     if not user.is_authenticated:
         return JsonResponse({"error": "Log in to read metric history"}, status=403)
-    if not can_view_metrics(user):
+    if not access.can_view_metrics(user):
         return JsonResponse({"error": f"Permission {VIEW_PERMISSION} required"}, status=403)
     try:
         window = parse_window(request.GET.get("minutes"))

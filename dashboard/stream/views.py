@@ -29,26 +29,23 @@ import contextvars
 import logging
 import random
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 import redis.asyncio
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.core.handlers.asgi import ASGIHandler
-from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 from django_eventstream.storage import EventDoesNotExist
-from django_eventstream.utils import add_default_headers, get_channelmanager, make_id, sse_encode_event
+from django_eventstream.utils import add_default_headers, make_id, sse_encode_event
 from redis.exceptions import RedisError
 
+from dashboard import access, draining, telemetry
 from dashboard import connections as open_connections
-from dashboard import draining, telemetry
 from dashboard.origins import request_origin_allowed
-from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel
+from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel, revocation_channel
 from dashboard.stream.channels import channel_exists
 
 logger = logging.getLogger(__name__)
@@ -59,14 +56,14 @@ MAX_QUERY_STRING = 2048
 STREAM_BUFFER = 256
 KEEPALIVE_SECONDS = 15
 CATCH_UP_BATCH = 500
+# How far back `Last-Event-ID` may resume, in events: a short disconnect is replayed,
+# anything older gets `stream-reset` and the page reloads its history over HTTP. Without
+# a bound, `lastEventId=metrics:0` replayed the whole retention (22 MB at 24 h) per connect.
+REPLAY_WINDOW = 3000
 # The first stream on a worker waits this long for the hub to subscribe.
 HUB_CONNECT_WAIT = 3.0
-EVENT_ID = re.compile(r"^\d{1,18}$")
-# How long a worker trusts its last answer to "may this session read these
-# channels?". A deactivated user, a revoked permission or a changed password
-# closes the door on the next connect at most this many seconds later.
-ACCESS_CACHE_SECONDS = 3.0
-ACCESS_CACHE_MAX = 20000
+# ASCII digits, the whole string (\d takes Unicode digits, $ a trailing newline).
+EVENT_ID = re.compile(r"\A[0-9]{1,18}\Z")
 # Connects that may wait on Redis at once: redis.asyncio's pool raises rather
 # than queues past its size, which would end streams during a reconnect storm.
 CONNECT_REDIS_SLOTS = 100
@@ -137,91 +134,6 @@ def parse_stream_request(request):
     return channels, parse_last_ids(last_event_id_of(request), channels)
 
 
-# --- access (one short trip to a thread, no connection kept) ------------------
-
-
-class AccessCache:
-    """Recent access answers per (session user, session auth hash, channels).
-
-    A reconnect storm is thousands of the same few sessions asking the same
-    question; without this each connect costs a user query and permission
-    queries. Keyed on the session's auth hash, so a new login is a new entry."""
-
-    def __init__(self, seconds=ACCESS_CACHE_SECONDS, max_entries=ACCESS_CACHE_MAX):
-        self.seconds, self.max_entries = seconds, max_entries
-        self.entries = {}
-
-    def get(self, key):
-        entry = self.entries.get(key)
-        if entry is None or entry[0] <= time.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, key, answer):
-        if len(self.entries) >= self.max_entries:
-            self.entries = {k: e for k, e in self.entries.items() if e[0] > time.monotonic()}
-            if len(self.entries) >= self.max_entries:
-                self.entries = {}
-        self.entries[key] = (time.monotonic() + self.seconds, answer)
-
-    def get_or_compute(self, key, compute):
-        answer = self.get(key)
-        if answer is None:
-            answer = compute()
-            self.put(key, answer)
-        return answer
-
-    def clear(self):
-        self.entries = {}
-
-    def forget(self, predicate):
-        """Drop the answers whose key matches, e.g. every answer about one revoked user."""
-        self.entries = {key: entry for key, entry in self.entries.items() if not predicate(key)}
-
-
-access_cache = AccessCache()
-
-
-def session_identity(session):
-    """(user id, auth hash) the session claims, or None for an anonymous one."""
-    user_id = session.get(SESSION_KEY)
-    if user_id is None:
-        return None
-    return str(user_id), session.get(HASH_SESSION_KEY, "")
-
-
-async def asession_identity(session):
-    """session_identity through Django's async session API (no thread of our own)."""
-    user_id = await session.aget(SESSION_KEY)
-    if user_id is None:
-        return None
-    return str(user_id), await session.aget(HASH_SESSION_KEY, "")
-
-
-def check_access(user, channels):
-    if not user.is_authenticated:
-        return False, []
-    manager = get_channelmanager()
-    return True, [c for c in channels if not manager.can_read_channel(user, c)]
-
-
-def resolve_access(request, channels):
-    """(authenticated, forbidden channels), computed off the request's own thread.
-
-    Runs with thread_sensitive=False, so no thread is kept for the stream; the
-    database connection it opened is closed here, so none is kept either. A
-    recent answer for the same session is reused (see ACCESS_CACHE_SECONDS)."""
-    try:
-        identity = session_identity(request.session)
-        if identity is None:
-            return False, []
-        return access_cache.get_or_compute(
-            (identity, tuple(channels)), lambda: check_access(request.user, channels)
-        )
-    finally:
-        connections.close_all()
-
-
 def error_response(request, status, message):
     response = JsonResponse({"error": message, "status": status}, status=status)
     add_default_headers(response, request=request)
@@ -243,17 +155,29 @@ async def events(request):
         return error_response(request, 503, "This worker is restarting; reconnect")
     if not request_origin_allowed(request):
         return error_response(request, 403, ORIGIN_REFUSED)
-    authenticated, forbidden = await sync_to_async(resolve_access, thread_sensitive=False)(request, channels)
-    if not authenticated:
-        return error_response(request, 403, "Log in to read event streams")
-    if problem:
-        return error_response(request, 400, problem)
-    if forbidden:
-        return error_response(request, 403, f"Permission denied to channels: {', '.join(forbidden)}")
-    stream = Stream(channels, last_ids)
+    # Off the request's own thread, so no thread is kept for the stream; the lookup
+    # closes its database connection, so none is kept either.
+    user_id, forbidden = await sync_to_async(access.request_channel_access, thread_sensitive=False)(
+        request, channels
+    )
+    refusal = access.stream_refusal(user_id is not None, problem, forbidden)
+    if refusal:
+        return error_response(request, *refusal)
+    if not open_connections.claim("sse", user_id):
+        limit = settings.MAX_CONNECTIONS_PER_USER
+        return error_response(request, 429, f"Too many open streams: at most {limit} per user; close a tab")
+    stream = Stream(channels, last_ids, user_id)
     response = EventStreamResponse(stream.run(), content_type="text/event-stream")
+    # Django closes every response once it is done, streamed or not, even when the
+    # client left before the stream began: the place is given back there, once.
+    response._resource_closers.append(lambda: open_connections.release("sse", user_id))
     add_default_headers(response, request=request)
     return response
+
+
+def beyond_replay_window(last_id, current_id):
+    """True when resuming from last_id would replay more than REPLAY_WINDOW events."""
+    return current_id - last_id > REPLAY_WINDOW
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -310,7 +234,7 @@ class SharedThreadForStreams:
     that is one idle OS thread per open connection. Giving stream requests one
     shared executor (asgiref's documented `ThreadSensitiveContext(executor=...)`)
     keeps that to one thread per worker; the view's own database work runs
-    elsewhere (`resolve_access`) and closes its connection before streaming.
+    elsewhere (`access.request_channel_access`) and closes its connection before streaming.
     """
 
     def __init__(self, app, streams=None):
@@ -354,6 +278,7 @@ class Hub:
 
     def __init__(self):
         self.streams_by_channel = collections.defaultdict(set)
+        self.streams_by_user = collections.defaultdict(set)
         self.streams = set()
         # The newest id this hub has dispatched per channel while subscribed without a
         # break: where a new stream starts, with no Redis round trip per connect.
@@ -367,6 +292,13 @@ class Hub:
         self.streams.add(stream)
         for channel in stream.channels:
             self.streams_by_channel[channel].add(stream)
+        if stream.user_id is not None:
+            self.streams_by_user[stream.user_id].add(stream)
+        self.start()
+
+    def start(self):
+        """Listen (if not yet): also for revocations, so every path that remembers access
+        answers (streams, GRIP connects, sockets) starts it."""
         loop = asyncio.get_running_loop()
         # Fresh contexts: the hub outlives the request that happened to start it.
         if self.task is None or self.task.done():
@@ -384,6 +316,11 @@ class Hub:
 
     def remove(self, stream):
         self.streams.discard(stream)
+        streams = self.streams_by_user.get(stream.user_id)
+        if streams is not None:
+            streams.discard(stream)
+            if not streams:
+                del self.streams_by_user[stream.user_id]
         for channel in stream.channels:
             streams = self.streams_by_channel.get(channel)
             if streams is not None:
@@ -411,6 +348,17 @@ class Hub:
         for stream in tuple(self.streams_by_channel.get(event.channel, ())):
             stream.offer(event)
 
+    def revoke(self, raw):
+        """A user's access changed (dashboard.revocation): end their streams here."""
+        try:
+            user_id = int(raw)
+        except (TypeError, ValueError):
+            logger.warning("ignoring a malformed revocation message")
+            return
+        access.forget_user_everywhere(user_id)
+        for stream in tuple(self.streams_by_user.get(user_id, ())):
+            stream.revoke()
+
     def resync_all(self):
         # Messages may have been published while we were not subscribed.
         for streams in self.streams_by_channel.values():
@@ -428,14 +376,19 @@ class Hub:
             )
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(pubsub_channel())
+                    await pubsub.subscribe(pubsub_channel(), revocation_channel())
                     self.connected.set()
                     if down:
                         logger.info("SSE hub reconnected to Redis")
                         self.resync_all()
                     down, delay = False, 0.1
+                    revocations = revocation_channel().encode()
                     async for message in pubsub.listen():
-                        if message["type"] == "message":
+                        if message["type"] != "message":
+                            continue
+                        if message["channel"] == revocations:
+                            self.revoke(message["data"])
+                        else:
                             self.dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
@@ -479,8 +432,9 @@ def get_hub():
 class Stream:
     """One client's stream: a bounded buffer fed by the hub, ids tracked per channel."""
 
-    def __init__(self, channels, last_ids):
+    def __init__(self, channels, last_ids, user_id=None):
         self.channels = channels
+        self.user_id = user_id
         self.requested_last_ids = last_ids
         self.last_ids = {}
         self.buffer = collections.deque()
@@ -526,6 +480,13 @@ class Stream:
         """Finish after what is buffered, telling the client to come back at once."""
         self.ending = True
         self.wake()
+
+    def revoke(self):
+        """End now, sending nothing more: the user's access changed, and the client's
+        reconnect is asked afresh (dashboard.revocation)."""
+        self.buffer.clear()
+        self.catch_up_needed = False
+        self.end()
 
     def current_id(self):
         return make_id({c: self.last_ids[c] for c in self.channels})
@@ -591,11 +552,17 @@ class Stream:
                 self.last_ids[channel] = await self.storage.aget_current_id(channel)
 
     async def replay(self):
-        """What the client missed, from storage (or a reset if it is gone)."""
+        """What the client missed, from storage (or a reset if it is gone, or too far back)."""
         for channel in self.channels:
-            if channel in self.requested_last_ids:
-                async for chunk in self.read_storage(channel):
-                    yield chunk
+            if channel not in self.requested_last_ids:
+                continue
+            async with get_hub().redis_slots:
+                current_id = await self.storage.aget_current_id(channel)
+            if beyond_replay_window(self.last_ids[channel], current_id):
+                yield self.reset(channel, current_id)
+                continue
+            async for chunk in self.read_storage(channel):
+                yield chunk
 
     def reset(self, channel, current_id):
         """Jump `channel` to `current_id` and tell the client to reload history."""

@@ -187,6 +187,15 @@ async def test_presence_tells_others_who_joined_and_who_left(alice, bob):
         assert [p["username"] for p in left["online"]] == ["alice"]
 
 
+async def test_a_user_without_permission_sees_no_one_elses_username(alice, bob, charlie):
+    async with connected(alice), connected(bob), connected(charlie) as (client, hello):
+        assert hello["online"] == [{"id": charlie.pk, "username": "charlie"}]
+        async with connected(alice):  # a join anyone else would hear about
+            update = await client.wait_for(lambda m: m["type"] == "presence")
+        assert update["online"] == [{"id": charlie.pk, "username": "charlie"}]
+        assert update["count"] == 1
+
+
 async def test_a_user_with_two_tabs_stays_online_until_both_close(alice, bob):
     def bob_online(message):
         return "bob" in {p["username"] for p in message["online"]}

@@ -19,8 +19,9 @@ from django.core.signals import request_started
 from django.db import connections
 
 from config.asgi import application
+from dashboard import access
+from dashboard.access import AccessCache
 from dashboard.stream import grip
-from dashboard.stream.views import AccessCache
 from tests.realclients import cookie_header
 
 GRIP_KEY = "grip-connects-test-key-of-32-bytes-or-more"
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def grip_on(settings, monkeypatch):
     settings.GRIP_URL = f"http://127.0.0.1:9?key={GRIP_KEY}"
-    monkeypatch.setattr(grip, "access_cache", AccessCache())
+    monkeypatch.setattr(access, "cache", AccessCache())
 
 
 @pytest.fixture
@@ -75,8 +76,19 @@ async def test_it_answers_a_signed_connect_with_grip_instructions(alice_cookies,
     assert "events-metrics" in response["headers"]["grip-channel"]
     assert b"event: stream-open" in response["body"]
     assert response["headers"]["x-content-type-options"] == "nosniff"
+    assert response["headers"]["x-frame-options"] == "DENY"
     assert response["headers"]["content-length"] == str(len(response["body"]))
     assert requests_through_django == []
+
+
+def test_every_configured_middleware_was_reviewed_for_the_connect_path():
+    # Connects Pushpin forwards skip the chain (ProxiedStreamConnects); a middleware
+    # added to settings must be looked at there too, or this fails.
+    from config import settings as config_settings
+
+    configured = set(config_settings.MIDDLEWARE) | {"django_grip.GripMiddleware"}
+    assert configured - set(grip.REVIEWED_MIDDLEWARE) == set()
+    assert set(grip.REVIEWED_MIDDLEWARE) - configured == set()
 
 
 async def test_it_rejects_anonymous(requests_through_django):
@@ -151,13 +163,13 @@ async def test_a_storm_is_worked_on_a_few_at_a_time_in_arrival_order(alice_cooki
 
 async def test_a_storm_from_one_session_is_authorised_once(alice_cookies, monkeypatch):
     authorised = []
-    real = grip.session_user_access
+    real = access.session_channel_access
 
     def counting(request, channels):
         authorised.append(channels)
         return real(request, channels)
 
-    monkeypatch.setattr(grip, "session_user_access", counting)
+    monkeypatch.setattr(access, "session_channel_access", counting)
     responses = await asyncio.gather(*(connect(alice_cookies) for _ in range(20)))
 
     assert {r["status"] for r in responses} == {200}
@@ -217,3 +229,59 @@ async def test_it_closes_the_connection_a_session_read_from_the_database_opened(
 
     shared_thread = application.application_mapping["http"].executor
     assert await asyncio.wrap_future(shared_thread.submit(open_connections)) == []
+
+
+def next_link(response):
+    """The path of the Grip-Link rel=next Pushpin would call, with its es-meta token."""
+    link = response["headers"]["grip-link"]
+    return link[link.index("<") + 1 : link.index(">")]
+
+
+async def follow(path, sig=None):
+    headers = signed_headers(sig=sig)
+    communicator = HttpCommunicator(application, "GET", path, headers=headers)
+    response = await communicator.get_response(timeout=10)
+    response["headers"] = {name.decode().lower(): value.decode() for name, value in response["headers"]}
+    return response
+
+
+def change_password(user):
+    user.set_password("a-new-password-nobody-knows")
+    user.save()
+
+
+def log_out(cookies):
+    from django.test import Client
+
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = cookies[settings.SESSION_COOKIE_NAME]
+    client.post("/accounts/logout/")
+
+
+@pytest.mark.parametrize("revocation", ["password changed", "logged out"])
+async def test_the_es_meta_token_dies_with_the_session(alice, alice_cookies, redis_url, revocation):
+    from asgiref.sync import sync_to_async
+
+    connected = await connect(alice_cookies)
+    assert connected["status"] == 200
+    path = next_link(connected)
+    assert "es-meta=" in path
+    # Pushpin's next-link request carries no cookie: the token alone stands for alice.
+    assert (await follow(path))["status"] == 200
+    # A second later than the token's issue (its expiry has whole seconds).
+    await asyncio.sleep(1.1)
+    if revocation == "password changed":
+        await sync_to_async(change_password)(alice)
+    else:
+        await sync_to_async(log_out)(alice_cookies)
+    refused = await follow(path)
+    assert refused["status"] == 403
+    assert "grip-hold" not in refused["headers"]
+
+
+async def test_an_unsigned_next_link_never_counts_as_pushpins(alice_cookies, requests_through_django):
+    connected = await connect(alice_cookies)
+    path = next_link(connected)
+    response = await follow(path, sig="x")
+    assert "grip-hold" not in response["headers"]
+    assert response["status"] == 403

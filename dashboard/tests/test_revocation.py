@@ -106,3 +106,62 @@ async def test_a_login_does_not_close_anything(daphne_workers, alice):
         await sync_to_async(User.objects.get)(pk=alice.pk)
         await asyncio.sleep(0.5)
         assert (await socket.command("ping"))["type"] == "pong"
+
+
+@pytest.mark.parametrize("change", ["permission removed", "logged out"])
+async def test_a_revocation_ends_the_users_streams_on_every_worker(daphne_workers, alice, bob, change):
+    from tests.realclients import EventStream
+
+    workers = daphne_workers(2)
+    alice_cookies = await sync_to_async(session_cookie)(alice)
+    bob_cookies = await sync_to_async(session_cookie)(bob)
+    channels = ["metrics", f"user-{alice.pk}"]
+    async with (
+        EventStream(workers[0], channels, alice_cookies) as first,
+        EventStream(workers[1], [f"user-{alice.pk}"], alice_cookies) as second,
+        EventStream(workers[1], ["metrics"], bob_cookies) as bystander,
+    ):
+        for stream in (first, second, bystander):
+            assert stream.status == 200
+            await stream.wait_for(lambda e: e["event"] == "stream-open")
+        started = time.monotonic()
+        await sync_to_async(CHANGES[change])(alice, alice_cookies)
+        await asyncio.wait_for(asyncio.gather(first.ended.wait(), second.ended.wait()), 10)
+        elapsed = time.monotonic() - started
+        assert not bystander.ended.is_set()
+    # Asked again, the worker answers from what alice may have now.
+    async with EventStream(workers[0], ["metrics"], alice_cookies) as again:
+        assert again.status == 403
+    print(f"{change}: both streams ended {elapsed:.2f}s after the change")
+
+
+async def test_a_user_holds_at_most_the_cap_of_streams_and_sockets(daphne_workers, alice, bob):
+
+    from tests.realclients import EventStream
+
+    (worker,) = daphne_workers(1, env={"MAX_CONNECTIONS_PER_USER": "2"})
+    alice_cookies = await sync_to_async(session_cookie)(alice)
+    bob_cookies = await sync_to_async(session_cookie)(bob)
+    async with (
+        EventStream(worker, ["metrics"], alice_cookies) as one,
+        EventStream(worker, ["metrics"], alice_cookies) as two,
+    ):
+        assert (one.status, two.status) == (200, 200)
+        async with EventStream(worker, ["metrics"], alice_cookies) as three:
+            assert three.status == 429
+        async with EventStream(worker, ["metrics"], bob_cookies) as others:
+            assert others.status == 200  # the cap is per user
+    # Closed streams give their places back.
+    async with EventStream(worker, ["metrics"], alice_cookies) as again:
+        assert again.status == 200
+
+    async with open_socket(worker, alice_cookies) as first, open_socket(worker, alice_cookies) as second:
+        for socket in (first, second):
+            await socket.wait_for(lambda m: m.get("type") == "hello")
+        async with open_socket(worker, alice_cookies) as third:
+            error = await third.wait_for(lambda m: m.get("type") == "error")
+            assert error["code"] == "rate_limited" and "at most 2" in error["message"]
+            assert await third.closed() == protocol.CLOSE_POLICY_VIOLATION
+            assert not third.of_type("hello")
+    async with open_socket(worker, alice_cookies) as fourth:
+        await fourth.wait_for(lambda m: m.get("type") == "hello")

@@ -70,11 +70,20 @@ def test_it_reads_postgres_from_database_url():
 
 def test_it_defaults_redis_url_and_feeds_both_redis_users():
     out = settings_value(
-        "settings.REDIS_URL, settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]['address'], "
-        "settings.EVENTSTREAM_REDIS['port']",
+        "settings.REDIS_URL, settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]['address']",
         DEBUG="1",
     )
-    assert out == "redis://127.0.0.1:6379/0 redis://127.0.0.1:6379/0 6379"
+    assert out == "redis://127.0.0.1:6379/0 redis://127.0.0.1:6379/0"
+
+
+def test_it_keeps_no_redis_settings_of_its_own_for_the_event_stream():
+    # Storage and pub/sub use REDIS_URL's shared pool; the library's own Redis
+    # settings would start its unused listener and mislead whoever reads them.
+    out = settings_value(
+        "hasattr(settings, 'EVENTSTREAM_REDIS'), hasattr(settings, 'EVENTSTREAM_STORAGE_CONNECTION')",
+        DEBUG="1",
+    )
+    assert out == "False False"
 
 
 def test_it_uses_the_redis_channel_layer():

@@ -6,7 +6,7 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from dashboard.stream.views import ACCESS_CACHE_SECONDS, AccessCache
+from dashboard.access import ACCESS_CACHE_SECONDS, AccessCache
 from tests.realclients import SSEReader, events_url
 
 
