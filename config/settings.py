@@ -106,6 +106,9 @@ INSTALLED_APPS = [
     "dashboard",
     "notifications",
     "api",
+    # django-ninja serves its Swagger UI from its own static files only when listed here.
+    "ninja",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -115,6 +118,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who changes configuration (admin saves), for the audit log.
+    "audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -283,12 +288,14 @@ if not DEBUG:
     # Health checks and Prometheus scrape the workers over the private network.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
+# Fails in one line like every other setting, rather than deep inside logging's setup.
+LOG_LEVEL = envchoice("LOG_LEVEL", "info", {"debug", "info", "warning", "error", "critical"}).upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO").upper()},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
@@ -334,3 +341,34 @@ MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
+
+# The HTTP API's limits (README, "Pushing from other services"). A body is
+# measured after decompression; the per-token rates are shared by every worker.
+API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1)
+API_MAX_POINTS = envint("API_MAX_POINTS", 50_000, minimum=1)
+API_TOKEN_REQUESTS_PER_SECOND = envint("API_TOKEN_REQUESTS_PER_SECOND", 200, minimum=1)
+API_TOKEN_POINTS_PER_SECOND = envint("API_TOKEN_POINTS_PER_SECOND", 100_000, minimum=1)
+# E-mail for notification delivery channels (Django's own names). Without
+# EMAIL_HOST mail goes to the console log, so `make run` shows what would be sent.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "").strip()
+EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
+if EMAIL_PORT > 65535:
+    raise ImproperlyConfigured(f"EMAIL_PORT must be a TCP port (1-65535), got {EMAIL_PORT}")
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "livedash@localhost"
+if "@" not in DEFAULT_FROM_EMAIL or any(ch.isspace() for ch in DEFAULT_FROM_EMAIL):
+    raise ImproperlyConfigured(f"DEFAULT_FROM_EMAIL must be an e-mail address, got {DEFAULT_FROM_EMAIL!r}")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Seconds one delivery attempt (an SMTP conversation, a webhook POST) may take.
+DELIVERY_TIMEOUT = envint("DELIVERY_TIMEOUT", 10, minimum=1)
+EMAIL_TIMEOUT = DELIVERY_TIMEOUT
+
+# How long audit log entries are kept (the collector prunes older ones).
+AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", 365, minimum=1)

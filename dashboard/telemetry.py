@@ -80,8 +80,8 @@ def set_gauge(name, value):
 # The call points other parts use.
 
 
-def count_published(channel):
-    count("events_published", channel="metrics" if channel == "metrics" else "user")
+def count_published(channel, amount=1):
+    count("events_published", amount, channel="metrics" if channel == "metrics" else "user")
 
 
 def count_ingest(points=1):
@@ -95,7 +95,8 @@ def count_ingest_refused(reason, amount=1):
 
 
 def counted_ingest(publish):
-    """Decorates publish_metric: each point it accepts or refuses (ValueError) is counted."""
+    """Decorates publish_metric and publish_metrics: the points they accept (one, or the
+    batch they return) and each call refused with ValueError are counted."""
 
     @functools.wraps(publish)
     def wrapper(*args, **kwargs):
@@ -104,7 +105,7 @@ def counted_ingest(publish):
         except ValueError:
             count_ingest_refused("invalid")
             raise
-        count_ingest()
+        count_ingest(len(result) if isinstance(result, list) else 1)
         return result
 
     return wrapper

@@ -35,6 +35,7 @@ def index(request):
         },
         "metricsChannel": METRICS_CHANNEL,
         "historyUrl": reverse("metrics-history"),
+        "channelsUrl": reverse("my-channels"),
         "socketPath": "/ws/dashboard/",
     }
     context = {

@@ -1,8 +1,10 @@
 from django.contrib import admin
+from django.db import transaction
 from django.db.models import Count
 
-from notifications.models import AlertRule, Notification
-from notifications.services import push_on_commit
+from notifications.delivery import retry_now
+from notifications.models import AlertEvent, AlertRule, Delivery, DeliveryChannel, Notification
+from notifications.services import send_on_commit
 
 
 class AudienceFilter(admin.SimpleListFilter):
@@ -68,8 +70,9 @@ class NotificationAdmin(admin.ModelAdmin):
         if change:
             return  # Sent notifications are not edited (every field is read-only).
         obj.created_by = request.user
-        obj.save()
-        push_on_commit(obj)
+        with transaction.atomic():
+            obj.save()
+            send_on_commit(obj)
 
 
 @admin.register(AlertRule)
@@ -89,21 +92,125 @@ class AlertRuleAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "firing", "level", "comparison"]
     list_editable = ["enabled"]
     list_select_related = ["metric", "recipient_group"]
-    readonly_fields = ["firing", "last_fired_at", "last_resolved_at"]
+    readonly_fields = [
+        "firing",
+        "last_fired_at",
+        "last_resolved_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "silenced_by",
+    ]
     fields = [
         "name",
         "metric",
         ("comparison", "threshold"),
         "sustain_seconds",
         "cooldown_seconds",
+        "repeat_minutes",
         "level",
         "recipient_group",
         "enabled",
+        "silenced_until",
         "firing",
         "last_fired_at",
         "last_resolved_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "silenced_by",
     ]
 
     @admin.display(description="recipients")
     def recipients(self, obj):
         return f"group {obj.recipient_group.name}" if obj.recipient_group_id else "everyone"
+
+    def save_model(self, request, obj, form, change):
+        # A maintenance window set here is the admin's: say who set it.
+        if "silenced_until" in form.changed_data:
+            obj.silenced_by = request.user if obj.silenced_until else None
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(AlertEvent)
+class AlertEventAdmin(admin.ModelAdmin):
+    """The alert history: fired, repeated, resolved, acknowledged, silenced, and by whom."""
+
+    list_display = ["at", "rule", "kind", "actor_name", "detail"]
+    list_filter = ["kind", "at", "rule"]
+    search_fields = ["rule__name", "rule__metric__key", "actor_name", "detail"]
+    date_hierarchy = "at"
+    list_select_related = ["rule__metric"]
+    fields = ["at", "rule", "kind", "actor_name", "detail"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(DeliveryChannel)
+class DeliveryChannelAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "kind", "owner", "min_level", "paused", "created_at"]
+    list_filter = ["kind", "min_level", "paused"]
+    list_editable = ["paused"]
+    search_fields = ["target", "owner_user__username", "owner_group__name"]
+    list_select_related = ["owner_user", "owner_group"]
+    autocomplete_fields = ["owner_user", "owner_group"]
+    fields = ["kind", "target", "owner_user", "owner_group", "min_level", "secret", "paused"]
+
+    @admin.display(description="owner")
+    def owner(self, obj):
+        return obj.owner_display
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    """The delivery log: what went where, how many tries, the last error. Rows are
+    written by `notify()` and the senders only; the one thing to do here is retry."""
+
+    list_display = [
+        "notification",
+        "channel",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "short_error",
+    ]
+    list_filter = ["state", "channel__kind", "created_at"]
+    search_fields = ["notification__title", "channel__target", "last_error"]
+    date_hierarchy = "created_at"
+    list_select_related = ["notification", "channel"]
+    actions = ["retry"]
+    readonly_fields = [
+        "notification",
+        "channel",
+        "state",
+        "attempts",
+        "created_at",
+        "next_attempt_at",
+        "retry_until",
+        "lease_until",
+        "last_error",
+        "delivered_at",
+    ]
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # History: viewable, not editable.
+
+    @admin.display(description="last error")
+    def short_error(self, obj):
+        return obj.last_error[:80]
+
+    @admin.action(description="Retry the selected deliveries now", permissions=["retry"])
+    def retry(self, request, queryset):
+        count = retry_now(queryset)
+        self.message_user(request, f"{count} deliveries will be sent again now.")
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("notifications.change_delivery")

@@ -17,9 +17,10 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection
+from django.db import connection, transaction
 
-from notifications.models import AlertRule, Level
+from notifications.alert_control import broadcast
+from notifications.models import AlertEvent, AlertRule, Level
 from notifications.services import notify
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,8 @@ class RuleState:
     # Since when the value has been out of range (not firing) or back in range (firing).
     since: float | None = None
     last_resolved: float | None = None
+    # When this firing last notified anyone (its start or its last repeat).
+    last_notified: float | None = None
 
 
 class AlertEvaluator:
@@ -87,6 +90,8 @@ class AlertEvaluator:
                 state.since = now
         else:
             state.since = None
+            if state.firing:
+                self._repeat_if_due(rule, state, value, now)
             return
         if now - state.since < rule.sustain_seconds:
             return
@@ -98,28 +103,84 @@ class AlertEvaluator:
             self._resolve(rule, state, value, now)
 
     def _fire(self, rule, state, value, now):
-        notify(
-            rule.recipient_group,
-            _clip(f"{rule.display_name}: {_describe_value(rule, value)}"),
-            body=(
-                f"{rule.metric.display_label} has been {rule.comparison} {rule.threshold:g}"
-                f"{_unit(rule)} for {rule.sustain_seconds} s."
-            ),
-            level=rule.level,
-        )
-        # Saved only after the notification is: if sending failed, the next tick retries.
-        state.firing, state.since = True, None
-        AlertRule.objects.filter(pk=rule.pk).update(firing=True, last_fired_at=_datetime(now))
+        silenced = _silenced(rule, now)
+        with transaction.atomic():
+            if not silenced:
+                notify(
+                    rule.recipient_group,
+                    _clip(f"{rule.display_name}: {_describe_value(rule, value)}"),
+                    body=(
+                        f"{rule.metric.display_label} has been {rule.comparison} {rule.threshold:g}"
+                        f"{_unit(rule)} for {rule.sustain_seconds} s."
+                    ),
+                    level=rule.level,
+                )
+            # A new firing: the last one's acknowledgement does not carry over.
+            AlertRule.objects.filter(pk=rule.pk).update(
+                firing=True, last_fired_at=_datetime(now), acknowledged_at=None, acknowledged_by=None
+            )
+            _event(rule, AlertEvent.Kind.FIRED, now, value, silenced)
+            _broadcast_on_commit(rule, "fired")
+        # Changed only once saved: if that failed, the next tick tries again.
+        state.firing, state.since, state.last_notified = True, None, now
+
+    def _repeat_if_due(self, rule, state, value, now):
+        if not rule.repeat_minutes or state.last_notified is None:
+            return
+        if now - state.last_notified < rule.repeat_minutes * 60:
+            return
+        state.last_notified = now
+        fresh = AlertRule.objects.filter(pk=rule.pk).values("acknowledged_at", "silenced_until").first()
+        if fresh is None or fresh["acknowledged_at"] is not None:
+            return  # acknowledged: someone is on it, no more repeats of this firing
+        if fresh["silenced_until"] is not None and fresh["silenced_until"] > _datetime(now):
+            return
+        with transaction.atomic():
+            notify(
+                rule.recipient_group,
+                _clip(f"Still firing: {rule.display_name}: {_describe_value(rule, value)}"),
+                body=f"Not acknowledged yet. {rule.metric.display_label} is still out of range.",
+                level=rule.level,
+            )
+            _event(rule, AlertEvent.Kind.REPEATED, now, value, False)
 
     def _resolve(self, rule, state, value, now):
-        notify(
-            rule.recipient_group,
-            _clip(f"Resolved: {rule.display_name}"),
-            body=f"{rule.metric.display_label} is back in range: {_describe_value(rule, value)}.",
-            level=Level.SUCCESS,
-        )
+        silenced = _silenced(rule, now)
+        with transaction.atomic():
+            if not silenced:
+                notify(
+                    rule.recipient_group,
+                    _clip(f"Resolved: {rule.display_name}"),
+                    body=f"{rule.metric.display_label} is back in range: {_describe_value(rule, value)}.",
+                    level=Level.SUCCESS,
+                )
+            AlertRule.objects.filter(pk=rule.pk).update(firing=False, last_resolved_at=_datetime(now))
+            _event(rule, AlertEvent.Kind.RESOLVED, now, value, silenced)
+            _broadcast_on_commit(rule, "resolved")
         state.firing, state.since, state.last_resolved = False, None, now
-        AlertRule.objects.filter(pk=rule.pk).update(firing=False, last_resolved_at=_datetime(now))
+
+
+def _broadcast_on_commit(rule, change):
+    def send():
+        # After the commit: whatever fails here must not make the caller fire again.
+        try:
+            related = ("metric", "acknowledged_by", "silenced_by")
+            broadcast(AlertRule.objects.select_related(*related).get(pk=rule.pk).as_state(), change)
+        except Exception as exc:
+            logger.warning("could not tell the pages that rule %s %s: %s", rule.pk, change, exc)
+
+    transaction.on_commit(send)
+
+
+def _silenced(rule, now):
+    # Read fresh: a silence set a second ago (rules reload every few seconds) must hold.
+    until = AlertRule.objects.filter(pk=rule.pk).values_list("silenced_until", flat=True).first()
+    return until is not None and until > _datetime(now)
+
+
+def _event(rule, kind, now, value, silenced):
+    detail = f"{_describe_value(rule, value)}{' (silenced: nobody notified)' if silenced else ''}"
+    AlertEvent.objects.create(rule=rule, kind=kind, at=_datetime(now), detail=_clip(detail, 200))
 
 
 def _drop_broken_connection():
@@ -131,7 +192,8 @@ def _drop_broken_connection():
 
 def _state_from(rule):
     last_resolved = rule.last_resolved_at.timestamp() if rule.last_resolved_at else None
-    return RuleState(firing=rule.firing, last_resolved=last_resolved)
+    last_fired = rule.last_fired_at.timestamp() if rule.firing and rule.last_fired_at else None
+    return RuleState(firing=rule.firing, last_resolved=last_resolved, last_notified=last_fired)
 
 
 def _describe_value(rule, value):

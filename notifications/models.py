@@ -1,7 +1,9 @@
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxLengthValidator, URLValidator
+from django.core.validators import MaxLengthValidator, URLValidator, validate_email
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
@@ -203,10 +205,37 @@ class AlertRule(models.Model):
     cooldown_seconds = models.PositiveIntegerField(
         default=300, help_text="After a resolve, do not fire again for this long."
     )
+    repeat_minutes = models.PositiveIntegerField(
+        default=60,
+        help_text="While firing and not acknowledged, notify again this often; 0: never.",
+    )
     enabled = models.BooleanField(default=True)
     firing = models.BooleanField(default=False, editable=False)
     last_fired_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_resolved_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Acknowledging a firing stops its repeats; the next firing needs its own.
+    acknowledged_at = models.DateTimeField(null=True, blank=True, editable=False)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    silenced_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Maintenance window: the rule notifies nobody until then (it still shows firing).",
+    )
+    silenced_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
 
     class Meta:
         ordering = ["metric__key", "id"]
@@ -222,3 +251,228 @@ class AlertRule(models.Model):
         if self.comparison == Comparison.BELOW:
             return value < self.threshold
         return value > self.threshold
+
+    def is_silenced(self, now=None):
+        return self.silenced_until is not None and self.silenced_until > (now or timezone.now())
+
+    @property
+    def is_acknowledged(self):
+        return self.firing and self.acknowledged_at is not None
+
+    def as_state(self, now=None):
+        """What every open page is told about the rule (who acknowledged, silenced until when)."""
+        silenced = self.is_silenced(now)
+        return {
+            "id": self.pk,
+            "name": self.display_name,
+            "metric": self.metric.key,
+            "level": self.level,
+            "firing": self.firing,
+            "acknowledged_by": _username(self.acknowledged_by) if self.is_acknowledged else None,
+            "acknowledged_at": self.acknowledged_at.isoformat() if self.is_acknowledged else None,
+            "silenced_until": self.silenced_until.isoformat() if silenced else None,
+            "silenced_by": _username(self.silenced_by) if silenced else None,
+        }
+
+
+def _username(user):
+    return user.get_username() if user is not None else None
+
+
+class AlertEvent(models.Model):
+    """The alert history: when a rule fired, repeated, resolved, was acknowledged or silenced, by whom."""
+
+    class Kind(models.TextChoices):
+        FIRED = "fired", "Fired"
+        REPEATED = "repeated", "Repeated"
+        RESOLVED = "resolved", "Resolved"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        SILENCED = "silenced", "Silenced"
+        UNSILENCED = "unsilenced", "Unsilenced"
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    # By name as well as by key, so the history outlives the user.
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    detail = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+
+    def __str__(self):
+        return f"{self.rule} {self.kind}"
+
+
+# Levels in increasing urgency; a channel with a minimum level receives that one and above.
+LEVEL_RANK = {Level.INFO: 0, Level.SUCCESS: 1, Level.WARNING: 2, Level.ERROR: 3}
+
+
+def validate_webhook_url(value):
+    """http(s) with a host. Loopback and private addresses are valid on purpose:
+    receivers on the same host or network are the common case."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(f"{value!r} is not an http(s) URL", code="invalid")
+    if any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise ValidationError("the URL must not contain spaces or control characters", code="invalid")
+    try:
+        parts.port  # noqa: B018 (raises on a malformed port)
+    except ValueError:
+        raise ValidationError(f"{value!r} has a malformed port", code="invalid") from None
+
+
+class DeliveryChannelQuerySet(models.QuerySet):
+    def owned_by(self, user):
+        """The channels a user manages from the page: their own."""
+        return self.filter(owner_user=user)
+
+    def for_notification(self, notification):
+        """The active channels whose owner is addressed by the notification, at its level.
+
+        A channel receives what its owner sees: a user's channel what is addressed
+        to that user, to one of their groups or to everyone; a group's channel what
+        is addressed to the group or to everyone; an everyone channel the broadcasts."""
+        active_users = Q(owner_user__is_active=True)
+        if notification.recipient_user_id:
+            audience = Q(owner_user_id=notification.recipient_user_id) & active_users
+        elif notification.recipient_group_id:
+            audience = Q(owner_group_id=notification.recipient_group_id) | (
+                Q(owner_user__groups=notification.recipient_group_id) & active_users
+            )
+        else:
+            audience = Q(owner_user__isnull=True) | active_users
+        return (
+            self.filter(audience, paused=False, min_level__in=levels_at_least_or_below(notification.level))
+            .distinct()
+            .order_by("pk")
+        )
+
+
+def levels_at_least_or_below(level):
+    """The minimum levels a notification of `level` passes: its own and every lower one."""
+    return [name for name, rank in LEVEL_RANK.items() if rank <= LEVEL_RANK.get(level, 0)]
+
+
+class DeliveryChannel(models.Model):
+    """Where a user's, a group's or everyone's notifications also go: an e-mail
+    address or a webhook. Owner: a user, a group, or neither (everyone)."""
+
+    class Kind(models.TextChoices):
+        EMAIL = "email", "E-mail"
+        WEBHOOK = "webhook", "Webhook"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    target = models.CharField(max_length=500, help_text="An e-mail address or an http(s) URL.")
+    owner_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="delivery_channels",
+        help_text="Leave both owners empty for a channel that gets what everyone is sent.",
+    )
+    owner_group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="delivery_channels"
+    )
+    min_level = models.CharField(
+        max_length=10,
+        choices=Level.choices,
+        default=Level.INFO,
+        help_text="Send this level and above (info < success < warning < error).",
+    )
+    secret = models.CharField(
+        max_length=200, blank=True, help_text="Webhooks: the key of the X-Livedash-Signature HMAC."
+    )
+    paused = models.BooleanField(default=False, help_text="A paused channel is sent nothing new.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = DeliveryChannelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(owner_user__isnull=True) | Q(owner_group__isnull=True),
+                name="delivery_channel_one_owner",
+                violation_error_message="A channel belongs to a user or a group, not both.",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.target}"
+
+    @property
+    def owner_display(self):
+        if self.owner_user_id:
+            return self.owner_user.get_username()
+        if self.owner_group_id:
+            return f"group {self.owner_group.name}"
+        return "everyone"
+
+    def clean(self):
+        if self.owner_user_id and self.owner_group_id:
+            raise ValidationError("A channel belongs to a user or a group, not both.")
+        self.target = (self.target or "").strip()
+        if self.kind == self.Kind.EMAIL:
+            try:
+                validate_email(self.target)
+            except ValidationError:
+                raise ValidationError({"target": f"{self.target!r} is not an e-mail address"}) from None
+        elif self.kind == self.Kind.WEBHOOK:
+            try:
+                validate_webhook_url(self.target)
+            except ValidationError as exc:
+                raise ValidationError({"target": exc.messages}) from None
+            if not self.secret:
+                raise ValidationError({"secret": "A webhook needs a secret to sign its requests."})
+
+    def as_dict(self):
+        return {
+            "id": self.pk,
+            "kind": self.kind,
+            "target": self.target,
+            "min_level": self.min_level,
+            "paused": self.paused,
+        }
+
+
+class Delivery(models.Model):
+    """One notification on its way to one channel: retried until it is delivered,
+    or until it has failed for longer than the retry window."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(DeliveryChannel, on_delete=models.CASCADE, related_name="deliveries")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    # Failed attempts are retried until then; a retry from the admin extends it.
+    retry_until = models.DateTimeField()
+    # A sender that claimed the row owns it until then; past it (the sender died
+    # mid-send) another sender may claim it again.
+    lease_until = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True)
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-pk"]
+        verbose_name_plural = "deliveries"
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "channel"], name="delivery_once_per_channel")
+        ]
+        indexes = [
+            models.Index(fields=["state", "channel", "id"], name="delivery_queue"),
+        ]
+
+    def __str__(self):
+        return f"#{self.notification_id} to {self.channel}"

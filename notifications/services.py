@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from dashboard import telemetry
 from dashboard.control import events
+from notifications.delivery import queue_deliveries
 from notifications.models import (
     EVERYONE_GROUP,
     Notification,
@@ -61,7 +62,8 @@ async def aversion():
 
 def notify(to, title, body="", level="info", link=None, created_by=None):
     """Store a notification for `to` (a user, a username, a group, or None for
-    everyone) and push it to the recipients once committed.
+    everyone), with a delivery row for each of the recipients' channels, and push
+    it to the recipients once committed.
 
     Raises ValueError naming the problem; then nothing is stored or sent."""
     recipient_user, recipient_group = _resolve_audience(to)
@@ -85,10 +87,10 @@ def notify(to, title, body="", level="info", link=None, created_by=None):
     try:
         notification.full_clean()
     except ValidationError as exc:
-        raise ValueError(_describe(exc)) from None
+        raise ValueError(describe_error(exc)) from None
     with transaction.atomic():
         notification.save()
-        push_on_commit(notification)
+        send_on_commit(notification)
     return notification
 
 
@@ -112,7 +114,7 @@ def _resolve_audience(to):
     raise ValueError(f"to must be a user, a username, a group or None, not {type(to).__name__}")
 
 
-def _describe(error):
+def describe_error(error):
     """'title: This field cannot be blank.' rather than a dict repr."""
     if hasattr(error, "message_dict"):
         return "; ".join(
@@ -120,6 +122,13 @@ def _describe(error):
             for field, messages in error.message_dict.items()
         )
     return " ".join(error.messages)
+
+
+def send_on_commit(notification):
+    """For a notification just saved, in its transaction: its delivery rows (so they
+    commit with it or not at all), then the live push once committed."""
+    queue_deliveries(notification)
+    push_on_commit(notification)
 
 
 def push_on_commit(notification):
@@ -170,6 +179,14 @@ def push_pending(now=None, limit=100):
     if pushed:
         logger.info("pushed %d notification(s) that were stored while Redis was away", pushed)
     return pushed
+
+
+def group_send_quietly(group, message):
+    """A best-effort push from synchronous code: logged, not raised, when Redis is away."""
+    try:
+        _group_send(group, message)
+    except Exception as exc:
+        logger.warning("could not push %s to %s: %s", message.get("type"), group, exc)
 
 
 def _group_send(group, message):

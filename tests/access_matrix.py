@@ -62,6 +62,8 @@ class Row:
 # Anonymous cells of WebSocket command rows are "refused": the handshake fails, so no command runs.
 _ws_anonymous = {"anonymous": REFUSED}
 CONTROL = only(CONTROLLERS, ACK, ERR_FORBIDDEN) | _ws_anonymous
+# Acknowledge and silence take `notifications.change_alertrule`, which only the superuser here has.
+ALERTS = only(["admin"], ACK, ERR_FORBIDDEN) | _ws_anonymous
 
 ROWS = [
     Row("`GET /` (dashboard page)", "http", "/", only(LOGGED_IN, OK, LOGIN)),
@@ -85,6 +87,13 @@ ROWS = [
         "metrics,user-{alice}",
         only(["alice"], OK, FORBIDDEN),
     ),
+    Row(
+        "`GET /api/v1/docs` (API page; the API itself takes tokens only)",
+        "http",
+        "/api/v1/docs",
+        only(LOGGED_IN, OK, LOGIN),
+    ),
+    Row("`GET /api/v1/openapi.json`", "http", "/api/v1/openapi.json", only(LOGGED_IN, OK, LOGIN)),
     Row("`GET /admin/`", "http", "/admin/", only(CONTROLLERS, OK, LOGIN)),
     Row(
         "`GET /admin/auth/user/` (user admin)",
@@ -97,6 +106,24 @@ ROWS = [
         "http",
         "/admin/notifications/notification/",
         cells(LOGIN, staff=FORBIDDEN, admin=OK),
+    ),
+    Row(
+        "`GET /admin/notifications/delivery/` (delivery log)",
+        "http",
+        "/admin/notifications/delivery/",
+        cells(LOGIN, staff=FORBIDDEN, admin=OK),
+    ),
+    Row(
+        "`GET /admin/audit/auditentry/` (audit log)",
+        "http",
+        "/admin/audit/auditentry/",
+        cells(LOGIN, staff=FORBIDDEN, admin=OK),
+    ),
+    Row(
+        "`GET /notifications/channels/` (own delivery channels)",
+        "http",
+        "/notifications/channels/",
+        only(LOGGED_IN, OK, FORBIDDEN),
     ),
     Row("`GET /healthz`", "http", "/healthz", cells(OK)),
     # A session is no credential for /metrics: only an API token with the scrape scope.
@@ -146,6 +173,16 @@ ROWS = [
         '{"type": "mark_read", "id": "all"}',
         cells(ACK, **_ws_anonymous),
     ),
+    Row(
+        "WS `ack_alert` {rule} (a firing rule)", "ws-command", '{"type": "ack_alert", "rule": {rule}}', ALERTS
+    ),
+    Row(
+        "WS `silence_alert` {rule, minutes: 60}",
+        "ws-command",
+        '{"type": "silence_alert", "rule": {rule}, "minutes": 60}',
+        ALERTS,
+    ),
+    Row("WS `unsilence_alert` {rule}", "ws-command", '{"type": "unsilence_alert", "rule": {rule}}', ALERTS),
 ]
 
 
@@ -158,7 +195,9 @@ session cookies, real sockets) and fails when this page and the table disagree.
 
 Principles: anonymous users get nothing but the login page and `/healthz`; a user
 never sees another user's data (their `user-<id>` stream, their notifications);
-changing the collector needs `dashboard.change_metric`; the WebSocket and the
+changing the collector needs `dashboard.change_metric`; acknowledging and
+silencing an alert rule need `notifications.change_alertrule`; a user sees and
+pauses only their own delivery channels; the WebSocket and the
 SSE stream accept only pages of the site's exact origin (`scheme://host:port`, as
 requested or listed in `CSRF_TRUSTED_ORIGINS`: cross-site WebSocket hijacking).
 
@@ -179,6 +218,23 @@ LEGEND = """
   refused with that error code, nothing changed, the socket stays open. ``error `not_found` ``:
   the same for a notification that is not the user's, answered exactly as for an id that
   does not exist.
+
+## Delivery channels and the audit log
+
+- Webhooks are signed: `X-Livedash-Signature: sha256=<HMAC-SHA256 of the raw body>`
+  keyed with the channel's secret (`add_channel` makes one when none is given).
+  A receiver should compare it in constant time and drop a repeated
+  `X-Livedash-Delivery` id. Redirects are not followed (a 3xx is a failed try).
+- Webhook targets may be loopback or private addresses on purpose (receivers on
+  the same host or network); only staff with the admin's channel permissions, or
+  `manage.py add_channel`, create channels. A user can only pause or resume their
+  own channels from the page; another user's channel answers 404.
+- The audit log records every control action (`set_interval`, `pause`, `resume`,
+  `ack_alert`, `silence_alert`, `unsilence_alert`) and every configuration change
+  (alert rules, metrics, delivery channels, API tokens) with the actor, the client
+  address, before and after. Secrets (channel secrets, token hashes) appear only as
+  `(secret)`. Entries cannot be added, changed or deleted in the admin; the
+  collector prunes them after `AUDIT_RETENTION_DAYS`.
 """
 
 

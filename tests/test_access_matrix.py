@@ -24,6 +24,8 @@ def test_every_row_has_a_cell_for_every_persona():
 
 @pytest.fixture
 def people(alice, bob, charlie, staff, admin_user):
+    from dashboard.models import Metric
+    from notifications.models import AlertRule
     from notifications.services import notify
 
     users = {"alice": alice, "bob": bob, "charlie": charlie, "staff": staff, "admin": admin_user}
@@ -32,7 +34,14 @@ def people(alice, bob, charlie, staff, admin_user):
     ids = {name: user.pk for name, user in users.items()}
     ids["anonymous"] = alice.pk
     notification = notify(alice, "for alice only")
-    return {"cookies": cookies, "ids": ids, "alice": alice.pk, "notification": notification.pk}
+    rule = AlertRule.objects.create(metric=Metric.objects.create(key="cpu"), threshold=90, firing=True)
+    return {
+        "cookies": cookies,
+        "ids": ids,
+        "alice": alice.pk,
+        "notification": notification.pk,
+        "rule": rule.pk,
+    }
 
 
 def fill(template, persona, people):
@@ -40,6 +49,7 @@ def fill(template, persona, people):
         template.replace("{alice}", str(people["alice"]))
         .replace("{own}", str(people["ids"][persona]))
         .replace("{notification}", str(people["notification"]))
+        .replace("{rule}", str(people["rule"]))
     )
 
 

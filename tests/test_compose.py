@@ -120,7 +120,16 @@ def test_it_publishes_nothing_but_nginx_on_8000():
     assert published.pop("nginx") == ["8000:80"]
     # The monitoring profile's Prometheus UI, on the host's loopback only.
     assert published.pop("prometheus") == ["127.0.0.1:9090:9090"]
+    # The demo's mail catcher page, on the host's loopback only.
+    assert published.pop("mailpit") == ["127.0.0.1:8025:8025"]
     assert all(ports == [] for ports in published.values()), published
+
+
+def test_alert_emails_go_to_the_mail_catcher_unless_env_names_a_server():
+    assert SERVICES["mailpit"]["image"].startswith("axllent/mailpit:")
+    environment = SERVICES["collector"]["environment"]
+    assert environment["EMAIL_HOST"] == "${EMAIL_HOST:-mailpit}"
+    assert environment["EMAIL_PORT"] == "${EMAIL_PORT:-1025}"
 
 
 def test_it_runs_two_web_workers_on_the_asgi_application():

@@ -233,6 +233,7 @@ class Collector:
         sampler=None,
         evaluator=None,
         outbox=None,
+        chores=(),
         publish=None,
         app_metrics=sample_app_metrics,
         clock=time.monotonic,
@@ -243,6 +244,8 @@ class Collector:
         # Notifications whose live push failed (Redis away) go out again from here.
         self.outbox = outbox
         self._outbox_due = 0.0
+        # Housekeeping (seconds between runs, function): e.g. pruning the audit log.
+        self.chores = [[0.0, every, function] for every, function in chores]
         self.publish = publish or live.publish_frame
         self.app_metrics = app_metrics
         self.clock = clock
@@ -286,6 +289,7 @@ class Collector:
         # Sampled even when paused, so rates and CPU after a resume cover one interval, not the pause.
         values = self.sampler.sample()
         self._flush_outbox()
+        self._run_chores()
         if self.state.paused:
             return None
         values.update(self._with_redis(self.app_metrics) or {})
@@ -321,6 +325,18 @@ class Collector:
         except Exception as exc:  # the database away: the next round tries again
             logger.warning("could not retry notification pushes: %s", exc)
         close_old_connections()
+
+    def _run_chores(self):
+        for chore in self.chores:
+            due, every, function = chore
+            if self.clock() < due:
+                continue
+            chore[0] = self.clock() + every
+            try:
+                function()
+            except Exception as exc:  # the database away: the next round tries again
+                logger.warning("housekeeping %s failed: %s", getattr(function, "__name__", function), exc)
+            close_old_connections()
 
     def _evaluate(self, values, ts):
         if self.evaluator is None:

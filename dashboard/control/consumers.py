@@ -13,6 +13,7 @@ import asyncio
 import json
 import logging
 import weakref
+from functools import partial
 from urllib.parse import parse_qs
 
 from autobahn.exception import Disconnected as AutobahnDisconnected
@@ -24,6 +25,7 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 from uvicorn.protocols.utils import ClientDisconnected as UvicornClientDisconnected
 
+from audit.services import record as audit_record
 from dashboard import access, connections, frames
 from dashboard.collector import sampling
 from dashboard.control import events, presence, protocol
@@ -33,6 +35,7 @@ from dashboard.loops import SemaphorePerLoop
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.channels import METRICS_CHANNEL
 from dashboard.stream.views import get_hub
+from notifications import alert_control
 from notifications import services as notification_services
 from notifications.models import user_group_name
 
@@ -40,8 +43,9 @@ logger = logging.getLogger(__name__)
 
 
 # Channels runs `aclose_old_connections` (a hop to the worker's one thread-sensitive
-# thread) before every handler. Measured, that is over a third of a worker's CPU on
-# group broadcasts, and in a connect storm it queues every handshake behind the
+# thread) before every handler. On group broadcasts that is a large share of a
+# worker's CPU (docs/performance.md, "Design choices and their measurements"), and
+# in a connect storm it queues every handshake behind the
 # others' database work, so no handler here pays it: database work goes through
 # database_sync_to_async, which cleans up connections on its own thread anyway.
 LIFE_CYCLE_HANDLERS = frozenset({"websocket_connect", "websocket_disconnect"})
@@ -92,6 +96,16 @@ async def shared_answer(cache, identity, function, *args):
 
 
 _in_flight = {}
+
+
+# Per-worker hello alert states, keyed on the alerts version (moved by every fire,
+# resolve, acknowledgement and silence): a connect storm reads them once.
+alerts_cache = access.AccessCache()
+
+
+async def hello_alerts():
+    version = await alert_control.aversion()
+    return await shared_answer(alerts_cache, ("alerts", version), alert_control.active_states)
 
 
 async def hello_notifications(user, since_id):
@@ -229,8 +243,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         # Not inside the gather: if something else failed first, a join still
         # running would outlive _leave() and keep the user online for good.
         online = await self._join_presence()
-        notifications, state = await asyncio.gather(
+        notifications, alerts, state = await asyncio.gather(
             hello_notifications(self.user, last_notification_from(self.scope["query_string"])),
+            hello_alerts(),
             sampling.aget_state(),
         )
         self.unread = notifications["unread"]
@@ -238,7 +253,15 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         # Newer than this is what a catch-up after a lost subscription reads again.
         self.seen_up_to = max(self.delivered, default=0)
         await self.send_json(
-            protocol.hello(self.user, state, self.can_control, self._visible(online), notifications)
+            protocol.hello(
+                self.user,
+                state,
+                self.can_control,
+                self._visible(online),
+                notifications,
+                alerts,
+                self.can_manage_alerts,
+            )
         )
 
     @property
@@ -248,6 +271,15 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     @property
     def can_view_metrics(self):
         return access.VIEW_PERMISSION in self.permissions
+
+    @property
+    def can_manage_alerts(self):
+        return access.ALERT_PERMISSION in self.permissions
+
+    @property
+    def client_address(self):
+        client = self.scope.get("client") or ("",)
+        return client[0] or ""
 
     async def _access(self):
         """(permissions held, notification groups), reused for ACCESS_CACHE_SECONDS per user
@@ -288,6 +320,17 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     def _read_access(self):
         user = self.user
         return access.permissions_of(user), notification_services.group_names_for(user)
+
+    @database_sync_to_async
+    def _change_alert(self, action, *args):
+        try:
+            state = action(*args, self.user, self.client_address)
+        except alert_control.RuleNotFound as exc:
+            raise ProtocolError(protocol.NOT_FOUND, str(exc))
+        except (alert_control.NotFiring, ValueError) as exc:
+            raise ProtocolError(protocol.INVALID, str(exc))
+        alert_control.bump_version_quietly()
+        return state
 
     @database_sync_to_async
     def _fetch_mark_read(self, target):
@@ -359,19 +402,53 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(protocol.pong(command.id))
 
     async def command_set_interval(self, command):
+        before = await sampling.aget_state()
         state = await sampling.aset_interval(command.args["seconds"])
+        await self._audit("set_interval", {"interval": before.interval}, {"interval": state.interval})
         await self._announce_sampling("interval", state)
         await self.send_json(protocol.ack(command.id, interval=state.interval))
 
     async def command_pause(self, command):
-        state = await sampling.aset_paused(True)
+        await self._set_paused(command, True)
+
+    async def command_resume(self, command):
+        await self._set_paused(command, False)
+
+    async def _set_paused(self, command, paused):
+        before = await sampling.aget_state()
+        state = await sampling.aset_paused(paused)
+        await self._audit(command.type, {"paused": before.paused}, {"paused": state.paused})
         await self._announce_sampling("paused", state)
         await self.send_json(protocol.ack(command.id, paused=state.paused))
 
-    async def command_resume(self, command):
-        state = await sampling.aset_paused(False)
-        await self._announce_sampling("paused", state)
-        await self.send_json(protocol.ack(command.id, paused=state.paused))
+    async def _audit(self, action, before, after):
+        # After the change (Redis is its record): a database away loses the entry, not the action.
+        try:
+            entry = partial(audit_record, actor=self.user.get_username(), address=self.client_address)
+            await in_database_pool(entry, action, "sampling", before, after)
+        except DatabaseError as exc:
+            logger.warning("could not write the audit entry for %s: %s", action, exc)
+
+    async def command_ack_alert(self, command):
+        state = await self._change_alert(alert_control.acknowledge, command.args["rule"])
+        await self._announce_alert(state, "acknowledged")
+        await self.send_json(protocol.ack(command.id, rule=state))
+
+    async def command_silence_alert(self, command):
+        args = command.args
+        state = await self._change_alert(alert_control.silence, args["rule"], args["minutes"])
+        await self._announce_alert(state, "silenced")
+        await self.send_json(protocol.ack(command.id, rule=state))
+
+    async def command_unsilence_alert(self, command):
+        state = await self._change_alert(alert_control.unsilence, command.args["rule"])
+        await self._announce_alert(state, "unsilenced")
+        await self.send_json(protocol.ack(command.id, rule=state))
+
+    async def _announce_alert(self, state, change):
+        await self.channel_layer.group_send(
+            DASHBOARD_GROUP, events.alert_changed(state, change, self.user.get_username())
+        )
 
     async def command_snapshot(self, command):
         values, ts = await latest_values()
@@ -432,6 +509,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json(protocol.notification(notification, self.unread))
         self.seen_up_to = max(self.delivered, default=0)
         await self.send_json(protocol.unread(self.unread))
+
+    async def alert_changed(self, event):
+        await self.send_json(protocol.alert_state(event["state"], event["change"], event["by"]))
 
     async def access_revoked(self, event):
         # What this worker remembers about the user is stale too: the reconnect must ask again.

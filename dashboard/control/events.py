@@ -54,6 +54,13 @@ def notification_message(payload):
     return {"type": "notification.message", "notification": payload}
 
 
+@event("alert.changed")
+def alert_changed(state, change, by):
+    """An alert rule fired, resolved, or was acknowledged, silenced or unsilenced (`by`:
+    who, None for the collector); `state` is the rule's `as_state()`."""
+    return {"type": "alert.changed", "state": state, "change": change, "by": by}
+
+
 @event("notification.unread")
 def notification_unread(count):
     """A user's unread count changed (marked read in another tab or on another worker)."""

@@ -14,8 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dashboard.access import CONTROL_PERMISSION, VIEW_PERMISSION
+from dashboard.access import ALERT_PERMISSION, CONTROL_PERMISSION, VIEW_PERMISSION
 from dashboard.collector.sampling import validate_interval
+from notifications.alert_control import MAX_SILENCE_MINUTES, MIN_SILENCE_MINUTES
 
 PROTOCOL_VERSION = 1
 
@@ -117,6 +118,31 @@ def _mark_read_arguments(content):
     raise ValueError('mark_read needs `id`: a notification id (a positive integer) or "all"')
 
 
+def _rule_argument(content, command):
+    rule = content.get("rule")
+    if isinstance(rule, int) and not isinstance(rule, bool) and 0 < rule <= MAX_SAFE_INTEGER:
+        return rule
+    raise ValueError(f"{command} needs `rule`: an alert rule id (a positive integer)")
+
+
+def _ack_alert_arguments(content):
+    return {"rule": _rule_argument(content, "ack_alert")}
+
+
+def _unsilence_alert_arguments(content):
+    return {"rule": _rule_argument(content, "unsilence_alert")}
+
+
+def _silence_alert_arguments(content):
+    rule = _rule_argument(content, "silence_alert")
+    minutes = content.get("minutes")
+    if isinstance(minutes, bool) or not isinstance(minutes, int):
+        raise ValueError("silence_alert needs `minutes`: a whole number of minutes")
+    if not MIN_SILENCE_MINUTES <= minutes <= MAX_SILENCE_MINUTES:
+        raise ValueError(f"`minutes` must be from {MIN_SILENCE_MINUTES} to {MAX_SILENCE_MINUTES}")
+    return {"rule": rule, "minutes": minutes}
+
+
 # Every command, once. The consumer runs `spec.handler` after `dashboard.access`
 # allowed `spec.permission`; dashboard/tests/test_protocol.py fails if a handler is missing.
 COMMANDS = {
@@ -128,6 +154,9 @@ COMMANDS = {
         CommandSpec("resume", _no_arguments, CONTROL_PERMISSION),
         CommandSpec("snapshot", _no_arguments, VIEW_PERMISSION),
         CommandSpec("mark_read", _mark_read_arguments),
+        CommandSpec("ack_alert", _ack_alert_arguments, ALERT_PERMISSION),
+        CommandSpec("silence_alert", _silence_alert_arguments, ALERT_PERMISSION),
+        CommandSpec("unsilence_alert", _unsilence_alert_arguments, ALERT_PERMISSION),
     )
 }
 
@@ -215,7 +244,7 @@ def pong(message_id):
     return _with_id({"type": "pong", "server_time": server_time()}, message_id)
 
 
-def hello(user, sampling, can_control, online, notifications):
+def hello(user, sampling, can_control, online, notifications, alerts=(), can_manage_alerts=False):
     return {
         "type": "hello",
         "user": {"id": user.pk, "username": user.get_username()},
@@ -224,9 +253,16 @@ def hello(user, sampling, can_control, online, notifications):
         "interval": sampling.interval,
         "paused": sampling.paused,
         "can_control": can_control,
+        "can_manage_alerts": can_manage_alerts,
         "online": online,
         "notifications": notifications,
+        "alerts": list(alerts),
     }
+
+
+def alert_state(rule, change, by):
+    """A rule fired, resolved, was acknowledged, silenced or unsilenced (`by` is null for the collector)."""
+    return {"type": "alert_state", "rule": rule, "change": change, "by": by}
 
 
 def interval_changed(interval, by):

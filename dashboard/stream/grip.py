@@ -62,14 +62,11 @@ logger = logging.getLogger(__name__)
 REPLAY_BATCH = 100
 GRIP_CHANNEL_PREFIX = "events-"
 # Pushpin forwards new connections as fast as clients arrive, and a worker that
-# works on all of them at once finishes none in time. Measured with 3,000 at once,
-# 8 connected in the first 46 s: clients gave up after 15 s while their requests
-# were still being worked on (and a burst of 1,200 once emptied the shared Redis
-# pool). A few at a time, in arrival order, the first viewers get in at once and
-# the rest follow steadily. Nothing is refused for being late: measured, refusing
-# connects past 1,000 waiting (503, retried by the client) connected 242 of 3,000
-# in the storm's 35 s instead of all 3,000 in 19 s, since each retry costs Pushpin
-# as much CPU as a connect.
+# works on all of them at once finishes none in time (clients give up while their
+# requests are still being worked on). A few at a time, in arrival order, the first
+# viewers get in at once and the rest follow steadily. Nothing is refused for being
+# late: a refused connect is retried, and each retry costs Pushpin as much as a
+# connect. The measurements: docs/performance.md, "Design choices and their measurements".
 CONNECTS_AT_ONCE = 16
 CONNECTION_SWEEP_SECONDS = 1.0
 # asyncio.Semaphore wakes its waiters in arrival order.
@@ -221,6 +218,9 @@ REVIEWED_MIDDLEWARE = {
     "django.contrib.auth.middleware.AuthenticationMiddleware": "request.user, lazily, as it sets it",
     "django.contrib.messages.middleware.MessageMiddleware": "no messages are read or stored by a stream",
     "django.middleware.clickjacking.XFrameOptionsMiddleware": "its response step runs here",
+    "csp.middleware.CSPMiddleware": "a policy governs documents; an event stream loads nothing",
+    "axes.middleware.AxesMiddleware": "acts on login attempts only; a stream GET authenticates nothing",
+    "audit.context.AuditContextMiddleware": "names who makes a change; a stream GET changes nothing",
 }
 
 
@@ -229,8 +229,8 @@ class ProxiedStreamConnects:
 
     Why: Pushpin forwards every new viewer, so a connect storm is thousands of
     these short requests, and under ASGI each sync middleware costs two trips
-    to a thread. Profiled at 2,000 connects through Pushpin, one worker managed
-    about 100 a second, most of it spent in those hops and the session read.
+    to a thread; profiled, those hops and the session read were most of a
+    connect's cost (docs/performance.md, "Design choices and their measurements").
     Here the request skips the chain: GripMiddleware's own request and response
     steps still run (signature check, Grip-Last, the instruct headers), the
     session is read through Django's async session API, and the security headers
@@ -264,8 +264,8 @@ class ProxiedStreamConnects:
             return
         # A connect that waited too long is given up by its client, and Pushpin then drops
         # the request: daphne reports that as http.disconnect, and the worker skips it.
-        # Measured, a 10,000-client storm otherwise spent the worker on requests nobody
-        # waited for any more (22 connected in the storm's 40 s).
+        # Otherwise a storm spends the worker on requests nobody waits for any more
+        # (docs/performance.md, "Design choices and their measurements").
         disconnected = asyncio.ensure_future(receive())
         try:
             response = await grip_events(request, abandoned=disconnected.done)
@@ -289,7 +289,7 @@ class ProxiedStreamConnects:
 
         A session the cache no longer had was read from the database on the streams'
         shared thread, and nothing else would close that connection (or drop it once
-        the database restarts). Sweeping after every connect cost 0.3-0.5 ms each."""
+        the database restarts). Sweeping after every connect costs a thread hop each."""
         now = time.monotonic()
         if now < self.next_sweep:
             return

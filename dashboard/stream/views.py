@@ -207,6 +207,8 @@ STREAM_SKIPS_MIDDLEWARE = frozenset(
         "django.middleware.csrf.CsrfViewMiddleware",
         "django.contrib.messages.middleware.MessageMiddleware",
         "django.middleware.clickjacking.XFrameOptionsMiddleware",
+        # A stream changes no configuration: nothing to audit.
+        "audit.context.AuditContextMiddleware",
     }
 )
 

@@ -111,6 +111,16 @@ def test_it_requires_secret_key_without_debug():
         ({"DEBUG": "1", "CSRF_TRUSTED_ORIGINS": "example.org"}, "CSRF_TRUSTED_ORIGINS"),
         ({"DEBUG": "0", "SECRET_KEY": "x" * 60}, "ALLOWED_HOSTS"),
         ({"DEBUG": "1", "METRICS_RETENTION_HOURS": "soon"}, "METRICS_RETENTION_HOURS"),
+        ({"DEBUG": "1", "API_MAX_BODY_BYTES": "10MB"}, "API_MAX_BODY_BYTES"),
+        ({"DEBUG": "1", "API_MAX_POINTS": "0"}, "API_MAX_POINTS"),
+        ({"DEBUG": "1", "API_TOKEN_REQUESTS_PER_SECOND": "-1"}, "API_TOKEN_REQUESTS_PER_SECOND"),
+        ({"DEBUG": "1", "API_TOKEN_POINTS_PER_SECOND": "lots"}, "API_TOKEN_POINTS_PER_SECOND"),
+        ({"DEBUG": "1", "EMAIL_PORT": "smtp"}, "EMAIL_PORT"),
+        ({"DEBUG": "1", "EMAIL_PORT": "70000"}, "EMAIL_PORT"),
+        ({"DEBUG": "1", "EMAIL_USE_TLS": "sometimes"}, "EMAIL_USE_TLS"),
+        ({"DEBUG": "1", "DEFAULT_FROM_EMAIL": "not an address"}, "DEFAULT_FROM_EMAIL"),
+        ({"DEBUG": "1", "DELIVERY_TIMEOUT": "0"}, "DELIVERY_TIMEOUT"),
+        ({"DEBUG": "1", "AUDIT_RETENTION_DAYS": "forever"}, "AUDIT_RETENTION_DAYS"),
         # Without its key any Grip-Sig passes as Pushpin's: production refuses to start.
         (
             {
@@ -157,6 +167,21 @@ def test_production_settings_pass_check_deploy():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_mail_goes_to_the_console_without_email_host_and_over_smtp_with_it():
+    assert settings_value("settings.EMAIL_BACKEND", DEBUG="1").endswith("console.EmailBackend")
+    smtp = "(settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT, settings.DEFAULT_FROM_EMAIL)"
+    assert (
+        settings_value(
+            smtp,
+            DEBUG="1",
+            EMAIL_HOST="mail.example.org",
+            EMAIL_PORT="1025",
+            DEFAULT_FROM_EMAIL="ops@example.org",
+        )
+        == "('django.core.mail.backends.smtp.EmailBackend', 'mail.example.org', 1025, 'ops@example.org')"
+    )
+
+
 def check_deploy(**env):
     return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
@@ -197,3 +222,15 @@ def test_it_reads_the_env_file_for_what_the_environment_does_not_set(tmp_path):
     shown = "settings.REDIS_PREFIX, settings.METRICS_RETENTION_HOURS, settings.DEBUG"
     result = settings_value(shown, ENV_FILE=str(dotenv), REDIS_PREFIX="from-the-environment")
     assert result == "from-the-environment 7 True"
+
+
+def test_a_malformed_log_level_stops_start_up_in_one_line():
+    result = run_check(DEBUG="1", LOG_LEVEL="loud")
+    assert result.returncode != 0
+    assert "LOG_LEVEL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_log_level_is_read_whatever_its_case():
+    assert settings_value("settings.LOG_LEVEL", DEBUG="1", LOG_LEVEL="Warning") == "WARNING"

@@ -49,7 +49,7 @@ async def status_of(url, cookies):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("change", [revoke_view_permission, deactivate])
-async def test_a_lost_permission_closes_the_stream_within_the_cache_window(
+async def test_a_lost_permission_refuses_the_next_connect_once_the_cache_window_passes(
     worker, alice, alice_cookies, change
 ):
     url = events_url(worker, "metrics")

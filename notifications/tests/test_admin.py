@@ -83,6 +83,7 @@ def test_alert_rule_pages_load_and_a_rule_can_be_added(admin_client_):
             "threshold": "90",
             "sustain_seconds": "30",
             "cooldown_seconds": "300",
+            "repeat_minutes": "60",
             "level": "warning",
             "recipient_group": "",
             "enabled": "on",

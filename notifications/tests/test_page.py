@@ -143,6 +143,54 @@ def test_a_second_tab_follows_the_first_and_shows_each_notification_once(alice, 
     assert second_tab.locator(".toast").count() == 1
 
 
+def test_the_bell_menu_lists_and_pauses_my_delivery_channels(alice, bob, page_for_alice):
+    from notifications.models import DeliveryChannel
+
+    mine = orm(DeliveryChannel.objects.create, kind="email", target="alice@example.org", owner_user=alice)
+    orm(DeliveryChannel.objects.create, kind="email", target="bob@example.org", owner_user=bob)
+    page = page_for_alice
+    page.goto(page.base_url + "/")
+    page.get_by_role("button", name="Notifications").click()
+    section = page.locator("#my-channels")
+    section.get_by_text("email · alice@example.org").wait_for()
+    assert "bob@example.org" not in section.inner_text()
+
+    section.get_by_role("button", name="Pause email alice@example.org").click()
+    section.get_by_role("button", name="Resume email alice@example.org").wait_for()
+    wait_for(lambda: orm(lambda: DeliveryChannel.objects.get(pk=mine.pk).paused), message="paused")
+    assert page.errors == []
+
+
+def test_an_acknowledgement_on_one_page_shows_on_another(alice, admin_user, daphne_workers, browser):
+    from dashboard.models import Metric
+    from notifications.models import AlertRule
+
+    rule = orm(
+        lambda: AlertRule.objects.create(
+            name="Disk filling up", metric=Metric.objects.create(key="disk"), threshold=80, firing=True
+        )
+    )
+    base = daphne_workers(1)[0]
+    pages = {}
+    for name, user in (("alice", alice), ("admin", admin_user)):
+        cookie = orm(session_cookie, user)[settings.SESSION_COOKIE_NAME]
+        page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        page.set_default_timeout(15_000)
+        page.context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": cookie, "url": base}])
+        page.goto(base + "/")
+        pages[name] = page
+    watcher, operator = pages["alice"], pages["admin"]
+    watcher.locator("#alerts").get_by_text("Disk filling up").wait_for()
+    assert watcher.locator("#alerts button").count() == 0  # alice may not acknowledge
+
+    operator.get_by_role("button", name="Acknowledge Disk filling up").click()
+    watcher.locator("#alerts").get_by_text("acknowledged by admin").wait_for()
+    wait_for(lambda: orm(lambda: AlertRule.objects.get(pk=rule.pk).acknowledged_by_id) == admin_user.pk)
+
+    operator.get_by_role("button", name="Silence 1 h Disk filling up").click()
+    watcher.locator("#alerts").get_by_text("silenced until").wait_for()
+
+
 # Links the server's validation refuses, stored anyway (an older row, a direct ORM write):
 # the page is the last line and must not link them. Browsers drop tabs and newlines
 # from URLs, so "/\t/evil.example" is "//evil.example", another site.

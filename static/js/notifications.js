@@ -159,13 +159,77 @@
     head.appendChild(all);
     const list = [...items.values()].sort((a, b) => b.id - a.id);
     const nodes = list.length ? list.map(renderItem) : [element("div", "empty", "No notifications yet.")];
-    menu.replaceChildren(head, ...nodes);
+    menu.replaceChildren(head, ...nodes, renderChannels());
+  }
+
+  // The user's own delivery channels (e-mail, webhooks), with a pause switch each.
+
+  let channels = null; // null until loaded
+
+  function renderChannels() {
+    const section = element("div", "channels");
+    section.id = "my-channels";
+    section.appendChild(element("strong", null, "My delivery channels"));
+    if (channels === null) {
+      section.appendChild(element("div", "time", "Loading…"));
+      return section;
+    }
+    if (!channels.length) section.appendChild(element("div", "time", "None: an administrator can add e-mail or webhook channels."));
+    for (const channel of channels) {
+      const row = element("div", "channel");
+      row.dataset.channel = channel.id;
+      row.appendChild(element("span", "target", channel.kind + " · " + channel.target));
+      if (channel.paused) row.appendChild(element("span", "time", "paused"));
+      const toggle = element("button", "button small", channel.paused ? "Resume" : "Pause");
+      toggle.type = "button";
+      toggle.dataset.action = "toggle-channel";
+      toggle.setAttribute("aria-label", (channel.paused ? "Resume " : "Pause ") + channel.kind + " " + channel.target);
+      row.appendChild(toggle);
+      section.appendChild(row);
+    }
+    return section;
+  }
+
+  async function loadChannels() {
+    if (!ld.config.channelsUrl) return;
+    try {
+      const response = await fetch(ld.config.channelsUrl, { credentials: "same-origin" });
+      if (!response.ok) return;
+      channels = (await response.json()).channels || [];
+    } catch (error) {
+      return; // offline: the section keeps saying it is loading; the next open tries again
+    }
+    render();
+  }
+
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  async function toggleChannel(id) {
+    const channel = (channels || []).find((c) => c.id === id);
+    if (!channel) return;
+    try {
+      const response = await fetch(ld.config.channelsUrl + id + "/", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        body: JSON.stringify({ paused: !channel.paused }),
+      });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      Object.assign(channel, await response.json());
+    } catch (error) {
+      ld.toast("Channel not changed", String(error.message || error), "warning");
+    }
+    render();
   }
 
   function open() {
     menu.hidden = false;
     button.setAttribute("aria-expanded", "true");
     render();
+    loadChannels();
     refreshTimer = setInterval(render, 30000); // keeps "2 min ago" true while open
   }
 
@@ -185,6 +249,11 @@
     event.stopPropagation();
     if (event.target.closest("[data-action=mark-all]")) {
       markRead("all");
+      return;
+    }
+    const toggle = event.target.closest("[data-action=toggle-channel]");
+    if (toggle) {
+      toggleChannel(Number(toggle.closest("[data-channel]").dataset.channel));
       return;
     }
     const node = event.target.closest(".item");

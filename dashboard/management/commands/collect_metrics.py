@@ -4,14 +4,18 @@ import signal
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from audit.services import prune as audit_prune
 from dashboard.collector.collector import (
     Collector,
     register_builtin_metrics,
 )
 from notifications.alerts import AlertEvaluator
+from notifications.delivery import DeliveryWorker
 from notifications.services import push_pending
 
 logger = logging.getLogger("dashboard.collector.collector")
+
+AUDIT_PRUNE_EVERY = 3600.0
 
 
 class Command(BaseCommand):
@@ -32,10 +36,18 @@ class Command(BaseCommand):
             raise CommandError(f"cannot register the built-in metrics (is the database migrated?): {exc}")
         if created:
             logger.info("registered metrics: %s", ", ".join(created))
-        collector = Collector(evaluator=AlertEvaluator(), outbox=push_pending)
+        collector = Collector(
+            evaluator=AlertEvaluator(), outbox=push_pending, chores=[(AUDIT_PRUNE_EVERY, audit_prune)]
+        )
         # Finish the tick in progress and exit 0, so supervisors see a clean stop.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: collector.stop())
+        # Notification deliveries (e-mail, webhooks) go out from here, beside the ticks:
+        # every topology runs exactly this process, and it is the one whose alert rules fire.
+        deliveries = DeliveryWorker().start()
         logger.info("collector started")
-        count = collector.run(max_ticks=ticks)
+        try:
+            count = collector.run(max_ticks=ticks)
+        finally:
+            deliveries.stop(timeout=15)
         logger.info("collector stopped after %d ticks", count)

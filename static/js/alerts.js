@@ -1,0 +1,89 @@
+// Firing and silenced alert rules, shared by everyone watching: who acknowledged,
+// until when a rule is silenced, and (for those allowed) the buttons to do it.
+// State comes in the socket's hello (`alerts`) and in `alert_state` broadcasts.
+(function () {
+  "use strict";
+  const ld = window.livedash;
+  const strip = document.getElementById("alerts");
+  if (!ld || !strip) return;
+
+  const SILENCE_MINUTES = 60;
+  const rules = new Map(); // id -> the rule's state, as the server sent it
+  let canManage = false;
+
+  function keep(rule) {
+    if (rule.firing || rule.silenced_until) rules.set(rule.id, rule);
+    else rules.delete(rule.id);
+  }
+
+  function element(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function button(label, action, rule, name) {
+    const node = element("button", "button small", label);
+    node.type = "button";
+    node.dataset.action = action;
+    node.dataset.rule = rule.id;
+    node.setAttribute("aria-label", label + " " + name);
+    return node;
+  }
+
+  function clock(iso) {
+    const date = new Date(iso);
+    return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  function render() {
+    const nodes = [...rules.values()].sort((a, b) => a.id - b.id).map((rule) => {
+      const row = element("div", "alert level-" + (rule.level || "warning"));
+      row.dataset.rule = rule.id;
+      row.appendChild(element("strong", "name", rule.name));
+      const parts = [];
+      if (rule.firing) parts.push("firing");
+      if (rule.acknowledged_by) parts.push("acknowledged by " + rule.acknowledged_by);
+      if (rule.silenced_until) parts.push("silenced until " + clock(rule.silenced_until) + (rule.silenced_by ? " by " + rule.silenced_by : ""));
+      row.appendChild(element("span", "state", parts.join(" · ")));
+      if (canManage) {
+        if (rule.firing && !rule.acknowledged_by) row.appendChild(button("Acknowledge", "ack_alert", rule, rule.name));
+        if (rule.silenced_until) row.appendChild(button("Unsilence", "unsilence_alert", rule, rule.name));
+        else row.appendChild(button("Silence 1 h", "silence_alert", rule, rule.name));
+      }
+      return row;
+    });
+    strip.replaceChildren(...nodes);
+    strip.hidden = nodes.length === 0;
+  }
+
+  ld.on("ws:hello", (message) => {
+    canManage = Boolean(message.can_manage_alerts);
+    rules.clear();
+    for (const rule of message.alerts || []) keep(rule);
+    render();
+  });
+
+  ld.on("ws:alert_state", (message) => {
+    if (!message.rule || typeof message.rule.id !== "number") return;
+    keep(message.rule);
+    render();
+  });
+
+  strip.addEventListener("click", (event) => {
+    const target = event.target.closest("[data-action]");
+    if (!target) return;
+    const command = { type: target.dataset.action, rule: Number(target.dataset.rule) };
+    if (command.type === "silence_alert") command.minutes = SILENCE_MINUTES;
+    const sent = ld.socket && typeof ld.socket.send === "function" && ld.socket.send(command);
+    if (!sent) ld.toast("Not connected", "Try again once the control channel is back.", "warning");
+  });
+
+  // A refusal (say, the rule stopped firing meanwhile) is shown, not swallowed.
+  ld.on("ws:error", (message) => {
+    if (message.id === undefined && ["invalid", "not_found", "forbidden"].includes(message.code) && /rule/.test(message.message)) {
+      ld.toast("Alert not changed", message.message, "warning");
+    }
+  });
+})();
