@@ -11,8 +11,15 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# `make run` writes what it chose (DEBUG, DATABASE_URL, REDIS_URL, ...) to .env, so
+# commands in another terminal reach the same database and Redis. Variables set in
+# the environment win over the file. ENV_FILE names another file.
+ENV_FILE = os.environ.get("ENV_FILE", "").strip() or str(BASE_DIR / ".env")
+load_dotenv(ENV_FILE, override=False)
 
 
 def envbool(name, default):
@@ -175,7 +182,8 @@ REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "livedash").strip() or "livedash"
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # channels_redis' pub/sub layer, telling sockets when their worker lost Redis.
+        "BACKEND": "dashboard.control.layer.ResyncingPubSubChannelLayer",
         "CONFIG": {
             "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
             "prefix": f"{REDIS_PREFIX}:ws",
@@ -184,8 +192,8 @@ CHANNEL_LAYERS = {
 }
 
 # Sessions are read on every request, and on every SSE (re)connect: keep them in
-# Redis in front of the database (cached_db falls back to the database if Redis
-# is unavailable, so logins survive a Redis restart).
+# Redis in front of the database. dashboard.sessions guards every cache call, so
+# with Redis away sessions (and logins) work from the database alone.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -198,7 +206,7 @@ CACHES = {
         },
     },
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_ENGINE = "dashboard.sessions"
 
 # Login lockout (django-axes): at most 10 failed logins for one username from one
 # client address within 15 minutes; then that pair is refused for 15 minutes, on
@@ -277,7 +285,8 @@ if not DEBUG:
     # nginx says whether the client used HTTPS in X-Forwarded-Proto. No
     # SECURE_PROXY_SSL_HEADER: the web worker (deploy/worker.py) already sets the
     # request's scheme from it, believing only the peers in FORWARDED_ALLOW_IPS.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Health checks and Prometheus scrape the workers over the private network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 # Fails in one line like every other setting, rather than deep inside logging's setup.
 LOG_LEVEL = envchoice("LOG_LEVEL", "info", {"debug", "info", "warning", "error", "critical"}).upper()

@@ -15,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django_eventstream.utils import get_storage
 
-from dashboard import frames
+from dashboard import frames, telemetry
 from dashboard.models import KEY_MAX_LENGTH, Metric
 from dashboard.redis import get_sync_client
 from dashboard.storage import rate_key
@@ -37,6 +37,7 @@ def send(channel, event_type, data):
     """Store and publish one event on `channel`; returns the stored `Event` (with its id)."""
     payload = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False)
     event = get_storage().append_event(channel, event_type, payload)
+    telemetry.count_published(channel)
     if getattr(settings, "GRIP_URL", None):
         _publish_through_grip(event)
     return event
@@ -48,6 +49,7 @@ def send_many(channel, event_type, items):
         json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False) for data in items
     ]
     events = get_storage().append_events(channel, event_type, payloads)
+    telemetry.count_published(channel, len(events))
     if getattr(settings, "GRIP_URL", None):
         for event in events:
             _publish_through_grip(event)
@@ -108,6 +110,7 @@ def metric_data(name, value, ts=None):
     return frames.metric(name, value, ts)
 
 
+@telemetry.counted_ingest
 def publish_metric(name, value, ts=None):
     """Publish one value of a custom metric to every dashboard.
 
@@ -141,6 +144,7 @@ def validate_metrics(points):
     return batch
 
 
+@telemetry.counted_ingest
 def publish_metrics(points):
     """Publish many values as `publish_metric` does each, all or nothing.
 

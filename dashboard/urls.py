@@ -7,6 +7,7 @@ from dashboard.stream import views as sse
 urlpatterns = [
     path("", views.index, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("events/", sse.events, name="events"),
     path("api/metrics/history/", history.metrics_history, name="metrics-history"),
 ]

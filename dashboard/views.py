@@ -1,12 +1,14 @@
 import redis
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from api.auth import token_required
+from dashboard import telemetry
 from dashboard.access import can_control_sampling, can_view_metrics
 from dashboard.live import STREAM_EVENT_TYPES
 from dashboard.redis import get_sync_client
@@ -74,3 +76,15 @@ def healthz(request):
         **{k: "ok" if v else "down" for k, v in checks.items()},
     }
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+@require_GET
+@never_cache
+@token_required("scrape")
+def metrics(request):
+    """Prometheus text exposition of livedash itself, summed over every worker."""
+    try:
+        body = telemetry.render()
+    except (redis.RedisError, OSError):
+        return HttpResponse("Redis is unavailable\n", status=503, content_type="text/plain")
+    return HttpResponse(body, content_type=telemetry.CONTENT_TYPE)
