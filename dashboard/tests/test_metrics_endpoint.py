@@ -174,3 +174,26 @@ async def test_it_sums_over_every_worker_and_process(
             while not summed(text := await scrape(base_url)):
                 assert asyncio.get_running_loop().time() < deadline, text
                 await asyncio.sleep(0.2)
+
+
+def test_it_counts_api_refusals_by_reason_and_webhook_outcomes(client, redis_url, scrape_token):
+    from deploy.supervisor import free_port
+    from notifications.delivery import send_due
+    from notifications.models import DeliveryChannel
+    from notifications.services import notify
+
+    assert client.post("/api/v1/metrics", {"name": "x", "value": 1}, "application/json").status_code == 401
+    _, ingest = ApiToken.create("ingest", metric_patterns=["*"])
+    refused = client.post("/api/v1/metrics", "name=x", "text/plain", HTTP_AUTHORIZATION=f"Bearer {ingest}")
+    assert refused.status_code == 415
+
+    # A webhook on a port nobody listens on: the attempt fails and waits for a retry.
+    DeliveryChannel.objects.create(kind="webhook", target=f"http://127.0.0.1:{free_port()}/hook", secret="s")
+    notify(None, "disk full", level="error")
+    assert send_due() == 0
+
+    telemetry.flush()
+    text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {scrape_token}").content.decode()
+    assert value(text, "livedash_ingest_refusals_total", reason="unauthenticated") == 1
+    assert value(text, "livedash_ingest_refusals_total", reason="unsupported_media_type") == 1
+    assert value(text, "livedash_notification_deliveries_total", channel="webhook", outcome="retrying") == 1
