@@ -15,6 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django_eventstream.utils import get_storage
 
+from dashboard import rollups
 from dashboard.models import KEY_MAX_LENGTH, Metric
 from dashboard.redis import get_sync_client
 from dashboard.storage import rate_key
@@ -67,13 +68,14 @@ def validate_number(value, what="metric value"):
 def publish_metric(name, value, ts=None):
     """Publish one value of a custom metric to every dashboard.
 
-    Raises `ValueError` naming the problem on a bad name, value or timestamp, and
-    then publishes nothing. The metric is registered (source=custom) on its first
+    Raises `ValueError` naming the problem on a bad name, value or timestamp (one
+    older than the history keeps or more than 5 minutes ahead), and then publishes
+    nothing. The metric is registered (source=custom) on its first
     publish; the event goes out once that registration is committed.
     """
     name = validate_metric_name(name)
     value = validate_number(value)
-    ts = time.time() if ts is None else validate_number(ts, "timestamp")
+    ts = time.time() if ts is None else rollups.check_ts(validate_number(ts, "timestamp"))
     data = {"name": name, "value": value, "ts": ts}
     with transaction.atomic():
         Metric.objects.get_or_create(key=name, defaults={"source": Metric.Source.CUSTOM})

@@ -8,6 +8,7 @@ from dashboard.collector.collector import (
     Collector,
     register_builtin_metrics,
 )
+from dashboard.rollups import RollupWriter
 from notifications.alerts import AlertEvaluator
 from notifications.services import push_pending
 
@@ -17,7 +18,8 @@ logger = logging.getLogger("dashboard.collector.collector")
 class Command(BaseCommand):
     help = (
         "Sample host and app metrics and publish one frame per tick on the `metrics` SSE channel. "
-        "Runs until SIGTERM or SIGINT; the interval and pause come from the dashboard's controls."
+        "Runs until SIGTERM or SIGINT; the interval and pause come from the dashboard's controls. "
+        "A thread of it writes the long-range history (rollups) to the database and prunes it."
     )
 
     def add_arguments(self, parser):
@@ -37,5 +39,10 @@ class Command(BaseCommand):
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: collector.stop())
         logger.info("collector started")
-        count = collector.run(max_ticks=ticks)
+        writer = RollupWriter().start()
+        try:
+            count = collector.run(max_ticks=ticks)
+        finally:
+            # One last round, so what this run published is in the rollups before it exits.
+            writer.stop()
         logger.info("collector stopped after %d ticks", count)
