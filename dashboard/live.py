@@ -22,6 +22,12 @@ from dashboard.storage import rate_key
 from dashboard.stream.channels import METRICS_CHANNEL
 
 METRIC_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
+FRAME_EVENT = "frame"
+METRIC_EVENT = "metric"
+# What the `metrics` channel carries; the page listens for these and for the
+# library's own `stream-reset` (see STREAM_EVENT_TYPES).
+EVENT_TYPES = (FRAME_EVENT, METRIC_EVENT)
+STREAM_EVENT_TYPES = (*EVENT_TYPES, "stream-reset")
 
 
 def send(channel, event_type, data):
@@ -79,11 +85,11 @@ def publish_metric(name, value, ts=None):
     data = {"name": name, "value": value, "ts": ts}
     with transaction.atomic():
         Metric.objects.get_or_create(key=name, defaults={"source": Metric.Source.CUSTOM})
-        transaction.on_commit(lambda: send(METRICS_CHANNEL, "metric", data))
+        transaction.on_commit(lambda: send(METRICS_CHANNEL, METRIC_EVENT, data))
     return data
 
 
 def publish_frame(seq, ts, values, firing=()):
     """Publish one collector tick: `values` maps metric keys to numbers."""
     data = {"seq": int(seq), "ts": ts, "values": dict(values), "firing": list(firing)}
-    return send(METRICS_CHANNEL, "frame", data)
+    return send(METRICS_CHANNEL, FRAME_EVENT, data)

@@ -3,11 +3,13 @@ from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from dashboard.live import STREAM_EVENT_TYPES
 from dashboard.redis import get_sync_client
-from dashboard.stream.channels import can_control_sampling, can_view_metrics
+from dashboard.stream.channels import METRICS_CHANNEL, can_control_sampling, can_view_metrics
 
 INTERVAL_CHOICES = [0.25, 0.5, 1, 2, 5, 10, 30, 60]
 
@@ -22,8 +24,14 @@ def index(request):
         "user": {"id": user.pk, "username": user.get_username()},
         "canViewMetrics": can_view,
         "canControl": can_control,
-        "eventsUrl": "/events/",
-        "historyUrl": "/api/metrics/history/",
+        # stream.js opens one EventSource for these channels and re-emits these events.
+        "stream": {
+            "url": reverse("events"),
+            "channels": [METRICS_CHANNEL] if can_view else [],
+            "events": list(STREAM_EVENT_TYPES),
+        },
+        "metricsChannel": METRICS_CHANNEL,
+        "historyUrl": reverse("metrics-history"),
         "socketPath": "/ws/dashboard/",
     }
     context = {

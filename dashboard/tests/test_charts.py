@@ -1,6 +1,7 @@
 """The live charts in a real Chromium, against a real daphne worker, Redis and collector."""
 
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -135,3 +136,32 @@ def test_switching_the_window_reloads_history_for_it(dashboard):
     assert page.evaluate("livedash.charts.windowMinutes()") == 60
     assert "active" in page.get_attribute("[data-window='60']", "class")
     assert "active" not in page.get_attribute("[data-window='15']", "class")
+
+
+def test_it_re_emits_each_stream_event_on_the_bus_for_any_listener(dashboard):
+    page = dashboard()
+    page.wait_for_function("document.getElementById('sse-status').dataset.state === 'connected'")
+    # A second consumer of the stream: it only subscribes, the EventSource stays stream.js's.
+    page.evaluate("window.seen = []; livedash.on('sse:metric', (point) => window.seen.push(point))")
+    publish_metric("signups", 7)
+    page.wait_for_function("window.seen.length === 1")
+    assert page.evaluate("window.seen[0].name") == "signups"
+    assert page.evaluate("window.seen[0].value") == 7
+    page.wait_for_function("livedash.charts.points('signups') === 1")
+
+
+def test_it_opens_the_stream_for_the_channels_the_page_config_names(dashboard):
+    page = dashboard()
+    page.wait_for_function("document.getElementById('sse-status').dataset.state === 'connected'")
+    with page.expect_request(lambda r: "/events/" in r.url) as request:
+        page.evaluate("livedash.charts.reload()")
+    url = urlsplit(request.value.url)
+    assert url.path == "/events/"
+    assert parse_qs(url.query)["channel"] == ["metrics"]
+
+
+def test_it_formats_with_the_helpers_from_their_own_file(dashboard):
+    page = dashboard()
+    assert page.evaluate("livedash.format.withUnit(2048, 'B/s')") == {"text": "2", "unit": "KB/s"}
+    assert page.evaluate("livedash.format.axis(1536, 'B/s')") == "1.5K"
+    assert page.evaluate("livedash.format.age(90)") == "1 min ago"

@@ -28,3 +28,18 @@ def test_it_loads_no_asset_from_another_host(client, alice):
     html = client.get("/").content.decode()
     assert "http://" not in html.replace("http://testserver", "")
     assert "https://" not in html
+
+
+def page_config(client, user):
+    client.force_login(user)
+    response = client.get("/")
+    return response.context["page_config"]
+
+
+def test_it_names_the_stream_channels_the_user_may_read(client, alice, charlie):
+    stream = page_config(client, alice)["stream"]
+    assert stream["url"] == "/events/"
+    assert stream["channels"] == ["metrics"]
+    assert stream["events"] == ["frame", "metric", "stream-reset"]
+    client.logout()
+    assert page_config(client, charlie)["stream"]["channels"] == []

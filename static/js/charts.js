@@ -1,6 +1,7 @@
 // The live charts: one uPlot chart per enabled metric, filled from the history
-// endpoint and continued from the `metrics` SSE stream, resuming exactly where
-// the history ended (its last_event_id), so the seam has no gap and no duplicate.
+// endpoint and continued from the `metrics` channel's events ("sse:frame",
+// "sse:metric" from stream.js), the stream resuming exactly where the history
+// ended (its last_event_id), so the seam has no gap and no duplicate.
 //
 // Events only change data; drawing happens once per animation frame for every
 // chart that changed, so 20 charts updating every second cost one layout pass,
@@ -10,21 +11,15 @@
   const ld = window.livedash;
   const config = ld.config || {};
   const root = document.getElementById("charts");
-  const STATUS_ID = "sse-status";
   const WINDOWS = [5, 15, 60];
   const DEFAULT_WINDOW = 15;
   const WINDOW_STORAGE_KEY = "livedash.window";
-  // After this long without a working stream the indicator says offline, not reconnecting.
-  const OFFLINE_AFTER_MS = 15000;
   // Points per chart never exceed a window's worth at the fastest interval (0.25 s).
   const MAX_POINTS_PER_MINUTE = 240;
   const PLOT_HEIGHT = 130;
 
-  if (!root || !ld) return;
-  if (!config.canViewMetrics) {
-    ld.setStatus(STATUS_ID, "offline", "no permission");
-    return;
-  }
+  if (!root || !ld || !ld.stream) return;
+  if (!config.canViewMetrics) return; // stream.js shows "no permission"
 
   const state = {
     windowMinutes: initialWindow(),
@@ -33,71 +28,12 @@
     lastSeq: 0,
     lastFrameTs: 0,
     clockOffset: 0, // server ts minus browser clock, from live frames
-    lastUpdateAt: null, // browser time of the last event from the stream
-    everOpened: false,
-    disconnectedSince: null,
-    source: null,
     generation: 0, // bumps on every history load; stale loads are dropped
     refetchQueued: false,
     renderQueued: false,
   };
 
-  // ---- formatting -------------------------------------------------------
-
-  function formatNumber(value) {
-    if (value === null || value === undefined || !isFinite(value)) return "–";
-    const abs = Math.abs(value);
-    if (abs >= 1e6) return (value / 1e6).toFixed(abs >= 1e7 ? 0 : 1) + "M";
-    if (abs >= 1e4) return (value / 1e3).toFixed(abs >= 1e5 ? 0 : 1) + "k";
-    if (Number.isInteger(value)) return String(value);
-    return value.toFixed(abs >= 100 ? 0 : abs >= 10 ? 1 : 2);
-  }
-
-  // Rates in bytes read better scaled: "1.2 MB/s" rather than "1.2M B/s".
-  function formatWithUnit(value, unit) {
-    if (unit === "B/s" && isFinite(value) && value !== null) {
-      const steps = ["B/s", "KB/s", "MB/s", "GB/s"];
-      let scaled = value;
-      let step = 0;
-      while (Math.abs(scaled) >= 1024 && step < steps.length - 1) {
-        scaled /= 1024;
-        step += 1;
-      }
-      return { text: formatNumber(Math.round(scaled * 10) / 10), unit: steps[step] };
-    }
-    return { text: formatNumber(value), unit: unit || "" };
-  }
-
-  // Axis labels have ~45 px: "195K" rather than "195 KB/s"; bytes scale by 1024.
-  function formatAxis(value, unit) {
-    if (unit !== "B/s") {
-      const text = formatNumber(value);
-      return /^-?\d+\.\d+$/.test(text) ? text.replace(/\.?0+$/, "") : text;
-    }
-    const steps = ["", "K", "M", "G"];
-    let scaled = value;
-    let step = 0;
-    while (Math.abs(scaled) >= 1024 && step < steps.length - 1) {
-      scaled /= 1024;
-      step += 1;
-    }
-    const text = formatNumber(Math.round(scaled * 10) / 10);
-    return (text.includes(".") ? text.replace(/\.?0+$/, "") : text) + steps[step];
-  }
-
-  function pad2(n) {
-    return n < 10 ? "0" + n : String(n);
-  }
-
-  // Local wall-clock times; seconds only when the ticks are less than a minute apart.
-  function formatTimes(splits) {
-    const withSeconds = splits.length > 1 && splits[1] - splits[0] < 60;
-    return splits.map((ts) => {
-      const d = new Date(ts * 1000);
-      const hm = pad2(d.getHours()) + ":" + pad2(d.getMinutes());
-      return withSeconds ? hm + ":" + pad2(d.getSeconds()) : hm;
-    });
-  }
+  const fmt = ld.format;
 
   function levelFor(def, value) {
     if (value === null || value === undefined) return "ok";
@@ -208,7 +144,7 @@
           ticks: { stroke: COLORS.grid, width: 1 },
           font: "11px system-ui, sans-serif",
           size: 28,
-          values: (u, splits) => formatTimes(splits),
+          values: (u, splits) => fmt.times(splits),
         },
         {
           stroke: COLORS.axis,
@@ -219,7 +155,7 @@
           // Counts get no "0.5" labels: only whole ticks are labelled when every value is whole.
           values: (u, splits) => {
             const whole = chart.ys.every(Number.isInteger);
-            return splits.map((v) => (whole && !Number.isInteger(v) ? "" : formatAxis(v, chart.def.unit)));
+            return splits.map((v) => (whole && !Number.isInteger(v) ? "" : fmt.axis(v, chart.def.unit)));
           },
         },
       ],
@@ -350,7 +286,7 @@
     for (const chart of state.charts.values()) {
       if (!chart.dirty) continue;
       chart.dirty = false;
-      const shown = formatWithUnit(chart.current, chart.def.unit);
+      const shown = fmt.withUnit(chart.current, chart.def.unit);
       chart.dom.value.textContent = shown.text;
       chart.dom.unit.textContent = shown.unit;
       chart.dom.card.dataset.level = levelFor(chart.def, chart.current);
@@ -436,7 +372,7 @@
 
   async function loadHistory(attempt) {
     const generation = ++state.generation;
-    closeStream();
+    ld.stream.close();
     let response;
     try {
       response = await fetch(config.historyUrl + "?minutes=" + state.windowMinutes, {
@@ -448,21 +384,21 @@
     }
     if (generation !== state.generation) return;
     if (response.status === 401 || response.status === 403) {
-      ld.setStatus(STATUS_ID, "offline", "not allowed: sign in again");
+      ld.stream.setStatus("offline", "not allowed: sign in again");
       return;
     }
     if (!response.ok) return retryHistory(generation, attempt, "reconnecting");
     const history = await response.json();
     if (generation !== state.generation) return;
     applyHistory(history);
-    openStream(history.last_event_id);
+    ld.stream.open(history.last_event_id);
   }
 
   function retryHistory(generation, attempt, status) {
     if (generation !== state.generation) return;
     const tries = (attempt || 0) + 1;
     const delay = Math.min(30000, 1000 * 2 ** Math.min(tries, 5)) * (0.5 + Math.random() / 2);
-    ld.setStatus(STATUS_ID, status, status === "offline" ? "offline, retrying" : "reconnecting");
+    ld.stream.setStatus(status, status === "offline" ? "offline, retrying" : "reconnecting");
     setTimeout(() => {
       if (generation === state.generation) loadHistory(tries);
     }, delay);
@@ -477,79 +413,23 @@
     }, 1000);
   }
 
-  function parse(event) {
-    try {
-      return JSON.parse(event.data);
-    } catch (err) {
-      console.warn("livedash: ignoring an event that is not JSON", event.type);
-      return null;
-    }
-  }
-
-  function openStream(lastEventId) {
-    const url = config.eventsUrl + "?channel=metrics";
-    // ReconnectingEventSource sends lastEventId on every reconnect, updated as events arrive.
-    const source = new ReconnectingEventSource(url, { lastEventId: lastEventId, max_retry_time: 5000 });
-    state.source = source;
-    const live = (handler) => (event) => {
-      if (state.source !== source) return;
-      const data = parse(event);
-      if (data === null) return;
-      state.lastUpdateAt = Date.now();
-      handler(data);
-      scheduleRender();
-    };
-    source.onopen = () => {
-      if (state.source !== source) return;
-      state.everOpened = true;
-      updateStatus();
-    };
-    source.onerror = () => {
-      if (state.source === source) updateStatus();
-    };
-    source.addEventListener("frame", live((frame) => applyFrame(frame, true)));
-    source.addEventListener("metric", live(applyMetric));
-    // The stream could not resume (we were away longer than storage keeps):
-    // reload the window and resume from where that history ends.
-    source.addEventListener("stream-reset", () => {
-      if (state.source === source) loadHistory();
-    });
-    updateStatus();
-  }
-
-  function closeStream() {
-    if (state.source) state.source.close();
-    state.source = null;
-  }
-
-  // ---- connection indicator ---------------------------------------------
-
-  function ageText() {
-    if (state.lastUpdateAt === null) return "no data yet";
-    return "updated " + ld.formatAge((Date.now() - state.lastUpdateAt) / 1000);
-  }
-
-  function updateStatus() {
-    const source = state.source;
-    if (!source) return; // history is loading or failed: its own status stands
-    if (source.readyState === 1 && navigator.onLine !== false) {
-      state.disconnectedSince = null;
-      ld.setStatus(STATUS_ID, "connected", "live · " + ageText());
-      return;
-    }
-    state.disconnectedSince = state.disconnectedSince || Date.now();
-    if (!state.everOpened && navigator.onLine !== false) {
-      ld.setStatus(STATUS_ID, "connecting", "connecting");
-      return;
-    }
-    const longGone = Date.now() - state.disconnectedSince > OFFLINE_AFTER_MS;
-    const offline = navigator.onLine === false || longGone;
-    const label = offline ? "offline" : "reconnecting";
-    ld.setStatus(STATUS_ID, label, label + " · " + ageText());
-  }
+  // Events from the stream (stream.js) only while it is open from our history.
+  ld.on("sse:frame", (frame) => {
+    applyFrame(frame, true);
+    scheduleRender();
+  });
+  ld.on("sse:metric", (point) => {
+    applyMetric(point);
+    scheduleRender();
+  });
+  // The stream could not resume (we were away longer than storage keeps):
+  // reload the window and resume from where that history ends.
+  ld.on("sse:stream-reset", (reset) => {
+    const resetChannels = reset && Array.isArray(reset.channels) ? reset.channels : null;
+    if (resetChannels === null || resetChannels.includes(config.metricsChannel)) loadHistory();
+  });
 
   function tick() {
-    updateStatus();
     // Keep every window sliding, also for charts that get no data (a custom metric
     // pushed now and then, a paused collector): redraw what was not drawn this second.
     const stale = performance.now() - 900;
@@ -627,8 +507,6 @@
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible") markAllDirty();
   });
-  window.addEventListener("online", updateStatus);
-  window.addEventListener("offline", updateStatus);
 
   // A read-only view for tests and the console.
   ld.charts = {
@@ -641,7 +519,7 @@
   };
 
   showWindow();
-  ld.setStatus(STATUS_ID, "connecting", "loading history");
+  ld.stream.setStatus("connecting", "loading history");
   setInterval(tick, 1000);
   loadHistory();
 })();

@@ -1,5 +1,6 @@
-// Shared page state and a tiny event bus. charts.js, control.js and
-// notifications.js each own one part of the page and talk through this.
+// Shared page state and a tiny event bus. stream.js (the SSE stream), control.js
+// (the WebSocket), charts.js and notifications.js each own one part of the page
+// and talk through this; format.js holds the formatting helpers.
 (function () {
   "use strict";
   const configNode = document.getElementById("livedash-config");
@@ -28,13 +29,6 @@
     if (detailNode) detailNode.textContent = detail || state;
   }
 
-  function formatAge(seconds) {
-    if (seconds < 1) return "just now";
-    if (seconds < 60) return Math.floor(seconds) + " s ago";
-    if (seconds < 3600) return Math.floor(seconds / 60) + " min ago";
-    return Math.floor(seconds / 3600) + " h ago";
-  }
-
   function toast(title, body, level) {
     const box = document.getElementById("toasts");
     if (!box) return;
@@ -53,5 +47,5 @@
     setTimeout(() => node.remove(), 6000);
   }
 
-  window.livedash = { config, on, emit, setStatus, formatAge, toast };
+  window.livedash = { config, on, emit, setStatus, toast };
 })();

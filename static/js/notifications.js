@@ -111,7 +111,7 @@
   function relativeTime(iso) {
     const then = Date.parse(iso) / 1000;
     if (Number.isNaN(then)) return "";
-    return ld.formatAge(Math.max(0, Date.now() / 1000 + serverOffset - then));
+    return ld.format.age(Math.max(0, Date.now() / 1000 + serverOffset - then));
   }
 
   function element(tag, className, text) {

@@ -1,0 +1,121 @@
+// The page's event stream: one EventSource on /events/ for the channels the page
+// config names (the ones this user may read). Every event is re-emitted on the
+// bus as "sse:<type>" with its parsed data, as control.js does for the WebSocket
+// with "ws:<type>"; "sse:open" and "sse:error" say when the connection comes and
+// goes. This module owns the stream's status indicator too.
+//
+// The stream resumes from an id: whoever loads a channel's history knows where
+// that history ends, so it (re)opens the stream there with
+// `livedash.stream.open(lastEventId)`. Anything else on the page just listens.
+(function () {
+  "use strict";
+  const ld = window.livedash;
+  if (!ld) return;
+  const config = ld.config.stream || {};
+  const channels = Array.isArray(config.channels) ? config.channels : [];
+  const eventTypes = Array.isArray(config.events) ? config.events : [];
+  const STATUS_ID = "sse-status";
+  // After this long without a working stream the indicator says offline, not reconnecting.
+  const OFFLINE_AFTER_MS = 15000;
+  const MAX_RETRY_MS = 5000;
+
+  const state = {
+    source: null,
+    everOpened: false,
+    disconnectedSince: null,
+    lastUpdateAt: null, // browser time of the last event from the stream
+  };
+
+  function url() {
+    const query = channels.map((channel) => "channel=" + encodeURIComponent(channel)).join("&");
+    return config.url + "?" + query;
+  }
+
+  function parse(event) {
+    try {
+      return JSON.parse(event.data);
+    } catch (err) {
+      console.warn("livedash: ignoring an event that is not JSON", event.type);
+      return null;
+    }
+  }
+
+  function open(lastEventId) {
+    close();
+    if (!config.url || channels.length === 0) return false;
+    // ReconnectingEventSource sends lastEventId on every reconnect, updated as events arrive.
+    const source = new ReconnectingEventSource(url(), { lastEventId: lastEventId, max_retry_time: MAX_RETRY_MS });
+    state.source = source;
+    const current = () => state.source === source; // a replaced source says nothing more
+    source.onopen = () => {
+      if (!current()) return;
+      state.everOpened = true;
+      updateStatus();
+      ld.emit("sse:open", {});
+    };
+    source.onerror = () => {
+      if (!current()) return;
+      updateStatus();
+      ld.emit("sse:error", {});
+    };
+    for (const type of eventTypes) {
+      source.addEventListener(type, (event) => {
+        if (!current()) return;
+        const data = parse(event);
+        if (data === null) return;
+        state.lastUpdateAt = Date.now();
+        ld.emit("sse:" + type, data);
+      });
+    }
+    updateStatus();
+    return true;
+  }
+
+  function close() {
+    if (state.source) state.source.close();
+    state.source = null;
+  }
+
+  // ---- status indicator -------------------------------------------------
+
+  function setStatus(label, detail) {
+    ld.setStatus(STATUS_ID, label, detail);
+  }
+
+  function ageText() {
+    if (state.lastUpdateAt === null) return "no data yet";
+    return "updated " + ld.format.age((Date.now() - state.lastUpdateAt) / 1000);
+  }
+
+  function updateStatus() {
+    const source = state.source;
+    if (!source) return; // not open (history loading, or no access): its owner's status stands
+    if (source.readyState === 1 && navigator.onLine !== false) {
+      state.disconnectedSince = null;
+      setStatus("connected", "live · " + ageText());
+      return;
+    }
+    state.disconnectedSince = state.disconnectedSince || Date.now();
+    if (!state.everOpened && navigator.onLine !== false) {
+      setStatus("connecting", "connecting");
+      return;
+    }
+    const longGone = Date.now() - state.disconnectedSince > OFFLINE_AFTER_MS;
+    const offline = navigator.onLine === false || longGone;
+    const label = offline ? "offline" : "reconnecting";
+    setStatus(label, label + " · " + ageText());
+  }
+
+  window.addEventListener("online", updateStatus);
+  window.addEventListener("offline", updateStatus);
+  setInterval(updateStatus, 1000);
+  if (channels.length === 0) setStatus("offline", "no permission");
+
+  ld.stream = {
+    channels: channels.slice(),
+    open: open,
+    close: close,
+    setStatus: setStatus,
+    isOpen: () => state.source !== null,
+  };
+})();
