@@ -1,0 +1,261 @@
+"""`python -m bench.history`: long-range history, measured (part of `make bench`).
+
+1. Query: 30 days x 20 metrics sampled every second, as rollup rows of every tier
+   (bulk-loaded, as the writer would have left them), plus the last hour of frames in
+   the event store. Every window the page offers, the worst windows for the tier
+   choice (the most rows read per series) and zoom ranges are asked REQUESTS times
+   through the real view; p50/p95 time and the answer's size, plain and gzipped.
+2. Writer: the collector at a 0.25 s interval with 20 metrics, for SECONDS without
+   and then with the rollup writer thread; the process' CPU time in each.
+
+Uses its own database (created and dropped here, on DATABASE_URL's server) and its
+own Redis key prefix. Writes bench/results/history-<time>.json and prints a summary.
+"""
+
+import argparse
+import gzip
+import io
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+METRICS = 20
+DAYS = 30
+WINDOWS = [5, 15, 60, 360, 1440, 10080, 43200]
+# Where the tier choice reads the most rows per series (just under a switch to a coarser tier).
+WORST_WINDOWS = [833, 4999]
+
+
+def setup_django(prefix):
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DEBUG", "1")
+    import django
+    from django.conf import settings
+
+    settings.REDIS_PREFIX = prefix
+    django.setup()
+
+
+def create_database():
+    from django.db import connection
+
+    name = f"bench_history_{os.getpid()}"
+    connection.settings_dict.setdefault("TEST", {})["NAME"] = name if connection.vendor != "sqlite" else None
+    return connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+
+
+def load_rollups(now):
+    """Every tier's rows for DAYS days of METRICS metrics sampled each second."""
+    from django.db import connection
+
+    from dashboard import rollups
+    from dashboard.models import MetricRollup
+
+    rng = random.Random(1)
+    keys = [f"metric_{i:02d}" for i in range(METRICS)]
+    total = 0
+    for step, retention in rollups.tiers():
+        start = rollups.bucket_of(now - min(DAYS * 86400, retention), step)
+        buckets = range(start, rollups.bucket_of(now, step), step)
+        if connection.vendor == "postgresql":
+            buffer = io.StringIO()
+            for bucket in buckets:
+                for key in keys:
+                    avg = rng.uniform(0, 100)
+                    buffer.write(f"{key}\t{step}\t{bucket}\t{step}\t{avg * step}\t{avg - 5}\t{avg + 5}\n")
+                    total += 1
+            buffer.seek(0)
+            with (
+                connection.cursor() as cursor,
+                cursor.copy(
+                    f"COPY {MetricRollup._meta.db_table} (key, tier, bucket, count, sum, min, max) FROM STDIN"
+                ) as copy,
+            ):
+                while chunk := buffer.read(1 << 20):
+                    copy.write(chunk)
+        else:
+            objects = []
+            for bucket in buckets:
+                for key in keys:
+                    avg = rng.uniform(0, 100)
+                    objects.append(
+                        MetricRollup(
+                            key=key,
+                            tier=step,
+                            bucket=bucket,
+                            count=step,
+                            sum=avg * step,
+                            min=avg - 5,
+                            max=avg + 5,
+                        )
+                    )
+            MetricRollup.objects.bulk_create(objects, batch_size=5000)
+            total += len(objects)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"VACUUM ANALYZE {MetricRollup._meta.db_table}")
+    return total
+
+
+def load_events(now):
+    """The last hour of frames in the event store; the writer has all but the last two."""
+    from dashboard.live import publish_frame
+    from dashboard.models import RollupCursor
+
+    keys = [f"metric_{i:02d}" for i in range(METRICS)]
+    last = None
+    for seq in range(3600):
+        ts = now - 3600 + seq
+        last = publish_frame(seq + 1, ts, {key: round(random.uniform(0, 100), 2) for key in keys})
+    RollupCursor.objects.update_or_create(channel="metrics", defaults={"last_event_id": last.id - 2})
+
+
+def measure_queries(requests):
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    user = User.objects.create_superuser("bench", "bench@example.org", "x")
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(user)
+    now = time.time()
+    cases = [(f"{m} min", {"minutes": m}) for m in WINDOWS]
+    cases += [(f"{m} min (most rows)", {"minutes": m}) for m in WORST_WINDOWS]
+    cases += [
+        ("zoom 1 h, 3 days ago", {"start": now - 3 * 86400, "end": now - 3 * 86400 + 3600}),
+        ("zoom 2 days, 20 days ago", {"start": now - 20 * 86400, "end": now - 18 * 86400}),
+    ]
+    results = []
+    for label, params in cases:
+        times = []
+        for _ in range(requests):
+            started = time.perf_counter()
+            response = client.get("/api/metrics/history/", params)
+            times.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200, response.content[:200]
+        body = json.loads(response.content)
+        zipped = client.get("/api/metrics/history/", params, HTTP_ACCEPT_ENCODING="gzip")
+        assert zipped.get("Content-Encoding") == "gzip"
+        points = max(len(series) for series in body["series"].values())
+        results.append(
+            {
+                "window": label,
+                "step": body["step"],
+                "points_per_metric": points,
+                "metrics": len(body["series"]),
+                "p50_ms": round(statistics.median(times), 1),
+                "p95_ms": round(statistics.quantiles(times, n=20)[18], 1),
+                "bytes": len(response.content),
+                "gzip_bytes": len(zipped.content),
+            }
+        )
+        assert len(gzip.decompress(zipped.content)) == len(response.content)
+    return results
+
+
+def measure_writer(seconds):
+    """CPU of the collector process at 0.25 s with 20 metrics, without and with the writer."""
+    from dashboard.collector import sampling
+    from dashboard.collector.collector import Collector, HostSampler
+    from dashboard.rollups import RollupWriter
+
+    host = HostSampler()
+
+    class TwentyMetrics:
+        def sample(self):
+            values = host.sample()
+            values.update({f"custom_{i}": random.uniform(0, 100) for i in range(20 - len(values) - 3)})
+            return values
+
+    def run(with_writer):
+        collector = Collector(sampler=TwentyMetrics())
+        collector.state = sampling.SamplingState(interval=0.25)
+        collector._refresh_state = lambda: None  # a fixed 0.25 s interval, whatever Redis says
+        writer = RollupWriter().start() if with_writer else None
+        cpu, wall = time.process_time(), time.perf_counter()
+        deadline = time.monotonic() + seconds
+        ticks = 0
+        while time.monotonic() < deadline:
+            ticks += collector.run(max_ticks=4)
+        used = time.process_time() - cpu
+        elapsed = time.perf_counter() - wall
+        if writer:
+            writer.stop()
+        return {"ticks": ticks, "cpu_seconds": round(used, 3), "cpu_percent": round(100 * used / elapsed, 2)}
+
+    without = run(False)
+    with_writer = run(True)
+    added = with_writer["cpu_percent"] - without["cpu_percent"]
+    return {
+        "interval": 0.25,
+        "metrics": 20,
+        "seconds": seconds,
+        "without_writer": without,
+        "with_writer": with_writer,
+        "added_cpu_percent_of_a_core": round(added, 2),
+        "added_relative_percent": round(100 * added / without["cpu_percent"], 1)
+        if without["cpu_percent"]
+        else None,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=40, help="requests per window")
+    parser.add_argument("--seconds", type=float, default=20.0, help="collector run per writer phase")
+    args = parser.parse_args(argv)
+
+    prefix = f"bench-history-{os.getpid()}"
+    setup_django(prefix)
+    from django.db import connection
+
+    from dashboard.redis import get_sync_client
+
+    old_name = connection.settings_dict["NAME"]
+    create_database()
+    try:
+        now = time.time()
+        started = time.perf_counter()
+        rows = load_rollups(now)
+        print(f"loaded {rows} rollup rows in {time.perf_counter() - started:.0f} s", flush=True)
+        load_events(now)
+        queries = measure_queries(args.requests)
+        writer = measure_writer(args.seconds)
+    finally:
+        client = get_sync_client()
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+
+    result = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "database": connection.vendor,
+        "rollup_rows": rows,
+        "queries": queries,
+        "writer": writer,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"history-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(result, indent=2))
+    print(f"{'window':28} {'step':>6} {'points':>6} {'p50 ms':>7} {'p95 ms':>7} {'KB':>7} {'gzip KB':>8}")
+    for q in queries:
+        print(
+            f"{q['window']:28} {q['step']:>6} {q['points_per_metric']:>6} {q['p50_ms']:>7} {q['p95_ms']:>7} "
+            f"{q['bytes'] / 1024:>7.0f} {q['gzip_bytes'] / 1024:>8.0f}"
+        )
+    print(
+        f"writer: collector {writer['without_writer']['cpu_percent']}% of a core without, "
+        f"{writer['with_writer']['cpu_percent']}% with (+{writer['added_cpu_percent_of_a_core']} points)"
+    )
+    print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
