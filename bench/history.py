@@ -67,8 +67,10 @@ def load_rollups(now):
             buffer = io.StringIO()
             for bucket in buckets:
                 for key in keys:
+                    # Readings with one decimal, as psutil's percentages; a bucket's sum has more.
                     avg = rng.uniform(0, 100)
-                    buffer.write(f"{key}\t{step}\t{bucket}\t{step}\t{avg * step}\t{avg - 5}\t{avg + 5}\n")
+                    low, high = round(avg - 5, 1), round(avg + 5, 1)
+                    buffer.write(f"{key}\t{step}\t{bucket}\t{step}\t{avg * step}\t{low}\t{high}\n")
                     total += 1
             buffer.seek(0)
             with (
@@ -91,8 +93,8 @@ def load_rollups(now):
                             bucket=bucket,
                             count=step,
                             sum=avg * step,
-                            min=avg - 5,
-                            max=avg + 5,
+                            min=round(avg - 5, 1),
+                            max=round(avg + 5, 1),
                         )
                     )
             MetricRollup.objects.bulk_create(objects, batch_size=5000)
@@ -112,7 +114,7 @@ def load_events(now):
     last = None
     for seq in range(3600):
         ts = now - 3600 + seq
-        last = publish_frame(seq + 1, ts, {key: round(random.uniform(0, 100), 2) for key in keys})
+        last = publish_frame(seq + 1, ts, {key: round(random.uniform(0, 100), 1) for key in keys})
     RollupCursor.objects.update_or_create(channel="metrics", defaults={"last_event_id": last.id - 2})
 
 
@@ -154,7 +156,7 @@ def measure_queries(requests):
                 "gzip_bytes": len(zipped.content),
             }
         )
-        assert len(gzip.decompress(zipped.content)) == len(response.content)
+        json.loads(gzip.decompress(zipped.content))
     return results
 
 

@@ -21,7 +21,6 @@ import time
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
-from django.db.models import F, Max, Min, Sum
 from django_eventstream.storage import EventDoesNotExist
 
 from dashboard.models import MetricRollup, RollupCursor
@@ -316,14 +315,23 @@ class RollupWriter:
 
 def grouped_rows(step, group, lower, upper=None):
     """(key, bucket, count, sum, min, max) of tier `step` grouped into `group`-second
-    buckets (a multiple of `step`), for buckets starting in [lower, upper)."""
-    rows = MetricRollup.objects.filter(tier=step, bucket__gte=lower)
+    buckets (a multiple of `step`), for buckets starting in [lower, upper). Plain SQL
+    rather than the ORM: up to 100,000 rows, and the ORM's per-row conversion would
+    be most of the answer's time."""
+    q = connection.ops.quote_name
+    table = q(MetricRollup._meta.db_table)
+    # Integer division on both databases (bigint / integer).
+    start = f"({q('bucket')} / %s) * %s" if group != step else q("bucket")
+    params = [group, group] if group != step else []
+    where = f"{q('tier')} = %s AND {q('bucket')} >= %s"
+    params += [step, int(lower)]
     if upper is not None:
-        rows = rows.filter(bucket__lt=upper)
-    if group != step:
-        rows = rows.annotate(start=F("bucket") / group * group)
-    else:
-        rows = rows.annotate(start=F("bucket"))
-    return (
-        rows.values_list("key", "start").annotate(Sum("count"), Sum("sum"), Min("min"), Max("max")).order_by()
+        where += f" AND {q('bucket')} < %s"
+        params.append(int(upper))
+    sql = (
+        f"SELECT {q('key')}, {start} AS start, SUM({q('count')}), SUM({q('sum')}), "  # noqa: S608
+        f"MIN({q('min')}), MAX({q('max')}) FROM {table} WHERE {where} GROUP BY {q('key')}, start"
     )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()

@@ -8,7 +8,8 @@ sub-range, for zooming. The answer holds `step` (0 for raw values) and `series`:
   of every metric (and the store still has all of it);
 - otherwise buckets of `step` seconds, each `ts` the bucket's start, from the finest
   rollup tier that can answer within a bounded number of rows (ROWS_PER_SERIES),
-  grouped up to a multiple of the tier's step when it would give too many points.
+  grouped up to a multiple of the tier's step when it would give more than about
+  TARGET_POINTS.
 
 Both end exactly at `last_event_id`: the rollups hold everything up to their cursor,
 and the events after it are folded in here, from the event store. The page opens
@@ -36,6 +37,9 @@ DEFAULT_WINDOW = 15
 MAX_WINDOW = 30 * 24 * 60
 MIN_RANGE_SECONDS = 10
 MAX_POINTS = 1000
+# Buckets aim at about this many points: as many as a chart is wide, and 20 metrics'
+# answer stays a few hundred kilobytes. Figures: docs/performance.md.
+TARGET_POINTS = 500
 # Rows read per series at most when choosing a tier: a 30-day window is not summed
 # from 10-second buckets. Performance figures: docs/performance.md.
 ROWS_PER_SERIES = 5000
@@ -171,14 +175,14 @@ def choose_step(window, now=None):
     """(tier step, point step) for a bucketed answer: the finest tier that keeps the
     window's start and whose rows for it stay within ROWS_PER_SERIES per series (else
     the coarsest that keeps it), grouped to a multiple of its step that gives at most
-    MAX_POINTS buckets (two of them partial, at the ends)."""
+    TARGET_POINTS buckets (two of them partial, at the ends)."""
     now = time.time() if now is None else now
     seconds = max(window.seconds, 1)
     tiers = rollups.tiers()
     keeping = [(step, kept) for step, kept in tiers if kept >= now - window.start] or tiers[-1:]
     fitting = [step for step, _ in keeping if seconds / step <= ROWS_PER_SERIES]
     step = fitting[0] if fitting else keeping[-1][0]
-    group = step * max(1, math.ceil(seconds / ((MAX_POINTS - 2) * step)))
+    group = step * max(1, math.ceil(seconds / ((TARGET_POINTS - 2) * step)))
     return step, group
 
 
@@ -199,6 +203,7 @@ def read_rollups(step, group, window):
 
 
 def bucketed_series(storage, last_id, window):
+    """(step, series, values in each series' last bucket, values per series)."""
     step, group = choose_step(window)
     cursor_id, rows = read_rollups(step, group, window)
     buckets = rollups.Buckets(group)
@@ -211,12 +216,13 @@ def bucketed_series(storage, last_id, window):
         for key, ts, value in rollups.values_of(event_type, data):
             if ts >= lower and (window.end is None or ts <= window.end):
                 buckets.add(key, ts, value)
-    series, last_counts = {}, {}
+    series, last_counts, totals = {}, {}, {}
     for key, bucket, count, total, low, high in buckets.rows():
         # Averages to 6 significant digits: the chart cannot show more, the answer is smaller.
         series.setdefault(key, []).append([bucket, float(f"{total / count:.6g}"), low, high])
         last_counts[key] = count
-    return group, series, last_counts
+        totals[key] = totals.get(key, 0) + count
+    return group, series, last_counts, totals
 
 
 @require_GET
@@ -236,16 +242,15 @@ def metrics_history(request):
     # Fix the end first: everything up to it comes from here, everything after
     # from the stream that resumes at it.
     last_id = storage.get_current_id(METRICS_CHANNEL)
-    series = None
-    last_counts = {}
-    if time.time() - window.start <= retention_seconds():
+    step, series, last_counts, totals = bucketed_series(storage, last_id, window)
+    # The buckets' counts say whether raw values fit (the edge buckets may hold a few
+    # values from outside the window: then buckets it is, which is never wrong).
+    fits = max(totals.values(), default=0) <= MAX_POINTS
+    if fits and time.time() - window.start <= retention_seconds():
         walk = Walk(storage, last_id, window.start)
-        series = raw_series(walk, window)
-        if series is not None and not raw_is_whole(walk, window):
-            series = None
-    step = 0
-    if series is None:
-        step, series, last_counts = bucketed_series(storage, last_id, window)
+        raw = raw_series(walk, window)
+        if raw is not None and raw_is_whole(walk, window):
+            step, series, last_counts = 0, raw, {}
     return JsonResponse(
         {
             "metrics": metric_definitions(),
