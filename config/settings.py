@@ -121,6 +121,7 @@ INSTALLED_APPS = [
     "django_eventstream",
     "dashboard",
     "notifications",
+    "api",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,40 @@
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from api.models import ApiToken
+
+
+class Command(BaseCommand):
+    help = (
+        "Create an API token. The token is printed once, alone on the last line of "
+        "stdout; only its hash is stored."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help="a unique name, e.g. the service that will use it")
+        parser.add_argument(
+            "--metrics",
+            nargs="+",
+            default=[],
+            metavar="PATTERN",
+            help="shell-style patterns of the metric names it may push ('*' for all)",
+        )
+        parser.add_argument("--notify", action="store_true", help="may send notifications")
+        parser.add_argument("--scrape", action="store_true", help="may read /metrics")
+
+    def handle(self, *args, name, metrics, notify, scrape, **options):
+        if not name.strip():
+            raise CommandError("NAME must not be empty")
+        if any(not pattern.strip() for pattern in metrics):
+            raise CommandError("--metrics patterns must not be empty")
+        if not (metrics or notify or scrape):
+            raise CommandError("give the token at least one scope: --metrics PATTERN, --notify or --scrape")
+        try:
+            token, raw = ApiToken.create(name, metric_patterns=metrics, notify=notify, scrape=scrape)
+        except ValidationError as exc:
+            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()))
+        except ValueError as exc:
+            raise CommandError(str(exc))
+        self.stdout.write(f"Created API token {token.name!r} with scopes: {', '.join(token.scopes)}.")
+        self.stdout.write("It is shown only this once; store it now:")
+        self.stdout.write(raw)

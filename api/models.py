@@ -1,0 +1,166 @@
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from fnmatch import fnmatchcase
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+from django.utils import timezone
+
+# A token reads `ldt_<prefix>_<secret>`: the prefix (not secret) finds the row, the
+# whole token's SHA-256 is what is stored. The secret has 256 bits of entropy, so a
+# fast hash is enough (nothing to brute-force), and no plaintext is ever kept.
+TOKEN_MARK = "ldt_"  # noqa: S105 (a marker, not a secret)
+PREFIX_LENGTH = 8
+
+PATTERNS_HELP = 'Shell-style patterns of the metric names it may push: ["app_*", "cpu"]; ["*"] for all.'
+
+SCOPES = ("metrics", "notify", "scrape")
+
+# Writing "last used" on every request would turn each read into a write; once a
+# minute (or when the address changes) is as precise as the admin needs.
+LAST_USED_PRECISION = timedelta(seconds=60)
+
+
+def hash_token(raw):
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def split_token(raw):
+    """The lookup prefix of a well-formed token, else None."""
+    if not isinstance(raw, str) or not raw.startswith(TOKEN_MARK):
+        return None
+    prefix, sep, secret = raw[len(TOKEN_MARK) :].partition("_")
+    if len(prefix) != PREFIX_LENGTH or not sep or len(secret) < 32:
+        return None
+    return prefix
+
+
+def validate_patterns(value):
+    if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
+        raise ValidationError('Metric patterns must be a list of non-empty strings, e.g. ["app_*"].')
+
+
+# A hash no token can have, compared against when the prefix finds nothing, so a
+# miss costs the same comparison as a hit.
+_NO_HASH = "0" * 64
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked=False)
+
+
+class ApiToken(models.Model):
+    """A credential for the HTTP API and /metrics. Only a hash of it is stored;
+    the token itself is shown once, when it is created."""
+
+    name = models.CharField(max_length=100, unique=True)
+    prefix = models.CharField(max_length=PREFIX_LENGTH, unique=True, editable=False)
+    token_hash = models.CharField(max_length=64, editable=False)
+    metric_patterns = models.JSONField(
+        default=list,
+        blank=True,
+        validators=[validate_patterns],
+        help_text=PATTERNS_HELP,
+    )
+    notify = models.BooleanField(default=False, help_text="May send notifications.")
+    scrape = models.BooleanField(default=False, help_text="May read /metrics.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_from = models.GenericIPAddressField(null=True, blank=True, editable=False)
+    revoked = models.BooleanField(default=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @classmethod
+    def create(cls, name, metric_patterns=(), notify=False, scrape=False):
+        """A new token: returns (the saved ApiToken, the token text). The text is
+        not stored anywhere; show it to the user once."""
+        token = cls(name=name, metric_patterns=list(metric_patterns), notify=notify, scrape=scrape)
+        raw = token.set_new_secret()
+        token.full_clean(exclude=["prefix", "token_hash"])
+        for _attempt in range(5):
+            try:
+                with transaction.atomic():
+                    token.save()
+                return token, raw
+            except IntegrityError:
+                if cls.objects.filter(name=name).exists():
+                    raise ValueError(f"a token named {name!r} already exists") from None
+                raw = token.set_new_secret()  # prefix collision: draw again
+        raise RuntimeError("could not draw a unique token prefix")
+
+    def set_new_secret(self):
+        prefix = secrets.token_hex(PREFIX_LENGTH // 2)
+        raw = f"{TOKEN_MARK}{prefix}_{secrets.token_urlsafe(32)}"
+        self.prefix, self.token_hash = prefix, hash_token(raw)
+        return raw
+
+    @classmethod
+    def lookup(cls, raw):
+        """The active token that `raw` is, or None (unknown, malformed, revoked)."""
+        prefix = split_token(raw)
+        token = cls.objects.filter(prefix=prefix).first() if prefix else None
+        return cls._checked(token, raw)
+
+    @classmethod
+    async def alookup(cls, raw):
+        prefix = split_token(raw)
+        token = await cls.objects.filter(prefix=prefix).afirst() if prefix else None
+        return cls._checked(token, raw)
+
+    @staticmethod
+    def _checked(token, raw):
+        # No cache in front of this: every request reads the row, so a revocation
+        # is seen by every worker as soon as its transaction commits.
+        expected = token.token_hash if token else _NO_HASH
+        matches = hmac.compare_digest(expected, hash_token(raw if isinstance(raw, str) else ""))
+        if token is None or not matches or token.revoked:
+            return None
+        return token
+
+    def has_scope(self, scope):
+        if scope == "metrics":
+            return bool(self.metric_patterns)
+        if scope in ("notify", "scrape"):
+            return getattr(self, scope)
+        raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
+
+    def allows_metric(self, name):
+        return any(fnmatchcase(name, pattern) for pattern in self.metric_patterns)
+
+    @property
+    def scopes(self):
+        return [scope for scope in SCOPES if self.has_scope(scope)]
+
+    def revoke(self):
+        self.revoked, self.revoked_at = True, timezone.now()
+        self.save(update_fields=["revoked", "revoked_at"])
+
+    def _last_used_update(self, address):
+        now = timezone.now()
+        stale = self.last_used_at is None or now - self.last_used_at >= LAST_USED_PRECISION
+        if not stale and address == self.last_used_from:
+            return None
+        self.last_used_at, self.last_used_from = now, address
+        return {"last_used_at": now, "last_used_from": address}
+
+    def mark_used(self, address):
+        fields = self._last_used_update(address)
+        if fields:
+            ApiToken.objects.filter(pk=self.pk).update(**fields)
+
+    async def amark_used(self, address):
+        fields = self._last_used_update(address)
+        if fields:
+            await ApiToken.objects.filter(pk=self.pk).aupdate(**fields)
