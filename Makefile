@@ -44,6 +44,7 @@ stack: static
 
 bench: static
 	$(PY) -m bench
+	$(PY) -m bench.history
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles static/vendor

@@ -202,10 +202,13 @@ def read_rollups(step, group, window):
     return cursor_id, rows
 
 
-def bucketed_series(storage, last_id, window):
-    """(step, series, values in each series' last bucket, values per series)."""
+def bucketed_series(storage, window):
+    """(last event id, step, series, values in each series' last bucket, values per series)."""
     step, group = choose_step(window)
     cursor_id, rows = read_rollups(step, group, window)
+    # Fixed after the rollups are read, so it is never behind their cursor: everything
+    # up to it is in this answer, everything after it comes from the stream.
+    last_id = storage.get_current_id(METRICS_CHANNEL)
     buckets = rollups.Buckets(group)
     for key, bucket, count, total, low, high in rows:
         buckets.add(key, bucket, None, count, total, low, high)
@@ -222,7 +225,7 @@ def bucketed_series(storage, last_id, window):
         series.setdefault(key, []).append([bucket, float(f"{total / count:.6g}"), low, high])
         last_counts[key] = count
         totals[key] = totals.get(key, 0) + count
-    return group, series, last_counts, totals
+    return last_id, group, series, last_counts, totals
 
 
 @require_GET
@@ -239,10 +242,7 @@ def metrics_history(request):
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     storage = DashboardRedisStorage()
-    # Fix the end first: everything up to it comes from here, everything after
-    # from the stream that resumes at it.
-    last_id = storage.get_current_id(METRICS_CHANNEL)
-    step, series, last_counts, totals = bucketed_series(storage, last_id, window)
+    last_id, step, series, last_counts, totals = bucketed_series(storage, window)
     # The buckets' counts say whether raw values fit (the edge buckets may hold a few
     # values from outside the window: then buckets it is, which is never wrong).
     fits = max(totals.values(), default=0) <= MAX_POINTS

@@ -219,8 +219,9 @@ def test_every_window_answers_at_most_a_thousand_points_per_metric(as_alice):
         assert step > 0  # the rollups know older values than the (new) event store: buckets
         assert all(ts % step == 0 for ts, *_ in points)
         assert [ts for ts, *_ in points] == sorted({ts for ts, *_ in points})
-        # Enough of them to be worth a chart: the finest tier that can answer.
-        assert len(points) >= min(minutes * 60 / 10, 240), minutes
+        # Enough of them to be worth a chart: the finest tier that can answer (less the
+        # few buckets that passed while the rows were loaded).
+        assert len(points) >= min(minutes * 60 / 10 - 4, 240), minutes
         assert points[0][0] <= time.time() - minutes * 60 + step
         # The buckets' min and max travel with the average (a one-second spike stays visible).
         assert all(low == 0 and high == 2.0 for _, _, low, high in points[:-1])
