@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # livedash image: the browser libraries come from npm in a throwaway Node stage,
-# the runtime is a slim Python image that runs daphne as an unprivileged user.
+# the runtime is a slim Python image that runs a web worker as an unprivileged user.
 
 # --- Stage 1: browser assets (uPlot) from package-lock.json, as `make static` does.
 FROM node:20-slim AS assets
@@ -36,6 +36,6 @@ RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shel
 USER livedash
 
 EXPOSE 8000
-# An endpoint string rather than -b/-p: Twisted's default listen backlog of 50
-# drops connections in a reconnect storm.
-CMD ["daphne", "-e", "tcp:port=8000:interface=0.0.0.0:backlog=4096", "--proxy-headers", "config.asgi:application"]
+# deploy/worker.py: the server ASGI_SERVER names (uvicorn by default) with the
+# production options (listen backlog, trusted proxy headers, graceful SIGTERM).
+CMD ["python", "-m", "deploy.worker", "--host", "0.0.0.0", "--port", "8000"]

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export DEBUG ?= 1
 
-.PHONY: run test test-fast lint static stack bench clean
+.PHONY: run test test-daphne test-fast lint static stack bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,14 @@ static: $(STAMP) static/vendor/.copied
 run: static
 	$(PY) -m deploy.run_local
 
+# The whole suite on the default server (uvicorn), then the tests marked `servers`
+# (WebSocket close codes, SSE access and resume, faults, restarts, the browser) on daphne.
 test: static
 	$(PY) -m pytest
+	$(MAKE) test-daphne
+
+test-daphne: static
+	ASGI_SERVER=daphne $(PY) -m pytest -m servers
 
 test-fast: static
 	$(PY) -m pytest -m "not slow"

@@ -1,4 +1,5 @@
-"""Shared fixtures: personas, real Redis, and real daphne workers.
+"""Shared fixtures: personas, real Redis, and real web workers (deploy/worker.py, on the
+server ASGI_SERVER names: `ASGI_SERVER=daphne make test-daphne` runs the daphne subset).
 
 Each test run works under its own Redis key prefix and its own test database,
 so several runs (and a `make run` on the same machine) never see each other.
@@ -20,6 +21,12 @@ ROOT = Path(__file__).resolve().parent
 PASSWORD = "correct-horse-battery-staple"
 
 
+def pytest_report_header(config):
+    from django.conf import settings
+
+    return f"web workers: {settings.ASGI_SERVER} (ASGI_SERVER)"
+
+
 def pytest_configure(config):
     # pytest-django has loaded the settings by now; the channel layer and the
     # Redis clients are built lazily, so retargeting the prefix here is enough.
@@ -32,7 +39,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
-    """A test database that other processes (daphne workers, commands) can open too."""
+    """A test database that other processes (web workers, commands) can open too."""
     from django.conf import settings
 
     db = settings.DATABASES["default"]
@@ -162,9 +169,9 @@ def manage(subprocess_env):
 
 
 @pytest.fixture
-def daphne_workers(subprocess_env, tmp_path):
-    """Start real daphne workers on free ports: `start(n)` returns their base URLs.
-    Logs are kept in tmp_path and checked for tracebacks by tests that care."""
+def web_workers(subprocess_env, tmp_path):
+    """Start real web workers (`python -m deploy.worker`) on free ports: `start(n)` returns
+    their base URLs. Logs are kept in tmp_path and checked for tracebacks by tests that care."""
     from deploy.supervisor import Supervisor, free_port, wait_for_port
 
     supervisor = Supervisor(env=subprocess_env)
@@ -174,8 +181,8 @@ def daphne_workers(subprocess_env, tmp_path):
         urls = []
         for index in range(count):
             port = free_port()
-            log = open(tmp_path / f"daphne-{len(workers) + index}.log", "wb")  # noqa: SIM115
-            process = supervisor.daphne(f"daphne-{port}", port, env=env, stdout=log, stderr=subprocess.STDOUT)
+            log = open(tmp_path / f"worker-{len(workers) + index}.log", "wb")  # noqa: SIM115
+            process = supervisor.worker(f"worker-{port}", port, env=env, stdout=log, stderr=subprocess.STDOUT)
             wait_for_port(port, process=process)
             process.port = port
             process.log_path = log.name
@@ -186,6 +193,12 @@ def daphne_workers(subprocess_env, tmp_path):
     start.workers = workers
     yield start
     supervisor.stop()
+
+
+@pytest.fixture
+def daphne_workers(web_workers):
+    """web_workers under its name from before ASGI_SERVER (the server is whichever that names)."""
+    return web_workers
 
 
 # Session cookies of the personas, for clients that talk to real workers over real sockets.
@@ -240,7 +253,7 @@ def own_redis():
 
 @pytest.fixture
 def stack(subprocess_env, tmp_path):
-    """The native stack (`make stack`): nginx -> two daphne workers, the collector,
+    """The native stack (`make stack`): nginx -> two web workers, the collector,
     on this test's database and Redis."""
     from deploy.stack import start_stack
     from deploy.supervisor import Supervisor, free_port

@@ -11,7 +11,9 @@ from bench.report import LABELS  # noqa: E402
 COLOURS = {
     "floor": "#7f7f7f",
     "sse": "#1f77b4",
+    "sse-daphne": "#17becf",
     "ws": "#d62728",
+    "ws-daphne": "#ff9896",
     "pushpin-floor": "#98df8a",
     "pushpin": "#2ca02c",
 }

@@ -10,6 +10,10 @@ import psutil
 
 PACKAGES = (
     "django",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "websockets",
     "daphne",
     "channels",
     "channels-redis",
@@ -21,13 +25,21 @@ PACKAGES = (
 RATIO_KEYS = ("p99", "memory_per_connection", "cpu_per_delivery", "connect_time")
 LABELS = {
     "floor": "floor relay (aiohttp)",
-    "sse": "product SSE (daphne)",
-    "ws": "product WebSocket (daphne)",
+    "sse": "product SSE (uvicorn)",
+    "sse-daphne": "product SSE (daphne)",
+    "ws": "product WebSocket (uvicorn)",
+    "ws-daphne": "product WebSocket (daphne)",
     "pushpin-floor": "Pushpin floor (do-nothing origin)",
     "pushpin": "product SSE via Pushpin",
 }
 # Each path's peer in the same run: the least that route can cost on this machine.
-FLOOR_OF = {"sse": "floor", "ws": "floor", "pushpin": "pushpin-floor"}
+FLOOR_OF = {
+    "sse": "floor",
+    "sse-daphne": "floor",
+    "ws": "floor",
+    "ws-daphne": "floor",
+    "pushpin": "pushpin-floor",
+}
 
 
 def machine():
@@ -81,8 +93,27 @@ def _phase(phases, path, clients):
     return next((p for p in phases if p["path"] == path and p["clients"] == clients), None)
 
 
-def _target(name, limit, measured, unit, met):
-    return {"target": name, "limit": limit, "measured": measured, "unit": unit, "met": met}
+def _target(name, limit, measured, unit, met, floor=None):
+    """floor: the floor's own figure at that size in the same run, for what the box allows."""
+    return {"target": name, "limit": limit, "measured": measured, "unit": unit, "met": met, "floor": floor}
+
+
+def _ratio_target(label, phases, path, clients, key, value_of, limit):
+    """ "`key` ≤ limit× the floor's at `clients`": measured and floor figures, met or not."""
+    phase, floor = _phase(phases, path, clients), _phase(phases, "floor", clients)
+    value = value_of(phase) if phase else None
+    floor_value = value_of(floor) if floor else None
+    ratio = _ratio(value, floor_value)
+    measured = None if ratio is None else f"{ratio}× ({value:,.1f} vs {floor_value:,.1f})"
+    return _target(label, f"{limit}×", measured, "of the floor", _at_most(ratio, limit), floor_value)
+
+
+def _p99(phase):
+    return phase["latency_ms"]["p99"]
+
+
+def _cpu(phase):
+    return phase["cpu"]["ms_per_1000_deliveries"]
 
 
 def targets(phases):
@@ -100,28 +131,108 @@ def targets(phases):
             (lost == 0 and duplicates == 0) if product else None,
         )
     )
+    result += [
+        _ratio_target("SSE (uvicorn), 1,000 clients: p99", phases, "sse", 1000, "p99", _p99, 1.5),
+        _ratio_target("SSE (uvicorn), 3,000 clients: p99", phases, "sse", 3000, "p99", _p99, 2.5),
+    ]
+    for clients in (1000, 3000):
+        result.append(
+            _ratio_target(
+                f"SSE (uvicorn), {clients:,} clients: CPU per 1,000 deliveries",
+                phases,
+                "sse",
+                clients,
+                "cpu",
+                _cpu,
+                4,
+            )
+        )
     sse_1000 = _phase(phases, "sse", 1000)
-    p99 = sse_1000["latency_ms"]["p99"] if sse_1000 else None
-    result.append(_target("direct daphne, 1,000 SSE clients: p99", 100, p99, "ms", _at_most(p99, 100)))
     memory = sse_1000["memory"]["per_connection_kb"] if sse_1000 else None
-    result.append(
-        _target("direct daphne, 1,000 SSE clients: memory", 50, memory, "KB/conn", _at_most(memory, 50))
-    )
-    sse_3000 = _phase(phases, "sse", 3000)
-    p99 = sse_3000["latency_ms"]["p99"] if sse_3000 else None
-    result.append(_target("direct daphne, 3,000 SSE clients: p99", 1000, p99, "ms", _at_most(p99, 1000)))
-    result.append(
-        _all_in_target("3,000 SSE clients reconnect", sse_3000, 3000, "reconnected", "reconnect_s", 3)
-    )
-    ws_cpu = [p["cpu"]["ms_per_1000_deliveries"] for p in phases if p["path"] == "ws"]
-    worst = max((c for c in ws_cpu if c is not None), default=None)
+    floor_1000 = _phase(phases, "floor", 1000)
     result.append(
         _target(
-            "WebSocket broadcast CPU per 1,000 deliveries (worst size)",
-            100,
-            worst,
+            "SSE (uvicorn), 1,000 clients: memory per stream",
+            30,
+            memory,
+            "KB",
+            _at_most(memory, 30),
+            floor_1000["memory"]["per_connection_kb"] if floor_1000 else None,
+        )
+    )
+    sse_3000, floor_3000 = _phase(phases, "sse", 3000), _phase(phases, "floor", 3000)
+    result.append(
+        _all_in_target(
+            "SSE (uvicorn), 3,000 clients connected",
+            sse_3000,
+            3000,
+            "connected_at_once",
+            "connect_s",
+            3,
+            floor_3000 and floor_3000["connect_s"],
+        )
+    )
+    result.append(
+        _all_in_target(
+            "SSE (uvicorn), 3,000 clients reconnected",
+            sse_3000,
+            3000,
+            "reconnected",
+            "reconnect_s",
+            3,
+            floor_3000 and floor_3000["reconnect_s"],
+        )
+    )
+    sse_10000, floor_10000 = _phase(phases, "sse", 10000), _phase(phases, "floor", 10000)
+    lost_dup = f"{sse_10000['lost']} / {sse_10000['duplicates']}" if sse_10000 else None
+    clean = (sse_10000["lost"], sse_10000["duplicates"]) == (0, 0) if sse_10000 else None
+    result.append(
+        _target("SSE (uvicorn), 10,000 clients: loss / duplicates", "0 / 0", lost_dup, "events", clean)
+    )
+    result.append(_ratio_target("SSE (uvicorn), 10,000 clients: p99", phases, "sse", 10000, "p99", _p99, 3))
+    result.append(
+        _all_in_target(
+            "SSE (uvicorn), 10,000 clients connected",
+            sse_10000,
+            10000,
+            "connected_at_once",
+            "connect_s",
+            5,
+            floor_10000 and floor_10000["connect_s"],
+        )
+    )
+    for path, server in (("ws", "uvicorn"), ("ws-daphne", "daphne")):
+        ws_3000 = _phase(phases, path, 3000)
+        result.append(
+            _all_in_target(
+                f"WebSocket ({server}), 3,000 sockets in the storm",
+                ws_3000,
+                3000,
+                "connected_at_once",
+                "connect_s",
+                None,
+            )
+        )
+        result.append(
+            _all_in_target(
+                f"WebSocket ({server}), 3,000 sockets back in the reconnect storm",
+                ws_3000,
+                3000,
+                "reconnected",
+                "reconnect_s",
+                None,
+            )
+        )
+    ws_3000 = _phase(phases, "ws", 3000)
+    ws_cpu = ws_3000["cpu"]["ms_per_1000_deliveries"] if ws_3000 else None
+    result.append(
+        _target(
+            "WebSocket (uvicorn) broadcast, 3,000 sockets: CPU per 1,000 deliveries",
+            60,
+            ws_cpu,
             "ms",
-            _at_most(worst, 100),
+            _at_most(ws_cpu, 60),
+            floor_3000 and _cpu(floor_3000),
         )
     )
     return result + pushpin_targets(phases)
@@ -145,15 +256,16 @@ def pushpin_targets(phases):
     return result
 
 
-def _all_in_target(label, phase, clients, done_key, seconds_key, limit):
-    """An "N clients (re)connect within limit seconds" target; a partial count misses it."""
+def _all_in_target(label, phase, clients, done_key, seconds_key, limit, floor=None):
+    """An "N clients (re)connect within limit seconds" target; a partial count misses it.
+    With no limit, every client getting in (in any time) is the target."""
     if phase is None:
-        return _target(label, limit, None, "s", None)
+        return _target(label, limit, None, "s", None, floor)
     seconds = phase[seconds_key]
     if phase[done_key] == clients:
-        return _target(label, limit, seconds, "s", seconds <= limit)
+        return _target(label, limit, seconds, "s", limit is None or seconds <= limit, floor)
     partial = f"only {phase[done_key]:,} of {clients:,} within {seconds:.0f}"
-    return _target(label, limit, partial, "s", False)
+    return _target(label, limit, partial, "s", False, floor)
 
 
 def _at_most(value, limit):
@@ -297,11 +409,13 @@ def markdown_table(results):
 
 
 def targets_table(results):
-    lines = ["| target | limit | measured | met |", "|---|---|---|---|"]
+    lines = ["| target | limit | measured | the floor, same run | met |", "|---|---|---|---|---|"]
     for t in results["targets"]:
         met = {True: "met", False: "**not met**", None: "not measured"}[t["met"]]
         measured = "–" if t["measured"] is None else f"{t['measured']} {t['unit']}"
-        lines.append(f"| {t['target']} | {t['limit']} {t['unit']} | {measured} | {met} |")
+        limit = "all" if t["limit"] is None else f"{t['limit']} {t['unit']}"
+        floor = "–" if t.get("floor") is None else f"{t['floor']:,}"
+        lines.append(f"| {t['target']} | {limit} | {measured} | {floor} | {met} |")
     return "\n".join(lines)
 
 

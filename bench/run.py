@@ -34,6 +34,10 @@ from bench.profile import Profiler
 from bench.publisher import PROGRESS_PUBLISHED, publisher_main
 from bench.stack import FLOOR_PATHS, PATHS, PUSHPIN_PATHS, BenchStack
 
+WS_PATHS = ("ws", "ws-daphne")
+# The --large sizes: the floor and direct SSE on the default server.
+LARGE_PATHS = ("floor", "sse")
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # How each path is fed: the floor and SSE read what `publish_metric` publishes; the
@@ -42,7 +46,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PUBLISH_MODE = {
     "floor": "publish_metric",
     "sse": "publish_metric",
+    "sse-daphne": "publish_metric",
     "ws": "dashboard_broadcast",
+    "ws-daphne": "dashboard_broadcast",
     "pushpin-floor": "publish_metric",
     "pushpin": "publish_metric",
 }
@@ -80,6 +86,13 @@ def parse_args(argv=None):
         "--clients", type=size_list, default=[1000, 3000], help="SSE (and floor) client counts"
     )
     parser.add_argument("--ws-clients", type=size_list, help="WebSocket client counts (default: --clients)")
+    parser.add_argument(
+        "--large",
+        type=size_list,
+        default=[10000],
+        help="client counts run for the floor and direct SSE on the default server only",
+    )
+    parser.add_argument("--no-large", action="store_true", help="skip the --large sizes")
     parser.add_argument("--events", type=int, default=50, help="events published per phase")
     parser.add_argument("--rate", type=float, default=10.0, help="events per second")
     parser.add_argument(
@@ -93,12 +106,14 @@ def parse_args(argv=None):
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the results JSON and PNG")
     parser.add_argument("--no-plot", action="store_true", help="skip the PNG")
     parser.add_argument(
-        "--profile", type=Path, metavar="DIR", help="record py-spy on the daphne workers into DIR"
+        "--profile", type=Path, metavar="DIR", help="record py-spy on the web workers into DIR"
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary folder with server logs")
     args = parser.parse_args(argv)
     if args.quick:
         args.clients, args.events = [100], 20
+    if args.quick or args.no_large:
+        args.large = []
     args.ws_clients = args.ws_clients or args.clients
     if args.events < 1 or args.rate <= 0:
         parser.error("--events must be at least 1 and --rate positive")
@@ -203,7 +218,7 @@ class Bench:
     # Phases ------------------------------------------------------------------
 
     def targets(self, path, servers, count):
-        kind = "ws" if path == "ws" else "sse"
+        kind = "ws" if path in WS_PATHS else "sse"
         sessions = self.stack.sessions
         # Through Pushpin every client goes to the edge; Pushpin picks the worker.
         base_urls = [self.stack.pushpin.url] if path in PUSHPIN_PATHS else [s.url for s in servers]
@@ -239,6 +254,7 @@ class Bench:
         # What holds the connections: the servers themselves, or Pushpin (its runner and services).
         processes = ServerProcesses([self.stack.pushpin.process.pid]) if path in PUSHPIN_PATHS else workers
         self.warm_up(path, servers)
+        asgi_server = self.stack.asgi_server()
         time.sleep(0.5)
         before = processes.snapshot()
         workers_before = workers.cpu_seconds()
@@ -271,7 +287,7 @@ class Bench:
         )
         workers_publish_s = workers.cpu_seconds() - workers_before
         profiles["publish"] = self.stop_profile()
-        pings = self.ping_phase() if path == "ws" else None
+        pings = self.ping_phase() if path in WS_PATHS else None
         stats = self.ask([("collect", range(publish["published"]))] * len(self.loaders), lambda: "collecting")
         log(f"[{path} × {count}] dropping every client and reconnecting them all at once")
         reconnect = connect_outcome(
@@ -284,6 +300,7 @@ class Bench:
         return phase_result(
             path=path,
             count=count,
+            server=asgi_server,
             connected=connected,
             storm=storm,
             paced=paced,
@@ -393,6 +410,8 @@ def phase_result(*, path, count, connected, before, after, peak, publish, stats,
     return {
         "path": path,
         "clients": count,
+        # The web workers' ASGI server (None for the floors, which are not the product).
+        "server": rest["server"],
         "connected": connected,
         # All clients at once, as after a deploy or a network blip: how many got in, how fast.
         "connected_at_once": rest["storm"]["connected"],
@@ -440,7 +459,7 @@ def phase_result(*, path, count, connected, before, after, peak, publish, stats,
             # The clients share the machine: when they are busy, latency includes their queueing.
             "load_generators_ms": round(rest["load_cpu_s"] * 1000, 1),
             "ms_per_1000_deliveries": round(cpu_s * 1000 / (deliveries / 1000), 2) if deliveries else None,
-            # The daphne workers, for every path (for pushpin they only authorise and publish, so
+            # The web workers, for every path (for pushpin they only authorise and publish, so
             # "server" above is Pushpin): per new connection, and per event published.
             "workers_connect_ms_per_connection": _per(rest["workers_cpu"]["connect_s"] * 1000, connected),
             "workers_ms_per_event": _per(rest["workers_cpu"]["publish_s"] * 1000, publish["published"]),
@@ -468,7 +487,7 @@ def automatic_load_procs(largest):
 
 def main(argv=None):
     args = parse_args(argv)
-    largest = max(args.clients + args.ws_clients)
+    largest = max(args.clients + args.ws_clients + args.large)
     descriptors = raise_open_files_limit()
     if descriptors < largest * 2 + 200:
         log(f"warning: the open-files limit is {descriptors}; {largest} clients need more")
@@ -486,7 +505,10 @@ def main(argv=None):
         grip_url = stack.grip_url if set(PUSHPIN_PATHS) & set(args.paths) else None
         bench.start_helpers(args.load_procs or automatic_load_procs(largest), grip_url=grip_url)
         for path in args.paths:
-            for count in args.ws_clients if path == "ws" else args.clients:
+            for count in args.ws_clients if path in WS_PATHS else args.clients:
+                phases.append(bench.run_phase(path, count))
+        for path in [p for p in LARGE_PATHS if p in args.paths]:
+            for count in args.large:
                 phases.append(bench.run_phase(path, count))
     except KeyboardInterrupt:
         interrupted = True

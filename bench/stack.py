@@ -9,6 +9,7 @@ a process that has held no connections before.
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -19,7 +20,9 @@ from pathlib import Path
 from deploy.pushpin import Pushpin, PushpinPorts
 from deploy.supervisor import Supervisor, free_port, start_redis, wait_for_port
 
-PATHS = ("floor", "sse", "ws", "pushpin-floor", "pushpin")
+PATHS = ("floor", "sse", "sse-daphne", "ws", "ws-daphne", "pushpin-floor", "pushpin")
+# The product's paths on daphne; every other product path runs on the default server (uvicorn).
+DAPHNE_PATHS = ("sse-daphne", "ws-daphne")
 # Paths whose clients connect to Pushpin rather than to the servers themselves.
 PUSHPIN_PATHS = ("pushpin-floor", "pushpin")
 # The peers: no auth, nothing of the product's to profile.
@@ -173,9 +176,10 @@ class BenchStack:
     # Servers ----------------------------------------------------------------
 
     def start_servers(self, path):
-        """Fresh server processes for `path`: two daphne workers, or two floor relays;
-        for `pushpin`, two daphne workers in GRIP mode behind a fresh Pushpin (`self.pushpin`);
-        for `pushpin-floor`, one do-nothing GRIP origin (bench.pushpin_floor) behind it."""
+        """Fresh server processes for `path`: two web workers (deploy/worker.py: uvicorn, or
+        daphne for the `-daphne` paths), or two floor relays; for `pushpin`, two workers in
+        GRIP mode behind a fresh Pushpin (`self.pushpin`); for `pushpin-floor`, one
+        do-nothing GRIP origin (bench.pushpin_floor) behind it."""
         self.stop_servers()
         pushpin = None
         if path in PUSHPIN_PATHS:
@@ -196,9 +200,11 @@ class BenchStack:
                 args += ["--redis-url", self.redis_url, "--counter-key", self.metrics_counter_key()]
                 process = self.supervisor.python("grip-origin", *args, stdout=log, stderr=subprocess.STDOUT)
             else:
-                env = {"GRIP_URL": pushpin.grip_url} if pushpin else None
-                process = self.supervisor.daphne(
-                    f"daphne-{index}", port, env=env, stdout=log, stderr=subprocess.STDOUT
+                env = {"ASGI_SERVER": "daphne" if path in DAPHNE_PATHS else "uvicorn"}
+                if pushpin:
+                    env["GRIP_URL"] = pushpin.grip_url
+                process = self.supervisor.worker(
+                    f"worker-{index}", port, env=env, stdout=log, stderr=subprocess.STDOUT
                 )
             log.close()
             self.servers.append(Server(process, port, log_path))
@@ -209,6 +215,17 @@ class BenchStack:
                 workers = [f"127.0.0.1:{server.port}" for server in self.servers]
                 self.pushpin = pushpin.start(self.supervisor, workers, stdout=log, stderr=subprocess.STDOUT)
         return self.servers
+
+    def asgi_server(self):
+        """The ASGI server the running web workers say they are on (their first log line), or None."""
+        names = set()
+        for server in self.servers:
+            match = re.search(r"deploy\.worker: (\w+) on ", server.log_tail(400))
+            if match:
+                names.add(match.group(1))
+        if len(names) > 1:
+            raise RuntimeError(f"the workers of one phase run on different servers: {sorted(names)}")
+        return names.pop() if names else None
 
     def stop_servers(self):
         if self.supervisor is not None:

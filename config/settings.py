@@ -6,8 +6,9 @@ a traceback or a silently wrong default.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -78,6 +79,13 @@ def envtiers(name, default):
     return tiers
 
 
+def envchoice(name, default, choices):
+    raw = os.environ.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(sorted(choices))}, got {raw!r}")
+    return raw
+
+
 def envurl(name, default, schemes):
     raw = os.environ.get(name, "").strip() or default
     parts = urlsplit(raw)
@@ -119,6 +127,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_eventstream",
+    "axes",
+    "csp",
     "dashboard",
     "notifications",
     "api",
@@ -133,6 +143,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -215,6 +228,27 @@ CACHES = {
 }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 
+# Login lockout (django-axes): at most 10 failed logins for one username from one
+# client address within 15 minutes; then that pair is refused for 15 minutes, on
+# the site's and the admin's login alike. The attempts live in the database (axes'
+# database handler), so every worker sees the same count and signing in does not
+# depend on Redis. The address is REMOTE_ADDR only, never a header read here: the
+# worker fills it from X-Forwarded-For only when the peer is in FORWARDED_ALLOW_IPS
+# (nginx), and nginx, the one hop in front of the workers, overwrites that header
+# with the address it saw (deploy/nginx/proxy_headers.conf), so a client cannot
+# choose its own.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 10
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -235,13 +269,12 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # static/vendor/ is filled by `make static` from node_modules (git-ignored).
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# The manifest storage whatever DEBUG says: `make static` runs with DEBUG=1, and a
+# DEBUG=0 start needs the manifest it writes. With DEBUG on, Django's manifest
+# storage hands out the plain names, so editing a file needs no collectstatic.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {
-        "BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
-        else "django.contrib.staticfiles.storage.StaticFilesStorage"
-    },
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedManifestStaticFilesStorage"},
 }
 
 # Security: on by default, relaxed only for local development.
@@ -250,6 +283,18 @@ CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# An enforced Content-Security-Policy (django-csp) on every page: everything from
+# this origin only, no inline script or style, never framed. The page keeps its
+# scripts and styles in static files (its config travels as a JSON data block).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "object-src": ["'none'"],
+    },
+}
 if not DEBUG:
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", True)
@@ -257,8 +302,9 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    # nginx terminates TLS and says so in X-Forwarded-Proto.
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # nginx says whether the client used HTTPS in X-Forwarded-Proto. No
+    # SECURE_PROXY_SSL_HEADER: the web worker (deploy/worker.py) already sets the
+    # request's scheme from it, believing only the peers in FORWARDED_ALLOW_IPS.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
 LOGGING = {
@@ -290,14 +336,34 @@ EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 
 # GRIP: Pushpin in front of /events/ holds the SSE connections; the workers only
 # authorise new ones and publish each event once to Pushpin's publish endpoint.
-# Off unless GRIP_URL names that endpoint (e.g. http://pushpin:5561). Add
-# `?key=SECRET` (Pushpin's sig_key) to trust only requests Pushpin signed.
+# Off unless GRIP_URL names that endpoint (e.g. http://pushpin:5561?key=SECRET).
+# The key is Pushpin's sig_key: only requests it signed count as proxied. Without
+# one, django-grip trusts any `Grip-Sig` header, so anyone reaching a worker could
+# pass as Pushpin; with DEBUG off that refuses to start.
 GRIP_URL = os.environ.get("GRIP_URL", "").strip() or None
 if GRIP_URL:
     envurl("GRIP_URL", "", {"http", "https"})
     if not urlsplit(GRIP_URL).hostname:
         raise ImproperlyConfigured(f"GRIP_URL must name Pushpin's host, got {GRIP_URL!r}")
+    if not DEBUG and not parse_qs(urlsplit(GRIP_URL).query).get("key", [""])[0]:
+        raise ImproperlyConfigured(
+            "GRIP_URL has no signing key: add ?key=SECRET (Pushpin's sig_key) or set DEBUG=1"
+        )
     MIDDLEWARE.insert(0, "django_grip.GripMiddleware")
+
+# The web workers (`python -m deploy.worker`, which make run, make stack, compose
+# and the image all use): which ASGI server, whose proxy headers to believe, and
+# whether to log a line per request. `daphne` stays in INSTALLED_APPS for runserver.
+ASGI_SERVER = envchoice("ASGI_SERVER", "uvicorn", {"uvicorn", "daphne"})
+# X-Forwarded-For/-Proto are believed only from these peers (nginx, Pushpin); "*" trusts all.
+FORWARDED_ALLOW_IPS = envlist("FORWARDED_ALLOW_IPS", ["127.0.0.1", "::1"])
+ACCESS_LOG = envbool("ACCESS_LOG", False)
+# How long a stopping worker waits for its streams and sockets to move elsewhere.
+GRACEFUL_SHUTDOWN_SECONDS = envint("GRACEFUL_SHUTDOWN_SECONDS", 10, minimum=1)
+
+# Open SSE streams, and open sockets, one user may hold on one worker: a tab takes one
+# of each. Past it a stream is answered 429 and a socket closed with 4008.
+MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)

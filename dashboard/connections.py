@@ -6,10 +6,13 @@ drops out of the total instead of leaving its last count behind forever.
 """
 
 import asyncio
+import collections
 import logging
 import os
 import socket
 import uuid
+
+from django.conf import settings
 
 from dashboard.redis import get_async_client, get_sync_client, key
 
@@ -40,6 +43,29 @@ def closed(kind):
 
 def local_count(kind):
     return _counts[kind]
+
+
+# Per user, on this worker: what MAX_CONNECTIONS_PER_USER caps.
+_per_user = collections.Counter()
+
+
+def claim(kind, user_id):
+    """Take one of the user's MAX_CONNECTIONS_PER_USER places for `kind` on this worker;
+    False when they hold them all (one session held 300 sockets and 200 streams)."""
+    if _per_user[(kind, user_id)] >= settings.MAX_CONNECTIONS_PER_USER:
+        return False
+    _per_user[(kind, user_id)] += 1
+    return True
+
+
+def release(kind, user_id):
+    _per_user[(kind, user_id)] -= 1
+    if _per_user[(kind, user_id)] <= 0:
+        del _per_user[(kind, user_id)]
+
+
+def held(kind, user_id):
+    return _per_user[(kind, user_id)]
 
 
 def _ensure_reporter():

@@ -21,7 +21,13 @@ from dashboard.redis import get_sync_client
 from dashboard.storage import rate_key
 from dashboard.stream.channels import METRICS_CHANNEL
 
-METRIC_NAME = re.compile(r"^[-a-zA-Z0-9_]+$")
+# Matched whole (fullmatch): `$` would let a trailing newline through.
+METRIC_NAME = re.compile(r"[-a-zA-Z0-9_]+")
+# A published `ts` may run this far ahead of the publisher's clock, no further:
+# one far-future or far-past point would stretch every chart's time axis.
+# (How far back is bounded by what history keeps; see the contract.)
+TS_AHEAD_SECONDS = 300
+TS_EARLIEST = 946684800  # 2000-01-01: anything earlier is a unit mistake, not a metric
 FRAME_EVENT = "frame"
 METRIC_EVENT = "metric"
 # What the `metrics` channel carries; the page listens for these and for the
@@ -58,7 +64,7 @@ def validate_metric_name(name):
         raise ValueError("metric name must not be empty")
     if len(name) > KEY_MAX_LENGTH:
         raise ValueError(f"metric name must be at most {KEY_MAX_LENGTH} characters, got {len(name)}")
-    if not METRIC_NAME.match(name):
+    if not METRIC_NAME.fullmatch(name):
         raise ValueError(f"metric name must be a slug (letters, digits, - and _), got {name!r}")
     return name
 
@@ -66,9 +72,27 @@ def validate_metric_name(name):
 def validate_number(value, what="metric value"):
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{what} must be an int or a float, got {type(value).__name__} {value!r}")
-    if not math.isfinite(value):
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        raise ValueError(f"{what} is out of range ({len(str(abs(value)))} digits)") from None
+    if not finite:
         raise ValueError(f"{what} must be finite, got {value!r}")
     return value
+
+
+def validate_ts(ts):
+    """A unix timestamp in seconds, not absurdly early, at most TS_AHEAD_SECONDS ahead, and
+    no older than the longest history tier keeps (it could be stored nowhere)."""
+    ts = validate_number(ts, "timestamp")
+    if ts < TS_EARLIEST:
+        raise ValueError(f"timestamp must be unix seconds after 2000-01-01, got {ts!r}")
+    if ts > time.time() + TS_AHEAD_SECONDS:
+        raise ValueError(f"timestamp is more than {TS_AHEAD_SECONDS} s in the future, got {ts!r}")
+    if ts < time.time() - rollups.longest_retention():
+        days = rollups.longest_retention() / 86400
+        raise ValueError(f"timestamp is older than the history keeps ({days:g} days), got {ts!r}")
+    return ts
 
 
 def publish_metric(name, value, ts=None):
@@ -81,7 +105,7 @@ def publish_metric(name, value, ts=None):
     """
     name = validate_metric_name(name)
     value = validate_number(value)
-    ts = time.time() if ts is None else rollups.check_ts(validate_number(ts, "timestamp"))
+    ts = time.time() if ts is None else validate_ts(ts)
     data = {"name": name, "value": value, "ts": ts}
     with transaction.atomic():
         Metric.objects.get_or_create(key=name, defaults={"source": Metric.Source.CUSTOM})

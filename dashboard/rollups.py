@@ -29,8 +29,6 @@ from dashboard.stream.channels import METRICS_CHANNEL
 
 logger = logging.getLogger(__name__)
 
-# How far ahead of the clock a published `ts` may be (clock skew between hosts).
-MAX_FUTURE_SECONDS = 300
 # Events read from the event store per writer transaction.
 READ_LIMIT = 2000
 # Rows per INSERT statement (SQLite allows 32766 parameters; 7 per row).
@@ -44,17 +42,6 @@ def tiers():
 
 def longest_retention():
     return max(retention for _, retention in tiers())
-
-
-def check_ts(ts, now=None):
-    """The `ts` rule of publish_metric: raises ValueError outside what history can keep."""
-    now = time.time() if now is None else now
-    if ts < now - longest_retention():
-        days = longest_retention() / 86400
-        raise ValueError(f"timestamp {ts!r} is older than the history keeps ({days:g} days)")
-    if ts > now + MAX_FUTURE_SECONDS:
-        raise ValueError(f"timestamp {ts!r} is more than {MAX_FUTURE_SECONDS} seconds in the future")
-    return ts
 
 
 def bucket_of(ts, step):

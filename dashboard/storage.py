@@ -33,23 +33,31 @@ from dashboard.redis import get_async_client, get_sync_client, key
 # hour of frames, small enough not to block Redis for long.
 READ_BATCH = 500
 
-# A missing counter (first start, or Redis restarted empty) is seeded from the
-# clock in microseconds rather than 1, so ids keep rising across a Redis restart:
-# a client resuming from an id of the old history then finds it missing and gets
+# A missing counter (first start, or Redis restarted empty) is seeded from one
+# epoch per Redis lifetime: the clock in microseconds at the first event of any
+# channel, rather than 1, so ids keep rising across a Redis restart: a client
+# resuming from an id of the old history then finds it missing and gets
 # `stream-reset`, instead of silently skipping new events that reuse old numbers.
 # (Microseconds since 1970 stay below 2^53, so browsers read the ids exactly.)
+# Only a write seeds a channel (two keys per channel that has events): reading a
+# channel never creates state of its own, so no client can grow Redis by reading.
+# The one epoch key may be set by whichever comes first, a read or a write.
 # Lua prints large numbers in exponent form, hence string.format for keys and JSON.
-# KEYS: counter, first-id key
+# KEYS: counter, first-id key, ..., epoch key (KEYS[6])
 SEED_COUNTER = """
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  local now = redis.call('TIME')
-  local seed = tonumber(now[1]) * 1000000 + tonumber(now[2])
-  redis.call('SET', KEYS[1], string.format('%.0f', seed))
-  redis.call('SET', KEYS[2], string.format('%.0f', seed + 1))
+  local epoch = redis.call('GET', KEYS[6])
+  if not epoch then
+    local now = redis.call('TIME')
+    epoch = string.format('%.0f', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+    redis.call('SET', KEYS[6], epoch)
+  end
+  redis.call('SET', KEYS[1], epoch)
+  redis.call('SET', KEYS[2], string.format('%.0f', tonumber(epoch) + 1))
 end
 """
 
-# KEYS: counter, first-id key, event key prefix, per-second rate key, pub/sub channel
+# KEYS: counter, first-id key, event key prefix, per-second rate key, pub/sub channel, epoch
 # ARGV: channel, event type, data (JSON text), expiry seconds
 APPEND_AND_PUBLISH = (
     SEED_COUNTER
@@ -64,21 +72,32 @@ return id
 """
 )
 
-# A stream or a history read on a channel that has no event yet starts the
-# channel's numbering, so its start id is the one right before the first event:
+# A stream or a history read on a channel that has no event yet starts at the id
+# right before its first event (the epoch that event will be numbered from):
 # otherwise every open stream (and Pushpin's prev-id check) would see the first
-# event as a gap and all of them would ask storage to catch up at once.
-CURRENT_ID = (
-    SEED_COUNTER
-    + """
-return redis.call('GET', KEYS[1])
+# event as a gap and all of them would ask storage to catch up at once. Nothing
+# per channel is written; before any event at all, the epoch itself is fixed.
+# KEYS: counter, epoch
+CURRENT_ID = """
+local current = redis.call('GET', KEYS[1])
+if current then return current end
+local epoch = redis.call('GET', KEYS[2])
+if epoch then return epoch end
+local now = redis.call('TIME')
+epoch = string.format('%.0f', tonumber(now[1]) * 1000000 + tonumber(now[2]))
+redis.call('SET', KEYS[2], epoch)
+return epoch
 """
-)
 
 
 def pubsub_channel():
     """The one Redis pub/sub channel every SSE event goes through."""
     return key("sse")
+
+
+def revocation_channel():
+    """Pub/sub channel naming a user whose access changed: every worker's hub ends their streams."""
+    return key("sse-revoke")
 
 
 def counter_key(channel):
@@ -91,6 +110,10 @@ def first_id_key(channel):
 
 def event_key(channel, event_id):
     return key("events", channel, event_id)
+
+
+def epoch_key():
+    return key("events", "epoch")
 
 
 def rate_key(second):
@@ -158,6 +181,7 @@ class DashboardRedisStorage(RedisStorage):
             key("events", channel, ""),
             rate_key(time.time()),
             pubsub_channel(),
+            epoch_key(),
         ]
         return keys, [channel, event_type, data, retention_seconds()]
 
@@ -173,11 +197,11 @@ class DashboardRedisStorage(RedisStorage):
         return Event(channel, event_type, data, id=int(event_id))
 
     def get_current_id(self, channel):
-        keys = [counter_key(channel), first_id_key(channel)]
+        keys = [counter_key(channel), epoch_key()]
         return int(self._script(self.redis, CURRENT_ID)(keys=keys))
 
     async def aget_current_id(self, channel):
-        keys = [counter_key(channel), first_id_key(channel)]
+        keys = [counter_key(channel), epoch_key()]
         return int(await self._script(get_async_client(), CURRENT_ID)(keys=keys))
 
     def get_events(self, channel, last_id, limit=100):
@@ -188,7 +212,10 @@ class DashboardRedisStorage(RedisStorage):
         current_id = self.get_current_id(channel)
         _check_resumable(channel, last_id, current_id)
         if last_id == 0:
-            last_id = int(self.redis.get(first_id_key(channel)) or 1) - 1
+            first_id = self.redis.get(first_id_key(channel))
+            if first_id is None:
+                return []  # no event on this channel yet
+            last_id = int(first_id) - 1
         ids = list(range(last_id + 1, min(last_id + limit, current_id) + 1))
         events = []
         for start in range(0, len(ids), READ_BATCH):
@@ -205,7 +232,10 @@ class DashboardRedisStorage(RedisStorage):
         _check_resumable(channel, last_id, current_id)
         if last_id == 0:
             # 0 is "before the first event" (a page that loaded before any event).
-            last_id = int(await get_async_client().get(first_id_key(channel)) or 1) - 1
+            first_id = await get_async_client().get(first_id_key(channel))
+            if first_id is None:
+                return []  # no event on this channel yet
+            last_id = int(first_id) - 1
         ids = list(range(last_id + 1, min(last_id + limit, current_id) + 1))
         events = []
         client = get_async_client()

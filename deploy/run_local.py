@@ -1,7 +1,7 @@
 """`make run`: the whole product on http://127.0.0.1:8000 from a fresh clone.
 
 SQLite by default, the Redis at REDIS_URL (or a bundled one started here),
-daphne and the metrics collector. Ctrl-C stops everything.
+a web worker (deploy/worker.py) and the metrics collector. Ctrl-C stops everything.
 """
 
 import os
@@ -22,7 +22,7 @@ def main():
         if not prepare_services(supervisor):
             supervisor.stop()
             return 1
-        supervisor.daphne("daphne", PORT)
+        supervisor.worker("web", PORT)
         supervisor.python("collector", "manage.py", "collect_metrics")
     except BaseException:
         supervisor.stop()

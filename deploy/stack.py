@@ -1,7 +1,7 @@
 """`make stack`: the docker-compose topology, natively, for tests and benchmarks.
 
-nginx (Debian's) on 127.0.0.1:$PORT (default 8000) load-balances two daphne
-workers on free ports, and the metrics collector runs beside them, against the
+nginx (Debian's) on 127.0.0.1:$PORT (default 8000) load-balances two web
+workers (deploy/worker.py) on free ports, and the metrics collector runs beside them, against the
 Redis and database that REDIS_URL and DATABASE_URL name. Ctrl-C or SIGTERM
 stops them all.
 
@@ -122,7 +122,7 @@ def start_stack(
     events_addresses=None,
     grip=False,
 ):
-    """Start daphne workers, nginx in front of them, and the collector, all under supervisor.
+    """Start web workers, nginx in front of them, and the collector, all under supervisor.
 
     events_addresses lets an SSE edge (such as Pushpin) take the /events/ route
     instead of the workers; grip=True starts Debian's pushpin in front of the
@@ -150,7 +150,7 @@ def start_stack(
     worker_ports = [free_port() for _ in range(workers)]
     for index, worker_port in enumerate(worker_ports, start=1):
         name = f"web{index}"
-        processes[name] = _start(supervisor, supervisor.daphne, name, worker_port, env=env, log_dir=log_dir)
+        processes[name] = _start(supervisor, supervisor.worker, name, worker_port, env=env, log_dir=log_dir)
     for name, worker_port in zip(processes, worker_ports, strict=True):
         wait_for_port(worker_port, process=processes[name])
 

@@ -1,7 +1,8 @@
 """Start the product's processes side by side and stop them all together.
 
-Used by `make run` (one daphne + collector), `make stack` (nginx + two daphne
-workers + collector), the integration tests and the benchmark.
+Used by `make run` (one web worker + collector), `make stack` (nginx + two web
+workers + collector), the integration tests and the benchmark. Web workers are
+started through `python -m deploy.worker`, on the server ASGI_SERVER names.
 """
 
 import contextlib
@@ -15,7 +16,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
-LISTEN_BACKLOG = 4096
 
 
 def free_port():
@@ -104,21 +104,9 @@ class Supervisor:
     def python(self, name, *args, env=None, **kwargs):
         return self.start(name, [sys.executable, *args], env=env, **kwargs)
 
-    def daphne(self, name, port, env=None, **kwargs):
-        return self.python(
-            name,
-            "-m",
-            "daphne",
-            # -b/-p listen with Twisted's default backlog of 50: a reconnect storm (or
-            # Pushpin forwarding one) overflowed it, and dropped SYNs came back as 502s
-            # and seconds of retries. The kernel caps it at net.core.somaxconn.
-            "-e",
-            f"tcp:port={port}:interface=127.0.0.1:backlog={LISTEN_BACKLOG}",
-            "--proxy-headers",
-            "config.asgi:application",
-            env=env,
-            **kwargs,
-        )
+    def worker(self, name, port, env=None, **kwargs):
+        """One web worker on 127.0.0.1:port (deploy/worker.py; ASGI_SERVER in env picks the server)."""
+        return self.python(name, "-m", "deploy.worker", "--port", str(port), env=env, **kwargs)
 
     def stop(self, timeout=10.0):
         for process in reversed(self.children):

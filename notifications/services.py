@@ -35,11 +35,26 @@ MISSED_LIMIT = 200
 
 
 class NotificationNotFound(Exception):
-    pass
+    """No such notification for this user: one that does not exist and one addressed
+    to someone else look the same, so an id never tells whether it exists."""
 
 
-class NotificationForbidden(Exception):
-    pass
+# A counter that moves whenever what some `hello_state` answers may change (a new
+# notification pushed, a read mark): a worker may reuse a hello state computed at
+# the version it still reads (dashboard.control.consumers).
+VERSION_KEY = ("notifications", "version")
+
+
+def bump_version():
+    from dashboard.redis import get_sync_client, key
+
+    get_sync_client().incr(key(*VERSION_KEY))
+
+
+async def aversion():
+    from dashboard.redis import get_async_client, key
+
+    return int(await get_async_client().get(key(*VERSION_KEY)) or 0)
 
 
 def notify(to, title, body="", level="info", link=None, created_by=None):
@@ -114,6 +129,9 @@ def push_on_commit(notification):
 def _push(notification, quiet=False):
     """Push one committed notification; True when it went out (and is marked so)."""
     try:
+        # Before the push: a socket that reads the version after this joined its groups
+        # first, so it is sent the notification; one that read it before sees a new version.
+        bump_version()
         _group_send(
             notification.channel_group,
             {"type": "notification.message", "notification": notification.as_dict()},
@@ -205,23 +223,25 @@ def _as_id(value):
 def mark_read(user, target):
     """Mark one notification (by id) or "all" read for `user`; returns the new unread count.
 
-    Raises NotificationNotFound / NotificationForbidden (nothing changes) for an
-    id that does not exist or is not addressed to this user."""
+    Raises NotificationNotFound (nothing changes) for an id that does not exist or
+    is not addressed to this user alike."""
     if target == "all":
         _mark_all_read(user)
     elif isinstance(target, int) and not isinstance(target, bool):
         _mark_one_read(user, target)
     else:
         raise ValueError('target must be a notification id or "all"')
+    try:
+        bump_version()
+    except Exception as exc:  # Redis away: cached hello states expire within seconds anyway
+        logger.warning("could not bump the notifications version: %s", exc)
     return unread_count(user)
 
 
 def _mark_one_read(user, notification_id):
     notification = Notification.objects.filter(pk=notification_id).first()
-    if notification is None:
-        raise NotificationNotFound(f"no notification {notification_id}")
-    if not notification.is_addressed_to(user):
-        raise NotificationForbidden(f"notification {notification_id} is not addressed to you")
+    if notification is None or not notification.is_addressed_to(user):
+        raise NotificationNotFound(f"you have no notification {notification_id}")
     try:
         with transaction.atomic():
             NotificationRead.objects.get_or_create(user=user, notification=notification)

@@ -1,6 +1,6 @@
 """Who may do what: the access matrix, as data.
 
-tests/test_access_matrix.py checks every cell against a real daphne worker, and
+tests/test_access_matrix.py checks every cell against a real web worker, and
 docs/security.md prints this same table; regenerate it after a change with
 
     .venv/bin/python -m tests.access_matrix
@@ -35,6 +35,7 @@ PONG = "pong"
 ACK = "ack"
 SNAPSHOT = "snapshot"
 ERR_FORBIDDEN = "error `forbidden`"
+ERR_NOT_FOUND = "error `not_found`"
 
 LOGGED_IN = ["charlie", "alice", "bob", "staff", "admin"]
 VIEWERS = ["alice", "bob", "staff", "admin"]
@@ -53,7 +54,7 @@ def only(personas, allowed, otherwise):
 @dataclass(frozen=True)
 class Row:
     label: str  # as printed in docs/security.md
-    kind: str  # http, sse, ws-connect, ws-command
+    kind: str  # http, sse, sse-origin ("ORIGIN CHANNELS"), ws-connect, ws-command
     target: str  # path, channel list, or command (placeholders: {alice}, {own}, {notification})
     expected: dict
 
@@ -100,6 +101,22 @@ ROWS = [
     Row("`GET /healthz`", "http", "/healthz", cells(OK)),
     Row("WebSocket `/ws/dashboard/`", "ws-connect", "same-origin", only(LOGGED_IN, HELLO, REFUSED)),
     Row("WebSocket from another origin", "ws-connect", "http://evil.example", cells(REFUSED)),
+    # The same host on another port or scheme is another origin (cross-site WebSocket hijacking).
+    Row("WebSocket from `http://127.0.0.1:9999`", "ws-connect", "http://127.0.0.1:9999", cells(REFUSED)),
+    Row("WebSocket from `https://localhost:3000`", "ws-connect", "https://localhost:3000", cells(REFUSED)),
+    Row("WebSocket from `ftp://127.0.0.1`", "ws-connect", "ftp://127.0.0.1", cells(REFUSED)),
+    Row(
+        "WebSocket from `chrome-extension://127.0.0.1`",
+        "ws-connect",
+        "chrome-extension://127.0.0.1",
+        cells(REFUSED),
+    ),
+    Row(
+        "SSE `metrics` from `http://127.0.0.1:9999`",
+        "sse-origin",
+        "http://127.0.0.1:9999 metrics",
+        only(["anonymous"], FORBIDDEN, FORBIDDEN),
+    ),
     Row("WS `ping`", "ws-command", '{"type": "ping"}', cells(PONG, **_ws_anonymous)),
     Row(
         "WS `set_interval` {seconds: 2}",
@@ -119,7 +136,7 @@ ROWS = [
         "WS `mark_read` of alice's notification",
         "ws-command",
         '{"type": "mark_read", "id": {notification}}',
-        only(["alice"], ACK, ERR_FORBIDDEN) | _ws_anonymous,
+        only(["alice"], ACK, ERR_NOT_FOUND) | _ws_anonymous,
     ),
     Row(
         'WS `mark_read` "all" (own notifications)',
@@ -134,13 +151,14 @@ INTRO = """\
 # Security: who may do what
 
 Generated from `tests/access_matrix.py` by `.venv/bin/python -m tests.access_matrix`;
-`tests/test_access_matrix.py` checks every cell against a real daphne worker (real
+`tests/test_access_matrix.py` checks every cell against a real web worker (real
 session cookies, real sockets) and fails when this page and the table disagree.
 
 Principles: anonymous users get nothing but the login page and `/healthz`; a user
 never sees another user's data (their `user-<id>` stream, their notifications);
-changing the collector needs `dashboard.change_metric`; the WebSocket accepts
-only pages served from one of `ALLOWED_HOSTS` (cross-site WebSocket hijacking).
+changing the collector needs `dashboard.change_metric`; the WebSocket and the
+SSE stream accept only pages of the site's exact origin (`scheme://host:port`, as
+requested or listed in `CSRF_TRUSTED_ORIGINS`: cross-site WebSocket hijacking).
 
 ## Personas
 
@@ -156,7 +174,46 @@ LEGEND = """
 - `hello`: the WebSocket is accepted and the server's `hello` arrives. `refused (403)`:
   the handshake is answered 403, no socket opens.
 - `pong`, `ack`, `snapshot`: the command ran. ``error `forbidden` ``: the command was
-  refused with that error code, nothing changed, the socket stays open.
+  refused with that error code, nothing changed, the socket stays open. ``error `not_found` ``:
+  the same for a notification that is not the user's, answered exactly as for an id that
+  does not exist.
+"""
+
+
+THREAT_MODEL = """
+## Threat model
+
+### Who can reach what
+
+| who | reaches | kept out by |
+|---|---|---|
+| anyone on the network | nginx only (`:8000`): the login page, `/healthz`, static files | everything else needs a session; PostgreSQL, Redis, Pushpin and the workers are not published (compose network; `make stack` binds them to loopback) |
+| someone guessing passwords | `/accounts/login/`, `/admin/login/` | django-axes: 10 failures for one username from one client address within 15 minutes lock that pair for 15 minutes, on every worker (attempts are in the database, so it holds with Redis down); the page says the account is temporarily locked (429) |
+| a logged-in user | their dashboard, `user-<their id>`, their notifications; more only with `view_metric` / `change_metric` / staff | the access matrix above; channel names are matched exactly (`user-<id>`: ASCII digits, no leading zero), and reading a channel writes nothing to Redis |
+| another page in the user's browser | nothing: its requests carry the user's cookies, so the origin decides | the WebSocket and the SSE stream accept only the site's exact origin (`scheme://host:port` as requested, or one in `CSRF_TRUSTED_ORIGINS`), other ports and schemes of the same host included; forms need the CSRF token; `frame-ancestors 'none'` and `X-Frame-Options: DENY` |
+| injected markup | nothing runs | an enforced `Content-Security-Policy: default-src 'self'; frame-ancestors 'none'` (no inline script or style anywhere); the page builds the DOM with `textContent`, links notifications only to `http(s)://` URLs and to paths on this site (no whitespace or control character, no `//`) |
+| a client talking to a worker directly | only in `make stack` (loopback) | GRIP answers need Pushpin's signature (`GRIP_URL`'s key, required with `DEBUG` off and checked by `check --deploy`) |
+| a revoked user | nothing new | logout, password change, deactivation and any permission or group change (admin, command, any process: Django's signals, then Redis) end the user's SSE streams on every worker and at the Pushpin edge and close their sockets (`4403`) within a second; every worker drops the access answers it remembered about them, so reconnects are decided afresh; an `es-meta` token issued before the change is refused |
+| one user holding many connections | `MAX_CONNECTIONS_PER_USER` streams and as many sockets per worker (default 30) | a stream past it is answered 429, a socket `rate_limited` then `4008` |
+| a client asking for old history | at most 3,000 events of `Last-Event-ID` replay | beyond it `stream-reset`, and the page reloads its history over HTTP (bounded by the history API) |
+| a user without `view_metric` | their own presence entry only | the online list (usernames) goes to viewers only; `mark_read` of someone else's notification is answered exactly like one that does not exist |
+
+The client address (for the lockout and the logs) is the one nginx saw: nginx, the
+one hop in front of the workers, overwrites `X-Forwarded-For` with `$remote_addr`,
+the worker believes that header only from the peers in `FORWARDED_ALLOW_IPS`
+(nginx, Pushpin), and axes reads `REMOTE_ADDR` only. A deployment that puts another
+proxy in front of nginx must make that proxy the one that sets the header.
+
+### What each secret protects
+
+| secret | protects | if it leaks |
+|---|---|---|
+| `SECRET_KEY` | session cookies, CSRF tokens, password-reset links, the `es-meta` tokens Pushpin carries | anyone can forge a session for any user: rotate it (every session ends) |
+| `GRIP_KEY` (the `?key=` of `GRIP_URL`, Pushpin's `sig_key`) | that a request really came through Pushpin | a client reaching a worker could pass as Pushpin and skip the HTTPS redirect and host checks: rotate it on both sides |
+| `POSTGRES_PASSWORD` | every user, permission, notification and attempt log | full read and write of the product's data |
+| Redis (no password on the private network) | sessions cache, event history, presence, sampling state, the channel layer | reading events and forging pushes; it is never published |
+| `DJANGO_SUPERUSER_PASSWORD` | the first superuser; `ensure_superuser` runs Django's password validators on it | change it in the admin |
+| API tokens (`create_token`) | ingest, notify and `/metrics` scopes; only their hash is stored | `revoke_token NAME` |
 """
 
 
@@ -169,6 +226,7 @@ def render():
     for row in ROWS:
         lines.append(f"| {row.label} | " + " | ".join(row.expected[key] for key in PERSONA_KEYS) + " |")
     lines.append(LEGEND)
+    lines.append(THREAT_MODEL)
     return "\n".join(lines)
 
 

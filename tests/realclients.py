@@ -1,4 +1,4 @@
-"""Clients that talk to real daphne workers over real sockets, the way a browser does.
+"""Clients that talk to real web workers over real sockets, the way a browser does.
 
 The integration tests share them: EventStream, an SSE connection that behaves
 like the page's EventSource (channels, Last-Event-ID carried over); SSEReader, a

@@ -42,7 +42,7 @@ def quick_run(tmp_path_factory):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=300,
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     (results_path,) = output.glob("*.json")
@@ -54,7 +54,9 @@ def test_it_measures_every_path_with_every_field(quick_run):
     assert [(p["path"], p["clients"]) for p in results["phases"]] == [
         ("floor", 100),
         ("sse", 100),
+        ("sse-daphne", 100),
         ("ws", 100),
+        ("ws-daphne", 100),
         ("pushpin-floor", 100),
         ("pushpin", 100),
     ]
@@ -77,21 +79,45 @@ def test_it_loses_and_duplicates_nothing(quick_run):
         assert (phase["lost"], phase["duplicates"]) == (0, 0), phase["path"]
 
 
-def test_it_measures_websocket_round_trips(quick_run):
+def test_it_measures_websocket_round_trips_on_both_servers(quick_run):
     results, _, _ = quick_run
-    (ws,) = [p for p in results["phases"] if p["path"] == "ws"]
-    assert ws["ping_ms"]["count"] == 200
-    assert ws["ping_ms"]["unanswered"] == 0
-    assert 0 < ws["ping_ms"]["p50"] <= ws["ping_ms"]["p99"]
+    for ws in [p for p in results["phases"] if p["path"] in ("ws", "ws-daphne")]:
+        assert ws["ping_ms"]["count"] == 200
+        assert ws["ping_ms"]["unanswered"] == 0
+        assert 0 < ws["ping_ms"]["p50"] <= ws["ping_ms"]["p99"]
+
+
+def test_it_runs_each_server_where_it_says(quick_run):
+    """The -daphne paths on daphne, every other product path on uvicorn (deploy/worker.py)."""
+    results, _, _ = quick_run
+    assert results["phases"][0]["path"] == "floor"
+    servers = {p["path"]: p["server"] for p in results["phases"]}
+    assert servers == {
+        "floor": None,
+        "sse": "uvicorn",
+        "sse-daphne": "daphne",
+        "ws": "uvicorn",
+        "ws-daphne": "daphne",
+        "pushpin-floor": None,
+        "pushpin": "uvicorn",
+    }
 
 
 def test_it_reports_ratios_targets_a_table_and_a_plot(quick_run):
     results, output, stdout = quick_run
     floors = {r["path"]: r["floor"] for r in results["ratios_to_floor"]}
-    assert floors == {"sse": "floor", "ws": "floor", "pushpin": "pushpin-floor"}
+    assert floors == {
+        "sse": "floor",
+        "sse-daphne": "floor",
+        "ws": "floor",
+        "ws-daphne": "floor",
+        "pushpin": "pushpin-floor",
+    }
     (loss_target, *_) = results["targets"]
     assert loss_target["met"] is True
+    assert "| product SSE (uvicorn) | 100 |" in stdout
     assert "| product SSE (daphne) | 100 |" in stdout
+    assert "| product WebSocket (daphne) | 100 |" in stdout
     (png,) = output.glob("*.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

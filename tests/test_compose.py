@@ -121,13 +121,14 @@ def test_it_publishes_nothing_but_nginx_on_8000():
     assert all(ports == [] for ports in published.values()), published
 
 
-def test_it_runs_two_daphne_workers_on_the_asgi_application():
+def test_it_runs_two_web_workers_on_the_asgi_application():
     for name in WORKERS:
         command = SERVICES[name]["command"]
-        assert command[0] == "daphne"
-        assert "--proxy-headers" in command
-        module, attribute = command[-1].split(":")
-        assert getattr(importlib.import_module(module), attribute) is not None
+        assert command[:3] == ["python", "-m", "deploy.worker"]
+        assert command[3:] == ["--host", "0.0.0.0", "--port", "8000"]  # noqa: S104 (inside the container)
+        assert importlib.import_module("deploy.worker").main is not None
+        # Only the proxies on the compose network are believed about the client's address.
+        assert "*" not in SERVICES[name]["environment"]["FORWARDED_ALLOW_IPS"]
 
 
 def test_every_manage_py_command_it_runs_exists():
@@ -249,6 +250,7 @@ def compose_dir(tmp_path):
     env = (ROOT / ".env.example").read_text()
     env = re.sub(r"^SECRET_KEY=$", "SECRET_KEY=test-only-secret-key", env, flags=re.MULTILINE)
     env = re.sub(r"^POSTGRES_PASSWORD=$", "POSTGRES_PASSWORD=test-only-password", env, flags=re.MULTILINE)
+    env = re.sub(r"^GRIP_KEY=$", "GRIP_KEY=test-only-grip-key", env, flags=re.MULTILINE)
     (tmp_path / ".env").write_text(env)
     return tmp_path
 
@@ -315,16 +317,46 @@ def test_dockerfile_bakes_in_no_secret():
     assert collectstatic and collectstatic[0].startswith("SECRET_KEY=")
 
 
-def test_dockerfile_serves_daphne_on_8000():
+def test_dockerfile_serves_a_web_worker_on_8000():
     instructions = dockerfile_instructions()
     assert ["EXPOSE", "8000"] in instructions
     cmd = json.loads(next(args for op, args in instructions if op == "CMD"))
     assert cmd == SERVICES["web1"]["command"]
-    assert shlex.join(cmd).startswith(
-        "daphne -e tcp:port=8000:interface=0.0.0.0:backlog=4096 --proxy-headers"
-    )
+    assert shlex.join(cmd) == "python -m deploy.worker --host 0.0.0.0 --port 8000"
 
 
 def test_dockerignore_keeps_secrets_and_local_builds_out():
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".env", ".venv", "node_modules", ".git", "db.sqlite3*"} <= ignored
+
+
+def test_pushpin_is_keyed_from_the_env_file_never_a_known_key():
+    conf = (ROOT / "deploy" / "pushpin" / "pushpin.conf").read_text()
+    assert re.search(r"^sig_key=$", conf, flags=re.MULTILINE), "no key committed in pushpin.conf"
+    assert "changeme" not in conf
+    assert SERVICES["pushpin"]["environment"]["GRIP_KEY"].startswith("${GRIP_KEY:?")
+    for name in APP_SERVICES:
+        assert SERVICES[name]["environment"]["GRIP_URL"].endswith(
+            "?key=${GRIP_KEY:?set GRIP_KEY in .env (see .env.example)}"
+        )
+    start = (ROOT / "deploy" / "pushpin" / "start.sh").read_text()
+    assert "sig_key=$GRIP_KEY" in start and "exit 1" in start
+
+
+def test_pushpin_start_refuses_to_run_without_a_key(tmp_path):
+    conf = tmp_path / "pushpin.conf"
+    script = (
+        (ROOT / "deploy" / "pushpin" / "start.sh").read_text().replace("/etc/pushpin/pushpin.conf", str(conf))
+    )
+    conf.write_text("sig_key=\n")
+    env = {"PATH": os.environ["PATH"]}
+    result = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=10)
+    assert result.returncode == 1 and "GRIP_KEY is not set" in result.stderr
+    result = subprocess.run(
+        ["sh", "-c", script],
+        env={**env, "GRIP_KEY": "bad key;rm"},
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    assert result.returncode == 1 and "URL-safe" in result.stderr

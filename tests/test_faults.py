@@ -139,8 +139,9 @@ class Tab:
 
 
 @pytest.mark.slow
+@pytest.mark.servers
 async def test_redis_restarting_loses_nothing_that_was_published_or_notified(
-    daphne_workers, collector_with, own_redis, manage, alice, alice_cookies
+    web_workers, collector_with, own_redis, manage, alice, alice_cookies
 ):
     """Redis stopped for 5 s mid-stream, then started again (empty: it keeps nothing on disk).
 
@@ -157,7 +158,7 @@ async def test_redis_restarting_loses_nothing_that_was_published_or_notified(
       gets it afterwards, live or through `hello.missed` when it reconnects.
     """
     env = {"REDIS_URL": own_redis.url}
-    first, second = daphne_workers(2, env=env)
+    first, second = web_workers(2, env=env)
     collector = collector_with(env)
     async with (
         EventStream(first, ["metrics"], alice_cookies) as on_first,
@@ -207,7 +208,7 @@ async def test_redis_restarting_loses_nothing_that_was_published_or_notified(
         # The stream may replay nothing old after a reset: everything after is newer and complete.
         assert after[0] > numbers[count - 1]
         assert_contiguous(after, "frames after the outage")
-    assert all(worker.poll() is None for worker in daphne_workers.workers)
+    assert all(worker.poll() is None for worker in web_workers.workers)
     assert collector.poll() is None, "the collector died"
     lost = []
     if "stream-reset" not in [e["event"] for e in resumed.events]:
@@ -228,7 +229,7 @@ async def _delivered_within(tab, notification_id, timeout):
     return notification_id in tab.seen
 
 
-# --- one daphne worker killed behind nginx ----------------------------------------
+# --- one web worker killed behind nginx ----------------------------------------
 
 
 def worker_serving_streams(stack):
@@ -237,7 +238,7 @@ def worker_serving_streams(stack):
 
     client = get_sync_client()
     pids = {process.pid: name for name, process in stack.processes.items() if name.startswith("web")}
-    for raw in client.scan_iter(match=key("conn", "sse", "*")):
+    for raw in client.scan_iter(match=key("conn", "sse", "*"), count=10000):
         worker_id = raw.decode().rsplit(":", 1)[-1]
         pid = int(worker_id.rsplit("-", 2)[-2])
         if pid in pids and int(client.get(raw) or 0) > 0:
@@ -246,6 +247,7 @@ def worker_serving_streams(stack):
 
 
 @pytest.mark.slow
+@pytest.mark.servers
 async def test_a_killed_worker_s_clients_reconnect_through_nginx_and_catch_up(stack, alice_cookies):
     from dashboard.redis import get_sync_client, key
 
@@ -389,11 +391,11 @@ def collected_static():
 
 @pytest.mark.slow
 async def test_the_database_away_gives_503_and_clean_pages_and_then_recovers(
-    daphne_workers, switchable_database, alice_cookies, collected_static
+    web_workers, switchable_database, alice_cookies, collected_static
 ):
     database_url, up, down = switchable_database
-    (base_url,) = daphne_workers(1, env=production_env(database_url))
-    worker = daphne_workers.workers[0]
+    (base_url,) = web_workers(1, env=production_env(database_url))
+    worker = web_workers.workers[0]
 
     async with httpx.AsyncClient(base_url=base_url, cookies=alice_cookies, timeout=10) as client:
         assert (await client.get("/healthz")).status_code == 200

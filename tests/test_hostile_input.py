@@ -1,7 +1,7 @@
 """Hostile clients: whatever they send, the server answers with a clear error, stores
 nothing, keeps its log free of tracebacks, and goes on serving everyone else.
 
-The WebSocket barrage runs against a real daphne worker over real sockets; the
+The WebSocket barrage runs against a real web worker over real sockets; the
 frames come from a seeded generator, so a failure can be replayed exactly.
 """
 
@@ -236,9 +236,9 @@ def viewer_cookies(alice):
 
 
 @pytest.fixture
-def worker(daphne_workers):
-    daphne_workers(1)
-    return daphne_workers.workers[0]
+def worker(web_workers):
+    web_workers(1)
+    return web_workers.workers[0]
 
 
 def _base(worker):
@@ -278,6 +278,7 @@ OVERSIZE_FRAMES = {
 
 
 @pytest.mark.slow
+@pytest.mark.servers
 async def test_it_refuses_an_oversize_frame_with_too_large_and_closes_the_socket(worker, viewer_cookies):
     outcomes = {}
     for name, frame in OVERSIZE_FRAMES.items():
@@ -296,6 +297,27 @@ async def test_it_refuses_an_oversize_frame_with_too_large_and_closes_the_socket
 
 
 @pytest.mark.slow
+@pytest.mark.servers
+async def test_a_frame_over_one_mib_is_refused_by_the_server_itself(worker, viewer_cookies):
+    # deploy/worker.py caps frames at 1 MiB on both servers; past that the server, not the
+    # application (which never sees the frame), ends the socket: uvicorn with the standard
+    # 1009, daphne (autobahn fails connections by dropping them) without a close frame, 1006.
+    from django.conf import settings
+
+    async with open_socket(_base(worker), viewer_cookies, max_size=None) as socket:
+        await socket.wait_for(lambda m: m.get("type") == "hello")
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await socket.send("x" * (1024 * 1024 + 1))
+        assert await socket.closed(timeout=10) == {"uvicorn": 1009, "daphne": 1006}[settings.ASGI_SERVER]
+        assert not socket.of_type("error")
+    async with open_socket(_base(worker), viewer_cookies) as other:
+        assert (await other.command("ping"))["type"] == "pong"
+    assert worker.poll() is None
+    assert crashes_in(worker.log_path)[0] == []
+
+
+@pytest.mark.slow
+@pytest.mark.servers
 async def test_a_flood_is_rate_limited_then_closed_while_others_are_served(worker, viewer_cookies):
     async with (
         open_socket(_base(worker), viewer_cookies) as flooder,
@@ -341,7 +363,7 @@ async def test_the_worker_keeps_serving_others_during_a_barrage(worker, viewer_c
 
 # SSE: bad requests are 4xx with a reason, never a 500 and never a stream.
 
-# Under daphne's 16 KiB request-line limit, so the request reaches Django (nginx allows 8 KiB lines).
+# Under the servers' request-line limits, so the request reaches Django (nginx allows 8 KiB lines).
 LONG = "x" * 7_000
 
 
@@ -404,7 +426,14 @@ BAD_METRICS = [
     ("../etc", 1),
     ("\u00e9t\u00e9", 1),
     ("a\x00b", 1),
+    ("cpu\n", 1),  # `$` matched before a trailing newline
+    ("cpu\r", 1),
+    ("\uff11", 1),  # a Unicode digit
+    ("ok", 10**400),  # raised OverflowError, with a traceback
+    ("ok", -(10**400)),
 ]
+
+BAD_TIMESTAMPS = [float("nan"), float("inf"), -1e18, -1, 0, 10**400, "now", 1e18]
 
 
 def _stored_metric_events():
@@ -424,6 +453,26 @@ def test_publish_metric_refuses_bad_input_and_stores_nothing(transactional_db, r
         publish_metric(name, value)
     assert Metric.objects.count() == metrics_before
     assert _stored_metric_events() == events_before
+
+
+@pytest.mark.parametrize("ts", BAD_TIMESTAMPS, ids=repr)
+def test_publish_metric_refuses_an_absurd_timestamp_and_stores_nothing(transactional_db, redis_url, ts):
+    from dashboard.live import publish_metric
+
+    events_before = _stored_metric_events()
+    with pytest.raises(ValueError, match="timestamp"):
+        publish_metric("ok", 1, ts=ts)
+    assert _stored_metric_events() == events_before
+
+
+def test_publish_metric_takes_a_recent_timestamp(transactional_db, redis_url):
+    import time
+
+    from dashboard.live import publish_metric
+
+    now = time.time()
+    assert publish_metric("ok", 10**15, ts=now - 60)["ts"] == now - 60
+    assert publish_metric("ok", 1, ts=now + 60)["ts"] == now + 60
 
 
 BAD_NOTIFICATIONS = [
@@ -478,3 +527,80 @@ def test_the_commands_refuse_bad_input_in_one_line_and_store_nothing(alice, mana
     assert Notification.objects.count() == 0
     assert Metric.objects.count() == metrics_before
     assert _stored_metric_events() == events_before
+
+
+def _own_channel_variants(user_id):
+    """Names that spell user-<id> another way: each used to be a channel of its own."""
+    return [
+        f"user-0{user_id}",
+        f"user-00{user_id}",
+        "user-" + "".join(chr(0xFF10 + int(d)) for d in str(user_id)),  # fullwidth digits
+        "user-" + "".join(chr(0x0660 + int(d)) for d in str(user_id)),  # Arabic-Indic digits
+        f"user-{user_id}\n",
+        f"user-{user_id}\r",
+        f"user-{user_id} ",
+        "user-0",
+    ]
+
+
+@pytest.mark.slow
+async def test_channel_names_match_exactly_and_reading_creates_no_redis_keys(worker, alice, viewer_cookies):
+    from urllib.parse import quote
+
+    from django.conf import settings
+
+    from dashboard.redis import get_sync_client
+
+    redis = get_sync_client()
+    pattern = f"{settings.REDIS_PREFIX}:*"
+    async with httpx.AsyncClient(base_url=_base(worker), cookies=viewer_cookies, timeout=10) as client:
+        # The real name works (and, read only, writes nothing either).
+        async with client.stream("GET", f"/events/?channel=user-{alice.pk}") as response:
+            assert response.status_code == 200
+        keys_before = set(redis.scan_iter(match=pattern, count=10_000))
+        answers = {}
+        for name in _own_channel_variants(alice.pk):
+            async with client.stream("GET", f"/events/?channel={quote(name)}") as response:
+                answers[name] = response.status_code
+    assert answers == dict.fromkeys(_own_channel_variants(alice.pk), 400)
+    created = set(redis.scan_iter(match=pattern, count=10_000)) - keys_before
+    assert not [k for k in created if b":events:" in k], created
+
+
+def _append_many(count):
+    from dashboard.storage import DashboardRedisStorage
+
+    storage = DashboardRedisStorage()
+    first = storage.append_event("metrics", "metric", '{"name":"x","value":0,"ts":0}')
+    with storage.redis.pipeline(transaction=False) as pipe:
+        for number in range(1, count):
+            keys, args = storage._append_args("metrics", "metric", f'{{"name":"x","value":{number},"ts":0}}')
+            storage._script(storage.redis)(keys=keys, args=args, client=pipe)
+        pipe.execute()
+    return first.id, storage.get_current_id("metrics")
+
+
+@pytest.mark.slow
+async def test_last_event_id_replays_a_bounded_window_then_resets(worker, viewer_cookies):
+    from dashboard.stream.views import REPLAY_WINDOW
+    from tests.realclients import SSEReader, events_url
+
+    first, current = await asyncio.to_thread(_append_many, REPLAY_WINDOW + 100)
+    base = _base(worker)
+    for last_id in (0, first):  # the whole retention: a reset, not thousands of events
+        async with SSEReader(
+            events_url(base, "metrics", last_event_id=f"metrics:{last_id}"), viewer_cookies
+        ) as s:
+            events = await s.wait_for(lambda events: s.of_type("stream-reset"), message="stream-reset")
+            assert s.of_type("metric") == []
+            assert [e["event"] for e in events] == ["stream-open", "stream-reset"]
+            assert events[-1]["id"] == f"metrics:{current}"
+    # A short disconnect is replayed, every event of it.
+    async with SSEReader(
+        events_url(base, "metrics", last_event_id=f"metrics:{current - 10}"), viewer_cookies
+    ) as s:
+        await s.wait_for(lambda events: len(s.of_type("metric")) >= 10, message="the ten missed events")
+        assert s.of_type("stream-reset") == []
+        assert [e["id"] for e in s.of_type("metric")] == [
+            f"metrics:{n}" for n in range(current - 9, current + 1)
+        ]

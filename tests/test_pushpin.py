@@ -23,19 +23,19 @@ WAIT = 20.0
 
 
 @pytest.fixture
-def edge(daphne_workers, tmp_path):
+def edge(web_workers, tmp_path):
     """Pushpin in front of two daphne workers that publish to it (GRIP_URL with its key)."""
     from deploy.pushpin import Pushpin
     from deploy.supervisor import Supervisor
 
     pushpin = Pushpin(tmp_path / "pushpin")
-    urls = daphne_workers(2, env={"GRIP_URL": pushpin.grip_url})
+    urls = web_workers(2, env={"GRIP_URL": pushpin.grip_url})
     supervisor = Supervisor()
     with open(tmp_path / "pushpin.log", "wb") as log:
         pushpin.start(
             supervisor, [url.removeprefix("http://") for url in urls], stdout=log, stderr=subprocess.STDOUT
         )
-    pushpin.workers = daphne_workers.workers
+    pushpin.workers = web_workers.workers
     yield pushpin
     supervisor.stop()
 
@@ -269,3 +269,36 @@ async def test_it_fans_out_without_loss_above_debians_stock_limits(edge, alice_c
     duplicates = sum(len(c) - len(set(c)) for c in counts)
     assert duplicates == 0
     assert received == clients * events, f"lost {clients * events - received} of {clients * events}"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "u.user_permissions.remove(Permission.objects.get(codename='view_metric'))",
+        "u.is_active = False; u.save()",
+    ],
+    ids=["permission removed", "deactivated"],
+)
+async def test_a_revocation_in_another_process_closes_the_users_streams_at_the_edge(
+    edge, alice, bob_cookies, alice_cookies, publish, change
+):
+    async with (
+        EventStream(edge.url, ["metrics", f"user-{alice.pk}"], cookies=alice_cookies) as alices,
+        EventStream(edge.url, [f"user-{alice.pk}"], cookies=alice_cookies) as alices_own,
+        EventStream(edge.url, ["metrics"], cookies=bob_cookies) as bobs,
+    ):
+        for stream in (alices, alices_own, bobs):
+            assert stream.status == 200
+            await opened(stream)
+        started = time.monotonic()
+        await asyncio.to_thread(
+            publish,
+            "from django.contrib.auth.models import Permission, User\n"
+            f"u = User.objects.get(pk={alice.pk})\n{change}",
+        )
+        await asyncio.wait_for(asyncio.gather(alices.ended.wait(), alices_own.ended.wait()), WAIT)
+        elapsed = time.monotonic() - started
+        assert not bobs.ended.is_set()
+    async with EventStream(edge.url, ["metrics"], cookies=alice_cookies) as again:
+        assert again.status == 403
+    print(f"closed at the edge {elapsed:.2f}s after the command started (its Django start-up included)")

@@ -1,5 +1,5 @@
-"""`make run`'s process (deploy/run_local.py): daphne and the collector, a bundled Redis when none answers,
-and Ctrl-C stopping every one of them."""
+"""`make run`'s process (deploy/run_local.py): a web worker and the collector, a bundled Redis
+when none answers, and Ctrl-C stopping every one of them."""
 
 import signal
 import subprocess
@@ -64,7 +64,7 @@ def test_it_serves_and_collects_and_stops_everything_on_ctrl_c(run_local):
     port = free_port()
     process = run_local(PORT=str(port))
     wait_for_port(port, process=process, timeout=60)
-    children = wait_for_children(process, ["daphne", "collect_metrics"])
+    children = wait_for_children(process, ["deploy.worker", "collect_metrics"])
     assert healthz(port).status_code == 200
 
     process.send_signal(signal.SIGINT)

@@ -1,4 +1,4 @@
-"""`make stack`, started from the test: nginx in front of two daphne workers plus the collector.
+"""`make stack`, started from the test: nginx in front of two web workers plus the collector.
 
 Everything goes through real processes and sockets: the stack shares this test
 run's database and Redis prefix, a separate `manage.py` process publishes, and
@@ -122,7 +122,7 @@ def test_it_logs_in_through_nginx(stack, transactional_db, alice):
 def test_it_refuses_an_anonymous_websocket_through_nginx(stack, transactional_db):
     with pytest.raises(InvalidStatus) as refused:
         websocket(stack)
-    # 403 comes from daphne refusing the handshake; a 404 or 400 would mean the
+    # 403 comes from the server refusing the handshake; a 404 or 400 would mean the
     # upgrade never reached the WebSocket router.
     assert refused.value.response.status_code == 403
 

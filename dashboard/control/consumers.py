@@ -3,7 +3,7 @@
 Thin on purpose: connect/disconnect manage groups, presence and the `hello`;
 `dashboard.control.protocol` decides whether a client message is acceptable; each
 command and each channel-layer event has one small handler named after it.
-Database work happens only in `_read_access`, `_hello_notifications` and
+Database work happens only in `_read_access`, `hello_notifications` and
 `_fetch_mark_read`, always through database_sync_to_async, which is why
 `dispatch` can skip Channels' per-message connection cleanup.
 The protocol itself is described in docs/protocol.md.
@@ -12,11 +12,13 @@ The protocol itself is described in docs/protocol.md.
 import asyncio
 import json
 import logging
+import weakref
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 
@@ -35,7 +37,7 @@ from dashboard.stream.channels import (
     can_control_sampling,
     can_view_metrics,
 )
-from dashboard.stream.views import ACCESS_CACHE_SECONDS, AccessCache
+from dashboard.stream.views import ACCESS_CACHE_SECONDS, AccessCache, get_hub
 from notifications import services as notification_services
 from notifications.models import user_group_name
 
@@ -56,6 +58,7 @@ OPEN_SOCKET_HANDLERS = frozenset(
         "sampling_changed",
         "notification_message",
         "notification_unread",
+        "access_revoked",
     }
 )
 
@@ -67,6 +70,45 @@ SNAPSHOT_LOOKBACK = 64
 # size, which in a connect storm would close sockets that could have waited.
 SETUP_SLOTS = 100
 
+# Per-worker hello notification states, keyed on (user, last_notification, the
+# notifications version): every socket of a user in a connect storm shares one
+# database trip, and one in flight is awaited rather than repeated. A new
+# notification or read mark moves the version, so a stale state is never reused
+# (see notifications.services.VERSION_KEY); the time bound covers deletions.
+hello_cache = AccessCache(seconds=ACCESS_CACHE_SECONDS)
+
+
+async def shared_answer(cache, identity, function, *args):
+    """cache's answer for identity, else function(*args) on the database pool, computed
+    once however many sockets ask at the same moment (a connect storm asks thousands)."""
+    answer = cache.get(identity)
+    if answer is not None:
+        return answer
+    in_flight = _in_flight.setdefault(id(cache), {})
+    pending = in_flight.get(identity)
+    if pending is None:
+        pending = in_flight[identity] = asyncio.ensure_future(in_database_pool(function, *args))
+
+        def settle(future):
+            in_flight.pop(identity, None)
+            if not future.cancelled() and future.exception() is None:
+                cache.put(identity, future.result())
+
+        pending.add_done_callback(settle)
+    # Shielded: one socket going away must not cancel the others' shared answer.
+    return await asyncio.shield(pending)
+
+
+_in_flight = {}
+
+
+async def hello_notifications(user, since_id):
+    version = await notification_services.aversion()
+    return await shared_answer(
+        hello_cache, (user.pk, since_id, version), notification_services.hello_state, user, since_id
+    )
+
+
 # Per-worker answers to "what may this user do, which groups are theirs?", keyed
 # on the user and their session auth hash: a revoked permission or a new group
 # applies from the next connect at most ACCESS_CACHE_SECONDS later, a changed
@@ -74,6 +116,20 @@ SETUP_SLOTS = 100
 access_cache = AccessCache(seconds=ACCESS_CACHE_SECONDS)
 
 _setup_slots = SemaphorePerLoop()
+
+# This worker's accepted sockets, so a stopping worker can close them (dashboard.draining).
+_open_sockets = weakref.WeakSet()
+
+
+async def close_all_sockets(code=protocol.CLOSE_RESTART):
+    """Close every accepted socket of this worker with `code`; returns how many."""
+    sockets = [consumer for consumer in _open_sockets if consumer.accepted and not consumer.closing]
+    for consumer in sockets:
+        try:
+            await consumer._close(code)
+        except Exception as exc:  # already gone: nothing to hand over
+            logger.debug("could not close a socket while draining: %s", exc)
+    return len(sockets)
 
 
 def connect_slot():
@@ -153,9 +209,19 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
             return
         self.limiter = protocol.RateLimiter()
+        self.claimed = connections.claim("ws", self.user.pk)
+        # The hub also hears revocations, which drop this worker's remembered answers.
+        get_hub().start()
         await self.accept()
         self.accepted = True
         connections.opened("ws")
+        if not self.claimed:
+            limit = settings.MAX_CONNECTIONS_PER_USER
+            await self._send_error(protocol.RATE_LIMITED, f"too many open sockets: at most {limit} per user")
+            await self._leave()
+            await self._close(protocol.CLOSE_POLICY_VIOLATION)
+            return
+        _open_sockets.add(self)
         try:
             async with connect_slot():
                 await self._join()
@@ -177,22 +243,20 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         # running would outlive _leave() and keep the user online for good.
         online = await self._join_presence()
         notifications, state = await asyncio.gather(
-            in_database_pool(self._hello_notifications, last_notification_from(self.scope["query_string"])),
+            hello_notifications(self.user, last_notification_from(self.scope["query_string"])),
             sampling.aget_state(),
         )
         self.unread = notifications["unread"]
         self.delivered = {n["id"] for n in notifications["recent"] + notifications["missed"]}
-        await self.send_json(protocol.hello(self.user, state, self.can_control, online, notifications))
+        await self.send_json(
+            protocol.hello(self.user, state, self.can_control, self._visible(online), notifications)
+        )
 
     async def _access(self):
         """(can control, can view metrics, notification groups), reused for ACCESS_CACHE_SECONDS
         per session identity: a storm of the same users then costs one database trip each."""
-        identity = ("ws", self.user.pk, self.user.get_session_auth_hash())
-        answer = access_cache.get(identity)
-        if answer is None:
-            answer = await in_database_pool(self._read_access)
-            access_cache.put(identity, answer)
-        return answer
+        identity = ((str(self.user.pk), self.user.get_session_auth_hash()), "ws")
+        return await shared_answer(access_cache, identity, self._read_access)
 
     async def _join_presence(self):
         await presence.tracker().join(self.user.pk, self.user.get_username())
@@ -219,22 +283,20 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if self.accepted:
             self.accepted = False
             connections.closed("ws")
+        if getattr(self, "claimed", False):
+            self.claimed = False
+            connections.release("ws", self.user.pk)
 
     def _read_access(self):
         user = self.user
         return can_control_sampling(user), can_view_metrics(user), notification_services.group_names_for(user)
-
-    def _hello_notifications(self, since_id):
-        return notification_services.hello_state(self.user, since_id)
 
     @database_sync_to_async
     def _fetch_mark_read(self, target):
         try:
             return notification_services.mark_read(self.user, target)
         except notification_services.NotificationNotFound:
-            raise ProtocolError(protocol.NOT_FOUND, f"there is no notification {target}")
-        except notification_services.NotificationForbidden:
-            raise ProtocolError(protocol.FORBIDDEN, f"notification {target} is not addressed to you")
+            raise ProtocolError(protocol.NOT_FOUND, f"you have no notification {target}")
 
     # Client messages
 
@@ -342,7 +404,14 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     # Channel-layer events
 
     async def presence_update(self, event):
-        await self.send_json(protocol.presence(event["online"]))
+        await self.send_json(protocol.presence(self._visible(event["online"])))
+
+    def _visible(self, online):
+        """Who else is online is for those who may view the dashboard's metrics; anyone
+        else sees only themselves (no list of usernames for a user with no permission)."""
+        if self.can_view_metrics:
+            return online
+        return [person for person in online if person["id"] == self.user.pk]
 
     async def sampling_changed(self, event):
         if event["change"] == "interval":
@@ -357,6 +426,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.delivered.add(notification.get("id"))
         self.unread += 1
         await self.send_json(protocol.notification(notification, self.unread))
+
+    async def access_revoked(self, event):
+        # What this worker remembers about the user is stale too: the reconnect must ask again.
+        access_cache.forget_user(self.user.pk)
+        await self._close(protocol.CLOSE_REVOKED)
 
     async def notification_unread(self, event):
         self.unread = event["count"]

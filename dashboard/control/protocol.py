@@ -46,6 +46,11 @@ CLOSE_POLICY_VIOLATION = 4008
 CLOSE_TOO_LARGE = 4009
 # The socket was accepted but could not be set up (Redis or the database away): 1011's meaning.
 CLOSE_SETUP_FAILED = 4011
+# The user's access changed (logout, password, deactivation, permissions, groups):
+# the page reconnects and gets what the user may have now, or is refused.
+CLOSE_REVOKED = 4403
+# The worker is restarting (the meaning of the standard 1012): reconnect at once, another worker answers.
+CLOSE_RESTART = 4012
 
 
 class ProtocolError(Exception):

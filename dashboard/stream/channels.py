@@ -9,7 +9,9 @@ import re
 from django_eventstream.channelmanager import DefaultChannelManager
 
 METRICS_CHANNEL = "metrics"
-USER_CHANNEL = re.compile(r"^user-(\d{1,18})$")
+# Matched whole (fullmatch) and ASCII only: `\d` takes Unicode digits, `$` a trailing
+# newline, and leading zeros would give one user many names, each its own keys.
+USER_CHANNEL = re.compile(r"user-([1-9][0-9]{0,17})")
 VIEW_PERMISSION = "dashboard.view_metric"
 CONTROL_PERMISSION = "dashboard.change_metric"
 
@@ -29,7 +31,7 @@ def user_channel(user_id):
 
 
 def channel_exists(channel):
-    return channel == METRICS_CHANNEL or bool(USER_CHANNEL.match(channel))
+    return channel == METRICS_CHANNEL or bool(USER_CHANNEL.fullmatch(channel))
 
 
 class DashboardChannelManager(DefaultChannelManager):
@@ -38,7 +40,7 @@ class DashboardChannelManager(DefaultChannelManager):
             return False
         if channel == METRICS_CHANNEL:
             return can_view_metrics(user)
-        match = USER_CHANNEL.match(channel)
+        match = USER_CHANNEL.fullmatch(channel)
         return bool(match) and int(match.group(1)) == user.pk
 
     def is_channel_reliable(self, channel):

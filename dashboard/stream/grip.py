@@ -40,14 +40,19 @@ from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
 from dashboard.loops import SemaphorePerLoop
+from dashboard.origins import request_origin_allowed
+from dashboard.revocation import arevoked_since
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.views import (
     EVENT_ID,
     EVENTS_PATH,
+    ORIGIN_REFUSED,
     AccessCache,
     BadStreamRequest,
     asession_identity,
+    beyond_replay_window,
     error_response,
+    get_hub,
     parse_stream_request,
 )
 
@@ -77,22 +82,32 @@ access_cache = AccessCache()
 lookups_under_way = {}
 
 
-def es_meta_user_id(request):
-    """The user id Pushpin's next-link/recover request carries in `es-meta`, or None.
+# django-eventstream's es-meta tokens live this long; their expiry says when they were issued.
+ES_META_SECONDS = 3600
+
+
+def es_meta_identity(request):
+    """(user id, issued at) that Pushpin's next-link/recover request carries in `es-meta`,
+    or (None, None) for a browser's connect.
 
     Those requests come from Pushpin, not the browser, so they carry no session;
-    the library signs the user into the link with SECRET_KEY and an expiry."""
+    the library signs the user into the link with SECRET_KEY and an expiry. The
+    token dies with the user's access: one issued before a revocation (logout,
+    password change, deactivation, permission change; dashboard.revocation) is
+    refused, so it is never a credential that outlives the session it came from."""
     token = request.GET.get("es-meta")
     if not token:
-        return None
+        return None, None
     try:
-        meta = jwt.decode(token, settings.SECRET_KEY.encode(), algorithms=["HS256"])
+        meta = jwt.decode(
+            token, settings.SECRET_KEY.encode(), algorithms=["HS256"], options={"require": ["exp"]}
+        )
     except jwt.PyJWTError:
         raise BadStreamRequest("Invalid or expired es-meta") from None
     user_id = str(meta.get("user", ""))
     if user_id != "anonymous" and not EVENT_ID.match(user_id):
         raise BadStreamRequest("Invalid es-meta user")
-    return user_id
+    return user_id, int(meta["exp"]) - ES_META_SECONDS
 
 
 def recover_last_ids(request, channels):
@@ -171,6 +186,12 @@ async def replay(storage, response, channel, last_id):
         response.channel_items[channel] = []
         response.channel_last_ids[channel] = str(await storage.aget_current_id(channel))
         return
+    current_id = await storage.aget_current_id(channel)
+    if beyond_replay_window(last_id, current_id):
+        response.channel_items[channel] = []
+        response.channel_last_ids[channel] = str(current_id)
+        response.channel_reset.add(channel)
+        return
     try:
         events = await storage.aget_events(channel, last_id, limit=REPLAY_BATCH + 1)
     except EventDoesNotExist as exc:
@@ -190,19 +211,29 @@ async def grip_events(request, abandoned):
     the request went away while it waited its turn, since nobody is left to answer."""
     try:
         channels, last_ids = parse_stream_request(request)
-        user_id = es_meta_user_id(request)
+        user_id, issued_at = es_meta_identity(request)
         if request.GET.get("recover") == "true":
             last_ids = recover_last_ids(request, channels)
         problem = None
     except BadStreamRequest as exc:
-        channels, last_ids, user_id, problem = [], {}, None, str(exc)
+        channels, last_ids, user_id, issued_at, problem = [], {}, None, None, str(exc)
+    get_hub().start()  # hears revocations, which drop the access answers remembered here
     async with connect_slots(CONNECTS_AT_ONCE):
         if abandoned():
             return None
-        return await authorise_and_replay(request, channels, last_ids, user_id, problem)
+        return await authorise_and_replay(request, channels, last_ids, (user_id, issued_at), problem)
 
 
-async def authorise_and_replay(request, channels, last_ids, user_id, problem):
+async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
+    if not request_origin_allowed(request):
+        return error_response(request, 403, ORIGIN_REFUSED)
+    user_id, issued_at = es_meta
+    try:
+        if user_id not in (None, "anonymous") and await arevoked_since(int(user_id), issued_at):
+            return error_response(request, 403, "Access changed since this link was issued; reconnect")
+    except RedisError as exc:
+        logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
+        return error_response(request, 503, "Event storage is unavailable; retry shortly")
     user, forbidden = await resolve_user_access(request, user_id, channels)
     if user is None:
         return error_response(request, 403, "Log in to read event streams")

@@ -24,10 +24,13 @@ ReconnectingEventSource expects) and changes the mechanics:
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import logging
+import random
 import re
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
@@ -35,6 +38,7 @@ import redis.asyncio
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
+from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
@@ -43,7 +47,9 @@ from django_eventstream.utils import add_default_headers, get_channelmanager, ma
 from redis.exceptions import RedisError
 
 from dashboard import connections as open_connections
-from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel
+from dashboard import draining
+from dashboard.origins import request_origin_allowed
+from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel, revocation_channel
 from dashboard.stream.channels import channel_exists
 
 logger = logging.getLogger(__name__)
@@ -54,9 +60,14 @@ MAX_QUERY_STRING = 2048
 STREAM_BUFFER = 256
 KEEPALIVE_SECONDS = 15
 CATCH_UP_BATCH = 500
+# How far back `Last-Event-ID` may resume, in events: a short disconnect is replayed,
+# anything older gets `stream-reset` and the page reloads its history over HTTP. Without
+# a bound, `lastEventId=metrics:0` replayed the whole retention (22 MB at 24 h) per connect.
+REPLAY_WINDOW = 3000
 # The first stream on a worker waits this long for the hub to subscribe.
 HUB_CONNECT_WAIT = 3.0
-EVENT_ID = re.compile(r"^\d{1,18}$")
+# ASCII digits, the whole string (\d takes Unicode digits, $ a trailing newline).
+EVENT_ID = re.compile(r"\A[0-9]{1,18}\Z")
 # How long a worker trusts its last answer to "may this session read these
 # channels?". A deactivated user, a revoked permission or a changed password
 # closes the door on the next connect at most this many seconds later.
@@ -69,6 +80,12 @@ CONNECT_REDIS_SLOTS = 100
 # The library's first chunk: padding for old proxies/browsers, then stream-open.
 OPENING = (":" + " " * 2048 + "\n\n" + "event: stream-open\ndata:\n\n").encode()
 KEEPALIVE = b"event: keep-alive\ndata:\n\n"
+# A stopping worker ends its streams with this reconnection delay (ms, jittered up to
+# twice as long): the EventSource comes straight back, through nginx to another worker.
+RESTART_RETRY_MS = 250
+
+
+ORIGIN_REFUSED = "Streams are for pages of this site only (Origin not allowed)"
 
 
 class BadStreamRequest(ValueError):
@@ -130,15 +147,17 @@ def parse_stream_request(request):
 
 
 class AccessCache:
-    """Recent access answers per (session user, session auth hash, channels).
+    """Recent access answers per ((session user id, session auth hash), question).
 
     A reconnect storm is thousands of the same few sessions asking the same
     question; without this each connect costs a user query and permission
-    queries. Keyed on the session's auth hash, so a new login is a new entry."""
+    queries. Keyed on the session's auth hash, so a new login is a new entry;
+    a revocation (dashboard.revocation) drops the user's answers on every worker."""
 
     def __init__(self, seconds=ACCESS_CACHE_SECONDS, max_entries=ACCESS_CACHE_MAX):
         self.seconds, self.max_entries = seconds, max_entries
         self.entries = {}
+        _access_caches.add(self)
 
     def get(self, key):
         entry = self.entries.get(key)
@@ -162,6 +181,20 @@ class AccessCache:
 
     def clear(self):
         self.entries = {}
+
+    def forget_user(self, user_id):
+        """Drop every answer about this user (keys start with (user id, auth hash))."""
+        user_id = str(user_id)
+        self.entries = {key: entry for key, entry in self.entries.items() if key[0][0] != user_id}
+
+
+_access_caches = weakref.WeakSet()
+
+
+def forget_user_everywhere(user_id):
+    """This worker's remembered answers about the user, in every cache, are stale."""
+    for cache in tuple(_access_caches):
+        cache.forget_user(user_id)
 
 
 access_cache = AccessCache()
@@ -191,7 +224,7 @@ def check_access(user, channels):
 
 
 def resolve_access(request, channels):
-    """(authenticated, forbidden channels), computed off the request's own thread.
+    """(user id or None, forbidden channels), computed off the request's own thread.
 
     Runs with thread_sensitive=False, so no thread is kept for the stream; the
     database connection it opened is closed here, so none is kept either. A
@@ -199,10 +232,11 @@ def resolve_access(request, channels):
     try:
         identity = session_identity(request.session)
         if identity is None:
-            return False, []
-        return access_cache.get_or_compute(
+            return None, []
+        authenticated, forbidden = access_cache.get_or_compute(
             (identity, tuple(channels)), lambda: check_access(request.user, channels)
         )
+        return (int(identity[0]) if authenticated else None), forbidden
     finally:
         connections.close_all()
 
@@ -222,17 +256,45 @@ async def events(request):
         problem = None
     except BadStreamRequest as exc:
         channels, last_ids, problem = [], {}, str(exc)
-    authenticated, forbidden = await sync_to_async(resolve_access, thread_sensitive=False)(request, channels)
-    if not authenticated:
+    if draining.is_draining():
+        # A request that reached a stopping worker over a kept-alive connection: nginx
+        # passes a 503 on to the next worker (proxy_next_upstream).
+        return error_response(request, 503, "This worker is restarting; reconnect")
+    if not request_origin_allowed(request):
+        return error_response(request, 403, ORIGIN_REFUSED)
+    user_id, forbidden = await sync_to_async(resolve_access, thread_sensitive=False)(request, channels)
+    if user_id is None:
         return error_response(request, 403, "Log in to read event streams")
     if problem:
         return error_response(request, 400, problem)
     if forbidden:
         return error_response(request, 403, f"Permission denied to channels: {', '.join(forbidden)}")
-    stream = Stream(channels, last_ids)
-    response = StreamingHttpResponse(stream.run(), content_type="text/event-stream")
+    if not open_connections.claim("sse", user_id):
+        limit = settings.MAX_CONNECTIONS_PER_USER
+        return error_response(request, 429, f"Too many open streams: at most {limit} per user; close a tab")
+    stream = Stream(channels, last_ids, user_id)
+    response = EventStreamResponse(stream.run(), content_type="text/event-stream")
+    # Django closes every response once it is done, streamed or not, even when the
+    # client left before the stream began: the place is given back there, once.
+    response._resource_closers.append(lambda: open_connections.release("sse", user_id))
     add_default_headers(response, request=request)
     return response
+
+
+def beyond_replay_window(last_id, current_id):
+    """True when resuming from last_id would replay more than REPLAY_WINDOW events."""
+    return current_id - last_id > REPLAY_WINDOW
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """A stream whose chunks are bytes already: the server iterates our generator itself.
+
+    StreamingHttpResponse wraps an async iterator in two more async generators (one to
+    coerce each chunk to bytes, one for `__aiter__`); at thousands of streams that is
+    two extra generator resumptions per stream per event on the hot path."""
+
+    def __aiter__(self):
+        return self._iterator
 
 
 # --- no thread per stream -------------------------------------------------------
@@ -240,8 +302,37 @@ async def events(request):
 EVENTS_PATH = "/events/"
 
 
+# Middlewares that do nothing for an event stream: no static files, no CSRF on a GET,
+# no messages, no frames, no slash redirects. Each one costs a connect two hops to a
+# thread (Django adapts sync middleware per call), which is most of a connect storm's
+# CPU; every other middleware (security, sessions, auth, any added later) still runs.
+STREAM_SKIPS_MIDDLEWARE = frozenset(
+    {
+        "servestatic.middleware.ServeStaticMiddleware",
+        "django.middleware.common.CommonMiddleware",
+        "django.middleware.csrf.CsrfViewMiddleware",
+        "django.contrib.messages.middleware.MessageMiddleware",
+        "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    }
+)
+
+
+class StreamHandler(ASGIHandler):
+    """Django's ASGI handler for `/events/` only, without STREAM_SKIPS_MIDDLEWARE."""
+
+    def load_middleware(self, is_async=False):
+        everything = settings.MIDDLEWARE
+        # Django builds the chain from settings.MIDDLEWARE alone; this runs once, at start-up.
+        settings.MIDDLEWARE = [path for path in everything if path not in STREAM_SKIPS_MIDDLEWARE]
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = everything
+
+
 class SharedThreadForStreams:
-    """ASGI wrapper: `/events/` requests share one thread for Django's sync work.
+    """ASGI wrapper: `/events/` requests share one thread for Django's sync work,
+    and go to `streams` (a StreamHandler) rather than the full middleware chain.
 
     Django runs each request in its own thread-sensitive context, and the first
     sync step of a request (the `request_started` signal, sync middleware) starts
@@ -252,14 +343,15 @@ class SharedThreadForStreams:
     elsewhere (`resolve_access`) and closes its connection before streaming.
     """
 
-    def __init__(self, app):
+    def __init__(self, app, streams=None):
         self.app = app
+        self.streams = streams or app
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sse-sync")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope.get("path") == EVENTS_PATH:
             async with ThreadSensitiveContext(executor=self.executor):
-                return await self.app(scope, receive, send)
+                return await self.streams(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
@@ -292,20 +384,49 @@ class Hub:
 
     def __init__(self):
         self.streams_by_channel = collections.defaultdict(set)
+        self.streams_by_user = collections.defaultdict(set)
+        self.streams = set()
+        # The newest id this hub has dispatched per channel while subscribed without a
+        # break: where a new stream starts, with no Redis round trip per connect.
+        self.current_ids = {}
         self.task = None
+        self.keepalive_task = None
         self.connected = asyncio.Event()
         self.redis_slots = asyncio.Semaphore(CONNECT_REDIS_SLOTS)
 
     def add(self, stream):
+        self.streams.add(stream)
         for channel in stream.channels:
             self.streams_by_channel[channel].add(stream)
+        if stream.user_id is not None:
+            self.streams_by_user[stream.user_id].add(stream)
+        self.start()
+
+    def start(self):
+        """Listen (if not yet): also for revocations, so every path that remembers access
+        answers (streams, GRIP connects, sockets) starts it."""
+        loop = asyncio.get_running_loop()
+        # Fresh contexts: the hub outlives the request that happened to start it.
         if self.task is None or self.task.done():
-            # A fresh context: the hub outlives the request that happened to start it.
-            self.task = asyncio.get_running_loop().create_task(
-                self.listen_forever(), context=contextvars.Context()
-            )
+            self.task = loop.create_task(self.listen_forever(), context=contextvars.Context())
+        if self.keepalive_task is None or self.keepalive_task.done():
+            self.keepalive_task = loop.create_task(self.keepalive_forever(), context=contextvars.Context())
+
+    async def keepalive_forever(self):
+        """One timer for every stream, instead of a timeout armed and cancelled per event
+        per stream: a stream that sent nothing for a whole period gets a keep-alive."""
+        while True:
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+            for stream in tuple(self.streams):
+                stream.tick_keepalive()
 
     def remove(self, stream):
+        self.streams.discard(stream)
+        streams = self.streams_by_user.get(stream.user_id)
+        if streams is not None:
+            streams.discard(stream)
+            if not streams:
+                del self.streams_by_user[stream.user_id]
         for channel in stream.channels:
             streams = self.streams_by_channel.get(channel)
             if streams is not None:
@@ -328,8 +449,21 @@ class Hub:
         except (ValueError, KeyError, TypeError):
             logger.warning("ignoring a malformed SSE pub/sub message")
             return
+        if event.id > self.current_ids.get(event.channel, 0):
+            self.current_ids[event.channel] = event.id
         for stream in tuple(self.streams_by_channel.get(event.channel, ())):
             stream.offer(event)
+
+    def revoke(self, raw):
+        """A user's access changed (dashboard.revocation): end their streams here."""
+        try:
+            user_id = int(raw)
+        except (TypeError, ValueError):
+            logger.warning("ignoring a malformed revocation message")
+            return
+        forget_user_everywhere(user_id)
+        for stream in tuple(self.streams_by_user.get(user_id, ())):
+            stream.revoke()
 
     def resync_all(self):
         # Messages may have been published while we were not subscribed.
@@ -348,19 +482,25 @@ class Hub:
             )
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(pubsub_channel())
+                    await pubsub.subscribe(pubsub_channel(), revocation_channel())
                     self.connected.set()
                     if down:
                         logger.info("SSE hub reconnected to Redis")
                         self.resync_all()
                     down, delay = False, 0.1
+                    revocations = revocation_channel().encode()
                     async for message in pubsub.listen():
-                        if message["type"] == "message":
+                        if message["type"] != "message":
+                            continue
+                        if message["channel"] == revocations:
+                            self.revoke(message["data"])
+                        else:
                             self.dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self.connected.clear()
+                self.current_ids.clear()  # what it missed meanwhile only storage knows
                 if not down:
                     logger.warning("SSE hub lost Redis (%s); retrying with backoff", exc)
                 down = True
@@ -371,6 +511,17 @@ class Hub:
 
 
 _hubs = {}
+
+
+def end_all_streams():
+    """End every stream of this worker (it is stopping); returns how many."""
+    ended = 0
+    for hub in _hubs.values():
+        for stream in tuple(hub.streams):
+            if not stream.ending:
+                stream.end()
+                ended += 1
+    return ended
 
 
 def get_hub():
@@ -387,14 +538,27 @@ def get_hub():
 class Stream:
     """One client's stream: a bounded buffer fed by the hub, ids tracked per channel."""
 
-    def __init__(self, channels, last_ids):
+    def __init__(self, channels, last_ids, user_id=None):
         self.channels = channels
+        self.user_id = user_id
         self.requested_last_ids = last_ids
         self.last_ids = {}
         self.buffer = collections.deque()
-        self.wakeup = asyncio.Event()
+        # The future the stream's task sleeps on while it has nothing to send: a bare
+        # future costs less per wake than an asyncio.Event (and no timer per wait).
+        self.waiter = None
         self.catch_up_needed = False
+        self.ending = False
+        self.keepalive_due = False
+        self.active = False  # sent something since the hub's last keep-alive tick
         self.storage = DashboardRedisStorage()
+
+    def wake(self):
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     # Called by the hub, on the event loop.
     def offer(self, event):
@@ -403,12 +567,31 @@ class Stream:
             self.request_catch_up()
             return
         self.buffer.append(event)
-        self.wakeup.set()
+        self.wake()
 
     def request_catch_up(self):
         self.buffer.clear()
         self.catch_up_needed = True
-        self.wakeup.set()
+        self.wake()
+
+    def tick_keepalive(self):
+        if self.active:
+            self.active = False
+        else:
+            self.keepalive_due = True
+            self.wake()
+
+    def end(self):
+        """Finish after what is buffered, telling the client to come back at once."""
+        self.ending = True
+        self.wake()
+
+    def revoke(self):
+        """End now, sending nothing more: the user's access changed, and the client's
+        reconnect is asked afresh (dashboard.revocation)."""
+        self.buffer.clear()
+        self.catch_up_needed = False
+        self.end()
 
     def current_id(self):
         return make_id({c: self.last_ids[c] for c in self.channels})
@@ -423,21 +606,37 @@ class Stream:
             # Fix where the stream starts before saying it is open: a client that
             # publishes on `stream-open` must see what it publishes.
             await hub.wait_connected(HUB_CONNECT_WAIT)
-            async with hub.redis_slots:
-                await self.fix_start_ids()
+            known = {*self.requested_last_ids, *hub.current_ids}
+            asks_redis = any(channel not in known for channel in self.channels)
+            async with hub.redis_slots if asks_redis else contextlib.nullcontext():
+                await self.fix_start_ids(hub)
             yield OPENING
             async for chunk in self.replay():
                 yield chunk
-            while True:
-                try:
-                    async with asyncio.timeout(KEEPALIVE_SECONDS):
-                        await self.wakeup.wait()
-                except TimeoutError:
-                    yield KEEPALIVE
+            loop = asyncio.get_running_loop()
+            while not self.ending:
+                if not (self.buffer or self.catch_up_needed):
+                    if self.keepalive_due:
+                        self.keepalive_due = False
+                        yield KEEPALIVE
+                        continue
+                    self.waiter = loop.create_future()
+                    await self.waiter
                     continue
-                self.wakeup.clear()
-                async for chunk in self.drain():
+                self.keepalive_due = False
+                self.active = True
+                # The hot path: what the hub buffered follows on from what was sent.
+                chunk, hole = self.take_buffered()
+                if chunk:
                     yield chunk
+                if hole:
+                    async for chunk in self.drain():
+                        yield chunk
+            chunk, _ = self.take_buffered()  # what arrived before the end, if it follows on
+            if chunk:
+                yield chunk
+            retry = RESTART_RETRY_MS + random.randrange(RESTART_RETRY_MS)
+            yield f"retry: {retry}\n\n".encode()
         except RedisError as exc:
             # The client reconnects with its Last-Event-ID and resumes once Redis is back.
             logger.warning("ending an SSE stream: Redis unavailable (%s)", exc)
@@ -445,20 +644,30 @@ class Stream:
             hub.remove(self)
             open_connections.closed("sse")
 
-    async def fix_start_ids(self):
-        """Resume where the client says, else at the current ids."""
+    async def fix_start_ids(self, hub=None):
+        """Resume where the client says, else at the current ids (the hub's when it has one:
+        anything newer is already on its way to this stream through the hub)."""
+        known = hub.current_ids if hub is not None else {}
         for channel in self.channels:
             if channel in self.requested_last_ids:
                 self.last_ids[channel] = self.requested_last_ids[channel]
+            elif channel in known:
+                self.last_ids[channel] = known[channel]
             else:
                 self.last_ids[channel] = await self.storage.aget_current_id(channel)
 
     async def replay(self):
-        """What the client missed, from storage (or a reset if it is gone)."""
+        """What the client missed, from storage (or a reset if it is gone, or too far back)."""
         for channel in self.channels:
-            if channel in self.requested_last_ids:
-                async for chunk in self.read_storage(channel):
-                    yield chunk
+            if channel not in self.requested_last_ids:
+                continue
+            async with get_hub().redis_slots:
+                current_id = await self.storage.aget_current_id(channel)
+            if beyond_replay_window(self.last_ids[channel], current_id):
+                yield self.reset(channel, current_id)
+                continue
+            async for chunk in self.read_storage(channel):
+                yield chunk
 
     def reset(self, channel, current_id):
         """Jump `channel` to `current_id` and tell the client to reload history."""
@@ -487,6 +696,24 @@ class Stream:
             # The common case: every stream of this channel shares one id, one encoding.
             return event.encoded(event.own_id)
         return event.encoded(self.current_id())
+
+    def take_buffered(self):
+        """(chunk of the buffered events that follow on from the last ids, whether a hole
+        or a catch-up needs storage): no awaiting, no storage, for the common case."""
+        if self.catch_up_needed:
+            return b"", True
+        chunks = []
+        buffer, last_ids = self.buffer, self.last_ids
+        while buffer:
+            event = buffer[0]
+            last = last_ids[event.channel]
+            if event.id > last + 1:
+                break  # a hole: drain() reads storage
+            buffer.popleft()
+            if event.id == last + 1:
+                chunks.append(self.deliver(event))
+        chunk = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        return chunk, bool(buffer)
 
     async def drain(self):
         """Yield what the buffer holds (one chunk), filling any hole from storage."""

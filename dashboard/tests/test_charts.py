@@ -1,4 +1,4 @@
-"""The live charts in a real Chromium, against a real daphne worker, Redis and collector."""
+"""The live charts in a real Chromium, against a real web worker, Redis and collector."""
 
 import time
 from pathlib import Path
@@ -37,9 +37,9 @@ def collector(subprocess_env):
 
 
 @pytest.fixture
-def dashboard(chromium, daphne_workers, alice):
+def dashboard(chromium, web_workers, alice):
     """The dashboard page of a logged-in user with view_metric, and its page errors."""
-    (base_url,) = daphne_workers(1)
+    (base_url,) = web_workers(1)
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     name, value = next(iter(session_cookie(alice).items()))
     context.add_cookies([{"name": name, "value": value, "url": base_url}])

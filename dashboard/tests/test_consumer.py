@@ -187,6 +187,15 @@ async def test_presence_tells_others_who_joined_and_who_left(alice, bob):
         assert [p["username"] for p in left["online"]] == ["alice"]
 
 
+async def test_a_user_without_permission_sees_no_one_elses_username(alice, bob, charlie):
+    async with connected(alice), connected(bob), connected(charlie) as (client, hello):
+        assert hello["online"] == [{"id": charlie.pk, "username": "charlie"}]
+        async with connected(alice):  # a join anyone else would hear about
+            update = await client.wait_for(lambda m: m["type"] == "presence")
+        assert update["online"] == [{"id": charlie.pk, "username": "charlie"}]
+        assert update["count"] == 1
+
+
 async def test_a_user_with_two_tabs_stays_online_until_both_close(alice, bob):
     def bob_online(message):
         return "bob" in {p["username"] for p in message["online"]}
@@ -250,11 +259,14 @@ async def test_mark_all_read(alice):
         assert (await client.answer({"type": "mark_read", "id": "all"}))["unread"] == 0
 
 
-async def test_marking_someone_elses_notification_is_forbidden_and_changes_nothing(alice, bob):
+async def test_marking_someone_elses_notification_is_not_found_and_changes_nothing(alice, bob):
     pk = await notify(alice, "For alice only")
     async with connected(bob) as (client, _):
         error = await client.answer({"type": "mark_read", "id": pk})
-        assert (error["type"], error["code"]) == ("error", "forbidden")
+        missing = await client.answer({"type": "mark_read", "id": pk + 1000})
+        # Whether the id exists is none of bob's business: the same code and wording.
+        assert (error["type"], error["code"]) == ("error", "not_found")
+        assert error["message"] == missing["message"].replace(str(pk + 1000), str(pk))
     async with connected(alice) as (_, hello):
         assert hello["notifications"]["unread"] == 1
 
@@ -269,3 +281,43 @@ async def test_bob_never_receives_alices_notifications(alice, bob):
     async with connected(bob) as (client, _):
         await notify(alice, "Private")
         await client.nothing_more("notification", within=0.5)
+
+
+async def test_a_storm_of_one_user_s_sockets_reads_the_hello_state_once(alice, monkeypatch):
+    import asyncio
+    import contextlib
+
+    from dashboard.control import consumers
+    from notifications import services
+
+    calls = []
+    real = services.hello_state
+
+    def counted(user, since_id=None):
+        calls.append(user.pk)
+        return real(user, since_id)
+
+    monkeypatch.setattr(services, "hello_state", counted)
+    consumers.hello_cache.clear()
+    async with contextlib.AsyncExitStack() as stack:
+        hellos = await asyncio.gather(*(stack.enter_async_context(connected(alice)) for _ in range(12)))
+    assert calls == [alice.pk]
+    assert len({json.dumps(hello["notifications"], sort_keys=True) for _, hello in hellos}) == 1
+
+
+async def test_a_cached_hello_never_hides_a_newer_notification_or_read_mark(alice):
+    from dashboard.control import consumers
+    from notifications.services import notify
+
+    consumers.hello_cache.clear()
+    async with connected(alice) as (_, hello):
+        assert hello["notifications"]["unread"] == 0
+    created = await database_sync_to_async(notify)(alice, "disk almost full")
+    # Well within the cache's lifetime: the new version makes the next socket read again.
+    async with connected(alice) as (client, hello):
+        assert hello["notifications"]["unread"] == 1
+        assert [n["id"] for n in hello["notifications"]["recent"]] == [created.pk]
+        await client.answer({"type": "mark_read", "id": created.pk})
+    async with connected(alice) as (_, hello):
+        assert hello["notifications"]["unread"] == 0
+        assert hello["notifications"]["recent"][0]["read"] is True

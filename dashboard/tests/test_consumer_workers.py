@@ -1,4 +1,4 @@
-"""The socket across real daphne workers on real Redis, with the real collector."""
+"""The socket across real web workers on real Redis, with the real collector."""
 
 import asyncio
 import contextlib
@@ -33,8 +33,9 @@ def online_names(message):
     return {person["username"] for person in message["online"]}
 
 
-async def test_presence_and_sampling_changes_cross_workers(daphne_workers, staff_cookies, alice_cookies):
-    first, second = daphne_workers(2)
+@pytest.mark.servers
+async def test_presence_and_sampling_changes_cross_workers(web_workers, staff_cookies, alice_cookies):
+    first, second = web_workers(2)
     async with open_socket(second, alice_cookies) as viewer:
         await hello_of(viewer)
         async with open_socket(first, staff_cookies) as operator:
@@ -49,7 +50,7 @@ async def test_presence_and_sampling_changes_cross_workers(daphne_workers, staff
             paused = await viewer.wait_for(lambda m: m.get("type") == "sampling_state")
             assert paused["paused"] is True
         await viewer.wait_for(lambda m: m.get("type") == "presence" and "staff" not in online_names(m))
-    for worker in daphne_workers.workers:
+    for worker in web_workers.workers:
         assert log_problems(worker)[0] == []
 
 
@@ -80,9 +81,9 @@ def frame_spacing(stream, since_seq, count):
 
 
 async def test_set_interval_on_one_worker_changes_the_collectors_tick(
-    daphne_workers, subprocess_env, staff_cookies, alice_cookies
+    web_workers, subprocess_env, staff_cookies, alice_cookies
 ):
-    first, second = daphne_workers(2)
+    first, second = web_workers(2)
     with collector(subprocess_env):
         async with (
             EventStream(second, ["metrics"], cookies=alice_cookies) as stream,
@@ -108,9 +109,9 @@ async def test_set_interval_on_one_worker_changes_the_collectors_tick(
     assert 0.2 <= after <= 0.35
 
 
-async def test_five_hundred_clients_leaving_at_once_leave_nothing_behind(daphne_workers, alice_cookies):
-    base = daphne_workers(1)[0]
-    worker = daphne_workers.workers[0]
+async def test_five_hundred_clients_leaving_at_once_leave_nothing_behind(web_workers, alice_cookies):
+    base = web_workers(1)[0]
+    worker = web_workers.workers[0]
     cookies = alice_cookies
     headers = {"Origin": origin_of(base), "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
 

@@ -217,3 +217,59 @@ async def test_it_closes_the_connection_a_session_read_from_the_database_opened(
 
     shared_thread = application.application_mapping["http"].executor
     assert await asyncio.wrap_future(shared_thread.submit(open_connections)) == []
+
+
+def next_link(response):
+    """The path of the Grip-Link rel=next Pushpin would call, with its es-meta token."""
+    link = response["headers"]["grip-link"]
+    return link[link.index("<") + 1 : link.index(">")]
+
+
+async def follow(path, sig=None):
+    headers = signed_headers(sig=sig)
+    communicator = HttpCommunicator(application, "GET", path, headers=headers)
+    response = await communicator.get_response(timeout=10)
+    response["headers"] = {name.decode().lower(): value.decode() for name, value in response["headers"]}
+    return response
+
+
+def change_password(user):
+    user.set_password("a-new-password-nobody-knows")
+    user.save()
+
+
+def log_out(cookies):
+    from django.test import Client
+
+    client = Client()
+    client.cookies[settings.SESSION_COOKIE_NAME] = cookies[settings.SESSION_COOKIE_NAME]
+    client.post("/accounts/logout/")
+
+
+@pytest.mark.parametrize("revocation", ["password changed", "logged out"])
+async def test_the_es_meta_token_dies_with_the_session(alice, alice_cookies, redis_url, revocation):
+    from asgiref.sync import sync_to_async
+
+    connected = await connect(alice_cookies)
+    assert connected["status"] == 200
+    path = next_link(connected)
+    assert "es-meta=" in path
+    # Pushpin's next-link request carries no cookie: the token alone stands for alice.
+    assert (await follow(path))["status"] == 200
+    # A second later than the token's issue (its expiry has whole seconds).
+    await asyncio.sleep(1.1)
+    if revocation == "password changed":
+        await sync_to_async(change_password)(alice)
+    else:
+        await sync_to_async(log_out)(alice_cookies)
+    refused = await follow(path)
+    assert refused["status"] == 403
+    assert "grip-hold" not in refused["headers"]
+
+
+async def test_an_unsigned_next_link_never_counts_as_pushpins(alice_cookies, requests_through_django):
+    connected = await connect(alice_cookies)
+    path = next_link(connected)
+    response = await follow(path, sig="x")
+    assert "grip-hold" not in response["headers"]
+    assert response["status"] == 403

@@ -96,8 +96,8 @@ def test_an_hour_of_frames_not_yet_rolled_up_comes_back_in_buckets(as_alice):
 
 
 @pytest.mark.slow
-async def test_history_then_live_has_no_gap_and_no_duplicate_at_the_seam(daphne_workers, alice_cookies):
-    [worker] = daphne_workers(1)
+async def test_history_then_live_has_no_gap_and_no_duplicate_at_the_seam(web_workers, alice_cookies):
+    [worker] = web_workers(1)
     now = time.time()
     for seq in range(1, 6):
         publish_frame(seq, now, {"cpu": seq})

@@ -94,6 +94,25 @@ def test_it_requires_secret_key_without_debug():
         ({"DEBUG": "1", "CSRF_TRUSTED_ORIGINS": "example.org"}, "CSRF_TRUSTED_ORIGINS"),
         ({"DEBUG": "0", "SECRET_KEY": "x" * 60}, "ALLOWED_HOSTS"),
         ({"DEBUG": "1", "METRICS_RETENTION_HOURS": "soon"}, "METRICS_RETENTION_HOURS"),
+        # Without its key any Grip-Sig passes as Pushpin's: production refuses to start.
+        (
+            {
+                "DEBUG": "0",
+                "SECRET_KEY": "x" * 60,
+                "ALLOWED_HOSTS": "a.org",
+                "GRIP_URL": "http://pushpin:5561",
+            },
+            "GRIP_URL",
+        ),
+        (
+            {
+                "DEBUG": "0",
+                "SECRET_KEY": "x" * 60,
+                "ALLOWED_HOSTS": "a.org",
+                "GRIP_URL": "http://p:5561?key=",
+            },
+            "GRIP_URL",
+        ),
     ],
 )
 def test_it_names_the_bad_variable_in_one_line(env, name):
@@ -119,3 +138,37 @@ def test_production_settings_pass_check_deploy():
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def check_deploy(**env):
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DEBUG": "0",
+            "SECRET_KEY": "k" * 30 + "-production-secret-" + "z" * 20,
+            "ALLOWED_HOSTS": "dash.example.org",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_check_deploy_passes_grip_with_a_strong_key():
+    result = check_deploy(GRIP_URL="http://pushpin:5561?key=" + "k3y" * 16)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("key", ["changeme", "short-key"])
+def test_check_deploy_refuses_a_guessable_grip_key(key):
+    result = check_deploy(GRIP_URL=f"http://pushpin:5561?key={key}")
+    assert result.returncode != 0
+    assert "livedash.E002" in result.stdout + result.stderr
+
+
+def test_check_deploy_refuses_grip_without_a_key_even_in_debug():
+    result = check_deploy(DEBUG="1", GRIP_URL="http://pushpin:5561")
+    assert "livedash.E001" in result.stdout + result.stderr

@@ -1,4 +1,4 @@
-"""/events/ against real daphne workers and real Redis."""
+"""/events/ against real web workers and real Redis."""
 
 import asyncio
 
@@ -7,12 +7,12 @@ import pytest
 from dashboard.live import publish_frame
 from tests.realclients import SSEReader, events_url
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.servers]
 
 
 @pytest.fixture
-def worker(daphne_workers):
-    return daphne_workers(1)[0]
+def worker(web_workers):
+    return web_workers(1)[0]
 
 
 def frame_ids(events):

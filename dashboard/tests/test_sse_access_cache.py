@@ -27,8 +27,8 @@ def test_it_never_grows_past_its_bound():
 
 
 @pytest.fixture
-def worker(daphne_workers):
-    return daphne_workers(1)[0]
+def worker(web_workers):
+    return web_workers(1)[0]
 
 
 def revoke_view_permission(user):

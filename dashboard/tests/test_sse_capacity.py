@@ -55,9 +55,9 @@ async def open_streams(worker, cookies, count):
     return client, await asyncio.gather(*(one() for _ in range(count)))
 
 
-async def test_open_streams_hold_no_database_connection_or_thread_each(daphne_workers, alice_cookies):
-    [worker] = daphne_workers(1)
-    process = daphne_workers.workers[0]
+async def test_open_streams_hold_no_database_connection_or_thread_each(web_workers, alice_cookies):
+    [worker] = web_workers(1)
+    process = web_workers.workers[0]
     threads_before = psutil.Process(process.pid).num_threads()
 
     client, streams = await open_streams(worker, alice_cookies, STREAMS)

@@ -11,10 +11,10 @@ pytestmark = pytest.mark.slow
 
 
 async def test_streams_survive_a_redis_restart_and_reset_rather_than_skip(
-    daphne_workers, manage, own_redis, alice_cookies
+    web_workers, manage, own_redis, alice_cookies
 ):
     env = {"REDIS_URL": own_redis.url}
-    [worker] = daphne_workers(1, env=env)
+    [worker] = web_workers(1, env=env)
 
     def push(value):
         result = manage("push_metric", "orders", str(value), env=env)
@@ -30,7 +30,7 @@ async def test_streams_survive_a_redis_restart_and_reset_rather_than_skip(
         own_redis.start()  # empty: the old history (and its ids) is gone
         # A metric published before the hub is back would be covered by the reset
         # (the page reloads history); this test wants it to arrive after the reset.
-        log = Path(daphne_workers.workers[0].log_path)
+        log = Path(web_workers.workers[0].log_path)
         await wait_until(
             lambda: "SSE hub reconnected to Redis" in log.read_text(), timeout=20, message="the hub back"
         )
@@ -43,5 +43,5 @@ async def test_streams_survive_a_redis_restart_and_reset_rather_than_skip(
     assert [m["data"]["value"] for m in stream.of_type("metric")] == [1, 2]
     # The second metric has a smaller id than the first: only a reset may come between.
     assert kinds == ["metric", "stream-reset", "metric"]
-    log = Path(daphne_workers.workers[0].log_path).read_text()
+    log = Path(web_workers.workers[0].log_path).read_text()
     assert "Traceback" not in log

@@ -112,8 +112,34 @@ def test_ids_keep_rising_when_redis_loses_everything(storage):
 def test_a_channel_without_events_starts_right_before_its_first_event(storage):
     """A stream opened before any event must see the first one as the next id, not
     as a gap (a gap sends every open stream, and Pushpin, to storage at once)."""
+    storage.append_event("user-1", "note", "{}")  # some other channel has events
     start = storage.get_current_id("metrics")
     assert start > 0
     assert storage.get_current_id("metrics") == start
+    assert storage.get_events("metrics", 0) == []
     assert storage.append_event("metrics", "frame", "{}").id == start + 1
     assert [e.id for e in storage.get_events("metrics", start)] == [start + 1]
+
+
+def test_reading_a_channel_creates_no_state(storage):
+    """A read (a stream's start, a history or snapshot read) never writes: otherwise
+    each channel name a client may read is keys in Redis that nothing expires."""
+    from dashboard.storage import epoch_key
+
+    client = storage.redis
+    before = set(client.scan_iter(match=f"{settings.REDIS_PREFIX}:*", count=10_000))
+    for channel in ("metrics", "user-1", "user-2"):
+        assert storage.get_current_id(channel) == int(client.get(epoch_key()))
+        assert storage.get_events(channel, 0) == []
+    # One key per Redis lifetime at most, never one per channel read.
+    assert set(client.scan_iter(match=f"{settings.REDIS_PREFIX}:*", count=10_000)) - before <= {
+        epoch_key().encode()
+    }
+    storage.append_event("user-9", "note", "{}")
+    after_write = set(client.scan_iter(match=f"{settings.REDIS_PREFIX}:*", count=10_000))
+    for channel in ("metrics", "user-1", "user-2"):
+        storage.get_current_id(channel)
+        storage.get_events(channel, 0)
+    # Nothing new (the write's per-second rate key may have expired meanwhile).
+    assert set(client.scan_iter(match=f"{settings.REDIS_PREFIX}:*", count=10_000)) <= after_write
+    assert not any(b"user-1" in k or b"user-2" in k or b":metrics:" in k for k in after_write - before)

@@ -111,3 +111,74 @@ async def test_multi_channel_ids_carry_every_channel():
     stream.offer(hub_event(event))
     body = await drained(stream)
     assert f"id: metrics:{stream.last_ids['metrics']},user-7:{event.id}".encode() in body
+
+
+async def test_the_hot_path_takes_what_follows_on_and_leaves_a_hole_to_storage():
+    stream, _ = await started_stream()
+    first, second, lost, after_lost = [publish_frame(seq, 0.0, {}) for seq in range(4)]
+    for event in (first, first, second):
+        stream.offer(hub_event(event))
+
+    chunk, hole = stream.take_buffered()
+    assert delivered_ids(chunk) == [first.id, second.id] and not hole
+
+    stream.offer(hub_event(after_lost))  # `lost` never reached this worker's hub
+    chunk, hole = stream.take_buffered()
+    assert (chunk, hole) == (b"", True)
+    assert delivered_ids(await drained(stream)) == [lost.id, after_lost.id]
+
+
+async def test_an_ended_stream_sends_what_it_holds_then_a_short_retry():
+    import asyncio
+
+    from tests.realclients import wait_until
+
+    stream = Stream(["metrics"], {})
+    chunks = []
+
+    async def read():
+        async for chunk in stream.run():
+            chunks.append(chunk)
+
+    task = asyncio.create_task(read())
+    await wait_until(lambda: chunks, message="the opening chunk")
+    event = publish_frame(1, 0.0, {})
+    stream.offer(hub_event(event))
+    stream.end()
+    await asyncio.wait_for(task, 5)
+
+    body = b"".join(chunks)
+    assert delivered_ids(body) == [event.id]
+    retry = int(chunks[-1].removeprefix(b"retry: ").strip())
+    assert sse.RESTART_RETRY_MS <= retry < 2 * sse.RESTART_RETRY_MS
+    assert stream not in sse.get_hub().streams
+
+
+async def test_a_quiet_stream_gets_a_keepalive_after_a_whole_quiet_period():
+    stream, _ = await started_stream()
+    stream.active = True
+    stream.tick_keepalive()  # it sent something during this period: nothing due
+    assert not stream.keepalive_due
+    stream.tick_keepalive()
+    assert stream.keepalive_due
+
+
+async def test_a_new_stream_starts_at_the_hub_s_newest_id_without_asking_redis(monkeypatch):
+    import json
+
+    hub = sse.Hub()
+    newer, older = publish_frame(1, 0.0, {}), None
+    older = type(newer)(newer.channel, newer.type, newer.data, id=newer.id - 1)
+    for event in (newer, older):  # out of order, as two publishers can be
+        hub.dispatch(
+            json.dumps({"channel": event.channel, "type": event.type, "data": event.data, "id": event.id})
+        )
+    assert hub.current_ids == {"metrics": newer.id}
+
+    async def no_redis(channel):
+        raise AssertionError("asked Redis for the current id")
+
+    stream = Stream(["metrics"], {})
+    monkeypatch.setattr(stream.storage, "aget_current_id", no_redis)
+    await stream.fix_start_ids(hub)
+    assert stream.last_ids == {"metrics": newer.id}

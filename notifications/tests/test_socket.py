@@ -1,4 +1,4 @@
-"""End to end: notifications on the dashboard socket of real daphne workers.
+"""End to end: notifications on the dashboard socket of real web workers.
 
 Notifications are sent from separate OS processes (`manage.py notify`) or from
 this test process; clients are real WebSockets with a session cookie and the
@@ -22,8 +22,8 @@ SETTLE = 1.0
 
 
 @pytest.fixture
-def workers(daphne_workers):
-    return daphne_workers(2)
+def workers(web_workers):
+    return web_workers(2)
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ async def test_bob_can_neither_mark_nor_receive_alices_notifications(workers, co
         for notification in (private, for_ops):
             answer = await mark_read(bobs_tab, notification.pk)
             assert answer["type"] == "error"
-            assert answer["code"] == "forbidden"
+            assert answer["code"] == "not_found"  # as for an id that does not exist
         missing = await mark_read(bobs_tab, private.pk + 1000)
         assert missing["code"] == "not_found"
 

@@ -12,6 +12,10 @@
   const PONG_TIMEOUT_MS = 10000;
   const BACKOFF_START_MS = 1000;
   const BACKOFF_MAX_MS = 30000;
+  // A worker that is restarting closes its sockets with 4012 (1012 from uvicorn itself,
+  // for a socket it closes without us): another worker answers at once.
+  const RESTART_CODES = [1012, 4012];
+  const RESTART_JITTER_MS = 500;
   const PRESENCE_SHOWN = 8;
 
   const controls = document.getElementById("controls");
@@ -65,6 +69,11 @@
   // tab at the same instant.
   function scheduleReconnect(code) {
     if (reconnectTimer) return;
+    if (RESTART_CODES.includes(code)) {
+      ld.setStatus("ws-status", "reconnecting", "server restarting; reconnecting…");
+      reconnectTimer = setTimeout(connect, Math.random() * RESTART_JITTER_MS);
+      return;
+    }
     const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * Math.pow(2, attempts));
     const delay = ceiling / 2 + Math.random() * (ceiling / 2);
     attempts += 1;

@@ -16,7 +16,10 @@
   const MAX_ITEMS = 50;
   const LEVELS = ["info", "success", "warning", "error"];
   // What notify() accepts; checked again here for rows written around it.
-  const SAFE_LINK = /^(https?:\/\/|\/(?![\/\\]))/i;
+  // http(s) URLs and paths on this site only. Browsers drop tabs and newlines from a
+  // URL before reading it, so "/\t/evil.com" would open //evil.com: no whitespace or
+  // control character anywhere, and a path never starts with a second slash or backslash.
+  const SAFE_LINK = /^(?:https?:\/\/|\/(?![\/\\]))[^\x00-\x20\x7f]*$/i;
   const items = new Map(); // id -> notification dict with a `read` flag
   let unread = 0;
   let serverOffset = 0; // server clock minus ours, in seconds, for relative times

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import PASSWORD
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.servers]
 
 
 def log_in(page, base_url, username):

@@ -1,6 +1,8 @@
 import os
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 
@@ -23,8 +25,12 @@ class Command(BaseCommand):
                 "or set DJANGO_SUPERUSER_USERNAME and DJANGO_SUPERUSER_PASSWORD and start again."
             )
             return
-        if len(password) < 8:
-            raise CommandError("DJANGO_SUPERUSER_PASSWORD must be at least 8 characters")
         email = os.environ.get("DJANGO_SUPERUSER_EMAIL", "")
+        user = User(**{User.USERNAME_FIELD: username}, email=email)
+        try:
+            # The same validators (AUTH_PASSWORD_VALIDATORS) as every other password.
+            validate_password(password, user)
+        except ValidationError as exc:
+            raise CommandError("DJANGO_SUPERUSER_PASSWORD: " + " ".join(exc.messages)) from None
         User.objects.create_superuser(username=username, email=email, password=password)
         self.stdout.write(f"Created superuser {username!r}.")

@@ -1,0 +1,142 @@
+"""Revoking access closes what is open.
+
+Logout, a password change, deactivation and any change of a user's permissions or
+groups (from the admin, a command, or code in any process) reach this module
+through Django's signals, and once the change is committed it tells every worker
+through Redis to close what that user has open:
+
+- sockets: over the channel layer, to the user's group (`user_group_name`, which
+  every socket of theirs already joined for notifications); closed with 4403;
+- SSE streams on the workers: on `revocation_channel()`, which every worker's hub
+  listens to beside the events;
+- SSE streams held by Pushpin (GRIP_URL): a close on the GRIP channel
+  `user-<id>` that each of the user's connections there is subscribed to, and a
+  note of the time, so an `es-meta` token issued before it is refused.
+
+Each tab reconnects and gets what the user may have now, or nothing.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model, user_logged_out
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.db.models.signals import m2m_changed, post_save
+
+from dashboard.redis import get_async_client, get_sync_client, key
+from dashboard.storage import revocation_channel
+from dashboard.stream.channels import METRICS_CHANNEL, user_channel
+from notifications.models import user_group_name
+
+logger = logging.getLogger(__name__)
+
+REVOKED_EVENT = "access.revoked"
+# How long a revocation is remembered: past the life of any es-meta token (an hour).
+REMEMBER_SECONDS = 3600 + 60
+# A save that only records a login changes no access (Django's login does this).
+HARMLESS_FIELDS = frozenset({"last_login"})
+
+
+def revoke(user_ids):
+    """Close the open sockets of these users on every worker, once the change is committed."""
+    user_ids = sorted(set(user_ids))
+    if user_ids:
+        transaction.on_commit(lambda: _broadcast(user_ids))
+
+
+def revoked_key(user_id):
+    return key("revoked", user_id)
+
+
+def _broadcast(user_ids):
+    from notifications.services import _group_send
+
+    for user_id in user_ids:
+        # Each step on its own: the change itself is done, and what one step could not
+        # reach still re-checks access when it reconnects.
+        try:
+            redis = get_sync_client()
+            redis.set(revoked_key(user_id), repr(time.time()), ex=REMEMBER_SECONDS)
+            redis.publish(revocation_channel(), str(user_id))
+        except Exception as exc:
+            logger.warning("could not tell the workers to end user %s's streams: %s", user_id, exc)
+        try:
+            _group_send(user_group_name(user_id), {"type": REVOKED_EVENT})
+        except Exception as exc:
+            logger.warning("could not tell the workers to close user %s's sockets: %s", user_id, exc)
+        if getattr(settings, "GRIP_URL", None):
+            try:
+                _close_at_the_edge(user_id)
+            except Exception as exc:
+                logger.warning("could not tell Pushpin to close user %s's streams: %s", user_id, exc)
+
+
+def _close_at_the_edge(user_id):
+    """Close the user's connections Pushpin holds, whichever of their channels they read.
+
+    Every GRIP connection of theirs subscribes to `user-<id>` with the require-sub
+    filter (django-eventstream's instructions), so the close goes to each event
+    channel they may hold, as django-eventstream's own kick does."""
+    from django_grip import publish
+    from gripcontrol import HttpStreamFormat
+
+    for channel in (METRICS_CHANNEL, user_channel(user_id)):
+        publish(
+            f"user-{user_id}",
+            HttpStreamFormat(close=True),
+            meta={"require_sub": f"events-{channel}"},
+            blocking=True,
+        )
+
+
+async def arevoked_since(user_id, issued_at):
+    """True when the user's access changed in a later second than `issued_at` (whole
+    unix seconds, as tokens carry them). Within the same second the token is given the
+    benefit of the doubt: a reconnect right after a change must not be refused, and
+    the connection an older token belonged to was closed at the edge anyway."""
+    raw = await get_async_client().get(revoked_key(user_id))
+    return raw is not None and int(float(raw)) > issued_at
+
+
+def on_logged_out(sender, request, user, **kwargs):
+    if user is not None:
+        revoke([user.pk])
+
+
+def on_user_saved(sender, instance, created, update_fields=None, **kwargs):
+    if created or (update_fields and set(update_fields) <= HARMLESS_FIELDS):
+        return
+    revoke([instance.pk])
+
+
+def on_user_m2m(sender, instance, action, reverse, pk_set, **kwargs):
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    if not reverse:  # user.groups / user.user_permissions changed
+        revoke([instance.pk])
+    elif isinstance(instance, Group):  # group.user_set changed
+        revoke(pk_set or [])
+
+
+def on_group_permissions(sender, instance, action, reverse, pk_set, **kwargs):
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    User = get_user_model()
+    # reverse: permission.group_set changed, so the users of those groups.
+    groups = Group.objects.filter(pk__in=pk_set or []) if reverse else [instance]
+    revoke(User.objects.filter(groups__in=groups).values_list("pk", flat=True))
+
+
+def connect_signals():
+    User = get_user_model()
+    user_logged_out.connect(on_logged_out, dispatch_uid="livedash.revoke.logout")
+    post_save.connect(on_user_saved, sender=User, dispatch_uid="livedash.revoke.user")
+    m2m_changed.connect(on_user_m2m, sender=User.groups.through, dispatch_uid="livedash.revoke.groups")
+    m2m_changed.connect(
+        on_user_m2m, sender=User.user_permissions.through, dispatch_uid="livedash.revoke.perms"
+    )
+    m2m_changed.connect(
+        on_group_permissions, sender=Group.permissions.through, dispatch_uid="livedash.revoke.group_perms"
+    )
