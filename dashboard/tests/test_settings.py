@@ -172,3 +172,32 @@ def test_check_deploy_refuses_a_guessable_grip_key(key):
 def test_check_deploy_refuses_grip_without_a_key_even_in_debug():
     result = check_deploy(DEBUG="1", GRIP_URL="http://pushpin:5561")
     assert "livedash.E001" in result.stdout + result.stderr
+
+
+def test_it_reads_history_tiers_finest_first():
+    assert (
+        settings_value("settings.HISTORY_TIERS", DEBUG="1")
+        == "[(10, 604800), (60, 2678400), (900, 31536000)]"
+    )
+    assert settings_value("settings.HISTORY_TIERS", DEBUG="1", HISTORY_TIERS="30s:2d, 1h:2y") == (
+        "[(30, 172800), (3600, 63072000)]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("10", "STEP:RETENTION pairs"),
+        ("10s:7x", "STEP:RETENTION pairs"),
+        ("0s:7d", "STEP:RETENTION pairs"),
+        ("1h:10m", "retention must be at least the step"),
+        ("1m:7d,10s:31d", "finest first"),
+        ("10s:31d,1m:7d", "finest first"),
+    ],
+)
+def test_it_refuses_malformed_history_tiers_in_one_line(value, problem):
+    result = run_check(DEBUG="1", HISTORY_TIERS=value)
+    assert result.returncode != 0
+    assert "HISTORY_TIERS" in result.stderr and problem in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
