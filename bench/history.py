@@ -147,6 +147,7 @@ def measure_queries(requests):
         zipped = client.get("/api/metrics/history/", params, HTTP_ACCEPT_ENCODING="gzip")
         assert zipped.get("Content-Encoding") == "gzip"
         points = max(len(series) for series in body["series"].values())
+        sql_ms = database_ms(params) if body["step"] else None
         results.append(
             {
                 "window": label,
@@ -157,12 +158,35 @@ def measure_queries(requests):
                 "p95_ms": round(statistics.quantiles(times, n=20)[18], 1),
                 "cpu_p50_ms": round(statistics.median(cpu), 1),
                 "cpu_p95_ms": round(statistics.quantiles(cpu, n=20)[18], 1),
+                "sql_ms": sql_ms,
                 "bytes": len(response.content),
                 "gzip_bytes": len(zipped.content),
             }
         )
         json.loads(gzip.decompress(zipped.content))
     return results
+
+
+def database_ms(params):
+    """The database's own time for the window's rollup read (EXPLAIN ANALYZE), so the
+    query's cost shows apart from a busy machine's scheduling."""
+    from django.db import connection
+
+    from dashboard import rollups
+    from dashboard.stream.history import choose_step, parse_window
+
+    if connection.vendor != "postgresql":
+        return None
+    window = parse_window({k: str(v) for k, v in params.items()})
+    step, group = choose_step(window)
+    lower = rollups.bucket_of(window.start, group)
+    upper = None if window.end is None else rollups.bucket_of(window.end, step) + step
+    sql, args = rollups.grouped_sql(step, group, lower, upper)
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, args)
+        plan = cursor.fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return round(plan[0]["Execution Time"], 1)
 
 
 def measure_writer(seconds):
@@ -277,7 +301,7 @@ def main(argv=None):
     path = args.output / f"history-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(result, indent=2))
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
-    header = ["window", "step", "points", "p50 ms", "p95 ms", "cpu p50", "cpu p95", "KB", "gzip KB"]
+    header = ["window", "step", "points", "p50 ms", "p95 ms", "cpu p50", "cpu p95", "sql ms", "KB", "gzip KB"]
     print(f"{header[0]:28} " + " ".join(f"{h:>8}" for h in header[1:]))
     for q in queries:
         cells = [
@@ -288,6 +312,7 @@ def main(argv=None):
             q["cpu_p50_ms"],
             q["cpu_p95_ms"],
         ]
+        cells.append("-" if q["sql_ms"] is None else q["sql_ms"])
         cells += [round(q["bytes"] / 1024), round(q["gzip_bytes"] / 1024)]
         print(f"{q['window']:28} " + " ".join(f"{c:>8}" for c in cells))
     if writer:

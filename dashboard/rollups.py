@@ -304,6 +304,13 @@ def grouped_rows(step, group, lower, upper=None):
     buckets (a multiple of `step`), for buckets starting in [lower, upper). Plain SQL
     rather than the ORM: up to 100,000 rows, and the ORM's per-row conversion would
     be most of the answer's time."""
+    sql, params = grouped_sql(step, group, lower, upper)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def grouped_sql(step, group, lower, upper=None):
     q = connection.ops.quote_name
     table = q(MetricRollup._meta.db_table)
     # Integer division on both databases (bigint / integer).
@@ -318,6 +325,4 @@ def grouped_rows(step, group, lower, upper=None):
         f"SELECT {q('key')}, {start} AS start, SUM({q('count')}), SUM({q('sum')}), "  # noqa: S608
         f"MIN({q('min')}), MAX({q('max')}) FROM {table} WHERE {where} GROUP BY {q('key')}, start"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+    return sql, params
