@@ -281,6 +281,9 @@ class RollupWriter:
         except Exception as exc:  # noqa: BLE001 - the database or Redis away; retried
             self._failed(exc)
             return False
+        if connection.vendor == "sqlite":
+            # Opening a file costs nothing; a kept one would keep an old WAL snapshot alive.
+            connection.close()
         if self.down_since is not None:
             logger.info("rollups: writing again after %.1f s", self.clock() - self.down_since)
             self.down_since = None
