@@ -147,7 +147,7 @@ def measure_queries(requests):
         zipped = client.get("/api/metrics/history/", params, HTTP_ACCEPT_ENCODING="gzip")
         if zipped.get("Content-Encoding") != "gzip":
             print(f"{label}: answered without gzip ({len(zipped.content)} bytes)", flush=True)
-        points = max(len(series) for series in body["series"].values())
+        points = max((len(series) for series in body["series"].values()), default=0)
         sql_ms = database_ms(params) if body["step"] else None
         results.append(
             {

@@ -158,5 +158,7 @@ def test_the_history_bench_measures_every_window_and_the_writer(tmp_path, redis_
     [path] = tmp_path.glob("history-*.json")
     report = json.loads(path.read_text())
     assert {q["window"] for q in report["queries"]} >= {"5 min", "10080 min", "43200 min"}
-    assert all(0 < q["points_per_metric"] <= 1000 for q in report["queries"])
+    assert all(q["points_per_metric"] <= 1000 for q in report["queries"])
+    # A day of rollups: every window up to now has points (the zooms into 3 and 20 days ago have none).
+    assert all(q["points_per_metric"] > 0 for q in report["queries"] if q["window"].endswith("min"))
     assert report["writer"]["with_writer"]["ticks"] > 0
