@@ -51,6 +51,7 @@ stack: static
 bench: static
 	$(PY) -m bench
 	$(PY) -m bench.history
+	$(PY) -m bench.ingest
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles static/vendor

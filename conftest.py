@@ -80,6 +80,18 @@ def _clean_redis_keys(request):
         client.delete(*keys)
 
 
+@pytest.fixture(autouse=True)
+def _forget_process_caches():
+    """Each test's database starts empty: what this process remembered of the last
+    one (tokens found, metric names registered) must not carry over."""
+    yield
+    from api import models as api_models
+    from dashboard import live
+
+    api_models._found.clear()
+    live._registered.clear()
+
+
 # Personas: alice can view metrics, bob can view metrics too (for "another user"
 # cases), charlie is logged in without permissions, staff can control sampling,
 # admin is a superuser.

@@ -1,6 +1,7 @@
 import hashlib
 import hmac
 import secrets
+import time
 from datetime import timedelta
 from fnmatch import fnmatchcase
 
@@ -41,6 +42,12 @@ def validate_patterns(value):
     if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
         raise ValidationError('Metric patterns must be a list of non-empty strings, e.g. ["app_*"].')
 
+
+# Each worker keeps the tokens it found for this long, so a steady stream of
+# requests does not cost a database round trip each; it is what bounds how long a
+# revocation (or a change of scopes) takes to reach every worker: under a second.
+CACHE_SECONDS = 0.5
+_found = {}
 
 # A hash no token can have, compared against when the prefix finds nothing, so a
 # miss costs the same comparison as a hit.
@@ -110,19 +117,36 @@ class ApiToken(models.Model):
     def lookup(cls, raw):
         """The active token that `raw` is, or None (unknown, malformed, revoked)."""
         prefix = split_token(raw)
-        token = cls.objects.filter(prefix=prefix).first() if prefix else None
+        token = cls._cached(prefix)
+        if prefix and token is None:
+            token = cls._remember(prefix, cls.objects.filter(prefix=prefix).first())
         return cls._checked(token, raw)
 
     @classmethod
     async def alookup(cls, raw):
         prefix = split_token(raw)
-        token = await cls.objects.filter(prefix=prefix).afirst() if prefix else None
+        token = cls._cached(prefix)
+        if prefix and token is None:
+            token = cls._remember(prefix, await cls.objects.filter(prefix=prefix).afirst())
         return cls._checked(token, raw)
 
     @staticmethod
+    def _cached(prefix):
+        found = _found.get(prefix)
+        if found is None or time.monotonic() - found[1] > CACHE_SECONDS:
+            return None
+        return found[0]
+
+    @staticmethod
+    def _remember(prefix, token):
+        # Only rows are kept (a revoked one too, refused below): unknown prefixes are
+        # not, so made-up tokens cannot grow the cache.
+        if token is not None:
+            _found[prefix] = (token, time.monotonic())
+        return token
+
+    @staticmethod
     def _checked(token, raw):
-        # No cache in front of this: every request reads the row, so a revocation
-        # is seen by every worker as soon as its transaction commits.
         expected = token.token_hash if token else _NO_HASH
         matches = hmac.compare_digest(expected, hash_token(raw if isinstance(raw, str) else ""))
         if token is None or not matches or token.revoked:

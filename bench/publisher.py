@@ -57,13 +57,14 @@ def dashboard_broadcaster(name):
 
     from channels.layers import get_channel_layer
 
+    from dashboard.control import events
     from dashboard.control.presence import DASHBOARD_GROUP
 
     layer = get_channel_layer()
     loop = asyncio.new_event_loop()  # one loop for the run: the layer keeps its connection per loop
 
     def publish(seq, sent_at):
-        message = {"type": "presence.update", "online": [{"name": name, "value": seq, "ts": sent_at}]}
+        message = events.presence_update([{"name": name, "value": seq, "ts": sent_at}])
         loop.run_until_complete(layer.group_send(DASHBOARD_GROUP, message))
 
     return publish

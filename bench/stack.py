@@ -165,8 +165,9 @@ class BenchStack:
 
     def metrics_counter_key(self):
         from dashboard.storage import counter_key
+        from dashboard.stream.channels import METRICS_CHANNEL
 
-        return counter_key("metrics")
+        return counter_key(METRICS_CHANNEL)
 
     def pubsub_channel(self):
         from dashboard.storage import pubsub_channel

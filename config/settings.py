@@ -132,6 +132,8 @@ INSTALLED_APPS = [
     "dashboard",
     "notifications",
     "api",
+    # django-ninja serves its Swagger UI from its own static files only when listed here.
+    "ninja",
 ]
 
 MIDDLEWARE = [
@@ -307,31 +309,24 @@ if not DEBUG:
     # request's scheme from it, believing only the peers in FORWARDED_ALLOW_IPS.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 
+# Fails in one line like every other setting, rather than deep inside logging's setup.
+LOG_LEVEL = envchoice("LOG_LEVEL", "info", {"debug", "info", "warning", "error", "critical"}).upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO").upper()},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
     },
 }
 
-# django-eventstream: events published from any process go through Redis
-# pub/sub and are kept in Redis storage so `Last-Event-ID` can resume.
-_redis = urlsplit(REDIS_URL)
-EVENTSTREAM_REDIS = {
-    "host": _redis.hostname or "127.0.0.1",
-    "port": _redis.port or 6379,
-    "db": int((_redis.path or "/0").lstrip("/") or 0),
-    **({"password": _redis.password} if _redis.password else {}),
-    **({"username": _redis.username} if _redis.username else {}),
-}
-EVENTSTREAM_STORAGE_CONNECTION = EVENTSTREAM_REDIS
+# django-eventstream: events published from any process are stored in Redis (so
+# `Last-Event-ID` can resume) and published on its pub/sub, both through the one
+# shared REDIS_URL pool with prefixed keys (why Redis: see dashboard/storage.py).
 EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channels.DashboardChannelManager"
-# Prefixed keys on the shared pool, expiry = retention (why Redis: see dashboard/eventstorage.py).
 EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 
 # GRIP: Pushpin in front of /events/ holds the SSE connections; the workers only
@@ -371,3 +366,10 @@ METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
 # Long-range history: per-metric rollups in the database, one tier per step, each
 # pruned after its retention (dashboard/rollups.py). The collector process writes them.
 HISTORY_TIERS = envtiers("HISTORY_TIERS", "10s:7d,1m:31d,15m:1y")
+
+# The HTTP API's limits (README, "Pushing from other services"). A body is
+# measured after decompression; the per-token rates are shared by every worker.
+API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1)
+API_MAX_POINTS = envint("API_MAX_POINTS", 50_000, minimum=1)
+API_TOKEN_REQUESTS_PER_SECOND = envint("API_TOKEN_REQUESTS_PER_SECOND", 200, minimum=1)
+API_TOKEN_POINTS_PER_SECOND = envint("API_TOKEN_POINTS_PER_SECOND", 100_000, minimum=1)

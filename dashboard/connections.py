@@ -41,10 +41,6 @@ def closed(kind):
     _counts[kind] = max(0, _counts[kind] - 1)
 
 
-def local_count(kind):
-    return _counts[kind]
-
-
 # Per user, on this worker: what MAX_CONNECTIONS_PER_USER caps.
 _per_user = collections.Counter()
 
@@ -66,6 +62,10 @@ def release(kind, user_id):
 
 def held(kind, user_id):
     return _per_user[(kind, user_id)]
+
+
+def local_count(kind):
+    return _counts[kind]
 
 
 def _ensure_reporter():
@@ -93,12 +93,25 @@ async def _report_forever():
         await asyncio.sleep(REPORT_EVERY)
 
 
+def counts_by_worker(kind):
+    """{worker id: open connections of `kind`} for every live worker (sync)."""
+    client = get_sync_client()
+    # A large COUNT: the keyspace may be large, and a report lives only REPORT_TTL seconds.
+    keys = list(client.scan_iter(match=key("conn", kind, "*"), count=10000))
+    values = client.mget(keys) if keys else []
+    prefix_length = len(key("conn", kind, ""))
+    return {
+        raw.decode()[prefix_length:]: int(value)
+        for raw, value in zip(keys, values, strict=True)
+        if value is not None
+    }
+
+
 def totals():
     """Open connections of each kind summed over every live worker (sync, for the collector)."""
-    client = get_sync_client()
-    result = {}
-    for kind in KINDS:
-        keys = list(client.scan_iter(match=key("conn", kind, "*"), count=500))
-        values = client.mget(keys) if keys else []
-        result[kind] = sum(int(v) for v in values if v is not None)
-    return result
+    return {kind: sum(counts_by_worker(kind).values()) for kind in KINDS}
+
+
+def pid_of(worker_id):
+    """The process id inside a WORKER_ID (`<host>-<pid>-<random>`)."""
+    return int(worker_id.rsplit("-", 2)[-2])

@@ -12,10 +12,10 @@ import time
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django_eventstream.utils import get_storage
 
-from dashboard import rollups
+from dashboard import frames, rollups
 from dashboard.models import KEY_MAX_LENGTH, Metric
 from dashboard.redis import get_sync_client
 from dashboard.storage import rate_key
@@ -28,12 +28,9 @@ METRIC_NAME = re.compile(r"[-a-zA-Z0-9_]+")
 # (How far back is bounded by what history keeps; see the contract.)
 TS_AHEAD_SECONDS = 300
 TS_EARLIEST = 946684800  # 2000-01-01: anything earlier is a unit mistake, not a metric
-FRAME_EVENT = "frame"
-METRIC_EVENT = "metric"
-# What the `metrics` channel carries; the page listens for these and for the
-# library's own `stream-reset` (see STREAM_EVENT_TYPES).
-EVENT_TYPES = (FRAME_EVENT, METRIC_EVENT)
-STREAM_EVENT_TYPES = (*EVENT_TYPES, "stream-reset")
+# What the page's stream module listens for: the `metrics` channel's events and
+# django-eventstream's own `stream-reset`.
+STREAM_EVENT_TYPES = (*frames.EVENT_TYPES, "stream-reset")
 
 
 def send(channel, event_type, data):
@@ -43,6 +40,18 @@ def send(channel, event_type, data):
     if getattr(settings, "GRIP_URL", None):
         _publish_through_grip(event)
     return event
+
+
+def send_many(channel, event_type, items):
+    """`send` for many events of one type at once, pipelined to Redis; returns the `Event`s."""
+    payloads = [
+        json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False) for data in items
+    ]
+    events = get_storage().append_events(channel, event_type, payloads)
+    if getattr(settings, "GRIP_URL", None):
+        for event in events:
+            _publish_through_grip(event)
+    return events
 
 
 def _publish_through_grip(event):
@@ -95,6 +104,14 @@ def validate_ts(ts):
     return ts
 
 
+def metric_data(name, value, ts=None):
+    """The `metric` event data for one value, validated; raises `ValueError` naming the problem."""
+    name = validate_metric_name(name)
+    value = validate_number(value)
+    ts = time.time() if ts is None else validate_ts(ts)
+    return frames.metric(name, value, ts)
+
+
 def publish_metric(name, value, ts=None):
     """Publish one value of a custom metric to every dashboard.
 
@@ -103,17 +120,60 @@ def publish_metric(name, value, ts=None):
     nothing. The metric is registered (source=custom) on its first
     publish; the event goes out once that registration is committed.
     """
-    name = validate_metric_name(name)
-    value = validate_number(value)
-    ts = time.time() if ts is None else validate_ts(ts)
-    data = {"name": name, "value": value, "ts": ts}
+    data = metric_data(name, value, ts)
     with transaction.atomic():
-        Metric.objects.get_or_create(key=name, defaults={"source": Metric.Source.CUSTOM})
-        transaction.on_commit(lambda: send(METRICS_CHANNEL, METRIC_EVENT, data))
+        Metric.objects.get_or_create(key=data["name"], defaults={"source": Metric.Source.CUSTOM})
+        transaction.on_commit(lambda: send(METRICS_CHANNEL, frames.METRIC, data))
     return data
+
+
+# Names publish_metrics found or registered lately, per process (name -> monotonic
+# time). A metric deleted in the admin is registered again by the first batch
+# after this long.
+REGISTERED_SECONDS = 60.0
+_registered = {}
+
+
+def validate_metrics(points):
+    """`metric_data` for each `(name, value, ts)`; on the first bad one raises
+    `ValueError("point N: ...")`, N counted from 0."""
+    batch = []
+    for index, (name, value, ts) in enumerate(points):
+        try:
+            batch.append(metric_data(name, value, ts))
+        except ValueError as exc:
+            raise ValueError(f"point {index}: {exc}") from None
+    return batch
+
+
+def publish_metrics(points):
+    """Publish many values as `publish_metric` does each, all or nothing.
+
+    Every point is validated before anything happens (see `validate_metrics`);
+    new names are registered in one transaction, and the events go out once it
+    commits, in order. Returns the published event data."""
+    batch = validate_metrics(points)
+    names = {data["name"] for data in batch}
+    now = time.monotonic()
+    if not connection.in_atomic_block and all(
+        now - _registered.get(name, -REGISTERED_SECONDS) < REGISTERED_SECONDS for name in names
+    ):
+        # Every name was registered moments ago: no database round trip (a steady
+        # ingest would otherwise open a connection per request just to find them).
+        send_many(METRICS_CHANNEL, frames.METRIC, batch)
+        return batch
+    with transaction.atomic():
+        known = set(Metric.objects.filter(key__in=names).values_list("key", flat=True))
+        Metric.objects.bulk_create(
+            [Metric(key=name, source=Metric.Source.CUSTOM) for name in sorted(names - known)],
+            ignore_conflicts=True,
+        )
+        transaction.on_commit(lambda: send_many(METRICS_CHANNEL, frames.METRIC, batch))
+    if not connection.in_atomic_block:  # committed, not waiting on a caller's transaction
+        _registered.update(dict.fromkeys(names, now))
+    return batch
 
 
 def publish_frame(seq, ts, values, firing=()):
     """Publish one collector tick: `values` maps metric keys to numbers."""
-    data = {"seq": int(seq), "ts": ts, "values": dict(values), "firing": list(firing)}
-    return send(METRICS_CHANNEL, FRAME_EVENT, data)
+    return send(METRICS_CHANNEL, frames.FRAME, frames.frame(seq, ts, values, firing))

@@ -39,7 +39,7 @@ class Metric(models.Model):
         super().clean()
         warning, critical = self.warning_threshold, self.critical_threshold
         if warning is not None and critical is not None and warning > critical:
-            # level_for() checks critical first, so warning above critical would never show.
+            # The page checks critical first, so warning above critical would never show.
             raise ValidationError(
                 {"warning_threshold": "The warning threshold must not be above the critical threshold."}
             )
@@ -47,16 +47,6 @@ class Metric(models.Model):
     @property
     def display_label(self):
         return self.label or self.key
-
-    def level_for(self, value):
-        """ok / warning / critical for a value, by this metric's thresholds."""
-        if value is None:
-            return "ok"
-        if self.critical_threshold is not None and value >= self.critical_threshold:
-            return "critical"
-        if self.warning_threshold is not None and value >= self.warning_threshold:
-            return "warning"
-        return "ok"
 
 
 class MetricRollup(models.Model):

@@ -25,6 +25,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_save
 
+from dashboard.control import events
 from dashboard.redis import get_async_client, get_sync_client, key
 from dashboard.storage import revocation_channel
 from dashboard.stream.channels import METRICS_CHANNEL, user_channel
@@ -32,7 +33,6 @@ from notifications.models import user_group_name
 
 logger = logging.getLogger(__name__)
 
-REVOKED_EVENT = "access.revoked"
 # How long a revocation is remembered: past the life of any es-meta token (an hour).
 REMEMBER_SECONDS = 3600 + 60
 # A save that only records a login changes no access (Django's login does this).
@@ -63,7 +63,7 @@ def _broadcast(user_ids):
         except Exception as exc:
             logger.warning("could not tell the workers to end user %s's streams: %s", user_id, exc)
         try:
-            _group_send(user_group_name(user_id), {"type": REVOKED_EVENT})
+            _group_send(user_group_name(user_id), events.access_revoked())
         except Exception as exc:
             logger.warning("could not tell the workers to close user %s's sockets: %s", user_id, exc)
         if getattr(settings, "GRIP_URL", None):

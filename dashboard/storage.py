@@ -6,7 +6,8 @@ database, which serves logins and pages; Redis already sits between every proces
 (pub/sub, channel layer, counts), so it costs nothing new to run; and key expiry
 gives bounded retention for free, with no pruning job (`METRICS_RETENTION_HOURS`).
 
-Why not the library's own `RedisStorage`: it opens a Redis connection per stream,
+Why not the library's own `RedisStorage` (this is a `StorageBase` of its own, with
+async variants of its three methods): it opens a Redis connection per stream,
 keeps its keys outside this installation's prefix, and allocates the id and stores
 the event in two round trips. Here one Lua script, run on the process' shared pool,
 allocates the id, stores the event with its expiry, counts it for the "events
@@ -25,7 +26,7 @@ import weakref
 
 from django.conf import settings
 from django_eventstream.event import Event
-from django_eventstream.storage import EventDoesNotExist, RedisStorage
+from django_eventstream.storage import EventDoesNotExist, StorageBase
 
 from dashboard.redis import get_async_client, get_sync_client, key
 
@@ -69,6 +70,27 @@ redis.call('INCR', KEYS[4])
 redis.call('EXPIRE', KEYS[4], 10)
 redis.call('PUBLISH', KEYS[5], cjson.encode({channel = ARGV[1], id = sid, type = ARGV[2], data = ARGV[3]}))
 return id
+"""
+)
+
+# The same for many events of one type in one call (a batch from the ingest API):
+# ids are consecutive, and nothing from another process lands between them.
+# KEYS: as above. ARGV: channel, event type, expiry seconds, data (JSON text)...
+APPEND_MANY_AND_PUBLISH = (
+    SEED_COUNTER
+    + """
+local count = #ARGV - 3
+local last = redis.call('INCRBY', KEYS[1], count)
+local first = last - count + 1
+for i = 1, count do
+  local sid = string.format('%.0f', first + i - 1)
+  local data = ARGV[i + 3]
+  redis.call('SET', KEYS[3] .. sid, ARGV[2] .. '\\n' .. data, 'EX', tonumber(ARGV[3]))
+  redis.call('PUBLISH', KEYS[5], cjson.encode({channel = ARGV[1], id = sid, type = ARGV[2], data = data}))
+end
+redis.call('INCRBY', KEYS[4], count)
+redis.call('EXPIRE', KEYS[4], 10)
+return first
 """
 )
 
@@ -154,12 +176,10 @@ def _check_resumable(channel, last_id, current_id):
         raise EventDoesNotExist(f"No such event {channel}:{last_id}", current_id)
 
 
-class DashboardRedisStorage(RedisStorage):
-    """`EVENTSTREAM_STORAGE_CLASS`: prefixed keys, the shared pools, expiry = retention."""
+class DashboardRedisStorage(StorageBase):
+    """`EVENTSTREAM_STORAGE_CLASS`: prefixed keys, the shared pools, expiry = retention.
 
-    def __init__(self):
-        # No connection details of its own: it uses dashboard.redis' pools.
-        self.redis_client = None
+    No connection of its own: it uses dashboard.redis' pools, so making one is free."""
 
     @property
     def redis(self):
@@ -190,6 +210,19 @@ class DashboardRedisStorage(RedisStorage):
         keys, args = self._append_args(channel, event_type, data)
         event_id = self._script(self.redis)(keys=keys, args=args)
         return Event(channel, event_type, data, id=int(event_id))
+
+    def append_events(self, channel, event_type, datas, chunk=500):
+        """`append_event` for many events of one type: one script call per `chunk`
+        rather than one per event, which is what lets a batch of thousands out at
+        once. A chunk is atomic; `chunk` bounds how long it holds Redis."""
+        script = self._script(self.redis, APPEND_MANY_AND_PUBLISH)
+        events = []
+        for start in range(0, len(datas), chunk):
+            part = datas[start : start + chunk]
+            keys, args = self._append_args(channel, event_type, "")
+            first = int(script(keys=keys, args=[channel, event_type, retention_seconds(), *part]))
+            events.extend(Event(channel, event_type, data, id=first + i) for i, data in enumerate(part))
+        return events
 
     async def aappend_event(self, channel, event_type, data):
         keys, args = self._append_args(channel, event_type, data)
@@ -247,6 +280,29 @@ class DashboardRedisStorage(RedisStorage):
             if missing is not None:
                 return self._after_missing(channel, events, missing, current_id)
         return events
+
+    def read_back(self, channel, last_id):
+        """Stored events of `channel` from `last_id` backwards, newest first, in MGET
+        batches; it ends at the first event retention already dropped. (The history
+        endpoint stops earlier, at the first event older than its window.)"""
+        upper = last_id
+        while upper > 0:
+            ids = list(range(max(1, upper - READ_BATCH + 1), upper + 1))
+            values = self.redis.mget([event_key(channel, i) for i in ids])
+            for event_id, raw in zip(reversed(ids), reversed(values), strict=True):
+                if raw is None:
+                    return
+                yield decode_event(channel, event_id, raw)
+            upper = ids[0] - 1
+
+    async def alatest_events(self, channel, count):
+        """The newest `count` ids of `channel`, newest first: the events still kept
+        among them (one read, no seeding of an unused channel's counter)."""
+        client = get_async_client()
+        current = int(await client.get(counter_key(channel)) or 0)
+        ids = range(current, max(0, current - count), -1)
+        values = await client.mget([event_key(channel, i) for i in ids]) if current else []
+        return [decode_event(channel, i, raw) for i, raw in zip(ids, values, strict=True) if raw is not None]
 
     @staticmethod
     def _after_missing(channel, events, missing_id, current_id):

@@ -7,9 +7,10 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from dashboard.access import can_control_sampling, can_view_metrics
 from dashboard.live import STREAM_EVENT_TYPES
 from dashboard.redis import get_sync_client
-from dashboard.stream.channels import METRICS_CHANNEL, can_control_sampling, can_view_metrics
+from dashboard.stream.channels import METRICS_CHANNEL
 
 INTERVAL_CHOICES = [0.25, 0.5, 1, 2, 5, 10, 30, 60]
 

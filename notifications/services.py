@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from dashboard.control import events
 from notifications.models import (
     EVERYONE_GROUP,
     Notification,
@@ -132,10 +133,7 @@ def _push(notification, quiet=False):
         # Before the push: a socket that reads the version after this joined its groups
         # first, so it is sent the notification; one that read it before sees a new version.
         bump_version()
-        _group_send(
-            notification.channel_group,
-            {"type": "notification.message", "notification": notification.as_dict()},
-        )
+        _group_send(notification.channel_group, events.notification_message(notification.as_dict()))
     except Exception:
         if not quiet:
             logger.exception(

@@ -85,6 +85,13 @@ ROWS = [
         "metrics,user-{alice}",
         only(["alice"], OK, FORBIDDEN),
     ),
+    Row(
+        "`GET /api/v1/docs` (API page; the API itself takes tokens only)",
+        "http",
+        "/api/v1/docs",
+        only(LOGGED_IN, OK, LOGIN),
+    ),
+    Row("`GET /api/v1/openapi.json`", "http", "/api/v1/openapi.json", only(LOGGED_IN, OK, LOGIN)),
     Row("`GET /admin/`", "http", "/admin/", only(CONTROLLERS, OK, LOGIN)),
     Row(
         "`GET /admin/auth/user/` (user admin)",

@@ -172,8 +172,11 @@ async def test_redis_restarting_loses_nothing_that_was_published_or_notified(
 
         own_redis.stop()
         stopped = time.monotonic()
-        await asyncio.sleep(1.5)
-        assert await health(first) == 503
+        # Wait for the condition (the worker reports Redis gone), not for a guessed time.
+        deadline = time.monotonic() + 20
+        while await health(first) != 503:
+            assert time.monotonic() < deadline, "the worker never reported Redis gone"
+            await asyncio.sleep(0.2)
         during = await asyncio.to_thread(
             lambda: manage("notify", "--user", "alice", "sent during the outage", env=env)
         )
@@ -234,14 +237,12 @@ async def _delivered_within(tab, notification_id, timeout):
 
 def worker_serving_streams(stack):
     """The stack's worker process that reports open SSE connections (by pid, from Redis)."""
-    from dashboard.redis import get_sync_client, key
+    from dashboard import connections
 
-    client = get_sync_client()
     pids = {process.pid: name for name, process in stack.processes.items() if name.startswith("web")}
-    for raw in client.scan_iter(match=key("conn", "sse", "*"), count=10000):
-        worker_id = raw.decode().rsplit(":", 1)[-1]
-        pid = int(worker_id.rsplit("-", 2)[-2])
-        if pid in pids and int(client.get(raw) or 0) > 0:
+    for worker_id, count in connections.counts_by_worker("sse").items():
+        pid = connections.pid_of(worker_id)
+        if pid in pids and count > 0:
             return pids[pid]
     return None
 
@@ -249,9 +250,9 @@ def worker_serving_streams(stack):
 @pytest.mark.slow
 @pytest.mark.servers
 async def test_a_killed_worker_s_clients_reconnect_through_nginx_and_catch_up(stack, alice_cookies):
-    from dashboard.redis import get_sync_client, key
+    from dashboard.collector import sampling
 
-    get_sync_client().hset(key("sampling"), "interval", "0.25")
+    await sampling.aset_interval(0.25)
     async with EventStream(stack.base_url, ["metrics"], alice_cookies) as stream:
         await stream.wait_for(lambda e: e["event"] == "frame" and len(frames(stream)) >= 4, timeout=30)
         victim = await wait_until(lambda: worker_serving_streams(stack), message="the stream's worker")

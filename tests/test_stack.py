@@ -244,3 +244,23 @@ def test_the_native_nginx_config_is_valid(tmp_path):
         timeout=30,
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_the_ingest_api_takes_bodies_up_to_its_limit_through_nginx(stack, transactional_db):
+    from api.models import ApiToken
+
+    _token, raw = ApiToken.create("through-nginx", metric_patterns=["*"])
+    limit = 10 * 1024 * 1024
+    at_limit = b"through_nginx value=1\n" + b"\n" * (limit - 22)
+    headers = {"Authorization": f"Bearer {raw}", "Content-Type": "text/plain"}
+    with httpx.Client(base_url=stack.base_url, trust_env=False, timeout=60) as client:
+        assert client.post("/api/v2/write", content=at_limit, headers=headers).status_code == 204
+        # Just over: the worker's answer, naming its limit.
+        response = client.post("/api/v2/write", content=at_limit + b"\n", headers=headers)
+        assert response.status_code == 413
+        assert "API_MAX_BODY_BYTES" in response.json()["detail"]
+        # Far over: nginx stops it, in the same JSON.
+        response = client.post("/api/v2/write", content=b"\n" * (13 * 1024 * 1024), headers=headers)
+        assert response.status_code == 413
+        assert response.json()["error"] == "too_large"

@@ -21,7 +21,7 @@ import psutil
 import redis
 from django.db import close_old_connections
 
-from dashboard import connections, live
+from dashboard import connections, frames, live
 from dashboard.collector import sampling
 from dashboard.models import Metric
 from dashboard.redis import get_sync_client, key
@@ -76,8 +76,9 @@ def builtin_metrics():
     )
 
 
-SYSTEM_KEYS = ("cpu", "memory", "load_1m", "net_rx", "net_tx", "disk", "processes")
-APP_KEYS = ("sse_connections", "ws_connections", "events_per_second")
+def builtin_keys(source):
+    """The keys of the built-in metrics from `source` (system: HostSampler, app: sample_app_metrics)."""
+    return tuple(spec.key for spec in builtin_metrics() if spec.source == source)
 
 
 def register_builtin_metrics():
@@ -291,7 +292,7 @@ class Collector:
         return self._with_redis(self._publish, values, firing, ts)
 
     def _publish(self, values, firing, ts):
-        frame = {"seq": self.seq.next(), "ts": round(ts, 3), "values": values, "firing": sorted(firing)}
+        frame = frames.frame(self.seq.next(), round(ts, 3), values, sorted(firing))
         self.publish(frame["seq"], frame["ts"], frame["values"], firing=frame["firing"])
         return frame
 

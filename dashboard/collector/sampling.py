@@ -18,9 +18,6 @@ class SamplingState:
     interval: float = DEFAULT_INTERVAL
     paused: bool = False
 
-    def as_dict(self):
-        return {"interval": self.interval, "paused": self.paused}
-
 
 def _state_key():
     return key("sampling")

@@ -4,21 +4,28 @@ Channels' `AuthMiddleware` resolves the user with `database_sync_to_async`, whic
 is thread-sensitive: outside an HTTP request every such call in a worker shares
 one thread. Each handshake's session and user lookups then queue behind each
 other, and in a storm of a thousand reconnecting tabs most handshakes outlive
-daphne's handshake timeout. The lookup itself is the library's (`get_user`); it
-only runs on the loop's thread pool instead, and closes its database connection
-as Channels would.
+daphne's handshake timeout. The lookup itself is Django's public
+`django.contrib.auth.get_user` (what Channels' own lookup repeats: the session's
+user and backend, the session auth hash verified); it only runs on the loop's
+thread pool instead, and closes its database connection as Channels would.
 """
 
+from types import SimpleNamespace
+
 from asgiref.sync import sync_to_async
-from channels.auth import AuthMiddleware, get_user
+from channels.auth import AuthMiddleware
 from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.contrib.auth import get_user
 from django.db import close_old_connections
 
 
 def _user_for(scope):
+    if "session" not in scope:
+        raise ValueError("no session in scope: wrap the application in SessionMiddleware")
     close_old_connections()
     try:
-        return get_user.func(scope)
+        # get_user reads nothing of the request but its session.
+        return get_user(SimpleNamespace(session=scope["session"]))
     finally:
         close_old_connections()
 

@@ -15,29 +15,24 @@ import logging
 import weakref
 from urllib.parse import parse_qs
 
+from autobahn.exception import Disconnected as AutobahnDisconnected
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.db import DatabaseError
 from redis.exceptions import RedisError
+from uvicorn.protocols.utils import ClientDisconnected as UvicornClientDisconnected
 
-from dashboard import connections
+from dashboard import access, connections, frames
 from dashboard.collector import sampling
-from dashboard.control import presence, protocol
+from dashboard.control import events, presence, protocol
 from dashboard.control.presence import DASHBOARD_GROUP
 from dashboard.control.protocol import ProtocolError
 from dashboard.loops import SemaphorePerLoop
-from dashboard.redis import get_async_client
-from dashboard.storage import counter_key, decode_event, event_key
-from dashboard.stream.channels import (
-    CONTROL_PERMISSION,
-    METRICS_CHANNEL,
-    VIEW_PERMISSION,
-    can_control_sampling,
-    can_view_metrics,
-)
-from dashboard.stream.views import ACCESS_CACHE_SECONDS, AccessCache, get_hub
+from dashboard.storage import DashboardRedisStorage
+from dashboard.stream.channels import METRICS_CHANNEL
+from dashboard.stream.views import get_hub
 from notifications import services as notification_services
 from notifications.models import user_group_name
 
@@ -45,22 +40,20 @@ logger = logging.getLogger(__name__)
 
 
 # Channels runs `aclose_old_connections` (a hop to the worker's one thread-sensitive
-# thread) before every handler. Measured, that is over a third of a worker's CPU on
-# group broadcasts, and in a connect storm it queues every handshake behind the
+# thread) before every handler. On group broadcasts that is a large share of a
+# worker's CPU (docs/performance.md, "Design choices and their measurements"), and
+# in a connect storm it queues every handshake behind the
 # others' database work, so no handler here pays it: database work goes through
 # database_sync_to_async, which cleans up connections on its own thread anyway.
 LIFE_CYCLE_HANDLERS = frozenset({"websocket_connect", "websocket_disconnect"})
-# Handlers that only make sense on an accepted socket.
-OPEN_SOCKET_HANDLERS = frozenset(
-    {
-        "websocket_receive",
-        "presence_update",
-        "sampling_changed",
-        "notification_message",
-        "notification_unread",
-        "access_revoked",
-    }
-)
+# Handlers that only make sense on an accepted socket: client frames and every
+# channel-layer event (dashboard.control.events defines them).
+OPEN_SOCKET_HANDLERS = frozenset({"websocket_receive", *map(events.handler_name, events.EVENTS)})
+
+# What each server raises when the application sends on a socket that has closed
+# underneath it: daphne (autobahn) while the close handshake runs, uvicorn once
+# the connection is gone.
+SOCKET_GONE = (AutobahnDisconnected, UvicornClientDisconnected)
 
 # How far back `snapshot` looks in the metrics stream for the latest frame.
 SNAPSHOT_LOOKBACK = 64
@@ -75,7 +68,7 @@ SETUP_SLOTS = 100
 # database trip, and one in flight is awaited rather than repeated. A new
 # notification or read mark moves the version, so a stale state is never reused
 # (see notifications.services.VERSION_KEY); the time bound covers deletions.
-hello_cache = AccessCache(seconds=ACCESS_CACHE_SECONDS)
+hello_cache = access.AccessCache()
 
 
 async def shared_answer(cache, identity, function, *args):
@@ -108,12 +101,6 @@ async def hello_notifications(user, since_id):
         hello_cache, (user.pk, since_id, version), notification_services.hello_state, user, since_id
     )
 
-
-# Per-worker answers to "what may this user do, which groups are theirs?", keyed
-# on the user and their session auth hash: a revoked permission or a new group
-# applies from the next connect at most ACCESS_CACHE_SECONDS later, a changed
-# password (which ends the session) at once.
-access_cache = AccessCache(seconds=ACCESS_CACHE_SECONDS)
 
 _setup_slots = SemaphorePerLoop()
 
@@ -156,34 +143,35 @@ def last_notification_from(query_string):
 
 
 async def latest_values():
-    """The latest value of every metric, from the SSE storage: the newest frame,
-    overlaid with custom `metric` events published after it. ({}, None) if none yet."""
-    client = get_async_client()
-    current = int(await client.get(counter_key(METRICS_CHANNEL)) or 0)
-    newest_first = range(current, max(0, current - SNAPSHOT_LOOKBACK), -1)
-    raws = await client.mget([event_key(METRICS_CHANNEL, i) for i in newest_first]) if current else []
-    values, ts = {}, None
-    for event_id, raw in zip(newest_first, raws, strict=False):
-        if raw is None:
-            continue
-        event = decode_event(METRICS_CHANNEL, event_id, raw)
-        data = json.loads(event.data)
-        if event.type == "metric":
-            values.setdefault(data["name"], data["value"])
-        elif event.type == "frame":
-            for name, value in data["values"].items():
-                values.setdefault(name, value)
-        else:
-            continue
-        ts = data["ts"] if ts is None else max(ts, data["ts"])
-        if event.type == "frame":
-            break
-    return values, ts
+    """The latest value of every metric and the newest ts, from the `metrics` storage."""
+    stored = await DashboardRedisStorage().alatest_events(METRICS_CHANNEL, SNAPSHOT_LOOKBACK)
+    return frames.latest_values((event.type, json.loads(event.data)) for event in stored)
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
     accepted = False
     closing = False
+
+    async def __call__(self, scope, receive, send):
+        await super().__call__(scope, receive, self._unless_gone(send))
+
+    def _unless_gone(self, send):
+        """The server's `send`, for a socket that may have just closed.
+
+        A broadcast can reach this consumer after the socket closed (we closed it,
+        or the client left) and before the disconnect that cleans up is handled:
+        there is nobody to read it, so it is dropped quietly on either server."""
+
+        async def send_unless_gone(message):
+            if self.closing and message["type"] == "websocket.send":
+                return
+            try:
+                await send(message)
+            except SOCKET_GONE as exc:
+                self.closing = True
+                logger.debug("dropped a %s for a socket that has closed: %r", message["type"], exc)
+
+        return send_unless_gone
 
     async def dispatch(self, message):
         handler_name = get_handler_name(message)
@@ -233,7 +221,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     async def _join(self):
         # Client messages and group events wait in this consumer's queue until
         # connect() returns, so `hello` is always the first message sent.
-        self.can_control, self.can_view_metrics, notification_groups = await self._access()
+        self.permissions, notification_groups = await self._access()
         # Notification groups before the hello state, so nothing falls into the gap.
         for group in [DASHBOARD_GROUP, *notification_groups]:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -252,11 +240,20 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             protocol.hello(self.user, state, self.can_control, self._visible(online), notifications)
         )
 
+    @property
+    def can_control(self):
+        return access.CONTROL_PERMISSION in self.permissions
+
+    @property
+    def can_view_metrics(self):
+        return access.VIEW_PERMISSION in self.permissions
+
     async def _access(self):
-        """(can control, can view metrics, notification groups), reused for ACCESS_CACHE_SECONDS
-        per session identity: a storm of the same users then costs one database trip each."""
+        """(permissions held, notification groups), reused for ACCESS_CACHE_SECONDS per user
+        and session auth hash (dashboard.access.cache): a storm of the same users then costs
+        one database trip each; a changed password (which ends the session) applies at once."""
         identity = ((str(self.user.pk), self.user.get_session_auth_hash()), "ws")
-        return await shared_answer(access_cache, identity, self._read_access)
+        return await shared_answer(access.cache, identity, self._read_access)
 
     async def _join_presence(self):
         await presence.tracker().join(self.user.pk, self.user.get_username())
@@ -289,7 +286,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     def _read_access(self):
         user = self.user
-        return can_control_sampling(user), can_view_metrics(user), notification_services.group_names_for(user)
+        return access.permissions_of(user), notification_services.group_names_for(user)
 
     @database_sync_to_async
     def _fetch_mark_read(self, target):
@@ -345,12 +342,12 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await self._send_error(protocol.RATE_LIMITED, f"more than {per_second} messages per second")
 
     async def _run(self, command):
+        spec = command.spec
         try:
-            if command.needs_control and not self.can_control:
-                raise ProtocolError(
-                    protocol.FORBIDDEN, f"{command.type} needs the {CONTROL_PERMISSION} permission"
-                )
-            await getattr(self, f"command_{command.type}")(command)
+            refusal = access.command_refusal(spec.name, spec.permission, self.permissions)
+            if refusal:
+                raise ProtocolError(protocol.FORBIDDEN, refusal)
+            await getattr(self, spec.handler)(command)
         except ProtocolError as exc:
             await self._send_error(exc.code, exc.message, command.id)
         except (RedisError, OSError, DatabaseError) as exc:
@@ -376,8 +373,6 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(protocol.ack(command.id, paused=state.paused))
 
     async def command_snapshot(self, command):
-        if not self.can_view_metrics:
-            raise ProtocolError(protocol.FORBIDDEN, f"snapshot needs the {VIEW_PERMISSION} permission")
         values, ts = await latest_values()
         await self.send_json(protocol.snapshot(values, ts, command.id))
 
@@ -385,20 +380,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         unread = await self._fetch_mark_read(command.args["target"])
         await self.send_json(protocol.ack(command.id, unread=unread))
         # Every tab of this user, on every worker, shows the new count.
-        await self.channel_layer.group_send(
-            user_group_name(self.user.pk), {"type": "notification.unread", "count": unread}
-        )
+        await self.channel_layer.group_send(user_group_name(self.user.pk), events.notification_unread(unread))
 
     async def _announce_sampling(self, change, state):
         await self.channel_layer.group_send(
-            DASHBOARD_GROUP,
-            {
-                "type": "sampling.changed",
-                "change": change,
-                "interval": state.interval,
-                "paused": state.paused,
-                "by": self.user.get_username(),
-            },
+            DASHBOARD_GROUP, events.sampling_changed(change, state, self.user.get_username())
         )
 
     # Channel-layer events
@@ -429,7 +415,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def access_revoked(self, event):
         # What this worker remembers about the user is stale too: the reconnect must ask again.
-        access_cache.forget_user(self.user.pk)
+        access.cache.forget_user(self.user.pk)
         await self._close(protocol.CLOSE_REVOKED)
 
     async def notification_unread(self, event):

@@ -23,6 +23,7 @@ import time
 from channels.layers import get_channel_layer
 
 from dashboard.connections import WORKER_ID
+from dashboard.control import events
 from dashboard.redis import get_async_client, key
 
 logger = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ def _expiry():
 
 async def broadcast():
     layer = get_channel_layer()
-    await layer.group_send(DASHBOARD_GROUP, {"type": "presence.update", "online": await online()})
+    await layer.group_send(DASHBOARD_GROUP, events.presence_update(await online()))
 
 
 # One tracker per event loop: redis.asyncio pools and tasks cannot cross loops.

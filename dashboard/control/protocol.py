@@ -11,8 +11,10 @@ message, is docs/protocol.md.
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dashboard.access import CONTROL_PERMISSION, VIEW_PERMISSION
 from dashboard.collector.sampling import validate_interval
 
 PROTOCOL_VERSION = 1
@@ -65,14 +67,31 @@ class ProtocolError(Exception):
 
 @dataclass(frozen=True)
 class Command:
+    """A client message that passed `parse`: its type, echoed id and parsed arguments."""
+
     type: str
     id: str | int | None = None
     args: dict = field(default_factory=dict)
 
     @property
-    def needs_control(self):
-        """Commands that change the collector need `dashboard.change_metric` (or superuser)."""
-        return self.type in CONTROL_COMMANDS
+    def spec(self):
+        return COMMANDS[self.type]
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One WebSocket command: its name, how its arguments are read (a function of the
+    decoded message returning the args dict, raising ValueError with the client's
+    message), the permission it needs (None: any signed-in user) and, derived from
+    the name, the consumer method that runs it."""
+
+    name: str
+    arguments: Callable[[dict], dict]
+    permission: str | None = None
+
+    @property
+    def handler(self):
+        return f"command_{self.name}"
 
 
 def _no_arguments(content):
@@ -98,15 +117,19 @@ def _mark_read_arguments(content):
     raise ValueError('mark_read needs `id`: a notification id (a positive integer) or "all"')
 
 
+# Every command, once. The consumer runs `spec.handler` after `dashboard.access`
+# allowed `spec.permission`; dashboard/tests/test_protocol.py fails if a handler is missing.
 COMMANDS = {
-    "ping": _no_arguments,
-    "set_interval": _set_interval_arguments,
-    "pause": _no_arguments,
-    "resume": _no_arguments,
-    "snapshot": _no_arguments,
-    "mark_read": _mark_read_arguments,
+    spec.name: spec
+    for spec in (
+        CommandSpec("ping", _no_arguments),
+        CommandSpec("set_interval", _set_interval_arguments, CONTROL_PERMISSION),
+        CommandSpec("pause", _no_arguments, CONTROL_PERMISSION),
+        CommandSpec("resume", _no_arguments, CONTROL_PERMISSION),
+        CommandSpec("snapshot", _no_arguments, VIEW_PERMISSION),
+        CommandSpec("mark_read", _mark_read_arguments),
+    )
 }
-CONTROL_COMMANDS = frozenset({"set_interval", "pause", "resume"})
 
 
 def is_too_large(frame):
@@ -152,11 +175,11 @@ def parse(content):
     message_type = content.get("type")
     if not isinstance(message_type, str):
         raise ProtocolError(INVALID, "a message needs a string `type`", message_id)
-    arguments = COMMANDS.get(message_type)
-    if arguments is None:
+    spec = COMMANDS.get(message_type)
+    if spec is None:
         raise ProtocolError(UNKNOWN_TYPE, f"unknown message type {excerpt(message_type, 40)}", message_id)
     try:
-        return Command(type=message_type, id=message_id, args=arguments(content))
+        return Command(type=message_type, id=message_id, args=spec.arguments(content))
     except ValueError as exc:
         raise ProtocolError(INVALID, str(exc), message_id)
 

@@ -27,18 +27,20 @@ from importlib import import_module
 import jwt
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user, get_user_model
+from django.contrib.auth import get_user
 from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections, connections
+from django.db import close_old_connections
+from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.functional import SimpleLazyObject
 from django_eventstream.eventresponse import EventResponse
 from django_eventstream.storage import EventDoesNotExist
-from django_eventstream.utils import add_default_headers, get_channelmanager
+from django_eventstream.utils import add_default_headers
 from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
+from dashboard import access
 from dashboard.loops import SemaphorePerLoop
 from dashboard.origins import request_origin_allowed
 from dashboard.revocation import arevoked_since
@@ -47,9 +49,7 @@ from dashboard.stream.views import (
     EVENT_ID,
     EVENTS_PATH,
     ORIGIN_REFUSED,
-    AccessCache,
     BadStreamRequest,
-    asession_identity,
     beyond_replay_window,
     error_response,
     get_hub,
@@ -62,24 +62,15 @@ logger = logging.getLogger(__name__)
 REPLAY_BATCH = 100
 GRIP_CHANNEL_PREFIX = "events-"
 # Pushpin forwards new connections as fast as clients arrive, and a worker that
-# works on all of them at once finishes none in time. Measured with 3,000 at once,
-# 8 connected in the first 46 s: clients gave up after 15 s while their requests
-# were still being worked on (and a burst of 1,200 once emptied the shared Redis
-# pool). A few at a time, in arrival order, the first viewers get in at once and
-# the rest follow steadily. Nothing is refused for being late: measured, refusing
-# connects past 1,000 waiting (503, retried by the client) connected 242 of 3,000
-# in the storm's 35 s instead of all 3,000 in 19 s, since each retry costs Pushpin
-# as much CPU as a connect.
+# works on all of them at once finishes none in time (clients give up while their
+# requests are still being worked on). A few at a time, in arrival order, the first
+# viewers get in at once and the rest follow steadily. Nothing is refused for being
+# late: a refused connect is retried, and each retry costs Pushpin as much as a
+# connect. The measurements: docs/performance.md, "Design choices and their measurements".
 CONNECTS_AT_ONCE = 16
 CONNECTION_SWEEP_SECONDS = 1.0
 # asyncio.Semaphore wakes its waiters in arrival order.
 connect_slots = SemaphorePerLoop()
-# Browser connects reuse a recent answer for the same session, as direct streams do
-# (dashboard.stream.views.ACCESS_CACHE_SECONDS): Pushpin forwards a connect storm to one worker
-# (its targets are failover, not round-robin), and measured at 1,000 connects the
-# session's user and permission queries were most of the view's own time.
-access_cache = AccessCache()
-lookups_under_way = {}
 
 
 # django-eventstream's es-meta tokens live this long; their expiry says when they were issued.
@@ -126,58 +117,13 @@ def recover_last_ids(request, channels):
 
 
 async def resolve_user_access(request, user_id, channels):
-    """(user or None, forbidden channels).
-
-    A browser's connect reads its session on the loop and reuses a recent answer
-    for it; only a miss (or Pushpin's next-link, which names the user) goes to a
-    thread, which closes its database connection before returning. Connects that
-    miss together wait for the one lookup already under way."""
+    """(user or None, forbidden channels): Pushpin's next-link names the user, a
+    browser's connect has its session (see dashboard.access for the cache)."""
     if user_id == "anonymous":
         return None, []
     if user_id is not None:
-        return await sync_to_async(user_access_by_id, thread_sensitive=False)(user_id, channels)
-    identity = await asession_identity(request.session)
-    if identity is None:
-        return None, []
-    key = (identity, tuple(channels))
-    answer = access_cache.get(key)
-    if answer is not None:
-        return answer
-    lookup = lookups_under_way.get(key)
-    if lookup is None:
-        lookup = asyncio.ensure_future(
-            sync_to_async(session_user_access, thread_sensitive=False)(request, channels)
-        )
-        lookups_under_way[key] = lookup
-        lookup.add_done_callback(lambda done: remember_access(key, done))
-    return await asyncio.shield(lookup)
-
-
-def remember_access(key, lookup):
-    lookups_under_way.pop(key, None)
-    if not lookup.cancelled() and lookup.exception() is None:
-        access_cache.put(key, lookup.result())
-
-
-def user_access_by_id(user_id, channels):
-    try:
-        return user_access(get_user_model().objects.filter(pk=int(user_id)).first(), channels)
-    finally:
-        connections.close_all()
-
-
-def session_user_access(request, channels):
-    try:
-        return user_access(request.user, channels)
-    finally:
-        connections.close_all()
-
-
-def user_access(user, channels):
-    if user is None or not user.is_authenticated:
-        return None, []
-    manager = get_channelmanager()
-    return user, [c for c in channels if not manager.can_read_channel(user, c)]
+        return await sync_to_async(access.user_channel_access, thread_sensitive=False)(user_id, channels)
+    return await access.arequest_channel_access(request, channels)
 
 
 async def replay(storage, response, channel, last_id):
@@ -235,12 +181,9 @@ async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
         logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
         return error_response(request, 503, "Event storage is unavailable; retry shortly")
     user, forbidden = await resolve_user_access(request, user_id, channels)
-    if user is None:
-        return error_response(request, 403, "Log in to read event streams")
-    if problem:
-        return error_response(request, 400, problem)
-    if forbidden:
-        return error_response(request, 403, f"Permission denied to channels: {', '.join(forbidden)}")
+    refusal = access.stream_refusal(user is not None, problem, forbidden)
+    if refusal:
+        return error_response(request, *refusal)
     storage = DashboardRedisStorage()
     response = EventResponse()
     response.is_next = request.GET.get("link") == "next"
@@ -260,20 +203,40 @@ async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
 
 # --- connects Pushpin forwards, answered without Django's middleware chain ------
 
+# settings.MIDDLEWARE as ProxiedStreamConnects was checked against, each with what
+# stands in for it on this path. dashboard/tests/test_grip_connects.py fails when
+# settings.MIDDLEWARE holds anything not listed here, so a middleware added later
+# cannot silently skip the connects Pushpin forwards: whoever adds one decides here
+# whether this GET needs it (and then calls it below) or not.
+REVIEWED_MIDDLEWARE = {
+    "django_grip.GripMiddleware": "its request and response steps run here",
+    "django.middleware.security.SecurityMiddleware": "its response step runs here",
+    "servestatic.middleware.ServeStaticMiddleware": "serves /static/ only",
+    "django.contrib.sessions.middleware.SessionMiddleware": "session read with the async API, never saved",
+    "django.middleware.common.CommonMiddleware": "its response step runs here (Content-Length)",
+    "django.middleware.csrf.CsrfViewMiddleware": "no CSRF check for a GET, and no token is set",
+    "django.contrib.auth.middleware.AuthenticationMiddleware": "request.user, lazily, as it sets it",
+    "django.contrib.messages.middleware.MessageMiddleware": "no messages are read or stored by a stream",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": "its response step runs here",
+    "csp.middleware.CSPMiddleware": "a policy governs documents; an event stream loads nothing",
+    "axes.middleware.AxesMiddleware": "acts on login attempts only; a stream GET authenticates nothing",
+}
+
 
 class ProxiedStreamConnects:
     """ASGI wrapper: a `/events/` GET that Pushpin signed goes straight to `grip_events`.
 
     Why: Pushpin forwards every new viewer, so a connect storm is thousands of
     these short requests, and under ASGI each sync middleware costs two trips
-    to a thread. Profiled at 2,000 connects through Pushpin, one worker managed
-    about 100 a second, most of it spent in those hops and the session read.
+    to a thread; profiled, those hops and the session read were most of a
+    connect's cost (docs/performance.md, "Design choices and their measurements").
     Here the request skips the chain: GripMiddleware's own request and response
     steps still run (signature check, Grip-Last, the instruct headers), the
     session is read through Django's async session API, and the security headers
-    and Content-Length come from SecurityMiddleware's and CommonMiddleware's
-    response steps as on every other page. Nothing else in the chain applies to
-    this one GET: no CSRF for a GET, no messages, no template, no cookie set.
+    and Content-Length come from the response steps of SecurityMiddleware,
+    XFrameOptionsMiddleware and CommonMiddleware as on every other page. Nothing
+    else in the chain applies to this one GET (REVIEWED_MIDDLEWARE says why, one
+    by one, and a test keeps it in step with settings.MIDDLEWARE).
     Anything else, including a request whose signature does not check out, goes
     through Django as before.
     """
@@ -283,6 +246,7 @@ class ProxiedStreamConnects:
         self.grip = GripMiddleware(self.app)
         self.security = SecurityMiddleware(self.app)
         self.common = CommonMiddleware(self.app)
+        self.frame_options = XFrameOptionsMiddleware(self.app)
         self.session_store = import_module(settings.SESSION_ENGINE).SessionStore
         self.next_sweep = 0.0
 
@@ -299,8 +263,8 @@ class ProxiedStreamConnects:
             return
         # A connect that waited too long is given up by its client, and Pushpin then drops
         # the request: daphne reports that as http.disconnect, and the worker skips it.
-        # Measured, a 10,000-client storm otherwise spent the worker on requests nobody
-        # waited for any more (22 connected in the storm's 40 s).
+        # Otherwise a storm spends the worker on requests nobody waits for any more
+        # (docs/performance.md, "Design choices and their measurements").
         disconnected = asyncio.ensure_future(receive())
         try:
             response = await grip_events(request, abandoned=disconnected.done)
@@ -314,7 +278,8 @@ class ProxiedStreamConnects:
         finally:
             disconnected.cancel()
         # Content-Length too, as through the chain: the answer reaches Pushpin whole.
-        response = self.common.process_response(request, self.security.process_response(request, response))
+        for middleware in (self.frame_options, self.security, self.common):  # innermost first, as the chain
+            response = middleware.process_response(request, response)
         await self.sweep_connections()
         await self.app.send_response(response, send)
 
@@ -323,7 +288,7 @@ class ProxiedStreamConnects:
 
         A session the cache no longer had was read from the database on the streams'
         shared thread, and nothing else would close that connection (or drop it once
-        the database restarts). Sweeping after every connect cost 0.3-0.5 ms each."""
+        the database restarts). Sweeping after every connect costs a thread hop each."""
         now = time.monotonic()
         if now < self.next_sweep:
             return

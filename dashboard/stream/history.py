@@ -28,10 +28,11 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 from django_eventstream.utils import make_id
 
-from dashboard import rollups
+from dashboard import access, rollups
+from dashboard.access import VIEW_PERMISSION
 from dashboard.models import Metric, MetricRollup
 from dashboard.storage import READ_BATCH, DashboardRedisStorage, decode_event, event_key, retention_seconds
-from dashboard.stream.channels import METRICS_CHANNEL, VIEW_PERMISSION, can_view_metrics
+from dashboard.stream.channels import METRICS_CHANNEL
 
 DEFAULT_WINDOW = 15
 MAX_WINDOW = 30 * 24 * 60
@@ -235,7 +236,7 @@ def metrics_history(request):
     user = request.user
     if not user.is_authenticated:
         return JsonResponse({"error": "Log in to read metric history"}, status=403)
-    if not can_view_metrics(user):
+    if not access.can_view_metrics(user):
         return JsonResponse({"error": f"Permission {VIEW_PERMISSION} required"}, status=403)
     try:
         window = parse_window(request.GET)

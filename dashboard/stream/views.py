@@ -29,25 +29,21 @@ import contextvars
 import logging
 import random
 import re
-import time
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote
 
 import redis.asyncio
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.core.handlers.asgi import ASGIHandler
-from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 from django_eventstream.storage import EventDoesNotExist
-from django_eventstream.utils import add_default_headers, get_channelmanager, make_id, sse_encode_event
+from django_eventstream.utils import add_default_headers, make_id, sse_encode_event
 from redis.exceptions import RedisError
 
+from dashboard import access, draining
 from dashboard import connections as open_connections
-from dashboard import draining
 from dashboard.origins import request_origin_allowed
 from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel, revocation_channel
 from dashboard.stream.channels import channel_exists
@@ -68,11 +64,6 @@ REPLAY_WINDOW = 3000
 HUB_CONNECT_WAIT = 3.0
 # ASCII digits, the whole string (\d takes Unicode digits, $ a trailing newline).
 EVENT_ID = re.compile(r"\A[0-9]{1,18}\Z")
-# How long a worker trusts its last answer to "may this session read these
-# channels?". A deactivated user, a revoked permission or a changed password
-# closes the door on the next connect at most this many seconds later.
-ACCESS_CACHE_SECONDS = 3.0
-ACCESS_CACHE_MAX = 20000
 # Connects that may wait on Redis at once: redis.asyncio's pool raises rather
 # than queues past its size, which would end streams during a reconnect storm.
 CONNECT_REDIS_SLOTS = 100
@@ -143,104 +134,6 @@ def parse_stream_request(request):
     return channels, parse_last_ids(last_event_id_of(request), channels)
 
 
-# --- access (one short trip to a thread, no connection kept) ------------------
-
-
-class AccessCache:
-    """Recent access answers per ((session user id, session auth hash), question).
-
-    A reconnect storm is thousands of the same few sessions asking the same
-    question; without this each connect costs a user query and permission
-    queries. Keyed on the session's auth hash, so a new login is a new entry;
-    a revocation (dashboard.revocation) drops the user's answers on every worker."""
-
-    def __init__(self, seconds=ACCESS_CACHE_SECONDS, max_entries=ACCESS_CACHE_MAX):
-        self.seconds, self.max_entries = seconds, max_entries
-        self.entries = {}
-        _access_caches.add(self)
-
-    def get(self, key):
-        entry = self.entries.get(key)
-        if entry is None or entry[0] <= time.monotonic():
-            return None
-        return entry[1]
-
-    def put(self, key, answer):
-        if len(self.entries) >= self.max_entries:
-            self.entries = {k: e for k, e in self.entries.items() if e[0] > time.monotonic()}
-            if len(self.entries) >= self.max_entries:
-                self.entries = {}
-        self.entries[key] = (time.monotonic() + self.seconds, answer)
-
-    def get_or_compute(self, key, compute):
-        answer = self.get(key)
-        if answer is None:
-            answer = compute()
-            self.put(key, answer)
-        return answer
-
-    def clear(self):
-        self.entries = {}
-
-    def forget_user(self, user_id):
-        """Drop every answer about this user (keys start with (user id, auth hash))."""
-        user_id = str(user_id)
-        self.entries = {key: entry for key, entry in self.entries.items() if key[0][0] != user_id}
-
-
-_access_caches = weakref.WeakSet()
-
-
-def forget_user_everywhere(user_id):
-    """This worker's remembered answers about the user, in every cache, are stale."""
-    for cache in tuple(_access_caches):
-        cache.forget_user(user_id)
-
-
-access_cache = AccessCache()
-
-
-def session_identity(session):
-    """(user id, auth hash) the session claims, or None for an anonymous one."""
-    user_id = session.get(SESSION_KEY)
-    if user_id is None:
-        return None
-    return str(user_id), session.get(HASH_SESSION_KEY, "")
-
-
-async def asession_identity(session):
-    """session_identity through Django's async session API (no thread of our own)."""
-    user_id = await session.aget(SESSION_KEY)
-    if user_id is None:
-        return None
-    return str(user_id), await session.aget(HASH_SESSION_KEY, "")
-
-
-def check_access(user, channels):
-    if not user.is_authenticated:
-        return False, []
-    manager = get_channelmanager()
-    return True, [c for c in channels if not manager.can_read_channel(user, c)]
-
-
-def resolve_access(request, channels):
-    """(user id or None, forbidden channels), computed off the request's own thread.
-
-    Runs with thread_sensitive=False, so no thread is kept for the stream; the
-    database connection it opened is closed here, so none is kept either. A
-    recent answer for the same session is reused (see ACCESS_CACHE_SECONDS)."""
-    try:
-        identity = session_identity(request.session)
-        if identity is None:
-            return None, []
-        authenticated, forbidden = access_cache.get_or_compute(
-            (identity, tuple(channels)), lambda: check_access(request.user, channels)
-        )
-        return (int(identity[0]) if authenticated else None), forbidden
-    finally:
-        connections.close_all()
-
-
 def error_response(request, status, message):
     response = JsonResponse({"error": message, "status": status}, status=status)
     add_default_headers(response, request=request)
@@ -262,13 +155,14 @@ async def events(request):
         return error_response(request, 503, "This worker is restarting; reconnect")
     if not request_origin_allowed(request):
         return error_response(request, 403, ORIGIN_REFUSED)
-    user_id, forbidden = await sync_to_async(resolve_access, thread_sensitive=False)(request, channels)
-    if user_id is None:
-        return error_response(request, 403, "Log in to read event streams")
-    if problem:
-        return error_response(request, 400, problem)
-    if forbidden:
-        return error_response(request, 403, f"Permission denied to channels: {', '.join(forbidden)}")
+    # Off the request's own thread, so no thread is kept for the stream; the lookup
+    # closes its database connection, so none is kept either.
+    user_id, forbidden = await sync_to_async(access.request_channel_access, thread_sensitive=False)(
+        request, channels
+    )
+    refusal = access.stream_refusal(user_id is not None, problem, forbidden)
+    if refusal:
+        return error_response(request, *refusal)
     if not open_connections.claim("sse", user_id):
         limit = settings.MAX_CONNECTIONS_PER_USER
         return error_response(request, 429, f"Too many open streams: at most {limit} per user; close a tab")
@@ -340,7 +234,7 @@ class SharedThreadForStreams:
     that is one idle OS thread per open connection. Giving stream requests one
     shared executor (asgiref's documented `ThreadSensitiveContext(executor=...)`)
     keeps that to one thread per worker; the view's own database work runs
-    elsewhere (`resolve_access`) and closes its connection before streaming.
+    elsewhere (`access.request_channel_access`) and closes its connection before streaming.
     """
 
     def __init__(self, app, streams=None):
@@ -461,7 +355,7 @@ class Hub:
         except (TypeError, ValueError):
             logger.warning("ignoring a malformed revocation message")
             return
-        forget_user_everywhere(user_id)
+        access.forget_user_everywhere(user_id)
         for stream in tuple(self.streams_by_user.get(user_id, ())):
             stream.revoke()
 

@@ -52,7 +52,7 @@ def dashboard(chromium, web_workers, alice):
 
     def open_():
         page.goto(base_url + "/")
-        page.wait_for_function("window.livedash && window.livedash.charts")
+        page.wait_for_function("() => window.livedash && window.livedash.charts")
         return page
 
     yield open_
@@ -60,7 +60,7 @@ def dashboard(chromium, web_workers, alice):
 
 
 def wait_for_points(page, key, count):
-    page.wait_for_function(f"livedash.charts.points({key!r}) >= {count}")
+    page.wait_for_function(f"() => livedash.charts.points({key!r}) >= {count}")
     return page.evaluate(f"livedash.charts.series({key!r})")
 
 
@@ -83,12 +83,12 @@ def test_it_fills_from_history_and_continues_live_without_gap_or_duplicate(dashb
 
 def test_it_charts_each_enabled_metric_live_from_the_collector(dashboard, collector, db):
     page = dashboard()
-    page.wait_for_function("livedash.charts.points('cpu') >= 2", timeout=30_000)
+    page.wait_for_function("() => livedash.charts.points('cpu') >= 2", timeout=30_000)
     keys = page.evaluate("livedash.charts.keys()")
     assert keys[:3] == ["cpu", "memory", "load_1m"]
     assert page.get_attribute(".chart-card[data-key='cpu']", "data-level") in ("ok", "warning", "critical")
     assert page.inner_text(".chart-card[data-key='cpu'] .chart-unit") == "%"
-    page.wait_for_function("document.getElementById('sse-status').dataset.state === 'connected'")
+    page.wait_for_function("() => document.getElementById('sse-status').dataset.state === 'connected'")
     xs, _ = wait_for_points(page, "cpu", 4)
     assert xs == sorted(set(xs)), "frames charted twice or out of order"
     assert page.errors == []
@@ -100,7 +100,7 @@ def test_it_leaves_out_disabled_metrics(dashboard, collector, db):
     register_builtin_metrics()
     Metric.objects.filter(key="processes").update(enabled=False)
     page = dashboard()
-    page.wait_for_function("livedash.charts.points('cpu') >= 2", timeout=30_000)
+    page.wait_for_function("() => livedash.charts.points('cpu') >= 2", timeout=30_000)
     time.sleep(1.5)  # unknown keys in a frame would make the page refetch by now
     assert "processes" not in page.evaluate("livedash.charts.keys()")
     assert page.query_selector(".chart-card[data-key='processes']") is None
@@ -108,11 +108,11 @@ def test_it_leaves_out_disabled_metrics(dashboard, collector, db):
 
 def test_it_adds_a_chart_for_a_custom_metric_first_seen_live(dashboard):
     page = dashboard()
-    page.wait_for_function("document.getElementById('sse-status').dataset.state === 'connected'")
+    page.wait_for_function("() => document.getElementById('sse-status').dataset.state === 'connected'")
     publish_metric("signups", 12)
     page.wait_for_selector(".chart-card[data-key='signups']")
     page.wait_for_function(
-        "document.querySelector(\".chart-card[data-key='signups'] .chart-value\").textContent === '12'"
+        "() => document.querySelector(\".chart-card[data-key='signups'] .chart-value\").textContent === '12'"
     )
 
 
@@ -120,19 +120,19 @@ def test_it_colours_a_value_over_its_threshold(dashboard):
     Metric.objects.create(key="queue", label="Queue", warning_threshold=10, critical_threshold=20)
     publish_metric("queue", 15)
     page = dashboard()
-    page.wait_for_function("livedash.charts.points('queue') >= 1")
+    page.wait_for_function("() => livedash.charts.points('queue') >= 1")
     page.wait_for_function(
-        "document.querySelector(\".chart-card[data-key='queue']\").dataset.level === 'warning'"
+        "() => document.querySelector(\".chart-card[data-key='queue']\").dataset.level === 'warning'"
     )
     publish_metric("queue", 25)
     page.wait_for_function(
-        "document.querySelector(\".chart-card[data-key='queue']\").dataset.level === 'critical'"
+        "() => document.querySelector(\".chart-card[data-key='queue']\").dataset.level === 'critical'"
     )
 
 
 def test_switching_the_window_reloads_history_for_it(dashboard):
     page = dashboard()
-    page.wait_for_function("document.getElementById('sse-status').dataset.state === 'connected'")
+    page.wait_for_function("() => document.getElementById('sse-status').dataset.state === 'connected'")
     with page.expect_response(lambda r: "/api/metrics/history/?minutes=60" in r.url) as response:
         page.click("[data-window='60']")
     assert response.value.status == 200
@@ -143,19 +143,19 @@ def test_switching_the_window_reloads_history_for_it(dashboard):
 
 def test_it_re_emits_each_stream_event_on_the_bus_for_any_listener(dashboard):
     page = dashboard()
-    page.wait_for_function("document.getElementById('sse-status').dataset.state === 'connected'")
+    page.wait_for_function("() => document.getElementById('sse-status').dataset.state === 'connected'")
     # A second consumer of the stream: it only subscribes, the EventSource stays stream.js's.
     page.evaluate("window.seen = []; livedash.on('sse:metric', (point) => window.seen.push(point))")
     publish_metric("signups", 7)
-    page.wait_for_function("window.seen.length === 1")
+    page.wait_for_function("() => window.seen.length === 1")
     assert page.evaluate("window.seen[0].name") == "signups"
     assert page.evaluate("window.seen[0].value") == 7
-    page.wait_for_function("livedash.charts.points('signups') === 1")
+    page.wait_for_function("() => livedash.charts.points('signups') === 1")
 
 
 def test_it_opens_the_stream_for_the_channels_the_page_config_names(dashboard):
     page = dashboard()
-    page.wait_for_function("document.getElementById('sse-status').dataset.state === 'connected'")
+    page.wait_for_function("() => document.getElementById('sse-status').dataset.state === 'connected'")
     with page.expect_request(lambda r: "/events/" in r.url) as request:
         page.evaluate("livedash.charts.reload()")
     url = urlsplit(request.value.url)

@@ -7,8 +7,9 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import Permission, User
 from django.test import override_settings
 
-from dashboard.control import consumers, protocol
-from dashboard.stream.views import AccessCache
+from dashboard import access
+from dashboard.access import AccessCache
+from dashboard.control import protocol
 from dashboard.tests.wsclient import WAIT, Client, communicator_for, connected
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_url")]
@@ -40,7 +41,7 @@ async def test_it_closes_with_4011_when_redis_is_away_after_accepting(alice, unu
 
 
 async def test_a_granted_permission_applies_at_once_though_answers_are_remembered(alice, monkeypatch):
-    monkeypatch.setattr(consumers, "access_cache", AccessCache(seconds=60))
+    monkeypatch.setattr(access, "cache", AccessCache(seconds=60))
     async with connected(alice) as (_, hello):
         assert hello["can_control"] is False
     change = await database_sync_to_async(Permission.objects.get)(codename="change_metric")

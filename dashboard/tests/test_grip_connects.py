@@ -19,8 +19,9 @@ from django.core.signals import request_started
 from django.db import connections
 
 from config.asgi import application
+from dashboard import access
+from dashboard.access import AccessCache
 from dashboard.stream import grip
-from dashboard.stream.views import AccessCache
 from tests.realclients import cookie_header
 
 GRIP_KEY = "grip-connects-test-key-of-32-bytes-or-more"
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def grip_on(settings, monkeypatch):
     settings.GRIP_URL = f"http://127.0.0.1:9?key={GRIP_KEY}"
-    monkeypatch.setattr(grip, "access_cache", AccessCache())
+    monkeypatch.setattr(access, "cache", AccessCache())
 
 
 @pytest.fixture
@@ -75,8 +76,19 @@ async def test_it_answers_a_signed_connect_with_grip_instructions(alice_cookies,
     assert "events-metrics" in response["headers"]["grip-channel"]
     assert b"event: stream-open" in response["body"]
     assert response["headers"]["x-content-type-options"] == "nosniff"
+    assert response["headers"]["x-frame-options"] == "DENY"
     assert response["headers"]["content-length"] == str(len(response["body"]))
     assert requests_through_django == []
+
+
+def test_every_configured_middleware_was_reviewed_for_the_connect_path():
+    # Connects Pushpin forwards skip the chain (ProxiedStreamConnects); a middleware
+    # added to settings must be looked at there too, or this fails.
+    from config import settings as config_settings
+
+    configured = set(config_settings.MIDDLEWARE) | {"django_grip.GripMiddleware"}
+    assert configured - set(grip.REVIEWED_MIDDLEWARE) == set()
+    assert set(grip.REVIEWED_MIDDLEWARE) - configured == set()
 
 
 async def test_it_rejects_anonymous(requests_through_django):
@@ -151,13 +163,13 @@ async def test_a_storm_is_worked_on_a_few_at_a_time_in_arrival_order(alice_cooki
 
 async def test_a_storm_from_one_session_is_authorised_once(alice_cookies, monkeypatch):
     authorised = []
-    real = grip.session_user_access
+    real = access.session_channel_access
 
     def counting(request, channels):
         authorised.append(channels)
         return real(request, channels)
 
-    monkeypatch.setattr(grip, "session_user_access", counting)
+    monkeypatch.setattr(access, "session_channel_access", counting)
     responses = await asyncio.gather(*(connect(alice_cookies) for _ in range(20)))
 
     assert {r["status"] for r in responses} == {200}

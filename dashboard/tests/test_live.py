@@ -1,10 +1,11 @@
+import json
 import math
 import time
 
 import pytest
 from django.db import transaction
 
-from dashboard.live import events_published_last_second, publish_frame, publish_metric
+from dashboard.live import events_published_last_second, publish_frame, publish_metric, publish_metrics
 from dashboard.models import Metric
 from dashboard.storage import DashboardRedisStorage
 
@@ -94,3 +95,36 @@ def test_events_published_last_second_counts_every_process_publishing(storage, m
         publish_frame(seq, 0.0, {})
     monkeypatch.setattr(time, "time", lambda: now)
     assert events_published_last_second() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_metrics_publishes_a_batch_in_order_and_registers_new_names(storage):
+    Metric.objects.create(key="cpu", source=Metric.Source.SYSTEM)
+    before = storage.get_current_id("metrics")
+    published = publish_metrics([("cpu", 1, 1700000000), ("queue", 2.5, None), ("queue", 3, None)])
+    events = storage.get_events("metrics", before)
+    assert [json.loads(e.data) for e in events] == published
+    assert [(p["name"], p["value"]) for p in published] == [("cpu", 1), ("queue", 2.5), ("queue", 3)]
+    assert Metric.objects.get(key="cpu").source == Metric.Source.SYSTEM
+    assert Metric.objects.get(key="queue").source == Metric.Source.CUSTOM
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_metrics_is_all_or_nothing_and_names_the_bad_point(storage):
+    before = storage.get_current_id("metrics")
+    with pytest.raises(ValueError, match=r"^point 2: metric value must be finite"):
+        publish_metrics([("a", 1, None), ("b", 2, None), ("c", math.nan, None)])
+    with pytest.raises(ValueError, match=r"^point 0: metric value is out of range"):
+        publish_metrics([("a", 10**400, None)])
+    assert storage.get_current_id("metrics") == before
+    assert not Metric.objects.filter(key__in=["a", "b", "c"]).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waits_for_the_callers_transaction(storage):
+    before = storage.get_current_id("metrics")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish_metrics([("rolled", 1, None)])
+        raise RuntimeError("the caller's work failed")
+    assert storage.get_current_id("metrics") == before
+    assert not Metric.objects.filter(key="rolled").exists()

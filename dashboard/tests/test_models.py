@@ -8,24 +8,8 @@ def metric(**fields):
     return Metric(key="cpu", **fields)
 
 
-def test_it_is_ok_without_thresholds():
-    assert metric().level_for(99.0) == "ok"
-
-
-def test_it_is_ok_below_the_warning_threshold():
-    assert metric(warning_threshold=70, critical_threshold=90).level_for(69.9) == "ok"
-
-
-def test_it_warns_at_the_warning_threshold():
-    assert metric(warning_threshold=70, critical_threshold=90).level_for(70) == "warning"
-
-
-def test_it_is_critical_at_the_critical_threshold():
-    assert metric(warning_threshold=70, critical_threshold=90).level_for(90) == "critical"
-
-
-def test_it_is_ok_for_a_missing_value():
-    assert metric(warning_threshold=70).level_for(None) == "ok"
+# The level a value shows (ok / warning / critical) is the page's: see
+# test_charts.py::test_it_colours_a_value_over_its_threshold.
 
 
 def test_it_falls_back_to_the_key_without_a_label():

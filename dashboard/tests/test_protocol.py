@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from dashboard.control import protocol
+from dashboard.access import CONTROL_PERMISSION, VIEW_PERMISSION
+from dashboard.control import consumers, events, protocol
+from dashboard.control.consumers import DashboardConsumer
 from dashboard.control.protocol import ProtocolError, RateLimiter
 
 
@@ -68,7 +70,7 @@ def test_it_accepts_string_and_integer_ids(message_id):
 def test_it_accepts_intervals_in_range(seconds):
     command = parse_text(json.dumps({"type": "set_interval", "seconds": seconds}))
     assert command.args == {"seconds": float(seconds)}
-    assert command.needs_control
+    assert command.spec.permission == CONTROL_PERMISSION
 
 
 @pytest.mark.parametrize(
@@ -96,7 +98,7 @@ def test_mark_read_takes_an_id_or_all(target):
     command = parse_text(json.dumps({"type": "mark_read", "id": target}))
     assert command.args == {"target": target}
     assert command.id == target
-    assert not command.needs_control
+    assert command.spec.permission is None
 
 
 @pytest.mark.parametrize("target", [None, 0, -1, "5", "everything", True, 1.0])
@@ -109,8 +111,50 @@ def test_commands_without_arguments_ignore_extra_fields(command_type):
     assert parse_text(json.dumps({"type": command_type, "extra": [1, 2]})).args == {}
 
 
-def test_only_sampling_commands_need_control():
-    assert {"set_interval", "pause", "resume"} == protocol.CONTROL_COMMANDS
+def test_only_sampling_commands_need_control_and_snapshot_needs_view():
+    needs = {spec.name: spec.permission for spec in protocol.COMMANDS.values()}
+    assert {name for name, permission in needs.items() if permission == CONTROL_PERMISSION} == {
+        "set_interval",
+        "pause",
+        "resume",
+    }
+    assert {name for name, permission in needs.items() if permission == VIEW_PERMISSION} == {"snapshot"}
+
+
+def test_every_command_has_its_handler_on_the_consumer():
+    missing = [
+        spec.handler
+        for spec in protocol.COMMANDS.values()
+        if not callable(getattr(DashboardConsumer, spec.handler, None))
+    ]
+    assert missing == []
+
+
+def test_every_consumer_command_method_is_a_defined_command():
+    methods = {name for name in vars(DashboardConsumer) if name.startswith("command_")}
+    assert methods == {spec.handler for spec in protocol.COMMANDS.values()}
+
+
+def test_every_channel_layer_event_has_its_handler_and_is_dispatched_on_open_sockets():
+    for event_type in events.EVENTS:
+        handler = events.handler_name(event_type)
+        assert callable(getattr(DashboardConsumer, handler, None)), f"{event_type} has no {handler}"
+        assert handler in consumers.OPEN_SOCKET_HANDLERS
+
+
+def test_every_event_builder_makes_the_type_it_is_registered_for():
+    from dashboard.collector.sampling import SamplingState
+
+    examples = {
+        "presence.update": ([],),
+        "sampling.changed": ("interval", SamplingState(), "staff"),
+        "notification.message": ({"id": 1},),
+        "notification.unread": (0,),
+        "access.revoked": (),
+    }
+    assert set(examples) == set(events.EVENTS)
+    for event_type, build in events.EVENTS.items():
+        assert build(*examples[event_type])["type"] == event_type
 
 
 def test_it_measures_frames_in_bytes_not_characters():

@@ -66,11 +66,20 @@ def test_it_reads_postgres_from_database_url():
 
 def test_it_defaults_redis_url_and_feeds_both_redis_users():
     out = settings_value(
-        "settings.REDIS_URL, settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]['address'], "
-        "settings.EVENTSTREAM_REDIS['port']",
+        "settings.REDIS_URL, settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]['address']",
         DEBUG="1",
     )
-    assert out == "redis://127.0.0.1:6379/0 redis://127.0.0.1:6379/0 6379"
+    assert out == "redis://127.0.0.1:6379/0 redis://127.0.0.1:6379/0"
+
+
+def test_it_keeps_no_redis_settings_of_its_own_for_the_event_stream():
+    # Storage and pub/sub use REDIS_URL's shared pool; the library's own Redis
+    # settings would start its unused listener and mislead whoever reads them.
+    out = settings_value(
+        "hasattr(settings, 'EVENTSTREAM_REDIS'), hasattr(settings, 'EVENTSTREAM_STORAGE_CONNECTION')",
+        DEBUG="1",
+    )
+    assert out == "False False"
 
 
 def test_it_uses_the_redis_channel_layer():
@@ -94,6 +103,10 @@ def test_it_requires_secret_key_without_debug():
         ({"DEBUG": "1", "CSRF_TRUSTED_ORIGINS": "example.org"}, "CSRF_TRUSTED_ORIGINS"),
         ({"DEBUG": "0", "SECRET_KEY": "x" * 60}, "ALLOWED_HOSTS"),
         ({"DEBUG": "1", "METRICS_RETENTION_HOURS": "soon"}, "METRICS_RETENTION_HOURS"),
+        ({"DEBUG": "1", "API_MAX_BODY_BYTES": "10MB"}, "API_MAX_BODY_BYTES"),
+        ({"DEBUG": "1", "API_MAX_POINTS": "0"}, "API_MAX_POINTS"),
+        ({"DEBUG": "1", "API_TOKEN_REQUESTS_PER_SECOND": "-1"}, "API_TOKEN_REQUESTS_PER_SECOND"),
+        ({"DEBUG": "1", "API_TOKEN_POINTS_PER_SECOND": "lots"}, "API_TOKEN_POINTS_PER_SECOND"),
         # Without its key any Grip-Sig passes as Pushpin's: production refuses to start.
         (
             {
@@ -201,3 +214,15 @@ def test_it_refuses_malformed_history_tiers_in_one_line(value, problem):
     assert "HISTORY_TIERS" in result.stderr and problem in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_malformed_log_level_stops_start_up_in_one_line():
+    result = run_check(DEBUG="1", LOG_LEVEL="loud")
+    assert result.returncode != 0
+    assert "LOG_LEVEL" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_log_level_is_read_whatever_its_case():
+    assert settings_value("settings.LOG_LEVEL", DEBUG="1", LOG_LEVEL="Warning") == "WARNING"

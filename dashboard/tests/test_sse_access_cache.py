@@ -6,7 +6,7 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from dashboard.stream.views import ACCESS_CACHE_SECONDS, AccessCache
+from dashboard.access import ACCESS_CACHE_SECONDS, AccessCache
 from tests.realclients import SSEReader, events_url
 
 
@@ -49,7 +49,7 @@ async def status_of(url, cookies):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("change", [revoke_view_permission, deactivate])
-async def test_a_lost_permission_closes_the_stream_within_the_cache_window(
+async def test_a_lost_permission_refuses_the_next_connect_once_the_cache_window_passes(
     worker, alice, alice_cookies, change
 ):
     url = events_url(worker, "metrics")

@@ -143,3 +143,29 @@ def test_reading_a_channel_creates_no_state(storage):
     # Nothing new (the write's per-second rate key may have expired meanwhile).
     assert set(client.scan_iter(match=f"{settings.REDIS_PREFIX}:*", count=10_000)) <= after_write
     assert not any(b"user-1" in k or b"user-2" in k or b":metrics:" in k for k in after_write - before)
+
+
+def test_a_batch_is_stored_and_published_as_one_call_per_event_would_be(storage):
+    pubsub = get_sync_client().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(pubsub_channel())
+    pubsub.get_message(timeout=1)
+    before = storage.append_event("metrics", "frame", "{}")
+    batch = storage.append_events("metrics", "metric", [json.dumps({"n": n}) for n in range(7)], chunk=3)
+    after = storage.append_event("metrics", "frame", "{}")
+    assert [e.id for e in batch] == list(range(before.id + 1, before.id + 8))
+    assert after.id == before.id + 8
+    stored = storage.get_events("metrics", before.id, limit=7)
+    assert [(e.id, e.type, json.loads(e.data)) for e in stored] == [
+        (before.id + 1 + n, "metric", {"n": n}) for n in range(7)
+    ]
+    ttl = get_sync_client().ttl(event_key("metrics", batch[-1].id))
+    assert ttl > settings.METRICS_RETENTION_HOURS * 3600 - 5
+    messages = [pubsub.get_message(timeout=2) for _ in range(9)]
+    pubsub.close()
+    assert [json.loads(m["data"])["id"] for m in messages] == [str(before.id + n) for n in range(9)]
+    assert json.loads(messages[1]["data"]) == {
+        "channel": "metrics",
+        "id": str(before.id + 1),
+        "type": "metric",
+        "data": '{"n": 0}',
+    }

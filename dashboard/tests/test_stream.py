@@ -114,6 +114,7 @@ async def test_multi_channel_ids_carry_every_channel():
 
 
 async def test_the_hot_path_takes_what_follows_on_and_leaves_a_hole_to_storage():
+    publish_frame(0, 0.0, {})  # the channel's first id comes from the clock: start after it
     stream, _ = await started_stream()
     first, second, lost, after_lost = [publish_frame(seq, 0.0, {}) for seq in range(4)]
     for event in (first, first, second):
@@ -133,6 +134,7 @@ async def test_an_ended_stream_sends_what_it_holds_then_a_short_retry():
 
     from tests.realclients import wait_until
 
+    publish_frame(0, 0.0, {})  # the channel's first id comes from the clock: start after it
     stream = Stream(["metrics"], {})
     chunks = []
 

@@ -58,3 +58,18 @@ async def test_a_handshake_does_not_wait_for_the_shared_database_thread(alice, r
     await busy
     assert connected
     assert accepted_after < 2, f"the handshake waited {accepted_after:.1f}s for the shared thread"
+
+
+async def test_it_refuses_a_session_from_before_a_password_change(alice, redis_url):
+    cookie = await database_sync_to_async(session_cookie_for)(alice)
+
+    def change_password():
+        alice.set_password("a brand new password 456")
+        alice.save()
+
+    await database_sync_to_async(change_password)()
+    ws = communicator(cookie)
+    connected, code = await ws.connect()
+    assert not connected
+    assert code == 4401
+    await ws.disconnect()

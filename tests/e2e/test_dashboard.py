@@ -22,7 +22,7 @@ def log_in(page, base_url, username):
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(base_url + "/")
-    page.wait_for_function("window.livedash && window.livedash.charts")
+    page.wait_for_function("() => window.livedash && window.livedash.charts")
 
 
 def points(page, key):
@@ -54,10 +54,10 @@ def test_a_day_on_the_dashboard(stack, open_page, manage, alice, staff):
     log_in(alice_page, base_url, "alice")
 
     # The charts draw (one card per metric, a canvas each) and move.
-    alice_page.wait_for_function("livedash.charts.points('cpu') >= 2", timeout=20_000)
+    alice_page.wait_for_function("() => livedash.charts.points('cpu') >= 2", timeout=20_000)
     assert alice_page.locator(".chart-card canvas").count() >= 1
     drawn = points(alice_page, "cpu")
-    alice_page.wait_for_function(f"livedash.charts.points('cpu') > {drawn}")
+    alice_page.wait_for_function(f"() => livedash.charts.points('cpu') > {drawn}")
 
     # A metric pushed from another process appears on screen.
     shell(manage, "shell", "-c", "from dashboard.live import publish_metric; publish_metric('orders', 42)")
@@ -68,16 +68,16 @@ def test_a_day_on_the_dashboard(stack, open_page, manage, alice, staff):
     # A notification sent from the shell shows a toast and raises the badge.
     shell(manage, "shell", "-c", "from notifications.services import notify; notify('alice', 'Deploy done')")
     alice_page.locator("#toasts .toast", has_text="Deploy done").wait_for()
-    alice_page.wait_for_function("document.getElementById('bell-badge').textContent.trim() === '1'")
+    alice_page.wait_for_function("() => document.getElementById('bell-badge').textContent.trim() === '1'")
     assert badge(alice_page) == "1"
 
     # Marking it read in a second tab lowers the badge in the first.
     second_tab = open_page("alice-second-tab", context=alice_page.context)
     second_tab.goto(base_url + "/")
-    second_tab.wait_for_function("document.getElementById('bell-badge').textContent.trim() === '1'")
+    second_tab.wait_for_function("() => document.getElementById('bell-badge').textContent.trim() === '1'")
     second_tab.click("#bell-button")
     second_tab.locator("#bell-menu .item.unread", has_text="Deploy done").click()
-    alice_page.wait_for_function("document.getElementById('bell-badge').hidden")
+    alice_page.wait_for_function("() => document.getElementById('bell-badge').hidden")
     assert badge(alice_page) == "0"
 
     # A non-staff user does not see the sampling controls.
@@ -88,12 +88,12 @@ def test_a_day_on_the_dashboard(stack, open_page, manage, alice, staff):
     staff_page = open_page("staff")
     log_in(staff_page, base_url, "staff")
     assert staff_page.locator("#interval-select").is_visible()
-    alice_page.wait_for_function("livedash.charts.points('cpu') >= 6", timeout=20_000)
+    alice_page.wait_for_function("() => livedash.charts.points('cpu') >= 6", timeout=20_000)
     before = frame_times(alice_page)[-5:]
     seen = len(frame_times(alice_page))
     staff_page.select_option("#interval-select", "0.25")
     alice_page.locator("#sampling-info", has_text="set by staff").wait_for()
-    alice_page.wait_for_function(f"livedash.charts.points('cpu') >= {seen + 14}", timeout=20_000)
+    alice_page.wait_for_function(f"() => livedash.charts.points('cpu') >= {seen + 14}", timeout=20_000)
     after = frame_times(alice_page)[-10:]
     assert median_spacing(before) == pytest.approx(1.0, abs=0.15)
     assert median_spacing(after) == pytest.approx(0.25, abs=0.08)

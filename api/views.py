@@ -1,0 +1,201 @@
+"""The HTTP API (django-ninja): push metrics, write line protocol, send notifications.
+
+Every endpoint is token-only (api.auth), so no browser session ever reaches one and
+CSRF has nothing to guard here; the pages a session does reach keep it. Bodies are
+read by api.bodies (limits, gzip, JSON) rather than by ninja, so that each failure
+is the contract's error and is raised before anything is published.
+"""
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
+from ninja import NinjaAPI, Status
+from ninja.errors import AuthenticationError, HttpError
+from ninja.errors import ValidationError as NinjaValidationError
+from ninja.security.base import AuthBase
+from pydantic import ValidationError
+
+from api import bodies, lineprotocol, ratelimit, schemas
+from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
+from dashboard.live import publish_metrics, validate_metrics
+from notifications.services import notify
+
+DESCRIPTION = """Push metric values and notifications into livedash from other services.
+
+Authenticate with an API token (`manage.py create_token`, or the admin):
+`Authorization: Bearer <token>` or `Authorization: Token <token>`. Errors are
+`{"error": code, "detail": text}`. Each request is all or nothing.
+"""
+
+
+class TokenAuth(AuthBase):
+    """ninja's hook onto api.auth, so the OpenAPI page shows the bearer scheme."""
+
+    openapi_type = "http"
+    openapi_scheme = "bearer"
+
+    def __init__(self, scope):
+        self.scope = scope
+        super().__init__()
+
+    def __call__(self, request):
+        return self.authenticate(request)
+
+    async def authenticate(self, request):
+        token = await aauthenticate(request, self.scope)
+        # Counted before the body is read: a flood is turned away at the cheapest point.
+        await ratelimit.take(token, "requests")
+        return token
+
+
+api = NinjaAPI(
+    title="livedash API",
+    version="1",
+    description=DESCRIPTION,
+    urls_namespace="api",
+    docs_url="v1/docs",
+    openapi_url="v1/openapi.json",
+    docs_decorator=login_required,
+)
+
+
+@api.exception_handler(ApiError)
+def on_api_error(request, exc):
+    return error_response(exc)
+
+
+@api.exception_handler(AuthenticationError)
+def on_unauthenticated(request, exc):
+    return error_response(unauthenticated("send an API token: Authorization: Bearer <token>"))
+
+
+@api.exception_handler(NinjaValidationError)
+def on_validation_error(request, exc):
+    # ninja says 422; the contract says 400 for every invalid request.
+    return error_response(bodies.invalid(schemas.describe_errors(exc.errors)))
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request, exc):
+    return error_response(ApiError(exc.status_code, "error", str(exc)))
+
+
+def _check_count(count):
+    if count > settings.API_MAX_POINTS:
+        raise bodies.too_large(
+            f"{count} points is over API_MAX_POINTS ({settings.API_MAX_POINTS} per request)"
+        )
+
+
+def _check_names(token, points, where):
+    for index, (name, *_rest) in enumerate(points):
+        if not token.allows_metric(name):
+            raise forbidden(f"{where(index)}: this token may not push metric {name!r}")
+
+
+async def _publish(token, points, where):
+    """Validate every point, check the token may push each name and has room for
+    them all, then publish them together; nothing is published on any failure."""
+    _check_count(len(points))
+    triples = [point[:3] for point in points]
+    try:
+        validate_metrics(triples)
+    except ValueError as exc:
+        raise bodies.invalid(_renamed(str(exc), where)) from None
+    _check_names(token, points, where)
+    await ratelimit.take(token, "points", len(points))
+    try:
+        await sync_to_async(publish_metrics)(triples)
+    except ValueError as exc:  # a rule publish_metric checks against the database
+        raise bodies.invalid(_renamed(str(exc), where)) from None
+    return len(points)
+
+
+def _renamed(message, where):
+    """'point 3: ...' from validate_metrics, said the way this endpoint numbers its input."""
+    head, sep, rest = message.partition(": ")
+    if sep and head.startswith("point ") and head[6:].isdigit():
+        return f"{where(int(head[6:]))}: {rest}"
+    return message
+
+
+@api.post(
+    "v1/metrics",
+    auth=TokenAuth("metrics"),
+    response={202: schemas.Accepted},
+    summary="Push one metric value or a batch",
+    openapi_extra=schemas.METRICS_BODY,
+)
+async def push_metrics(request):
+    """One point `{"name", "value", "ts"?}` or `{"points": [...]}`. Each goes out as
+    `publish_metric` would send it; `ts` is unix seconds (default: now)."""
+    bodies.require_media_type(request, {"application/json"}, "application/json")
+    payload = bodies.parse_json(bodies.read_body(request))
+    batch = isinstance(payload, dict) and "points" in payload
+    if batch and isinstance(payload["points"], list):
+        _check_count(len(payload["points"]))  # before validating every one of them
+    try:
+        model = (schemas.Batch if batch else schemas.Point).model_validate(payload)
+    except ValidationError as exc:
+        raise bodies.invalid(schemas.describe_errors(exc.errors())) from None
+    points = [(p.name, p.value, p.ts) for p in (model.points if batch else [model])]
+    where = (lambda index: f"points[{index}]") if batch else (lambda index: "the point")
+    return Status(202, {"accepted": await _publish(request.auth, points, where)})
+
+
+@api.post(
+    "v2/write",
+    auth=TokenAuth("metrics"),
+    response={204: None},
+    summary="Write InfluxDB line protocol",
+    openapi_extra=schemas.WRITE_BODY,
+)
+async def write_line_protocol(request, org: str = "", bucket: str = "", precision: str = "ns"):
+    """The InfluxDB v2 write API: Telegraf's `outputs.influxdb_v2`, the influxdb-client
+    libraries and curl can point here unchanged. `org` and `bucket` are accepted with
+    any value; `precision` is ns (default), us, ms or s. Keys: see the README."""
+    if precision not in lineprotocol.PRECISIONS:
+        raise bodies.invalid(f"precision must be one of ns, us, ms, s; got {precision!r}")
+    bodies.require_media_type(request, schemas.LINE_PROTOCOL_TYPES, "line protocol as text/plain")
+    text = bodies.decode_text(bodies.read_body(request))
+    try:
+        points = lineprotocol.parse(text, precision)
+    except lineprotocol.LineError as exc:
+        raise bodies.invalid(str(exc)) from None
+    await _publish(request.auth, points, lambda index: f"line {points[index][3]}")
+    return Status(204, None)
+
+
+@api.post(
+    "v1/notifications",
+    auth=TokenAuth("notify"),
+    response={201: schemas.Created},
+    summary="Send a notification",
+    openapi_extra=schemas.NOTIFICATION_BODY,
+)
+async def send_notification(request):
+    """`notify()` over HTTP: to exactly one of `user` (a username), `group` (a name) or `all: true`."""
+    bodies.require_media_type(request, {"application/json"}, "application/json")
+    payload = bodies.parse_json(bodies.read_body(request))
+    try:
+        message = schemas.NotificationIn.model_validate(payload)
+    except ValidationError as exc:
+        raise bodies.invalid(schemas.describe_errors(exc.errors())) from None
+    notification = await sync_to_async(_notify)(message)
+    return Status(201, {"id": notification.pk})
+
+
+def _notify(message):
+    to = None
+    if message.group is not None:
+        try:
+            to = Group.objects.get(name=message.group)
+        except Group.DoesNotExist:
+            raise bodies.invalid(f"unknown group {message.group!r}") from None
+    elif message.user is not None:
+        to = message.user
+    try:
+        return notify(to, message.title, body=message.body, level=message.level, link=message.link)
+    except ValueError as exc:
+        raise bodies.invalid(str(exc)) from None
