@@ -101,7 +101,8 @@ def test_events_published_last_second_counts_every_process_publishing(storage, m
 def test_publish_metrics_publishes_a_batch_in_order_and_registers_new_names(storage):
     Metric.objects.create(key="cpu", source=Metric.Source.SYSTEM)
     before = storage.get_current_id("metrics")
-    published = publish_metrics([("cpu", 1, 1700000000), ("queue", 2.5, None), ("queue", 3, None)])
+    recent = int(time.time()) - 3600
+    published = publish_metrics([("cpu", 1, recent), ("queue", 2.5, None), ("queue", 3, None)])
     events = storage.get_events("metrics", before)
     assert [json.loads(e.data) for e in events] == published
     assert [(p["name"], p["value"]) for p in published] == [("cpu", 1), ("queue", 2.5), ("queue", 3)]
