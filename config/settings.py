@@ -53,6 +53,39 @@ def envlist(name, default):
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+
+
+def _duration(text):
+    text = text.strip()
+    if len(text) < 2 or text[-1] not in DURATION_UNITS or not text[:-1].isdigit() or int(text[:-1]) < 1:
+        raise ValueError(text)
+    return int(text[:-1]) * DURATION_UNITS[text[-1]]
+
+
+def envtiers(name, default):
+    """Rollup tiers as `STEP:RETENTION,...` (e.g. `10s:7d,1m:31d`), finest first: a list of
+    (step seconds, retention seconds). Units s, m, h, d, y."""
+    raw = os.environ.get(name, "").strip() or default
+    tiers = []
+    for item in raw.split(","):
+        step, _, retention = item.partition(":")
+        try:
+            tier = (_duration(step), _duration(retention))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be STEP:RETENTION pairs like 10s:7d,1m:31d (units s, m, h, d, y), got {raw!r}"
+            ) from None
+        if tier[1] < tier[0]:
+            raise ImproperlyConfigured(f"{name}: retention must be at least the step, got {item.strip()!r}")
+        if tiers and (tier[0] <= tiers[-1][0] or tier[1] < tiers[-1][1]):
+            raise ImproperlyConfigured(
+                f"{name}: list tiers finest first, each coarser and kept at least as long, got {raw!r}"
+            )
+        tiers.append(tier)
+    return tiers
+
+
 def envchoice(name, default, choices):
     raw = os.environ.get(name, "").strip().lower() or default
     if raw not in choices:
@@ -341,6 +374,10 @@ MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
+
+# Long-range history: per-metric rollups in the database, one tier per step, each
+# pruned after its retention (dashboard/rollups.py). The collector process writes them.
+HISTORY_TIERS = envtiers("HISTORY_TIERS", "10s:7d,1m:31d,15m:1y")
 
 # The HTTP API's limits (README, "Pushing from other services"). A body is
 # measured after decompression; the per-token rates are shared by every worker.

@@ -224,6 +224,35 @@ def test_it_reads_the_env_file_for_what_the_environment_does_not_set(tmp_path):
     assert result == "from-the-environment 7 True"
 
 
+def test_it_reads_history_tiers_finest_first():
+    assert (
+        settings_value("settings.HISTORY_TIERS", DEBUG="1")
+        == "[(10, 604800), (60, 2678400), (900, 31536000)]"
+    )
+    assert settings_value("settings.HISTORY_TIERS", DEBUG="1", HISTORY_TIERS="30s:2d, 1h:2y") == (
+        "[(30, 172800), (3600, 63072000)]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("10", "STEP:RETENTION pairs"),
+        ("10s:7x", "STEP:RETENTION pairs"),
+        ("0s:7d", "STEP:RETENTION pairs"),
+        ("1h:10m", "retention must be at least the step"),
+        ("1m:7d,10s:31d", "finest first"),
+        ("10s:31d,1m:7d", "finest first"),
+    ],
+)
+def test_it_refuses_malformed_history_tiers_in_one_line(value, problem):
+    result = run_check(DEBUG="1", HISTORY_TIERS=value)
+    assert result.returncode != 0
+    assert "HISTORY_TIERS" in result.stderr and problem in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_malformed_log_level_stops_start_up_in_one_line():
     result = run_check(DEBUG="1", LOG_LEVEL="loud")
     assert result.returncode != 0
