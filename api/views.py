@@ -62,7 +62,8 @@ api = NinjaAPI(
 
 
 def refused(error):
-    telemetry.count_ingest_refused(error.code)
+    if not error.counted:
+        telemetry.count_ingest_refused(error.code)
     return error_response(error)
 
 
@@ -114,7 +115,9 @@ async def _publish(token, points, where):
     try:
         await sync_to_async(publish_metrics)(triples)
     except ValueError as exc:  # a rule publish_metric checks against the database
-        raise bodies.invalid(_renamed(str(exc), where)) from None
+        error = bodies.invalid(_renamed(str(exc), where))
+        error.counted = True  # by telemetry.counted_ingest
+        raise error from None
     return len(points)
 
 

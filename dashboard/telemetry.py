@@ -96,11 +96,15 @@ def count_ingest_refused(reason, amount=1):
 
 def counted_ingest(publish):
     """Decorates publish_metric and publish_metrics: the points they accept (one, or the
-    batch they return) are counted; the HTTP API counts its refusals by reason."""
+    batch they return) and each call refused with ValueError are counted."""
 
     @functools.wraps(publish)
     def wrapper(*args, **kwargs):
-        result = publish(*args, **kwargs)
+        try:
+            result = publish(*args, **kwargs)
+        except ValueError:
+            count_ingest_refused("invalid")
+            raise
         count_ingest(len(result) if isinstance(result, list) else 1)
         return result
 
