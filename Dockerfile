@@ -41,7 +41,8 @@ RUN SECRET_KEY=collectstatic-build-only DEBUG=0 ALLOWED_HOSTS=localhost \
     python manage.py collectstatic --noinput -v 0
 
 # The code stays owned by root: the process that serves it cannot rewrite it.
-RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin livedash
+RUN useradd --system --uid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin livedash \
+ && mkdir -p /run/livedash && chown livedash /run/livedash
 USER livedash
 
 EXPOSE 8000

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export DEBUG ?= 1
 
-.PHONY: run test test-daphne test-fast lint static messages stack bench clean
+.PHONY: run test test-daphne test-fast lint static messages stack bench soak clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,7 +59,12 @@ stack: static
 
 bench: static
 	$(PY) -m bench
+	$(PY) -m bench.history
 	$(PY) -m bench.ingest
+
+# The long run: 30 minutes by default; SOAK_MINUTES=2 make soak for a short one.
+soak: static
+	$(PY) -m bench.soak
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles static/vendor $(MO_FILES)

@@ -51,6 +51,29 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, dropped cleanly at the end of the run.
+
+    Threads of this process that served async code (the streams' shared thread,
+    `database_sync_to_async` pools) each opened their own connection and never
+    close it: Django closes a thread's connections only on that thread. Left open,
+    they make the final DROP DATABASE fail ("being accessed by other users"), so
+    the run ends them first, by PID, on the server; other databases are untouched."""
+    yield
+    from django.db import connection, connections
+
+    connections.close_all()
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection._nodb_cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            [connection.settings_dict["NAME"]],
+        )
+
+
+@pytest.fixture(scope="session")
 def redis_url():
     """The real Redis the suite talks to; a missing one fails in one clear line."""
     from django.conf import settings

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from api import bodies, lineprotocol, ratelimit, schemas
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
+from dashboard import telemetry
 from dashboard.live import publish_metrics, validate_metrics
 from notifications.services import notify
 
@@ -60,20 +61,26 @@ api = NinjaAPI(
 )
 
 
+def refused(error):
+    if not error.counted:
+        telemetry.count_ingest_refused(error.code)
+    return error_response(error)
+
+
 @api.exception_handler(ApiError)
 def on_api_error(request, exc):
-    return error_response(exc)
+    return refused(exc)
 
 
 @api.exception_handler(AuthenticationError)
 def on_unauthenticated(request, exc):
-    return error_response(unauthenticated("send an API token: Authorization: Bearer <token>"))
+    return refused(unauthenticated("send an API token: Authorization: Bearer <token>"))
 
 
 @api.exception_handler(NinjaValidationError)
 def on_validation_error(request, exc):
     # ninja says 422; the contract says 400 for every invalid request.
-    return error_response(bodies.invalid(schemas.describe_errors(exc.errors)))
+    return refused(bodies.invalid(schemas.describe_errors(exc.errors)))
 
 
 @api.exception_handler(HttpError)
@@ -108,7 +115,9 @@ async def _publish(token, points, where):
     try:
         await sync_to_async(publish_metrics)(triples)
     except ValueError as exc:  # a rule publish_metric checks against the database
-        raise bodies.invalid(_renamed(str(exc), where)) from None
+        error = bodies.invalid(_renamed(str(exc), where))
+        error.counted = True  # by telemetry.counted_ingest
+        raise error from None
     return len(points)
 
 

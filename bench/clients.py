@@ -85,6 +85,12 @@ class ClientState:
         self.latencies.append(received_at - float(data["ts"]))
         self.progress[RECEIVED] += 1
 
+    def record_notification(self, notification, received_at):
+        """The soak's notifications: title "<metric> <seq>", body the unix time it was sent."""
+        name, _, seq = str(notification.get("title", "")).rpartition(" ")
+        if name == self.metric and seq.isdigit():
+            self.record({"name": name, "value": int(seq), "ts": notification.get("body") or 0}, received_at)
+
 
 def headers_for(target, last_id=None):
     headers = {"Origin": target.origin}
@@ -167,6 +173,8 @@ async def run_ws(session, state, connected):
                 # presence lists (users) are ignored by `record`.
                 for entry in data.get("online", []):
                     state.record(entry, received_at)
+            elif kind == "notification":
+                state.record_notification(data.get("notification") or {}, received_at)
             elif kind == "pong":
                 sent = state.pings.pop(data.get("id"), None)
                 if sent is not None:

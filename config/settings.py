@@ -11,8 +11,15 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# `make run` writes what it chose (DEBUG, DATABASE_URL, REDIS_URL, ...) to .env, so
+# commands in another terminal reach the same database and Redis. Variables set in
+# the environment win over the file. ENV_FILE names another file.
+ENV_FILE = os.environ.get("ENV_FILE", "").strip() or str(BASE_DIR / ".env")
+load_dotenv(ENV_FILE, override=False)
 
 
 def envbool(name, default):
@@ -44,6 +51,39 @@ def envlist(name, default):
     if raw is None or raw.strip() == "":
         return list(default)
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
+
+
+def _duration(text):
+    text = text.strip()
+    if len(text) < 2 or text[-1] not in DURATION_UNITS or not text[:-1].isdigit() or int(text[:-1]) < 1:
+        raise ValueError(text)
+    return int(text[:-1]) * DURATION_UNITS[text[-1]]
+
+
+def envtiers(name, default):
+    """Rollup tiers as `STEP:RETENTION,...` (e.g. `10s:7d,1m:31d`), finest first: a list of
+    (step seconds, retention seconds). Units s, m, h, d, y."""
+    raw = os.environ.get(name, "").strip() or default
+    tiers = []
+    for item in raw.split(","):
+        step, _, retention = item.partition(":")
+        try:
+            tier = (_duration(step), _duration(retention))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be STEP:RETENTION pairs like 10s:7d,1m:31d (units s, m, h, d, y), got {raw!r}"
+            ) from None
+        if tier[1] < tier[0]:
+            raise ImproperlyConfigured(f"{name}: retention must be at least the step, got {item.strip()!r}")
+        if tiers and (tier[0] <= tiers[-1][0] or tier[1] < tiers[-1][1]):
+            raise ImproperlyConfigured(
+                f"{name}: list tiers finest first, each coarser and kept at least as long, got {raw!r}"
+            )
+        tiers.append(tier)
+    return tiers
 
 
 def envchoice(name, default, choices):
@@ -179,7 +219,8 @@ REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "livedash").strip() or "livedash"
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # channels_redis' pub/sub layer, telling sockets when their worker lost Redis.
+        "BACKEND": "dashboard.control.layer.ResyncingPubSubChannelLayer",
         "CONFIG": {
             "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
             "prefix": f"{REDIS_PREFIX}:ws",
@@ -188,8 +229,8 @@ CHANNEL_LAYERS = {
 }
 
 # Sessions are read on every request, and on every SSE (re)connect: keep them in
-# Redis in front of the database (cached_db falls back to the database if Redis
-# is unavailable, so logins survive a Redis restart).
+# Redis in front of the database. dashboard.sessions guards every cache call, so
+# with Redis away sessions (and logins) work from the database alone.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -202,7 +243,7 @@ CACHES = {
         },
     },
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_ENGINE = "dashboard.sessions"
 
 # Login lockout (django-axes): at most 10 failed logins for one username from one
 # client address within 15 minutes; then that pair is refused for 15 minutes, on
@@ -284,7 +325,8 @@ if not DEBUG:
     # nginx says whether the client used HTTPS in X-Forwarded-Proto. No
     # SECURE_PROXY_SSL_HEADER: the web worker (deploy/worker.py) already sets the
     # request's scheme from it, believing only the peers in FORWARDED_ALLOW_IPS.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Health checks and Prometheus scrape the workers over the private network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 # Fails in one line like every other setting, rather than deep inside logging's setup.
 LOG_LEVEL = envchoice("LOG_LEVEL", "info", {"debug", "info", "warning", "error", "critical"}).upper()
@@ -339,6 +381,10 @@ MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
+
+# Long-range history: per-metric rollups in the database, one tier per step, each
+# pruned after its retention (dashboard/rollups.py). The collector process writes them.
+HISTORY_TIERS = envtiers("HISTORY_TIERS", "10s:7d,1m:31d,15m:1y")
 
 # The HTTP API's limits (README, "Pushing from other services"). A body is
 # measured after decompression; the per-token rates are shared by every worker.

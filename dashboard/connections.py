@@ -3,6 +3,9 @@
 Each worker keeps its own counts in memory and reports them to Redis every
 second under a key that expires in a few seconds, so a worker that dies simply
 drops out of the total instead of leaving its last count behind forever.
+The workers that reported are listed in one sorted set (scored by time), so the
+total is read without scanning Redis' keyspace; the list forgets a worker an
+hour after its last report.
 """
 
 import asyncio
@@ -10,6 +13,7 @@ import collections
 import logging
 import os
 import socket
+import time
 import uuid
 
 from django.conf import settings
@@ -21,14 +25,19 @@ logger = logging.getLogger(__name__)
 KINDS = ("sse", "ws")
 REPORT_EVERY = 1.0
 REPORT_TTL = 5
+FORGET_AFTER = 3600
 
 WORKER_ID = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 _counts = dict.fromkeys(KINDS, 0)
 _reporter = None
 
 
-def _report_key(kind):
-    return key("conn", kind, WORKER_ID)
+def _report_key(kind, worker_id=WORKER_ID):
+    return key("conn", kind, worker_id)
+
+
+def workers_key():
+    return key("conn", "workers")
 
 
 def opened(kind):
@@ -82,6 +91,7 @@ async def _report_forever():
             async with client.pipeline(transaction=False) as pipe:
                 for kind in KINDS:
                     pipe.set(_report_key(kind), _counts[kind], ex=REPORT_TTL)
+                pipe.zadd(workers_key(), {WORKER_ID: time.time()})
                 await pipe.execute()
             if down:
                 logger.info("connection counts reach Redis again")
@@ -94,17 +104,13 @@ async def _report_forever():
 
 
 def counts_by_worker(kind):
-    """{worker id: open connections of `kind`} for every live worker (sync)."""
+    """{worker id: open connections of `kind`} for every live worker (sync), read through
+    the list of reporting workers rather than a SCAN of the whole keyspace."""
     client = get_sync_client()
-    # A large COUNT: the keyspace may be large, and a report lives only REPORT_TTL seconds.
-    keys = list(client.scan_iter(match=key("conn", kind, "*"), count=10000))
-    values = client.mget(keys) if keys else []
-    prefix_length = len(key("conn", kind, ""))
-    return {
-        raw.decode()[prefix_length:]: int(value)
-        for raw, value in zip(keys, values, strict=True)
-        if value is not None
-    }
+    client.zremrangebyscore(workers_key(), "-inf", time.time() - FORGET_AFTER)
+    workers = [raw.decode() for raw in client.zrange(workers_key(), 0, -1)]
+    values = client.mget([_report_key(kind, worker) for worker in workers]) if workers else []
+    return {worker: int(value) for worker, value in zip(workers, values, strict=True) if value is not None}
 
 
 def totals():

@@ -16,7 +16,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django_eventstream.utils import get_storage
 
-from dashboard import frames
+from dashboard import frames, rollups, telemetry
 from dashboard.models import KEY_MAX_LENGTH, Metric
 from dashboard.redis import get_sync_client
 from dashboard.storage import rate_key
@@ -40,6 +40,7 @@ def send(channel, event_type, data):
     """Store and publish one event on `channel`; returns the stored `Event` (with its id)."""
     payload = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False)
     event = get_storage().append_event(channel, event_type, payload)
+    telemetry.count_published(channel)
     if getattr(settings, "GRIP_URL", None):
         _publish_through_grip(event)
     return event
@@ -51,6 +52,7 @@ def send_many(channel, event_type, items):
         json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), allow_nan=False) for data in items
     ]
     events = get_storage().append_events(channel, event_type, payloads)
+    telemetry.count_published(channel, len(events))
     if getattr(settings, "GRIP_URL", None):
         for event in events:
             _publish_through_grip(event)
@@ -94,12 +96,16 @@ def validate_number(value, what="metric value"):
 
 
 def validate_ts(ts):
-    """A unix timestamp in seconds, not absurdly early and at most TS_AHEAD_SECONDS ahead."""
+    """A unix timestamp in seconds, not absurdly early, at most TS_AHEAD_SECONDS ahead, and
+    no older than the longest history tier keeps (it could be stored nowhere)."""
     ts = validate_number(ts, "timestamp")
     if ts < TS_EARLIEST:
         raise ValueError(f"timestamp must be unix seconds after 2000-01-01, got {ts!r}")
     if ts > time.time() + TS_AHEAD_SECONDS:
         raise ValueError(f"timestamp is more than {TS_AHEAD_SECONDS} s in the future, got {ts!r}")
+    if ts < time.time() - rollups.longest_retention():
+        days = rollups.longest_retention() / 86400
+        raise ValueError(f"timestamp is older than the history keeps ({days:g} days), got {ts!r}")
     return ts
 
 
@@ -111,11 +117,13 @@ def metric_data(name, value, ts=None):
     return frames.metric(name, value, ts)
 
 
+@telemetry.counted_ingest
 def publish_metric(name, value, ts=None):
     """Publish one value of a custom metric to every dashboard.
 
-    Raises `ValueError` naming the problem on a bad name, value or timestamp, and
-    then publishes nothing. The metric is registered (source=custom) on its first
+    Raises `ValueError` naming the problem on a bad name, value or timestamp (one
+    older than the history keeps or more than 5 minutes ahead), and then publishes
+    nothing. The metric is registered (source=custom) on its first
     publish; the event goes out once that registration is committed.
     """
     data = metric_data(name, value, ts)
@@ -144,6 +152,7 @@ def validate_metrics(points):
     return batch
 
 
+@telemetry.counted_ingest
 def publish_metrics(points):
     """Publish many values as `publish_metric` does each, all or nothing.
 

@@ -72,3 +72,42 @@ class UserPreference(models.Model):
             return Theme.SYSTEM
         theme = cls.objects.filter(user=user).values_list("theme", flat=True).first()
         return theme or Theme.SYSTEM
+
+
+class MetricRollup(models.Model):
+    """One metric's values within one time bucket of one tier: count, sum, min and max,
+    so buckets merge exactly (late values, catch-up) and coarser views are sums of finer
+    rows. `tier` is the tier's step in seconds; `bucket` the bucket's start, unix seconds
+    (UTC, aligned to the epoch: no time zone, no DST). Written by the collector process
+    (dashboard/rollups.py), read by the history endpoint."""
+
+    key = models.CharField(max_length=KEY_MAX_LENGTH)
+    tier = models.PositiveIntegerField()
+    bucket = models.BigIntegerField()
+    count = models.PositiveIntegerField()
+    sum = models.FloatField()
+    min = models.FloatField()
+    max = models.FloatField()
+
+    class Meta:
+        constraints = [
+            # Tier and bucket first: the history query and pruning both read one tier's
+            # time range across every metric, so that is the range the index serves.
+            models.UniqueConstraint(fields=["tier", "bucket", "key"], name="metricrollup_tier_bucket_key"),
+        ]
+
+    def __str__(self):
+        return f"{self.key}@{self.tier}s:{self.bucket}"
+
+
+class RollupCursor(models.Model):
+    """How far the rollups have read the event store: the last event id folded in,
+    committed in the same transaction as the buckets it produced, so an outage or a
+    restart neither loses nor double-counts an event."""
+
+    channel = models.CharField(max_length=100, primary_key=True)
+    last_event_id = models.BigIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.channel}@{self.last_event_id}"

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.index, name="dashboard"),
     path("preferences/theme/", views.set_theme, name="set-theme"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics, name="metrics"),
     path("events/", sse.events, name="events"),
     path("api/metrics/history/", history.metrics_history, name="metrics-history"),
 ]

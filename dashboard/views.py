@@ -5,7 +5,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, connection
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -13,6 +13,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from api.auth import token_required
+from dashboard import telemetry
 from dashboard.access import can_control_sampling, can_view_metrics
 from dashboard.collector.collector import collector_host
 from dashboard.live import STREAM_EVENT_TYPES
@@ -113,3 +115,15 @@ def healthz(request):
         **{k: "ok" if v else "down" for k, v in checks.items()},
     }
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+@require_GET
+@never_cache
+@token_required("scrape")
+def metrics(request):
+    """Prometheus text exposition of livedash itself, summed over every worker."""
+    try:
+        body = telemetry.render()
+    except (redis.RedisError, OSError):
+        return HttpResponse("Redis is unavailable\n", status=503, content_type="text/plain")
+    return HttpResponse(body, content_type=telemetry.CONTENT_TYPE)

@@ -89,17 +89,51 @@ def start_redis(port, logfile=None):
 class Supervisor:
     """Children in their own sessions, so Ctrl-C reaches us once and we stop them in order."""
 
+    # A child started with restart=True that dies this often within RESTART_WINDOW
+    # seconds is not restarted again: something is wrong that restarting won't fix.
+    RESTART_LIMIT = 5
+    RESTART_WINDOW = 60.0
+
     def __init__(self, env=None):
         self.env = {**os.environ, **(env or {})}
         self.children = []
+        self.restarted_at = {}  # name -> monotonic times it was started again
 
-    def start(self, name, args, env=None, **kwargs):
+    def start(self, name, args, env=None, restart=False, ready=None, **kwargs):
+        """Start a child. restart=True: wait() starts it again whenever it exits
+        (after ready(process) returned, if given, as on the first start)."""
         process = subprocess.Popen(
             args, cwd=ROOT, env={**self.env, **(env or {})}, start_new_session=True, **kwargs
         )
         process.name = name
+        process.restart = (args, env, ready, kwargs) if restart else None
         self.children.append(process)
+        if ready is not None:
+            ready(process)
         return process
+
+    def _restart(self, process):
+        """Start a supervised child again in its place; False once it keeps dying."""
+        now = time.monotonic()
+        recent = [t for t in self.restarted_at.get(process.name, []) if now - t < self.RESTART_WINDOW]
+        if len(recent) >= self.RESTART_LIMIT:
+            return False
+        args, env, ready, kwargs = process.restart
+        print(f"{process.name} exited with {process.returncode}; starting it again", flush=True)
+        place = self.children.index(process)
+        self.children.remove(process)
+        others = len(self.children)
+        self.restarted_at[process.name] = [*recent, now]
+        try:
+            self.start(process.name, args, env=env, restart=True, ready=ready, **kwargs)
+        except (OSError, RuntimeError, TimeoutError) as exc:
+            print(f"{process.name} could not start again: {exc}", flush=True)
+            return False
+        finally:
+            # Back in its place, so stop() still stops it after the processes started later.
+            if len(self.children) > others:
+                self.children.insert(place, self.children.pop())
+        return True
 
     def python(self, name, *args, env=None, **kwargs):
         return self.start(name, [sys.executable, *args], env=env, **kwargs)
@@ -134,8 +168,10 @@ class Supervisor:
         signal.signal(signal.SIGTERM, on_signal)
         try:
             while not stopping:
-                for process in self.children:
+                for process in list(self.children):
                     if process.poll() is not None:
+                        if process.restart is not None and self._restart(process):
+                            continue
                         print(
                             f"{process.name} exited with {process.returncode}; stopping everything",
                             flush=True,
@@ -157,13 +193,15 @@ def ensure_redis(url, supervisor):
         sys.exit(f"REDIS_URL: nothing answers at {url}, and it is not local, so no Redis is started for it")
     port = parts.port or 6379
     print(f"no Redis at {url}; starting the bundled redis-server on port {port}", flush=True)
-    process = supervisor.start(
+    # Supervised: if it dies, it is started again (empty: it keeps nothing on disk)
+    # and the workers and the collector reconnect to it by themselves.
+    return supervisor.start(
         "redis-server",
         redis_server_command(port),
         stdout=subprocess.DEVNULL,
+        restart=True,
+        ready=lambda process: wait_for_port(port, process=process),
     )
-    wait_for_port(port, process=process)
-    return process
 
 
 def manage(*args):

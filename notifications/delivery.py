@@ -39,6 +39,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from dashboard import telemetry
 from notifications.models import Delivery, DeliveryChannel
 
 logger = logging.getLogger(__name__)
@@ -214,6 +215,7 @@ def attempt(delivery, token):
     except Exception as exc:
         _record_failure(delivery, token, _describe(exc))
         return False
+    telemetry.count_delivery("sent", channel=delivery.channel.kind)
     now = timezone.now()
     recorded = Delivery.objects.filter(pk=delivery.pk, lease_token=token).update(
         state=Delivery.State.DELIVERED, delivered_at=now, lease_until=None, last_error=""
@@ -227,7 +229,9 @@ def _record_failure(delivery, token, error):
     now = timezone.now()
     changes = {"lease_until": None, "last_error": error[:ERROR_LIMIT]}
     next_at = now + timedelta(seconds=backoff(delivery.attempts))
-    if next_at > delivery.retry_until:
+    given_up = next_at > delivery.retry_until
+    telemetry.count_delivery("given_up" if given_up else "retrying", channel=delivery.channel.kind)
+    if given_up:
         changes["state"] = Delivery.State.FAILED
         logger.warning(
             "giving up on delivery %s after %d attempts: %s", delivery.pk, delivery.attempts, error

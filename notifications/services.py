@@ -20,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from dashboard import telemetry
 from dashboard.control import events
 from notifications.delivery import queue_deliveries
 from notifications.models import (
@@ -156,7 +157,9 @@ def _push(notification, quiet=False):
             logger.exception(
                 "could not push notification #%s; it is pushed again when Redis is back", notification.pk
             )
+        telemetry.count_delivery("failed")
         return False
+    telemetry.count_delivery("sent")
     Notification.objects.filter(pk=notification.pk).update(pushed_at=timezone.now())
     return True
 

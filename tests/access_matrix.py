@@ -126,6 +126,8 @@ ROWS = [
         only(LOGGED_IN, OK, FORBIDDEN),
     ),
     Row("`GET /healthz`", "http", "/healthz", cells(OK)),
+    # A session is no credential for /metrics: only an API token with the scrape scope.
+    Row("`GET /metrics` (session, no API token)", "http", "/metrics", cells("401")),
     Row("WebSocket `/ws/dashboard/`", "ws-connect", "same-origin", only(LOGGED_IN, HELLO, REFUSED)),
     Row("WebSocket from another origin", "ws-connect", "http://evil.example", cells(REFUSED)),
     # The same host on another port or scheme is another origin (cross-site WebSocket hijacking).
@@ -249,6 +251,7 @@ THREAT_MODEL = """
 | another page in the user's browser | nothing: its requests carry the user's cookies, so the origin decides | the WebSocket and the SSE stream accept only the site's exact origin (`scheme://host:port` as requested, or one in `CSRF_TRUSTED_ORIGINS`), other ports and schemes of the same host included; forms need the CSRF token; `frame-ancestors 'none'` and `X-Frame-Options: DENY` |
 | injected markup | nothing runs | an enforced `Content-Security-Policy: default-src 'self'; frame-ancestors 'none'` (no inline script or style anywhere); the page builds the DOM with `textContent`, links notifications only to `http(s)://` URLs and to paths on this site (no whitespace or control character, no `//`) |
 | a client talking to a worker directly | only in `make stack` (loopback) | GRIP answers need Pushpin's signature (`GRIP_URL`'s key, required with `DEBUG` off and checked by `check --deploy`) |
+| Prometheus (or any scraper) | `/metrics`: counts and totals only, no user data | an API token with the scrape scope (401 without a token, 403 for a token without the scope); in compose it comes in on nginx's private port 9100, which is not published |
 | a revoked user | nothing new | logout, password change, deactivation and any permission or group change (admin, command, any process: Django's signals, then Redis) end the user's SSE streams on every worker and at the Pushpin edge and close their sockets (`4403`) within a second; every worker drops the access answers it remembered about them, so reconnects are decided afresh; an `es-meta` token issued before the change is refused |
 | one user holding many connections | `MAX_CONNECTIONS_PER_USER` streams and as many sockets per worker (default 30) | a stream past it is answered 429, a socket `rate_limited` then `4008` |
 | a client asking for old history | at most 3,000 events of `Last-Event-ID` replay | beyond it `stream-reset`, and the page reloads its history over HTTP (bounded by the history API) |
@@ -267,7 +270,7 @@ proxy in front of nginx must make that proxy the one that sets the header.
 | `SECRET_KEY` | session cookies, CSRF tokens, password-reset links, the `es-meta` tokens Pushpin carries | anyone can forge a session for any user: rotate it (every session ends) |
 | `GRIP_KEY` (the `?key=` of `GRIP_URL`, Pushpin's `sig_key`) | that a request really came through Pushpin | a client reaching a worker could pass as Pushpin and skip the HTTPS redirect and host checks: rotate it on both sides |
 | `POSTGRES_PASSWORD` | every user, permission, notification and attempt log | full read and write of the product's data |
-| Redis (no password on the private network) | sessions cache, event history, presence, sampling state, the channel layer | reading events and forging pushes; it is never published |
+| `REDIS_PASSWORD` (compose's `requirepass`, carried in `REDIS_URL`) | sessions cache, event history, presence, sampling state, the channel layer, the `/metrics` counters | reading events and forging pushes: rotate it in `.env` and restart everything; Redis is never published. A logout during a Redis outage cannot drop the session's cached copy, so copies live at most 60 s |
 | `DJANGO_SUPERUSER_PASSWORD` | the first superuser; `ensure_superuser` runs Django's password validators on it | change it in the admin |
 | API tokens (`create_token`) | ingest, notify and `/metrics` scopes; only their hash is stored | `revoke_token NAME` |
 """

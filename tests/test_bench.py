@@ -5,6 +5,7 @@ checks that it runs, measures every path, and that nothing was lost.
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +139,26 @@ def test_it_reports_pushpin_targets_it_did_not_reach_as_not_measured(quick_run):
     pushpin_targets = [t for t in results["targets"] if t["target"].startswith("Pushpin")]
     assert len(pushpin_targets) == 3
     assert all(t["met"] is None for t in pushpin_targets)
+
+
+def test_the_history_bench_measures_every_window_and_the_writer(tmp_path, redis_url, db):
+    """`python -m bench.history` (part of `make bench`), shrunk to a day of rollups."""
+    from conftest import database_url_for_subprocesses
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.history", "--days", "1", "--requests", "3", "--seconds", "2"]
+        + ["--output", str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url_for_subprocesses()},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    [path] = tmp_path.glob("history-*.json")
+    report = json.loads(path.read_text())
+    assert {q["window"] for q in report["queries"]} >= {"5 min", "10080 min", "43200 min"}
+    assert all(q["points_per_metric"] <= 1000 for q in report["queries"])
+    # A day of rollups: every window up to now has points (the zooms into 3 and 20 days ago have none).
+    assert all(q["points_per_metric"] > 0 for q in report["queries"] if q["window"].endswith("min"))
+    assert report["writer"]["with_writer"]["ticks"] > 0

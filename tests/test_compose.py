@@ -21,7 +21,7 @@ from deploy.stack import nginx_binary
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-APP_SERVICES = ["migrate", "web1", "web2", "collector"]
+APP_SERVICES = ["migrate", "web1", "web2", "collector", "scrape-token"]
 WORKERS = ["web1", "web2"]
 NGINX_DIR = ROOT / "deploy" / "nginx"
 
@@ -118,6 +118,8 @@ def test_it_starts_nginx_once_both_workers_are_healthy():
 def test_it_publishes_nothing_but_nginx_on_8000():
     published = {name: service.get("ports", []) for name, service in SERVICES.items()}
     assert published.pop("nginx") == ["8000:80"]
+    # The monitoring profile's Prometheus UI, on the host's loopback only.
+    assert published.pop("prometheus") == ["127.0.0.1:9090:9090"]
     # The demo's mail catcher page, on the host's loopback only.
     assert published.pop("mailpit") == ["127.0.0.1:8025:8025"]
     assert all(ports == [] for ports in published.values()), published
@@ -259,6 +261,7 @@ def compose_dir(tmp_path):
     env = (ROOT / ".env.example").read_text()
     env = re.sub(r"^SECRET_KEY=$", "SECRET_KEY=test-only-secret-key", env, flags=re.MULTILINE)
     env = re.sub(r"^POSTGRES_PASSWORD=$", "POSTGRES_PASSWORD=test-only-password", env, flags=re.MULTILINE)
+    env = re.sub(r"^REDIS_PASSWORD=$", "REDIS_PASSWORD=test-only-redis-password", env, flags=re.MULTILINE)
     env = re.sub(r"^GRIP_KEY=$", "GRIP_KEY=test-only-grip-key", env, flags=re.MULTILINE)
     (tmp_path / ".env").write_text(env)
     return tmp_path
@@ -281,6 +284,22 @@ def docker_compose(directory, *args):
 def test_docker_compose_validates_it(compose_dir):
     result = docker_compose(compose_dir, "config", "-q")
     assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_validates_the_monitoring_profile(compose_dir):
+    shutil.copytree(ROOT / "deploy" / "prometheus", compose_dir / "deploy" / "prometheus")
+    result = docker_compose(compose_dir, "--profile", "monitoring", "config", "-q")
+    assert result.returncode == 0, result.stderr
+    services = docker_compose(compose_dir, "--profile", "monitoring", "config", "--services")
+    assert {"prometheus", "scrape-token"} <= set(services.stdout.split())
+
+
+def test_docker_compose_names_a_missing_redis_password(compose_dir):
+    env = compose_dir / ".env"
+    env.write_text(re.sub(r"^REDIS_PASSWORD=.*$", "REDIS_PASSWORD=", env.read_text(), flags=re.MULTILINE))
+    result = docker_compose(compose_dir, "config", "-q")
+    assert result.returncode != 0
+    assert "set REDIS_PASSWORD in .env" in result.stderr
 
 
 def test_docker_compose_names_a_missing_secret(compose_dir):
@@ -337,6 +356,71 @@ def test_dockerfile_serves_a_web_worker_on_8000():
 def test_dockerignore_keeps_secrets_and_local_builds_out():
     ignored = set((ROOT / ".dockerignore").read_text().split())
     assert {".env", ".venv", "node_modules", ".git", "db.sqlite3*"} <= ignored
+
+
+# --- Redis keeps its data and takes a password --------------------------------
+
+
+def test_redis_appends_to_a_file_on_a_named_volume_and_requires_a_password():
+    redis = SERVICES["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command
+    assert '--requirepass "$$REDIS_PASSWORD"' in command, "the password from .env, never written here"
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    assert redis["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?"), "the healthcheck logs in"
+    volume, target = redis["volumes"][0].split(":")[:2]
+    assert target == "/data" and volume in COMPOSE["volumes"]
+
+
+def test_the_app_reaches_redis_with_the_password():
+    url = SERVICES["web1"]["environment"]["REDIS_URL"]
+    assert url.startswith("redis://:${REDIS_PASSWORD:?")
+    assert url.endswith("}@redis:6379/0")
+
+
+# --- the monitoring profile ---------------------------------------------------
+
+
+def test_prometheus_scrapes_metrics_through_nginx_with_the_token_the_profile_creates():
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["authorization"]["type"] == "Bearer"
+    token_file = job["authorization"]["credentials_file"]
+    (target,) = job["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    assert host == "nginx"
+
+    prometheus, maker = SERVICES["prometheus"], SERVICES["scrape-token"]
+    assert prometheus["profiles"] == maker["profiles"] == ["monitoring"]
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in prometheus["volumes"]}
+    assert mounts["/etc/prometheus/prometheus.yml"] == "./deploy/prometheus/prometheus.yml"
+    token_dir = token_file.rsplit("/", 1)[0]
+    assert mounts[token_dir] == maker["volumes"][0].split(":")[0], "the volume the token is written to"
+    assert prometheus["depends_on"]["scrape-token"]["condition"] == "service_completed_successfully"
+    script = (ROOT / maker["command"][1]).read_text()
+    assert re.search(r"python manage\.py create_token .+ --scrape\b", script)
+    assert token_file in script
+    assert "--metrics" not in script and "--notify" not in script, "a scrape token, nothing more"
+
+    # nginx's private port passes /metrics on with a Host that ALLOWED_HOSTS lists.
+    text = (NGINX_DIR / "compose.conf").read_text()
+    server = text[text.index(f"listen {port};") :]
+    metrics = directives(nginx_locations_in(server)["= /metrics"])
+    assert "proxy_pass http://livedash" in metrics
+    assert "proxy_set_header Host localhost" in metrics
+    allowed = re.search(r"^ALLOWED_HOSTS=(.*)$", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    assert "localhost" in allowed.group(1).split(",")
+    assert port not in " ".join(SERVICES["nginx"]["ports"]), "the scrape port stays private"
+
+
+def nginx_locations_in(text):
+    return dict(re.findall(r"location\s+(= \S+|\S+)\s*\{([^}]*)\}", inline_includes(text)))
+
+
+def test_the_image_has_a_folder_the_token_volume_can_be_written_to():
+    text = (ROOT / "Dockerfile").read_text()
+    assert "chown livedash /run/livedash" in text
 
 
 def test_pushpin_is_keyed_from_the_env_file_never_a_known_key():

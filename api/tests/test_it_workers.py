@@ -48,7 +48,7 @@ def metric_events(stream):
 
 async def test_the_influxdb_client_writes_points_that_reach_the_dashboards(web_workers, token, alice_cookies):
     [base] = web_workers(1)
-    stamp = 1_700_000_000
+    stamp = int(time.time()) - 3600  # within what the history keeps
     records = [
         Point("cpu")
         .tag("host", "web1")
@@ -56,7 +56,7 @@ async def test_the_influxdb_client_writes_points_that_reach_the_dashboards(web_w
         .field("usage_user", 2)
         .time(stamp, WritePrecision.S),
         Point("queue").field("value", 12).time(stamp + 1, WritePrecision.S),
-        "deploys,env=prod value=1i 1700000002",
+        f"deploys,env=prod value=1i {stamp + 2}",
     ]
     async with EventStream(base, ["metrics"], alice_cookies) as stream:
         await asyncio.to_thread(influx_write, base, token, records, False, WritePrecision.S)
@@ -67,10 +67,10 @@ async def test_the_influxdb_client_writes_points_that_reach_the_dashboards(web_w
         await asyncio.to_thread(influx_write, base, token, [Point("gz").field("value", 3.5)], True)
         await stream.wait_for(lambda e: e["event"] == "metric" and e["data"]["name"] == "gz")
     assert metric_events(stream)[:4] == [
-        {"name": "cpu__usage_idle__host__web1", "value": 97.5, "ts": 1700000000.0},
-        {"name": "cpu__usage_user__host__web1", "value": 2, "ts": 1700000000.0},
-        {"name": "queue", "value": 12, "ts": 1700000001.0},
-        {"name": "deploys__value__env__prod", "value": 1, "ts": 1700000002.0},
+        {"name": "cpu__usage_idle__host__web1", "value": 97.5, "ts": float(stamp)},
+        {"name": "cpu__usage_user__host__web1", "value": 2, "ts": float(stamp)},
+        {"name": "queue", "value": 12, "ts": float(stamp + 1)},
+        {"name": "deploys__value__env__prod", "value": 1, "ts": float(stamp + 2)},
     ]
 
 

@@ -23,7 +23,7 @@ import redis
 from django.db import close_old_connections
 from django.utils.translation import gettext_noop
 
-from dashboard import connections, frames, live
+from dashboard import connections, frames, live, telemetry
 from dashboard.collector import sampling
 from dashboard.models import Metric
 from dashboard.redis import get_sync_client, key
@@ -294,6 +294,7 @@ class Collector:
         while not self.stopping:
             started = self.clock()
             self.tick()
+            telemetry.set_gauge("collector_tick_lag_seconds", max(0.0, self.clock() - next_at))
             ticks += 1
             if max_ticks is not None and ticks >= max_ticks:
                 break

@@ -271,6 +271,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         )
         self.unread = notifications["unread"]
         self.delivered = {n["id"] for n in notifications["recent"] + notifications["missed"]}
+        # Newer than this is what a catch-up after a lost subscription reads again.
+        self.seen_up_to = max(self.delivered, default=0)
         await self.send_json(
             protocol.hello(
                 self.user,
@@ -509,6 +511,27 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.delivered.add(notification.get("id"))
         self.unread += 1
         await self.send_json(protocol.notification(notification, self.unread))
+
+    async def layer_reconnected(self, event):
+        """This worker was away from Redis (dashboard.control.layer): whatever was pushed
+        meanwhile never came, so read it from the database, now that the groups are
+        subscribed again; a re-push that does arrive later is dropped as delivered."""
+        try:
+            # Straight from the database, not the shared hello answers: their version key
+            # may not have moved while Redis was away.
+            state = await in_database_pool(
+                notification_services.hello_state, self.user, self.seen_up_to, self.language
+            )
+        except DatabaseError as exc:
+            logger.warning("could not catch up notifications for user %s: %s", self.user.pk, exc)
+            return
+        self.unread = state["unread"]
+        for notification in state["missed"]:
+            if notification["id"] not in self.delivered:
+                self.delivered.add(notification["id"])
+                await self.send_json(protocol.notification(notification, self.unread))
+        self.seen_up_to = max(self.delivered, default=0)
+        await self.send_json(protocol.unread(self.unread))
 
     async def alert_changed(self, event):
         await self.send_json(protocol.alert_state(event["state"], event["change"], event["by"]))

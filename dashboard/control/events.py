@@ -72,3 +72,11 @@ def notification_unread(count):
 def access_revoked():
     """The user's access changed (dashboard.revocation): their sockets close, to reconnect afresh."""
     return {"type": "access.revoked"}
+
+
+@event("layer.reconnected")
+def layer_reconnected():
+    """Never sent through Redis: this worker's channel layer (dashboard.control.layer) puts
+    it in the queue of each of its sockets once it has subscribed again after losing Redis,
+    so each reads the notifications it may have missed."""
+    return {"type": "layer.reconnected"}

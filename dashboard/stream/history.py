@@ -1,36 +1,99 @@
-"""`/api/metrics/history/?minutes=N`: the charts' backfill, read from event storage.
+"""`/api/metrics/history/`: the charts' backfill, from the event store and the rollups.
 
-The answer ends exactly at `last_event_id`; the page then opens
-`/events/?channel=metrics&lastEventId=<last_event_id>` and the stream resumes
-right after it, so the seam between history and live has no gap and no duplicate.
+`?minutes=N` (1 to 43200) is the window ending now; `?start=&end=` (unix seconds) a
+sub-range, for zooming. The answer holds `step` (0 for raw values) and `series`:
+`{key: [[ts, avg, min, max], ...]}`, at most `MAX_POINTS` per metric:
+
+- raw values from the event store when the window holds at most MAX_POINTS values
+  of every metric (and the store still has all of it);
+- otherwise buckets of `step` seconds, each `ts` the bucket's start, from the finest
+  rollup tier that can answer within a bounded number of rows (ROWS_PER_SERIES),
+  grouped up to a multiple of the tier's step when it would give more than about
+  TARGET_POINTS.
+
+Both end exactly at `last_event_id`: the rollups hold everything up to their cursor,
+and the events after it are folded in here, from the event store. The page opens
+`/events/?channel=metrics&lastEventId=<last_event_id>` and the stream resumes right
+after it, so the seam between history and live has no gap and no duplicate.
 """
 
 import json
+import math
 import time
 
+from django.db import connection, transaction
 from django.http import JsonResponse
 from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
+from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 from django_eventstream.utils import make_id
 
-from dashboard import access
+from dashboard import access, rollups
 from dashboard.access import VIEW_PERMISSION
-from dashboard.frames import split_series
-from dashboard.models import Metric
-from dashboard.storage import DashboardRedisStorage
+from dashboard.models import Metric, MetricRollup
+from dashboard.storage import READ_BATCH, DashboardRedisStorage, decode_event, event_key, retention_seconds
 from dashboard.stream.channels import METRICS_CHANNEL
 
 DEFAULT_WINDOW = 15
-MAX_WINDOW = 24 * 60
+MAX_WINDOW = 30 * 24 * 60
+MIN_RANGE_SECONDS = 10
+MAX_POINTS = 1000
+# Buckets aim at about this many points: as many as a chart is wide, and 20 metrics'
+# answer stays a few hundred kilobytes. Figures: docs/performance.md.
+TARGET_POINTS = 500
+# Rows read per series at most when choosing a tier: a 30-day window is not summed
+# from 10-second buckets. Performance figures: docs/performance.md.
+ROWS_PER_SERIES = 5000
+# Events read from the store for a raw answer at most; past it the rollups answer.
+RAW_SCAN_LIMIT = 20000
+# Events published after the rollups' cursor folded in at most (the writer is
+# normally a couple of seconds behind; far more means it is away).
+GAP_LIMIT = 20000
 
 
-def parse_window(raw):
-    if raw is None or raw == "":
-        return DEFAULT_WINDOW
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_WINDOW:
-        raise ValueError(f"minutes must be a whole number from 1 to {MAX_WINDOW}, got {raw[:20]!r}")
-    return int(raw)
+class Window:
+    """The time range asked for: [start, end], end None for "up to now"."""
+
+    def __init__(self, start, end, minutes=None):
+        self.start, self.end, self.minutes = start, end, minutes
+
+    @property
+    def seconds(self):
+        return (self.end if self.end is not None else time.time()) - self.start
+
+    def holds(self, ts):
+        return ts >= self.start and (self.end is None or ts <= self.end)
+
+
+def _number(raw, name):
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be unix seconds, got {str(raw)[:20]!r}")
+    return value
+
+
+def parse_window(params, now=None):
+    now = time.time() if now is None else now
+    raw_minutes, raw_start, raw_end = params.get("minutes"), params.get("start"), params.get("end")
+    if raw_start is not None or raw_end is not None:
+        if raw_minutes:
+            raise ValueError("give either minutes or start and end, not both")
+        start, end = _number(raw_start, "start"), _number(raw_end, "end")
+        if not MIN_RANGE_SECONDS <= end - start <= MAX_WINDOW * 60:
+            span = f"{MIN_RANGE_SECONDS} s to {MAX_WINDOW} minutes"
+            raise ValueError(f"end must be {span} after start, got {end - start:g} s")
+        return Window(start, end)
+    if raw_minutes is None or raw_minutes == "":
+        minutes = DEFAULT_WINDOW
+    elif not raw_minutes.isdigit() or not 1 <= int(raw_minutes) <= MAX_WINDOW:
+        raise ValueError(f"minutes must be a whole number from 1 to {MAX_WINDOW}, got {raw_minutes[:20]!r}")
+    else:
+        minutes = int(raw_minutes)
+    return Window(now - minutes * 60, None, minutes)
 
 
 def metric_definitions():
@@ -58,20 +121,128 @@ def metric_definitions():
     ]
 
 
-def events_since(storage, since_ts, last_id):
-    """(type, data) of the stored `metrics` events with ts >= since_ts up to last_id,
-    oldest first: read backwards, stopping at the first event older than the window."""
-    collected = []
-    for event in storage.read_back(METRICS_CHANNEL, last_id):
-        data = json.loads(event.data)
-        if data.get("ts", 0) < since_ts:
-            break
-        collected.append((event.type, data))
-    return collected[::-1]
+class Walk:
+    """Events read backwards from `last_id`: newest first, stopping at `floor_id`, at a
+    frame older than `since_ts` (frames come in time order; a late custom value does
+    not end the walk), at an event the store no longer has, or after `limit` events.
+    `reached_start` says whether it met a frame older than the window."""
+
+    def __init__(self, storage, last_id, since_ts, floor_id=0, limit=RAW_SCAN_LIMIT):
+        self.events, self.reached_start, self.oldest_ts = [], False, None
+        client = storage.redis
+        upper = last_id
+        while upper > floor_id:
+            ids = list(range(max(floor_id + 1, upper - READ_BATCH + 1), upper + 1))
+            values = client.mget([event_key(METRICS_CHANNEL, i) for i in ids])
+            for event_id, raw in zip(reversed(ids), reversed(values), strict=True):
+                if raw is None:
+                    return
+                event = decode_event(METRICS_CHANNEL, event_id, raw)
+                data = json.loads(event.data)
+                ts = data.get("ts") if isinstance(data, dict) else None
+                if event.type == "frame" and isinstance(ts, int | float) and ts < since_ts:
+                    self.reached_start = True
+                    return
+                if len(self.events) >= limit:
+                    return
+                self.events.append((event.type, data))
+                if isinstance(ts, int | float):
+                    self.oldest_ts = ts if self.oldest_ts is None else min(self.oldest_ts, ts)
+            upper = ids[0] - 1
+
+
+def raw_series(walk, window):
+    """{key: [[ts, v, v, v], ...]} in time order, or None when a metric has more than
+    MAX_POINTS values in the window."""
+    series = {}
+    for event_type, data in reversed(walk.events):
+        for key, ts, value in rollups.values_of(event_type, data):
+            if window.holds(ts):
+                points = series.setdefault(key, [])
+                if len(points) >= MAX_POINTS:
+                    return None
+                points.append([ts, value, value, value])
+    for points in series.values():
+        points.sort(key=lambda point: point[0])
+    return series
+
+
+def raw_is_whole(walk, window):
+    """Raw answers only when the store holds the whole window: after a Redis flush the
+    rollups still know older values of it, and then they answer instead."""
+    if walk.reached_start:
+        return True
+    finest = rollups.tiers()[0][0]
+    oldest = walk.oldest_ts if walk.oldest_ts is not None else time.time()
+    # Buckets wholly between the window's start and the oldest value the store has.
+    missing = MetricRollup.objects.filter(
+        tier=finest,
+        bucket__gte=rollups.bucket_of(window.start, finest) + finest,
+        bucket__lt=rollups.bucket_of(oldest, finest),
+    )
+    return not missing.exists()
+
+
+def choose_step(window, now=None):
+    """(tier step, point step) for a bucketed answer: the finest tier that keeps the
+    window's start and whose rows for it stay within ROWS_PER_SERIES per series (else
+    the coarsest that keeps it), grouped to a multiple of its step that gives at most
+    TARGET_POINTS buckets (two of them partial, at the ends)."""
+    now = time.time() if now is None else now
+    seconds = max(window.seconds, 1)
+    tiers = rollups.tiers()
+    keeping = [(step, kept) for step, kept in tiers if kept >= now - window.start] or tiers[-1:]
+    fitting = [step for step, _ in keeping if seconds / step <= ROWS_PER_SERIES]
+    step = fitting[0] if fitting else keeping[-1][0]
+    group = step * max(1, math.ceil(seconds / ((TARGET_POINTS - 2) * step)))
+    return step, group
+
+
+def read_rollups(step, group, window):
+    """(rollup cursor, rows) read from one snapshot, so the rows hold exactly the
+    events up to the cursor (the writer commits both together)."""
+    lower = rollups.bucket_of(window.start, group)
+    upper = None if window.end is None else rollups.bucket_of(window.end, step) + step
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and connection.vendor == "postgresql":
+            # Read committed would let a commit land between the two reads.
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor_id = rollups.cursor_id()
+        rows = list(rollups.grouped_rows(step, group, lower, upper))
+    return cursor_id, rows
+
+
+def bucketed_series(storage, window):
+    """(last event id, step, series, values in each series' last bucket, values per series)."""
+    step, group = choose_step(window)
+    cursor_id, rows = read_rollups(step, group, window)
+    # Fixed after the rollups are read, so it is never behind their cursor: everything
+    # up to it is in this answer, everything after it comes from the stream.
+    last_id = storage.get_current_id(METRICS_CHANNEL)
+    buckets = rollups.Buckets(group)
+    for key, bucket, count, total, low, high in rows:
+        buckets.add(key, bucket, None, count, total, low, high)
+    # What the writer has not written yet comes from the event store.
+    lower = rollups.bucket_of(window.start, group)
+    gap = Walk(storage, last_id, lower, floor_id=cursor_id or 0, limit=GAP_LIMIT)
+    for event_type, data in gap.events:
+        for key, ts, value in rollups.values_of(event_type, data):
+            if ts >= lower and (window.end is None or ts <= window.end):
+                buckets.add(key, ts, value)
+    series, last_counts, totals = {}, {}, {}
+    for key, bucket, count, total, low, high in buckets.rows():
+        # Averages to 6 significant digits: the chart cannot show more, the answer is smaller.
+        series.setdefault(key, []).append([bucket, float(f"{total / count:.6g}"), low, high])
+        last_counts[key] = count
+        totals[key] = totals.get(key, 0) + count
+    return last_id, group, series, last_counts, totals
 
 
 @require_GET
 @never_cache
+@gzip_page
 def metrics_history(request):
     user = request.user
     if not user.is_authenticated:
@@ -79,20 +250,29 @@ def metrics_history(request):
     if not access.can_view_metrics(user):
         return JsonResponse({"error": f"Permission {VIEW_PERMISSION} required"}, status=403)
     try:
-        window = parse_window(request.GET.get("minutes"))
+        window = parse_window(request.GET)
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     storage = DashboardRedisStorage()
-    # Fix the end first: everything up to it comes from here, everything after
-    # from the stream that resumes at it.
-    last_id = storage.get_current_id(METRICS_CHANNEL)
-    frames, points = split_series(events_since(storage, time.time() - window * 60, last_id))
+    last_id, step, series, last_counts, totals = bucketed_series(storage, window)
+    # The buckets' counts say whether raw values fit (the edge buckets may hold a few
+    # values from outside the window: then buckets it is, which is never wrong).
+    fits = max(totals.values(), default=0) <= MAX_POINTS
+    if fits and time.time() - window.start <= retention_seconds():
+        walk = Walk(storage, last_id, window.start)
+        raw = raw_series(walk, window)
+        if raw is not None and raw_is_whole(walk, window):
+            step, series, last_counts = 0, raw, {}
     return JsonResponse(
         {
             "metrics": metric_definitions(),
-            "frames": frames,
-            "points": points,
+            "step": step,
+            "series": series,
+            # Values in each series' last bucket, so the page folds live values into it exactly.
+            "last_counts": last_counts,
+            "start": window.start,
+            "end": window.end,
+            "window": window.minutes,
             "last_event_id": make_id({METRICS_CHANNEL: last_id}),
-            "window": window,
         }
     )

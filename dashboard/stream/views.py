@@ -42,7 +42,7 @@ from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import add_default_headers, make_id, sse_encode_event
 from redis.exceptions import RedisError
 
-from dashboard import access, draining
+from dashboard import access, draining, telemetry
 from dashboard import connections as open_connections
 from dashboard.origins import request_origin_allowed
 from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel, revocation_channel
@@ -460,6 +460,7 @@ class Stream:
     def offer(self, event):
         if len(self.buffer) >= STREAM_BUFFER:
             # Too far behind: drop the buffer and read storage from the last id.
+            telemetry.count("stream_drops")
             self.request_catch_up()
             return
         self.buffer.append(event)
@@ -568,6 +569,7 @@ class Stream:
     def reset(self, channel, current_id):
         """Jump `channel` to `current_id` and tell the client to reload history."""
         self.last_ids[channel] = current_id
+        telemetry.count("stream_resets")
         return sse_encode_event(
             "stream-reset", {"channels": [channel]}, event_id=self.current_id(), json_encode=True
         ).encode()
@@ -575,6 +577,7 @@ class Stream:
     async def read_storage(self, channel):
         """Yield, batch by batch, everything after last_ids[channel]; or a reset if it is gone."""
         while True:
+            telemetry.count("catchup_reads")
             try:
                 async with get_hub().redis_slots:
                     events = await self.storage.aget_events(channel, self.last_ids[channel], CATCH_UP_BATCH)
@@ -588,6 +591,7 @@ class Stream:
 
     def deliver(self, event):
         self.last_ids[event.channel] = event.id
+        telemetry.count("events_delivered")
         if len(self.channels) == 1:
             # The common case: every stream of this channel shares one id, one encoding.
             return event.encoded(event.own_id)

@@ -1,6 +1,7 @@
 """The live charts in a real Chromium, against a real web worker, Redis and collector."""
 
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -39,6 +40,8 @@ def collector(subprocess_env):
 def dashboard(chromium, web_workers, alice):
     """The dashboard page of a logged-in user with view_metric, and its page errors."""
     (base_url,) = web_workers(1)
+    # Predicates are functions: Playwright evaluates a bare expression with eval,
+    # which the page's enforced CSP (rightly) refuses.
     context = chromium.new_context(viewport={"width": 1280, "height": 900})
     name, value = next(iter(session_cookie(alice).items()))
     context.add_cookies([{"name": name, "value": value, "url": base_url}])
@@ -165,3 +168,72 @@ def test_it_formats_with_the_helpers_from_their_own_file(dashboard):
     assert page.evaluate("livedash.format.withUnit(2048, 'B/s')") == {"text": "2.0", "unit": "KiB/s"}
     assert page.evaluate("livedash.format.axis([0, 1536], 'B/s', 512)") == ["0.0 KiB/s", "1.5 KiB/s"]
     assert page.evaluate("livedash.format.age(90)") == "1 min ago"
+
+
+def fill_rollups(key, days, low=0.0, high=2.0):
+    """A week and a day of 1 s samples of `key`, as the collector's writer leaves them."""
+    from dashboard import rollups
+    from dashboard.models import MetricRollup
+
+    now = time.time()
+    rows = []
+    for step, retention in rollups.tiers():
+        start = rollups.bucket_of(now - min(days * 86400, retention), step)
+        for bucket in range(start, rollups.bucket_of(now, step) + step, step):
+            rows.append(
+                MetricRollup(key=key, tier=step, bucket=bucket, count=step, sum=step, min=low, max=high)
+            )
+    MetricRollup.objects.bulk_create(rows, batch_size=5000)
+
+
+def test_it_switches_to_seven_days_with_bands_zooms_into_a_range_and_back(dashboard, tmp_path):
+    Metric.objects.create(key="orders", label="Orders")
+    fill_rollups("orders", days=8)
+    page = dashboard()
+    page.wait_for_function("() => document.getElementById('sse-status').dataset.state === 'connected'")
+
+    with page.expect_response(lambda r: "/api/metrics/history/?minutes=10080" in r.url):
+        page.click("[data-window='10080']")
+    page.wait_for_function("() => livedash.charts.step() > 0 && livedash.charts.points('orders') > 300")
+    week_step = page.evaluate("livedash.charts.step()")
+    xs, ys = page.evaluate("livedash.charts.series('orders')")
+    lows, highs = page.evaluate("livedash.charts.bands('orders')")
+    assert xs[-1] - xs[0] > 6.9 * 86400
+    assert all(x % week_step == 0 for x in xs)
+    assert lows[:-1] == [0.0] * (len(xs) - 1) and highs[:-1] == [2.0] * (len(xs) - 1)
+
+    # The live tail folds into the last bucket rather than adding a point.
+    publish_metric("orders", 50)
+    page.wait_for_function("() => livedash.charts.bands('orders')[1].slice(-1)[0] === 50")
+    assert page.evaluate("livedash.charts.points('orders')") in (len(xs), len(xs) + 1)
+
+    # CSV of what the chart shows.
+    with page.expect_download() as download:
+        page.click(".chart-card[data-key='orders'] .chart-csv")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0] == "time,avg,min,max"
+    assert len(lines) - 1 == page.evaluate("livedash.charts.points('orders')")
+
+    # Drag across a tenth of the chart: finer buckets are fetched for that range.
+    box = page.locator(".chart-card[data-key='orders'] .u-over").bounding_box()
+    y = box["y"] + box["height"] / 2
+    with page.expect_response(lambda r: "/api/metrics/history/?start=" in r.url) as zoomed:
+        page.mouse.move(box["x"] + box["width"] * 0.40, y)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.45, y, steps=5)
+        page.mouse.move(box["x"] + box["width"] * 0.50, y, steps=5)
+        page.mouse.up()
+    assert zoomed.value.status == 200
+    page.wait_for_function(f"() => livedash.charts.zoomed() !== null && livedash.charts.step() < {week_step}")
+    zoom = page.evaluate("livedash.charts.zoomed()")
+    assert 0.05 * 7 * 86400 < zoom["end"] - zoom["start"] < 0.15 * 7 * 86400
+    xs, _ = page.evaluate("livedash.charts.series('orders')")
+    assert zoom["start"] - page.evaluate("livedash.charts.step()") <= xs[0] and xs[-1] <= zoom["end"]
+
+    # Double-click: back to the live week.
+    with page.expect_response(lambda r: "/api/metrics/history/?minutes=10080" in r.url):
+        page.dblclick(".chart-card[data-key='orders'] .u-over")
+    page.wait_for_function(
+        f"() => livedash.charts.zoomed() === null && livedash.charts.step() === {week_step}"
+    )
+    assert page.errors == []

@@ -128,6 +128,8 @@ def test_it_reads_app_metrics_from_redis(redis_url):
     client.set(key("conn", "sse", "worker-a"), 4, ex=5)
     client.set(key("conn", "sse", "worker-b"), 1, ex=5)
     client.set(key("conn", "ws", "worker-a"), 2, ex=5)
+    # Workers list themselves as they report; one whose keys expired counts nothing.
+    client.zadd(key("conn", "workers"), {"worker-a": time.time(), "worker-b": time.time(), "gone": 1})
     values = collector_module.sample_app_metrics()
     assert values["sse_connections"] == 5
     assert values["ws_connections"] == 2

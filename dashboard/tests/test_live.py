@@ -1,5 +1,6 @@
 import json
 import math
+import time
 
 import pytest
 from django.db import transaction
@@ -23,8 +24,9 @@ def last_event(storage):
 
 @pytest.mark.django_db(transaction=True)
 def test_publish_metric_stores_a_metric_event_and_registers_the_metric(storage):
-    publish_metric("orders", 42, ts=1700000000.5)
-    assert last_event(storage) == ("metric", {"name": "orders", "value": 42, "ts": 1700000000.5})
+    ts = round(time.time() - 3600, 1)
+    publish_metric("orders", 42, ts=ts)
+    assert last_event(storage) == ("metric", {"name": "orders", "value": 42, "ts": ts})
     metric = Metric.objects.get(key="orders")
     assert metric.source == Metric.Source.CUSTOM
 
@@ -54,6 +56,9 @@ def test_publish_metric_keeps_an_existing_definition(storage):
         ("orders", -math.inf, None, "finite"),
         ("orders", 1, "yesterday", "timestamp"),
         ("orders", 1, math.nan, "timestamp"),
+        # Older than the longest history tier keeps (a year by default), or from the future.
+        ("orders", 1, time.time() - 366 * 86400, "older than the history keeps"),
+        ("orders", 1, time.time() + 400, "in the future"),
     ],
 )
 def test_publish_metric_refuses_bad_input_and_publishes_nothing(storage, name, value, ts, problem):
@@ -84,8 +89,6 @@ def test_publish_frame_sends_a_frame_event(storage):
 
 
 def test_events_published_last_second_counts_every_process_publishing(storage, monkeypatch):
-    import time
-
     now = time.time()
     monkeypatch.setattr(time, "time", lambda: now - 1)
     for seq in range(3):
@@ -98,7 +101,8 @@ def test_events_published_last_second_counts_every_process_publishing(storage, m
 def test_publish_metrics_publishes_a_batch_in_order_and_registers_new_names(storage):
     Metric.objects.create(key="cpu", source=Metric.Source.SYSTEM)
     before = storage.get_current_id("metrics")
-    published = publish_metrics([("cpu", 1, 1700000000), ("queue", 2.5, None), ("queue", 3, None)])
+    recent = int(time.time()) - 3600
+    published = publish_metrics([("cpu", 1, recent), ("queue", 2.5, None), ("queue", 3, None)])
     events = storage.get_events("metrics", before)
     assert [json.loads(e.data) for e in events] == published
     assert [(p["name"], p["value"]) for p in published] == [("cpu", 1), ("queue", 2.5), ("queue", 3)]

@@ -151,6 +151,7 @@ def test_every_event_builder_makes_the_type_it_is_registered_for():
         "notification.message": ({"id": 1},),
         "notification.unread": (0,),
         "access.revoked": (),
+        "layer.reconnected": (),
         "alert.changed": ({"id": 1}, "acknowledged", "oncall"),
     }
     assert set(examples) == set(events.EVENTS)

@@ -13,6 +13,8 @@ def run_check(**env):
         for k, v in os.environ.items()
         if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"}
     }
+    # Not the .env a `make run` in this folder may have written.
+    base["ENV_FILE"] = os.devnull
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
@@ -29,6 +31,8 @@ def settings_value(expression, **env):
         for k, v in os.environ.items()
         if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"}
     }
+    # Not the .env a `make run` in this folder may have written.
+    base["ENV_FILE"] = os.devnull
     code = (
         "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config.settings'); "
         f"django.setup(); from django.conf import settings; print({expression})"
@@ -83,7 +87,11 @@ def test_it_keeps_no_redis_settings_of_its_own_for_the_event_stream():
 
 
 def test_it_uses_the_redis_channel_layer():
-    assert "channels_redis" in settings_value("settings.CHANNEL_LAYERS['default']['BACKEND']", DEBUG="1")
+    from channels_redis.pubsub import RedisPubSubChannelLayer
+    from django.utils.module_loading import import_string
+
+    backend = settings_value("settings.CHANNEL_LAYERS['default']['BACKEND']", DEBUG="1")
+    assert issubclass(import_string(backend), RedisPubSubChannelLayer)
 
 
 def test_it_requires_secret_key_without_debug():
@@ -206,6 +214,43 @@ def test_check_deploy_refuses_a_guessable_grip_key(key):
 def test_check_deploy_refuses_grip_without_a_key_even_in_debug():
     result = check_deploy(DEBUG="1", GRIP_URL="http://pushpin:5561")
     assert "livedash.E001" in result.stdout + result.stderr
+
+
+def test_it_reads_the_env_file_for_what_the_environment_does_not_set(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("DEBUG=1\nREDIS_PREFIX=from-the-file\nMETRICS_RETENTION_HOURS=7\n")
+    shown = "settings.REDIS_PREFIX, settings.METRICS_RETENTION_HOURS, settings.DEBUG"
+    result = settings_value(shown, ENV_FILE=str(dotenv), REDIS_PREFIX="from-the-environment")
+    assert result == "from-the-environment 7 True"
+
+
+def test_it_reads_history_tiers_finest_first():
+    assert (
+        settings_value("settings.HISTORY_TIERS", DEBUG="1")
+        == "[(10, 604800), (60, 2678400), (900, 31536000)]"
+    )
+    assert settings_value("settings.HISTORY_TIERS", DEBUG="1", HISTORY_TIERS="30s:2d, 1h:2y") == (
+        "[(30, 172800), (3600, 63072000)]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("10", "STEP:RETENTION pairs"),
+        ("10s:7x", "STEP:RETENTION pairs"),
+        ("0s:7d", "STEP:RETENTION pairs"),
+        ("1h:10m", "retention must be at least the step"),
+        ("1m:7d,10s:31d", "finest first"),
+        ("10s:31d,1m:7d", "finest first"),
+    ],
+)
+def test_it_refuses_malformed_history_tiers_in_one_line(value, problem):
+    result = run_check(DEBUG="1", HISTORY_TIERS=value)
+    assert result.returncode != 0
+    assert "HISTORY_TIERS" in result.stderr and problem in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_a_malformed_log_level_stops_start_up_in_one_line():

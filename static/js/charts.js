@@ -11,11 +11,13 @@
   const ld = window.livedash;
   const config = ld.config || {};
   const root = document.getElementById("charts");
-  const WINDOWS = [5, 15, 60];
+  const WINDOWS = [5, 15, 60, 360, 1440, 10080, 43200];
   const DEFAULT_WINDOW = 15;
   const WINDOW_STORAGE_KEY = "livedash.window";
-  // Points per chart never exceed a window's worth at the fastest interval (0.25 s).
+  // Raw points per chart never exceed a window's worth at the fastest interval (0.25 s);
+  // bucketed windows hold at most the server's 1,000 buckets plus the live tail's.
   const MAX_POINTS_PER_MINUTE = 240;
+  const MAX_BUCKETS = 1100;
   const PLOT_HEIGHT = 130;
   // A card whose last value is older than this many sampling intervals (and at least
   // STALE_MIN_S; a minute for custom metrics, which come when they come) shows its age.
@@ -38,6 +40,8 @@
     lastSeq: 0,
     lastFrameTs: 0,
     clockOffset: 0, // server ts minus browser clock, from live frames
+    step: 0, // seconds per point of the shown data; 0 for raw values
+    zoom: null, // {start, end} while a dragged range is shown instead of the live window
     generation: 0, // bumps on every history load; stale loads are dropped
     refetchQueued: false,
     renderQueued: false,
@@ -100,6 +104,22 @@
     return node;
   }
 
+  function xRange() {
+    if (state.zoom) return [state.zoom.start, state.zoom.end];
+    return [serverNow() - windowSeconds(), serverNow()];
+  }
+
+  // Dates join the times once the range spans days (7 d, 30 d).
+  function axisTimes(u, splits) {
+    const [start, end] = [u.scales.x.min, u.scales.x.max];
+    if (end - start < 2 * 86400) return fmt.times(splits);
+    return splits.map((ts) => {
+      const d = new Date(ts * 1000);
+      const day = d.toLocaleDateString(ld.lang, { month: "short", day: "numeric" });
+      return end - start > 8 * 86400 ? day : day + " " + fmt.times([ts])[0];
+    });
+  }
+
   // A card: title with its state in words, the current value, the age of that value
   // when it is stale, the value under the cursor (readout), and the plot, whose text
   // alternative (current value, range, state) is its aria-label.
@@ -118,13 +138,16 @@
     const unit = element("span", "chart-unit");
     const age = element("span", "chart-age");
     age.hidden = true;
-    valueBox.append(value, unit);
+    const csv = element("button", "chart-csv", gettext("CSV"));
+    csv.type = "button";
+    csv.title = gettext("Download what this chart shows as CSV");
+    valueBox.append(value, unit, csv);
     head.append(titleBox, valueBox);
     const readout = element("p", "chart-readout");
     const plot = element("div", "chart-plot");
     plot.setAttribute("role", "img");
     card.append(head, age, plot, readout);
-    return { card, title, stateTag, value, unit, age, readout, plot };
+    return { card, title, stateTag, value, unit, age, readout, plot, csv };
   }
 
   function ruleColor(rule) {
@@ -214,13 +237,19 @@
       width: width,
       height: PLOT_HEIGHT,
       legend: { show: false },
+      // Dragging selects a range to zoom into (finer data is fetched for it); the
+      // crosshair moves on every chart at once, but a drag zooms only once.
       cursor: {
-        drag: { x: false, y: false },
+        drag: { x: true, y: false, setScale: false },
         points: { size: 6 },
-        sync: { key: SYNC.key, setSeries: false },
+        sync: {
+          key: SYNC.key,
+          setSeries: false,
+          filters: { pub: (type) => type !== "mousedown" && type !== "mouseup" },
+        },
       },
       scales: {
-        x: { time: true, range: () => [serverNow() - windowSeconds(), serverNow()] },
+        x: { time: true, range: () => xRange() },
         y: { range: (u, min, max) => yRange(chart.def, min, max) },
       },
       axes: [
@@ -230,7 +259,7 @@
           ticks: { stroke: COLORS.grid, width: 1 },
           font: "11px system-ui, sans-serif",
           size: 28,
-          values: (u, splits) => fmt.times(splits),
+          values: axisTimes,
         },
         {
           stroke: COLORS.axis,
@@ -257,16 +286,35 @@
           // metric pushed once is visible, a busy line is not cluttered.
           spanGaps: false,
         },
+        // Each bucket's min and max: the band keeps a one-second spike visible
+        // after averaging. Raw values have min = max, so no band shows.
+        { stroke: "transparent", width: 0, points: { show: false } },
+        { stroke: "transparent", width: 0, points: { show: false } },
       ],
+      bands: [{ series: [3, 2], fill: "rgba(79, 140, 255, 0.22)" }],
       hooks: {
         draw: [(u) => drawThresholds(u, chart.def)],
         setCursor: [(u) => showReadout(chart, u)],
+        setSelect: [
+          (u) => {
+            if (u.select.width < 5) return;
+            const start = u.posToVal(u.select.left, "x");
+            const end = u.posToVal(u.select.left + u.select.width, "x");
+            u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+            zoomTo(start, end);
+          },
+        ],
       },
     };
-    const plot = new uPlot(options, [chart.xs, chart.ys], chart.dom.plot);
+    const plot = new uPlot(options, plotData(chart), chart.dom.plot);
     // The canvas says nothing to assistive technology; the plot's aria-label does.
     for (const canvas of chart.dom.plot.querySelectorAll("canvas")) canvas.setAttribute("aria-hidden", "true");
+    plot.over.addEventListener("dblclick", () => unzoom());
     return plot;
+  }
+
+  function plotData(chart) {
+    return [chart.xs, chart.ys, chart.lows, chart.highs];
   }
 
   function createChart(def) {
@@ -274,8 +322,6 @@
     const chart = {
       def,
       dom,
-      xs: [],
-      ys: [],
       current: null,
       currentAt: null, // server ts of the current value
       whole: true, // every value so far is an integer: shown without decimals
@@ -285,6 +331,8 @@
       drawnAt: 0,
       summarisedAt: -Infinity,
     };
+    clearSeries(chart);
+    dom.csv.addEventListener("click", () => downloadCsv(chart));
     applyDefinition(chart, def);
     state.charts.set(def.key, chart);
     return chart;
@@ -352,30 +400,59 @@
     state.charts.delete(key);
   }
 
-  // Insert keeping time order; a point at a time already charted is a duplicate.
+  // Per point: time, average, min, max, and how many values it holds (null when
+  // the server did not say), so live values fold into a bucket exactly.
+  function clearSeries(chart) {
+    chart.xs = [];
+    chart.ys = [];
+    chart.lows = [];
+    chart.highs = [];
+    chart.counts = [];
+  }
+
+  function indexOf(xs, ts) {
+    let low = 0;
+    let high = xs.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (xs[mid] < ts) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  function insertAt(chart, index, ts, avg, low, high, count) {
+    chart.xs.splice(index, 0, ts);
+    chart.ys.splice(index, 0, avg);
+    chart.lows.splice(index, 0, low);
+    chart.highs.splice(index, 0, high);
+    chart.counts.splice(index, 0, count);
+  }
+
+  // A live value: its own point on raw windows (a point at a time already charted
+  // is a duplicate), folded into its bucket on bucketed ones.
   function addPoint(chart, ts, value) {
     const xs = chart.xs;
-    let index = xs.length;
-    if (index > 0 && ts <= xs[index - 1]) {
-      let low = 0;
-      let high = xs.length;
-      while (low < high) {
-        const mid = (low + high) >> 1;
-        if (xs[mid] < ts) low = mid + 1;
-        else high = mid;
-      }
-      if (xs[low] === ts) return false;
-      index = low;
-    }
-    if (chart.whole && !Number.isInteger(value)) chart.whole = false;
-    if (index === xs.length) {
-      xs.push(ts);
-      chart.ys.push(value);
+    const latest = xs.length === 0 || ts >= xs[xs.length - 1];
+    if (latest) {
       chart.current = value;
       chart.currentAt = ts;
+    }
+    if (chart.whole && !Number.isInteger(value)) chart.whole = false;
+    if (state.zoom) return true; // a past range is shown; only the header follows live
+    const at = state.step > 0 ? Math.floor(ts / state.step) * state.step : ts;
+    const index = latest && (xs.length === 0 || at > xs[xs.length - 1]) ? xs.length : indexOf(xs, at);
+    if (xs[index] === at) {
+      if (state.step === 0) return false;
+      const count = chart.counts[index];
+      if (count !== null) {
+        chart.ys[index] = (chart.ys[index] * count + value) / (count + 1);
+        chart.counts[index] = count + 1;
+      }
+      chart.lows[index] = Math.min(chart.lows[index], value);
+      chart.highs[index] = Math.max(chart.highs[index], value);
     } else {
-      xs.splice(index, 0, ts);
-      chart.ys.splice(index, 0, value);
+      insertAt(chart, index, at, value, value, value, 1);
     }
     trim(chart);
     chart.dirty = true;
@@ -383,14 +460,13 @@
   }
 
   function trim(chart) {
-    const cutoff = serverNow() - windowSeconds() - 5;
+    const cutoff = serverNow() - windowSeconds() - Math.max(5, state.step);
     let drop = 0;
     while (drop < chart.xs.length && chart.xs[drop] < cutoff) drop += 1;
-    const cap = state.windowMinutes * MAX_POINTS_PER_MINUTE;
+    const cap = state.step > 0 ? MAX_BUCKETS : state.windowMinutes * MAX_POINTS_PER_MINUTE;
     drop = Math.max(drop, chart.xs.length - cap);
     if (drop > 0) {
-      chart.xs.splice(0, drop);
-      chart.ys.splice(0, drop);
+      for (const list of [chart.xs, chart.ys, chart.lows, chart.highs, chart.counts]) list.splice(0, drop);
     }
   }
 
@@ -477,7 +553,7 @@
         chart.summarisedAt = now;
         chart.dom.plot.setAttribute("aria-label", summary(chart, level, age));
       }
-      if (chart.plot) chart.plot.setData([chart.xs, chart.ys], true);
+      if (chart.plot) chart.plot.setData(plotData(chart), true);
       chart.drawnAt = now;
     }
   }
@@ -523,6 +599,8 @@
     addPoint(chart, point.ts, point.value);
   }
 
+  // A history answer: `series` {key: [[ts, avg, min, max], ...]} with `step`
+  // seconds per point (0: raw values), for the live window or a zoomed range.
   function applyHistory(history) {
     const keys = new Set(history.metrics.map((def) => def.key));
     for (const key of Array.from(state.charts.keys())) {
@@ -531,34 +609,101 @@
     for (const def of history.metrics) {
       const chart = state.charts.get(def.key) || createChart(def);
       applyDefinition(chart, def);
-      chart.xs.length = 0;
-      chart.ys.length = 0;
-      chart.current = null;
-      chart.currentAt = null;
+      clearSeries(chart);
+      if (!state.zoom) {
+        chart.current = null;
+        chart.currentAt = null;
+      }
       chart.whole = true;
     }
     // Whatever the server sends but does not list is disabled: ignore it live too.
-    state.hidden = new Set();
-    for (const frame of history.frames) {
-      for (const key of Object.keys(frame.values || {})) if (!keys.has(key)) state.hidden.add(key);
-    }
-    for (const name of Object.keys(history.points || {})) if (!keys.has(name)) state.hidden.add(name);
+    state.hidden = new Set(Object.keys(history.series || {}).filter((key) => !keys.has(key)));
+    state.step = history.step || 0;
     state.lastSeq = 0;
     state.lastFrameTs = 0;
     layout();
-    for (const frame of history.frames) applyFrame(frame, false);
-    for (const [name, points] of Object.entries(history.points || {})) {
-      const chart = state.charts.get(name);
+    const lastCounts = history.last_counts || {};
+    for (const [key, points] of Object.entries(history.series || {})) {
+      const chart = state.charts.get(key);
       if (!chart) continue;
-      for (const [ts, value] of points) addPoint(chart, ts, value);
+      points.forEach(([ts, avg, low, high], i) => {
+        const last = i === points.length - 1;
+        const count = state.step === 0 ? 1 : last && key in lastCounts ? lastCounts[key] : null;
+        insertAt(chart, chart.xs.length, ts, avg, low, high, count);
+      });
+      // Whole when every value is: a bucket's min and max are values, its average is not.
+      if (!points.every(([, , low, high]) => Number.isInteger(low) && Number.isInteger(high))) chart.whole = false;
+      if (!state.zoom && points.length > 0) {
+        const [ts, avg] = points[points.length - 1];
+        chart.current = avg;
+        // A bucket starts before its last value: its end, at most now, is that value's age.
+        chart.currentAt = Math.min(ts + state.step, serverNow());
+      }
     }
     markAllDirty();
+  }
+
+  // ---- zoom and CSV -------------------------------------------------------
+
+  async function zoomTo(start, end) {
+    if (!(end - start >= 10)) return;
+    const generation = ++state.generation;
+    state.zoom = { start, end };
+    document.body.classList.add("zoomed");
+    let response;
+    try {
+      const query = "?start=" + start.toFixed(3) + "&end=" + end.toFixed(3);
+      response = await fetch(config.historyUrl + query, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+    } catch (err) {
+      if (generation === state.generation) unzoom();
+      return;
+    }
+    if (generation !== state.generation) return;
+    if (!response.ok) return unzoom();
+    const history = await response.json();
+    if (generation !== state.generation) return;
+    applyHistory(history);
+  }
+
+  // Back to the live window (double-click a chart, or pick a window).
+  function unzoom() {
+    if (!state.zoom) return;
+    state.zoom = null;
+    document.body.classList.remove("zoomed");
+    loadHistory();
+  }
+
+  function csvTime(ts) {
+    return new Date(ts * 1000).toISOString();
+  }
+
+  function downloadCsv(chart) {
+    const [start, end] = xRange();
+    const lines = [state.step > 0 ? "time,avg,min,max" : "time,value"];
+    chart.xs.forEach((ts, i) => {
+      if (ts < start - state.step || ts > end) return;
+      const row = state.step > 0 ? [chart.ys[i], chart.lows[i], chart.highs[i]] : [chart.ys[i]];
+      lines.push([csvTime(ts), ...row].join(","));
+    });
+    const blob = new Blob([lines.join("\n") + "\n"], { type: "text/csv" });
+    const link = document.createElement("a");
+    link.href = URL.createObjectURL(blob);
+    link.download = chart.def.key + "-" + csvTime(start).slice(0, 19).replace(/:/g, "") + ".csv";
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(link.href), 1000);
   }
 
   // ---- history + stream -------------------------------------------------
 
   async function loadHistory(attempt) {
     const generation = ++state.generation;
+    state.zoom = null;
+    document.body.classList.remove("zoomed");
     ld.stream.close();
     let response;
     try {
@@ -651,7 +796,7 @@
   }
 
   function chooseWindow(minutes) {
-    if (!WINDOWS.includes(minutes) || minutes === state.windowMinutes) return;
+    if (!WINDOWS.includes(minutes) || (minutes === state.windowMinutes && !state.zoom)) return;
     state.windowMinutes = minutes;
     try {
       window.localStorage.setItem(WINDOW_STORAGE_KEY, String(minutes));
@@ -724,8 +869,11 @@
     windowMinutes: () => state.windowMinutes,
     lastSeq: () => state.lastSeq,
     keys: () => sortedCharts().map((chart) => chart.def.key),
+    step: () => state.step,
+    zoomed: () => (state.zoom ? { start: state.zoom.start, end: state.zoom.end } : null),
     points: (key) => (state.charts.has(key) ? state.charts.get(key).xs.length : 0),
     series: (key) => (state.charts.has(key) ? [state.charts.get(key).xs.slice(), state.charts.get(key).ys.slice()] : null),
+    bands: (key) => (state.charts.has(key) ? [state.charts.get(key).lows.slice(), state.charts.get(key).highs.slice()] : null),
     reload: () => loadHistory(),
     definition: (key) => (state.charts.has(key) ? Object.assign({}, state.charts.get(key).def) : null),
   };

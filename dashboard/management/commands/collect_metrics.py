@@ -9,6 +9,7 @@ from dashboard.collector.collector import (
     Collector,
     register_builtin_metrics,
 )
+from dashboard.rollups import RollupWriter
 from notifications.alerts import AlertEvaluator
 from notifications.delivery import DeliveryWorker
 from notifications.services import push_pending
@@ -21,7 +22,8 @@ AUDIT_PRUNE_EVERY = 3600.0
 class Command(BaseCommand):
     help = (
         "Sample host and app metrics and publish one frame per tick on the `metrics` SSE channel. "
-        "Runs until SIGTERM or SIGINT; the interval and pause come from the dashboard's controls."
+        "Runs until SIGTERM or SIGINT; the interval and pause come from the dashboard's controls. "
+        "A thread of it writes the long-range history (rollups) to the database and prunes it."
     )
 
     def add_arguments(self, parser):
@@ -46,8 +48,11 @@ class Command(BaseCommand):
         # every topology runs exactly this process, and it is the one whose alert rules fire.
         deliveries = DeliveryWorker().start()
         logger.info("collector started")
+        writer = RollupWriter().start()
         try:
             count = collector.run(max_ticks=ticks)
         finally:
             deliveries.stop(timeout=15)
+            # One last round, so what this run published is in the rollups before it exits.
+            writer.stop()
         logger.info("collector stopped after %d ticks", count)

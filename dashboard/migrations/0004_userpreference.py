@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0002_threshold_help_text"),
+        ("dashboard", "0003_history_rollups"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("dashboard", "0003_userpreference"),
+        ("dashboard", "0004_userpreference"),
     ]
 
     operations = [

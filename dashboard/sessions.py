@@ -1,0 +1,99 @@
+"""The session engine: sessions live in the database, with Redis as a read-through cache
+that may be away.
+
+Django's `cached_db` engine already falls back to the database when a cache read
+fails, but it writes back to the cache unguarded, so with Redis down every
+signed-in request (the login page included) answered 500. Here every cache call is
+guarded: while Redis is away a session is read and written in the database only,
+and it is cached again once Redis answers.
+
+A logout during an outage cannot drop the cached copy; where Redis keeps its data
+across the outage that copy would outlive the logout, so cached copies live at
+most SESSION_CACHE_SECONDS (the database, which the logout did reach, answers
+after that).
+"""
+
+import logging
+
+from django.contrib.sessions.backends import cached_db
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+
+SESSION_CACHE_SECONDS = 60
+CACHE_ERRORS = (RedisError, OSError)
+
+_cache_down = False
+
+
+def _failed(exc):
+    global _cache_down
+    if not _cache_down:
+        logger.warning("session cache unavailable, using the database alone: %s", exc)
+    _cache_down = True
+
+
+def _worked():
+    global _cache_down
+    if _cache_down:
+        logger.info("session cache available again")
+    _cache_down = False
+
+
+def _timeout(timeout):
+    return SESSION_CACHE_SECONDS if timeout is None else min(timeout, SESSION_CACHE_SECONDS)
+
+
+class TolerantCache:
+    """The calls cached_db makes on its cache, each turning a Redis failure into a miss."""
+
+    def __init__(self, cache):
+        self._cache = cache
+
+    def _call(self, default, method, *args):
+        try:
+            result = getattr(self._cache, method)(*args)
+        except CACHE_ERRORS as exc:
+            _failed(exc)
+            return default
+        _worked()
+        return result
+
+    async def _acall(self, default, method, *args):
+        try:
+            result = await getattr(self._cache, method)(*args)
+        except CACHE_ERRORS as exc:
+            _failed(exc)
+            return default
+        _worked()
+        return result
+
+    def get(self, key, default=None):
+        return self._call(default, "get", key, default)
+
+    async def aget(self, key, default=None):
+        return await self._acall(default, "aget", key, default)
+
+    def set(self, key, value, timeout=None):
+        self._call(None, "set", key, value, _timeout(timeout))
+
+    async def aset(self, key, value, timeout=None):
+        await self._acall(None, "aset", key, value, _timeout(timeout))
+
+    def delete(self, key):
+        return self._call(False, "delete", key)
+
+    async def adelete(self, key):
+        return await self._acall(False, "adelete", key)
+
+    def __contains__(self, key):
+        return self._call(False, "has_key", key)
+
+    def __str__(self):
+        return str(self._cache)
+
+
+class SessionStore(cached_db.SessionStore):
+    def __init__(self, session_key=None):
+        super().__init__(session_key)
+        self._cache = TolerantCache(self._cache)
