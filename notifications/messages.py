@@ -66,6 +66,22 @@ def render(message_id, params, language=None):
     return _clip(title), body
 
 
+def localize_rule(state, language):
+    """An alert rule's state (`AlertRule.as_state()`) with an unnamed rule's name,
+    "<metric> <comparison> <threshold>", said in `language` like its notifications."""
+    params = state.get("name_params") if isinstance(state, dict) else None
+    if not isinstance(params, dict):
+        return state
+    with translation.override(language or translation.get_language()):
+        threshold = params.get("threshold")
+        name = _("%(metric)s %(comparison)s %(threshold)s") % {
+            "metric": _(str(params.get("metric", ""))),
+            "comparison": _(str(params.get("comparison", ""))),
+            "threshold": _number(threshold) if isinstance(threshold, int | float) else threshold,
+        }
+    return {**state, "name": name}
+
+
 def localize(payload, message, language):
     """A notification dict (`Notification.as_dict()`) with title and body in `language`."""
     if not message:

@@ -274,12 +274,18 @@ class AlertRule(models.Model):
     def is_acknowledged(self):
         return self.firing and self.acknowledged_at is not None
 
+    def _name_params(self):
+        metric = self.metric.display_label
+        return {"metric": metric, "comparison": self.comparison, "threshold": self.threshold}
+
     def as_state(self, now=None):
         """What every open page is told about the rule (who acknowledged, silenced until when)."""
         silenced = self.is_silenced(now)
         return {
             "id": self.pk,
             "name": self.display_name,
+            # An unnamed rule's name in parts, so each page says it in its own language.
+            "name_params": None if self.name else self._name_params(),
             "metric": self.metric.key,
             "level": self.level,
             "firing": self.firing,

@@ -39,7 +39,7 @@ from dashboard.stream.channels import METRICS_CHANNEL
 from dashboard.stream.views import get_hub
 from notifications import alert_control
 from notifications import services as notification_services
-from notifications.messages import localize
+from notifications.messages import localize, localize_rule
 from notifications.models import user_group_name
 
 logger = logging.getLogger(__name__)
@@ -280,7 +280,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
                 self.can_control,
                 self._visible(online),
                 notifications,
-                alerts,
+                [localize_rule(alert, self.language) for alert in alerts],
                 self.can_manage_alerts,
             )
         )
@@ -453,18 +453,18 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     async def command_ack_alert(self, command):
         state = await self._change_alert(alert_control.acknowledge, command.args["rule"])
         await self._announce_alert(state, "acknowledged")
-        await self.send_json(protocol.ack(command.id, rule=state))
+        await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 
     async def command_silence_alert(self, command):
         args = command.args
         state = await self._change_alert(alert_control.silence, args["rule"], args["minutes"])
         await self._announce_alert(state, "silenced")
-        await self.send_json(protocol.ack(command.id, rule=state))
+        await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 
     async def command_unsilence_alert(self, command):
         state = await self._change_alert(alert_control.unsilence, command.args["rule"])
         await self._announce_alert(state, "unsilenced")
-        await self.send_json(protocol.ack(command.id, rule=state))
+        await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 
     async def _announce_alert(self, state, change):
         await self.channel_layer.group_send(
@@ -534,7 +534,8 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(protocol.unread(self.unread))
 
     async def alert_changed(self, event):
-        await self.send_json(protocol.alert_state(event["state"], event["change"], event["by"]))
+        state = localize_rule(event["state"], self.language)
+        await self.send_json(protocol.alert_state(state, event["change"], event["by"]))
 
     async def access_revoked(self, event):
         # What this worker remembers about the user is stale too: the reconnect must ask again.

@@ -132,3 +132,15 @@ async def test_one_alert_reaches_a_spanish_and_an_english_page_each_in_its_langu
         en = await en_tab.wait_for(lambda m: m.get("type") == "notification")
     assert es["notification"]["title"] == "CPU por encima de 90: CPU está en 95 %"
     assert en["notification"]["title"] == "CPU above 90: CPU is 95 %"
+
+
+def test_an_unnamed_rule_is_named_in_the_viewers_language_on_the_alert_strip(rule):
+    from notifications.messages import localize_rule
+
+    state = rule.as_state()
+    assert state["name"] == "CPU above 90"  # the stored, English form
+    assert localize_rule(state, "es")["name"] == "CPU por encima de 90"
+    assert localize_rule(state, "en")["name"] == "CPU above 90"
+    rule.name = "Hot CPU"
+    named = rule.as_state()
+    assert localize_rule(named, "es")["name"] == "Hot CPU"  # a name someone chose stays as written
