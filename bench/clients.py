@@ -369,3 +369,18 @@ def load_process_main(pipe, progress):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise_open_files_limit()
     asyncio.run(LoadProcess(progress).serve(pipe))
+
+
+def stop_helper(process, pipe, graceful=True):
+    """Ask a helper process to quit (it closes its clients); terminate it if it is busy or stuck."""
+    if graceful and process.is_alive():
+        try:
+            pipe.send(("quit",))
+            if pipe.poll(10):
+                pipe.recv()
+        except (OSError, EOFError):
+            pass
+        process.join(5)
+    if process.is_alive():
+        process.terminate()
+        process.join(5)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.clients import RECEIVED, Target, load_process_main
+from bench.clients import RECEIVED, Target, load_process_main, stop_helper
 from bench.limits import raise_open_files_limit
 from bench.measure import summarise_ms
 from bench.publisher import publisher_main
@@ -107,15 +107,7 @@ class Helpers:
 
     def stop(self):
         for process, pipe, _ in [*self.loaders, (self.publisher, self.publisher_pipe, None)]:
-            try:
-                pipe.send(("quit",))
-                if pipe.poll(10):
-                    pipe.recv()
-            except (OSError, EOFError):
-                pass
-            process.join(5)
-            if process.is_alive():
-                process.terminate()
+            stop_helper(process, pipe)
 
 
 def floor(batches):

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import report
-from bench.clients import CONNECTED, PACED_CONCURRENCY, RECEIVED, Target, load_process_main
+from bench.clients import CONNECTED, PACED_CONCURRENCY, RECEIVED, Target, load_process_main, stop_helper
 from bench.limits import raise_open_files_limit
 from bench.measure import ServerProcesses, cdf_points, cpu_seconds_of, summarise_ms
 from bench.profile import Profiler
@@ -165,17 +165,7 @@ class Bench:
     def stop_helpers(self, graceful=True):
         """Ask each helper to quit (it closes its clients); terminate any that is busy or stuck."""
         for process, pipe, _ in [*self.loaders, *self.publishers()]:
-            if graceful and process.is_alive():
-                try:
-                    pipe.send(("quit",))
-                    if pipe.poll(10):
-                        pipe.recv()
-                except (OSError, EOFError):
-                    pass
-                process.join(5)
-            if process.is_alive():
-                process.terminate()
-                process.join(5)
+            stop_helper(process, pipe, graceful)
 
     def connected(self):
         return sum(progress[CONNECTED] for _, _, progress in self.loaders)

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.clients import CONNECTED, RECEIVED, Target, load_process_main
+from bench.clients import CONNECTED, RECEIVED, Target, load_process_main, stop_helper
 from bench.limits import raise_open_files_limit
 from bench.stack import BenchStack
 from deploy.stack import start_stack
@@ -89,15 +89,7 @@ class Loaders:
 
     def stop(self):
         for process, pipe, _ in self.members:
-            try:
-                pipe.send(("quit",))
-                if pipe.poll(10):
-                    pipe.recv()
-            except (OSError, EOFError):
-                pass
-            process.join(5)
-            if process.is_alive():
-                process.terminate()
+            stop_helper(process, pipe)
 
 
 class Publisher(threading.Thread):

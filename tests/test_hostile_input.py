@@ -237,7 +237,8 @@ def viewer_cookies(alice):
 
 @pytest.fixture
 def worker(web_workers):
-    web_workers(1)
+    # The barrage opens CONNECTIONS sockets as one user, past the default per-user cap.
+    web_workers(1, env={"MAX_CONNECTIONS_PER_USER": str(CONNECTIONS + 10)})
     return web_workers.workers[0]
 
 
