@@ -221,6 +221,7 @@ REVIEWED_MIDDLEWARE = {
     "csp.middleware.CSPMiddleware": "a policy governs documents; an event stream loads nothing",
     "axes.middleware.AxesMiddleware": "acts on login attempts only; a stream GET authenticates nothing",
     "audit.context.AuditContextMiddleware": "names who makes a change; a stream GET changes nothing",
+    "django.middleware.locale.LocaleMiddleware": "picks a language for pages; a stream carries no text",
 }
 
 
