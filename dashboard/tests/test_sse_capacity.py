@@ -56,7 +56,8 @@ async def open_streams(worker, cookies, count):
 
 
 async def test_open_streams_hold_no_database_connection_or_thread_each(web_workers, alice_cookies):
-    [worker] = web_workers(1)
+    # Many streams of one user: past the default per-user cap.
+    [worker] = web_workers(1, env={"MAX_CONNECTIONS_PER_USER": "1000"})
     process = web_workers.workers[0]
     threads_before = psutil.Process(process.pid).num_threads()
 
