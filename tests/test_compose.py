@@ -321,9 +321,12 @@ def dockerfile_instructions():
 
 def test_dockerfile_builds_assets_in_a_node_stage_and_runs_slim_python():
     stages = [args for op, args in dockerfile_instructions() if op == "FROM"]
-    assert len(stages) == 2
+    assert len(stages) == 3
     assert stages[0].startswith("node:") and stages[0].endswith(" AS assets")
-    assert stages[1].startswith("python:3.11-slim")
+    # The translation catalogues are compiled in a stage of their own (gettext stays out).
+    assert stages[1].startswith("python:3.11-slim") and stages[1].endswith(" AS messages")
+    assert stages[2].startswith("python:3.11-slim")
+    assert "COPY --from=messages" in (ROOT / "Dockerfile").read_text()
     runs = " ".join(args for op, args in dockerfile_instructions() if op == "RUN")
     assert "npm ci" in runs
     assert "node_modules/uplot/dist/uPlot.iife.min.js" in runs
