@@ -177,8 +177,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     raise_open_files_limit()
 
-    # At most 20 streams per user: MAX_CONNECTIONS_PER_USER (30 by default) caps one user's streams.
-    stack = BenchStack(workers=1, users=max(20, -(-args.dashboards // 20)))
+    stack = BenchStack(workers=1)
     stack.start()
     helpers = None
     results = {"started": datetime.now(UTC).isoformat(), "args": vars(args), "load_start": os.getloadavg()}
