@@ -138,9 +138,9 @@ async def run_sse(session, state, connected):
             if not state.connected:
                 handshake.reschedule(None)
                 state.mark_connected(connected)
-            buffer += chunk.replace(b"\r\n", b"\n")
-            while b"\n\n" in buffer:
-                block, buffer = buffer.split(b"\n\n", 1)
+            # One split per chunk: a batch arrives as one chunk of many events.
+            *blocks, buffer = (buffer + chunk.replace(b"\r\n", b"\n")).split(b"\n\n")
+            for block in blocks:
                 event, event_id, data = parse_sse_block(block)
                 if event_id:
                     state.last_id = event_id

@@ -21,10 +21,14 @@ MAX_BUFFERED = 1 << 20
 
 
 def sse_frame(raw):
-    """The SSE frame for one pub/sub message (`{"channel", "id", "type", "data"}`, data as JSON text)."""
+    """The SSE frames for one pub/sub message (`{"channel", "id", "type", "data"}`, data as
+    JSON text; or a batch, `batch` holding each event's data from `id` on), as one chunk."""
     message = json.loads(raw)
-    event_id = f"{message['channel']}:{message['id']}"
-    return f"event: {message['type']}\nid: {event_id}\ndata: {message['data']}\n\n".encode()
+    channel, event_type, first = message["channel"], message["type"], int(message["id"])
+    datas = message["batch"] if "batch" in message else [message["data"]]
+    return "".join(
+        f"event: {event_type}\nid: {channel}:{first + i}\ndata: {data}\n\n" for i, data in enumerate(datas)
+    ).encode()
 
 
 class Relay:

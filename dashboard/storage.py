@@ -74,7 +74,10 @@ return id
 )
 
 # The same for many events of one type in one call (a batch from the ingest API):
-# ids are consecutive, and nothing from another process lands between them.
+# ids are consecutive, and nothing from another process lands between them. They
+# are published as one message, `batch` holding each event's data in id order from
+# `id`, so a worker's hub hands the whole run to each stream at once: the cost per
+# stream is per batch, not per point.
 # KEYS: as above. ARGV: channel, event type, expiry seconds, data (JSON text)...
 APPEND_MANY_AND_PUBLISH = (
     SEED_COUNTER
@@ -82,14 +85,17 @@ APPEND_MANY_AND_PUBLISH = (
 local count = #ARGV - 3
 local last = redis.call('INCRBY', KEYS[1], count)
 local first = last - count + 1
+local batch = {}
 for i = 1, count do
   local sid = string.format('%.0f', first + i - 1)
   local data = ARGV[i + 3]
   redis.call('SET', KEYS[3] .. sid, ARGV[2] .. '\\n' .. data, 'EX', tonumber(ARGV[3]))
-  redis.call('PUBLISH', KEYS[5], cjson.encode({channel = ARGV[1], id = sid, type = ARGV[2], data = data}))
+  batch[i] = data
 end
 redis.call('INCRBY', KEYS[4], count)
 redis.call('EXPIRE', KEYS[4], 10)
+local message = {channel = ARGV[1], id = string.format('%.0f', first), type = ARGV[2], batch = batch}
+redis.call('PUBLISH', KEYS[5], cjson.encode(message))
 return first
 """
 )
@@ -154,9 +160,13 @@ def decode_event(channel, event_id, raw):
 
 
 def parse_published(raw):
-    """The event carried by a pub/sub message published by `append_event`."""
+    """The events carried by a pub/sub message: one from `append_event`, or a run of
+    consecutive ids from `append_events` (`batch`: each event's data, from `id` on)."""
     message = json.loads(raw)
-    return Event(message["channel"], message["type"], message["data"], id=int(message["id"]))
+    channel, event_type, first = message["channel"], message["type"], int(message["id"])
+    if "batch" in message:
+        return [Event(channel, event_type, data, id=first + i) for i, data in enumerate(message["batch"])]
+    return [Event(channel, event_type, message["data"], id=first)]
 
 
 def _events_from(channel, ids, values):

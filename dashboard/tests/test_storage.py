@@ -7,7 +7,7 @@ from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import get_storage
 
 from dashboard.redis import get_sync_client
-from dashboard.storage import DashboardRedisStorage, event_key, pubsub_channel
+from dashboard.storage import DashboardRedisStorage, event_key, parse_published, pubsub_channel
 
 
 @pytest.fixture
@@ -145,7 +145,9 @@ def test_reading_a_channel_creates_no_state(storage):
     assert not any(b"user-1" in k or b"user-2" in k or b":metrics:" in k for k in after_write - before)
 
 
-def test_a_batch_is_stored_and_published_as_one_call_per_event_would_be(storage):
+def test_a_batch_is_stored_as_events_and_published_as_one_message_per_chunk(storage):
+    """Stored event by event (history and catch-up read them one by one); published as
+    one message per chunk, which every subscriber reads back as the same events."""
     pubsub = get_sync_client().pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(pubsub_channel())
     pubsub.get_message(timeout=1)
@@ -160,12 +162,18 @@ def test_a_batch_is_stored_and_published_as_one_call_per_event_would_be(storage)
     ]
     ttl = get_sync_client().ttl(event_key("metrics", batch[-1].id))
     assert ttl > settings.METRICS_RETENTION_HOURS * 3600 - 5
-    messages = [pubsub.get_message(timeout=2) for _ in range(9)]
+    messages = [pubsub.get_message(timeout=2) for _ in range(5)]
     pubsub.close()
-    assert [json.loads(m["data"])["id"] for m in messages] == [str(before.id + n) for n in range(9)]
+    assert [len(parse_published(m["data"])) for m in messages] == [1, 3, 3, 1, 1]
+    published = [event for m in messages for event in parse_published(m["data"])]
+    assert [(e.id, e.type, e.data) for e in published] == [
+        (before.id, "frame", "{}"),
+        *[(before.id + 1 + n, "metric", json.dumps({"n": n})) for n in range(7)],
+        (after.id, "frame", "{}"),
+    ]
     assert json.loads(messages[1]["data"]) == {
         "channel": "metrics",
         "id": str(before.id + 1),
         "type": "metric",
-        "data": '{"n": 0}',
+        "batch": ['{"n": 0}', '{"n": 1}', '{"n": 2}'],
     }
