@@ -12,15 +12,13 @@ from dashboard.control.auth import ConcurrentAuthMiddlewareStack  # noqa: E402
 from dashboard.control.routing import websocket_urlpatterns  # noqa: E402
 from dashboard.origins import ExactOriginValidator  # noqa: E402
 from dashboard.stream.grip import ProxiedStreamConnects  # noqa: E402
-from dashboard.stream.views import SharedThreadForStreams, StreamHandler  # noqa: E402
+from dashboard.stream.views import DirectStreams  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # SSE streams share one thread for Django's sync steps instead of one each;
-        # behind Pushpin (GRIP_URL), the connects it forwards skip the middleware chain.
-        "http": SharedThreadForStreams(
-            ProxiedStreamConnects(django_asgi_app), streams=ProxiedStreamConnects(StreamHandler())
-        ),
+        # Stream GETs are served without Django's request cycle (dashboard.stream.views);
+        # behind Pushpin (GRIP_URL), the connects it forwards are answered the same lean way.
+        "http": ProxiedStreamConnects(DirectStreams(django_asgi_app)),
         # Handshakes look up their user in parallel, not one at a time on one thread;
         # only pages of this site's exact origins get that far (dashboard/origins.py).
         "websocket": ExactOriginValidator(ConcurrentAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),

@@ -23,7 +23,7 @@ import time
 import weakref
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user, get_user_model
 from django.db import connections
 
 from dashboard.stream.channels import METRICS_CHANNEL, USER_CHANNEL
@@ -159,16 +159,9 @@ cache = AccessCache()
 lookups_under_way = {}
 
 
-def session_identity(session):
-    """(user id, auth hash) the session claims, or None for an anonymous one."""
-    user_id = session.get(SESSION_KEY)
-    if user_id is None:
-        return None
-    return str(user_id), session.get(HASH_SESSION_KEY, "")
-
-
 async def asession_identity(session):
-    """session_identity through Django's async session API (no thread of our own)."""
+    """(user id, auth hash) the session claims, or None for an anonymous one; read
+    through Django's async session API (no thread of our own)."""
     user_id = await session.aget(SESSION_KEY)
     if user_id is None:
         return None
@@ -182,24 +175,6 @@ def channel_access(user, channels):
     return user, forbidden_channels(user, channels)
 
 
-def request_channel_access(request, channels):
-    """(user id or None when anonymous, forbidden channels) for a request's session
-    user, from the cache when recent.
-
-    For a thread (thread_sensitive=False): the database connection the lookup
-    opened is closed here, so no connection is kept by a stream."""
-    try:
-        identity = session_identity(request.session)
-        if identity is None:
-            return None, []
-        user, forbidden = cache.get_or_compute(
-            (identity, "channels", tuple(channels)), lambda: channel_access(request.user, channels)
-        )
-        return (user.pk if user is not None else None), forbidden
-    finally:
-        connections.close_all()
-
-
 def user_channel_access(user_id, channels):
     """channel_access for a user named by id (Pushpin's signed next-links carry no session)."""
     try:
@@ -209,8 +184,10 @@ def user_channel_access(user_id, channels):
 
 
 async def arequest_channel_access(request, channels):
-    """request_channel_access with the session read on the loop: only a miss goes
-    to a thread, and connects that miss together wait for the one lookup."""
+    """(user or None when anonymous, forbidden channels) for a request's session user:
+    the session is read on the loop, a recent answer for it is reused, and only a miss
+    goes to a thread (its database connection closed there, so no stream keeps one);
+    connects that miss together wait for the one lookup."""
     identity = await asession_identity(request.session)
     if identity is None:
         return None, []
@@ -230,7 +207,9 @@ async def arequest_channel_access(request, channels):
 
 def session_channel_access(request, channels):
     try:
-        return channel_access(request.user, channels)
+        # The user itself, not request.user's lazy wrapper: the answer is remembered,
+        # and the wrapper would keep the whole request alive with it.
+        return channel_access(get_user(request), channels)
     finally:
         connections.close_all()
 

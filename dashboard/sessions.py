@@ -18,10 +18,15 @@ import logging
 from django.contrib.sessions.backends import cached_db
 from redis.exceptions import RedisError
 
+from dashboard.loops import SemaphorePerLoop
+from dashboard.redis import get_async_client
+
 logger = logging.getLogger(__name__)
 
 SESSION_CACHE_SECONDS = 60
 CACHE_ERRORS = (RedisError, OSError)
+ASYNC_READS_AT_ONCE = 8
+_async_read_slots = SemaphorePerLoop()
 
 _cache_down = False
 
@@ -72,7 +77,20 @@ class TolerantCache:
         return self._call(default, "get", key, default)
 
     async def aget(self, key, default=None):
-        return await self._acall(default, "aget", key, default)
+        """Read on the event loop, with the backend's own key and serializer: Django's
+        `aget` is its sync `get` in a thread (a hop, and a new client object, for every
+        stream connect, which reads the session and nothing else)."""
+        backend = self._cache
+        try:
+            # A connect storm reads thousands at once: a few connections at a time, queued
+            # on the loop, rather than a Redis pool grown to its limit (and then refusing).
+            async with _async_read_slots(ASYNC_READS_AT_ONCE):
+                raw = await get_async_client().get(backend.make_and_validate_key(key))
+        except CACHE_ERRORS as exc:
+            _failed(exc)
+            return default
+        _worked()
+        return default if raw is None else backend._cache._serializer.loads(raw)
 
     def set(self, key, value, timeout=None):
         self._call(None, "set", key, value, _timeout(timeout))

@@ -71,6 +71,34 @@ def count(name, amount=1, **labels):
     _ensure_flusher()
 
 
+class HotCounter:
+    """A counter for an event loop's hot path (one delivery per stream per event): a
+    plain integer add, no lock, no label formatting. Only the loop adds to `value`, and
+    only the flusher thread moves `reported`, so nothing is lost between them."""
+
+    __slots__ = ("name", "value", "reported")
+
+    def __init__(self, name):
+        if COUNTERS[name][1]:
+            raise ValueError(f"{name} has labels; a hot counter has none")
+        self.name, self.value, self.reported = name, 0, 0
+
+
+_hot_counters = []
+
+
+def hot_counter(name):
+    """A HotCounter for counter `name` (one of COUNTERS, without labels); call
+    `ensure_reporting()` from the process that adds to it."""
+    counter = HotCounter(name)
+    _hot_counters.append(counter)
+    return counter
+
+
+def ensure_reporting():
+    _ensure_flusher()
+
+
 def set_gauge(name, value):
     with _lock:
         _gauges[name] = float(value)
@@ -148,6 +176,11 @@ def flush():
     """Add what this process counted since the last flush to Redis; kept for later if it fails."""
     global _down
     with _lock:
+        for counter in _hot_counters:
+            value = counter.value
+            if value != counter.reported:
+                _pending[counter.name] += value - counter.reported
+                counter.reported = value
         pending = dict(_pending)
         _pending.clear()
         gauges = dict(_gauges)

@@ -19,21 +19,15 @@ async. Connects are worked on a few at a time, in arrival order.
 """
 
 import asyncio
-import io
 import logging
-import time
 from importlib import import_module
 
 import jwt
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user
-from django.core.handlers.asgi import ASGIRequest
-from django.db import close_old_connections
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
-from django.utils.functional import SimpleLazyObject
 from django_eventstream.eventresponse import EventResponse
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import add_default_headers
@@ -54,6 +48,8 @@ from dashboard.stream.views import (
     error_response,
     get_hub,
     parse_stream_request,
+    stream_request,
+    stream_sync,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,7 +64,6 @@ GRIP_CHANNEL_PREFIX = "events-"
 # late: a refused connect is retried, and each retry costs Pushpin as much as a
 # connect. The measurements: docs/performance.md, "Design choices and their measurements".
 CONNECTS_AT_ONCE = 16
-CONNECTION_SWEEP_SECONDS = 1.0
 # asyncio.Semaphore wakes its waiters in arrival order.
 connect_slots = SemaphorePerLoop()
 
@@ -250,17 +245,14 @@ class ProxiedStreamConnects:
         self.common = CommonMiddleware(self.app)
         self.frame_options = XFrameOptionsMiddleware(self.app)
         self.session_store = import_module(settings.SESSION_ENGINE).SessionStore
-        self.next_sweep = 0.0
 
     async def __call__(self, scope, receive, send):
         if not self.is_stream_connect(scope):
             return await self.app(scope, receive, send)
-        request = ASGIRequest(scope, io.BytesIO())
+        request = stream_request(scope, self.session_store)
         self.grip.process_request(request)
         if not request.grip.proxied:
             return await self.app(scope, receive, send)
-        request.session = self.session_store(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
-        request.user = SimpleLazyObject(lambda: get_user(request))
         if (await receive())["type"] == "http.disconnect":
             return
         # A connect that waited too long is given up by its client, and Pushpin then drops
@@ -269,7 +261,9 @@ class ProxiedStreamConnects:
         # (docs/performance.md, "Design choices and their measurements").
         disconnected = asyncio.ensure_future(receive())
         try:
-            response = await grip_events(request, abandoned=disconnected.done)
+            async with stream_sync.context():
+                response = await grip_events(request, abandoned=disconnected.done)
+                await stream_sync.sweep()
             if response is None:
                 return
             response = self.grip.process_response(request, response)
@@ -282,20 +276,7 @@ class ProxiedStreamConnects:
         # Content-Length too, as through the chain: the answer reaches Pushpin whole.
         for middleware in (self.frame_options, self.security, self.common):  # innermost first, as the chain
             response = middleware.process_response(request, response)
-        await self.sweep_connections()
         await self.app.send_response(response, send)
-
-    async def sweep_connections(self):
-        """What request_finished does through the chain, at most once a second.
-
-        A session the cache no longer had was read from the database on the streams'
-        shared thread, and nothing else would close that connection (or drop it once
-        the database restarts). Sweeping after every connect costs a thread hop each."""
-        now = time.monotonic()
-        if now < self.next_sweep:
-            return
-        self.next_sweep = now + CONNECTION_SWEEP_SECONDS
-        await sync_to_async(close_old_connections, thread_sensitive=True)()
 
     @staticmethod
     def is_stream_connect(scope):

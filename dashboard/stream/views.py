@@ -26,17 +26,26 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import io
 import logging
 import random
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib import import_module
 from urllib.parse import unquote
 
 import redis.asyncio
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.contrib.auth import get_user
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.db import close_old_connections
 from django.http import JsonResponse, StreamingHttpResponse
+from django.middleware.common import CommonMiddleware
+from django.middleware.security import SecurityMiddleware
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.http import require_GET
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import add_default_headers, make_id, sse_encode_event
@@ -140,10 +149,8 @@ def error_response(request, status, message):
     return response
 
 
-@require_GET
-async def events(request):
-    # Connects Pushpin signed never get here: config/asgi.py hands them to
-    # dashboard.stream.grip.ProxiedStreamConnects, which answers with GRIP instructions.
+async def open_stream(request):
+    """(refusal response, None), or (None, Stream) for a stream the request may have."""
     try:
         channels, last_ids = parse_stream_request(request)
         problem = None
@@ -152,27 +159,38 @@ async def events(request):
     if draining.is_draining():
         # A request that reached a stopping worker over a kept-alive connection: nginx
         # passes a 503 on to the next worker (proxy_next_upstream).
-        return error_response(request, 503, "This worker is restarting; reconnect")
+        return error_response(request, 503, "This worker is restarting; reconnect"), None
     if not request_origin_allowed(request):
-        return error_response(request, 403, ORIGIN_REFUSED)
-    # Off the request's own thread, so no thread is kept for the stream; the lookup
-    # closes its database connection, so none is kept either.
-    user_id, forbidden = await sync_to_async(access.request_channel_access, thread_sensitive=False)(
-        request, channels
-    )
+        return error_response(request, 403, ORIGIN_REFUSED), None
+    # The session is read on the loop; a recent answer for it is reused, and connects
+    # that miss together share one lookup in a thread, which closes its database
+    # connection: a stream keeps neither a thread nor a connection.
+    user, forbidden = await access.arequest_channel_access(request, channels)
+    user_id = user.pk if user is not None else None
     refusal = access.stream_refusal(user_id is not None, problem, forbidden)
     if refusal:
-        return error_response(request, *refusal)
+        return error_response(request, *refusal), None
     if not open_connections.claim("sse", user_id):
-        limit = settings.MAX_CONNECTIONS_PER_USER
-        return error_response(request, 429, f"Too many open streams: at most {limit} per user; close a tab")
-    stream = Stream(channels, last_ids, user_id)
+        message = f"Too many open streams: at most {settings.MAX_CONNECTIONS_PER_USER} per user; close a tab"
+        return error_response(request, 429, message), None
+    return None, Stream(channels, last_ids, user_id)
+
+
+def stream_response(request, stream):
     response = EventStreamResponse(stream.run(), content_type="text/event-stream")
     # Django closes every response once it is done, streamed or not, even when the
     # client left before the stream began: the place is given back there, once.
-    response._resource_closers.append(lambda: open_connections.release("sse", user_id))
+    response._resource_closers.append(lambda: open_connections.release("sse", stream.user_id))
     add_default_headers(response, request=request)
     return response
+
+
+@require_GET
+async def events(request):
+    """`/events/` through Django's handler: test clients, and anything but a GET (405).
+    Served workers take GETs through `DirectStreams`, with the same checks."""
+    refusal, stream = await open_stream(request)
+    return refusal or stream_response(request, stream)
 
 
 def beyond_replay_window(last_id, current_id):
@@ -191,85 +209,159 @@ class EventStreamResponse(StreamingHttpResponse):
         return self._iterator
 
 
-# --- no thread per stream -------------------------------------------------------
+# --- streams served without Django's request cycle ---------------------------------
 
 EVENTS_PATH = "/events/"
 
 
-# Middlewares that do nothing for an event stream: no static files, no CSRF on a GET,
-# no messages, no frames, no slash redirects. Each one costs a connect two hops to a
-# thread (Django adapts sync middleware per call), which is most of a connect storm's
-# CPU; every other middleware (security, sessions, auth, any added later) still runs.
-STREAM_SKIPS_MIDDLEWARE = frozenset(
-    {
-        "servestatic.middleware.ServeStaticMiddleware",
-        "django.middleware.common.CommonMiddleware",
-        "django.middleware.csrf.CsrfViewMiddleware",
-        "django.contrib.messages.middleware.MessageMiddleware",
-        "django.middleware.clickjacking.XFrameOptionsMiddleware",
-        # A stream changes no configuration: nothing to audit.
-        "audit.context.AuditContextMiddleware",
-    }
-)
+def stream_request(scope, session_store):
+    """The Django request of a stream GET, with its session and lazy user, built without
+    the middleware chain (a GET to /events/ has no body)."""
+    request = ASGIRequest(scope, io.BytesIO())
+    request.session = session_store(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
+    request.user = SimpleLazyObject(lambda: get_user(request))
+    return request
 
 
-class StreamHandler(ASGIHandler):
-    """Django's ASGI handler for `/events/` only, without STREAM_SKIPS_MIDDLEWARE."""
+class StreamSyncThread:
+    """The one thread Django's sync steps for stream connects share (a session the
+    cache lacks is read from the database there), so a storm of connects never queues
+    behind a page's database work, and no stream keeps a thread of its own."""
 
-    def load_middleware(self, is_async=False):
-        everything = settings.MIDDLEWARE
-        # Django builds the chain from settings.MIDDLEWARE alone; this runs once, at start-up.
-        settings.MIDDLEWARE = [path for path in everything if path not in STREAM_SKIPS_MIDDLEWARE]
-        try:
-            super().load_middleware(is_async)
-        finally:
-            settings.MIDDLEWARE = everything
+    SWEEP_SECONDS = 1.0
+
+    def __init__(self):
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sse-sync")
+        self.next_sweep = 0.0
+
+    def context(self):
+        return ThreadSensitiveContext(executor=self.executor)
+
+    async def sweep(self):
+        """What request_finished does through Django's chain, at most once a second, from
+        inside `context()`: nothing else would close a database connection a session
+        read opened on this thread (or drop it once the database restarts), and
+        sweeping after every connect would cost a thread hop each."""
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self.next_sweep = now + self.SWEEP_SECONDS
+            await sync_to_async(close_old_connections, thread_sensitive=True)()
 
 
-class SharedThreadForStreams:
-    """ASGI wrapper: `/events/` requests share one thread for Django's sync work,
-    and go to `streams` (a StreamHandler) rather than the full middleware chain.
+stream_sync = StreamSyncThread()
 
-    Django runs each request in its own thread-sensitive context, and the first
-    sync step of a request (the `request_started` signal, sync middleware) starts
-    a thread for that context which lives as long as the request. For a stream
-    that is one idle OS thread per open connection. Giving stream requests one
-    shared executor (asgiref's documented `ThreadSensitiveContext(executor=...)`)
-    keeps that to one thread per worker; the view's own database work runs
-    elsewhere (`access.request_channel_access`) and closes its connection before streaming.
+
+class DirectStreams:
+    """ASGI wrapper: a GET to `/events/` is decided by `open_stream`, then streamed
+    straight to the server; anything else goes on to `app` (Django).
+
+    Why not Django's handler: through it, every sync middleware step of a connect is
+    a trip to a thread (most of a connect storm's CPU, profiled), and an open stream
+    keeps Django's request, its handler tasks and the chain's frames for as long as
+    it lasts (most of the memory per stream). Here the security step runs (HTTPS
+    redirect, its headers), the Host is checked as Django checks it, the session is
+    read with Django's async API, and nothing of the request is kept once the
+    stream starts. Which middlewares a stream may skip, and why, is one list for
+    this path and Pushpin's (dashboard.stream.grip.REVIEWED_MIDDLEWARE, kept in step
+    with settings.MIDDLEWARE by a test).
     """
 
-    def __init__(self, app, streams=None):
+    def __init__(self, app):
         self.app = app
-        self.streams = streams or app
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sse-sync")
+        self.handler = app if isinstance(app, ASGIHandler) else ASGIHandler()
+        self.security = SecurityMiddleware(self.app)
+        self.common = CommonMiddleware(self.app)
+        self.session_store = import_module(settings.SESSION_ENGINE).SessionStore
+        # For ProxiedStreamConnects, which answers from outside this wrapper.
+        self.send_response = self.handler.send_response
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and scope.get("path") == EVENTS_PATH:
-            async with ThreadSensitiveContext(executor=self.executor):
-                return await self.streams(scope, receive, send)
-        return await self.app(scope, receive, send)
+        if not (scope["type"] == "http" and scope["path"] == EVENTS_PATH and scope["method"] == "GET"):
+            return await self.app(scope, receive, send)
+        if (await receive())["type"] == "http.disconnect":
+            return
+        async with stream_sync.context():
+            response = await self.decide(scope)
+            await stream_sync.sweep()
+        if not response.streaming:
+            await self.handler.send_response(response, send)
+            return response.close()
+        # The client leaving ends the stream: Django's handler listens the same way.
+        streaming = asyncio.current_task()
+        left = asyncio.ensure_future(receive())
+        stop = lambda _: streaming.cancel()  # noqa: E731
+        left.add_done_callback(stop)
+        try:
+            await self.handler.send_response(response, send)
+        except asyncio.CancelledError:
+            if not left.done() or left.cancelled():
+                raise  # not the client leaving: the server is stopping us
+        finally:
+            left.remove_done_callback(stop)
+            left.cancel()
+            response.close()
+
+    async def decide(self, scope):
+        """The stream's response (its request dropped), or a refusal to send whole."""
+        request = stream_request(scope, self.session_store)
+        try:
+            request.get_host()
+            response = self.security.process_request(request)
+            if response is None:
+                refusal, stream = await open_stream(request)
+                response = refusal or stream_response(request, stream)
+        except DisallowedHost:
+            response = error_response(request, 400, "Invalid Host header")
+        except Exception:
+            logger.exception("/events/ connect failed")
+            response = error_response(request, 500, "Server error; retry shortly")
+        response = self.security.process_response(request, response)
+        if not response.streaming:
+            response = self.common.process_response(request, response)
+        return response
 
 
 # --- the hub: one subscriber per worker ----------------------------------------
 
 
 class HubEvent:
-    """One published event, with its SSE encodings cached by id string."""
+    """A run of published events with consecutive ids on one channel (one event, or a
+    batch from `publish_metrics`), with their SSE encodings cached: every stream of the
+    hub shares them, so a batch costs each stream one chunk, not one per event."""
 
-    __slots__ = ("channel", "id", "type", "data", "own_id", "_encoded")
+    __slots__ = ("channel", "first", "last", "type", "datas", "_whole", "_each")
 
-    def __init__(self, event):
-        self.channel, self.id, self.type, self.data = event.channel, event.id, event.type, event.data
-        self.own_id = make_id({event.channel: event.id})
-        self._encoded = {}
+    def __init__(self, events):
+        head = events[0]
+        self.channel, self.type = head.channel, head.type
+        self.first, self.last = head.id, events[-1].id
+        self.datas = [event.data for event in events]
+        self._whole = None  # every event, each with its single-channel id
+        self._each = {}  # (id, event id string) -> one event's encoding
 
-    def encoded(self, event_id):
-        chunk = self._encoded.get(event_id)
+    @classmethod
+    def of(cls, event):
+        return cls([event])
+
+    def encode(self, event_id, sse_id):
+        """One event of the run, `sse_id` its SSE id (the stream's view of every channel)."""
+        chunk = self._each.get((event_id, sse_id))
         if chunk is None:
-            chunk = self._encoded[event_id] = sse_encode_event(
-                self.type, self.data, event_id=event_id
+            data = self.datas[event_id - self.first]
+            chunk = self._each[(event_id, sse_id)] = sse_encode_event(
+                self.type, data, event_id=sse_id
             ).encode()
+        return chunk
+
+    def encoded_after(self, since):
+        """The events after id `since` for a single-channel stream (ids `channel:N`)."""
+        if since < self.first and self._whole is not None:
+            return self._whole
+        start = max(since + 1, self.first)
+        chunk = b"".join(self.encode(i, make_id({self.channel: i})) for i in range(start, self.last + 1))
+        if start == self.first:
+            self._whole = chunk
+            self._each.clear()  # the whole run is what every other stream wants
         return chunk
 
 
@@ -301,6 +393,7 @@ class Hub:
     def start(self):
         """Listen (if not yet): also for revocations, so every path that remembers access
         answers (streams, GRIP connects, sockets) starts it."""
+        telemetry.ensure_reporting()
         loop = asyncio.get_running_loop()
         # Fresh contexts: the hub outlives the request that happened to start it.
         if self.task is None or self.task.done():
@@ -342,11 +435,11 @@ class Hub:
     def dispatch(self, raw):
         try:
             event = HubEvent(parse_published(raw))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, IndexError):
             logger.warning("ignoring a malformed SSE pub/sub message")
             return
-        if event.id > self.current_ids.get(event.channel, 0):
-            self.current_ids[event.channel] = event.id
+        if event.last > self.current_ids.get(event.channel, 0):
+            self.current_ids[event.channel] = event.last
         for stream in tuple(self.streams_by_channel.get(event.channel, ())):
             stream.offer(event)
 
@@ -430,9 +523,28 @@ def get_hub():
 
 # --- one stream ------------------------------------------------------------------
 
+DELIVERED = telemetry.hot_counter("events_delivered")
+
 
 class Stream:
-    """One client's stream: a bounded buffer fed by the hub, ids tracked per channel."""
+    """One client's stream: a bounded buffer fed by the hub, ids tracked per channel.
+
+    Slotted, and sharing one storage object: thousands are open per worker at once."""
+
+    __slots__ = (
+        "channels",
+        "user_id",
+        "requested_last_ids",
+        "last_ids",
+        "buffer",
+        "waiter",
+        "catch_up_needed",
+        "ending",
+        "keepalive_due",
+        "active",
+        "__weakref__",
+    )
+    storage = DashboardRedisStorage()
 
     def __init__(self, channels, last_ids, user_id=None):
         self.channels = channels
@@ -447,7 +559,6 @@ class Stream:
         self.ending = False
         self.keepalive_due = False
         self.active = False  # sent something since the hub's last keep-alive tick
-        self.storage = DashboardRedisStorage()
 
     def wake(self):
         waiter = self.waiter
@@ -552,13 +663,24 @@ class Stream:
                 self.last_ids[channel] = known[channel]
             else:
                 self.last_ids[channel] = await self.storage.aget_current_id(channel)
+                if hub is not None and hub.connected.is_set():
+                    # Until the hub dispatches an event of this channel, the streams that
+                    # open after this one start here too: one read per channel, not per
+                    # connect. An event dispatched meanwhile is newer, and stays.
+                    known.setdefault(channel, self.last_ids[channel])
 
     async def replay(self):
         """What the client missed, from storage (or a reset if it is gone, or too far back)."""
+        hub = get_hub()
         for channel in self.channels:
             if channel not in self.requested_last_ids:
                 continue
-            async with get_hub().redis_slots:
+            if hub.current_ids.get(channel) == self.last_ids[channel]:
+                # The client has the newest event this hub dispatched, and anything newer
+                # reaches it through the hub: a reconnect storm of clients that were up to
+                # date reads nothing from Redis.
+                continue
+            async with hub.redis_slots:
                 current_id = await self.storage.aget_current_id(channel)
             if beyond_replay_window(self.last_ids[channel], current_id):
                 yield self.reset(channel, current_id)
@@ -585,17 +707,24 @@ class Stream:
                 yield self.reset(channel, int(exc.current_id))
                 return
             if events:
-                yield b"".join(self.deliver(HubEvent(event)) for event in events)
+                yield b"".join(self.deliver(HubEvent.of(event)) for event in events)
             if len(events) < CATCH_UP_BATCH:
                 return
 
     def deliver(self, event):
-        self.last_ids[event.channel] = event.id
-        telemetry.count("events_delivered")
+        """The chunk for what `event` (a run) holds after this stream's last id on its channel."""
+        channel = event.channel
+        since = self.last_ids[channel]
+        DELIVERED.value += event.last - max(since, event.first - 1)
         if len(self.channels) == 1:
-            # The common case: every stream of this channel shares one id, one encoding.
-            return event.encoded(event.own_id)
-        return event.encoded(self.current_id())
+            # The common case: every stream of this channel shares the ids and the encoding.
+            self.last_ids[channel] = event.last
+            return event.encoded_after(since)
+        chunks = []
+        for event_id in range(max(since + 1, event.first), event.last + 1):
+            self.last_ids[channel] = event_id
+            chunks.append(event.encode(event_id, self.current_id()))
+        return b"".join(chunks)
 
     def take_buffered(self):
         """(chunk of the buffered events that follow on from the last ids, whether a hole
@@ -607,10 +736,10 @@ class Stream:
         while buffer:
             event = buffer[0]
             last = last_ids[event.channel]
-            if event.id > last + 1:
+            if event.first > last + 1:
                 break  # a hole: drain() reads storage
             buffer.popleft()
-            if event.id == last + 1:
+            if event.last > last:
                 chunks.append(self.deliver(event))
         chunk = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return chunk, bool(buffer)
@@ -627,15 +756,15 @@ class Stream:
                 continue
             event = self.buffer.popleft()
             last = self.last_ids[event.channel]
-            if event.id <= last:
+            if event.last <= last:
                 continue  # already delivered (from storage, or before a catch-up)
-            if event.id > last + 1:
+            if event.first > last + 1:
                 # A hole: something was published while this stream couldn't hear it.
                 async for chunk in self.read_storage(event.channel):
                     chunks.append(chunk)
-                if self.last_ids[event.channel] < event.id - 1:
-                    chunks.append(self.reset(event.channel, event.id - 1))
-                if event.id <= self.last_ids[event.channel]:
+                if self.last_ids[event.channel] < event.first - 1:
+                    chunks.append(self.reset(event.channel, event.first - 1))
+                if event.last <= self.last_ids[event.channel]:
                     continue  # storage already gave it
             chunks.append(self.deliver(event))
         if chunks:

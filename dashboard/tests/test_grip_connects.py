@@ -22,6 +22,7 @@ from config.asgi import application
 from dashboard import access
 from dashboard.access import AccessCache
 from dashboard.stream import grip
+from dashboard.stream.views import stream_sync
 from tests.realclients import cookie_header
 
 GRIP_KEY = "grip-connects-test-key-of-32-bytes-or-more"
@@ -114,12 +115,16 @@ async def test_it_answers_a_malformed_last_event_id_with_400(alice_cookies):
     assert "grip-hold" not in response["headers"]
 
 
-async def test_it_sends_a_request_signed_with_another_key_through_django(requests_through_django):
+async def test_it_treats_a_request_signed_with_another_key_as_a_direct_stream(monkeypatch):
+    async def not_pushpin(*args):
+        raise AssertionError("answered as a connect Pushpin forwarded")
+
+    monkeypatch.setattr(grip, "authorise_and_replay", not_pushpin)
     response = await connect(sig=signature("not-the-key-pushpin-was-given-at-all"))
 
     assert response["status"] == 403
     assert "grip-hold" not in response["headers"]
-    assert len(requests_through_django) == 1
+    assert json.loads(response["body"])["error"] == "Log in to read event streams"
 
 
 async def test_it_answers_500_and_keeps_serving_when_a_connect_fails(alice_cookies, monkeypatch):
@@ -219,16 +224,14 @@ async def test_it_closes_the_connection_a_session_read_from_the_database_opened(
     session_key = alice_cookies[settings.SESSION_COOKIE_NAME]
     store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     await cache.adelete(store.cache_key)  # so the connect has to read the session from the database
-    proxied = application.application_mapping["http"].app
-    proxied.next_sweep = 0.0
+    stream_sync.next_sweep = 0.0
 
     assert (await connect(alice_cookies))["status"] == 200
 
     def open_connections():
         return [alias for alias in connections if connections[alias].connection is not None]
 
-    shared_thread = application.application_mapping["http"].executor
-    assert await asyncio.wrap_future(shared_thread.submit(open_connections)) == []
+    assert await asyncio.wrap_future(stream_sync.executor.submit(open_connections)) == []
 
 
 def next_link(response):

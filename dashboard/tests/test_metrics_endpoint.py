@@ -99,6 +99,29 @@ def test_a_count_that_cannot_reach_redis_is_kept_for_later(redis_url, monkeypatc
     assert int(client.hget(telemetry.counters_key(), "stream_resets")) == before + 2
 
 
+def test_a_hot_counter_reports_each_addition_once_even_across_a_failed_flush(redis_url, monkeypatch):
+    import redis
+
+    from dashboard.redis import get_sync_client
+    from dashboard.stream.views import DELIVERED
+
+    def down(*args, **kwargs):
+        raise redis.ConnectionError("refused")
+
+    client = get_sync_client()
+    telemetry.flush()
+    before = int(client.hget(telemetry.counters_key(), "events_delivered") or 0)
+    DELIVERED.value += 5
+    telemetry.flush()
+    with monkeypatch.context() as patch:
+        patch.setattr(redis.client.Pipeline, "execute", down)
+        DELIVERED.value += 2
+        telemetry.flush()
+    telemetry.flush()
+    telemetry.flush()
+    assert int(client.hget(telemetry.counters_key(), "events_delivered")) == before + 7
+
+
 def test_publish_metric_counts_what_it_accepts_and_refuses(redis_url, db):
     from dashboard.live import publish_metric
     from dashboard.redis import get_sync_client

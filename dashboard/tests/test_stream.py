@@ -4,6 +4,8 @@ The hub hands each event to `Stream.offer`; here the test plays the hub, so it
 can overflow the buffer or drop a message deterministically.
 """
 
+import json
+
 import pytest
 
 from dashboard.live import publish_frame
@@ -17,7 +19,7 @@ def _redis(redis_url):
 
 
 def hub_event(event):
-    return HubEvent(event)
+    return HubEvent.of(event)
 
 
 async def started_stream(last_ids=None):
@@ -98,6 +100,22 @@ async def test_it_replays_from_the_requested_id_then_continues_live_without_dupl
     # Published before the stream's storage read but heard by the hub after it.
     stream.offer(hub_event(events[4]))
     live = publish_frame(5, 0.0, {})
+    stream.offer(hub_event(live))
+    assert delivered_ids(await drained(stream)) == [live.id]
+
+
+async def test_a_client_resuming_at_the_hubs_newest_id_reads_nothing_from_redis(monkeypatch):
+    event = publish_frame(0, 0.0, {})
+    monkeypatch.setitem(sse.get_hub().current_ids, "metrics", event.id)
+
+    async def no_redis(*args):
+        raise AssertionError("read Redis to resume a client that was up to date")
+
+    monkeypatch.setattr(Stream.storage, "aget_current_id", no_redis)
+    monkeypatch.setattr(Stream.storage, "aget_events", no_redis)
+    stream, replay = await started_stream({"metrics": event.id})
+    assert replay == b""
+    live = publish_frame(1, 0.0, {})
     stream.offer(hub_event(live))
     assert delivered_ids(await drained(stream)) == [live.id]
 
@@ -184,3 +202,92 @@ async def test_a_new_stream_starts_at_the_hub_s_newest_id_without_asking_redis(m
     monkeypatch.setattr(stream.storage, "aget_current_id", no_redis)
     await stream.fix_start_ids(hub)
     assert stream.last_ids == {"metrics": newer.id}
+
+
+async def test_streams_of_a_channel_the_hub_has_not_heard_yet_ask_redis_once(monkeypatch):
+    publish_frame(0, 0.0, {})
+    hub = sse.Hub()
+    hub.connected.set()  # subscribed, but nothing dispatched yet (a worker just started)
+    first = Stream(["metrics"], {})
+    await first.fix_start_ids(hub)
+
+    async def no_redis(channel):
+        raise AssertionError("asked Redis for the current id again")
+
+    second = Stream(["metrics"], {})
+    monkeypatch.setattr(second.storage, "aget_current_id", no_redis)
+    await second.fix_start_ids(hub)
+    assert second.last_ids == first.last_ids == hub.current_ids
+
+
+# Batches: `publish_metrics` publishes a run of consecutive ids as one message.
+
+
+def published_runs(count, chunk):
+    """Publish `count` metric points as `publish_metrics` does (`chunk` points to a
+    message); the runs a hub makes of the pub/sub messages it hears."""
+    from dashboard.redis import get_sync_client
+    from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel
+
+    pubsub = get_sync_client().pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(pubsub_channel())
+    pubsub.get_message(timeout=1)
+    points = [json.dumps({"name": "batch", "value": n, "ts": 0.0}) for n in range(count)]
+    DashboardRedisStorage().append_events("metrics", "metric", points, chunk=chunk)
+    runs = []
+    while message := pubsub.get_message(timeout=1):
+        runs.append(HubEvent(parse_published(message["data"])))
+    pubsub.close()
+    return runs
+
+
+async def test_a_batch_reaches_a_stream_as_one_chunk_with_every_event_and_id():
+    stream, _ = await started_stream()
+    other, _ = await started_stream()
+    start = stream.last_ids["metrics"]
+    runs = published_runs(7, chunk=7)
+    assert len(runs) == 1
+    stream.offer(runs[0])
+
+    chunk, hole = stream.take_buffered()
+
+    assert not hole
+    assert delivered_ids(chunk) == list(range(start + 1, start + 8))
+    assert event_types(chunk) == ["metric"] * 7
+    values = [json.loads(line[6:])["value"] for line in chunk.splitlines() if line.startswith(b"data: ")]
+    assert values == list(range(7))
+    # Every stream of the hub gets the same bytes, encoded once.
+    other.offer(runs[0])
+    assert other.take_buffered()[0] is chunk
+
+
+async def test_a_run_partly_delivered_already_sends_only_the_rest():
+    stream, _ = await started_stream()
+    start = stream.last_ids["metrics"]
+    first, second = published_runs(6, chunk=3)
+    stream.last_ids["metrics"] = start + 2  # as if storage had given it the first two
+    for run in (first, second, first):
+        stream.offer(run)
+    assert delivered_ids(await drained(stream)) == list(range(start + 3, start + 7))
+
+
+async def test_a_run_after_a_missed_one_is_filled_from_storage():
+    stream, _ = await started_stream()
+    start = stream.last_ids["metrics"]
+    _missed, second = published_runs(6, chunk=3)
+    stream.offer(second)
+    assert stream.take_buffered() == (b"", True)
+    assert delivered_ids(await drained(stream)) == list(range(start + 1, start + 7))
+
+
+async def test_a_run_on_a_multi_channel_stream_carries_every_channel_in_each_id():
+    stream = Stream(["metrics", "user-7"], {})
+    await stream.fix_start_ids()
+    user_id = stream.last_ids["user-7"]
+    start = stream.last_ids["metrics"]
+    [run] = published_runs(3, chunk=3)
+    stream.offer(run)
+    body = await drained(stream)
+    assert [line for line in body.splitlines() if line.startswith(b"id: ")] == [
+        f"id: metrics:{start + n},user-7:{user_id}".encode() for n in (1, 2, 3)
+    ]
