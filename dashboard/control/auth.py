@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 from asgiref.sync import sync_to_async
 from channels.auth import AuthMiddleware
-from channels.sessions import CookieMiddleware, SessionMiddleware
+from channels.sessions import CookieMiddleware, InstanceSessionWrapper, SessionMiddleware
 from django.contrib.auth import get_user
 from django.db import close_old_connections
 
@@ -35,5 +35,17 @@ class ConcurrentAuthMiddleware(AuthMiddleware):
         scope["user"]._wrapped = await sync_to_async(_user_for, thread_sensitive=False)(scope)
 
 
+class SocketSessionMiddleware(SessionMiddleware):
+    """Channels' SessionMiddleware for sockets: the session in the scope, and the server's
+    own `send`. Channels wraps `send` to save a modified session on an HTTP response,
+    which a socket never sends, yet its wrapper inspects the session on every message:
+    profiled, a large share of a broadcast's CPU (docs/performance.md)."""
+
+    async def __call__(self, scope, receive, send):
+        wrapper = InstanceSessionWrapper(scope, send)
+        await wrapper.resolve_session()
+        return await self.inner(wrapper.scope, receive, send)
+
+
 def ConcurrentAuthMiddlewareStack(inner):  # noqa: N802 (named like Channels' AuthMiddlewareStack)
-    return CookieMiddleware(SessionMiddleware(ConcurrentAuthMiddleware(inner)))
+    return CookieMiddleware(SocketSessionMiddleware(ConcurrentAuthMiddleware(inner)))

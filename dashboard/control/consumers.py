@@ -10,6 +10,7 @@ The protocol itself is described in docs/protocol.md.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
 import weakref
@@ -20,7 +21,9 @@ from urllib.parse import parse_qs
 from autobahn.exception import Disconnected as AutobahnDisconnected
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import translation
@@ -33,7 +36,7 @@ from dashboard.collector import sampling
 from dashboard.control import events, presence, protocol
 from dashboard.control.presence import DASHBOARD_GROUP
 from dashboard.control.protocol import ProtocolError
-from dashboard.loops import SemaphorePerLoop
+from dashboard.loops import SemaphorePerLoop, dispatch_in_arrival_order
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.channels import METRICS_CHANNEL
 from dashboard.stream.views import get_hub
@@ -60,6 +63,9 @@ OPEN_SOCKET_HANDLERS = frozenset({"websocket_receive", *map(events.handler_name,
 # underneath it: daphne (autobahn) while the close handshake runs, uvicorn once
 # the connection is gone.
 SOCKET_GONE = (AutobahnDisconnected, UvicornClientDisconnected)
+
+# Where a group event keeps what it was encoded to, per audience (send_shared).
+SHARED_ENCODINGS = "_encoded"
 
 # How far back `snapshot` looks in the metrics stream for the latest frame.
 SNAPSHOT_LOOKBACK = 64
@@ -186,7 +192,16 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     closing = False
 
     async def __call__(self, scope, receive, send):
-        await super().__call__(scope, receive, self._unless_gone(send))
+        """Channels' AsyncConsumer.__call__, dispatching through `dispatch_in_arrival_order`:
+        its own loop creates a task and an asyncio.wait for every message, a large share
+        of a broadcast's CPU per socket (docs/performance.md)."""
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = self._unless_gone(send)
+        with contextlib.suppress(StopConsumer):
+            await dispatch_in_arrival_order([receive, self.channel_receive], self.dispatch)
 
     def _unless_gone(self, send):
         """The server's `send`, for a socket that may have just closed.
@@ -488,8 +503,21 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     # Channel-layer events
 
+    async def send_shared(self, event, audience, build):
+        """Send `build()`, the message every socket of `audience` gets for `event`, JSON
+        encoded once per worker: a group event is one object for all this worker's
+        sockets (dashboard.control.layer), and the encoding is kept on it."""
+        encoded = event.setdefault(SHARED_ENCODINGS, {})
+        text = encoded.get(audience)
+        if text is None:
+            text = encoded[audience] = await self.encode_json(build())
+        await self.send(text_data=text)
+
     async def presence_update(self, event):
-        await self.send_json(protocol.presence(self._visible(event["online"])))
+        if self.can_view_metrics:
+            await self.send_shared(event, "viewers", lambda: protocol.presence(event["online"]))
+        else:
+            await self.send_json(protocol.presence(self._visible(event["online"])))
 
     def _visible(self, online):
         """Who else is online is for those who may view the dashboard's metrics; anyone
@@ -500,9 +528,10 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def sampling_changed(self, event):
         if event["change"] == "interval":
-            await self.send_json(protocol.interval_changed(event["interval"], event["by"]))
+            message = partial(protocol.interval_changed, event["interval"], event["by"])
         else:
-            await self.send_json(protocol.sampling_state(event["interval"], event["paused"], event["by"]))
+            message = partial(protocol.sampling_state, event["interval"], event["paused"], event["by"])
+        await self.send_shared(event, "everyone", message)
 
     async def notification_message(self, event):
         notification = localize(event["notification"], event.get("message"), self.language)
@@ -534,8 +563,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(protocol.unread(self.unread))
 
     async def alert_changed(self, event):
-        state = localize_rule(event["state"], self.language)
-        await self.send_json(protocol.alert_state(state, event["change"], event["by"]))
+        def message():
+            state = localize_rule(event["state"], self.language)
+            return protocol.alert_state(state, event["change"], event["by"])
+
+        await self.send_shared(event, self.language, message)
 
     async def access_revoked(self, event):
         # What this worker remembers about the user is stale too: the reconnect must ask again.

@@ -9,7 +9,8 @@ worker, after the subscriptions are back, so each socket can read from the
 database what it may have missed (see DashboardConsumer.layer_reconnected).
 
 It also logs a lost connection once per outage as a warning, where channels_redis
-logs a traceback every second for as long as Redis is away.
+logs a traceback every second for as long as Redis is away; and it decodes a group
+message once per worker rather than once per socket.
 """
 
 import asyncio
@@ -54,6 +55,25 @@ class ShardConnection(pubsub.RedisSingleShardConnection):
         for queue in layer.channels.values():
             queue.put_nowait(message)
 
+    def _receive_message(self, message):
+        """A group message is decoded once and the same event handed to every socket of
+        the group on this worker, which then encodes what it sends once for all of them
+        (DashboardConsumer.send_shared): a broadcast costs each socket its send, not a
+        decoding and an encoding of its own. Handlers only read an event."""
+        if message is None:
+            return
+        name = message["channel"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        layer = self.channel_layer
+        if name in layer.channels or name not in layer.groups:
+            return super()._receive_message(message)
+        queues = [layer.channels[member] for member in layer.groups[name] if member in layer.channels]
+        if queues:
+            event = layer.channel_layer.deserialize(message["data"])
+            for queue in queues:
+                queue.put_nowait(event)
+
     async def _do_receiving(self):
         while True:
             try:
@@ -79,6 +99,12 @@ class LoopLayer(pubsub.RedisPubSubLoopLayer):
 
 class ResyncingPubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
     """CHANNEL_LAYERS' backend: RedisPubSubChannelLayer with the loop layer above."""
+
+    def deserialize(self, message):
+        # A group event this worker already decoded for every socket (ShardConnection).
+        if isinstance(message, dict):
+            return message
+        return super().deserialize(message)
 
     def _get_layer(self):
         loop = asyncio.get_running_loop()

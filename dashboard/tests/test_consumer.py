@@ -323,3 +323,31 @@ async def test_a_cached_hello_never_hides_a_newer_notification_or_read_mark(alic
     async with connected(alice) as (_, hello):
         assert hello["notifications"]["unread"] == 0
         assert hello["notifications"]["recent"][0]["read"] is True
+
+
+async def test_a_broadcast_is_decoded_and_encoded_once_for_every_socket_of_the_worker(
+    staff, alice, bob, monkeypatch
+):
+    """The WebSocket broadcast's cost per socket is its send: the group event is one object
+    for every local socket (dashboard.control.layer), encoded once (send_shared)."""
+    from channels.layers import get_channel_layer
+
+    from dashboard.control.consumers import DashboardConsumer
+    from dashboard.control.events import sampling_changed
+
+    encoded = []
+    real_encode = DashboardConsumer.encode_json.__func__
+
+    async def counting_encode(cls, content):
+        if content.get("type") == "interval_changed":
+            encoded.append(content)
+        return await real_encode(cls, content)
+
+    monkeypatch.setattr(DashboardConsumer, "encode_json", classmethod(counting_encode))
+    async with connected(staff) as (one, _), connected(alice) as (two, _), connected(bob) as (three, _):
+        state = sampling.SamplingState(interval=7.0, paused=False)
+        await get_channel_layer().group_send("dashboard", sampling_changed("interval", state, "staff"))
+        for client in (one, two, three):
+            changed = await client.wait_for_type("interval_changed")
+            assert (changed["interval"], changed["by"]) == (7.0, "staff")
+    assert len(encoded) == 1

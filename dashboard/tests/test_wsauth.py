@@ -73,3 +73,26 @@ async def test_it_refuses_a_session_from_before_a_password_change(alice, redis_u
     assert not connected
     assert code == 4401
     await ws.disconnect()
+
+
+async def test_the_socket_gets_its_user_and_session_and_the_server_s_own_send(alice, redis_url):
+    """No per-message wrapper between a socket and its server: a socket never sends the
+    HTTP response Channels' session wrapper saves sessions on."""
+    from dashboard.control.auth import ConcurrentAuthMiddlewareStack
+
+    seen = {}
+
+    async def inner(scope, receive, send):
+        seen.update(user=scope["user"].username, session=scope["session"].session_key, send=send)
+
+    async def server_send(message):
+        pass
+
+    cookie = await database_sync_to_async(session_cookie_for)(alice)
+    scope = {
+        "type": "websocket",
+        "path": "/ws/dashboard/",
+        "headers": [(b"cookie", f"sessionid={cookie}".encode())],
+    }
+    await ConcurrentAuthMiddlewareStack(inner)(scope, None, server_send)
+    assert seen == {"user": "alice", "session": cookie, "send": server_send}
