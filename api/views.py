@@ -6,10 +6,13 @@ read by api.bodies (limits, gzip, JSON) rather than by ninja, so that each failu
 is the contract's error and is raised before anything is published.
 """
 
-from asgiref.sync import sync_to_async
+import functools
+
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
+from django.http import JsonResponse
 from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -59,6 +62,29 @@ api = NinjaAPI(
     openapi_url="v1/openapi.json",
     docs_decorator=login_required,
 )
+
+
+def urls():
+    """`api.urls`, with a wrong method answered like every other API error (JSON, with
+    `Allow`) rather than ninja's plain-text 405."""
+    patterns, app_name, namespace = api.urls
+    for pattern in patterns:
+        if iscoroutinefunction(pattern.callback):
+            pattern.callback = _json_method_not_allowed(pattern.callback)
+    return patterns, app_name, namespace
+
+
+def _json_method_not_allowed(view):
+    @functools.wraps(view)
+    async def answer(request, *args, **kwargs):
+        response = await view(request, *args, **kwargs)
+        if response.status_code == 405 and not isinstance(response, JsonResponse):
+            allowed = response["Allow"]
+            detail = f"{request.method} is not allowed here; use {allowed}"
+            return error_response(ApiError(405, "method_not_allowed", detail, {"Allow": allowed}))
+        return response
+
+    return answer
 
 
 def refused(error):

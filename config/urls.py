@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
-from api.views import api
+from api import views as api_views
 from dashboard.views import LogoutView
 
 urlpatterns = [
@@ -13,7 +13,7 @@ urlpatterns = [
     # /i18n/setlang/ (Django's set_language) and the scripts' catalogue, loaded as a file (no inline script).
     path("i18n/", include("django.conf.urls.i18n")),
     path("i18n/js/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
-    path("api/", api.urls),
+    path("api/", api_views.urls()),
     path("notifications/", include("notifications.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -327,3 +327,11 @@ def test_the_docs_are_for_logged_in_users(client, alice, db):
     page = client.get("/api/v1/docs").content.decode()
     assert "swagger" in page.lower()
     assert "cdn" not in page.lower()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/metrics", "/api/v2/write", "/api/v1/notifications"])
+def test_a_wrong_method_gets_the_api_json_error_naming_the_allowed_one(api, path):
+    response = api.client.get(path, headers={"Authorization": f"Bearer {api.raw}"})
+    detail = error_of(response, 405, "method_not_allowed")
+    assert response["Allow"] == "POST"
+    assert "POST" in detail
