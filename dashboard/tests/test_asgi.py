@@ -79,7 +79,11 @@ async def test_an_open_stream_keeps_no_django_request_and_never_enters_the_chain
     from django.core.signals import request_started
 
     entered = []
-    request_started.connect(entered.append)
+
+    def note(**kwargs):
+        entered.append(kwargs)
+
+    request_started.connect(note)
     try:
         stream = ApplicationCommunicator(application, stream_scope(alice_cookies))
         await stream.send_input({"type": "http.request", "body": b""})
@@ -94,7 +98,7 @@ async def test_an_open_stream_keeps_no_django_request_and_never_enters_the_chain
         await stream.send_input({"type": "http.disconnect"})
         await stream.wait(5)  # the client leaving ends it
     finally:
-        request_started.disconnect(entered.append)
+        request_started.disconnect(note)
 
 
 @pytest.mark.django_db(transaction=True)
