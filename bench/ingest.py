@@ -1,6 +1,6 @@
 """`python -m bench.ingest`: the HTTP ingest API against its floor, on one worker.
 
-Phases, on the bench's own Redis and database (bench.stack) and one daphne worker:
+Phases, on the bench's own Redis and database (bench.stack) and one web worker:
 
 1. floor: `publish_metrics` called in this process, in batches of 1,000 points:
    the publish path alone, with no HTTP, parsing or auth;
@@ -10,7 +10,9 @@ Phases, on the bench's own Redis and database (bench.stack) and one daphne worke
    time until the last one arrived gives the delivered rate;
 3. single points: POST /api/v1/metrics at `--rate` per second, its answer time,
    and the time until an SSE client sees each value, against the same for
-   `publish_metric` called at that rate from a separate process (the shell's way).
+   `publish_metric` called at that rate from a separate process (the shell's way);
+4. delivery floor: the same batches published in-process to the same number of
+   clients of bench.floor's aiohttp relay, the most this machine delivers at all.
 
 The results go to bench/results/ingest-<time>.json; docs/performance.md quotes them.
 """
@@ -25,6 +27,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 from bench.clients import RECEIVED, Target, load_process_main, stop_helper
@@ -36,6 +39,8 @@ from bench.stack import BenchStack
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH = 1000
 STALL_SECONDS = 15.0
+# Unmeasured single-point requests (of another metric) before the measured ones.
+WARM_UP = 20
 
 
 def log(message):
@@ -78,11 +83,13 @@ class Helpers:
     def received(self):
         return sum(progress[RECEIVED] for _, _, progress in self.loaders)
 
-    def wait_for(self, expected, limit):
-        """Until the clients hold `expected` deliveries, or nothing arrived for STALL_SECONDS."""
+    def wait_for(self, expected, limit, since=0):
+        """Until the clients hold `expected` deliveries more than `since` (the count before
+        the phase: the load processes' count runs over the whole bench), or nothing arrived
+        for STALL_SECONDS."""
         last, last_change, started = -1, time.monotonic(), time.monotonic()
         while time.monotonic() - started < limit:
-            now = self.received()
+            now = self.received() - since
             if now >= expected:
                 return time.monotonic()
             if now != last:
@@ -110,12 +117,12 @@ class Helpers:
             stop_helper(process, pipe)
 
 
-def floor(batches):
+def floor(batches, name="floor"):
     from dashboard.live import publish_metrics
 
     started = time.perf_counter()
     for index in range(batches):
-        publish_metrics([("floor", index * BATCH + i, None) for i in range(BATCH)])
+        publish_metrics([(name, index * BATCH + i, None) for i in range(BATCH)])
     return batches * BATCH / (time.perf_counter() - started)
 
 
@@ -140,26 +147,32 @@ async def post_batches(url, token, name, batches, concurrency):
 
 
 async def post_singles(url, token, name, events, rate):
-    """One point per request at `rate`/s on a fixed schedule; answer times."""
+    """One point per request at `rate`/s on a fixed schedule; answer times. aiohttp, as the
+    load processes use: httpx's own cost per request was most of the answer time measured."""
     headers = {"Authorization": f"Bearer {token}"}
     answers, statuses = [], {}
 
-    async def one(client, seq):
+    async def one(session, seq, metric=name):
         sent = time.time()
-        response = await client.post(
-            f"{url}/api/v1/metrics", json={"name": name, "value": seq, "ts": sent}, headers=headers
-        )
+        async with session.post(
+            f"{url}/api/v1/metrics", json={"name": metric, "value": seq, "ts": sent}, headers=headers
+        ) as response:
+            await response.read()
         answers.append(time.time() - sent)
-        statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        statuses[response.status] = statuses.get(response.status, 0) + 1
 
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=64)) as client:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        for seq in range(WARM_UP):  # the endpoint's first calls, and a kept-alive connection
+            await one(session, seq, f"{name}-warm-up")
+        answers.clear()
+        statuses.clear()
         started = time.monotonic()
         tasks = []
         for seq in range(events):
             delay = started + seq / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(client, seq)))
+            tasks.append(asyncio.create_task(one(session, seq)))
         await asyncio.gather(*tasks)
     return {"answer_ms": summarise_ms(answers), "statuses": statuses}
 
@@ -209,11 +222,12 @@ def main(argv=None):
         results["dashboards_connected"] = sum(c["connected"] for c in connected)
         log(f"  connected {results['dashboards_connected']}")
         points = args.batches * BATCH
+        since = helpers.received()
         started = time.monotonic()
         results["ingest_with_dashboards"] = asyncio.run(
             post_batches(url, raw, "ingest", args.batches, args.concurrency)
         )
-        done = helpers.wait_for(points * results["dashboards_connected"], limit=300)
+        done = helpers.wait_for(points * results["dashboards_connected"], limit=300, since=since)
         totals, latencies = helpers.collect(list(range(points)))
         results["ingest_with_dashboards"].update(
             {
@@ -231,16 +245,39 @@ def main(argv=None):
         for phase in ("api", "shell"):
             log(f"single points at {args.rate}/s from the {phase}, {args.watchers} SSE clients watching")
             helpers.connect(targets(args.watchers), phase)
+            since = helpers.received()
             if phase == "api":
                 outcome = asyncio.run(post_singles(url, raw, "api", events, args.rate))
             else:
                 outcome = helpers.publish_from_shell("shell", events, args.rate)
-            helpers.wait_for(events * args.watchers, limit=120)
+            helpers.wait_for(events * args.watchers, limit=120, since=since)
             totals, latencies = helpers.collect(list(range(events)))
             results[f"single_{phase}"] = {**outcome, **totals, "seen_ms": summarise_ms(latencies)}
             log(f"  {json.dumps(results[f'single_{phase}'])[:400]}")
             helpers.disconnect()
         results["tracebacks"] = stack.tracebacks()
+
+        # The same batches and dashboards through bench.floor (aiohttp, one Redis
+        # subscription, each message encoded once for every stream): what this machine
+        # can deliver at all, to read the product's delivered rate against.
+        log(f"delivery floor: the aiohttp relay to {args.dashboards} clients")
+        [relay] = stack.start_servers("floor")
+        connected = helpers.connect(
+            [Target("sse", f"{relay.url}/events/", None, relay.url) for _ in range(args.dashboards)], "relay"
+        )
+        clients = sum(c["connected"] for c in connected)
+        since = helpers.received()
+        started = time.monotonic()
+        floor(args.batches, "relay")
+        done = helpers.wait_for(points * clients, limit=300, since=since)
+        totals, _ = helpers.collect(list(range(points)))
+        results["delivery_floor"] = {
+            "delivered_all": done is not None,
+            "delivered_points_per_s": points / (done - started) if done else None,
+            **totals,
+        }
+        log(f"  {json.dumps(results['delivery_floor'])}")
+        helpers.disconnect()
         results["load_end"] = os.getloadavg()
     finally:
         if helpers:
