@@ -101,11 +101,12 @@ def validate_ts(ts):
     ts = validate_number(ts, "timestamp")
     if ts < TS_EARLIEST:
         raise ValueError(f"timestamp must be unix seconds after 2000-01-01, got {ts!r}")
-    if ts > time.time() + TS_AHEAD_SECONDS:
+    now = time.time()
+    if ts > now + TS_AHEAD_SECONDS:
         raise ValueError(f"timestamp is more than {TS_AHEAD_SECONDS} s in the future, got {ts!r}")
-    if ts < time.time() - rollups.longest_retention():
-        days = rollups.longest_retention() / 86400
-        raise ValueError(f"timestamp is older than the history keeps ({days:g} days), got {ts!r}")
+    kept = rollups.longest_retention()
+    if ts < now - kept:
+        raise ValueError(f"timestamp is older than the history keeps ({kept / 86400:g} days), got {ts!r}")
     return ts
 
 

@@ -35,3 +35,6 @@ def test_it_measures_the_api_against_its_floor_and_loses_nothing(tmp_path, redis
         assert results[phase]["lost"] == 0 and results[phase]["duplicates"] == 0
     assert results["single_api"]["statuses"] == {"202": 20}
     assert results["tracebacks"] == []
+    relay = results["delivery_floor"]
+    assert relay["delivered_all"]
+    assert (relay["deliveries"], relay["lost"], relay["duplicates"]) == (8000, 0, 0)
