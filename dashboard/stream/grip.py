@@ -198,11 +198,13 @@ async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
 
 # --- connects Pushpin forwards, answered without Django's middleware chain ------
 
-# settings.MIDDLEWARE as ProxiedStreamConnects was checked against, each with what
-# stands in for it on this path. dashboard/tests/test_grip_connects.py fails when
-# settings.MIDDLEWARE holds anything not listed here, so a middleware added later
-# cannot silently skip the connects Pushpin forwards: whoever adds one decides here
-# whether this GET needs it (and then calls it below) or not.
+# settings.MIDDLEWARE as the two stream paths that skip the chain were checked against
+# (ProxiedStreamConnects here, DirectStreams in dashboard.stream.views), each with what
+# stands in for it. dashboard/tests/test_grip_connects.py fails when settings.MIDDLEWARE
+# holds anything not listed here, so a middleware added later cannot silently skip
+# them: whoever adds one decides here whether a stream GET needs it (and then calls it
+# on both paths) or not. Direct streams run the security steps, and CommonMiddleware's
+# response step on refusals; a stream itself is never framed, so no frame header.
 REVIEWED_MIDDLEWARE = {
     "django_grip.GripMiddleware": "its request and response steps run here",
     "django.middleware.security.SecurityMiddleware": "its response step runs here",
