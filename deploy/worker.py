@@ -22,6 +22,10 @@ import signal
 import sys
 
 LISTEN_BACKLOG = 4096
+# How long daphne lets a WebSocket wait for its handshake to complete (the application
+# accepts after authenticating). Its 5 s default drops the late part of a storm, whose
+# retries then land in the next one; uvicorn has no such limit.
+DAPHNE_WS_HANDSHAKE_SECONDS = 30
 WS_MAX_BYTES = 2**20
 
 
@@ -111,6 +115,8 @@ def run_daphne(host, port, settings):
         action_logger=AccessLogGenerator(sys.stdout) if settings.ACCESS_LOG else None,
         websocket_max_message_size=WS_MAX_BYTES,
         websocket_max_frame_size=WS_MAX_BYTES,
+        websocket_handshake_timeout=DAPHNE_WS_HANDSHAKE_SECONDS,
+        websocket_connect_timeout=DAPHNE_WS_HANDSHAKE_SECONDS,
         application_close_timeout=settings.GRACEFUL_SHUTDOWN_SECONDS,
     )
 

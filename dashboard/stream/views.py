@@ -109,7 +109,8 @@ def parse_channels(request):
 
 def last_event_id_of(request):
     """The header wins; else the last non-empty `lastEventId` (as the library reads it)."""
-    header = request.headers.get("Last-Event-ID")
+    # META, not request.headers: that builds a dict of every header, per stream connect.
+    header = request.META.get("HTTP_LAST_EVENT_ID")
     if header:
         return header
     for value in reversed(request.GET.getlist("lastEventId")):
@@ -296,6 +297,7 @@ class DirectStreams:
         except asyncio.CancelledError:
             if not left.done() or left.cancelled():
                 raise  # not the client leaving: the server is stopping us
+            streaming.uncancel()
         finally:
             left.remove_done_callback(stop)
             left.cancel()
