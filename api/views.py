@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from api import bodies, lineprotocol, ratelimit, schemas
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
 from dashboard import telemetry
-from dashboard.live import publish_metrics, validate_metrics
+from dashboard.live import publish_validated, validate_metrics
 from notifications.services import notify
 
 DESCRIPTION = """Push metric values and notifications into livedash from other services.
@@ -131,19 +131,13 @@ async def _publish(token, points, where):
     """Validate every point, check the token may push each name and has room for
     them all, then publish them together; nothing is published on any failure."""
     _check_count(len(points))
-    triples = [point[:3] for point in points]
     try:
-        validate_metrics(triples)
+        batch = validate_metrics([point[:3] for point in points])
     except ValueError as exc:
         raise bodies.invalid(_renamed(str(exc), where)) from None
     _check_names(token, points, where)
     await ratelimit.take(token, "points", len(points))
-    try:
-        await sync_to_async(publish_metrics)(triples)
-    except ValueError as exc:  # a rule publish_metric checks against the database
-        error = bodies.invalid(_renamed(str(exc), where))
-        error.counted = True  # by telemetry.counted_ingest
-        raise error from None
+    await sync_to_async(publish_validated)(batch)
     return len(points)
 
 

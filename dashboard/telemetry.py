@@ -123,7 +123,7 @@ def count_ingest_refused(reason, amount=1):
 
 
 def counted_ingest(publish):
-    """Decorates publish_metric and publish_metrics: the points they accept (one, or the
+    """Decorates publish_metric, publish_metrics and publish_validated: the points they accept (one, or the
     batch they return) and each call refused with ValueError are counted."""
 
     @functools.wraps(publish)

@@ -199,6 +199,24 @@ async def test_it_sums_over_every_worker_and_process(
                 await asyncio.sleep(0.2)
 
 
+def test_every_accepted_point_is_counted_once_from_the_shell_and_over_http(client, redis_url, db):
+    from dashboard.live import publish_metrics
+    from dashboard.redis import get_sync_client
+
+    def counted():
+        telemetry.flush()
+        return int(get_sync_client().hget(telemetry.counters_key(), "ingest_points") or 0)
+
+    before = counted()
+    publish_metrics([("counted", 1, None), ("counted", 2, None), ("counted", 3, None)])
+    assert counted() == before + 3
+    _, raw = ApiToken.create("counted", metric_patterns=["*"])
+    body = {"points": [{"name": "counted", "value": 4}, {"name": "counted", "value": 5}]}
+    answer = client.post("/api/v1/metrics", body, "application/json", HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert answer.status_code == 202
+    assert counted() == before + 5
+
+
 def test_it_counts_api_refusals_by_reason_and_webhook_outcomes(client, redis_url, scrape_token):
     from deploy.supervisor import free_port
     from notifications.delivery import send_due
