@@ -21,9 +21,6 @@ CHALLENGE = 'Bearer realm="livedash"'
 class ApiError(Exception):
     """An error answered as `{"error": code, "detail": detail}` with `status`."""
 
-    # True when the publish path already counted this refusal for /metrics.
-    counted = False
-
     def __init__(self, status, code, detail, headers=None):
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail

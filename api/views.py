@@ -88,8 +88,7 @@ def _json_method_not_allowed(view):
 
 
 def refused(error):
-    if not error.counted:
-        telemetry.count_ingest_refused(error.code)
+    telemetry.count_ingest_refused(error.code)
     return error_response(error)
 
 
