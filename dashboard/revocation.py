@@ -17,6 +17,7 @@ Each tab reconnects and gets what the user may have now, or nothing.
 """
 
 import logging
+import threading
 import time
 
 from django.conf import settings
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 # How long a revocation is remembered: past the life of any es-meta token (an hour).
 REMEMBER_SECONDS = 3600 + 60
+# When the close at the Pushpin edge is sent again (see _broadcast).
+EDGE_CLOSE_AGAIN_SECONDS = 1.0
 # A save that only records a login changes no access (Django's login does this).
 HARMLESS_FIELDS = frozenset({"last_login"})
 
@@ -66,11 +69,21 @@ def _broadcast(user_ids):
             _group_send(user_group_name(user_id), events.access_revoked())
         except Exception as exc:
             logger.warning("could not tell the workers to close user %s's sockets: %s", user_id, exc)
-        if getattr(settings, "GRIP_URL", None):
-            try:
-                _close_at_the_edge(user_id)
-            except Exception as exc:
-                logger.warning("could not tell Pushpin to close user %s's streams: %s", user_id, exc)
+    if getattr(settings, "GRIP_URL", None):
+        _close_all_at_the_edge(user_ids)
+        # Pushpin subscribes a connection to its channels a moment after it answers the
+        # connect, so a connection opened just before the change can miss the close; the
+        # second close, a little later, reaches it. Not a daemon: a command that made the
+        # change waits for it before it exits.
+        threading.Timer(EDGE_CLOSE_AGAIN_SECONDS, _close_all_at_the_edge, args=(user_ids,)).start()
+
+
+def _close_all_at_the_edge(user_ids):
+    for user_id in user_ids:
+        try:
+            _close_at_the_edge(user_id)
+        except Exception as exc:
+            logger.warning("could not tell Pushpin to close user %s's streams: %s", user_id, exc)
 
 
 def _close_at_the_edge(user_id):

@@ -165,3 +165,22 @@ async def test_a_user_holds_at_most_the_cap_of_streams_and_sockets(daphne_worker
             assert not third.of_type("hello")
     async with open_socket(worker, alice_cookies) as fourth:
         await fourth.wait_for(lambda m: m.get("type") == "hello")
+
+
+def test_the_edge_is_told_twice_so_a_connection_pushpin_was_still_subscribing_is_closed(
+    redis_url, settings, monkeypatch
+):
+    from dashboard import revocation
+
+    settings.GRIP_URL = "http://127.0.0.1:5561?iss=pushpin&key=base64:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"
+    closed = []
+    monkeypatch.setattr(
+        revocation, "_close_at_the_edge", lambda user_id: closed.append((user_id, time.monotonic()))
+    )
+    started = time.monotonic()
+    revocation._broadcast([7])
+    deadline = started + 10
+    while len(closed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [user_id for user_id, _ in closed] == [7, 7]
+    assert closed[1][1] - closed[0][1] >= revocation.EDGE_CLOSE_AGAIN_SECONDS * 0.9
