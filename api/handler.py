@@ -10,11 +10,10 @@ why, one by one; api/tests/test_it_handler.py keeps it in step with
 settings.MIDDLEWARE). Their sync steps share one thread, as stream connects do.
 """
 
-from concurrent.futures import ThreadPoolExecutor
-
-from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
+
+from dashboard.loops import SharedSyncThread
 
 # The endpoints that take an API token and nothing else (the docs pages need a login,
 # so they keep the whole chain).
@@ -55,11 +54,11 @@ class TokenRequests:
     def __init__(self, app):
         self.app = app
         self.handler = TokenRequestHandler()
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-sync")
+        self.sync_thread = SharedSyncThread("api-sync")
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] not in TOKEN_PATHS:
             return await self.app(scope, receive, send)
         # Outermost, so Django's own per-request context (a new thread each) defers to it.
-        async with ThreadSensitiveContext(executor=self.executor):
+        async with self.sync_thread.context():
             await self.handler(scope, receive, send)

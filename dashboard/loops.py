@@ -7,7 +7,12 @@ fails. These hand each running loop its own.
 
 import asyncio
 import contextlib
+import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.db import close_old_connections
 
 
 class SemaphorePerLoop:
@@ -63,3 +68,28 @@ async def dispatch_in_arrival_order(sources, dispatch, backlog=64):
         for feeder in feeders:
             with contextlib.suppress(asyncio.CancelledError):
                 await feeder
+
+
+class SharedSyncThread:
+    """One thread that a kind of request's Django sync steps share, in place of the thread
+    Django starts per request: a storm of them never queues behind a page's database
+    work, and nothing open keeps a thread of its own. Enter `context()` outermost."""
+
+    SWEEP_SECONDS = 1.0
+
+    def __init__(self, name):
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self.next_sweep = 0.0
+
+    def context(self):
+        return ThreadSensitiveContext(executor=self.executor)
+
+    async def sweep(self):
+        """What request_finished does through Django's handler, at most once a second, from
+        inside `context()`, for requests served without it: nothing else would close a
+        database connection opened on this thread (or drop it once the database
+        restarts), and sweeping after every request would cost a thread hop each."""
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self.next_sweep = now + self.SWEEP_SECONDS
+            await sync_to_async(close_old_connections, thread_sensitive=True)()

@@ -30,18 +30,14 @@ import io
 import logging
 import random
 import re
-import time
-from concurrent.futures import ThreadPoolExecutor
 from importlib import import_module
 from urllib.parse import unquote
 
 import redis.asyncio
-from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
-from django.db import close_old_connections
 from django.http import JsonResponse, StreamingHttpResponse
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
@@ -53,6 +49,7 @@ from redis.exceptions import RedisError
 
 from dashboard import access, draining, telemetry
 from dashboard import connections as open_connections
+from dashboard.loops import SharedSyncThread
 from dashboard.origins import request_origin_allowed
 from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel, revocation_channel
 from dashboard.stream.channels import channel_exists
@@ -224,32 +221,8 @@ def stream_request(scope, session_store):
     return request
 
 
-class StreamSyncThread:
-    """The one thread Django's sync steps for stream connects share (a session the
-    cache lacks is read from the database there), so a storm of connects never queues
-    behind a page's database work, and no stream keeps a thread of its own."""
-
-    SWEEP_SECONDS = 1.0
-
-    def __init__(self):
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sse-sync")
-        self.next_sweep = 0.0
-
-    def context(self):
-        return ThreadSensitiveContext(executor=self.executor)
-
-    async def sweep(self):
-        """What request_finished does through Django's chain, at most once a second, from
-        inside `context()`: nothing else would close a database connection a session
-        read opened on this thread (or drop it once the database restarts), and
-        sweeping after every connect would cost a thread hop each."""
-        now = time.monotonic()
-        if now >= self.next_sweep:
-            self.next_sweep = now + self.SWEEP_SECONDS
-            await sync_to_async(close_old_connections, thread_sensitive=True)()
-
-
-stream_sync = StreamSyncThread()
+# Stream connects' sync steps (a session the cache lacks is read from the database there).
+stream_sync = SharedSyncThread("sse-sync")
 
 
 class DirectStreams:
