@@ -16,7 +16,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django_eventstream.utils import get_storage
 
-from dashboard import frames, rollups, telemetry
+from dashboard import frames, rollups, seriesindex, telemetry
 from dashboard.models import KEY_MAX_LENGTH, Metric
 from dashboard.redis import get_sync_client
 from dashboard.storage import rate_key
@@ -123,11 +123,13 @@ def publish_metric(name, value, ts=None):
     """Publish one value of a custom metric to every dashboard.
 
     Raises `ValueError` naming the problem on a bad name, value or timestamp (one
-    older than the history keeps or more than 5 minutes ahead), and then publishes
-    nothing. The metric is registered (source=custom) on its first
+    older than the history keeps or more than 5 minutes ahead), or on one that would
+    start a series past `MAX_SERIES` or `MAX_SERIES_PER_METRIC` (`TooManySeries`), and
+    then publishes nothing. The metric is registered (source=custom) on its first
     publish; the event goes out once that registration is committed.
     """
     data = metric_data(name, value, ts)
+    seriesindex.admit(seriesindex.metric_points([data]))
     with transaction.atomic():
         Metric.objects.get_or_create(key=data["name"], defaults={"source": Metric.Source.CUSTOM})
         transaction.on_commit(lambda: send(METRICS_CHANNEL, frames.METRIC, data))
@@ -172,6 +174,8 @@ def publish_validated(batch):
 
 
 def _publish_batch(batch):
+    # Before anything is stored: a batch past a cardinality limit is refused whole.
+    seriesindex.admit(seriesindex.metric_points(batch))
     names = {data["name"] for data in batch}
     now = time.monotonic()
     if not connection.in_atomic_block and all(
@@ -195,7 +199,10 @@ def _publish_batch(batch):
 
 def publish_frame(seq, ts, values, firing=()):
     """Publish one collector tick: `values` maps metric keys to numbers."""
-    return send(METRICS_CHANNEL, frames.FRAME, frames.frame(seq, ts, values, firing))
+    data = frames.frame(seq, ts, values, firing)
+    # The collector's own few series are never refused: a tick always goes out.
+    seriesindex.admit(seriesindex.frame_points(data), enforce=False)
+    return send(METRICS_CHANNEL, frames.FRAME, data)
 
 
 def publish_config_change(key):

@@ -20,10 +20,10 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django_eventstream.storage import EventDoesNotExist
 
-from dashboard.models import MetricRollup, RollupCursor
+from dashboard.models import MetricRollup, RollupCursor, Series
 from dashboard.storage import DashboardRedisStorage, event_key, first_id_key
 from dashboard.stream.channels import METRICS_CHANNEL
 
@@ -329,3 +329,22 @@ def grouped_sql(step, group, lower, upper=None):
         f"MIN({q('min')}), MAX({q('max')}) FROM {table} WHERE {where} GROUP BY {q('key')}, start"
     )
     return sql, params
+
+
+def series_since(since):
+    """(series id, about when it was last pushed) of every series with a bucket of the
+    coarsest tier reaching past `since` (unix seconds): the fewest rows that name every
+    series with history since then. For the series index's rebuild."""
+    step = tiers()[-1][0]
+    last_buckets = dict(
+        MetricRollup.objects.filter(tier=step, bucket__gte=bucket_of(since, step))
+        .values_list("key")
+        .annotate(last=models.Max("bucket"))
+    )
+    ids = dict(Series.objects.filter(key__in=list(last_buckets)).values_list("key", "series_id"))
+    now = time.time()
+    for key, bucket in last_buckets.items():
+        # An unlabelled series' key is its id; a labelled one is always registered.
+        series_id = ids.get(key, key)
+        if ":" not in series_id or key in ids:
+            yield series_id, min(bucket + step, now)
