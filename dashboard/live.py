@@ -8,7 +8,6 @@ the same atomic step, so every worker's hub receives events in id order.
 import json
 import logging
 import math
-import re
 import time
 
 from django.conf import settings
@@ -17,15 +16,14 @@ from django.db import connection, transaction
 from django_eventstream.utils import get_storage
 
 from dashboard import frames, rollups, seriesindex, telemetry
-from dashboard.models import KEY_MAX_LENGTH, Metric
+from dashboard.models import Metric
 from dashboard.redis import get_sync_client
+from dashboard.series import validate_metric_name
 from dashboard.storage import rate_key
 from dashboard.stream.channels import METRICS_CHANNEL
 
 logger = logging.getLogger(__name__)
 
-# Matched whole (fullmatch): `$` would let a trailing newline through.
-METRIC_NAME = re.compile(r"[-a-zA-Z0-9_]+")
 # A published `ts` may run this far ahead of the publisher's clock, no further:
 # one far-future or far-past point would stretch every chart's time axis.
 # (How far back is bounded by what history keeps; see the contract.)
@@ -69,18 +67,6 @@ def _publish_through_grip(event):
 def events_published_last_second():
     """Events sent by every process during the last whole second (for the collector)."""
     return int(get_sync_client().get(rate_key(time.time() - 1)) or 0)
-
-
-def validate_metric_name(name):
-    if not isinstance(name, str):
-        raise ValueError(f"metric name must be a string, got {type(name).__name__}")
-    if not name:
-        raise ValueError("metric name must not be empty")
-    if len(name) > KEY_MAX_LENGTH:
-        raise ValueError(f"metric name must be at most {KEY_MAX_LENGTH} characters, got {len(name)}")
-    if not METRIC_NAME.fullmatch(name):
-        raise ValueError(f"metric name must be a slug (letters, digits, - and _), got {name!r}")
-    return name
 
 
 def validate_number(value, what="metric value"):

@@ -4,9 +4,8 @@ from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from dashboard.series import METRIC_NAME_MAX_LENGTH as KEY_MAX_LENGTH
 from dashboard.series import STORAGE_KEY_MAX_LENGTH
-
-KEY_MAX_LENGTH = 64
 
 
 class Metric(models.Model):

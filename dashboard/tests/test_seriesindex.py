@@ -190,9 +190,9 @@ def test_the_index_is_rebuilt_from_rollups_and_events_after_redis_lost_it(index)
 
     assert {entry["id"]: entry["last"] for entry in found} == {labelled: None, "orders": [now - 1, 7]}
     assert found[0]["labels"] == {"host": "web1"}
-    with override_settings(MAX_SERIES=2):  # the rebuilt series count against the limit
-        with pytest.raises(seriesindex.TooManySeries):
-            index.admit([point("third", {}, 1)])
+    # The rebuilt series count against the limit.
+    with override_settings(MAX_SERIES=2), pytest.raises(seriesindex.TooManySeries):
+        index.admit([point("third", {}, 1)])
 
 
 def test_a_publish_after_a_wipe_rebuilds_before_counting(index):
@@ -201,7 +201,6 @@ def test_a_publish_after_a_wipe_rebuilds_before_counting(index):
     step = rollups.tiers()[-1][0]
     rollups.upsert(step, [("orders", rollups.bucket_of(time.time(), step), 1, 2.0, 2.0, 2.0)])
     wipe_index()
-    with override_settings(MAX_SERIES=1):
-        with pytest.raises(seriesindex.TooManySeries):
-            index.admit([point("cpu", {"host": "a"}, 1)])
+    with override_settings(MAX_SERIES=1), pytest.raises(seriesindex.TooManySeries):
+        index.admit([point("cpu", {"host": "a"}, 1)])
     assert get_sync_client().exists(seriesindex.built_key())
