@@ -115,8 +115,9 @@ def _json_method_not_allowed(view):
 
 
 def refused(error, request=None):
-    # Ingest refusals are what the counter counts; a refused read ingests nothing.
-    if request is None or request.method != "GET":
+    # Ingest refusals are what the counter counts; a refused read ingests nothing, and
+    # a publish refused by the series limits was counted where it was refused.
+    if not getattr(error, "counted", False) and (request is None or request.method != "GET"):
         telemetry.count_ingest_refused(error.code)
     return error_response(error)
 
@@ -168,8 +169,9 @@ async def _publish(token, points, where):
     try:
         await sync_to_async(publish_validated)(batch)
     except seriesindex.TooManySeries as exc:
-        # publish_validated has counted it (ingest_refusals, series_refusals).
-        raise ApiError(400, "too_many_series", str(exc)) from None
+        error = ApiError(400, "too_many_series", str(exc))
+        error.counted = True
+        raise error from None
     return len(points)
 
 
