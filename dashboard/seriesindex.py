@@ -259,6 +259,30 @@ def frame_points(data):
         yield series.format_id(name, labels), name, labels, data["ts"], value
 
 
+def event_points(event_type, data):
+    """(id, name, labels, ts, value) for every finite number a `metrics` event carries;
+    nothing for an event of another type or a malformed one."""
+    if not isinstance(data, dict):
+        return
+    ts = data.get("ts")
+    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
+        return
+    try:
+        if event_type == "metric":
+            points = list(metric_points([data]))
+        elif event_type == "frame" and isinstance(data.get("values"), dict):
+            points = list(frame_points(data))
+        else:
+            return
+    except (KeyError, TypeError, ValueError):
+        return
+    for series_id, name, labels, ts, value in points:
+        if not isinstance(series_id, str) or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(value):
+            yield series_id, name, labels, ts, value
+
+
 # ---- rebuilding ----------------------------------------------------------------
 
 
@@ -337,7 +361,6 @@ def _series_in_rollups(since):
 def _newest_points(since):
     """(id, name, labels, ts, value) of the newest events the store keeps, newest first,
     at most REBUILD_EVENTS events, none older than `since`."""
-    from dashboard import frames
     from dashboard.storage import DashboardRedisStorage, counter_key
     from dashboard.stream.channels import METRICS_CHANNEL
 
@@ -350,13 +373,7 @@ def _newest_points(since):
             data = json.loads(event.data)
         except ValueError:
             continue
-        if event.type == frames.METRIC:
-            points = list(metric_points([data]))
-        elif event.type == frames.FRAME:
-            points = list(frame_points(data))
-        else:
-            continue
-        for series_id, name, labels, ts, value in points:
+        for series_id, name, labels, ts, value in event_points(event.type, data):
             if isinstance(ts, int | float) and ts >= since:
                 yield series_id, name, labels, ts, value
 
