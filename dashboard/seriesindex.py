@@ -394,13 +394,28 @@ def _candidates(client, selection, since):
     return [store for stores in found for store in stores]
 
 
+# What each storage key stands for, per process: a key's id, name and labels never
+# change (the key is derived from the id), so a read fetches only the ones it has not
+# met yet. Bounded: past META_KEPT entries it starts afresh.
+_meta_kept = {}
+META_KEPT = 50_000
+
+
 def _metas(client, stores):
-    for start in range(0, len(stores), READ_BATCH):
-        batch = stores[start : start + READ_BATCH]
+    """(store, id, name, labels) of each of `stores` the index knows."""
+    unknown = [store for store in stores if store not in _meta_kept]
+    if len(_meta_kept) + len(unknown) > META_KEPT:
+        _meta_kept.clear()
+        unknown = list(stores)
+    for start in range(0, len(unknown), READ_BATCH):
+        batch = unknown[start : start + READ_BATCH]
         for store, raw in zip(batch, client.hmget(meta_key(), batch), strict=True):
             if raw is not None:
-                series_id, name, labels = json.loads(raw)
-                yield store, series_id, name, labels
+                _meta_kept[store] = tuple(json.loads(raw))
+    for store in stores:
+        meta = _meta_kept.get(store)
+        if meta is not None:
+            yield (store, *meta)
 
 
 def _matching(client, selection):
