@@ -31,6 +31,7 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 from django_eventstream.utils import make_id
 
+from api.auth import ApiError, authenticate, error_response
 from dashboard import access, rollups, selectors, seriesindex
 from dashboard.access import VIEW_PERMISSION
 from dashboard.models import Metric, MetricRollup
@@ -251,11 +252,19 @@ def bucketed_series(storage, window, selection=None):
 @never_cache
 @gzip_page
 def metrics_history(request):
-    user = request.user
-    if not user.is_authenticated:
-        return JsonResponse({"error": "Log in to read metric history"}, status=403)
-    if not access.can_view_metrics(user):
-        return JsonResponse({"error": f"Permission {VIEW_PERMISSION} required"}, status=403)
+    if request.headers.get("Authorization"):
+        # Another service reading history (the contract: a token with the read scope);
+        # its refusals are the API's.
+        try:
+            authenticate(request, "read")
+        except ApiError as error:
+            return error_response(error)
+    else:
+        user = request.user
+        if not user.is_authenticated:
+            return JsonResponse({"error": "Log in to read metric history"}, status=403)
+        if not access.can_view_metrics(user):
+            return JsonResponse({"error": f"Permission {VIEW_PERMISSION} required"}, status=403)
     try:
         window = parse_window(request.GET)
         matches = request.GET.getlist("match")

@@ -102,3 +102,20 @@ def test_prune_forgets_series_without_history(transactional_db):
     deleted = rollups.prune()
     assert deleted["series"] == 1
     assert list(Series.objects.values_list("series_id", flat=True)) == ["orders"]
+
+
+def test_a_token_with_the_read_scope_reads_history(client, transactional_db, redis_url):
+    from api.models import ApiToken
+
+    now = time.time()
+    metric_event(WEB1, 1, now - 30)
+    _token, reader = ApiToken.create("grafana", read=True)
+    _token, pusher = ApiToken.create("pusher", metric_patterns=["*"])
+
+    answer = client.get(URL, {"match": "cpu"}, headers={"Authorization": f"Bearer {reader}"})
+    assert answer.status_code == 200
+    assert answer.json()["series"] == {WEB1: [[now - 30, 1, 1, 1]]}
+    refused = client.get(URL, headers={"Authorization": f"Bearer {pusher}"})
+    assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
+    unknown = client.get(URL, headers={"Authorization": "Bearer ldt_nope"})
+    assert (unknown.status_code, unknown.json()["error"]) == (401, "unauthenticated")
