@@ -127,9 +127,9 @@ async def test_curl_pushes_json_and_gzipped_line_protocol(web_workers, token, al
         )
         assert (status, body) == (204, "")
         await stream.wait_for(
-            lambda e: e["event"] == "metric" and e["data"]["name"] == "curled__value__via__gzip"
+            lambda e: e["event"] == "metric" and e["data"]["series"] == 'curled{via="gzip"}'
         )
-    assert [e["name"] for e in metric_events(stream)] == ["curled", "curled__value__via__gzip"]
+    assert [e["series"] for e in metric_events(stream)] == ["curled", 'curled{via="gzip"}']
 
 
 async def test_a_token_revoked_by_the_command_is_refused_on_both_workers(web_workers, token, manage):
