@@ -18,7 +18,7 @@ from django_eventstream.utils import get_storage
 from dashboard import frames, rollups, seriesindex, telemetry
 from dashboard.models import Metric
 from dashboard.redis import get_sync_client
-from dashboard.series import validate_metric_name
+from dashboard.series import validate_labels, validate_metric_name
 from dashboard.storage import rate_key
 from dashboard.stream.channels import METRICS_CHANNEL
 
@@ -96,26 +96,32 @@ def validate_ts(ts):
     return ts
 
 
-def metric_data(name, value, ts=None):
+def metric_data(name, value, ts=None, labels=None):
     """The `metric` event data for one value, validated; raises `ValueError` naming the problem."""
+    return _metric_data(name, value, ts, validate_labels(labels))
+
+
+def _metric_data(name, value, ts, checked_labels):
     name = validate_metric_name(name)
     value = validate_number(value)
     ts = time.time() if ts is None else validate_ts(ts)
-    return frames.metric(name, value, ts)
+    return frames.metric(name, value, ts, checked_labels)
 
 
 @telemetry.counted_ingest
-def publish_metric(name, value, ts=None):
+def publish_metric(name, value, ts=None, labels=None):
     """Publish one value of a custom metric to every dashboard.
 
-    Raises `ValueError` naming the problem on a bad name, value or timestamp (one
-    older than the history keeps or more than 5 minutes ahead), or on one that would
-    start a series past `MAX_SERIES` or `MAX_SERIES_PER_METRIC` (`TooManySeries`), and
-    then publishes nothing. The metric is registered (source=custom) on its first
-    publish; the event goes out once that registration is committed.
+    `labels` ({name: text}) make it one series of the metric (see dashboard.series).
+    Raises `ValueError` naming the problem on a bad name, labels, value or timestamp
+    (one older than the history keeps or more than 5 minutes ahead), or on a point
+    that would start a series past `MAX_SERIES` or `MAX_SERIES_PER_METRIC`
+    (`TooManySeries`), and then publishes nothing. The metric (its name, whatever its labels) is registered
+    (source=custom) on its first publish; the event goes out once that registration
+    is committed.
     """
-    data = metric_data(name, value, ts)
-    seriesindex.admit(seriesindex.metric_points([data]))
+    data = metric_data(name, value, ts, labels)
+    seriesindex.admit(frames.points_of(frames.METRIC, data))
     with transaction.atomic():
         Metric.objects.get_or_create(key=data["name"], defaults={"source": Metric.Source.CUSTOM})
         transaction.on_commit(lambda: send(METRICS_CHANNEL, frames.METRIC, data))
@@ -130,12 +136,18 @@ _registered = {}
 
 
 def validate_metrics(points):
-    """`metric_data` for each `(name, value, ts)`; on the first bad one raises
-    `ValueError("point N: ...")`, N counted from 0."""
+    """`metric_data` for each `(name, value, ts)` or `(name, value, ts, labels)`; on the
+    first bad one raises `ValueError("point N: ...")`, N counted from 0."""
     batch = []
-    for index, (name, value, ts) in enumerate(points):
+    checked_labels, checked = None, None
+    for index, point in enumerate(points):
         try:
-            batch.append(metric_data(name, value, ts))
+            name, value, ts, *rest = point
+            labels = rest[0] if rest else None
+            if labels is None or labels is not checked_labels:
+                # The points of one line protocol line share their tags: checked once.
+                checked_labels, checked = labels, validate_labels(labels)
+            batch.append(_metric_data(name, value, ts, checked))
         except ValueError as exc:
             raise ValueError(f"point {index}: {exc}") from None
     return batch
@@ -143,7 +155,8 @@ def validate_metrics(points):
 
 @telemetry.counted_ingest
 def publish_metrics(points):
-    """Publish many values as `publish_metric` does each, all or nothing.
+    """Publish many values as `publish_metric` does each, all or nothing: `points` are
+    `(name, value, ts)` or `(name, value, ts, labels)`.
 
     Every point is validated before anything happens (see `validate_metrics`);
     new names are registered in one transaction, and the events go out once it
@@ -161,7 +174,7 @@ def publish_validated(batch):
 
 def _publish_batch(batch):
     # Before anything is stored: a batch past a cardinality limit is refused whole.
-    seriesindex.admit(seriesindex.metric_points(batch))
+    seriesindex.admit(point for data in batch for point in frames.points_of(frames.METRIC, data))
     names = {data["name"] for data in batch}
     now = time.monotonic()
     if not connection.in_atomic_block and all(
@@ -183,11 +196,13 @@ def _publish_batch(batch):
     return batch
 
 
-def publish_frame(seq, ts, values, firing=()):
-    """Publish one collector tick: `values` maps metric keys to numbers."""
-    data = frames.frame(seq, ts, values, firing)
+def publish_frame(seq, ts, values, firing=(), host=None):
+    """Publish one collector tick: `values` maps metric names to numbers, each the
+    series `name{host="..."}` of `host` (default: the COLLECTOR_HOST setting)."""
+    host = settings.COLLECTOR_HOST if host is None else host
+    data = frames.frame(seq, ts, values, firing, host)
     # The collector's own few series are never refused: a tick always goes out.
-    seriesindex.admit(seriesindex.frame_points(data), enforce=False)
+    seriesindex.admit(frames.points_of(frames.FRAME, data), enforce=False)
     return send(METRICS_CHANNEL, frames.FRAME, data)
 
 

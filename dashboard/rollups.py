@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 from django_eventstream.storage import EventDoesNotExist
 
-from dashboard import series, seriesindex
+from dashboard import frames, series
 from dashboard.models import MetricRollup, RollupCursor, Series
 from dashboard.storage import DashboardRedisStorage, event_key, first_id_key
 from dashboard.stream.channels import METRICS_CHANNEL
@@ -52,7 +52,7 @@ def bucket_of(ts, step):
 
 def values_of(event_type, data):
     """(series id, ts, value) for every number one `metrics` event carries."""
-    for series_id, _name, _labels, ts, value in seriesindex.event_points(event_type, data):
+    for series_id, _name, _labels, ts, value in frames.points_of(event_type, data):
         yield series_id, ts, value
 
 

@@ -33,7 +33,7 @@ import time
 
 from django.conf import settings
 
-from dashboard import series, telemetry
+from dashboard import frames, series, telemetry
 from dashboard.redis import get_sync_client, key
 from dashboard.storage import retention_seconds
 
@@ -240,49 +240,6 @@ def _text(raw):
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def metric_points(batch):
-    """(id, name, labels, ts, value) of `metric` event data."""
-    for data in batch:
-        yield (
-            data.get("series") or data["name"],
-            data["name"],
-            data.get("labels") or {},
-            data["ts"],
-            data["value"],
-        )
-
-
-def frame_points(data):
-    """(id, name, labels, ts, value) of a `frame`'s values (labelled with its host)."""
-    labels = {"host": data["host"]} if data.get("host") else {}
-    for name, value in data["values"].items():
-        yield series.format_id(name, labels), name, labels, data["ts"], value
-
-
-def event_points(event_type, data):
-    """(id, name, labels, ts, value) for every finite number a `metrics` event carries;
-    nothing for an event of another type or a malformed one."""
-    if not isinstance(data, dict):
-        return
-    ts = data.get("ts")
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
-        return
-    try:
-        if event_type == "metric":
-            points = list(metric_points([data]))
-        elif event_type == "frame" and isinstance(data.get("values"), dict):
-            points = list(frame_points(data))
-        else:
-            return
-    except (KeyError, TypeError, ValueError):
-        return
-    for series_id, name, labels, ts, value in points:
-        if not isinstance(series_id, str) or isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if math.isfinite(value):
-            yield series_id, name, labels, ts, value
-
-
 # ---- rebuilding ----------------------------------------------------------------
 
 
@@ -373,7 +330,7 @@ def _newest_points(since):
             data = json.loads(event.data)
         except ValueError:
             continue
-        for series_id, name, labels, ts, value in event_points(event.type, data):
+        for series_id, name, labels, ts, value in frames.points_of(event.type, data):
             if isinstance(ts, int | float) and ts >= since:
                 yield series_id, name, labels, ts, value
 

@@ -172,3 +172,26 @@ def test_real_workers_answer_the_series_api(web_workers, reader):
     response = httpx.get(f"{url}/api/v1/series", params={"match": "mem"}, headers=reader, timeout=10)
     assert response.status_code == 200
     assert [s["id"] for s in response.json()["series"]] == ['mem{dc="eu",host="web1"}']
+
+
+@override_settings(MAX_SERIES_PER_METRIC=3)
+def test_labelled_points_past_the_per_metric_limit_are_refused_over_json_and_line_protocol(fleet):
+    _token, raw = ApiToken.create("telegraf", metric_patterns=["*"])
+    headers = {"Authorization": f"Bearer {raw}"}
+    storage = DashboardRedisStorage()
+    mark = storage.get_current_id("metrics")
+    points = [{"name": "cpu", "value": 1, "labels": {"host": "new"}}, {"name": "orders", "value": 1}]
+    response = Client().post(
+        "/api/v1/metrics", {"points": points}, content_type="application/json", headers=headers
+    )
+    assert "'cpu'" in error_of(response, 400, "too_many_series")
+    lines = "disk,host=a free=1\ndisk,host=b free=1\ndisk,host=c free=1\ndisk,host=d free=1\n"
+    response = Client().post("/api/v2/write", lines, content_type="text/plain", headers=headers)
+    assert "'disk_free'" in error_of(response, 400, "too_many_series")
+    assert storage.get_current_id("metrics") == mark
+    # Within the limit it goes through, and the series API lists it.
+    response = Client().post("/api/v2/write", lines[:-19], content_type="text/plain", headers=headers)
+    assert response.status_code == 204, response.content
+    reader = ApiToken.create("reader", read=True)[1]
+    listed = get("/api/v1/series", {"Authorization": f"Bearer {reader}"}, match="disk_free").json()
+    assert [s["id"] for s in listed["series"]] == [f'disk_free{{host="{h}"}}' for h in "abc"]

@@ -32,7 +32,7 @@ from django.views.decorators.http import require_GET
 from django_eventstream.utils import make_id
 
 from api.auth import ApiError, authenticate, error_response
-from dashboard import access, rollups, selectors, seriesindex
+from dashboard import access, frames, rollups, selectors
 from dashboard.access import VIEW_PERMISSION
 from dashboard.models import Metric, MetricRollup
 from dashboard.storage import READ_BATCH, DashboardRedisStorage, decode_event, event_key, retention_seconds
@@ -159,7 +159,7 @@ def raw_series(walk, window, selection=None):
     when given), or None when a series has more than MAX_POINTS values in the window."""
     series = {}
     for event_type, data in reversed(walk.events):
-        for key, name, labels, ts, value in seriesindex.event_points(event_type, data):
+        for key, name, labels, ts, value in frames.points_of(event_type, data):
             if window.holds(ts) and (selection is None or selection.wants(key, name, labels)):
                 points = series.setdefault(key, [])
                 if len(points) >= MAX_POINTS:
@@ -235,7 +235,7 @@ def bucketed_series(storage, window, selection=None):
     lower = rollups.bucket_of(window.start, group)
     gap = Walk(storage, last_id, lower, floor_id=cursor_id or 0, limit=GAP_LIMIT)
     for event_type, data in gap.events:
-        for key, name, labels, ts, value in seriesindex.event_points(event_type, data):
+        for key, name, labels, ts, value in frames.points_of(event_type, data):
             in_window = ts >= lower and (window.end is None or ts <= window.end)
             if in_window and (selection is None or selection.wants(key, name, labels)):
                 buckets.add(key, ts, value)

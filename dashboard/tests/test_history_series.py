@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from dashboard import rollups, series
+from dashboard import frames, rollups, series
 from dashboard.live import publish_frame, send
 from dashboard.models import MetricRollup, Series
 
@@ -17,8 +17,7 @@ LONG = 'cpu{dc="us",host="' + "x" * 256 + '",rack="' + "y" * 256 + '"}'
 
 def metric_event(series_id, value, ts):
     name, labels = series.parse_series_id(series_id)
-    data = {"name": name, "labels": labels, "series": series_id, "value": value, "ts": ts}
-    return send("metrics", "metric", data)
+    return send("metrics", "metric", frames.metric(name, value, ts, labels))
 
 
 @pytest.fixture
@@ -32,7 +31,7 @@ def test_raw_history_is_keyed_by_series_id_and_match_selects(as_alice):
     metric_event(WEB1, 1, now - 30)
     metric_event(WEB2, 2, now - 20)
     metric_event("orders", 5, now - 10)
-    publish_frame(1, now, {"cpu": 3.0})
+    publish_frame(1, now, {"cpu": 3.0}, host="db1")
 
     body = as_alice.get(URL).json()
     assert body["step"] == 0
@@ -40,7 +39,7 @@ def test_raw_history_is_keyed_by_series_id_and_match_selects(as_alice):
         WEB1: [[now - 30, 1, 1, 1]],
         WEB2: [[now - 20, 2, 2, 2]],
         "orders": [[now - 10, 5, 5, 5]],
-        "cpu": [[now, 3.0, 3.0, 3.0]],
+        'cpu{host="db1"}': [[now, 3.0, 3.0, 3.0]],
     }
     web1 = as_alice.get(URL, {"match": 'cpu{host="web1"}'}).json()["series"]
     assert web1 == {WEB1: [[now - 30, 1, 1, 1]]}
@@ -59,7 +58,7 @@ def test_the_writer_keys_rollups_by_storage_key_and_registers_the_id(transaction
     now = time.time()
     metric_event(WEB1, 4, now - 5)
     metric_event(LONG, 6, now - 5)
-    publish_frame(1, now - 5, {"cpu": 1.0})
+    publish_frame(1, now - 5, {"cpu": 1.0}, host="")  # a frame stored before hosts were named
     rollups.write_pending()
 
     keys = set(MetricRollup.objects.values_list("key", flat=True))

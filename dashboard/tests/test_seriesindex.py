@@ -41,7 +41,8 @@ def test_publishing_records_series_labels_and_the_newest_value(index):
     now = time.time()
     publish_metric("orders", 3, ts=now - 5)
     publish_metric("orders", 4, ts=now - 10)  # late: not the last value
-    index.admit([point("cpu", {"host": "a"}, 1.5, now), point("cpu", {"host": "b"}, 2.5, now)])
+    publish_metric("cpu", 1.5, ts=now, labels={"host": "a"})
+    publish_metrics([("cpu", 2.5, now, {"host": "b"}), ("cpu", 2.0, now - 1, {"host": "b"})])
 
     found, truncated = index.find()
 
@@ -55,9 +56,13 @@ def test_publishing_records_series_labels_and_the_newest_value(index):
 
 def test_frames_are_series_of_the_collector_host(index):
     now = time.time()
-    publish_frame(1, now, {"cpu": 12.5, "memory": 40})
+    publish_frame(1, now, {"cpu": 12.5, "memory": 40}, host="web1")
     found, _ = index.find()
-    assert {entry["id"]: entry["last"] for entry in found} == {"cpu": [now, 12.5], "memory": [now, 40]}
+    assert {entry["id"]: entry["last"] for entry in found} == {
+        'cpu{host="web1"}': [now, 12.5],
+        'memory{host="web1"}': [now, 40],
+    }
+    assert found[0]["labels"] == {"host": "web1"}
 
 
 def test_selectors_narrow_by_name_and_labels(index):
@@ -204,3 +209,13 @@ def test_a_publish_after_a_wipe_rebuilds_before_counting(index):
     with override_settings(MAX_SERIES=1), pytest.raises(seriesindex.TooManySeries):
         index.admit([point("cpu", {"host": "a"}, 1)])
     assert get_sync_client().exists(seriesindex.built_key())
+
+
+@override_settings(MAX_SERIES_PER_METRIC=2)
+def test_publish_metric_with_labels_past_the_per_metric_limit_is_refused(index):
+    publish_metrics([("cpu", 1, None, {"host": "a"}), ("cpu", 1, None, {"host": "b"})])
+    with pytest.raises(ValueError, match="MAX_SERIES_PER_METRIC"):
+        publish_metric("cpu", 1, labels={"host": "c"})
+    publish_metric("cpu", 2, labels={"host": "a"})
+    publish_metric("mem", 1, labels={"host": "c"})
+    assert ids(index.find()[0]) == ['cpu{host="a"}', 'cpu{host="b"}', 'mem{host="c"}']
