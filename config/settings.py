@@ -383,8 +383,11 @@ MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
 # The collector's values are the series `name{host="<COLLECTOR_HOST>"}`: by default
 # this machine's name; set it where that name says nothing (a container's id).
 COLLECTOR_HOST = os.environ.get("COLLECTOR_HOST", "").strip() or socket.gethostname()
-if len(COLLECTOR_HOST) > 256:
-    raise ImproperlyConfigured(f"COLLECTOR_HOST must be at most 256 characters, got {len(COLLECTOR_HOST)}")
+if len(COLLECTOR_HOST) > 256 or not COLLECTOR_HOST.isprintable():
+    raise ImproperlyConfigured(
+        f"COLLECTOR_HOST must be at most 256 printable characters, got {len(COLLECTOR_HOST)}:"
+        f" {COLLECTOR_HOST[:40]!r}"
+    )
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)

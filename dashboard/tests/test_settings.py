@@ -121,6 +121,8 @@ def test_it_requires_secret_key_without_debug():
         ({"DEBUG": "1", "DEFAULT_FROM_EMAIL": "not an address"}, "DEFAULT_FROM_EMAIL"),
         ({"DEBUG": "1", "DELIVERY_TIMEOUT": "0"}, "DELIVERY_TIMEOUT"),
         ({"DEBUG": "1", "AUDIT_RETENTION_DAYS": "forever"}, "AUDIT_RETENTION_DAYS"),
+        ({"DEBUG": "1", "COLLECTOR_HOST": "h" * 257}, "COLLECTOR_HOST"),
+        ({"DEBUG": "1", "COLLECTOR_HOST": "web\x1b1"}, "COLLECTOR_HOST"),
         # Without its key any Grip-Sig passes as Pushpin's: production refuses to start.
         (
             {
@@ -263,3 +265,10 @@ def test_a_malformed_log_level_stops_start_up_in_one_line():
 
 def test_the_log_level_is_read_whatever_its_case():
     assert settings_value("settings.LOG_LEVEL", DEBUG="1", LOG_LEVEL="Warning") == "WARNING"
+
+
+def test_the_collector_host_is_the_machine_unless_set():
+    import socket
+
+    assert settings_value("settings.COLLECTOR_HOST", DEBUG="1") == socket.gethostname()
+    assert settings_value("settings.COLLECTOR_HOST", DEBUG="1", COLLECTOR_HOST=" web1 ") == "web1"
