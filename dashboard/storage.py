@@ -7,7 +7,7 @@ database, which serves logins and pages; Redis already sits between every proces
 gives bounded retention for free, with no pruning job (`METRICS_RETENTION_HOURS`).
 
 Why not the library's own `RedisStorage` (this is a `StorageBase` of its own, with
-async variants of its three methods): it opens a Redis connection per stream,
+async variants of its reads): it opens a Redis connection per stream,
 keeps its keys outside this installation's prefix, and allocates the id and stores
 the event in two round trips. Here one Lua script, run on the process' shared pool,
 allocates the id, stores the event with its expiry, counts it for the "events
@@ -256,11 +256,6 @@ class DashboardRedisStorage(StorageBase):
             first = int(script(keys=keys, args=[channel, event_type, retention_seconds(), *part]))
             events.extend(Event(channel, event_type, data, id=first + i) for i, data in enumerate(part))
         return events
-
-    async def aappend_event(self, channel, event_type, data):
-        keys, args = self._append_args(channel, event_type, data)
-        event_id = await self._script(get_async_client())(keys=keys, args=args)
-        return Event(channel, event_type, data, id=int(event_id))
 
     def get_current_id(self, channel):
         keys = [current_id_key(channel), epoch_key()]
