@@ -102,17 +102,6 @@ def points_of(event_type, data):
         yield series_id, name, labels, ts, value
 
 
-def split_series(events):
-    """(frames, {series id: [[ts, value], ...]}) from (type, data) pairs, oldest first."""
-    frames, points = [], {}
-    for event_type, data in events:
-        if event_type == FRAME:
-            frames.append(data)
-        elif event_type == METRIC:
-            points.setdefault(data.get("series", data["name"]), []).append([data["ts"], data["value"]])
-    return frames, points
-
-
 def latest_values(events_newest_first):
     """({key: latest value}, ts of the newest event) from (type, data) pairs read
     backwards: the newest frame (by metric name), overlaid with the metric events

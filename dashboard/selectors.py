@@ -35,7 +35,11 @@ MAX_MATCHERS = 32
 MAX_REGEX_LENGTH = 8192
 # The memory RE2 may use for one regex's compiled program and its cache: it refuses
 # larger programs at compile time.
-REGEX_MAX_MEMORY = 2 << 20
+REGEX_MAX_MEMORY = 1 << 20
+# Compiling takes time in proportion to the program: the instructions all the regexes
+# of one request (and so of one selector) may compile to, so that no request, however
+# many selectors it sends, keeps a worker compiling.
+MAX_REGEX_PROGRAM = 100_000
 MAX_SELECTORS = 32
 # Series ids whose decision one `Selection` remembers (beyond, it forgets the oldest):
 # as many as MAX_SERIES allows live by default.
@@ -98,11 +102,12 @@ def compile_regex(pattern):
 
 
 class Matcher:
-    __slots__ = ("label", "op", "value", "_regex")
+    __slots__ = ("label", "op", "value", "_regex", "program_size")
 
     def __init__(self, label, op, value):
         self.label, self.op, self.value = label, op, value
         self._regex = compile_regex(value) if op in (REGEX, NOT_REGEX) else None
+        self.program_size = self._regex.programsize if self._regex is not None else 0
 
     def matches_value(self, value):
         if self.op == EQUAL:
@@ -135,7 +140,7 @@ class Matcher:
 class Selector:
     """One parsed selector: `matches(name, labels)`; `str()` is its canonical text."""
 
-    __slots__ = ("matchers", "metric_name", "_text")
+    __slots__ = ("matchers", "metric_name", "program_size", "_text")
 
     def __init__(self, matchers):
         # Canonical order (the name first, then by label), duplicates dropped: one
@@ -145,6 +150,7 @@ class Selector:
         names = [m.value for m in self.matchers if m.label == NAME_LABEL and m.op == EQUAL]
         # The one metric name it can match, if it says so (an index narrows by it).
         self.metric_name = names[0] if len(set(names)) == 1 else None
+        self.program_size = sum(m.program_size for m in self.matchers)
         self._text = self._format()
 
     def _format(self):
@@ -256,12 +262,20 @@ class _Reader:
         self.fail(f"invalid escape \\{code}")
 
 
+def _too_large(program):
+    return (
+        f"regexes too large: they compile to more than {MAX_REGEX_PROGRAM} instructions"
+        f" ({program} so far); use fewer or simpler ones"
+    )
+
+
 def _parse(text):
     if len(text) > MAX_SELECTOR_LENGTH:
         raise SelectorError(f"selector must be at most {MAX_SELECTOR_LENGTH} characters, got {len(text)}")
     reader = _Reader(text)
     reader.skip_space()
     matchers = []
+    program = 0
     name = reader.word(_NAME_CHARS)
     if name:
         try:
@@ -291,6 +305,9 @@ def _parse(text):
                 matchers.append(Matcher(label, op, value))
             except SelectorError as exc:
                 reader.fail(str(exc))
+            program += matchers[-1].program_size
+            if program > MAX_REGEX_PROGRAM:
+                reader.fail(_too_large(program))
             reader.skip_space()
             if reader.peek() == ",":
                 reader.pos += 1
@@ -368,7 +385,15 @@ def parse_all(texts):
     texts = list(texts)
     if len(texts) > MAX_SELECTORS:
         raise SelectorError(f"at most {MAX_SELECTORS} selectors a request, got {len(texts)}")
-    return tuple(sorted({parse(text) for text in texts}, key=str))
+    selectors, program = set(), 0
+    for text in texts:
+        selector = parse(text)
+        if selector not in selectors:
+            selectors.add(selector)
+            program += selector.program_size
+            if program > MAX_REGEX_PROGRAM:
+                raise SelectorError(_too_large(program))
+    return tuple(sorted(selectors, key=str))
 
 
 @functools.lru_cache(maxsize=SELECTIONS_KEPT)

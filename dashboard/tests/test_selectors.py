@@ -103,6 +103,14 @@ def test_limits():
     # A short pattern whose program is too big for the memory allowed.
     with pytest.raises(SelectorError, match="invalid regex"):
         selectors.parse('cpu{a=~"' + "((((((a{100}){100}){100})))" + '"}')
+    # Regexes valid one by one, too large together: in one selector, and in one request.
+    big = "[a-z]{1000}" * 30
+    assert selectors.parse(f'{{a=~"{big}"}}').program_size > selectors.MAX_REGEX_PROGRAM // 4
+    with pytest.raises(SelectorError, match="regexes too large"):
+        selectors.parse("{" + ",".join(f'l{i}=~"{big}"' for i in range(4)) + "}")
+    with pytest.raises(SelectorError, match="regexes too large"):
+        selectors.selection([f'{{l{i}=~"{big}"}}' for i in range(4)])
+    assert selectors.selection([f'{{l{i}=~"{big}"}}' for i in range(3)])
     with pytest.raises(SelectorError, match=f"at most {selectors.MAX_SELECTORS} selectors"):
         selectors.selection([f"m{i}" for i in range(selectors.MAX_SELECTORS + 1)])
     with pytest.raises(SelectorError, match="no selector"):
