@@ -138,6 +138,7 @@ INSTALLED_APPS = [
     "csp",
     "dashboard",
     "notifications",
+    "alerts",
     "api",
     # django-ninja serves its Swagger UI from its own static files only when listed here.
     "ninja",

@@ -27,10 +27,10 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_save
 
 from dashboard.control import events
+from dashboard.groups import group_send, user_group_name
 from dashboard.redis import get_async_client, get_sync_client, key
 from dashboard.storage import revocation_channel
 from dashboard.stream.channels import METRICS_CHANNEL, user_channel
-from notifications.models import user_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +54,6 @@ def revoked_key(user_id):
 
 
 def _broadcast(user_ids):
-    from notifications.services import _group_send
-
     for user_id in user_ids:
         # Each step on its own: the change itself is done, and what one step could not
         # reach still re-checks access when it reconnects.
@@ -66,7 +64,7 @@ def _broadcast(user_ids):
         except Exception as exc:
             logger.warning("could not tell the workers to end user %s's streams: %s", user_id, exc)
         try:
-            _group_send(user_group_name(user_id), events.access_revoked())
+            group_send(user_group_name(user_id), events.access_revoked())
         except Exception as exc:
             logger.warning("could not tell the workers to close user %s's sockets: %s", user_id, exc)
     if getattr(settings, "GRIP_URL", None):
