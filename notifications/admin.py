@@ -29,7 +29,7 @@ class NotificationAdmin(admin.ModelAdmin):
     """Compose and send: a notification saved here is pushed like one from `notify()`.
     A sent notification is history, so it can be read and deleted but not edited."""
 
-    list_display = ["title", "level", "audience_display", "created_at", "created_by", "read_count"]
+    list_display = ["title", "level", "audience", "created_at", "created_by", "read_count"]
     list_filter = ["level", AudienceFilter, "created_at"]
     search_fields = ["title", "body"]
     date_hierarchy = "created_at"
@@ -55,12 +55,8 @@ class NotificationAdmin(admin.ModelAdmin):
         return self.fields
 
     @admin.display(description="audience")
-    def audience_display(self, obj):
-        if obj.recipient_user_id:
-            return obj.recipient_user.get_username()
-        if obj.recipient_group_id:
-            return f"group {obj.recipient_group.name}"
-        return "everyone"
+    def audience(self, obj):
+        return obj.audience_display
 
     @admin.display(description="read by", ordering="read_total")
     def read_count(self, obj):
@@ -87,7 +83,7 @@ class DeliveryChannelAdmin(admin.ModelAdmin):
 
     @admin.display(description="owner")
     def owner(self, obj):
-        return obj.owner_display
+        return obj.audience_display
 
 
 @admin.register(Delivery)

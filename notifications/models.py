@@ -45,6 +45,62 @@ def validate_link(value):
         ) from None
 
 
+def user_or_group_fields(related_name, help_text):
+    """A user and a group, both optional: the one a row is for, or neither (everyone)."""
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name=related_name,
+        help_text=help_text,
+    )
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name=related_name
+    )
+    return user, group
+
+
+def user_or_group_constraint(prefix, name, message):
+    """The database's half of `ForUserOrGroup.clean`: never a user and a group at once."""
+    return models.CheckConstraint(
+        condition=Q(**{f"{prefix}_user__isnull": True}) | Q(**{f"{prefix}_group__isnull": True}),
+        name=name,
+        violation_error_message=message,
+    )
+
+
+class ForUserOrGroup:
+    """For one user, one group, or everyone: a notification's recipients, a delivery
+    channel's owner. `prefix` names the pair of fields (`<prefix>_user`, `<prefix>_group`,
+    from `user_or_group_fields`); `both_message` is what a row with both is told."""
+
+    prefix = ""
+    both_message = ""
+
+    @property
+    def audience(self):
+        if getattr(self, f"{self.prefix}_user_id"):
+            return "user"
+        if getattr(self, f"{self.prefix}_group_id"):
+            return "group"
+        return "all"
+
+    @property
+    def audience_display(self):
+        audience = self.audience
+        if audience == "user":
+            return getattr(self, f"{self.prefix}_user").get_username()
+        if audience == "group":
+            return f"group {getattr(self, f'{self.prefix}_group').name}"
+        return "everyone"
+
+    def clean(self):
+        super().clean()
+        if getattr(self, f"{self.prefix}_user_id") and getattr(self, f"{self.prefix}_group_id"):
+            raise ValidationError(self.both_message)
+
+
 class NotificationQuerySet(models.QuerySet):
     def visible_to(self, user):
         """Addressed to the user, to one of their groups, or to everyone."""
@@ -66,8 +122,14 @@ class NotificationQuerySet(models.QuerySet):
         )
 
 
-class Notification(models.Model):
+NOTIFICATION_FOR_BOTH = "Address a notification to a user or a group, not both."
+
+
+class Notification(ForUserOrGroup, models.Model):
     """A message for one user, one group, or everyone (both recipients empty)."""
+
+    prefix = "recipient"
+    both_message = NOTIFICATION_FOR_BOTH
 
     title = models.CharField(max_length=TITLE_MAX_LENGTH)
     body = models.TextField(blank=True, validators=[MaxLengthValidator(BODY_MAX_LENGTH)])
@@ -88,16 +150,8 @@ class Notification(models.Model):
         on_delete=models.SET_NULL,
         related_name="notifications_sent",
     )
-    recipient_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="notifications",
-        help_text="Leave both recipients empty to send to everyone.",
-    )
-    recipient_group = models.ForeignKey(
-        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    recipient_user, recipient_group = user_or_group_fields(
+        "notifications", "Leave both recipients empty to send to everyone."
     )
 
     objects = NotificationQuerySet.as_manager()
@@ -105,27 +159,11 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(recipient_user__isnull=True) | Q(recipient_group__isnull=True),
-                name="notification_one_audience",
-                violation_error_message="Address a notification to a user or a group, not both.",
-            )
+            user_or_group_constraint("recipient", "notification_one_audience", NOTIFICATION_FOR_BOTH)
         ]
 
     def __str__(self):
         return self.title
-
-    def clean(self):
-        if self.recipient_user_id and self.recipient_group_id:
-            raise ValidationError("Address a notification to a user or a group, not both.")
-
-    @property
-    def audience(self):
-        if self.recipient_user_id:
-            return "user"
-        if self.recipient_group_id:
-            return "group"
-        return "all"
 
     @property
     def channel_group(self):
@@ -228,9 +266,15 @@ def levels_at_least_or_below(level):
     return [name for name, rank in LEVEL_RANK.items() if rank <= LEVEL_RANK.get(level, 0)]
 
 
-class DeliveryChannel(models.Model):
+CHANNEL_FOR_BOTH = "A channel belongs to a user or a group, not both."
+
+
+class DeliveryChannel(ForUserOrGroup, models.Model):
     """Where a user's, a group's or everyone's notifications also go: an e-mail
     address or a webhook. Owner: a user, a group, or neither (everyone)."""
+
+    prefix = "owner"
+    both_message = CHANNEL_FOR_BOTH
 
     class Kind(models.TextChoices):
         EMAIL = "email", "E-mail"
@@ -238,16 +282,8 @@ class DeliveryChannel(models.Model):
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     target = models.CharField(max_length=500, help_text="An e-mail address or an http(s) URL.")
-    owner_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="delivery_channels",
-        help_text="Leave both owners empty for a channel that gets what everyone is sent.",
-    )
-    owner_group = models.ForeignKey(
-        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="delivery_channels"
+    owner_user, owner_group = user_or_group_fields(
+        "delivery_channels", "Leave both owners empty for a channel that gets what everyone is sent."
     )
     min_level = models.CharField(
         max_length=10,
@@ -266,27 +302,14 @@ class DeliveryChannel(models.Model):
     class Meta:
         ordering = ["pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(owner_user__isnull=True) | Q(owner_group__isnull=True),
-                name="delivery_channel_one_owner",
-                violation_error_message="A channel belongs to a user or a group, not both.",
-            )
+            user_or_group_constraint("owner", "delivery_channel_one_owner", CHANNEL_FOR_BOTH),
         ]
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.target}"
 
-    @property
-    def owner_display(self):
-        if self.owner_user_id:
-            return self.owner_user.get_username()
-        if self.owner_group_id:
-            return f"group {self.owner_group.name}"
-        return "everyone"
-
     def clean(self):
-        if self.owner_user_id and self.owner_group_id:
-            raise ValidationError("A channel belongs to a user or a group, not both.")
+        super().clean()
         self.target = (self.target or "").strip()
         if self.kind == self.Kind.EMAIL:
             try:
