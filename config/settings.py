@@ -346,7 +346,7 @@ LOGGING = {
 # django-eventstream: events published from any process are stored in Redis (so
 # `Last-Event-ID` can resume) and published on its pub/sub, both through the one
 # shared REDIS_URL pool with prefixed keys (why Redis: see dashboard/storage.py).
-EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channels.DashboardChannelManager"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channel_manager.DashboardChannelManager"
 EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 
 # GRIP: Pushpin in front of /events/ holds the SSE connections; the workers only

@@ -32,7 +32,7 @@ from uvicorn.protocols.utils import ClientDisconnected as UvicornClientDisconnec
 
 from alerts import actions as alert_actions
 from audit.services import record as audit_record
-from dashboard import access, connections, frames
+from dashboard import access, connections, draining, frames, revocation
 from dashboard.collector import sampling
 from dashboard.control import events, presence, protocol
 from dashboard.control.protocol import ProtocolError
@@ -40,7 +40,6 @@ from dashboard.groups import DASHBOARD_GROUP, user_group_name
 from dashboard.loops import SemaphorePerLoop, dispatch_in_arrival_order
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.channels import METRICS_CHANNEL
-from dashboard.stream.views import get_hub
 from notifications import services as notification_services
 from notifications.messages import localize, localize_rule
 
@@ -145,6 +144,9 @@ async def close_all_sockets(code=protocol.CLOSE_RESTART):
     return len(sockets)
 
 
+draining.on_drain("sockets closed", close_all_sockets)
+
+
 def connect_slot():
     """One of this event loop's SETUP_SLOTS."""
     return _setup_slots(SETUP_SLOTS)
@@ -246,8 +248,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.limiter = protocol.RateLimiter()
         self.language = language_from_scope(self.scope)
         self.claimed = connections.claim("ws", self.user.pk)
-        # The hub also hears revocations, which drop this worker's remembered answers.
-        get_hub().start()
+        # A revocation drops this worker's remembered access answers (the user's sockets
+        # themselves are closed through their group, dashboard.revocation).
+        revocation.listen()
         await self.accept()
         self.accepted = True
         connections.opened("ws")
