@@ -108,6 +108,15 @@ def _metric_data(name, value, ts, checked_labels):
     return frames.metric(name, value, ts, checked_labels)
 
 
+def _admit(points):
+    """Record the points' series in the series index, or refuse them all (`TooManySeries`)."""
+    try:
+        seriesindex.admit(points)
+    except seriesindex.TooManySeries as exc:
+        telemetry.count_series_refused(exc.limit, exc.points)
+        raise
+
+
 @telemetry.counted_ingest
 def publish_metric(name, value, ts=None, labels=None):
     """Publish one value of a custom metric to every dashboard.
@@ -121,7 +130,7 @@ def publish_metric(name, value, ts=None, labels=None):
     is committed.
     """
     data = metric_data(name, value, ts, labels)
-    seriesindex.admit(frames.points_of(frames.METRIC, data))
+    _admit(frames.points_of(frames.METRIC, data))
     with transaction.atomic():
         Metric.objects.get_or_create(key=data["name"], defaults={"source": Metric.Source.CUSTOM})
         transaction.on_commit(lambda: send(METRICS_CHANNEL, frames.METRIC, data))
@@ -133,6 +142,11 @@ def publish_metric(name, value, ts=None, labels=None):
 # after this long.
 REGISTERED_SECONDS = 60.0
 _registered = {}
+
+
+def forget_registered_names():
+    """This process's remembered metric names are stale (the tests' databases start empty)."""
+    _registered.clear()
 
 
 def validate_metrics(points):
@@ -174,7 +188,7 @@ def publish_validated(batch):
 
 def _publish_batch(batch):
     # Before anything is stored: a batch past a cardinality limit is refused whole.
-    seriesindex.admit(point for data in batch for point in frames.points_of(frames.METRIC, data))
+    _admit(point for data in batch for point in frames.points_of(frames.METRIC, data))
     names = {data["name"] for data in batch}
     now = time.monotonic()
     if not connection.in_atomic_block and all(

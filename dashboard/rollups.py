@@ -139,6 +139,12 @@ _registered = {}
 REGISTERED_KEPT = 100_000
 
 
+def forget_registered_series():
+    """Forget which series this process registered (their rows may be gone: a test's
+    database, a prune)."""
+    _registered.clear()
+
+
 def register_series(keys):
     """A `Series` row for each of `keys` ({series id: storage key}) that has none."""
     new = {series_id: store for series_id, store in keys.items() if store not in _registered}
@@ -197,7 +203,7 @@ def prune(now=None):
     orphans, _ = Series.objects.exclude(key__in=MetricRollup.objects.values("key")).delete()
     if orphans:
         deleted["series"] = orphans
-        _registered.clear()
+        forget_registered_series()
     return deleted
 
 

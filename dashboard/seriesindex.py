@@ -33,7 +33,7 @@ import time
 
 from django.conf import settings
 
-from dashboard import frames, series, telemetry
+from dashboard import frames, series
 from dashboard.redis import get_sync_client, key
 from dashboard.storage import retention_seconds
 
@@ -58,9 +58,10 @@ class TooManySeries(ValueError):
 
     refusal_reason = "too_many_series"
 
-    def __init__(self, message, limit):
+    def __init__(self, message, limit, points):
         super().__init__(message)
-        self.limit = limit
+        # Which limit (MAX_SERIES or MAX_SERIES_PER_METRIC), and how many points were refused.
+        self.limit, self.points = limit, points
 
 
 def live_key():
@@ -225,7 +226,6 @@ def admit(points, enforce=True):
     if answer[0] == "rebuild":  # wiped again meanwhile: refuse rather than count blind
         raise RuntimeError("the series index is being rebuilt; try again")
     limit, name, live, new = answer[0], answer[1], int(answer[2]), int(answer[3])
-    telemetry.count_series_refused(limit, len(points))
     if limit == "MAX_SERIES":
         message = f"{new} new series would pass MAX_SERIES ({settings.MAX_SERIES}; {live} live)"
     else:
@@ -233,7 +233,7 @@ def admit(points, enforce=True):
             f"{new} new series of metric {name!r} would pass MAX_SERIES_PER_METRIC "
             f"({settings.MAX_SERIES_PER_METRIC}; {live} live)"
         )
-    raise TooManySeries(message, limit)
+    raise TooManySeries(message, limit, len(points))
 
 
 def _text(raw):
@@ -318,11 +318,11 @@ def _series_in_rollups(since):
 def _newest_points(since):
     """(id, name, labels, ts, value) of the newest events the store keeps, newest first,
     at most REBUILD_EVENTS events, none older than `since`."""
-    from dashboard.storage import DashboardRedisStorage, counter_key
+    from dashboard.storage import DashboardRedisStorage
     from dashboard.stream.channels import METRICS_CHANNEL
 
     storage = DashboardRedisStorage()
-    current = int(storage.redis.get(counter_key(METRICS_CHANNEL)) or 0)
+    current = storage.get_current_id(METRICS_CHANNEL)
     for read, event in enumerate(storage.read_back(METRICS_CHANNEL, current)):
         if read >= REBUILD_EVENTS:
             return

@@ -34,13 +34,17 @@ def test_which_keys_map_to_which_series(key, expected):
 def test_the_migration_moves_history_and_metrics_and_leaves_what_it_cannot(transactional_db):
     executor = MigrationExecutor(connection)
     # Alert rules too, as they are now (they refer to metrics).
-    before = BEFORE + [node for node in executor.loader.graph.leaf_nodes() if node[0] == "notifications"]
+    before = BEFORE + [
+        node for node in executor.loader.graph.leaf_nodes() if node[0] in ("notifications", "alerts")
+    ]
     executor.migrate(before)
     old = executor.loader.project_state(before).apps
     Metric, MetricRollup, Series = (
         old.get_model("dashboard", m) for m in ("Metric", "MetricRollup", "Series")
     )
-    AlertRule = old.get_model("notifications", "AlertRule")
+    (AlertRule,) = {
+        rel.related_model for rel in Metric._meta.related_objects if rel.related_model.__name__ == "AlertRule"
+    }
     for key in (
         "cpu__usage__host__web1",
         "cpu__usage__host__web2",
