@@ -60,6 +60,15 @@ class SentinelTopology:
         }
 
 
+def describe_topology(topology):
+    first_sentinel = topology.sentinel_ports[0]
+    return (
+        f"Redis with failover: primary {HOST}:{topology.primary_port}, "
+        f"replica {HOST}:{topology.replica_port}, sentinels {topology.env['REDIS_SENTINELS']}; "
+        f"`redis-cli -p {first_sentinel} sentinel get-master-addr-by-name {MASTER_NAME}` names the primary"
+    )
+
+
 def _data_server(port, workdir, *extra):
     folder = Path(workdir) / f"redis-{port}"
     folder.mkdir(parents=True, exist_ok=True)

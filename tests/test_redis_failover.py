@@ -19,6 +19,9 @@ everything, then the primary is killed.
 
 import asyncio
 import contextlib
+import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from httpx_sse import aconnect_sse
 
 from conftest import ROOT
@@ -323,3 +327,38 @@ async def wait_until_async(fetch, predicate, timeout=RECOVERY_LIMIT, message="co
                 return last
         await asyncio.sleep(0.1)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {message}; last {last}")
+
+
+def test_make_stack_with_sentinel_runs_the_same_topology(subprocess_env, tmp_path):
+    """`make stack SENTINEL=1`: the stack's workers find Redis through three sentinels,
+    /healthz names the primary they name, and a stop stops every Redis it started."""
+    from deploy.supervisor import free_port
+
+    port = free_port()
+    output = tmp_path / "stack.out"
+    with open(output, "wb") as log:
+        stack = subprocess.Popen(
+            [sys.executable, "-m", "deploy.stack"],
+            cwd=ROOT,
+            env={**subprocess_env, "SENTINEL": "1", "PORT": str(port), "ENV_FILE": os.devnull},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while "Redis with failover:" not in output.read_text():
+            assert stack.poll() is None, output.read_text()[-3000:]
+            assert time.monotonic() < deadline, output.read_text()[-3000:]
+            time.sleep(0.2)
+        line = next(x for x in output.read_text().splitlines() if x.startswith("Redis with failover:"))
+        primary, sentinel_port = re.search(r"primary (\S+), .*redis-cli -p (\d+)", line).groups()
+        sentinel = redis.Redis(host=HOST, port=int(sentinel_port), socket_timeout=5, decode_responses=True)
+        assert ":".join(map(str, sentinel.sentinel_get_master_addr_by_name("livedash"))) == primary
+        answer = httpx.get(f"http://{HOST}:{port}/healthz", timeout=10, trust_env=False)
+        assert answer.json() == {"status": "ok", "database": "ok", "redis": "ok", "redis_primary": primary}
+    finally:
+        os.killpg(stack.pid, signal.SIGTERM)
+        stack.wait(60)
+    with pytest.raises(redis.ConnectionError):
+        sentinel.ping()
