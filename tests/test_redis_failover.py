@@ -4,8 +4,9 @@ collector configured with REDIS_SENTINELS, and the primary killed by PID while
 SSE streams, WebSockets, pushes from another process and notifications are live.
 
 Shown, without restarting any livedash process:
-- every process works again: workers serve pages, /healthz names the new primary,
-  the collector publishes frames, the pushing process's pushes get through;
+- every process works again: workers serve pages and the ingest API (503 to retry,
+  never a server error, while it fails over), /healthz names the new primary, the
+  collector publishes frames, the pushing process's pushes get through;
 - streams (open throughout, and one that reconnects with its Last-Event-ID during
   the failover) get every event stored before the failover and after it, each
   once, in id order, without a reset;
@@ -30,8 +31,10 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from httpx_sse import aconnect_sse
 
+from api.models import ApiToken
 from conftest import ROOT
 from deploy.sentinel import HOST, start_sentinel_topology
 from deploy.supervisor import Supervisor
@@ -189,7 +192,8 @@ async def test_every_process_rides_out_a_primary_failover_under_load(
             stderr=subprocess.STDOUT,
         )
         helper = Helper(full_env)
-        await run_the_failover(topology, workers, collector, helper, manage, env, alice_cookies)
+        _token, api_token = await sync_to_async(ApiToken.create)("failover", metric_patterns=["api_probe"])
+        await run_the_failover(topology, workers, helper, manage, env, alice_cookies, api_token)
         helper.stop()
         assert collector.poll() is None, "the collector kept running"
         assert all(worker.poll() is None for worker in web_workers.workers), "no worker was restarted"
@@ -200,7 +204,18 @@ async def test_every_process_rides_out_a_primary_failover_under_load(
         redis_servers.stop()
 
 
-async def run_the_failover(topology, workers, collector, helper, manage, env, alice_cookies):
+async def push_through_the_api(base_url, api_token, value):
+    """The ingest API (its rate limit lives in Redis): the status it answers."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        answer = await client.post(
+            "/api/v1/metrics",
+            json={"name": "api_probe", "value": value},
+            headers={"Authorization": f"Bearer {api_token}"},
+        )
+        return answer.status_code
+
+
+async def run_the_failover(topology, workers, helper, manage, env, alice_cookies, api_token):
     primary = f"{HOST}:{topology.primary_port}"
     replica = f"{HOST}:{topology.replica_port}"
     for base_url in workers:
@@ -231,6 +246,7 @@ async def run_the_failover(topology, workers, collector, helper, manage, env, al
         # Before: pushes and a notification, then nothing more is written, and the
         # replica acknowledges all of it.
         await helper.ask("push 1 20")
+        assert [await push_through_the_api(url, api_token, 1) for url in workers] == [202, 202]
         await asyncio.to_thread(notify, "before the failover")
         assert await helper.ask("pause 1") == ["paused", "1"]
         _, replicas, stored_id = await helper.ask("sync")
@@ -254,6 +270,8 @@ async def run_the_failover(topology, workers, collector, helper, manage, env, al
         reconnecting.task = asyncio.create_task(reconnecting.run())
         pushed = asyncio.create_task(helper.ask("push 21 40"))
         await asyncio.to_thread(notify, "during the failover")
+        # Whatever the moment: accepted, or "retry" with Retry-After, never a server error.
+        assert await push_through_the_api(workers[0], api_token, 2) in (202, 503)
 
         _, last, pushed_at = await pushed
         assert last == "40"
@@ -271,6 +289,7 @@ async def run_the_failover(topology, workers, collector, helper, manage, env, al
         )
         sockets_back = time.time() - killed_at
         assert await helper.ask("pause 0") == ["paused", "0"]
+        assert [await push_through_the_api(url, api_token, 3) for url in workers] == [202, 202]
         await helper.ask("push 41 50")
         await asyncio.to_thread(notify, "after the failover")
 
@@ -312,6 +331,10 @@ async def run_the_failover(topology, workers, collector, helper, manage, env, al
         # nothing stored before the failover lost, nothing after it skipped.
         assert ids == list(range(ids[0], ids[-1] + 1)), f"gaps or repeats in {ids}"
         assert stream.probes() == list(range(1, 51))
+        api_values = [
+            e["data"]["value"] for e in stream.of_type("metric") if e["data"]["name"] == "api_probe"
+        ]
+        assert api_values[:2] == [1, 1] and api_values[-2:] == [3, 3], api_values
         assert not stream.of_type("stream-reset")
     assert reconnecting.connects >= 2, "the reconnecting stream came back by Last-Event-ID"
     assert topology.processes["replica"].poll() is None
