@@ -241,7 +241,8 @@ REDIS_URL = envurl("REDIS_URL", "redis://127.0.0.1:6379/0", {"redis", "rediss", 
 REDIS_PREFIX = envstr("REDIS_PREFIX", "livedash")
 # Redis Sentinel: the sentinels name the primary, and every client asks them again
 # after a failover. REDIS_URL then says only how to talk to it (password, database
-# number, rediss:// for TLS); its host and port are not used.
+# number, rediss:// for TLS); its host and port are not used. The sentinels take
+# the same password.
 REDIS_SENTINELS = envhostports("REDIS_SENTINELS")
 REDIS_SENTINEL_MASTER = envstr("REDIS_SENTINEL_MASTER")
 if bool(REDIS_SENTINELS) != bool(REDIS_SENTINEL_MASTER):
@@ -280,6 +281,7 @@ def _channel_layer_host():
             "socket_timeout": 2.0,
             "socket_connect_timeout": 2.0,
             "retry": Retry(NoBackoff(), 0),
+            **({"password": REDIS_NODE_OPTIONS["password"]} if "password" in REDIS_NODE_OPTIONS else {}),
         },
         "max_connections": 1000,
         **REDIS_NODE_OPTIONS,

@@ -36,12 +36,20 @@ def sentinel_in_use():
 
 def _sentinel_kwargs(retry_class):
     # One try per sentinel: the next one in the list is the retry, and a sentinel
-    # that is down must not hold every reconnect for seconds of backoff.
+    # that is down must not hold every reconnect for seconds of backoff. The
+    # sentinels take the servers' password: one that answered without it could
+    # name any server as the primary, and be sent the password.
     return {
         "socket_timeout": SOCKET_TIMEOUT,
         "socket_connect_timeout": SOCKET_TIMEOUT,
         "retry": retry_class(NoBackoff(), 0),
+        **_sentinel_password(),
     }
+
+
+def _sentinel_password():
+    password = settings.REDIS_NODE_OPTIONS.get("password")
+    return {"password": password} if password else {}
 
 
 @functools.cache

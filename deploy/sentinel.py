@@ -28,20 +28,21 @@ def sentinel_command(config_path):
     return [redis_server_binary(), str(config_path), "--sentinel"]
 
 
-def sentinel_config(port, primary_port, workdir, down_after_ms, failover_timeout_ms):
-    """A sentinel's config file: it rewrites it as the topology changes, so one each."""
-    return "\n".join(
-        [
-            f"port {port}",
-            f"bind {HOST}",
-            f"dir {workdir}",
-            f"sentinel monitor {MASTER_NAME} {HOST} {primary_port} 2",
-            f"sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}",
-            f"sentinel failover-timeout {MASTER_NAME} {failover_timeout_ms}",
-            f"sentinel parallel-syncs {MASTER_NAME} 1",
-            "",
-        ]
-    )
+def sentinel_config(port, primary_port, workdir, down_after_ms, failover_timeout_ms, password=None):
+    """A sentinel's config file: it rewrites it as the topology changes, so one each.
+    With a password, the sentinels take the data servers' (as livedash presents it to both)."""
+    lines = [
+        f"port {port}",
+        f"bind {HOST}",
+        f"dir {workdir}",
+        f"sentinel monitor {MASTER_NAME} {HOST} {primary_port} 2",
+        f"sentinel down-after-milliseconds {MASTER_NAME} {down_after_ms}",
+        f"sentinel failover-timeout {MASTER_NAME} {failover_timeout_ms}",
+        f"sentinel parallel-syncs {MASTER_NAME} 1",
+    ]
+    if password:
+        lines += [f"requirepass {password}", f"sentinel auth-pass {MASTER_NAME} {password}"]
+    return "\n".join([*lines, ""])
 
 
 @dataclass
@@ -49,6 +50,7 @@ class SentinelTopology:
     primary_port: int
     replica_port: int
     sentinel_ports: list[int]
+    password: str | None = None
     processes: dict = field(default_factory=dict)
 
     @property
@@ -82,38 +84,43 @@ def start_sentinel_topology(
     failover_timeout_ms=60000,
     restart=False,
     output=None,
+    password=None,
 ):
     """Start the primary, the replica (once it has synced) and three sentinels under
     supervisor, all on 127.0.0.1. restart=True: the supervisor starts a data server
-    or a sentinel again when it dies (a restarted primary rejoins as a replica)."""
+    or a sentinel again when it dies (a restarted primary rejoins as a replica).
+    password: every server and sentinel requires it (livedash finds it in REDIS_URL)."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     output = output or {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
-    topology = SentinelTopology(free_port(), free_port(), [free_port() for _ in range(3)])
+    topology = SentinelTopology(free_port(), free_port(), [free_port() for _ in range(3)], password)
+    auth = ("--requirepass", password, "--masterauth", password) if password else ()
 
     def listening(port):
         return lambda process: wait_for_port(port, process=process)
 
     primary = supervisor.start(
         f"redis-primary-{topology.primary_port}",
-        _data_server(topology.primary_port, workdir),
+        _data_server(topology.primary_port, workdir, *auth),
         restart=restart,
         ready=listening(topology.primary_port),
         **output,
     )
     replica = supervisor.start(
         f"redis-replica-{topology.replica_port}",
-        _data_server(topology.replica_port, workdir, "--replicaof", HOST, str(topology.primary_port)),
+        _data_server(topology.replica_port, workdir, *auth, "--replicaof", HOST, str(topology.primary_port)),
         restart=restart,
         ready=listening(topology.replica_port),
         **output,
     )
     topology.processes = {"primary": primary, "replica": replica}
-    wait_until_replicating(topology.replica_port)
+    wait_until_replicating(topology.replica_port, password)
     for index, port in enumerate(topology.sentinel_ports, start=1):
         config = workdir / f"sentinel-{port}.conf"
         config.write_text(
-            sentinel_config(port, topology.primary_port, workdir, down_after_ms, failover_timeout_ms)
+            sentinel_config(
+                port, topology.primary_port, workdir, down_after_ms, failover_timeout_ms, password
+            )
         )
         topology.processes[f"sentinel{index}"] = supervisor.start(
             f"redis-sentinel-{port}",
@@ -126,10 +133,10 @@ def start_sentinel_topology(
     return topology
 
 
-def wait_until_replicating(replica_port, timeout=30.0):
+def wait_until_replicating(replica_port, password=None, timeout=30.0):
     import redis
 
-    client = redis.Redis(host=HOST, port=replica_port, socket_timeout=2)
+    client = redis.Redis(host=HOST, port=replica_port, password=password, socket_timeout=2)
     deadline = time.monotonic() + timeout
     while client.info("replication").get("master_link_status") != "up":
         if time.monotonic() > deadline:
@@ -144,7 +151,7 @@ def wait_until_sentinels_agree(topology, timeout=30.0):
 
     deadline = time.monotonic() + timeout
     for port in topology.sentinel_ports:
-        client = redis.Redis(host=HOST, port=port, socket_timeout=2)
+        client = redis.Redis(host=HOST, port=port, password=topology.password, socket_timeout=2)
         while True:
             state = client.sentinel_master(MASTER_NAME)
             if state["num-slaves"] >= 1 and state["num-other-sentinels"] >= 2:

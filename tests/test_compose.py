@@ -484,6 +484,8 @@ def test_the_sentinel_profile_runs_a_replica_of_redis_and_three_sentinels_watchi
         assert sentinel["profiles"] == ["sentinel"]
         assert "sentinel monitor livedash redis 6379 2" in script, "quorum 2 of 3"
         assert '"sentinel auth-pass livedash $$REDIS_PASSWORD"' in script
+        assert '"requirepass $$REDIS_PASSWORD"' in script, "the app asks them with Redis' password"
+        assert sentinel["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?")
         assert script.rstrip().endswith("--sentinel")
         assert "ports" not in sentinel
         volumes.add(sentinel["volumes"][0].split(":")[0])

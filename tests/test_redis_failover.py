@@ -42,6 +42,9 @@ from tests.realclients import cookie_header, event_of, open_socket, wait_until
 
 pytestmark = pytest.mark.slow
 
+# Every server and sentinel requires it, as in compose.
+PASSWORD = "failover-test-password"
+
 # Generous: on a loaded two-core machine a failover with these timings takes a few seconds.
 RECOVERY_LIMIT = 60
 
@@ -177,9 +180,10 @@ async def test_every_process_rides_out_a_primary_failover_under_load(
     redis_servers = Supervisor(env=subprocess_env)
     try:
         topology = start_sentinel_topology(
-            redis_servers, tmp_path / "redis", down_after_ms=1000, failover_timeout_ms=5000
+            redis_servers, tmp_path / "redis", down_after_ms=1000, failover_timeout_ms=5000, password=PASSWORD
         )
-        env = topology.env
+        # REDIS_URL gives the password only: its host names nothing that exists.
+        env = {**topology.env, "REDIS_URL": f"redis://:{PASSWORD}@nowhere.invalid:6379/0"}
         full_env = {**subprocess_env, **env}
         workers = web_workers(2, env=env)
         collector_log = open(tmp_path / "collector.log", "wb")  # noqa: SIM115

@@ -65,6 +65,9 @@ async def test_under_sentinel_every_client_asks_the_sentinels_for_the_primary(un
             assert pool.connection_kwargs["db"] == 3
         # The hub's subscriber surfaces every loss to its resync, never reconnecting silently.
         assert pools[-1].connection_kwargs["retry"].get_retries() == 0
+        # The sentinels are asked with the servers' password too.
+        for manager in (clients._sync_sentinel(), clients._async_sentinel()):
+            assert manager.sentinels[0].connection_pool.connection_kwargs["password"] == "secret"
     finally:
         clients._async_clients.pop(asyncio.get_running_loop(), None)
         clients._async_sentinels.pop(asyncio.get_running_loop(), None)
@@ -81,6 +84,14 @@ def test_the_channel_layer_asks_the_sentinels_too():
         REDIS_SENTINELS="s1:26379, s2:26380",
         REDIS_SENTINEL_MASTER="livedash",
     )
+    sentinel_password = settings_value(
+        "settings.CHANNEL_LAYERS['default']['CONFIG']['hosts'][0]['sentinel_kwargs']['password']",
+        DEBUG="1",
+        REDIS_URL="redis://:secret@unused:6379/2",
+        REDIS_SENTINELS="s1:26379",
+        REDIS_SENTINEL_MASTER="livedash",
+    )
+    assert sentinel_password == "secret"
     assert host == str(
         sorted(
             {
