@@ -149,10 +149,10 @@ def new_subscriber_client():
     """A client of its own for one pub/sub subscriber, which its owner closes.
 
     A subscriber blocks on reads, so it has no read timeout. And it never
-    reconnects by itself: redis-py would subscribe again silently, and what was
-    published in between (a failover takes seconds) would never be read back from
-    storage. Losing the connection raises, so the owner's "Redis lost and back"
-    path runs, every time."""
+    reconnects by itself: redis-py would subscribe again silently within its
+    retries, and what was published in between (a failover takes seconds) would
+    wait for a later message to reveal the gap. Losing the connection raises, so
+    the owner's "Redis lost and back" path (the SSE hub's catch-up) runs every time."""
     return _async_client(
         socket_connect_timeout=SOCKET_TIMEOUT,
         socket_keepalive=True,
