@@ -15,6 +15,9 @@ from agent_receiver import Receiver
 from livedash_agent.buffer import DiskBuffer
 
 AGENT_DIR = Path(__file__).resolve().parents[1]
+# Real agent processes, each for a few seconds.
+pytestmark = pytest.mark.slow
+
 HOST_METRICS = {"cpu", "memory", "disk", "load_1m", "net_rx", "net_tx", "processes"}
 
 
