@@ -62,8 +62,10 @@ class Agent:
         self._wake.set()
         return lines
 
-    def run(self, max_samples=None):
-        """Sample every `interval` seconds until stop(); returns the number of samples taken."""
+    def run(self, max_samples=None, wait=None):
+        """Sample every `interval` seconds until stop() (or until `wait(seconds)`, which sleeps
+        between samples, returns True); returns the number of samples taken."""
+        wait = wait or self._stopping.wait
         self._sender_thread = threading.Thread(
             target=self.send_loop, name="livedash-agent-sender", daemon=True
         )
@@ -71,7 +73,7 @@ class Agent:
         taken = 0
         next_at = self.clock() + self.interval
         try:
-            while not self._stopping.wait(max(0.0, next_at - self.clock())):
+            while not wait(max(0.0, next_at - self.clock())) and not self.stopping:
                 try:
                     self.sample_once()
                 except Exception:  # a disk full, a psutil oddity: the next tick tries again

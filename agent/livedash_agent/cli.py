@@ -94,6 +94,44 @@ def print_once(host):
     return 0
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def signal_waiter():
+    """The main thread's sleep between samples, which ends early on SIGTERM or SIGINT.
+
+    No Python signal handler: one would run in the middle of whatever the main thread
+    does, and setting an Event (or logging) from there deadlocks when the main thread
+    already holds that lock. The signals are blocked instead (threads started after
+    this inherit the mask) and taken synchronously by `sigtimedwait` between samples.
+    """
+    if not hasattr(signal, "sigtimedwait"):  # macOS: a handler that only sets a flag
+        received = []
+        for number in STOP_SIGNALS:
+            signal.signal(number, lambda signum, _frame: received.append(signum))
+
+        def wait_with_flag(seconds):
+            deadline = time.monotonic() + seconds
+            while not received and (left := deadline - time.monotonic()) > 0:
+                time.sleep(min(left, 0.25))
+            return _stopping_on(received[0]) if received else False
+
+        return wait_with_flag
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+    def wait_for_signal(seconds):
+        got = signal.sigtimedwait(STOP_SIGNALS, seconds)
+        return _stopping_on(got.si_signo) if got else False
+
+    return wait_for_signal
+
+
+def _stopping_on(signum):
+    logger.info("%s: stopping after the current request", signal.Signals(signum).name)
+    return True
+
+
 def run(args):
     directory = args.buffer_dir or default_directory()
     max_samples = max(1, math.ceil(args.buffer_hours * 3600 / args.interval))
@@ -110,12 +148,7 @@ def run(args):
         interval=args.interval,
     )
 
-    def shut_down(signum, _frame):
-        logger.info("%s: stopping after the current sample or request", signal.Signals(signum).name)
-        agent.stop()
-
-    signal.signal(signal.SIGTERM, shut_down)
-    signal.signal(signal.SIGINT, shut_down)
+    wait = signal_waiter()
     logger.info(
         "host %s every %g s to %s; buffer %s (%d sample(s) waiting, at most %d)",
         args.host,
@@ -126,7 +159,7 @@ def run(args):
         max_samples,
     )
     try:
-        agent.run()
+        agent.run(wait=wait)
         logger.info("stopped; %d sample(s) wait in the buffer for the next start", len(buffer))
     finally:
         buffer.close()

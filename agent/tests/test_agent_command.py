@@ -116,6 +116,22 @@ def test_it_buffers_in_its_state_folder_while_livedash_is_away_and_sends_later(t
         receiver.stop()
 
 
+def test_a_burst_of_signals_still_stops_it_cleanly(tmp_path):
+    # Signals landing while the agent holds a lock (waking its sender, logging) once deadlocked it.
+    receiver = Receiver().start()
+    try:
+        process = agent(tmp_path, "--url", receiver.url, "--token", "t", "--interval", "0.05")
+        receiver.wait_for(lambda r: r.stored_lines(), what="a first sample")
+        for _ in range(20):
+            process.send_signal(signal.SIGTERM)
+            process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 0, err
+        assert "stopped;" in err
+    finally:
+        receiver.stop()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
