@@ -111,8 +111,8 @@ def _forget_process_caches():
     from api import models as api_models
     from dashboard import live
 
-    api_models._found.clear()
-    live._registered.clear()
+    api_models.forget_found_tokens()
+    live.forget_registered_names()
 
 
 # Personas: alice can view metrics, bob can view metrics too (for "another user"
@@ -298,3 +298,11 @@ def stack(subprocess_env, tmp_path):
         yield start_stack(supervisor, port=free_port(), log_dir=tmp_path)
     finally:
         supervisor.stop()
+
+
+def drop_stored_events(channel, *event_ids):
+    """Delete events from the event store, as retention does when they expire."""
+    from dashboard.redis import get_sync_client
+    from dashboard.storage import event_key
+
+    get_sync_client().delete(*[event_key(channel, event_id) for event_id in event_ids])

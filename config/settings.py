@@ -6,6 +6,7 @@ a traceback or a silently wrong default.
 """
 
 import os
+import socket
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -15,10 +16,18 @@ from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+
+def envstr(name, default="", strip=True):
+    """Text as given; unset or blank gives `default`. Secrets pass strip=False: their
+    spaces are theirs."""
+    raw = os.environ.get(name, "")
+    return (raw.strip() if strip else raw) or default
+
+
 # `make run` writes what it chose (DEBUG, DATABASE_URL, REDIS_URL, ...) to .env, so
 # commands in another terminal reach the same database and Redis. Variables set in
 # the environment win over the file. ENV_FILE names another file.
-ENV_FILE = os.environ.get("ENV_FILE", "").strip() or str(BASE_DIR / ".env")
+ENV_FILE = envstr("ENV_FILE", str(BASE_DIR / ".env"))
 load_dotenv(ENV_FILE, override=False)
 
 
@@ -94,7 +103,10 @@ def envchoice(name, default, choices):
 
 
 def envurl(name, default, schemes):
-    raw = os.environ.get(name, "").strip() or default
+    """A URL with one of `schemes`; with default None an unset variable gives None."""
+    raw = envstr(name, default)
+    if raw is None:
+        return None
     parts = urlsplit(raw)
     if parts.scheme not in schemes:
         allowed = ", ".join(sorted(schemes))
@@ -104,7 +116,7 @@ def envurl(name, default, schemes):
 
 DEBUG = envbool("DEBUG", False)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "").strip()
+SECRET_KEY = envstr("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -138,6 +150,7 @@ INSTALLED_APPS = [
     "csp",
     "dashboard",
     "notifications",
+    "alerts",
     "api",
     # django-ninja serves its Swagger UI from its own static files only when listed here.
     "ninja",
@@ -215,7 +228,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = envurl("REDIS_URL", "redis://127.0.0.1:6379/0", {"redis", "rediss", "unix"})
 # Every Redis key and pub/sub channel the product owns starts with this, so
 # several installations (or test runs) can share one Redis server.
-REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "livedash").strip() or "livedash"
+REDIS_PREFIX = envstr("REDIS_PREFIX", "livedash")
 
 CHANNEL_LAYERS = {
     "default": {
@@ -345,7 +358,7 @@ LOGGING = {
 # django-eventstream: events published from any process are stored in Redis (so
 # `Last-Event-ID` can resume) and published on its pub/sub, both through the one
 # shared REDIS_URL pool with prefixed keys (why Redis: see dashboard/storage.py).
-EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channels.DashboardChannelManager"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channel_manager.DashboardChannelManager"
 EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 
 # GRIP: Pushpin in front of /events/ holds the SSE connections; the workers only
@@ -354,9 +367,8 @@ EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 # The key is Pushpin's sig_key: only requests it signed count as proxied. Without
 # one, django-grip trusts any `Grip-Sig` header, so anyone reaching a worker could
 # pass as Pushpin; with DEBUG off that refuses to start.
-GRIP_URL = os.environ.get("GRIP_URL", "").strip() or None
+GRIP_URL = envurl("GRIP_URL", None, {"http", "https"})
 if GRIP_URL:
-    envurl("GRIP_URL", "", {"http", "https"})
     if not urlsplit(GRIP_URL).hostname:
         raise ImproperlyConfigured(f"GRIP_URL must name Pushpin's host, got {GRIP_URL!r}")
     if not DEBUG and not parse_qs(urlsplit(GRIP_URL).query).get("key", [""])[0]:
@@ -379,6 +391,15 @@ GRACEFUL_SHUTDOWN_SECONDS = envint("GRACEFUL_SHUTDOWN_SECONDS", 10, minimum=1)
 # of each. Past it a stream is answered 429 and a socket closed with 4008.
 MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
 
+# The collector's values are the series `name{host="<COLLECTOR_HOST>"}`: by default
+# this machine's name; set it where that name says nothing (a container's id).
+COLLECTOR_HOST = envstr("COLLECTOR_HOST", socket.gethostname())
+if len(COLLECTOR_HOST) > 256 or not COLLECTOR_HOST.isprintable():
+    raise ImproperlyConfigured(
+        f"COLLECTOR_HOST must be at most 256 printable characters, got {len(COLLECTOR_HOST)}:"
+        f" {COLLECTOR_HOST[:40]!r}"
+    )
+
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
 
@@ -394,19 +415,19 @@ API_TOKEN_REQUESTS_PER_SECOND = envint("API_TOKEN_REQUESTS_PER_SECOND", 200, min
 API_TOKEN_POINTS_PER_SECOND = envint("API_TOKEN_POINTS_PER_SECOND", 100_000, minimum=1)
 # E-mail for notification delivery channels (Django's own names). Without
 # EMAIL_HOST mail goes to the console log, so `make run` shows what would be sent.
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "").strip()
+EMAIL_HOST = envstr("EMAIL_HOST")
 EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
 if EMAIL_PORT > 65535:
     raise ImproperlyConfigured(f"EMAIL_PORT must be a TCP port (1-65535), got {EMAIL_PORT}")
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", strip=False)
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD", strip=False)
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend"
 )
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "livedash@localhost"
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "livedash@localhost")
 if "@" not in DEFAULT_FROM_EMAIL or any(ch.isspace() for ch in DEFAULT_FROM_EMAIL):
     raise ImproperlyConfigured(f"DEFAULT_FROM_EMAIL must be an e-mail address, got {DEFAULT_FROM_EMAIL!r}")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

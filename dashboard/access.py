@@ -31,7 +31,7 @@ from dashboard.stream.channels import METRICS_CHANNEL, USER_CHANNEL
 VIEW_PERMISSION = "dashboard.view_metric"
 CONTROL_PERMISSION = "dashboard.change_metric"
 # Acknowledging and silencing change an alert rule's state: the rule's change permission.
-ALERT_PERMISSION = "notifications.change_alertrule"
+ALERT_PERMISSION = "alerts.change_alertrule"
 # Everything a command may need; `permissions_of` reads them in one go.
 PERMISSIONS = (VIEW_PERMISSION, CONTROL_PERMISSION, ALERT_PERMISSION)
 
@@ -122,13 +122,6 @@ class AccessCache:
             if len(self.entries) >= self.max_entries:
                 self.entries = {}
         self.entries[key] = (time.monotonic() + self.seconds, answer)
-
-    def get_or_compute(self, key, compute):
-        answer = self.get(key)
-        if answer is None:
-            answer = compute()
-            self.put(key, answer)
-        return answer
 
     def clear(self):
         self.entries = {}
