@@ -28,8 +28,8 @@ async def drain(timeout):
     """End this worker's streams and sockets; wait (at most `timeout` s) until they are gone."""
     global _draining
     _draining = True
-    from dashboard.control.consumers import close_all_sockets
-    from dashboard.stream.views import end_all_streams
+    from dashboard.control.sockets import close_all_sockets
+    from dashboard.stream.hub import end_all_streams
 
     streams = end_all_streams()
     sockets = await close_all_sockets()

@@ -19,6 +19,7 @@ async. Connects are worked on a few at a time, in arrival order.
 """
 
 import asyncio
+import functools
 import logging
 from importlib import import_module
 
@@ -35,22 +36,22 @@ from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
 from dashboard import access
-from dashboard.loops import SemaphorePerLoop
+from dashboard.loops import PerLoop
 from dashboard.origins import request_origin_allowed
 from dashboard.revocation import arevoked_since
 from dashboard.storage import DashboardRedisStorage
-from dashboard.stream.views import (
+from dashboard.stream.app import stream_sync
+from dashboard.stream.hub import get_hub
+from dashboard.stream.request import (
     EVENT_ID,
     EVENTS_PATH,
     ORIGIN_REFUSED,
     BadStreamRequest,
-    beyond_replay_window,
     error_response,
-    get_hub,
     parse_stream_request,
     stream_request,
-    stream_sync,
 )
+from dashboard.stream.stream import beyond_replay_window
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ GRIP_CHANNEL_PREFIX = "events-"
 # connect. The measurements: docs/performance.md, "Design choices and their measurements".
 CONNECTS_AT_ONCE = 16
 # asyncio.Semaphore wakes its waiters in arrival order.
-connect_slots = SemaphorePerLoop()
+connect_slots = PerLoop(functools.partial(asyncio.Semaphore, CONNECTS_AT_ONCE))
 
 
 # django-eventstream's es-meta tokens live this long; their expiry says when they were issued.
@@ -159,7 +160,7 @@ async def grip_events(request, abandoned):
     except BadStreamRequest as exc:
         channels, last_ids, user_id, issued_at, problem = [], {}, None, None, str(exc)
     get_hub().start()  # hears revocations, which drop the access answers remembered here
-    async with connect_slots(CONNECTS_AT_ONCE):
+    async with connect_slots():
         if abandoned():
             return None
         return await authorise_and_replay(request, channels, last_ids, (user_id, issued_at), problem)

@@ -22,7 +22,7 @@ from config.asgi import application
 from dashboard import access
 from dashboard.access import AccessCache
 from dashboard.stream import grip
-from dashboard.stream.views import stream_sync
+from dashboard.stream.app import stream_sync
 from tests.realclients import cookie_header
 
 GRIP_KEY = "grip-connects-test-key-of-32-bytes-or-more"

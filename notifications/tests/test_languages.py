@@ -3,7 +3,7 @@ viewer's language: Spanish to a Spanish page, English to an English one."""
 
 import pytest
 
-from dashboard.control.consumers import language_from_scope
+from dashboard.control.scope import language_from_scope
 from dashboard.models import Metric
 from notifications.alerts import AlertEvaluator
 from notifications.messages import render
