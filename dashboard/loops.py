@@ -17,7 +17,7 @@ from django.db import close_old_connections
 
 class PerLoop:
     """`per_loop()` is the running loop's own object, made by `make()` on first use there:
-    a hub, a presence tracker, a semaphore (`PerLoop(partial(asyncio.Semaphore, size))`).
+    a hub, a presence tracker, a semaphore (`PerLoop(lambda: asyncio.Semaphore(SIZE))`).
 
     Keyed weakly on the loop, so a finished loop that nothing else holds is let go."""
 

@@ -14,7 +14,6 @@ after that).
 """
 
 import asyncio
-import functools
 import logging
 
 from django.contrib.sessions.backends import cached_db
@@ -28,7 +27,7 @@ logger = logging.getLogger(__name__)
 SESSION_CACHE_SECONDS = 60
 CACHE_ERRORS = (RedisError, OSError)
 ASYNC_READS_AT_ONCE = 8
-_async_read_slots = PerLoop(functools.partial(asyncio.Semaphore, ASYNC_READS_AT_ONCE))
+_async_read_slots = PerLoop(lambda: asyncio.Semaphore(ASYNC_READS_AT_ONCE))
 
 _cache_down = False
 

@@ -2,7 +2,6 @@
 stopping worker can close them (dashboard.draining)."""
 
 import asyncio
-import functools
 import logging
 import weakref
 
@@ -15,7 +14,7 @@ logger = logging.getLogger(__name__)
 # Redis connections, and redis.asyncio's pool raises rather than queues past its
 # size, which in a connect storm would close sockets that could have waited.
 SETUP_SLOTS = 100
-connect_slot = PerLoop(functools.partial(asyncio.Semaphore, SETUP_SLOTS))
+connect_slot = PerLoop(lambda: asyncio.Semaphore(SETUP_SLOTS))
 
 # This worker's accepted sockets (consumers), so a stopping worker can close them.
 _open_sockets = weakref.WeakSet()
