@@ -12,8 +12,8 @@ from api.handler import TokenRequests  # noqa: E402
 from dashboard.control.auth import ConcurrentAuthMiddlewareStack  # noqa: E402
 from dashboard.control.routing import websocket_urlpatterns  # noqa: E402
 from dashboard.origins import ExactOriginValidator  # noqa: E402
-from dashboard.stream.grip import ProxiedStreamConnects  # noqa: E402
 from dashboard.stream.app import DirectStreams  # noqa: E402
+from dashboard.stream.grip import ProxiedStreamConnects  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

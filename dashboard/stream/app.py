@@ -29,9 +29,9 @@ class DirectStreams:
     it lasts (most of the memory per stream). Here the security step runs (HTTPS
     redirect, its headers), the Host is checked as Django checks it, the session is
     read with Django's async API, and nothing of the request is kept once the
-    stream starts. Which middlewares a stream may skip, and why, is one list for
-    this path and Pushpin's (dashboard.stream.grip.REVIEWED_MIDDLEWARE, kept in step
-    with settings.MIDDLEWARE by a test).
+    stream starts. Which middlewares a stream may skip, and why, is one table for
+    every path that bypasses Django's handler (dashboard.bypasses, kept in step with
+    settings.MIDDLEWARE by a test).
     """
 
     def __init__(self, app):
