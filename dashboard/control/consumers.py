@@ -4,7 +4,7 @@ Thin on purpose: connect/disconnect manage groups, presence and the `hello`;
 `dashboard.control.protocol` decides whether a client message is acceptable; each
 command and each channel-layer event has one small handler named after it. What
 the hello carries is read in `dashboard.control.hello`, the `snapshot` in
-`dashboard.control.snapshot`, and this worker's open sockets are counted in
+`dashboard.control.snapshot`, and this worker's open sockets are listed in
 `dashboard.control.sockets`. Database work happens only through
 database_sync_to_async (`dashboard.control.database`, `_change_alert`,
 `_fetch_mark_read`), which is why `dispatch` can skip Channels' per-message
