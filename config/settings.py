@@ -149,6 +149,7 @@ INSTALLED_APPS = [
     "csp",
     "dashboard",
     "notifications",
+    "alerts",
     "api",
     # django-ninja serves its Swagger UI from its own static files only when listed here.
     "ninja",
@@ -356,7 +357,7 @@ LOGGING = {
 # django-eventstream: events published from any process are stored in Redis (so
 # `Last-Event-ID` can resume) and published on its pub/sub, both through the one
 # shared REDIS_URL pool with prefixed keys (why Redis: see dashboard/storage.py).
-EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channels.DashboardChannelManager"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channel_manager.DashboardChannelManager"
 EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 
 # GRIP: Pushpin in front of /events/ holds the SSE connections; the workers only

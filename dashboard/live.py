@@ -141,6 +141,11 @@ REGISTERED_SECONDS = 60.0
 _registered = {}
 
 
+def forget_registered_names():
+    """This process's remembered metric names are stale (the tests' databases start empty)."""
+    _registered.clear()
+
+
 def validate_metrics(points):
     """`metric_data` for each `(name, value, ts)`; on the first bad one raises
     `ValueError("point N: ...")`, N counted from 0."""

@@ -32,6 +32,10 @@ class PerLoop:
             found = self._by_loop[loop] = self.make()
         return found
 
+    def made_here(self):
+        """The running loop's object if it has one yet, else None (nothing is made)."""
+        return self._by_loop.get(asyncio.get_running_loop())
+
     def made(self):
         """Every loop's object made so far, for work across all of them (draining)."""
         return list(self._by_loop.values())

@@ -27,21 +27,19 @@ from django.db import DatabaseError
 from redis.exceptions import RedisError
 from uvicorn.protocols.utils import ClientDisconnected as UvicornClientDisconnected
 
+from alerts import actions as alert_actions
 from audit.services import record as audit_record
-from dashboard import access, connections
+from dashboard import access, connections, revocation
 from dashboard.collector import sampling
 from dashboard.control import events, hello, presence, protocol, sockets
 from dashboard.control.database import in_database_pool
-from dashboard.control.presence import DASHBOARD_GROUP
 from dashboard.control.protocol import ProtocolError
 from dashboard.control.scope import language_from_scope, last_notification_from
 from dashboard.control.snapshot import latest_values
+from dashboard.groups import DASHBOARD_GROUP, user_group_name
 from dashboard.loops import dispatch_in_arrival_order
-from dashboard.stream.hub import get_hub
-from notifications import alert_control
 from notifications import services as notification_services
 from notifications.messages import localize, localize_rule
-from notifications.models import user_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -126,8 +124,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.limiter = protocol.RateLimiter()
         self.language = language_from_scope(self.scope)
         self.claimed = connections.claim("ws", self.user.pk)
-        # The hub also hears revocations, which drop this worker's remembered answers.
-        get_hub().start()
+        # A revocation drops this worker's remembered access answers (the user's sockets
+        # themselves are closed through their group, dashboard.revocation).
+        revocation.listen()
         await self.accept()
         self.accepted = True
         connections.opened("ws")
@@ -227,11 +226,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     def _change_alert(self, action, *args):
         try:
             state = action(*args, self.user, self.client_address)
-        except alert_control.RuleNotFound as exc:
+        except alert_actions.RuleNotFound as exc:
             raise ProtocolError(protocol.NOT_FOUND, str(exc))
-        except (alert_control.NotFiring, ValueError) as exc:
+        except (alert_actions.NotFiring, ValueError) as exc:
             raise ProtocolError(protocol.INVALID, str(exc))
-        alert_control.bump_version_quietly()
+        alert_actions.bump_version_quietly()
         return state
 
     @database_sync_to_async
@@ -332,18 +331,18 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             logger.warning("could not write the audit entry for %s: %s", action, exc)
 
     async def command_ack_alert(self, command):
-        state = await self._change_alert(alert_control.acknowledge, command.args["rule"])
+        state = await self._change_alert(alert_actions.acknowledge, command.args["rule"])
         await self._announce_alert(state, "acknowledged")
         await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 
     async def command_silence_alert(self, command):
         args = command.args
-        state = await self._change_alert(alert_control.silence, args["rule"], args["minutes"])
+        state = await self._change_alert(alert_actions.silence, args["rule"], args["minutes"])
         await self._announce_alert(state, "silenced")
         await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 
     async def command_unsilence_alert(self, command):
-        state = await self._change_alert(alert_control.unsilence, command.args["rule"])
+        state = await self._change_alert(alert_actions.unsilence, command.args["rule"])
         await self._announce_alert(state, "unsilenced")
         await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 

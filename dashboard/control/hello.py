@@ -10,11 +10,11 @@ reused.
 import asyncio
 from dataclasses import dataclass
 
+from alerts import actions as alert_actions
 from dashboard import access
 from dashboard.collector import sampling
 from dashboard.collector.sampling import SamplingState
 from dashboard.control.database import shared_answer
-from notifications import alert_control
 from notifications import services as notification_services
 from notifications.messages import localize_rule
 
@@ -43,8 +43,8 @@ async def socket_access(user):
 
 
 async def hello_alerts():
-    version = await alert_control.aversion()
-    return await shared_answer(alerts_cache, ("alerts", version), alert_control.active_states)
+    version = await alert_actions.aversion()
+    return await shared_answer(alerts_cache, ("alerts", version), alert_actions.active_states)
 
 
 async def hello_notifications(user, since_id, language=None):

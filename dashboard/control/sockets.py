@@ -1,10 +1,11 @@
 """This worker's sockets: how many may be setting up at once, and which are open, so a
-stopping worker can close them (dashboard.draining)."""
+stopping worker can close them (registered with dashboard.draining)."""
 
 import asyncio
 import logging
 import weakref
 
+from dashboard import draining
 from dashboard.control import protocol
 from dashboard.loops import PerLoop
 
@@ -33,3 +34,6 @@ async def close_all_sockets(code=protocol.CLOSE_RESTART):
         except Exception as exc:  # already gone: nothing to hand over
             logger.debug("could not close a socket while draining: %s", exc)
     return len(sockets)
+
+
+draining.on_drain("sockets closed", close_all_sockets)

@@ -34,13 +34,11 @@ from django_eventstream.utils import add_default_headers
 from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
-from dashboard import access
+from dashboard import access, revocation
 from dashboard.loops import PerLoop
 from dashboard.origins import request_origin_allowed
-from dashboard.revocation import arevoked_since
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.app import stream_sync
-from dashboard.stream.hub import get_hub
 from dashboard.stream.request import (
     EVENT_ID,
     EVENTS_PATH,
@@ -158,7 +156,7 @@ async def grip_events(request, abandoned):
         problem = None
     except BadStreamRequest as exc:
         channels, last_ids, user_id, issued_at, problem = [], {}, None, None, str(exc)
-    get_hub().start()  # hears revocations, which drop the access answers remembered here
+    revocation.listen()  # a revocation drops the access answers remembered here
     async with connect_slots():
         if abandoned():
             return None
@@ -170,7 +168,7 @@ async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
         return error_response(request, 403, ORIGIN_REFUSED)
     user_id, issued_at = es_meta
     try:
-        if user_id not in (None, "anonymous") and await arevoked_since(int(user_id), issued_at):
+        if user_id not in (None, "anonymous") and await revocation.arevoked_since(int(user_id), issued_at):
             return error_response(request, 403, "Access changed since this link was issued; reconnect")
     except RedisError as exc:
         logger.warning("GRIP /events/: Redis unavailable (%s)", exc)

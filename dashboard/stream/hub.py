@@ -1,8 +1,9 @@
 """The hub: one Redis subscriber per worker (per event loop), handing each published run
 of events to the streams of its channel, encoded once for all of them.
 
-It subscribes to `key("sse")` once, whatever the number of streams, and also hears
-revocations (dashboard.revocation), which end a user's streams here. One timer
+It subscribes to `key("sse")` once, whatever the number of streams; a revocation
+(dashboard.revocation, which this module registers with) ends a user's streams here,
+and a stopping worker (dashboard.draining) ends them all. One timer
 sends every idle stream its keep-alive. A stream is anything with `channels`,
 `user_id`, `ending` and the calls the hub makes (`offer`, `request_catch_up`,
 `tick_keepalive`, `end`, `revoke`): see dashboard.stream.stream.
@@ -17,9 +18,9 @@ import redis.asyncio
 from django.conf import settings
 from django_eventstream.utils import make_id, sse_encode_event
 
-from dashboard import access, telemetry
+from dashboard import draining, revocation, telemetry
 from dashboard.loops import PerLoop
-from dashboard.storage import parse_published, pubsub_channel, revocation_channel
+from dashboard.storage import parse_published, pubsub_channel
 
 logger = logging.getLogger(__name__)
 
@@ -96,9 +97,9 @@ class Hub:
         self.start()
 
     def start(self):
-        """Listen (if not yet): also for revocations, so every path that remembers access
-        answers (streams, GRIP connects, sockets) starts it."""
+        """Listen (if not yet), and hear revocations, which end a user's streams here."""
         telemetry.ensure_reporting()
+        revocation.listen()
         loop = asyncio.get_running_loop()
         # Fresh contexts: the hub outlives the request that happened to start it.
         if self.task is None or self.task.done():
@@ -148,14 +149,8 @@ class Hub:
         for stream in tuple(self.streams_by_channel.get(event.channel, ())):
             stream.offer(event)
 
-    def revoke(self, raw):
+    def revoke(self, user_id):
         """A user's access changed (dashboard.revocation): end their streams here."""
-        try:
-            user_id = int(raw)
-        except (TypeError, ValueError):
-            logger.warning("ignoring a malformed revocation message")
-            return
-        access.forget_user_everywhere(user_id)
         for stream in tuple(self.streams_by_user.get(user_id, ())):
             stream.revoke()
 
@@ -176,19 +171,14 @@ class Hub:
             )
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(pubsub_channel(), revocation_channel())
+                    await pubsub.subscribe(pubsub_channel())
                     self.connected.set()
                     if down:
                         logger.info("SSE hub reconnected to Redis")
                         self.resync_all()
                     down, delay = False, 0.1
-                    revocations = revocation_channel().encode()
                     async for message in pubsub.listen():
-                        if message["type"] != "message":
-                            continue
-                        if message["channel"] == revocations:
-                            self.revoke(message["data"])
-                        else:
+                        if message["type"] == "message":
                             self.dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
@@ -217,3 +207,14 @@ def end_all_streams():
                 stream.end()
                 ended += 1
     return ended
+
+
+@revocation.on_revoked
+def end_streams_of(user_id):
+    """Revocations are heard on the loop whose hub holds the streams."""
+    hub = get_hub.made_here()
+    if hub is not None:
+        hub.revoke(user_id)
+
+
+draining.on_drain("SSE streams ended", end_all_streams)

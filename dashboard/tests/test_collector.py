@@ -272,7 +272,7 @@ def test_it_marks_what_the_alert_evaluator_says_is_firing(make_collector, frames
 
 
 def test_it_runs_the_real_alert_evaluator(make_collector, frames, db):
-    from notifications.alerts import AlertEvaluator
+    from alerts.evaluation import AlertEvaluator
 
     make_collector(evaluator=AlertEvaluator()).tick()
     assert frames[0]["firing"] == []

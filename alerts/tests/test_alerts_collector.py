@@ -3,10 +3,11 @@ is marked in the frames while firing, and resolves once."""
 
 import pytest
 
+from alerts.evaluation import AlertEvaluator
+from alerts.models import AlertRule
 from dashboard.collector.collector import Collector
 from dashboard.models import Metric
-from notifications.alerts import AlertEvaluator
-from notifications.models import AlertRule, Notification
+from notifications.models import Notification
 
 
 class ScriptedSampler:
