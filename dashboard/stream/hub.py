@@ -14,12 +14,11 @@ import collections
 import contextvars
 import logging
 
-import redis.asyncio
-from django.conf import settings
 from django_eventstream.utils import make_id, sse_encode_event
 
 from dashboard import draining, revocation, telemetry
 from dashboard.loops import PerLoop
+from dashboard.redis import new_subscriber_client
 from dashboard.storage import parse_published, pubsub_channel
 
 logger = logging.getLogger(__name__)
@@ -164,11 +163,7 @@ class Hub:
         delay = 0.1
         down = False
         while True:
-            # A dedicated client: a subscriber blocks on reads, so it must not have
-            # the shared pool's read timeout.
-            client = redis.asyncio.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=2.0, socket_keepalive=True
-            )
+            client = new_subscriber_client()
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(pubsub_channel())
