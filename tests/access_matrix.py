@@ -257,13 +257,13 @@ THREAT_MODEL = """
 | a client asking for old history | at most 3,000 events of `Last-Event-ID` replay | beyond it `stream-reset`, and the page reloads its history over HTTP (bounded by the history API) |
 | a user without `view_metric` | their own presence entry only | the online list (usernames) goes to viewers only; `mark_read` of someone else's notification is answered exactly like one that does not exist |
 
-Two paths skip parts of Django's middleware chain, each for a measured cost, and each
-keeps a list, checked by a test against `settings.MIDDLEWARE`, of what it skips and why:
-stream GETs and Pushpin's connects (`dashboard.stream.grip.REVIEWED_MIDDLEWARE`: they
-keep the security step, the Host check, the session and the access answer) and the API's
-token endpoints (`api.handler.TOKEN_REQUESTS_SKIP`: a token request has no session, no
-cookie-based CSRF to check and no page to frame). A middleware added to the settings
-fails both tests until someone decides what these paths do with it.
+Three paths skip parts of Django's middleware chain, each for a measured cost: stream
+GETs and Pushpin's connects (they keep the security step, the Host check, the session
+and the access answer) and the API's token endpoints (a token request has no session,
+no cookie-based CSRF to check and no page to frame). One table, `dashboard.bypasses`,
+says for every middleware in `settings.MIDDLEWARE` what stands in for it on each of
+the three; a middleware added to the settings fails its test until someone decides
+there what these paths do with it.
 
 The client address (for the lockout and the logs) is the one nginx saw: nginx, the
 one hop in front of the workers, overwrites `X-Forwarded-For` with `$remote_addr`,
