@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from api import bodies, lineprotocol, ratelimit, schemas
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
+from api.dashboards import router as dashboards_router
 from dashboard import telemetry
 from dashboard.live import publish_validated, validate_metrics
 from notifications.services import notify
@@ -62,6 +63,8 @@ api = NinjaAPI(
     openapi_url="v1/openapi.json",
     docs_decorator=login_required,
 )
+# Dashboards take a session as well as a token: their own module (api/dashboards.py).
+api.add_router("v1/dashboards", dashboards_router)
 
 
 def urls():
