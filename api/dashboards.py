@@ -20,9 +20,11 @@ from ninja.utils import check_csrf
 from api import bodies, ratelimit
 from api.auth import ApiError, aauthenticate, client_address, error_response, forbidden, unauthenticated
 from boards import spec, store
-from boards.models import Dashboard
+from boards.models import Dashboard, HomeDashboard
 
 router = Router(tags=["dashboards"])
+# The user's home dashboard (what `/` shows): a session's own preference.
+home_router = Router(tags=["dashboards"])
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -258,3 +260,32 @@ def restore_version(caller, request, uid: str, version: str, current: str = ""):
     except store.Conflict as exc:
         raise conflict(exc) from None
     return JsonResponse(board.export())
+
+
+def _own_session(caller):
+    if caller.user is None:
+        raise forbidden("the home dashboard is a user's preference: log in to read or set it")
+    return caller.user
+
+
+@home_router.get("", summary="The caller's home dashboard")
+@answered
+def get_home(caller, request):
+    """`{"uid"}`: the dashboard `/` shows (the user's choice, by default host-overview)."""
+    board = HomeDashboard.dashboard_for(_own_session(caller))
+    return JsonResponse({"uid": board.uid if board else None})
+
+
+@home_router.put("", summary="Choose the caller's home dashboard")
+@answered
+def put_home(caller, request):
+    """Body `{"uid"}`: a dashboard the user may see."""
+    user = _own_session(caller)
+    bodies.require_media_type(request, {"application/json"}, "application/json")
+    payload = bodies.parse_json(bodies.read_body(request))
+    uid = payload.get("uid") if isinstance(payload, dict) else None
+    if not isinstance(uid, str):
+        raise bodies.invalid('send {"uid": "<a dashboard uid>"}')
+    _visible(caller, uid)
+    HomeDashboard.objects.update_or_create(user=user, defaults={"uid": uid})
+    return JsonResponse({"uid": uid})

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from api import bodies, lineprotocol, ratelimit, schemas
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
+from api.dashboards import home_router
 from api.dashboards import router as dashboards_router
 from dashboard import telemetry
 from dashboard.live import publish_validated, validate_metrics
@@ -65,6 +66,7 @@ api = NinjaAPI(
 )
 # Dashboards take a session as well as a token: their own module (api/dashboards.py).
 api.add_router("v1/dashboards", dashboards_router)
+api.add_router("v1/home-dashboard", home_router)
 
 
 def urls():

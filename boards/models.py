@@ -6,7 +6,10 @@ visibility, groups) are copies of it for the admin, the list and the access rule
 """
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db import models
+from django.db.models import Q
 
 from boards import spec
 
@@ -95,6 +98,21 @@ class Dashboard(models.Model):
             "boards.change_dashboard"
         )
 
+    def private_audience(self):
+        """The ids of the active users who may see this dashboard, when not everyone may
+        (None when it is visible to everyone): its `dashboard-changed` events go to their
+        own channels, so a private dashboard's name and editors reach no one else."""
+        if self.visibility == Visibility.EVERYONE:
+            return None
+        change = Permission.objects.filter(content_type__app_label="boards", codename="change_dashboard")
+        who = Q(is_superuser=True) | Q(user_permissions__in=change) | Q(groups__permissions__in=change)
+        if self.owner_id is not None:
+            who |= Q(pk=self.owner_id)
+        if self.visibility == Visibility.GROUPS:
+            who |= Q(groups__name__in=self.groups)
+        users = get_user_model().objects.filter(who, is_active=True)
+        return sorted(set(users.values_list("pk", flat=True)))
+
     @classmethod
     def visible_to(cls, user):
         """The dashboards `user` may see. Checked one by one with `can_view`, the one rule:
@@ -144,7 +162,18 @@ class HomeDashboard(models.Model):
 
     @classmethod
     def uid_for(cls, user):
+        """The uid the user chose, or DEFAULT_HOME_UID."""
         if user is None or not user.is_authenticated:
             return DEFAULT_HOME_UID
         uid = cls.objects.filter(user=user).values_list("uid", flat=True).first()
         return uid or DEFAULT_HOME_UID
+
+    @classmethod
+    def dashboard_for(cls, user):
+        """The dashboard `/` shows the user: their choice while it exists and they may see
+        it, else the default one if they may see that, else None."""
+        for uid in dict.fromkeys((cls.uid_for(user), DEFAULT_HOME_UID)):
+            board = Dashboard.objects.filter(uid=uid).first()
+            if board is not None and board.can_view(user):
+                return board
+        return None

@@ -17,7 +17,7 @@ from audit.services import record
 from boards import spec
 from boards.models import MESSAGE_MAX_LENGTH, Dashboard, DashboardVersion
 from dashboard import frames, live
-from dashboard.stream.channels import METRICS_CHANNEL
+from dashboard.stream.channels import METRICS_CHANNEL, user_channel
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +53,20 @@ class Author:
     address: str = ""
 
 
-def _push(uid, version, by):
+def _push(board, version, by):
+    """Once committed, tell open pages: on `metrics` when everyone may see the dashboard,
+    else on the own channel of each user who may. A push that fails (Redis away) is
+    logged, not raised: the save stands, and pages see it when they load it again."""
+    audience = board.private_audience()
+    channels = [METRICS_CHANNEL] if audience is None else [user_channel(pk) for pk in audience]
+    data = frames.dashboard_changed(board.uid, version, by)
+
     def push():
         try:
-            live.send(METRICS_CHANNEL, frames.DASHBOARD_CHANGED, frames.dashboard_changed(uid, version, by))
+            for channel in channels:
+                live.send(channel, frames.DASHBOARD_CHANGED, data)
         except Exception:
-            logger.warning("could not tell open pages that dashboard %s changed", uid, exc_info=True)
+            logger.warning("could not tell open pages that dashboard %s changed", board.uid, exc_info=True)
 
     transaction.on_commit(push)
 
@@ -102,7 +110,7 @@ def _write(board, document, author, message, action, before):
         actor=author.name,
         address=author.address,
     )
-    _push(board.uid, board.version, author.name)
+    _push(board, board.version, author.name)
     return board
 
 
@@ -169,9 +177,9 @@ def delete(uid, *, author, expected_version=None, provisioning=False):
         if expected_version is not None and expected_version != board.version:
             raise Conflict(f"version {expected_version} is stale: the stored version is {board.version}")
         before = board.export()
+        _push(board, None, author.name)  # its audience is read before the row goes
         board.delete()
         record(DELETE, f"dashboard {uid}", before=before, actor=author.name, address=author.address)
-        _push(uid, None, author.name)
 
 
 def provision(document, source, signature):

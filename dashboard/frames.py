@@ -120,7 +120,8 @@ def latest_values(events_newest_first):
 
 
 # Not data either: `{"uid", "version", "by"}` says dashboard `uid` was saved (version
-# null: deleted) by `by`, so its open pages can say so and load it again.
+# null: deleted) by `by`, so its open pages can say so and load it again. Sent on
+# `metrics` for a dashboard everyone may see, else on each permitted user's own channel.
 DASHBOARD_CHANGED = "dashboard-changed"
 
 

@@ -218,8 +218,8 @@ def test_a_provisioned_dashboard_answers_409_provisioned(client, token, tmp_path
     assert listed[0]["provisioned"] is True and listed[0]["editable"] is False
 
 
-def test_saving_pushes_dashboard_changed_once_committed(
-    client, token, django_capture_on_commit_callbacks, monkeypatch
+def test_saving_pushes_dashboard_changed_once_committed_to_those_who_may_see_it(
+    client, token, alice, bob, admin_user, django_capture_on_commit_callbacks, monkeypatch
 ):
     from boards import store
 
@@ -228,10 +228,41 @@ def test_saving_pushes_dashboard_changed_once_committed(
         store.live, "send", lambda channel, event_type, data: sent.append((channel, event_type, data))
     )
     with django_capture_on_commit_callbacks(execute=True):
-        put(client, board(), **bearer(token))
+        put(client, board(visibility="everyone"), **bearer(token))
+        assert sent == []  # nothing before the commit
     with django_capture_on_commit_callbacks(execute=True):
         client.delete(f"{URL}/checkout", **bearer(token))
+    Group.objects.create(name="ops").user_set.add(bob)
+    with django_capture_on_commit_callbacks(execute=True):
+        put(as_user(alice), board(uid="ops", visibility={"groups": ["ops"]}))
     assert sent == [
         ("metrics", "dashboard-changed", {"uid": "checkout", "version": 1, "by": "token ci"}),
         ("metrics", "dashboard-changed", {"uid": "checkout", "version": None, "by": "token ci"}),
+        *[
+            (f"user-{user.pk}", "dashboard-changed", {"uid": "ops", "version": 1, "by": "alice"})
+            for user in sorted([alice, bob, admin_user], key=lambda user: user.pk)
+        ],
     ]
+
+
+def test_the_home_dashboard_is_host_overview_until_the_user_chooses_one(alice, bob, token):
+    from boards import store
+
+    alices = as_user(alice)
+    assert alices.get("/api/v1/home-dashboard").json() == {"uid": None}  # nothing provisioned yet
+    store.save(board(uid="host-overview", visibility="everyone"), author=store.Author())
+    assert alices.get("/api/v1/home-dashboard").json() == {"uid": "host-overview"}
+    put(alices, board(uid="mine"))
+    chosen = alices.put("/api/v1/home-dashboard", {"uid": "mine"}, content_type="application/json")
+    assert chosen.json() == {"uid": "mine"}
+    assert alices.get("/api/v1/home-dashboard").json() == {"uid": "mine"}
+    bobs = as_user(bob)
+    assert (
+        bobs.put("/api/v1/home-dashboard", {"uid": "mine"}, content_type="application/json").status_code
+        == 404
+    )
+    assert bobs.get("/api/v1/home-dashboard").json() == {"uid": "host-overview"}
+    # A chosen dashboard that goes away leaves the default.
+    alices.delete(f"{URL}/mine")
+    assert alices.get("/api/v1/home-dashboard").json() == {"uid": "host-overview"}
+    assert Client().get("/api/v1/home-dashboard", **bearer(token)).status_code == 403

@@ -80,17 +80,29 @@ def test_create_token_dashboards_gives_the_scope(manage):
     assert token.scopes == ["dashboards"]
 
 
-async def test_a_save_reaches_an_open_stream_within_a_second(web_workers, alice_cookies, transactional_db):
+async def test_a_save_reaches_open_streams_within_a_second_and_only_those_who_may_see_it(
+    web_workers, alice, alice_cookies, bob_cookies, transactional_db
+):
     [base] = web_workers(1)
-    _row, raw = await asyncio.to_thread(ApiToken.create, "ci", dashboards=True)
+    row, raw = await asyncio.to_thread(ApiToken.create, "alices", dashboards=True)
+    await ApiToken.objects.filter(pk=row.pk).aupdate(created_by=alice)
+    headers = {"Authorization": f"Bearer {raw}"}
     async with (
-        EventStream(base, ["metrics"], alice_cookies) as stream,
+        EventStream(base, ["metrics", f"user-{alice.pk}"], alice_cookies) as alices,
+        EventStream(base, ["metrics"], bob_cookies) as bobs,
         httpx.AsyncClient(base_url=base, timeout=10) as client,
     ):
-        answer = await client.put(
-            "/api/v1/dashboards/checkout", json=board(), headers={"Authorization": f"Bearer {raw}"}
-        )
+        # Private to alice (the token's creator): on her own channel only.
+        answer = await client.put("/api/v1/dashboards/mine", json=board(uid="mine"), headers=headers)
         assert answer.status_code == 200, answer.text
-        event = await stream.wait_for(lambda e: e["event"] == "dashboard-changed", timeout=1.0)
-    assert event["data"] == {"uid": "checkout", "version": 1, "by": "token ci"}
-    assert event["id"]
+        mine = await alices.wait_for(lambda e: e["event"] == "dashboard-changed", timeout=1.0)
+        # Visible to everyone: on `metrics`, which bob reads too.
+        shared = board(uid="shared", visibility="everyone")
+        answer = await client.put("/api/v1/dashboards/shared", json=shared, headers=headers)
+        assert answer.status_code == 200, answer.text
+        seen = await bobs.wait_for(lambda e: e["event"] == "dashboard-changed", timeout=1.0)
+        await alices.wait_for(lambda e: e["data"] == seen["data"], timeout=1.0)
+    assert mine["data"] == {"uid": "mine", "version": 1, "by": "alice"}
+    assert mine["id"]
+    assert seen["data"] == {"uid": "shared", "version": 1, "by": "alice"}
+    assert [e["data"]["uid"] for e in bobs.of_type("dashboard-changed")] == ["shared"]
