@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 from django.conf import settings
+from django.db import IntegrityError
 
 from boards import spec, store
 from boards.models import Dashboard
@@ -100,6 +101,11 @@ def sync(directory=None, force=False):
             if owner is not None and owner.provisioned_from != name and owner.provisioned_from in files:
                 raise FileError(f"uid {uid} is already provisioned from {owner.provisioned_from}")
             store.provision(document, name, stamp)
+        except IntegrityError:
+            # Another process (the collector, the command) created this uid at the same moment.
+            exc = FileError("was provisioned by another process at the same time; it is read again next time")
+            outcome.failed.append((name, str(exc)))
+            continue
         except (FileError, spec.InvalidDashboard) as exc:
             outcome.failed.append((name, str(exc)))
             if board is not None:
@@ -121,9 +127,17 @@ def _taken_over(board, served):
     return any(uid == board.uid and name != board.provisioned_from for name, uid in served.items())
 
 
+_said_missing = set()
+
+
 def check_for_changes():
     """The collector's chore: provision what moved in DASHBOARDS_DIR since the last look."""
     outcome = sync()
+    if outcome.missing_directory and str(settings.DASHBOARDS_DIR) not in _said_missing:
+        _said_missing.add(str(settings.DASHBOARDS_DIR))  # once per process, not every look
+        logger.warning(
+            "DASHBOARDS_DIR %s is not a folder: no dashboards provisioned", settings.DASHBOARDS_DIR
+        )
     for name, uid in outcome.loaded:
         logger.info("provisioned dashboard %s from %s", uid, name)
     for name, uid in outcome.removed:
