@@ -255,7 +255,7 @@ LEGEND = """
   own channels from the page; another user's channel answers 404.
 - The audit log records every control action (`set_interval`, `pause`, `resume`,
   `ack_alert`, `silence_alert`, `unsilence_alert`) and every configuration change
-  (alert rules, metrics, delivery channels, API tokens) with the actor, the client
+  (alert rules, metrics, delivery channels, API tokens, dashboards) with the actor, the client
   address, before and after. Secrets (channel secrets, token hashes) appear only as
   `(secret)`. Entries cannot be added, changed or deleted in the admin; the
   collector prunes them after `AUDIT_RETENTION_DAYS`.
