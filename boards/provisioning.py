@@ -34,6 +34,19 @@ class FileError(ValueError):
     pass
 
 
+class PlainYamlLoader(yaml.SafeLoader):
+    """YAML without anchors and aliases: a dashboard needs none, and nested aliases can
+    stand for more data than any memory holds (the "billion laughs")."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in dashboard files", mark
+            )
+        return super().compose_node(parent, index)
+
+
 @dataclass
 class Outcome:
     loaded: list = field(default_factory=list)  # (file, uid)
@@ -58,7 +71,7 @@ def read_document(path):
     try:
         if path.suffix == ".json":
             return json.loads(text)
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=PlainYamlLoader)  # noqa: S506 (a SafeLoader)
     except (ValueError, yaml.YAMLError) as exc:
         kind = "JSON" if path.suffix == ".json" else "YAML"
         raise FileError(f"is not valid {kind}: {' '.join(str(exc).split())}") from None

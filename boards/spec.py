@@ -7,11 +7,15 @@ Every refusal is an `InvalidDashboard` naming the place, the way a reader would 
 at it: `panels[2].grid.w: must be at least 1`.
 """
 
+import json
 import math
 import re
 
 from dashboard import selectors, series
 
+# A dashboard of the largest sizes below is far smaller; this bounds the work one
+# document can ask of a worker (every selector is parsed) and what a row holds.
+MAX_DOCUMENT_BYTES = 1 << 20
 UID = re.compile(r"[a-zA-Z0-9_-]+")
 UID_MAX_LENGTH = 40
 TITLE_MAX_LENGTH = 200
@@ -271,6 +275,10 @@ def validate(document):
     stored one is the store's question."""
     if not isinstance(document, dict):
         _fail("", f"a dashboard must be a JSON object, got {kind(document)}")
+    # First, so that no oversized document costs the parsing of its selectors.
+    size = len(json.dumps(document, separators=(",", ":"), default=str).encode())
+    if size > MAX_DOCUMENT_BYTES:
+        _fail("", f"a dashboard must be at most {MAX_DOCUMENT_BYTES} bytes of JSON, got {size}")
     _object(
         document,
         "",

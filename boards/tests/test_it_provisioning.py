@@ -111,3 +111,11 @@ def test_a_file_takes_over_a_dashboard_people_made_and_one_uid_has_one_file(fold
     write(folder / "c.json", board(uid="renamed"), bump=5)
     provisioning.sync(folder)
     assert list(Dashboard.objects.values_list("uid", flat=True)) == ["renamed"]
+
+
+def test_yaml_aliases_are_refused(folder):
+    laughs = "uid: a\ntitle: &t [x, x, x]\ndescription: [*t, *t]\npanels: []\n"
+    (folder / "laughs.yaml").write_text(laughs)
+    outcome = provisioning.sync(folder)
+    assert "aliases (*name) are not allowed" in dict(outcome.failed)["laughs.yaml"]
+    assert not Dashboard.objects.exists()

@@ -101,3 +101,13 @@ def test_the_shipped_dashboards_are_valid():
     for path in sorted(settings.DASHBOARDS_DIR.iterdir()):
         uids.add(spec.validate(read_document(path))["uid"])
     assert uids == {"host-overview", "livedash"}
+
+
+def test_a_document_past_the_size_limit_is_refused():
+    document = board()
+    panel = document["panels"][1]
+    document["panels"] = [
+        {**panel, "id": index + 1, "title": "x" * 200, "series": [f'm{{a="{"v" * 200}"}}' for n in range(32)]}
+        for index in range(200)
+    ]
+    assert refusal(document).startswith("a dashboard must be at most 1048576 bytes of JSON")
