@@ -127,8 +127,9 @@ def _summary(caller, board):
 def _version_param(text):
     if text is None or text == "":
         return None
-    if not text.isdigit():
-        raise bodies.invalid(f"version must be a positive integer, got {text!r}")
+    # ASCII digits only (`isdigit` alone takes "²"), and within the column's range.
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > spec.MAX_VERSION:
+        raise bodies.invalid(f"version must be a positive integer, got {text[:20]!r}")
     return int(text)
 
 

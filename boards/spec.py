@@ -17,6 +17,7 @@ from dashboard import selectors, series
 # document can ask of a worker (every selector is parsed) and what a row holds.
 MAX_DOCUMENT_BYTES = 1 << 20
 UID = re.compile(r"[a-zA-Z0-9_-]+")
+MAX_VERSION = 2**31 - 1
 UID_MAX_LENGTH = 40
 TITLE_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 4000
@@ -292,7 +293,7 @@ def validate(document):
     if "tags" in document:
         _tags(document["tags"], "tags")
     if "version" in document:
-        _integer(document["version"], "version", 1, 2**31 - 1)
+        _integer(document["version"], "version", 1, MAX_VERSION)
     if "window" in document:
         _window(document["window"], "window")
     names = []

@@ -1,6 +1,7 @@
 """The dashboards API through Django's test client: tokens, sessions, versions, visibility."""
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import Group, Permission
@@ -266,3 +267,14 @@ def test_the_home_dashboard_is_host_overview_until_the_user_chooses_one(alice, b
     alices.delete(f"{URL}/mine")
     assert alices.get("/api/v1/home-dashboard").json() == {"uid": "host-overview"}
     assert Client().get("/api/v1/home-dashboard", **bearer(token)).status_code == 403
+
+
+@pytest.mark.parametrize("version", ["²", "x", "-1", "99999999999999999999", "1.5"])
+def test_a_bad_version_in_the_path_or_query_is_400(client, token, version):
+    put(client, board(), **bearer(token))
+    for answer in (
+        client.get(f"{URL}/checkout/versions/{version}", **bearer(token)),
+        client.delete(f"{URL}/checkout?{urlencode({'version': version})}", **bearer(token)),
+    ):
+        assert (answer.status_code, answer.json()["error"]) == (400, "invalid")
+    assert Dashboard.objects.filter(uid="checkout").exists()
