@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from boards import spec
 from boards.tests.documents import board
@@ -111,3 +113,56 @@ def test_a_document_past_the_size_limit_is_refused():
         for index in range(200)
     ]
     assert refusal(document).startswith("a dashboard must be at most 1048576 bytes of JSON")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def replace_at(document, path, value):
+    """`document` with the value at `path` (keys and indexes, as far as they reach) replaced."""
+    target = document
+    for step in path[:-1]:
+        try:
+            target = target[step % len(target)] if isinstance(target, list) else target[step]
+        except (KeyError, TypeError, ZeroDivisionError):
+            return document
+    last = path[-1]
+    if isinstance(target, list) and target:
+        target[last % len(target) if isinstance(last, int) else 0] = value
+    elif isinstance(target, dict):
+        target[last] = value
+    return document
+
+
+PATHS = st.lists(
+    st.sampled_from(
+        [*spec.DOCUMENT_KEYS, *spec.PANEL_KEYS, *spec.VARIABLE_KEYS, "x", "w", "groups", 0, 1, 2]
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=PATHS, value=json_values)
+def test_whatever_a_field_holds_the_answer_is_the_document_or_a_named_refusal(path, value):
+    document = replace_at(board(), path, value)
+    try:
+        checked = spec.validate(document)
+    except spec.InvalidDashboard as exc:
+        assert str(exc)
+    else:
+        assert checked == document
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=json_values)
+def test_any_json_at_all_is_a_dashboard_or_a_named_refusal(value):
+    try:
+        spec.validate(value)
+    except spec.InvalidDashboard as exc:
+        assert str(exc)
