@@ -26,6 +26,8 @@ from redis.exceptions import RedisError
 
 from api import bodies, lineprotocol, ratelimit, schemas
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
+from api.dashboards import home_router
+from api.dashboards import router as dashboards_router
 from dashboard import access, selectors, series, seriesindex, telemetry
 from dashboard.live import publish_validated, validate_metrics
 from notifications.services import notify
@@ -93,6 +95,9 @@ api = NinjaAPI(
     openapi_url="v1/openapi.json",
     docs_decorator=login_required,
 )
+# Dashboards take a session as well as a token: their own module (api/dashboards.py).
+api.add_router("v1/dashboards", dashboards_router)
+api.add_router("v1/home-dashboard", home_router)
 
 
 def urls():

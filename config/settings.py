@@ -167,6 +167,7 @@ INSTALLED_APPS = [
     # django-ninja serves its Swagger UI from its own static files only when listed here.
     "ninja",
     "audit",
+    "boards",
 ]
 
 MIDDLEWARE = [
@@ -504,3 +505,9 @@ EMAIL_TIMEOUT = DELIVERY_TIMEOUT
 
 # How long audit log entries are kept (the collector prunes older ones).
 AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", 365, minimum=1)
+
+# Dashboards as code: the JSON and YAML files in this folder are provisioned by the
+# collector at start and whenever one changes (it looks every DASHBOARDS_CHECK_SECONDS),
+# and by `manage.py provision_dashboards`. The default is the two livedash ships.
+DASHBOARDS_DIR = Path(envstr("DASHBOARDS_DIR", str(BASE_DIR / "deploy" / "dashboards"))).expanduser()
+DASHBOARDS_CHECK_SECONDS = envint("DASHBOARDS_CHECK_SECONDS", 10, minimum=1)

@@ -31,7 +31,7 @@ TS_AHEAD_SECONDS = 300
 TS_EARLIEST = 946684800  # 2000-01-01: anything earlier is a unit mistake, not a metric
 # What the page's stream module listens for: the `metrics` channel's events and
 # django-eventstream's own `stream-reset`.
-STREAM_EVENT_TYPES = (*frames.EVENT_TYPES, frames.CONFIG, "stream-reset")
+STREAM_EVENT_TYPES = (*frames.EVENT_TYPES, frames.CONFIG, frames.DASHBOARD_CHANGED, "stream-reset")
 
 
 def send(channel, event_type, data):
