@@ -13,15 +13,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "metric_patterns",
         "notify",
         "scrape",
+        "read",
         "created_at",
         "last_used_at",
         "last_used_from",
         "revoked",
     )
-    list_filter = ("revoked", "notify", "scrape")
+    list_filter = ("revoked", "notify", "scrape", "read")
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "created_at", "last_used_at", "last_used_from", "revoked_at")
-    fields = ("name", "metric_patterns", "notify", "scrape", "revoked", *readonly_fields)
+    fields = ("name", "metric_patterns", "notify", "scrape", "read", "revoked", *readonly_fields)
     actions = ["revoke_tokens"]
 
     def save_model(self, request, obj, form, change):

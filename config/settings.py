@@ -407,6 +407,12 @@ METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
 # pruned after its retention (dashboard/rollups.py). The collector process writes them.
 HISTORY_TIERS = envtiers("HISTORY_TIERS", "10s:7d,1m:31d,15m:1y")
 
+# Cardinality: live series (a name plus labels, pushed within METRICS_RETENTION_HOURS)
+# in all and per metric name. A point that would start a series past either is refused
+# (dashboard/seriesindex.py), so a runaway label cannot grow Redis and the database.
+MAX_SERIES = envint("MAX_SERIES", 10_000, minimum=1)
+MAX_SERIES_PER_METRIC = envint("MAX_SERIES_PER_METRIC", 2_000, minimum=1)
+
 # The HTTP API's limits (README, "Pushing from other services"). A body is
 # measured after decompression; the per-token rates are shared by every worker.
 API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1)
