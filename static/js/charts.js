@@ -1179,7 +1179,11 @@
     lines: (key) => linesDrawn(key),
     reload: () => loadHistory(),
     definition: (key) => (state.charts.has(key) ? Object.assign({}, state.charts.get(key).def) : null),
-    colors: () => Object.assign({}, COLORS),
+    // Flat: {line, fill, ..., series1, series2, ...}, each a resolved colour.
+    colors: () => {
+      const { series, ...rest } = COLORS;
+      return Object.assign(rest, Object.fromEntries(series.map((colour, i) => ["series" + (i + 1), colour])));
+    },
   };
 
   showWindow();
