@@ -270,7 +270,7 @@
         currentAt: null, // server ts of the current value
       };
       chart.series.set(id, series);
-      chart.legendKey = null;
+      chart.legendBuilt = false;
     }
     return series;
   }
@@ -341,25 +341,26 @@
     return entry;
   }
 
-  // The legend is built again only when the chart's series change; values are
-  // written into it on every render and cursor move.
+  // The legend is built again only when the chart's series change (seriesOf and
+  // clearSeries say so); values are written into it on every render and cursor move.
   function buildLegend(chart) {
+    if (chart.legendBuilt) return;
+    chart.legendBuilt = true;
     const all = Array.from(chart.series.values());
-    const key = all.map((series) => series.id).join("\n");
-    if (chart.legendKey === key) return;
-    chart.legendKey = key;
     const dom = chart.dom;
     const many = all.length > 1;
     dom.legend.hidden = !many;
     const folded = all.slice(MAX_LINES);
     dom.more.hidden = !many || folded.length === 0;
     chart.legendValues = [];
+    chart.commonLabels = {};
     if (!many) {
       dom.legend.replaceChildren();
       dom.moreList.replaceChildren();
       return;
     }
     const common = ids.commonLabels(all.map((series) => series.labels));
+    chart.commonLabels = common;
     const drawn = all.slice(0, MAX_LINES).map((series, i) => legendEntry(chart, series, common, i));
     dom.legend.replaceChildren(...drawn);
     const listed = folded.slice(0, MAX_LISTED).map((series) => legendEntry(chart, series, common, null));
@@ -402,9 +403,10 @@
       readout.replaceChildren();
       return;
     }
-    const common = ids.commonLabels(Array.from(chart.series.values(), (series) => series.labels));
+    buildLegend(chart);
     const values = drawnSeries(chart).map(
-      (series) => " · " + ids.labelText(series.id, series.labels, common) + " " + shownValue(chart, valueAt(chart, series, ts)),
+      (series) =>
+        " · " + ids.labelText(series.id, series.labels, chart.commonLabels) + " " + shownValue(chart, valueAt(chart, series, ts)),
     );
     const listed = element("span", "sr-only", values.join(""));
     readout.replaceChildren(document.createTextNode(fmt.time(ts)), listed);
@@ -546,8 +548,9 @@
       firing: false,
       plot: null,
       plotShape: 1,
-      legendKey: null,
-      legendValues: [],
+      legendBuilt: false,
+      legendValues: [], // [series, its value's node] of each entry
+      commonLabels: {}, // the labels every series of the chart shares, left out of the legend
       cursorTs: null, // time under the cursor, while it is on a chart of several series
       dirty: true,
       drawnAt: 0,
@@ -625,7 +628,7 @@
 
   function clearSeries(chart) {
     chart.series = new Map();
-    chart.legendKey = null;
+    chart.legendBuilt = false;
   }
 
   function indexOf(xs, ts) {
@@ -731,9 +734,9 @@
         parts.push(interpolate(gettext("current value %s"), [fmt.joined(current, unit, d)]));
       } else {
         parts.push(interpolate(ngettext("%s series", "%s series", all.length), [all.length]));
-        const common = ids.commonLabels(all.map((series) => series.labels));
+        buildLegend(chart);
         for (const series of all.slice(0, MAX_LINES)) {
-          parts.push(ids.labelText(series.id, series.labels, common) + " " + shownValue(chart, series.current));
+          parts.push(ids.labelText(series.id, series.labels, chart.commonLabels) + " " + shownValue(chart, series.current));
         }
         if (all.length > MAX_LINES) parts.push(moreText(all.length - MAX_LINES));
       }

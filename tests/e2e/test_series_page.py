@@ -155,6 +155,14 @@ def test_a_metric_of_three_hosts_is_one_chart_with_a_line_and_a_legend_entry_eac
     assert [row[1:4] for row in rows[1:6]] == [[str(10 + i), str(20 + i), str(30 + i)] for i in range(5)]
     assert rows[-1][1:] == ["", "", "", "44"]
     assert blocking_violations(page, card("load")) == []
+
+    # Another window: history brings all four back, by id, in the same chart.
+    with page.expect_response(lambda r: "/api/metrics/history/?minutes=60" in r.url):
+        page.click("[data-window='60']")
+    page.wait_for_function(
+        "() => livedash.charts.windowMinutes() === 60 && livedash.charts.lines('load') === 4"
+    )
+    assert legend_names(page, "load") == ["host=a", "host=b", "host=c", "host=d"]
     assert not [line for line in page.console_lines if line.startswith(("[pageerror]", "[error]"))]
 
 
