@@ -325,7 +325,7 @@
     return interpolate(ngettext("%s more", "%s more", count), [count]);
   }
 
-  function legendEntry(chart, series, common, index) {
+  function legendEntry(series, common, index) {
     const entry = element("li", "legend-entry");
     entry.dataset.series = series.id;
     entry.title = series.id;
@@ -337,7 +337,10 @@
     }
     const name = element("span", "legend-name", ids.labelText(series.id, series.labels, common));
     const value = element("span", "legend-value", "–");
-    entry.append(name, value);
+    // A series that stopped reporting says so in words, not by its muted value alone.
+    const note = element("span", "sr-only", ", " + STATE_WORDS.stale);
+    note.hidden = true;
+    entry.append(name, value, note);
     return entry;
   }
 
@@ -361,27 +364,33 @@
     }
     const common = ids.commonLabels(all.map((series) => series.labels));
     chart.commonLabels = common;
-    const drawn = all.slice(0, MAX_LINES).map((series, i) => legendEntry(chart, series, common, i));
+    const drawn = all.slice(0, MAX_LINES).map((series, i) => legendEntry(series, common, i));
     dom.legend.replaceChildren(...drawn);
-    const listed = folded.slice(0, MAX_LISTED).map((series) => legendEntry(chart, series, common, null));
+    const listed = folded.slice(0, MAX_LISTED).map((series) => legendEntry(series, common, null));
     if (folded.length > MAX_LISTED) listed.push(element("li", "legend-entry muted", moreText(folded.length - MAX_LISTED)));
     dom.moreList.replaceChildren(...listed);
     setText(dom.moreSummary, moreText(folded.length));
-    chart.legendValues = all.slice(0, MAX_LINES + MAX_LISTED).map((series, i) => [
-      series,
-      (i < MAX_LINES ? drawn[i] : listed[i - MAX_LINES]).querySelector(".legend-value"),
-    ]);
+    chart.legendValues = all.slice(0, MAX_LINES + MAX_LISTED).map((series, i) => {
+      const entry = i < MAX_LINES ? drawn[i] : listed[i - MAX_LINES];
+      return [series, entry, entry.querySelector(".legend-value"), entry.querySelector(".sr-only")];
+    });
   }
 
   // Each entry's value: under the cursor while it is on the chart, else the current
-  // one. Entries under a closed "N more" are written when it opens.
+  // one, marked when it is stale. Entries under a closed "N more" are written when it opens.
   function fillLegend(chart) {
     if (chart.dom.legend.hidden) return;
     const open = chart.dom.more.open;
-    chart.legendValues.forEach(([series, node], i) => {
+    const hovered = chart.cursorTs !== null;
+    chart.legendValues.forEach(([series, entry, node, note], i) => {
       if (i >= MAX_LINES && !open) return;
-      const value = chart.cursorTs === null ? series.current : valueAt(chart, series, chart.cursorTs);
+      const value = hovered ? valueAt(chart, series, chart.cursorTs) : series.current;
       setText(node, shownValue(chart, value));
+      const stale = !hovered && staleAge(chart, series.currentAt) !== null;
+      if (entry.classList.contains("stale") !== stale) {
+        entry.classList.toggle("stale", stale);
+        note.hidden = !stale;
+      }
     });
   }
 

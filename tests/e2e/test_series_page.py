@@ -226,3 +226,23 @@ def test_screenshots_of_a_chart_of_many_series_at_every_width(browse, alice, the
         if width == 1440:
             assert blocking_violations(page, ".charts") == [], f"axe on the charts, {theme}"
         page.context.close()
+
+
+def test_a_series_that_stopped_reporting_is_marked_stale_in_words(browse, alice):
+    now = time.time()
+    publish_metric("queue_depth", 3, ts=now - 2, labels={"queue": "mail"})
+    publish_metric("queue_depth", 9, ts=now - 150, labels={"queue": "sms"})
+    page = browse(alice)
+    page.wait_for_function("() => livedash.charts.lines('queue_depth') === 2")
+    sms = page.locator(f"{card('queue_depth')} .legend-entry[data-series='queue_depth{{queue=\"sms\"}}']")
+    mail = page.locator(f"{card('queue_depth')} .legend-entry[data-series='queue_depth{{queue=\"mail\"}}']")
+    page.wait_for_function(
+        '() => document.querySelector(".legend-entry[data-series=\'queue_depth{queue=\\"sms\\"}\']")'
+        ".classList.contains('stale')"
+    )
+    # The words are there for screen readers (visually hidden); the value is muted and italic.
+    assert sms.locator(".sr-only").evaluate("n => !n.hidden && n.textContent") == ", no recent value"
+    assert sms.locator(".legend-value").evaluate("n => getComputedStyle(n).fontStyle") == "italic"
+    assert mail.locator(".sr-only").evaluate("n => n.hidden")
+    assert "stale" not in mail.get_attribute("class")
+    assert mail.locator(".legend-value").inner_text() == "3"
