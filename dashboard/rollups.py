@@ -143,6 +143,7 @@ def forget_registered_series():
     """Forget which series this process registered (their rows may be gone: a test's
     database, a prune)."""
     _registered.clear()
+    _described.clear()
 
 
 def register_series(keys):
@@ -168,24 +169,33 @@ def series_ids(keys):
     """{storage key: series id} for rollup keys: an unlabelled key is its id, a labelled
     one is looked up in `Series`."""
     ids = {key: key for key in keys if ":" not in key}
-    labelled = [key for key in keys if ":" in key]
+    ids.update({key: _described[key][0] for key in keys if key in _described})
+    labelled = [key for key in keys if key not in ids]
     for start in range(0, len(labelled), 5000):
         chunk = labelled[start : start + 5000]
         ids.update(Series.objects.filter(key__in=chunk).values_list("key", "series_id"))
     return ids
 
 
+# What each registered storage key stands for, per process: it never changes (the key
+# is derived from the id), so a history query decodes only the series it has not met.
+_described = {}
+
+
 def matching_keys(selection):
     """Storage keys of every series with history that `selection` wants."""
     names = {selector.metric_name for selector in selection.selectors}
     rows = Series.objects.all() if None in names else Series.objects.filter(name__in=names)
-    return [
-        key
-        for key, series_id, name, labels in rows.values_list("key", "series_id", "name", "labels").iterator(
-            5000
-        )
-        if selection.wants(series_id, name, labels)
-    ]
+    keys = list(rows.values_list("key", flat=True))
+    unknown = [key for key in keys if key not in _described]
+    if len(_described) + len(unknown) > REGISTERED_KEPT:
+        _described.clear()
+        unknown = keys
+    for start in range(0, len(unknown), 5000):
+        found = Series.objects.filter(key__in=unknown[start : start + 5000])
+        for key, series_id, name, labels in found.values_list("key", "series_id", "name", "labels"):
+            _described[key] = (series_id, name, labels)
+    return [key for key in keys if key in _described and selection.wants(*_described[key])]
 
 
 def prune(now=None):

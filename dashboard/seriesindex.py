@@ -30,6 +30,7 @@ import logging
 import math
 import secrets
 import time
+import weakref
 
 from django.conf import settings
 
@@ -158,14 +159,16 @@ end
 return {'ok'}
 """
 
-_scripts = {}
+# One Script per client (its SHA computed once); a client replaced after a failover
+# takes its scripts with it.
+_scripts = weakref.WeakKeyDictionary()
 
 
 def _script(client, source):
-    found = _scripts.get((id(client), source))
-    if found is None:
-        found = _scripts[(id(client), source)] = client.register_script(source)
-    return found
+    scripts = _scripts.setdefault(client, {})
+    if source not in scripts:
+        scripts[source] = client.register_script(source)
+    return scripts[source]
 
 
 def cutoff(now=None):

@@ -195,3 +195,23 @@ def test_labelled_points_past_the_per_metric_limit_are_refused_over_json_and_lin
     reader = ApiToken.create("reader", read=True)[1]
     listed = get("/api/v1/series", {"Authorization": f"Bearer {reader}"}, match="disk_free").json()
     assert [s["id"] for s in listed["series"]] == [f'disk_free{{host="{h}"}}' for h in "abc"]
+
+
+def test_two_workers_together_never_pass_the_limit(web_workers, transactional_db, redis_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    urls = web_workers(2, env={"MAX_SERIES": "30", "API_TOKEN_REQUESTS_PER_SECOND": "10000"})
+    _token, raw = ApiToken.create("racer", metric_patterns=["*"])
+    headers = {"Authorization": f"Bearer {raw}"}
+
+    def push(i):
+        point = {"name": "race", "value": 1, "labels": {"i": str(i)}}
+        response = httpx.post(f"{urls[i % 2]}/api/v1/metrics", json=point, headers=headers, timeout=20)
+        return response.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(push, range(80)))
+
+    assert sorted(set(answers)) == [202, 400]
+    assert answers.count(202) == 30
+    assert seriesindex.live_count() == 30

@@ -45,5 +45,9 @@ class Migration(migrations.Migration):
             name="key",
             field=models.CharField(max_length=97),
         ),
+        migrations.AddIndex(
+            model_name="metricrollup",
+            index=models.Index(fields=["key", "tier", "bucket"], name="metricrollup_key_tier_bucket"),
+        ),
         migrations.RunPython(register_existing_series, migrations.RunPython.noop),
     ]

@@ -219,3 +219,19 @@ def test_publish_metric_with_labels_past_the_per_metric_limit_is_refused(index):
     publish_metric("cpu", 2, labels={"host": "a"})
     publish_metric("mem", 1, labels={"host": "c"})
     assert ids(index.find()[0]) == ['cpu{host="a"}', 'cpu{host="b"}', 'mem{host="c"}']
+
+
+def test_after_redis_lost_everything_the_rollups_alone_rebuild_it(index):
+    from django.conf import settings
+
+    now = time.time()
+    publish_metric("cpu", 3, ts=now - 1, labels={"host": "web1"})
+    rollups.write_pending()  # what the collector's writer does every few seconds
+    client = get_sync_client()
+    client.delete(*client.scan_iter(match=f"{settings.REDIS_PREFIX}:*", count=1000))  # events too
+
+    found, _ = index.find(selectors.selection(["cpu"]))
+
+    assert found == [{"id": 'cpu{host="web1"}', "name": "cpu", "labels": {"host": "web1"}, "last": None}]
+    publish_metric("cpu", 4, ts=now, labels={"host": "web1"})
+    assert index.find()[0][0]["last"] == [now, 4]
