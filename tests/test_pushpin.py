@@ -91,6 +91,12 @@ async def test_it_answers_a_malformed_last_event_id_with_400_through_pushpin(edg
         assert stream.status == 400, stream.error
 
 
+async def test_it_refuses_match_through_pushpin_rather_than_send_every_series(edge, alice_cookies):
+    stream = EventStream(edge.url, ["metrics"], cookies=alice_cookies, match=["cpu"])
+    async with stream:
+        assert stream.status == 400, stream.error
+
+
 async def test_it_delivers_a_metric_pushed_from_another_process(edge, alice_cookies, publish):
     async with EventStream(edge.url, ["metrics"], cookies=alice_cookies) as stream:
         assert stream.status == 200
