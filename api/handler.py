@@ -30,6 +30,7 @@ TOKEN_REQUESTS_SKIP = {
     "django.middleware.csrf.CsrfViewMiddleware": "the views are CSRF-exempt: the token is a header",
     "django.contrib.auth.middleware.AuthenticationMiddleware": "no session user; the token is checked",
     "audit.context.AuditContextMiddleware": "names a session user making a change; there is none",
+    "accounts.middleware.SessionActivityMiddleware": "tracks signed-in sessions; a token request has none",
     "django.contrib.messages.middleware.MessageMiddleware": "no messages are read or stored",
     "django.middleware.clickjacking.XFrameOptionsMiddleware": "JSON answers are never framed",
     "csp.middleware.CSPMiddleware": "a policy governs documents; these answer JSON",

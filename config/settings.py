@@ -167,6 +167,7 @@ INSTALLED_APPS = [
     # django-ninja serves its Swagger UI from its own static files only when listed here.
     "ninja",
     "audit",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -181,6 +182,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Who changes configuration (admin saves), for the audit log.
     "audit.context.AuditContextMiddleware",
+    # "Last seen" and the address of each signed-in session, for /account/sessions/.
+    "accounts.middleware.SessionActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",

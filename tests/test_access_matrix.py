@@ -28,7 +28,15 @@ def people(alice, bob, charlie, staff, admin_user):
     from dashboard.models import Metric
     from notifications.services import notify
 
-    users = {"alice": alice, "bob": bob, "charlie": charlie, "staff": staff, "admin": admin_user}
+    users = {
+        "alice": alice,
+        "bob": bob,
+        "charlie": charlie,
+        "staff": staff,
+        "operator": role_member("operator", "Operator"),
+        "admin_role": role_member("admin_role", "Admin"),
+        "admin": admin_user,
+    }
     cookies = {name: session_cookie(user) for name, user in users.items()}
     cookies["anonymous"] = None
     ids = {name: user.pk for name, user in users.items()}
@@ -42,6 +50,15 @@ def people(alice, bob, charlie, staff, admin_user):
         "notification": notification.pk,
         "rule": rule.pk,
     }
+
+
+def role_member(username, role):
+    """A user whose permissions come from a role alone (the groups a migration creates)."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=username, password="x-role-member-x")
+    user.groups.add(Group.objects.get(name=role))
+    return User.objects.get(pk=user.pk)
 
 
 def fill(template, persona, people):

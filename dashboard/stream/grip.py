@@ -216,6 +216,7 @@ REVIEWED_MIDDLEWARE = {
     "csp.middleware.CSPMiddleware": "a policy governs documents; an event stream loads nothing",
     "axes.middleware.AxesMiddleware": "acts on login attempts only; a stream GET authenticates nothing",
     "audit.context.AuditContextMiddleware": "names who makes a change; a stream GET changes nothing",
+    "accounts.middleware.SessionActivityMiddleware": "a session's last seen comes from its page requests",
     "django.middleware.locale.LocaleMiddleware": "picks a language for pages; a stream carries no text",
 }
 
