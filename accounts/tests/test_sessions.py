@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.test import Client
+from django.utils import translation
 
 from accounts.browsers import describe_browser
 from accounts.models import UserSession
@@ -28,6 +29,7 @@ def signed_in(user, user_agent, address):
     return client
 
 
+@translation.override("en")
 def test_browsers_in_a_few_words():
     assert describe_browser(FIREFOX) == "Firefox on Linux"
     assert describe_browser(CHROME_MAC) == "Chrome on macOS"
@@ -146,3 +148,38 @@ async def test_ending_a_session_closes_its_streams_and_sockets_on_every_worker(d
         assert again.status == 403
     async with EventStream(workers[1], ["metrics"], kept) as still:
         assert still.status == 200
+
+
+@pytest.mark.django_db
+def test_the_admin_lists_sessions_and_ends_them(admin_client, alice):
+    phone = signed_in(alice, CHROME_MAC, "192.0.2.44")
+    row = UserSession.objects.get(user=alice)
+    page = admin_client.get("/admin/accounts/usersession/")
+    assert page.status_code == 200 and "Chrome on macOS" in page.content.decode()
+    admin_client.post(
+        "/admin/accounts/usersession/", {"action": "end_sessions", "_selected_action": [row.pk]}
+    )
+    assert phone.get("/").status_code == 302
+    assert not UserSession.objects.filter(pk=row.pk).exists()
+
+
+@pytest.mark.django_db
+def test_sign_ins_and_their_failures_are_audited(alice):
+    from audit.models import AuditEntry
+
+    client = signed_in(alice, FIREFOX, "10.0.0.7")
+    client.post("/accounts/logout/")
+    Client(REMOTE_ADDR="10.0.0.9").post("/accounts/login/", {"username": "alice", "password": "wrong"})
+    entries = [(e.action, e.actor, e.target, e.address) for e in AuditEntry.objects.order_by("pk")]
+    assert ("sign_in", "alice", "alice", "10.0.0.7") in entries
+    assert ("sign_out", "alice", "alice", "10.0.0.7") in entries
+    assert ("sign_in_failed", "", "alice", "10.0.0.9") in entries
+    assert all("wrong" not in str(entry) for entry in entries)
+
+
+@pytest.mark.django_db
+def test_the_page_speaks_spanish(alice):
+    client = signed_in(alice, FIREFOX, "10.0.0.7")
+    page = client.get("/account/sessions/", HTTP_ACCEPT_LANGUAGE="es")
+    text = page.content.decode()
+    assert "Tus sesiones" in text and "Firefox en Linux" in text
