@@ -266,3 +266,19 @@ def test_every_management_command_file_defines_a_command():
         tree_of_module = ast.parse((ROOT / path).read_text())
         classes = [node.name for node in tree_of_module.body if isinstance(node, ast.ClassDef)]
         assert "Command" in classes, f"{path} has no Command class"
+
+
+def test_every_doc_the_code_points_to_exists():
+    """Comments and docstrings send readers to docs/*.md; a page renamed or merged must
+    take those pointers along."""
+    suffixes = {".py", ".js", ".html", ".yml", ".sh", ".conf", ".toml"}
+    problems = []
+    for path in sorted(tree()):
+        source = ROOT / path
+        if source.suffix not in suffixes or not source.is_file() or path.startswith("bench/results/"):
+            continue
+        for number, line in enumerate(source.read_text(errors="replace").splitlines(), start=1):
+            for doc in re.findall(r"\bdocs/[\w\-]+\.md\b", line):
+                if not (ROOT / doc).is_file():
+                    problems.append(f"{path}:{number}: {doc} does not exist")
+    assert problems == [], "\n".join(problems)
