@@ -298,3 +298,11 @@ def stack(subprocess_env, tmp_path):
         yield start_stack(supervisor, port=free_port(), log_dir=tmp_path)
     finally:
         supervisor.stop()
+
+
+def drop_stored_events(channel, *event_ids):
+    """Delete events from the event store, as retention does when they expire."""
+    from dashboard.redis import get_sync_client
+    from dashboard.storage import event_key
+
+    get_sync_client().delete(*[event_key(channel, event_id) for event_id in event_ids])

@@ -40,31 +40,31 @@ HOLD_HEADERS = {
 
 
 class Origin:
-    """The do-nothing origin. Given the channel's id counter in Redis, it reads it once per
-    connect, as the product does, so Pushpin can number (`build-id`) what it relays."""
+    """The do-nothing origin. Given the Redis key of the channel's current id, it reads it once
+    per connect, as the product does, so Pushpin can number (`build-id`) what it relays."""
 
-    def __init__(self, redis_url=None, counter_key=None):
+    def __init__(self, redis_url=None, current_id_key=None):
         # Connects wait for a pooled connection rather than fail: in the first committed run
         # the default pool ran out in the 10,000-client storm and the origin answered 500s.
         self.redis = None
         if redis_url:
             pool = redis.asyncio.BlockingConnectionPool.from_url(redis_url, max_connections=64)
             self.redis = redis.asyncio.Redis(connection_pool=pool)
-        self.counter_key = counter_key
+        self.current_id_key = current_id_key
 
     async def hold(self, request):
         headers = dict(HOLD_HEADERS)
         if self.redis is not None:
-            current_id = int(await self.redis.get(self.counter_key) or 0)
+            current_id = int(await self.redis.get(self.current_id_key) or 0)
             headers["Grip-Channel"] = f"events-metrics; prev-id={current_id}; filter=build-id"
             # Pushpin holds a channel with a prev-id only when it has somewhere to recover from.
             headers["Grip-Link"] = "</events/?link=next>; rel=next"
         return web.Response(text=HOLD_BODY, content_type="text/event-stream", headers=headers)
 
 
-def serve_origin(port, redis_url=None, counter_key=None):
+def serve_origin(port, redis_url=None, current_id_key=None):
     app = web.Application()
-    app.router.add_get("/events/", Origin(redis_url, counter_key).hold)
+    app.router.add_get("/events/", Origin(redis_url, current_id_key).hold)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
@@ -113,11 +113,11 @@ def main(argv=None):
     parser.add_argument("--at-once", type=int, default=200, help="connects in flight at a time")
     parser.add_argument("--serve-origin", action="store_true", help="only serve the origin, on --port")
     parser.add_argument("--port", type=int)
-    parser.add_argument("--redis-url", help="with --serve-origin: where the channel's id counter is")
-    parser.add_argument("--counter-key", help="with --serve-origin: that counter's key")
+    parser.add_argument("--redis-url", help="with --serve-origin: the Redis holding the channel's current id")
+    parser.add_argument("--current-id-key", help="with --serve-origin: the key of the channel's current id")
     args = parser.parse_args(argv)
     if args.serve_origin:
-        serve_origin(args.port, args.redis_url, args.counter_key)
+        serve_origin(args.port, args.redis_url, args.current_id_key)
         return 0
     raise_open_files_limit()
     port = free_port()

@@ -169,11 +169,11 @@ class BenchStack:
 
         publish_metric("bench-started", 0)
 
-    def metrics_counter_key(self):
-        from dashboard.storage import counter_key
+    def metrics_current_id_key(self):
+        from dashboard.storage import current_id_key
         from dashboard.stream.channels import METRICS_CHANNEL
 
-        return counter_key(METRICS_CHANNEL)
+        return current_id_key(METRICS_CHANNEL)
 
     def pubsub_channel(self):
         from dashboard.storage import pubsub_channel
@@ -204,7 +204,7 @@ class BenchStack:
                 )
             elif path == "pushpin-floor":
                 args = ["-m", "bench.pushpin_floor", "--serve-origin", "--port", str(port)]
-                args += ["--redis-url", self.redis_url, "--counter-key", self.metrics_counter_key()]
+                args += ["--redis-url", self.redis_url, "--current-id-key", self.metrics_current_id_key()]
                 process = self.supervisor.python("grip-origin", *args, stdout=log, stderr=subprocess.STDOUT)
             else:
                 env = {"ASGI_SERVER": "daphne" if path in DAPHNE_PATHS else "uvicorn"}

@@ -15,10 +15,18 @@ from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+
+def envstr(name, default="", strip=True):
+    """Text as given; unset or blank gives `default`. Secrets pass strip=False: their
+    spaces are theirs."""
+    raw = os.environ.get(name, "")
+    return (raw.strip() if strip else raw) or default
+
+
 # `make run` writes what it chose (DEBUG, DATABASE_URL, REDIS_URL, ...) to .env, so
 # commands in another terminal reach the same database and Redis. Variables set in
 # the environment win over the file. ENV_FILE names another file.
-ENV_FILE = os.environ.get("ENV_FILE", "").strip() or str(BASE_DIR / ".env")
+ENV_FILE = envstr("ENV_FILE", str(BASE_DIR / ".env"))
 load_dotenv(ENV_FILE, override=False)
 
 
@@ -94,7 +102,10 @@ def envchoice(name, default, choices):
 
 
 def envurl(name, default, schemes):
-    raw = os.environ.get(name, "").strip() or default
+    """A URL with one of `schemes`; with default None an unset variable gives None."""
+    raw = envstr(name, default)
+    if raw is None:
+        return None
     parts = urlsplit(raw)
     if parts.scheme not in schemes:
         allowed = ", ".join(sorted(schemes))
@@ -104,7 +115,7 @@ def envurl(name, default, schemes):
 
 DEBUG = envbool("DEBUG", False)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "").strip()
+SECRET_KEY = envstr("SECRET_KEY")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -215,7 +226,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = envurl("REDIS_URL", "redis://127.0.0.1:6379/0", {"redis", "rediss", "unix"})
 # Every Redis key and pub/sub channel the product owns starts with this, so
 # several installations (or test runs) can share one Redis server.
-REDIS_PREFIX = os.environ.get("REDIS_PREFIX", "livedash").strip() or "livedash"
+REDIS_PREFIX = envstr("REDIS_PREFIX", "livedash")
 
 CHANNEL_LAYERS = {
     "default": {
@@ -354,9 +365,8 @@ EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 # The key is Pushpin's sig_key: only requests it signed count as proxied. Without
 # one, django-grip trusts any `Grip-Sig` header, so anyone reaching a worker could
 # pass as Pushpin; with DEBUG off that refuses to start.
-GRIP_URL = os.environ.get("GRIP_URL", "").strip() or None
+GRIP_URL = envurl("GRIP_URL", None, {"http", "https"})
 if GRIP_URL:
-    envurl("GRIP_URL", "", {"http", "https"})
     if not urlsplit(GRIP_URL).hostname:
         raise ImproperlyConfigured(f"GRIP_URL must name Pushpin's host, got {GRIP_URL!r}")
     if not DEBUG and not parse_qs(urlsplit(GRIP_URL).query).get("key", [""])[0]:
@@ -394,19 +404,19 @@ API_TOKEN_REQUESTS_PER_SECOND = envint("API_TOKEN_REQUESTS_PER_SECOND", 200, min
 API_TOKEN_POINTS_PER_SECOND = envint("API_TOKEN_POINTS_PER_SECOND", 100_000, minimum=1)
 # E-mail for notification delivery channels (Django's own names). Without
 # EMAIL_HOST mail goes to the console log, so `make run` shows what would be sent.
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "").strip()
+EMAIL_HOST = envstr("EMAIL_HOST")
 EMAIL_PORT = envint("EMAIL_PORT", 25, minimum=1)
 if EMAIL_PORT > 65535:
     raise ImproperlyConfigured(f"EMAIL_PORT must be a TCP port (1-65535), got {EMAIL_PORT}")
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_HOST_USER = envstr("EMAIL_HOST_USER", strip=False)
+EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD", strip=False)
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 EMAIL_BACKEND = (
     "django.core.mail.backends.smtp.EmailBackend"
     if EMAIL_HOST
     else "django.core.mail.backends.console.EmailBackend"
 )
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "").strip() or "livedash@localhost"
+DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "livedash@localhost")
 if "@" not in DEFAULT_FROM_EMAIL or any(ch.isspace() for ch in DEFAULT_FROM_EMAIL):
     raise ImproperlyConfigured(f"DEFAULT_FROM_EMAIL must be an e-mail address, got {DEFAULT_FROM_EMAIL!r}")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

@@ -123,13 +123,6 @@ class AccessCache:
                 self.entries = {}
         self.entries[key] = (time.monotonic() + self.seconds, answer)
 
-    def get_or_compute(self, key, compute):
-        answer = self.get(key)
-        if answer is None:
-            answer = compute()
-            self.put(key, answer)
-        return answer
-
     def clear(self):
         self.entries = {}
 

@@ -116,8 +116,3 @@ def counts_by_worker(kind):
 def totals():
     """Open connections of each kind summed over every live worker (sync, for the collector)."""
     return {kind: sum(counts_by_worker(kind).values()) for kind in KINDS}
-
-
-def pid_of(worker_id):
-    """The process id inside a WORKER_ID (`<host>-<pid>-<random>`)."""
-    return int(worker_id.rsplit("-", 2)[-2])

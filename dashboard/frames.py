@@ -34,17 +34,6 @@ def values_of(event_type, data):
     return {}
 
 
-def split_series(events):
-    """(frames, {name: [[ts, value], ...]}) from (type, data) pairs, oldest first."""
-    frames, points = [], {}
-    for event_type, data in events:
-        if event_type == FRAME:
-            frames.append(data)
-        elif event_type == METRIC:
-            points.setdefault(data["name"], []).append([data["ts"], data["value"]])
-    return frames, points
-
-
 def latest_values(events_newest_first):
     """({key: latest value}, ts of the newest event) from (type, data) pairs read
     backwards: the newest frame, overlaid with the metric events published after it.

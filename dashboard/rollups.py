@@ -24,7 +24,7 @@ from django.db import DatabaseError, connection, transaction
 from django_eventstream.storage import EventDoesNotExist
 
 from dashboard.models import MetricRollup, RollupCursor
-from dashboard.storage import DashboardRedisStorage, event_key, first_id_key
+from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.channels import METRICS_CHANNEL
 
 logger = logging.getLogger(__name__)
@@ -157,26 +157,6 @@ def prune(now=None):
 # ---- reading the event store ---------------------------------------------------
 
 
-def oldest_kept_id(storage, after_id, current_id):
-    """The first id after `after_id` whose event is still stored, or None. Events
-    expire oldest first (same expiry, appended in id order), so a binary search finds
-    where the kept ones start; a Redis emptied meanwhile starts again at its first id."""
-    client = storage.redis
-    low = max(after_id + 1, int(client.get(first_id_key(METRICS_CHANNEL)) or 1))
-    high = current_id
-    if low > high:
-        return None
-    if client.exists(event_key(METRICS_CHANNEL, high)) == 0:
-        return None
-    while low < high:
-        middle = (low + high) // 2
-        if client.exists(event_key(METRICS_CHANNEL, middle)):
-            high = middle
-        else:
-            low = middle + 1
-    return low
-
-
 def read_after(storage, last_id, limit=READ_LIMIT):
     """(events, new last id) after `last_id`; events no longer stored are skipped
     with a warning (the database was away longer than the event store keeps)."""
@@ -184,7 +164,7 @@ def read_after(storage, last_id, limit=READ_LIMIT):
         events = storage.get_events(METRICS_CHANNEL, last_id, limit=limit)
     except EventDoesNotExist as exc:
         current_id = exc.current_id
-        resume = oldest_kept_id(storage, last_id if last_id <= current_id else 0, current_id)
+        resume = storage.oldest_kept_id(METRICS_CHANNEL, last_id if last_id <= current_id else 0, current_id)
         if resume is None:
             return [], current_id
         logger.warning(
@@ -213,7 +193,7 @@ def write_pending(storage=None, limit=READ_LIMIT):
             # A new install (or rollups switched on for an existing one): start
             # from the oldest event the store still keeps.
             current = storage.get_current_id(METRICS_CHANNEL)
-            first = oldest_kept_id(storage, 0, current)
+            first = storage.oldest_kept_id(METRICS_CHANNEL, 0, current)
             cursor.last_event_id = (first - 1) if first is not None else current
         events, last_id = read_after(storage, cursor.last_event_id, limit)
         fold_events(events)

@@ -7,7 +7,7 @@ database, which serves logins and pages; Redis already sits between every proces
 gives bounded retention for free, with no pruning job (`METRICS_RETENTION_HOURS`).
 
 Why not the library's own `RedisStorage` (this is a `StorageBase` of its own, with
-async variants of its three methods): it opens a Redis connection per stream,
+async variants of its reads): it opens a Redis connection per stream,
 keeps its keys outside this installation's prefix, and allocates the id and stores
 the event in two round trips. Here one Lua script, run on the process' shared pool,
 allocates the id, stores the event with its expiry, counts it for the "events
@@ -128,7 +128,10 @@ def revocation_channel():
     return key("sse-revoke")
 
 
-def counter_key(channel):
+def current_id_key(channel):
+    """Where `channel`'s newest id is kept (missing before its first event). Public for
+    the one reader outside Django's processes, the bench's do-nothing Pushpin origin,
+    which GETs it as the product's connect reads the current id."""
     return key("events", channel, "last")
 
 
@@ -169,6 +172,26 @@ def parse_published(raw):
     return [Event(channel, event_type, message["data"], id=first)]
 
 
+def _event_keys(channel, ids):
+    return [event_key(channel, event_id) for event_id in ids]
+
+
+def _batches_back(last_id, floor_id):
+    """The ids from `last_id` down to `floor_id` (excluded) in MGET batches, the newest
+    batch first, each batch in ascending order."""
+    upper = last_id
+    while upper > floor_id:
+        lower = max(floor_id + 1, upper - READ_BATCH + 1)
+        yield range(lower, upper + 1)
+        upper = lower - 1
+
+
+def _newest_first(channel, ids, values):
+    """One batch's events newest first; None for an event no longer stored."""
+    for event_id, raw in zip(reversed(ids), reversed(values), strict=True):
+        yield None if raw is None else decode_event(channel, event_id, raw)
+
+
 def _events_from(channel, ids, values):
     """Events for `ids`; a missing one means retention already dropped it."""
     events = []
@@ -206,7 +229,7 @@ class DashboardRedisStorage(StorageBase):
 
     def _append_args(self, channel, event_type, data):
         keys = [
-            counter_key(channel),
+            current_id_key(channel),
             first_id_key(channel),
             key("events", channel, ""),
             rate_key(time.time()),
@@ -234,17 +257,12 @@ class DashboardRedisStorage(StorageBase):
             events.extend(Event(channel, event_type, data, id=first + i) for i, data in enumerate(part))
         return events
 
-    async def aappend_event(self, channel, event_type, data):
-        keys, args = self._append_args(channel, event_type, data)
-        event_id = await self._script(get_async_client())(keys=keys, args=args)
-        return Event(channel, event_type, data, id=int(event_id))
-
     def get_current_id(self, channel):
-        keys = [counter_key(channel), epoch_key()]
+        keys = [current_id_key(channel), epoch_key()]
         return int(self._script(self.redis, CURRENT_ID)(keys=keys))
 
     async def aget_current_id(self, channel):
-        keys = [counter_key(channel), epoch_key()]
+        keys = [current_id_key(channel), epoch_key()]
         return int(await self._script(get_async_client(), CURRENT_ID)(keys=keys))
 
     def get_events(self, channel, last_id, limit=100):
@@ -263,7 +281,7 @@ class DashboardRedisStorage(StorageBase):
         events = []
         for start in range(0, len(ids), READ_BATCH):
             batch = ids[start : start + READ_BATCH]
-            values = self.redis.mget([event_key(channel, i) for i in batch])
+            values = self.redis.mget(_event_keys(channel, batch))
             found, missing = _events_from(channel, batch, values)
             events.extend(found)
             if missing is not None:
@@ -284,35 +302,61 @@ class DashboardRedisStorage(StorageBase):
         client = get_async_client()
         for start in range(0, len(ids), READ_BATCH):
             batch = ids[start : start + READ_BATCH]
-            values = await client.mget([event_key(channel, i) for i in batch])
+            values = await client.mget(_event_keys(channel, batch))
             found, missing = _events_from(channel, batch, values)
             events.extend(found)
             if missing is not None:
                 return self._after_missing(channel, events, missing, current_id)
         return events
 
-    def read_back(self, channel, last_id):
-        """Stored events of `channel` from `last_id` backwards, newest first, in MGET
-        batches; it ends at the first event retention already dropped. (The history
-        endpoint stops earlier, at the first event older than its window.)"""
-        upper = last_id
-        while upper > 0:
-            ids = list(range(max(1, upper - READ_BATCH + 1), upper + 1))
-            values = self.redis.mget([event_key(channel, i) for i in ids])
-            for event_id, raw in zip(reversed(ids), reversed(values), strict=True):
-                if raw is None:
+    def read_back(self, channel, last_id, floor_id=0):
+        """Stored events of `channel` from `last_id` down to `floor_id` (excluded), newest
+        first: the one backward reader (the history endpoint, and through `aread_back` the
+        socket's snapshot). One MGET per READ_BATCH ids, made only when the caller asks
+        for more, so a caller that stops early (at its window's start) reads no further;
+        it ends at the first event retention already dropped (expiry removes the oldest
+        first, so nothing older is kept either)."""
+        for ids in _batches_back(last_id, floor_id):
+            values = self.redis.mget(_event_keys(channel, ids))
+            for event in _newest_first(channel, ids, values):
+                if event is None:
                     return
-                yield decode_event(channel, event_id, raw)
-            upper = ids[0] - 1
+                yield event
+
+    async def aread_back(self, channel, last_id, floor_id=0):
+        """`read_back` on the event loop."""
+        client = get_async_client()
+        for ids in _batches_back(last_id, floor_id):
+            values = await client.mget(_event_keys(channel, ids))
+            for event in _newest_first(channel, ids, values):
+                if event is None:
+                    return
+                yield event
 
     async def alatest_events(self, channel, count):
-        """The newest `count` ids of `channel`, newest first: the events still kept
-        among them (one read, no seeding of an unused channel's counter)."""
-        client = get_async_client()
-        current = int(await client.get(counter_key(channel)) or 0)
-        ids = range(current, max(0, current - count), -1)
-        values = await client.mget([event_key(channel, i) for i in ids]) if current else []
-        return [decode_event(channel, i, raw) for i, raw in zip(ids, values, strict=True) if raw is not None]
+        """The events of the newest `count` ids of `channel`, newest first, as far back as
+        they are kept: one GET of the counter (not the id script, which would seed an
+        unused channel) and one MGET."""
+        current = int(await get_async_client().get(current_id_key(channel)) or 0)
+        floor_id = max(0, current - count)
+        return [event async for event in self.aread_back(channel, current, floor_id)]
+
+    def oldest_kept_id(self, channel, after_id, current_id):
+        """The first id after `after_id` whose event is still stored, or None. Events
+        expire oldest first (same expiry, appended in id order), so a binary search finds
+        where the kept ones start; a Redis emptied meanwhile starts again at its first id."""
+        client = self.redis
+        low = max(after_id + 1, int(client.get(first_id_key(channel)) or 1))
+        high = current_id
+        if low > high or not client.exists(event_key(channel, high)):
+            return None
+        while low < high:
+            middle = (low + high) // 2
+            if client.exists(event_key(channel, middle)):
+                high = middle
+            else:
+                low = middle + 1
+        return low
 
     @staticmethod
     def _after_missing(channel, events, missing_id, current_id):

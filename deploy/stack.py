@@ -44,10 +44,6 @@ class StackInfo:
     def access_log(self):
         return self.workdir / "access.log"
 
-    @property
-    def error_log(self):
-        return self.workdir / "error.log"
-
 
 def nginx_binary():
     # Debian installs nginx in /usr/sbin, which is not on every user's PATH.

@@ -241,7 +241,7 @@ def worker_serving_streams(stack):
 
     pids = {process.pid: name for name, process in stack.processes.items() if name.startswith("web")}
     for worker_id, count in connections.counts_by_worker("sse").items():
-        pid = connections.pid_of(worker_id)
+        pid = int(worker_id.split("-")[-2])  # a WORKER_ID is <host>-<pid>-<random>
         if pid in pids and count > 0:
             return pids[pid]
     return None

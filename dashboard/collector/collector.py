@@ -99,11 +99,6 @@ def collector_host():
     return name.decode("utf-8", "replace") if isinstance(name, bytes) else name
 
 
-def builtin_keys(source):
-    """The keys of the built-in metrics from `source` (system: HostSampler, app: sample_app_metrics)."""
-    return tuple(spec.key for spec in builtin_metrics() if spec.source == source)
-
-
 def register_builtin_metrics():
     """Create the rows this collector fills. Existing rows are left alone, so an
     admin's labels, thresholds, order and enabled flag survive every restart."""

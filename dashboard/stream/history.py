@@ -32,7 +32,7 @@ from django_eventstream.utils import make_id
 from dashboard import access, rollups
 from dashboard.access import VIEW_PERMISSION
 from dashboard.models import Metric, MetricRollup
-from dashboard.storage import READ_BATCH, DashboardRedisStorage, decode_event, event_key, retention_seconds
+from dashboard.storage import DashboardRedisStorage, retention_seconds
 from dashboard.stream.channels import METRICS_CHANNEL
 
 DEFAULT_WINDOW = 15
@@ -129,26 +129,17 @@ class Walk:
 
     def __init__(self, storage, last_id, since_ts, floor_id=0, limit=RAW_SCAN_LIMIT):
         self.events, self.reached_start, self.oldest_ts = [], False, None
-        client = storage.redis
-        upper = last_id
-        while upper > floor_id:
-            ids = list(range(max(floor_id + 1, upper - READ_BATCH + 1), upper + 1))
-            values = client.mget([event_key(METRICS_CHANNEL, i) for i in ids])
-            for event_id, raw in zip(reversed(ids), reversed(values), strict=True):
-                if raw is None:
-                    return
-                event = decode_event(METRICS_CHANNEL, event_id, raw)
-                data = json.loads(event.data)
-                ts = data.get("ts") if isinstance(data, dict) else None
-                if event.type == "frame" and isinstance(ts, int | float) and ts < since_ts:
-                    self.reached_start = True
-                    return
-                if len(self.events) >= limit:
-                    return
-                self.events.append((event.type, data))
-                if isinstance(ts, int | float):
-                    self.oldest_ts = ts if self.oldest_ts is None else min(self.oldest_ts, ts)
-            upper = ids[0] - 1
+        for event in storage.read_back(METRICS_CHANNEL, last_id, floor_id):
+            data = json.loads(event.data)
+            ts = data.get("ts") if isinstance(data, dict) else None
+            if event.type == "frame" and isinstance(ts, int | float) and ts < since_ts:
+                self.reached_start = True
+                return
+            if len(self.events) >= limit:
+                return
+            self.events.append((event.type, data))
+            if isinstance(ts, int | float):
+                self.oldest_ts = ts if self.oldest_ts is None else min(self.oldest_ts, ts)
 
 
 def raw_series(walk, window):

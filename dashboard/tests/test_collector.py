@@ -19,7 +19,6 @@ from dashboard.collector.collector import (
     Collector,
     HostSampler,
     RedisOutage,
-    builtin_keys,
     builtin_metrics,
     external_network_counters,
     register_builtin_metrics,
@@ -32,8 +31,8 @@ from deploy.supervisor import free_port, start_redis
 ROOT = Path(__file__).resolve().parents[2]
 
 NO_APP_METRICS = dict  # app_metrics callable returning {}
-SYSTEM_KEYS = builtin_keys(Metric.Source.SYSTEM)
-APP_KEYS = builtin_keys(Metric.Source.APP)
+SYSTEM_KEYS = tuple(spec.key for spec in builtin_metrics() if spec.source == Metric.Source.SYSTEM)
+APP_KEYS = tuple(spec.key for spec in builtin_metrics() if spec.source == Metric.Source.APP)
 
 
 def set_sampling(**fields):

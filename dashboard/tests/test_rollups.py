@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from django.db.models import Sum
 
+from conftest import drop_stored_events
 from dashboard import rollups
 from dashboard.live import publish_frame, publish_metric, send
 from dashboard.models import MetricRollup, RollupCursor
 from dashboard.redis import get_sync_client
-from dashboard.storage import DashboardRedisStorage, decode_event, event_key
+from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.history import MAX_POINTS
 from tests.test_faults import switchable_database  # noqa: F401 - a fixture
 
@@ -141,7 +142,7 @@ def test_events_that_expired_before_they_were_written_are_skipped_not_waited_for
     gone = [publish_frame(seq, time.time(), {"cpu": 100.0}) for seq in (2, 3)]
     publish_frame(4, time.time(), {"cpu": 2.0})
     # The store dropped 2 and 3 (retention) before the writer came back.
-    get_sync_client().delete(*[event_key("metrics", e.id) for e in gone])
+    drop_stored_events("metrics", *[e.id for e in gone])
 
     rollups.write_pending(storage)
 
@@ -300,15 +301,9 @@ def test_long_windows_survive_a_redis_flush(as_alice, storage):
 
 
 def frames_in_store():
-    client = get_sync_client()
     storage = DashboardRedisStorage()
-    last = storage.get_current_id("metrics")
     values = []
-    for event_id in range(last, 0, -1):
-        raw = client.get(event_key("metrics", event_id))
-        if raw is None:
-            break
-        event = decode_event("metrics", event_id, raw)
+    for event in storage.read_back("metrics", storage.get_current_id("metrics")):
         data = json.loads(event.data)
         if event.type == "frame" and "cpu" in data["values"]:
             values.append(data["values"]["cpu"])

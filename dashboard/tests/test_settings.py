@@ -1,3 +1,4 @@
+import ast
 import os
 import subprocess
 import sys
@@ -119,6 +120,8 @@ def test_it_requires_secret_key_without_debug():
         ({"DEBUG": "1", "EMAIL_PORT": "70000"}, "EMAIL_PORT"),
         ({"DEBUG": "1", "EMAIL_USE_TLS": "sometimes"}, "EMAIL_USE_TLS"),
         ({"DEBUG": "1", "DEFAULT_FROM_EMAIL": "not an address"}, "DEFAULT_FROM_EMAIL"),
+        ({"DEBUG": "1", "GRIP_URL": "ftp://pushpin:5561?key=k"}, "GRIP_URL"),
+        ({"DEBUG": "1", "GRIP_URL": "http://?key=k"}, "GRIP_URL"),
         ({"DEBUG": "1", "DELIVERY_TIMEOUT": "0"}, "DELIVERY_TIMEOUT"),
         ({"DEBUG": "1", "AUDIT_RETENTION_DAYS": "forever"}, "AUDIT_RETENTION_DAYS"),
         # Without its key any Grip-Sig passes as Pushpin's: production refuses to start.
@@ -263,3 +266,26 @@ def test_a_malformed_log_level_stops_start_up_in_one_line():
 
 def test_the_log_level_is_read_whatever_its_case():
     assert settings_value("settings.LOG_LEVEL", DEBUG="1", LOG_LEVEL="Warning") == "WARNING"
+
+
+def test_every_variable_is_read_through_a_helper():
+    """The module docstring's promise: an environment read outside the env* helpers
+    would skip their one-line errors."""
+    tree = ast.parse((ROOT / "config" / "settings.py").read_text())
+    helpers = [
+        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name.startswith("env")
+    ]
+    inside = {id(node) for helper in helpers for node in ast.walk(helper)}
+    reads = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv") and id(node) not in inside
+    ]
+    assert reads == [], f"config/settings.py reads the environment outside its helpers at lines {reads}"
+
+
+def test_mail_credentials_keep_their_spaces_and_unset_text_takes_its_default():
+    shown = "repr(settings.EMAIL_HOST_PASSWORD), settings.REDIS_PREFIX, settings.GRIP_URL"
+    shown += ", repr(settings.EMAIL_HOST)"
+    out = settings_value(shown, DEBUG="1", EMAIL_HOST_PASSWORD=" pass word ", REDIS_PREFIX="  ", GRIP_URL=" ")
+    assert out == "' pass word ' livedash None ''"

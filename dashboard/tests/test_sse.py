@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from conftest import drop_stored_events
 from dashboard.live import publish_frame
 from tests.realclients import SSEReader, events_url
 
@@ -77,13 +78,10 @@ async def test_it_resumes_from_the_last_event_id_query_parameter(worker, alice_c
 
 
 async def test_it_resets_a_client_whose_events_are_no_longer_kept(worker, alice_cookies):
-    from dashboard.redis import get_sync_client
-    from dashboard.storage import event_key
-
     first = publish_frame(1, 0.0, {})
     second = publish_frame(2, 0.0, {})
     publish_frame(3, 0.0, {})
-    get_sync_client().delete(event_key("metrics", second.id))  # as if retention dropped it
+    drop_stored_events("metrics", second.id)
 
     url = events_url(worker, "metrics", last_event_id=f"metrics:{first.id}")
     async with SSEReader(url, alice_cookies) as stream:

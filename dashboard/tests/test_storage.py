@@ -87,12 +87,13 @@ def test_it_publishes_each_event_with_its_id(storage):
 
 
 def test_the_async_variants_agree(storage):
-    async def scenario():
-        first = await storage.aappend_event("metrics", "frame", "{}")
-        await storage.aappend_event("metrics", "frame", "{}")
-        return first, await storage.aget_current_id("metrics"), await storage.aget_events("metrics", first.id)
+    first = storage.append_event("metrics", "frame", "{}")
+    storage.append_event("metrics", "frame", "{}")
 
-    first, current, events = asyncio.run(scenario())
+    async def scenario():
+        return await storage.aget_current_id("metrics"), await storage.aget_events("metrics", first.id)
+
+    current, events = asyncio.run(scenario())
     assert current == first.id + 1
     assert [e.id for e in events] == [current]
     assert storage.get_events("metrics", first.id) == events
@@ -177,3 +178,66 @@ def test_a_batch_is_stored_as_events_and_published_as_one_message_per_chunk(stor
         "type": "metric",
         "batch": ['{"n": 0}', '{"n": 1}', '{"n": 2}'],
     }
+
+
+class CountingClient:
+    """The storage's Redis client, counting MGETs (the round trips a backward read makes)."""
+
+    def __init__(self, client):
+        self.client, self.mgets = client, 0
+
+    def mget(self, keys):
+        self.mgets += 1
+        return self.client.mget(keys)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+
+def test_it_reads_back_newest_first_in_batches_only_as_far_as_asked(storage, monkeypatch):
+    published = [storage.append_event("metrics", "frame", json.dumps({"seq": seq})) for seq in range(1200)]
+    last = published[-1].id
+    counting = CountingClient(get_sync_client())
+    monkeypatch.setattr(DashboardRedisStorage, "redis", counting)
+
+    assert [json.loads(e.data)["seq"] for e in storage.read_back("metrics", last)] == list(
+        range(1199, -1, -1)
+    )
+    assert counting.mgets == 3  # 500 ids each; the third reaches the id before the first event
+
+    counting.mgets = 0
+    reader = storage.read_back("metrics", last)
+    assert [next(reader).id for _ in range(500)] == list(range(last, last - 500, -1))
+    assert counting.mgets == 1, "a caller stopping within the first batch costs one read"
+
+    floor = published[1100].id
+    assert [e.id for e in storage.read_back("metrics", last, floor_id=floor)] == list(range(last, floor, -1))
+
+
+def test_reading_back_ends_at_the_first_event_retention_dropped(storage):
+    first, second, third = (storage.append_event("metrics", "frame", "{}") for _ in range(3))
+    get_sync_client().delete(event_key("metrics", second.id))
+    assert [e.id for e in storage.read_back("metrics", third.id)] == [third.id]
+    assert asyncio.run(storage.alatest_events("metrics", 10)) == storage.get_events("metrics", second.id)
+
+
+def test_the_latest_events_are_the_newest_ids_newest_first_without_seeding_a_channel(storage):
+    published = [storage.append_event("metrics", "frame", json.dumps({"seq": seq})) for seq in range(5)]
+    latest = asyncio.run(storage.alatest_events("metrics", 3))
+    assert [(e.id, json.loads(e.data)["seq"]) for e in latest] == [(published[i].id, i) for i in (4, 3, 2)]
+    assert [e.id for e in asyncio.run(storage.alatest_events("metrics", 10))] == [
+        e.id for e in reversed(published)
+    ]
+    assert asyncio.run(storage.alatest_events("user-7", 3)) == []
+    assert not list(storage.redis.scan_iter(match=f"{settings.REDIS_PREFIX}:*user-7*"))
+
+
+def test_the_oldest_kept_id_is_where_expiry_stopped(storage):
+    published = [storage.append_event("metrics", "frame", "{}") for _ in range(10)]
+    current = published[-1].id
+    assert storage.oldest_kept_id("metrics", 0, current) == published[0].id
+    get_sync_client().delete(*[event_key("metrics", e.id) for e in published[:6]])
+    assert storage.oldest_kept_id("metrics", 0, current) == published[6].id
+    assert storage.oldest_kept_id("metrics", published[7].id, current) == published[8].id
+    get_sync_client().delete(*[event_key("metrics", e.id) for e in published[6:]])
+    assert storage.oldest_kept_id("metrics", 0, current) is None

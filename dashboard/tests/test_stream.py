@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from conftest import drop_stored_events
 from dashboard.live import publish_frame
 from dashboard.stream import views as sse
 from dashboard.stream.views import HubEvent, Stream
@@ -75,14 +76,11 @@ async def test_a_missed_message_is_filled_from_storage():
 
 
 async def test_an_overflow_past_retention_ends_in_a_reset_not_a_hole():
-    from dashboard.redis import get_sync_client
-    from dashboard.storage import event_key
-
     stream, _ = await started_stream()
     published = [publish_frame(seq, 0.0, {}) for seq in range(sse.STREAM_BUFFER + 10)]
     for event in published:
         stream.offer(hub_event(event))
-    get_sync_client().delete(event_key("metrics", published[0].id))  # retention dropped it
+    drop_stored_events("metrics", published[0].id)
 
     body = await drained(stream)
 

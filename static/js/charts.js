@@ -67,8 +67,15 @@
     empty: gettext("no values in this window"),
   };
 
+  // The theme's colours are light-dark() pairs, which a canvas cannot take: each is read
+  // as the colour an element computes from it, once the theme has picked its side.
+  const colorProbe = element("span");
+  colorProbe.hidden = true;
   function cssVar(name, fallback) {
-    const value = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+    colorProbe.style.color = `var(${name}, ${fallback})`;
+    document.body.append(colorProbe);
+    const value = getComputedStyle(colorProbe).color;
+    colorProbe.remove();
     return value || fallback;
   }
 
@@ -876,6 +883,7 @@
     bands: (key) => (state.charts.has(key) ? [state.charts.get(key).lows.slice(), state.charts.get(key).highs.slice()] : null),
     reload: () => loadHistory(),
     definition: (key) => (state.charts.has(key) ? Object.assign({}, state.charts.get(key).def) : null),
+    colors: () => Object.assign({}, COLORS),
   };
 
   showWindow();

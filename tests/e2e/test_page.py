@@ -244,14 +244,26 @@ def test_the_theme_switcher_applies_at_once_and_is_remembered(browse, base_url, 
     assert other_browser.get_attribute("html", "data-theme") == "light"
 
 
+def chart_colours(page):
+    return page.evaluate("livedash.charts.colors()")
+
+
 def test_the_system_theme_follows_the_operating_system(browse, base_url, alice):
     page = browse(alice)
     page.emulate_media(color_scheme="light")
     open_dashboard(page, base_url)
     assert page.get_attribute("html", "data-theme") == "system"
-    light = page_colours(page)
+    light, light_charts = page_colours(page), chart_colours(page)
+    page.screenshot(path=str(SCREENSHOTS / "system-theme-light.png"))
     page.emulate_media(color_scheme="dark")
     assert page_colours(page) != light
+    # The charts draw on a canvas: their colours must be resolved ones, and follow the theme.
+    page.wait_for_function("(light) => livedash.charts.colors().line !== light", arg=light_charts["line"])
+    dark_charts = chart_colours(page)
+    page.screenshot(path=str(SCREENSHOTS / "system-theme-dark.png"))
+    for colours in (light_charts, dark_charts):
+        assert all(colour.startswith("rgb") for colour in colours.values()), colours
+    assert light_charts["line"] == "rgb(31, 86, 201)" and dark_charts["line"] == "rgb(106, 157, 255)"
 
 
 # ---- charts ---------------------------------------------------------------------
