@@ -111,8 +111,8 @@ def _forget_process_caches():
     from api import models as api_models
     from dashboard import live
 
-    api_models._found.clear()
-    live._registered.clear()
+    api_models.forget_found_tokens()
+    live.forget_registered_names()
 
 
 # Personas: alice can view metrics, bob can view metrics too (for "another user"

@@ -49,6 +49,12 @@ def validate_patterns(value):
 CACHE_SECONDS = 0.5
 _found = {}
 
+
+def forget_found_tokens():
+    """This process's remembered tokens are stale (the tests' databases start empty)."""
+    _found.clear()
+
+
 # A hash no token can have, compared against when the prefix finds nothing, so a
 # miss costs the same comparison as a hit.
 _NO_HASH = "0" * 64

@@ -131,7 +131,7 @@ async def _publish(token, points, where):
     them all, then publish them together; nothing is published on any failure."""
     _check_count(len(points))
     try:
-        batch = validate_metrics([point[:3] for point in points])
+        batch = validate_metrics([point[:4] for point in points])
     except ValueError as exc:
         raise bodies.invalid(_renamed(str(exc), where)) from None
     _check_names(token, points, where)
@@ -156,8 +156,8 @@ def _renamed(message, where):
     openapi_extra=schemas.METRICS_BODY,
 )
 async def push_metrics(request):
-    """One point `{"name", "value", "ts"?}` or `{"points": [...]}`. Each goes out as
-    `publish_metric` would send it; `ts` is unix seconds (default: now)."""
+    """One point `{"name", "value", "ts"?, "labels"?}` or `{"points": [...]}`. Each goes
+    out as `publish_metric` would send it; `ts` is unix seconds (default: now)."""
     bodies.require_media_type(request, {"application/json"}, "application/json")
     payload = bodies.parse_json(bodies.read_body(request))
     batch = isinstance(payload, dict) and "points" in payload
@@ -167,7 +167,7 @@ async def push_metrics(request):
         model = (schemas.Batch if batch else schemas.Point).model_validate(payload)
     except ValidationError as exc:
         raise bodies.invalid(schemas.describe_errors(exc.errors())) from None
-    points = [(p.name, p.value, p.ts) for p in (model.points if batch else [model])]
+    points = [(p.name, p.value, p.ts, p.labels) for p in (model.points if batch else [model])]
     where = (lambda index: f"points[{index}]") if batch else (lambda index: "the point")
     return Status(202, {"accepted": await _publish(request.auth, points, where)})
 
@@ -182,7 +182,9 @@ async def push_metrics(request):
 async def write_line_protocol(request, org: str = "", bucket: str = "", precision: str = "ns"):
     """The InfluxDB v2 write API: Telegraf's `outputs.influxdb_v2`, the influxdb-client
     libraries and curl can point here unchanged. `org` and `bucket` are accepted with
-    any value; `precision` is ns (default), us, ms or s. Keys: see the README."""
+    any value; `precision` is ns (default), us, ms or s. Each field is a series: its
+    name is the measurement (field `value`) or `<measurement>_<field>`, its labels the
+    tags (see the README)."""
     if precision not in lineprotocol.PRECISIONS:
         raise bodies.invalid(f"precision must be one of ns, us, ms, s; got {precision!r}")
     bodies.require_media_type(request, schemas.LINE_PROTOCOL_TYPES, "line protocol as text/plain")
@@ -191,7 +193,7 @@ async def write_line_protocol(request, org: str = "", bucket: str = "", precisio
         points = lineprotocol.parse(text, precision)
     except lineprotocol.LineError as exc:
         raise bodies.invalid(str(exc)) from None
-    await _publish(request.auth, points, lambda index: f"line {points[index][3]}")
+    await _publish(request.auth, points, lambda index: f"line {points[index][4]}")
     return Status(204, None)
 
 

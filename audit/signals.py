@@ -16,7 +16,7 @@ from audit.services import record
 # "app_label.Model" of every audited model; those not installed are skipped.
 AUDITED_MODELS = (
     "dashboard.Metric",
-    "notifications.AlertRule",
+    "alerts.AlertRule",
     "notifications.DeliveryChannel",
     "api.ApiToken",
 )

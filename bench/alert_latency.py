@@ -57,8 +57,9 @@ def main(argv=None):
     try:
         log(f"alert latency: own Redis and SQLite in {stack.workdir}")
         stack.start()
+        from alerts.models import AlertRule
         from dashboard.models import Metric
-        from notifications.models import AlertRule, DeliveryChannel
+        from notifications.models import DeliveryChannel
         from tests.receivers import WebhookReceiver
 
         receiver = WebhookReceiver().start()

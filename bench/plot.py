@@ -6,8 +6,6 @@ matplotlib.use("Agg")  # files only: the bench runs on servers without a display
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bench.report import LABELS  # noqa: E402
-
 COLOURS = {
     "floor": "#7f7f7f",
     "sse": "#1f77b4",
@@ -20,12 +18,15 @@ COLOURS = {
 STYLES = ["-", "--", ":", "-."]
 
 
-def plot_results(results, path):
+def plot_results(results, path, labels):
+    """`labels`: each path's name in the legend (bench.report's, which imports this lazily)."""
     phases = results["phases"]
     figure, (cdf, memory, cpu) = plt.subplots(1, 3, figsize=(16, 4.8))
-    _latency_cdf(cdf, phases)
-    _against_clients(memory, phases, lambda p: p["memory"]["per_connection_kb"], "KB per connection")
-    _against_clients(cpu, phases, lambda p: p["cpu"]["ms_per_1000_deliveries"], "CPU ms per 1,000 deliveries")
+    _latency_cdf(cdf, phases, labels)
+    _against_clients(memory, phases, lambda p: p["memory"]["per_connection_kb"], "KB per connection", labels)
+    _against_clients(
+        cpu, phases, lambda p: p["cpu"]["ms_per_1000_deliveries"], "CPU ms per 1,000 deliveries", labels
+    )
     memory.set_title("Server memory per open connection")
     cpu.set_title("Server CPU per delivery")
     s = results["settings"]
@@ -40,7 +41,7 @@ def plot_results(results, path):
     plt.close(figure)
 
 
-def _latency_cdf(axis, phases):
+def _latency_cdf(axis, phases, labels):
     sizes = sorted({p["clients"] for p in phases})
     for phase in phases:
         points = phase["latency_cdf"]
@@ -52,7 +53,7 @@ def _latency_cdf(axis, phases):
             [y for _, y in points],
             style,
             color=COLOURS[phase["path"]],
-            label=f"{LABELS[phase['path']]}, {phase['clients']:,}",
+            label=f"{labels[phase['path']]}, {phase['clients']:,}",
         )
     axis.set_xscale("log")
     axis.set_xlabel("publish → receive latency (ms, log scale)")
@@ -62,14 +63,14 @@ def _latency_cdf(axis, phases):
     axis.legend(fontsize=7)
 
 
-def _against_clients(axis, phases, value, label):
+def _against_clients(axis, phases, value, label, labels):
     for path in COLOURS:
         points = sorted(
             (p["clients"], value(p)) for p in phases if p["path"] == path and value(p) is not None
         )
         if points:
             axis.plot(
-                [x for x, _ in points], [y for _, y in points], "o-", color=COLOURS[path], label=LABELS[path]
+                [x for x, _ in points], [y for _, y in points], "o-", color=COLOURS[path], label=labels[path]
             )
     axis.set_xlabel("connected clients")
     axis.set_ylabel(label)

@@ -58,7 +58,7 @@ def dashboard_broadcaster(name):
     from channels.layers import get_channel_layer
 
     from dashboard.control import events
-    from dashboard.control.presence import DASHBOARD_GROUP
+    from dashboard.groups import DASHBOARD_GROUP
 
     layer = get_channel_layer()
     loop = asyncio.new_event_loop()  # one loop for the run: the layer keeps its connection per loop

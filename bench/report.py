@@ -344,10 +344,10 @@ def write(results, folder, plot=True):
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     png_path = None
     if plot:
-        from bench.plot import plot_results
+        from bench.plot import plot_results  # matplotlib loads only for a plot
 
         png_path = folder / f"{stamp}.png"
-        plot_results(results, png_path)
+        plot_results(results, png_path, LABELS)
     return json_path, png_path
 
 

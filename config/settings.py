@@ -6,6 +6,7 @@ a traceback or a silently wrong default.
 """
 
 import os
+import socket
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -149,6 +150,7 @@ INSTALLED_APPS = [
     "csp",
     "dashboard",
     "notifications",
+    "alerts",
     "api",
     # django-ninja serves its Swagger UI from its own static files only when listed here.
     "ninja",
@@ -356,7 +358,7 @@ LOGGING = {
 # django-eventstream: events published from any process are stored in Redis (so
 # `Last-Event-ID` can resume) and published on its pub/sub, both through the one
 # shared REDIS_URL pool with prefixed keys (why Redis: see dashboard/storage.py).
-EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channels.DashboardChannelManager"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "dashboard.stream.channel_manager.DashboardChannelManager"
 EVENTSTREAM_STORAGE_CLASS = "dashboard.storage.DashboardRedisStorage"
 
 # GRIP: Pushpin in front of /events/ holds the SSE connections; the workers only
@@ -388,6 +390,15 @@ GRACEFUL_SHUTDOWN_SECONDS = envint("GRACEFUL_SHUTDOWN_SECONDS", 10, minimum=1)
 # Open SSE streams, and open sockets, one user may hold on one worker: a tab takes one
 # of each. Past it a stream is answered 429 and a socket closed with 4008.
 MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
+
+# The collector's values are the series `name{host="<COLLECTOR_HOST>"}`: by default
+# this machine's name; set it where that name says nothing (a container's id).
+COLLECTOR_HOST = envstr("COLLECTOR_HOST", socket.gethostname())
+if len(COLLECTOR_HOST) > 256 or not COLLECTOR_HOST.isprintable():
+    raise ImproperlyConfigured(
+        f"COLLECTOR_HOST must be at most 256 printable characters, got {len(COLLECTOR_HOST)}:"
+        f" {COLLECTOR_HOST[:40]!r}"
+    )
 
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)

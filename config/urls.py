@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from django.views.i18n import JavaScriptCatalog
 
 from api import views as api_views
@@ -9,6 +10,11 @@ from dashboard.views import LogoutView
 urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
+    # Alert rules and their history moved to the `alerts` app: old admin links still lead there.
+    re_path(
+        r"^admin/notifications/(?P<rest>alert(?:rule|event)/.*)$",
+        RedirectView.as_view(url="/admin/alerts/%(rest)s", permanent=True, query_string=True),
+    ),
     path("admin/", admin.site.urls),
     # /i18n/setlang/ (Django's set_language) and the scripts' catalogue, loaded as a file (no inline script).
     path("i18n/", include("django.conf.urls.i18n")),

@@ -31,7 +31,7 @@ from dashboard.stream.channels import METRICS_CHANNEL, USER_CHANNEL
 VIEW_PERMISSION = "dashboard.view_metric"
 CONTROL_PERMISSION = "dashboard.change_metric"
 # Acknowledging and silencing change an alert rule's state: the rule's change permission.
-ALERT_PERMISSION = "notifications.change_alertrule"
+ALERT_PERMISSION = "alerts.change_alertrule"
 # Everything a command may need; `permissions_of` reads them in one go.
 PERMISSIONS = (VIEW_PERMISSION, CONTROL_PERMISSION, ALERT_PERMISSION)
 

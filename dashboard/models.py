@@ -4,7 +4,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-KEY_MAX_LENGTH = 64
+from dashboard.series import METRIC_NAME_MAX_LENGTH as KEY_MAX_LENGTH
 
 
 class Metric(models.Model):

@@ -7,8 +7,10 @@ through Redis to close what that user has open:
 
 - sockets: over the channel layer, to the user's group (`user_group_name`, which
   every socket of theirs already joined for notifications); closed with 4403;
-- SSE streams on the workers: on `revocation_channel()`, which every worker's hub
-  listens to beside the events;
+- everything else a worker holds for the user: on `revocation_channel()`, which
+  each worker's `RevocationListener` hears; it drops the access answers the worker
+  remembers and calls what the transports registered with `on_revoked` (the SSE
+  hub ends the user's streams);
 - SSE streams held by Pushpin (GRIP_URL): a close on the GRIP channel
   `user-<id>` that each of the user's connections there is subscribed to, and a
   note of the time, so an `es-meta` token issued before it is refused.
@@ -16,21 +18,26 @@ through Redis to close what that user has open:
 Each tab reconnects and gets what the user may have now, or nothing.
 """
 
+import asyncio
+import contextvars
 import logging
 import threading
 import time
+import weakref
 
+import redis.asyncio
 from django.conf import settings
 from django.contrib.auth import get_user_model, user_logged_out
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_save
 
+from dashboard import access
 from dashboard.control import events
+from dashboard.groups import group_send, user_group_name
 from dashboard.redis import get_async_client, get_sync_client, key
 from dashboard.storage import revocation_channel
 from dashboard.stream.channels import METRICS_CHANNEL, user_channel
-from notifications.models import user_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -54,8 +61,6 @@ def revoked_key(user_id):
 
 
 def _broadcast(user_ids):
-    from notifications.services import _group_send
-
     for user_id in user_ids:
         # Each step on its own: the change itself is done, and what one step could not
         # reach still re-checks access when it reconnects.
@@ -66,7 +71,7 @@ def _broadcast(user_ids):
         except Exception as exc:
             logger.warning("could not tell the workers to end user %s's streams: %s", user_id, exc)
         try:
-            _group_send(user_group_name(user_id), events.access_revoked())
+            group_send(user_group_name(user_id), events.access_revoked())
         except Exception as exc:
             logger.warning("could not tell the workers to close user %s's sockets: %s", user_id, exc)
     if getattr(settings, "GRIP_URL", None):
@@ -111,6 +116,99 @@ async def arevoked_since(user_id, issued_at):
     the connection an older token belonged to was closed at the edge anyway."""
     raw = await get_async_client().get(revoked_key(user_id))
     return raw is not None and int(float(raw)) > issued_at
+
+
+# --- every worker hears them -----------------------------------------------------
+
+_handlers = []
+
+
+def on_revoked(handler):
+    """Call `handler(user_id)` on each worker's event loop whenever a user's access
+    changes, in any process: how a transport ends what it holds for that user."""
+    if handler not in _handlers:
+        _handlers.append(handler)
+    return handler
+
+
+class RevocationListener:
+    """One per event loop: subscribes to `revocation_channel()` and, for each user named
+    there, forgets this worker's remembered access answers and calls the handlers."""
+
+    RECONNECT_MAX = 5.0
+
+    def __init__(self):
+        self.task = None
+        self.connected = asyncio.Event()
+
+    def start(self):
+        # A fresh context: the listener outlives the request that happened to start it.
+        if self.task is None or self.task.done():
+            loop = asyncio.get_running_loop()
+            self.task = loop.create_task(self.listen_forever(), context=contextvars.Context())
+
+    def heard(self, raw):
+        try:
+            user_id = int(raw)
+        except (TypeError, ValueError):
+            logger.warning("ignoring a malformed revocation message")
+            return
+        access.forget_user_everywhere(user_id)
+        for handler in tuple(_handlers):
+            try:
+                handler(user_id)
+            except Exception:
+                logger.exception("could not end what user %s had open here", user_id)
+
+    async def listen_forever(self):
+        delay = 0.1
+        down = False
+        while True:
+            # A dedicated client: a subscriber blocks on reads, so it must not have
+            # the shared pool's read timeout.
+            client = redis.asyncio.Redis.from_url(
+                settings.REDIS_URL, socket_connect_timeout=2.0, socket_keepalive=True
+            )
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(revocation_channel())
+                    self.connected.set()
+                    if down:
+                        logger.info("revocation listener reconnected to Redis")
+                    down, delay = False, 0.1
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self.heard(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.connected.clear()
+                if not down:
+                    logger.warning("revocation listener lost Redis (%s); retrying with backoff", exc)
+                down = True
+            finally:
+                await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.RECONNECT_MAX)
+
+
+_listeners = weakref.WeakKeyDictionary()
+
+
+def listener():
+    """The running event loop's listener (not started)."""
+    loop = asyncio.get_running_loop()
+    found = _listeners.get(loop)
+    if found is None:
+        found = _listeners[loop] = RevocationListener()
+    return found
+
+
+def listen():
+    """Hear revocations on this event loop (if not yet): every path that remembers
+    access answers or holds something open for a user (streams, GRIP connects,
+    sockets) calls this before it serves anyone."""
+    listener().start()
 
 
 def on_logged_out(sender, request, user, **kwargs):

@@ -1,6 +1,5 @@
-import socket
-
 import redis
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -52,7 +51,7 @@ def index(request):
         "interval_choices": INTERVAL_CHOICES,
         "page_config": page_config,
         "theme_choices": Theme.choices,
-        "host_name": collector_host() or socket.gethostname(),
+        "host_name": collector_host() or settings.COLLECTOR_HOST,
     }
     return render(request, "dashboard/index.html", context)
 

@@ -9,6 +9,9 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from dashboard.groups import EVERYONE_GROUP, auth_group_name, user_group_name
+from notifications.messages import localize
+
 TITLE_MAX_LENGTH = 120
 # Bodies travel in every push and hello; a notification is not a document.
 BODY_MAX_LENGTH = 2000
@@ -42,6 +45,62 @@ def validate_link(value):
         ) from None
 
 
+def user_or_group_fields(related_name, help_text):
+    """A user and a group, both optional: the one a row is for, or neither (everyone)."""
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name=related_name,
+        help_text=help_text,
+    )
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name=related_name
+    )
+    return user, group
+
+
+def user_or_group_constraint(prefix, name, message):
+    """The database's half of `ForUserOrGroup.clean`: never a user and a group at once."""
+    return models.CheckConstraint(
+        condition=Q(**{f"{prefix}_user__isnull": True}) | Q(**{f"{prefix}_group__isnull": True}),
+        name=name,
+        violation_error_message=message,
+    )
+
+
+class ForUserOrGroup:
+    """For one user, one group, or everyone: a notification's recipients, a delivery
+    channel's owner. `prefix` names the pair of fields (`<prefix>_user`, `<prefix>_group`,
+    from `user_or_group_fields`); `both_message` is what a row with both is told."""
+
+    prefix = ""
+    both_message = ""
+
+    @property
+    def audience(self):
+        if getattr(self, f"{self.prefix}_user_id"):
+            return "user"
+        if getattr(self, f"{self.prefix}_group_id"):
+            return "group"
+        return "all"
+
+    @property
+    def audience_display(self):
+        audience = self.audience
+        if audience == "user":
+            return getattr(self, f"{self.prefix}_user").get_username()
+        if audience == "group":
+            return f"group {getattr(self, f'{self.prefix}_group').name}"
+        return "everyone"
+
+    def clean(self):
+        super().clean()
+        if getattr(self, f"{self.prefix}_user_id") and getattr(self, f"{self.prefix}_group_id"):
+            raise ValidationError(self.both_message)
+
+
 class NotificationQuerySet(models.QuerySet):
     def visible_to(self, user):
         """Addressed to the user, to one of their groups, or to everyone."""
@@ -63,21 +122,14 @@ class NotificationQuerySet(models.QuerySet):
         )
 
 
-# Channel-layer groups whose members receive notifications: one per user, one per
-# auth group, one for everyone.
-EVERYONE_GROUP = "notify.all"
+NOTIFICATION_FOR_BOTH = "Address a notification to a user or a group, not both."
 
 
-def user_group_name(user_id):
-    return f"notify.user.{user_id}"
-
-
-def auth_group_name(group_id):
-    return f"notify.group.{group_id}"
-
-
-class Notification(models.Model):
+class Notification(ForUserOrGroup, models.Model):
     """A message for one user, one group, or everyone (both recipients empty)."""
+
+    prefix = "recipient"
+    both_message = NOTIFICATION_FOR_BOTH
 
     title = models.CharField(max_length=TITLE_MAX_LENGTH)
     body = models.TextField(blank=True, validators=[MaxLengthValidator(BODY_MAX_LENGTH)])
@@ -98,16 +150,8 @@ class Notification(models.Model):
         on_delete=models.SET_NULL,
         related_name="notifications_sent",
     )
-    recipient_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="notifications",
-        help_text="Leave both recipients empty to send to everyone.",
-    )
-    recipient_group = models.ForeignKey(
-        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    recipient_user, recipient_group = user_or_group_fields(
+        "notifications", "Leave both recipients empty to send to everyone."
     )
 
     objects = NotificationQuerySet.as_manager()
@@ -115,27 +159,11 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(recipient_user__isnull=True) | Q(recipient_group__isnull=True),
-                name="notification_one_audience",
-                violation_error_message="Address a notification to a user or a group, not both.",
-            )
+            user_or_group_constraint("recipient", "notification_one_audience", NOTIFICATION_FOR_BOTH)
         ]
 
     def __str__(self):
         return self.title
-
-    def clean(self):
-        if self.recipient_user_id and self.recipient_group_id:
-            raise ValidationError("Address a notification to a user or a group, not both.")
-
-    @property
-    def audience(self):
-        if self.recipient_user_id:
-            return "user"
-        if self.recipient_group_id:
-            return "group"
-        return "all"
 
     @property
     def channel_group(self):
@@ -164,8 +192,6 @@ class Notification(models.Model):
         if read is not None:
             data["read"] = read
         if language and self.message_id:
-            from notifications.messages import localize
-
             data = localize(data, self.message, language)
         return data
 
@@ -188,144 +214,6 @@ class NotificationRead(models.Model):
 
     def __str__(self):
         return f"{self.user} read #{self.notification_id}"
-
-
-class Comparison(models.TextChoices):
-    ABOVE = "above", _("above")
-    BELOW = "below", _("below")
-
-
-class AlertRule(models.Model):
-    """Notify when a metric stays out of range for `sustain_seconds`, and again when it is back.
-
-    `firing` and the timestamps are persisted so a restarted collector neither
-    re-fires a rule that is already firing nor forgets a cooldown."""
-
-    name = models.CharField(max_length=80, blank=True, help_text="Defaults to the metric's label.")
-    metric = models.ForeignKey("dashboard.Metric", on_delete=models.CASCADE, related_name="alert_rules")
-    comparison = models.CharField(max_length=5, choices=Comparison.choices, default=Comparison.ABOVE)
-    threshold = models.FloatField()
-    sustain_seconds = models.PositiveIntegerField(
-        default=60, help_text="How long the value must stay out of range (and then back in range)."
-    )
-    level = models.CharField(max_length=10, choices=Level.choices, default=Level.WARNING)
-    recipient_group = models.ForeignKey(
-        Group,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="alert_rules",
-        help_text="Leave empty to notify everyone.",
-    )
-    cooldown_seconds = models.PositiveIntegerField(
-        default=300, help_text="After a resolve, do not fire again for this long."
-    )
-    repeat_minutes = models.PositiveIntegerField(
-        default=60,
-        help_text="While firing and not acknowledged, notify again this often; 0: never.",
-    )
-    enabled = models.BooleanField(default=True)
-    firing = models.BooleanField(default=False, editable=False)
-    last_fired_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_resolved_at = models.DateTimeField(null=True, blank=True, editable=False)
-    # Acknowledging a firing stops its repeats; the next firing needs its own.
-    acknowledged_at = models.DateTimeField(null=True, blank=True, editable=False)
-    acknowledged_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        editable=False,
-    )
-    silenced_until = models.DateTimeField(
-        null=True,
-        blank=True,
-        help_text="Maintenance window: the rule notifies nobody until then (it still shows firing).",
-    )
-    silenced_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        editable=False,
-    )
-
-    class Meta:
-        ordering = ["metric__key", "id"]
-
-    def __str__(self):
-        return self.display_name
-
-    @property
-    def display_name(self):
-        return self.name or f"{self.metric.display_label} {self.comparison} {self.threshold:g}"
-
-    def is_breached_by(self, value):
-        if self.comparison == Comparison.BELOW:
-            return value < self.threshold
-        return value > self.threshold
-
-    def is_silenced(self, now=None):
-        return self.silenced_until is not None and self.silenced_until > (now or timezone.now())
-
-    @property
-    def is_acknowledged(self):
-        return self.firing and self.acknowledged_at is not None
-
-    def _name_params(self):
-        metric = self.metric.display_label
-        return {"metric": metric, "comparison": self.comparison, "threshold": self.threshold}
-
-    def as_state(self, now=None):
-        """What every open page is told about the rule (who acknowledged, silenced until when)."""
-        silenced = self.is_silenced(now)
-        return {
-            "id": self.pk,
-            "name": self.display_name,
-            # An unnamed rule's name in parts, so each page says it in its own language.
-            "name_params": None if self.name else self._name_params(),
-            "metric": self.metric.key,
-            "level": self.level,
-            "firing": self.firing,
-            "acknowledged_by": _username(self.acknowledged_by) if self.is_acknowledged else None,
-            "acknowledged_at": self.acknowledged_at.isoformat() if self.is_acknowledged else None,
-            "silenced_until": self.silenced_until.isoformat() if silenced else None,
-            "silenced_by": _username(self.silenced_by) if silenced else None,
-        }
-
-
-def _username(user):
-    return user.get_username() if user is not None else None
-
-
-class AlertEvent(models.Model):
-    """The alert history: when a rule fired, repeated, resolved, was acknowledged or silenced, by whom."""
-
-    class Kind(models.TextChoices):
-        FIRED = "fired", "Fired"
-        REPEATED = "repeated", "Repeated"
-        RESOLVED = "resolved", "Resolved"
-        ACKNOWLEDGED = "acknowledged", "Acknowledged"
-        SILENCED = "silenced", "Silenced"
-        UNSILENCED = "unsilenced", "Unsilenced"
-
-    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=12, choices=Kind.choices)
-    at = models.DateTimeField(default=timezone.now, db_index=True)
-    # By name as well as by key, so the history outlives the user.
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_name = models.CharField(max_length=150, blank=True)
-    detail = models.CharField(max_length=200, blank=True)
-
-    class Meta:
-        ordering = ["-at", "-id"]
-
-    def __str__(self):
-        return f"{self.rule} {self.kind}"
 
 
 # Levels in increasing urgency; a channel with a minimum level receives that one and above.
@@ -378,9 +266,15 @@ def levels_at_least_or_below(level):
     return [name for name, rank in LEVEL_RANK.items() if rank <= LEVEL_RANK.get(level, 0)]
 
 
-class DeliveryChannel(models.Model):
+CHANNEL_FOR_BOTH = "A channel belongs to a user or a group, not both."
+
+
+class DeliveryChannel(ForUserOrGroup, models.Model):
     """Where a user's, a group's or everyone's notifications also go: an e-mail
     address or a webhook. Owner: a user, a group, or neither (everyone)."""
+
+    prefix = "owner"
+    both_message = CHANNEL_FOR_BOTH
 
     class Kind(models.TextChoices):
         EMAIL = "email", "E-mail"
@@ -388,16 +282,8 @@ class DeliveryChannel(models.Model):
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
     target = models.CharField(max_length=500, help_text="An e-mail address or an http(s) URL.")
-    owner_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="delivery_channels",
-        help_text="Leave both owners empty for a channel that gets what everyone is sent.",
-    )
-    owner_group = models.ForeignKey(
-        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="delivery_channels"
+    owner_user, owner_group = user_or_group_fields(
+        "delivery_channels", "Leave both owners empty for a channel that gets what everyone is sent."
     )
     min_level = models.CharField(
         max_length=10,
@@ -416,27 +302,14 @@ class DeliveryChannel(models.Model):
     class Meta:
         ordering = ["pk"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(owner_user__isnull=True) | Q(owner_group__isnull=True),
-                name="delivery_channel_one_owner",
-                violation_error_message="A channel belongs to a user or a group, not both.",
-            )
+            user_or_group_constraint("owner", "delivery_channel_one_owner", CHANNEL_FOR_BOTH),
         ]
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.target}"
 
-    @property
-    def owner_display(self):
-        if self.owner_user_id:
-            return self.owner_user.get_username()
-        if self.owner_group_id:
-            return f"group {self.owner_group.name}"
-        return "everyone"
-
     def clean(self):
-        if self.owner_user_id and self.owner_group_id:
-            raise ValidationError("A channel belongs to a user or a group, not both.")
+        super().clean()
         self.target = (self.target or "").strip()
         if self.kind == self.Kind.EMAIL:
             try:

@@ -7,29 +7,21 @@ once its row is committed, so a client that reconnects always finds in the
 database everything it could have been sent.
 """
 
-import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from dashboard import telemetry
+from dashboard import groups, telemetry
 from dashboard.control import events
+from dashboard.groups import EVERYONE_GROUP, auth_group_name, user_group_name
+from dashboard.redis import get_async_client, get_sync_client, key
 from notifications.delivery import queue_deliveries
-from notifications.models import (
-    EVERYONE_GROUP,
-    Notification,
-    NotificationRead,
-    auth_group_name,
-    user_group_name,
-)
+from notifications.models import Notification, NotificationRead
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +41,10 @@ VERSION_KEY = ("notifications", "version")
 
 
 def bump_version():
-    from dashboard.redis import get_sync_client, key
-
     get_sync_client().incr(key(*VERSION_KEY))
 
 
 async def aversion():
-    from dashboard.redis import get_async_client, key
-
     return int(await get_async_client().get(key(*VERSION_KEY)) or 0)
 
 
@@ -147,7 +135,7 @@ def _push(notification, quiet=False):
         # Before the push: a socket that reads the version after this joined its groups
         # first, so it is sent the notification; one that read it before sees a new version.
         bump_version()
-        _group_send(
+        groups.group_send(
             notification.channel_group,
             # Each socket renders a product-written message in its viewer's language.
             events.notification_message(notification.as_dict(), message=notification.message),
@@ -187,27 +175,6 @@ def push_pending(now=None, limit=100):
     if pushed:
         logger.info("pushed %d notification(s) that were stored while Redis was away", pushed)
     return pushed
-
-
-def group_send_quietly(group, message):
-    """A best-effort push from synchronous code: logged, not raised, when Redis is away."""
-    try:
-        _group_send(group, message)
-    except Exception as exc:
-        logger.warning("could not push %s to %s: %s", message.get("type"), group, exc)
-
-
-def _group_send(group, message):
-    send = async_to_sync(get_channel_layer().group_send)
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        send(group, message)
-        return
-    # Called (synchronously) on a thread that runs an event loop, as in a notebook:
-    # async_to_sync refuses to run there, so a short-lived thread sends it.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(send, group, message).result()
 
 
 def group_names_for(user):

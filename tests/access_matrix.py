@@ -62,7 +62,7 @@ class Row:
 # Anonymous cells of WebSocket command rows are "refused": the handshake fails, so no command runs.
 _ws_anonymous = {"anonymous": REFUSED}
 CONTROL = only(CONTROLLERS, ACK, ERR_FORBIDDEN) | _ws_anonymous
-# Acknowledge and silence take `notifications.change_alertrule`, which only the superuser here has.
+# Acknowledge and silence take `alerts.change_alertrule`, which only the superuser here has.
 ALERTS = only(["admin"], ACK, ERR_FORBIDDEN) | _ws_anonymous
 
 ROWS = [
@@ -196,7 +196,7 @@ session cookies, real sockets) and fails when this page and the table disagree.
 Principles: anonymous users get nothing but the login page and `/healthz`; a user
 never sees another user's data (their `user-<id>` stream, their notifications);
 changing the collector needs `dashboard.change_metric`; acknowledging and
-silencing an alert rule need `notifications.change_alertrule`; a user sees and
+silencing an alert rule need `alerts.change_alertrule`; a user sees and
 pauses only their own delivery channels; the WebSocket and the
 SSE stream accept only pages of the site's exact origin (`scheme://host:port`, as
 requested or listed in `CSRF_TRUSTED_ORIGINS`: cross-site WebSocket hijacking).

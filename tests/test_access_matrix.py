@@ -24,8 +24,8 @@ def test_every_row_has_a_cell_for_every_persona():
 
 @pytest.fixture
 def people(alice, bob, charlie, staff, admin_user):
+    from alerts.models import AlertRule
     from dashboard.models import Metric
-    from notifications.models import AlertRule
     from notifications.services import notify
 
     users = {"alice": alice, "bob": bob, "charlie": charlie, "staff": staff, "admin": admin_user}

@@ -6,11 +6,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from alerts.models import AlertRule
 from audit.models import AuditEntry
 from audit.services import prune, record
 from dashboard.collector.collector import Collector
 from dashboard.models import Metric
-from notifications.models import AlertRule, DeliveryChannel
+from notifications.models import DeliveryChannel
 
 
 @pytest.fixture
@@ -35,12 +36,12 @@ RULE_FORM = {
 def test_an_alert_rule_changed_in_the_admin_is_logged_with_before_and_after(admin_client_):
     cpu = Metric.objects.create(key="cpu", label="CPU")
     created = admin_client_.post(
-        "/admin/notifications/alertrule/add/", {**RULE_FORM, "metric": cpu.pk}, REMOTE_ADDR="203.0.113.7"
+        "/admin/alerts/alertrule/add/", {**RULE_FORM, "metric": cpu.pk}, REMOTE_ADDR="203.0.113.7"
     )
     assert created.status_code == 302
     rule = AlertRule.objects.get()
     changed = admin_client_.post(
-        f"/admin/notifications/alertrule/{rule.pk}/change/",
+        f"/admin/alerts/alertrule/{rule.pk}/change/",
         {**RULE_FORM, "metric": cpu.pk, "threshold": "95"},
         REMOTE_ADDR="203.0.113.7",
     )
@@ -56,7 +57,7 @@ def test_an_alert_rule_changed_in_the_admin_is_logged_with_before_and_after(admi
     assert f"#{rule.pk}" in change.target
     assert entries[0].after["metric_id"] == cpu.pk
 
-    deleted = admin_client_.post(f"/admin/notifications/alertrule/{rule.pk}/delete/", {"post": "yes"})
+    deleted = admin_client_.post(f"/admin/alerts/alertrule/{rule.pk}/delete/", {"post": "yes"})
     assert deleted.status_code == 302
     assert AuditEntry.objects.filter(action="alertrule.deleted", actor="admin").exists()
 

@@ -3,8 +3,9 @@
 `python manage.py collect_metrics` runs `Collector.run()` until SIGTERM/SIGINT.
 Each tick reads the sampling state (interval, paused) from Redis, samples the
 host with psutil and the app through Redis, asks the alert evaluator which
-metrics are firing, and publishes `{"seq", "ts", "values", "firing"}` on the
-`metrics` SSE channel through `dashboard.live.publish_frame`.
+metrics are firing, and publishes `{"seq", "ts", "host", "values", "firing"}` on
+the `metrics` SSE channel through `dashboard.live.publish_frame`: its values are
+the series `name{host="..."}` of this collector's host (COLLECTOR_HOST).
 
 Redis is the only way out of this process, so an outage must not stop it: the
 collector keeps sampling (alerts keep their timing), skips publishing, retries
@@ -13,13 +14,13 @@ with backoff, and logs one line when Redis goes away and one when it is back.
 
 import logging
 import math
-import socket
 import threading
 import time
 from dataclasses import dataclass
 
 import psutil
 import redis
+from django.conf import settings
 from django.db import close_old_connections
 from django.utils.translation import gettext_noop
 
@@ -87,7 +88,7 @@ def _host_key():
 
 def announce_host(name=None):
     """Say which machine the host metrics come from: the page shows it in its header."""
-    get_sync_client().set(_host_key(), name or socket.gethostname())
+    get_sync_client().set(_host_key(), name or settings.COLLECTOR_HOST)
 
 
 def collector_host():
@@ -256,6 +257,7 @@ class Collector:
         app_metrics=sample_app_metrics,
         clock=time.monotonic,
         wallclock=time.time,
+        host=None,
     ):
         self.sampler = sampler or HostSampler(clock=clock)
         self.evaluator = evaluator
@@ -265,6 +267,8 @@ class Collector:
         # Housekeeping (seconds between runs, function): e.g. pruning the audit log.
         self.chores = [[0.0, every, function] for every, function in chores]
         self.publish = publish or live.publish_frame
+        # The `host` label of every value this collector publishes.
+        self.host = host or settings.COLLECTOR_HOST
         self.app_metrics = app_metrics
         self.clock = clock
         self.wallclock = wallclock
@@ -316,8 +320,8 @@ class Collector:
         return self._with_redis(self._publish, values, firing, ts)
 
     def _publish(self, values, firing, ts):
-        frame = frames.frame(self.seq.next(), round(ts, 3), values, sorted(firing))
-        self.publish(frame["seq"], frame["ts"], frame["values"], firing=frame["firing"])
+        frame = frames.frame(self.seq.next(), round(ts, 3), values, sorted(firing), self.host)
+        self.publish(frame["seq"], frame["ts"], frame["values"], firing=frame["firing"], host=self.host)
         return frame
 
     def _refresh_state(self):

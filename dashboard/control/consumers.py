@@ -30,20 +30,18 @@ from django.utils import translation
 from redis.exceptions import RedisError
 from uvicorn.protocols.utils import ClientDisconnected as UvicornClientDisconnected
 
+from alerts import actions as alert_actions
 from audit.services import record as audit_record
-from dashboard import access, connections, frames
+from dashboard import access, connections, draining, frames, revocation
 from dashboard.collector import sampling
 from dashboard.control import events, presence, protocol
-from dashboard.control.presence import DASHBOARD_GROUP
 from dashboard.control.protocol import ProtocolError
+from dashboard.groups import DASHBOARD_GROUP, user_group_name
 from dashboard.loops import SemaphorePerLoop, dispatch_in_arrival_order
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.channels import METRICS_CHANNEL
-from dashboard.stream.views import get_hub
-from notifications import alert_control
 from notifications import services as notification_services
 from notifications.messages import localize, localize_rule
-from notifications.models import user_group_name
 
 logger = logging.getLogger(__name__)
 
@@ -113,8 +111,8 @@ alerts_cache = access.AccessCache()
 
 
 async def hello_alerts():
-    version = await alert_control.aversion()
-    return await shared_answer(alerts_cache, ("alerts", version), alert_control.active_states)
+    version = await alert_actions.aversion()
+    return await shared_answer(alerts_cache, ("alerts", version), alert_actions.active_states)
 
 
 async def hello_notifications(user, since_id, language=None):
@@ -144,6 +142,9 @@ async def close_all_sockets(code=protocol.CLOSE_RESTART):
         except Exception as exc:  # already gone: nothing to hand over
             logger.debug("could not close a socket while draining: %s", exc)
     return len(sockets)
+
+
+draining.on_drain("sockets closed", close_all_sockets)
 
 
 def connect_slot():
@@ -247,8 +248,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         self.limiter = protocol.RateLimiter()
         self.language = language_from_scope(self.scope)
         self.claimed = connections.claim("ws", self.user.pk)
-        # The hub also hears revocations, which drop this worker's remembered answers.
-        get_hub().start()
+        # A revocation drops this worker's remembered access answers (the user's sockets
+        # themselves are closed through their group, dashboard.revocation).
+        revocation.listen()
         await self.accept()
         self.accepted = True
         connections.opened("ws")
@@ -361,11 +363,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     def _change_alert(self, action, *args):
         try:
             state = action(*args, self.user, self.client_address)
-        except alert_control.RuleNotFound as exc:
+        except alert_actions.RuleNotFound as exc:
             raise ProtocolError(protocol.NOT_FOUND, str(exc))
-        except (alert_control.NotFiring, ValueError) as exc:
+        except (alert_actions.NotFiring, ValueError) as exc:
             raise ProtocolError(protocol.INVALID, str(exc))
-        alert_control.bump_version_quietly()
+        alert_actions.bump_version_quietly()
         return state
 
     @database_sync_to_async
@@ -466,18 +468,18 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             logger.warning("could not write the audit entry for %s: %s", action, exc)
 
     async def command_ack_alert(self, command):
-        state = await self._change_alert(alert_control.acknowledge, command.args["rule"])
+        state = await self._change_alert(alert_actions.acknowledge, command.args["rule"])
         await self._announce_alert(state, "acknowledged")
         await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 
     async def command_silence_alert(self, command):
         args = command.args
-        state = await self._change_alert(alert_control.silence, args["rule"], args["minutes"])
+        state = await self._change_alert(alert_actions.silence, args["rule"], args["minutes"])
         await self._announce_alert(state, "silenced")
         await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 
     async def command_unsilence_alert(self, command):
-        state = await self._change_alert(alert_control.unsilence, command.args["rule"])
+        state = await self._change_alert(alert_actions.unsilence, command.args["rule"])
         await self._announce_alert(state, "unsilenced")
         await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 

@@ -24,11 +24,11 @@ from channels.layers import get_channel_layer
 
 from dashboard.connections import WORKER_ID
 from dashboard.control import events
+from dashboard.groups import DASHBOARD_GROUP
 from dashboard.redis import get_async_client, key
 
 logger = logging.getLogger(__name__)
 
-DASHBOARD_GROUP = "dashboard"
 ENTRY_TTL = 30.0
 REFRESH_EVERY = 10.0
 COALESCE_SECONDS = 1.0

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from alerts.models import MAX_SILENCE_MINUTES, MIN_SILENCE_MINUTES
 from dashboard.access import ALERT_PERMISSION, CONTROL_PERMISSION, VIEW_PERMISSION
 from dashboard.collector.sampling import validate_interval
-from notifications.alert_control import MAX_SILENCE_MINUTES, MIN_SILENCE_MINUTES
 
 PROTOCOL_VERSION = 1
 

@@ -1,14 +1,13 @@
-"""The SSE channels that exist, and django-eventstream's channel manager.
+"""The SSE channels that exist.
 
 `metrics` carries the collector's frames and published metric values;
 `user-<id>` is one user's own channel (django-eventstream's GRIP instructions use
 it to close that user's streams). Nothing else exists. Who may read which is
-decided in `dashboard.access`.
+decided in `dashboard.access`; django-eventstream asks it through
+`dashboard.stream.channel_manager`.
 """
 
 import re
-
-from django_eventstream.channelmanager import DefaultChannelManager
 
 METRICS_CHANNEL = "metrics"
 # Matched whole (fullmatch) and ASCII only: `\d` takes Unicode digits, `$` a trailing
@@ -22,13 +21,3 @@ def user_channel(user_id):
 
 def channel_exists(channel):
     return channel == METRICS_CHANNEL or bool(USER_CHANNEL.fullmatch(channel))
-
-
-class DashboardChannelManager(DefaultChannelManager):
-    def can_read_channel(self, user, channel):
-        from dashboard import access  # access imports the channel names above
-
-        return access.may_read(user, channel)
-
-    def is_channel_reliable(self, channel):
-        return True

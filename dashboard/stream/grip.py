@@ -34,10 +34,9 @@ from django_eventstream.utils import add_default_headers
 from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
-from dashboard import access
+from dashboard import access, revocation
 from dashboard.loops import SemaphorePerLoop
 from dashboard.origins import request_origin_allowed
-from dashboard.revocation import arevoked_since
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.views import (
     EVENT_ID,
@@ -46,7 +45,6 @@ from dashboard.stream.views import (
     BadStreamRequest,
     beyond_replay_window,
     error_response,
-    get_hub,
     parse_stream_request,
     stream_request,
     stream_sync,
@@ -158,7 +156,7 @@ async def grip_events(request, abandoned):
         problem = None
     except BadStreamRequest as exc:
         channels, last_ids, user_id, issued_at, problem = [], {}, None, None, str(exc)
-    get_hub().start()  # hears revocations, which drop the access answers remembered here
+    revocation.listen()  # a revocation drops the access answers remembered here
     async with connect_slots(CONNECTS_AT_ONCE):
         if abandoned():
             return None
@@ -170,7 +168,7 @@ async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
         return error_response(request, 403, ORIGIN_REFUSED)
     user_id, issued_at = es_meta
     try:
-        if user_id not in (None, "anonymous") and await arevoked_since(int(user_id), issued_at):
+        if user_id not in (None, "anonymous") and await revocation.arevoked_since(int(user_id), issued_at):
             return error_response(request, 403, "Access changed since this link was issued; reconnect")
     except RedisError as exc:
         logger.warning("GRIP /events/: Redis unavailable (%s)", exc)

@@ -29,6 +29,7 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET
 from django_eventstream.utils import make_id
 
+from alerts.models import AlertRule
 from dashboard import access, rollups
 from dashboard.access import VIEW_PERMISSION
 from dashboard.models import Metric, MetricRollup
@@ -97,8 +98,6 @@ def parse_window(params, now=None):
 
 
 def metric_definitions():
-    from notifications.models import AlertRule
-
     # Enabled alert rules, drawn on their metric's chart as a line at the threshold.
     rules = {}
     for rule in AlertRule.objects.filter(enabled=True).values(

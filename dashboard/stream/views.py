@@ -47,11 +47,11 @@ from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import add_default_headers, make_id, sse_encode_event
 from redis.exceptions import RedisError
 
-from dashboard import access, draining, telemetry
+from dashboard import access, draining, revocation, telemetry
 from dashboard import connections as open_connections
 from dashboard.loops import SharedSyncThread
 from dashboard.origins import request_origin_allowed
-from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel, revocation_channel
+from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel
 from dashboard.stream.channels import channel_exists
 
 logger = logging.getLogger(__name__)
@@ -366,9 +366,9 @@ class Hub:
         self.start()
 
     def start(self):
-        """Listen (if not yet): also for revocations, so every path that remembers access
-        answers (streams, GRIP connects, sockets) starts it."""
+        """Listen (if not yet), and hear revocations, which end a user's streams here."""
         telemetry.ensure_reporting()
+        revocation.listen()
         loop = asyncio.get_running_loop()
         # Fresh contexts: the hub outlives the request that happened to start it.
         if self.task is None or self.task.done():
@@ -418,14 +418,8 @@ class Hub:
         for stream in tuple(self.streams_by_channel.get(event.channel, ())):
             stream.offer(event)
 
-    def revoke(self, raw):
+    def revoke(self, user_id):
         """A user's access changed (dashboard.revocation): end their streams here."""
-        try:
-            user_id = int(raw)
-        except (TypeError, ValueError):
-            logger.warning("ignoring a malformed revocation message")
-            return
-        access.forget_user_everywhere(user_id)
         for stream in tuple(self.streams_by_user.get(user_id, ())):
             stream.revoke()
 
@@ -446,19 +440,14 @@ class Hub:
             )
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(pubsub_channel(), revocation_channel())
+                    await pubsub.subscribe(pubsub_channel())
                     self.connected.set()
                     if down:
                         logger.info("SSE hub reconnected to Redis")
                         self.resync_all()
                     down, delay = False, 0.1
-                    revocations = revocation_channel().encode()
                     async for message in pubsub.listen():
-                        if message["type"] != "message":
-                            continue
-                        if message["channel"] == revocations:
-                            self.revoke(message["data"])
-                        else:
+                        if message["type"] == "message":
                             self.dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
@@ -494,6 +483,17 @@ def get_hub():
     if hub is None:
         hub = _hubs[loop] = Hub()
     return hub
+
+
+@revocation.on_revoked
+def end_streams_of(user_id):
+    """Revocations are heard on the loop whose hub holds the streams."""
+    hub = _hubs.get(asyncio.get_running_loop())
+    if hub is not None:
+        hub.revoke(user_id)
+
+
+draining.on_drain("SSE streams ended", end_all_streams)
 
 
 # --- one stream ------------------------------------------------------------------

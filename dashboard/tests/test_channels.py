@@ -3,7 +3,8 @@
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from dashboard.stream.channels import DashboardChannelManager, channel_exists, user_channel
+from dashboard.stream.channel_manager import DashboardChannelManager
+from dashboard.stream.channels import channel_exists, user_channel
 
 
 @pytest.mark.parametrize("channel", ["metrics", "user-1", "user-123456789012345678"])

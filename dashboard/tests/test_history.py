@@ -82,7 +82,7 @@ def test_it_lists_enabled_metric_definitions_in_display_order(as_alice):
 
 
 def test_it_gives_each_metric_its_enabled_alert_rules_to_draw(as_alice):
-    from notifications.models import AlertRule
+    from alerts.models import AlertRule
 
     cpu = Metric.objects.create(key="cpu", label="CPU", unit="%")
     AlertRule.objects.create(metric=cpu, threshold=90, level="error")

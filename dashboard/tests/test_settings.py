@@ -124,6 +124,8 @@ def test_it_requires_secret_key_without_debug():
         ({"DEBUG": "1", "GRIP_URL": "http://?key=k"}, "GRIP_URL"),
         ({"DEBUG": "1", "DELIVERY_TIMEOUT": "0"}, "DELIVERY_TIMEOUT"),
         ({"DEBUG": "1", "AUDIT_RETENTION_DAYS": "forever"}, "AUDIT_RETENTION_DAYS"),
+        ({"DEBUG": "1", "COLLECTOR_HOST": "h" * 257}, "COLLECTOR_HOST"),
+        ({"DEBUG": "1", "COLLECTOR_HOST": "web\x1b1"}, "COLLECTOR_HOST"),
         # Without its key any Grip-Sig passes as Pushpin's: production refuses to start.
         (
             {
@@ -289,3 +291,10 @@ def test_mail_credentials_keep_their_spaces_and_unset_text_takes_its_default():
     shown += ", repr(settings.EMAIL_HOST)"
     out = settings_value(shown, DEBUG="1", EMAIL_HOST_PASSWORD=" pass word ", REDIS_PREFIX="  ", GRIP_URL=" ")
     assert out == "' pass word ' livedash None ''"
+
+
+def test_the_collector_host_is_the_machine_unless_set():
+    import socket
+
+    assert settings_value("settings.COLLECTOR_HOST", DEBUG="1") == socket.gethostname()
+    assert settings_value("settings.COLLECTOR_HOST", DEBUG="1", COLLECTOR_HOST=" web1 ") == "web1"

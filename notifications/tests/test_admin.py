@@ -1,10 +1,9 @@
-"""The admin: staff compose and send notifications and manage alert rules."""
+"""The admin: staff compose and send notifications."""
 
 import pytest
 from django.contrib.auth.models import Group
 
-from dashboard.models import Metric
-from notifications.models import AlertRule, Notification, NotificationRead
+from notifications.models import Notification, NotificationRead
 from notifications.services import notify
 
 
@@ -68,31 +67,6 @@ def test_a_sent_notification_is_read_only(admin_client_, alice):
     response = admin_client_.get(f"/admin/notifications/notification/{notification.pk}/change/")
     assert response.status_code == 200
     assert 'name="title"' not in response.content.decode()
-
-
-def test_alert_rule_pages_load_and_a_rule_can_be_added(admin_client_):
-    cpu = Metric.objects.create(key="cpu", label="CPU")
-    assert admin_client_.get("/admin/notifications/alertrule/").status_code == 200
-    assert admin_client_.get("/admin/notifications/alertrule/add/").status_code == 200
-    response = admin_client_.post(
-        "/admin/notifications/alertrule/add/",
-        {
-            "name": "",
-            "metric": cpu.pk,
-            "comparison": "above",
-            "threshold": "90",
-            "sustain_seconds": "30",
-            "cooldown_seconds": "300",
-            "repeat_minutes": "60",
-            "level": "warning",
-            "recipient_group": "",
-            "enabled": "on",
-        },
-    )
-    assert response.status_code == 302, response.content.decode()
-    rule = AlertRule.objects.get()
-    assert str(rule) == "CPU above 90"
-    assert admin_client_.get(f"/admin/notifications/alertrule/{rule.pk}/change/").status_code == 200
 
 
 def test_staff_without_permissions_cannot_see_notifications(client, staff):

@@ -140,7 +140,7 @@ def test_add_channel_adds_channels_and_refuses_bad_input_in_one_line(alice, mana
     assert signed.returncode == 0, signed.stderr
 
     channels = list(DeliveryChannel.objects.order_by("pk"))
-    assert [(c.kind, c.owner_display, c.min_level) for c in channels] == [
+    assert [(c.kind, c.audience_display, c.min_level) for c in channels] == [
         ("email", "alice", "info"),
         ("webhook", "group ops", "error"),
         ("webhook", "everyone", "info"),

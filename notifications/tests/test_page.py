@@ -162,8 +162,8 @@ def test_the_bell_menu_lists_and_pauses_my_delivery_channels(alice, bob, page_fo
 
 
 def test_an_acknowledgement_on_one_page_shows_on_another(alice, admin_user, daphne_workers, browser):
+    from alerts.models import AlertRule
     from dashboard.models import Metric
-    from notifications.models import AlertRule
 
     rule = orm(
         lambda: AlertRule.objects.create(

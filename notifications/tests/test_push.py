@@ -122,6 +122,7 @@ async def test_a_push_that_failed_goes_out_when_retried(redis_url, alice, monkey
 
     from django.utils import timezone
 
+    from dashboard import groups
     from notifications import services
 
     layer, channel = await listen(f"notify.user.{alice.pk}")
@@ -130,7 +131,7 @@ async def test_a_push_that_failed_goes_out_when_retried(redis_url, alice, monkey
         raise ConnectionError("Redis is away")
 
     with monkeypatch.context() as patched:
-        patched.setattr(services, "_group_send", refuse)
+        patched.setattr(groups, "group_send", refuse)
         notification = await database_sync_to_async(notify)(alice, "sent during the outage")
     await database_sync_to_async(notification.refresh_from_db)()
     assert notification.pushed_at is None

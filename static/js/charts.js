@@ -596,6 +596,9 @@
 
   function applyMetric(point) {
     if (typeof point.name !== "string" || typeof point.ts !== "number") return;
+    // A chart draws its metric's series without labels; a labelled series (one of
+    // many hosts, say) is not mixed into that line.
+    if (point.labels && typeof point.labels === "object" && Object.keys(point.labels).length > 0) return;
     if (state.hidden.has(point.name)) return;
     let chart = state.charts.get(point.name);
     if (!chart) {

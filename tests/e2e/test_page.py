@@ -11,11 +11,11 @@ import time
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 
+from alerts.models import AlertRule
 from conftest import PASSWORD
 from dashboard.live import publish_metric
 from dashboard.models import Metric, UserPreference
 from deploy.supervisor import Supervisor
-from notifications.models import AlertRule
 from notifications.services import notify
 from tests.e2e.conftest import ARTIFACTS
 from tests.realclients import session_cookie
@@ -428,7 +428,7 @@ def test_admin_lists_fit_at_1440_and_firing_is_not_a_green_tick(browse, base_url
     AlertRule.objects.filter(name="CPU hot").update(firing=True)
     AlertRule.objects.create(metric=cpu, threshold=5, comparison="below", name="CPU idle", enabled=False)
     page = browse(admin_user, width=1440)
-    for path in ("/admin/notifications/alertrule/", "/admin/dashboard/metric/"):
+    for path in ("/admin/alerts/alertrule/", "/admin/dashboard/metric/"):
         page.goto(base_url + path)
         overflow = page.evaluate(
             "(() => { const r = document.querySelector('.results');"
@@ -436,7 +436,7 @@ def test_admin_lists_fit_at_1440_and_firing_is_not_a_green_tick(browse, base_url
         )
         assert overflow <= 0, f"{path} cuts {overflow} px of columns at 1440 px"
         page.screenshot(path=str(SCREENSHOTS / f"admin-{path.strip('/').replace('/', '-')}-1440.png"))
-    page.goto(base_url + "/admin/notifications/alertrule/")
+    page.goto(base_url + "/admin/alerts/alertrule/")
     hot = page.locator("tr", has_text="CPU hot")
     assert "Firing" in hot.inner_text()
     # A firing rule is not shown with Django's green "yes" icon.

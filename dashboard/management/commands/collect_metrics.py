@@ -4,13 +4,13 @@ import signal
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from alerts.evaluation import AlertEvaluator
 from audit.services import prune as audit_prune
 from dashboard.collector.collector import (
     Collector,
     register_builtin_metrics,
 )
 from dashboard.rollups import RollupWriter
-from notifications.alerts import AlertEvaluator
 from notifications.delivery import DeliveryWorker
 from notifications.services import push_pending
 

@@ -41,7 +41,7 @@ class Command(BaseCommand):
         except ValidationError as exc:
             raise CommandError(describe_error(exc)) from None
         channel.save()
-        self.stdout.write(f"Added channel {channel.pk}: {channel} for {channel.owner_display}.")
+        self.stdout.write(f"Added channel {channel.pk}: {channel} for {channel.audience_display}.")
         if generated:
             # Shown once, alone on the last line, so scripts can take it.
             self.stdout.write("Webhook secret (shown once):")

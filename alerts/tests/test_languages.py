@@ -3,11 +3,12 @@ viewer's language: Spanish to a Spanish page, English to an English one."""
 
 import pytest
 
+from alerts.evaluation import AlertEvaluator
+from alerts.models import AlertRule
 from dashboard.control.consumers import language_from_scope
 from dashboard.models import Metric
-from notifications.alerts import AlertEvaluator
 from notifications.messages import render
-from notifications.models import AlertRule, Notification
+from notifications.models import Notification
 from notifications.services import hello_state
 from tests.realclients import open_socket, session_cookie
 

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 
 from django.db import connection, transaction
 
-from notifications.alert_control import broadcast
-from notifications.models import AlertEvent, AlertRule, Level
+from alerts.actions import broadcast
+from alerts.models import AlertEvent, AlertRule
+from notifications.models import Level
 from notifications.services import notify
 
 logger = logging.getLogger(__name__)
@@ -88,25 +89,15 @@ class AlertEvaluator:
         stuck = AlertRule.objects.filter(firing=True).exclude(enabled=True, metric__enabled=True)
         for rule in stuck.select_related("metric", "recipient_group"):
             try:
-                silenced = _silenced(rule, now)
-                with transaction.atomic():
-                    if not silenced:
-                        notify(
-                            rule.recipient_group,
-                            _clip(f"Resolved: {rule.display_name}"),
-                            body=(
-                                f"The rule was disabled, so it no longer watches {rule.metric.display_label}."
-                            ),
-                            level=Level.SUCCESS,
-                            message=("alert.disabled", _params(rule)),
-                        )
-                    AlertRule.objects.filter(pk=rule.pk).update(firing=False, last_resolved_at=_datetime(now))
-                    # The history says why it stopped firing, like any other resolve.
-                    detail = f"rule disabled{' (silenced: nobody notified)' if silenced else ''}"
-                    AlertEvent.objects.create(
-                        rule=rule, kind=AlertEvent.Kind.RESOLVED, at=_datetime(now), detail=detail
-                    )
-                    _broadcast_on_commit(rule, "resolved")
+                # The history says why it stopped firing, like any other resolve.
+                _step(
+                    rule,
+                    "alert.disabled",
+                    now,
+                    silenced=_silenced(rule, now),
+                    firing=False,
+                    last_resolved_at=_datetime(now),
+                )
             except Exception:
                 logger.exception("could not resolve disabled alert rule %s; trying again", rule.pk)
                 _drop_broken_connection()
@@ -133,25 +124,18 @@ class AlertEvaluator:
             self._resolve(rule, state, value, now)
 
     def _fire(self, rule, state, value, now):
-        silenced = _silenced(rule, now)
-        with transaction.atomic():
-            if not silenced:
-                notify(
-                    rule.recipient_group,
-                    _clip(f"{rule.display_name}: {_describe_value(rule, value)}"),
-                    body=(
-                        f"{rule.metric.display_label} has been {rule.comparison} {rule.threshold:g}"
-                        f"{_unit(rule)} for {rule.sustain_seconds} s."
-                    ),
-                    level=rule.level,
-                    message=("alert.fired", _params(rule, value)),
-                )
-            # A new firing: the last one's acknowledgement does not carry over.
-            AlertRule.objects.filter(pk=rule.pk).update(
-                firing=True, last_fired_at=_datetime(now), acknowledged_at=None, acknowledged_by=None
-            )
-            _event(rule, AlertEvent.Kind.FIRED, now, value, silenced)
-            _broadcast_on_commit(rule, "fired")
+        # A new firing: the last one's acknowledgement does not carry over.
+        _step(
+            rule,
+            "alert.fired",
+            now,
+            value,
+            silenced=_silenced(rule, now),
+            firing=True,
+            last_fired_at=_datetime(now),
+            acknowledged_at=None,
+            acknowledged_by=None,
+        )
         # Changed only once saved: if that failed, the next tick tries again.
         state.firing, state.since, state.last_notified = True, None, now
 
@@ -166,31 +150,73 @@ class AlertEvaluator:
             return  # acknowledged: someone is on it, no more repeats of this firing
         if fresh["silenced_until"] is not None and fresh["silenced_until"] > _datetime(now):
             return
-        with transaction.atomic():
-            notify(
-                rule.recipient_group,
-                _clip(f"Still firing: {rule.display_name}: {_describe_value(rule, value)}"),
-                body=f"Not acknowledged yet. {rule.metric.display_label} is still out of range.",
-                level=rule.level,
-                message=("alert.repeated", _params(rule, value)),
-            )
-            _event(rule, AlertEvent.Kind.REPEATED, now, value, False)
+        _step(rule, "alert.repeated", now, value)
 
     def _resolve(self, rule, state, value, now):
-        silenced = _silenced(rule, now)
-        with transaction.atomic():
-            if not silenced:
-                notify(
-                    rule.recipient_group,
-                    _clip(f"Resolved: {rule.display_name}"),
-                    body=f"{rule.metric.display_label} is back in range: {_describe_value(rule, value)}.",
-                    level=Level.SUCCESS,
-                    message=("alert.resolved", _params(rule, value)),
-                )
-            AlertRule.objects.filter(pk=rule.pk).update(firing=False, last_resolved_at=_datetime(now))
-            _event(rule, AlertEvent.Kind.RESOLVED, now, value, silenced)
-            _broadcast_on_commit(rule, "resolved")
+        _step(
+            rule,
+            "alert.resolved",
+            now,
+            value,
+            silenced=_silenced(rule, now),
+            firing=False,
+            last_resolved_at=_datetime(now),
+        )
         state.firing, state.since, state.last_resolved = False, None, now
+
+
+# What each message is in the rule's history, and its level (None: the rule's own).
+STEPS = {
+    "alert.fired": (AlertEvent.Kind.FIRED, None),
+    "alert.repeated": (AlertEvent.Kind.REPEATED, None),
+    "alert.resolved": (AlertEvent.Kind.RESOLVED, Level.SUCCESS),
+    "alert.disabled": (AlertEvent.Kind.RESOLVED, Level.SUCCESS),
+}
+
+
+def _step(rule, message_id, now, value=None, silenced=False, **rule_fields):
+    """One step of a rule's life, in one transaction: the notification (unless the rule
+    is silenced), the rule's new `rule_fields`, its history entry, and once committed
+    the news to every open page when the rule started or stopped firing."""
+    kind, level = STEPS[message_id]
+    with transaction.atomic():
+        if not silenced:
+            title, body = _english(message_id, rule, value)
+            notify(
+                rule.recipient_group,
+                _clip(title),
+                body=body,
+                level=level or rule.level,
+                message=(message_id, _params(rule, value)),
+            )
+        if rule_fields:
+            AlertRule.objects.filter(pk=rule.pk).update(**rule_fields)
+        detail = "rule disabled" if value is None else _describe_value(rule, value)
+        detail += " (silenced: nobody notified)" if silenced else ""
+        AlertEvent.objects.create(rule=rule, kind=kind, at=_datetime(now), detail=_clip(detail, 200))
+        if kind != AlertEvent.Kind.REPEATED:
+            _broadcast_on_commit(rule, kind.value)
+
+
+def _english(message_id, rule, value):
+    """The stored title and body (the admin, e-mail and webhooks read these); pages say
+    them again in each viewer's language from the message id (notifications/messages.py)."""
+    metric = rule.metric.display_label
+    if message_id == "alert.disabled":
+        return f"Resolved: {rule.display_name}", f"The rule was disabled, so it no longer watches {metric}."
+    described = _describe_value(rule, value)
+    if message_id == "alert.fired":
+        return (
+            f"{rule.display_name}: {described}",
+            f"{metric} has been {rule.comparison} {rule.threshold:g}{_unit(rule)}"
+            f" for {rule.sustain_seconds} s.",
+        )
+    if message_id == "alert.repeated":
+        return (
+            f"Still firing: {rule.display_name}: {described}",
+            f"Not acknowledged yet. {metric} is still out of range.",
+        )
+    return f"Resolved: {rule.display_name}", f"{metric} is back in range: {described}."
 
 
 def _broadcast_on_commit(rule, change):
@@ -209,11 +235,6 @@ def _silenced(rule, now):
     # Read fresh: a silence set a second ago (rules reload every few seconds) must hold.
     until = AlertRule.objects.filter(pk=rule.pk).values_list("silenced_until", flat=True).first()
     return until is not None and until > _datetime(now)
-
-
-def _event(rule, kind, now, value, silenced):
-    detail = f"{_describe_value(rule, value)}{' (silenced: nobody notified)' if silenced else ''}"
-    AlertEvent.objects.create(rule=rule, kind=kind, at=_datetime(now), detail=_clip(detail, 200))
 
 
 def _drop_broken_connection():

@@ -2,9 +2,10 @@
 
 import pytest
 
+from alerts.evaluation import AlertEvaluator
+from alerts.models import AlertRule
 from dashboard.models import Metric
-from notifications.alerts import AlertEvaluator
-from notifications.models import AlertRule, Notification
+from notifications.models import Notification
 
 
 @pytest.fixture
@@ -157,7 +158,7 @@ def test_it_never_raises_when_the_database_is_away(rule, monkeypatch):
     def database_away(*args, **kwargs):
         raise OperationalError("server closed the connection unexpectedly")
 
-    monkeypatch.setattr("notifications.alerts.notify", database_away)
+    monkeypatch.setattr("alerts.evaluation.notify", database_away)
     monkeypatch.setattr(AlertRule.objects, "filter", database_away)
     firing = run(evaluator, [95] * 20, start=5)  # Due to fire and to reload: both fail.
     assert firing == [set()] * 20

@@ -4,18 +4,18 @@ validation, a broadcast to every open page, the alert history and the audit log.
 import pytest
 from channels.db import database_sync_to_async
 
+from alerts.models import AlertEvent, AlertRule
 from audit.models import AuditEntry
 from conftest import _make_user
 from dashboard.models import Metric
 from dashboard.tests.wsclient import connected
-from notifications.models import AlertEvent, AlertRule
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("redis_url")]
 
 
 @pytest.fixture
 def oncall(db):
-    return _make_user("oncall", "dashboard.view_metric", "notifications.change_alertrule")
+    return _make_user("oncall", "dashboard.view_metric", "alerts.change_alertrule")
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ async def test_without_the_permission_it_is_forbidden_and_nothing_changes(alice,
             ):
                 error = await client.answer({**command, "id": command["type"]})
                 assert error["code"] == "forbidden"
-                assert "notifications.change_alertrule" in error["message"]
+                assert "alerts.change_alertrule" in error["message"]
     rule = await reload(firing_rule)
     assert rule.acknowledged_at is None and rule.silenced_until is None
     assert await history(firing_rule) == []

@@ -6,11 +6,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from alerts import actions
+from alerts.evaluation import AlertEvaluator
+from alerts.models import AlertEvent, AlertRule
 from audit.models import AuditEntry
 from dashboard.models import Metric
-from notifications import alert_control
-from notifications.alerts import AlertEvaluator
-from notifications.models import AlertEvent, AlertRule, Notification
+from notifications.models import Notification
 
 NOW = timezone.now().timestamp()
 
@@ -49,7 +50,7 @@ def test_a_firing_rule_repeats_until_acknowledged(rule, staff):
     t = run(evaluator, 95, 61, t)  # a minute later: one repeat
     assert titles() == ["CPU above 90: CPU is 95 %", "Still firing: CPU above 90: CPU is 95 %"]
 
-    state = alert_control.acknowledge(rule.pk, staff, "198.51.100.4")
+    state = actions.acknowledge(rule.pk, staff, "198.51.100.4")
     assert state["acknowledged_by"] == "staff" and state["firing"] is True
     run(evaluator, 95, 180, t)
     assert len(titles()) == 2  # no more repeats of this firing
@@ -63,7 +64,7 @@ def test_a_firing_rule_repeats_until_acknowledged(rule, staff):
 def test_the_next_firing_needs_its_own_acknowledgement(rule, staff):
     evaluator = AlertEvaluator()
     t = run(evaluator, 95, 11, NOW)
-    alert_control.acknowledge(rule.pk, staff)
+    actions.acknowledge(rule.pk, staff)
     t = run(evaluator, 50, 11, t)  # resolved
     t = run(evaluator, 50, 60, t)  # past the cooldown
     t = run(evaluator, 95, 11, t)  # fires again
@@ -74,15 +75,15 @@ def test_the_next_firing_needs_its_own_acknowledgement(rule, staff):
 
 
 def test_only_a_firing_rule_can_be_acknowledged(rule, staff):
-    with pytest.raises(alert_control.NotFiring):
-        alert_control.acknowledge(rule.pk, staff)
-    with pytest.raises(alert_control.RuleNotFound):
-        alert_control.acknowledge(999999, staff)
+    with pytest.raises(actions.NotFiring):
+        actions.acknowledge(rule.pk, staff)
+    with pytest.raises(actions.RuleNotFound):
+        actions.acknowledge(999999, staff)
     assert not AlertEvent.objects.exists() and not AuditEntry.objects.filter(action="ack_alert").exists()
 
 
 def test_a_silenced_rule_notifies_nobody_but_keeps_its_history(rule, staff):
-    state = alert_control.silence(rule.pk, 30, staff, "::1")
+    state = actions.silence(rule.pk, 30, staff, "::1")
     assert state["silenced_by"] == "staff" and state["silenced_until"]
     evaluator = AlertEvaluator()
     firing = [evaluator.evaluate({"cpu": 95}, NOW + i) for i in range(80)]
@@ -94,13 +95,13 @@ def test_a_silenced_rule_notifies_nobody_but_keeps_its_history(rule, staff):
 
 
 def test_a_silence_ends_by_itself_or_when_lifted(rule, staff):
-    alert_control.silence(rule.pk, 1, staff)
+    actions.silence(rule.pk, 1, staff)
     evaluator = AlertEvaluator()
     run(evaluator, 95, 11, timezone.now().timestamp() + 61)  # the minute has passed when it fires
     assert titles() == ["CPU above 90: CPU is 95 %"]
 
-    alert_control.silence(rule.pk, 60, staff)
-    state = alert_control.unsilence(rule.pk, staff)
+    actions.silence(rule.pk, 60, staff)
+    state = actions.unsilence(rule.pk, staff)
     assert state["silenced_until"] is None
     assert [e.action for e in AuditEntry.objects.order_by("id") if "silence" in e.action] == [
         "silence_alert",
@@ -112,7 +113,7 @@ def test_a_silence_ends_by_itself_or_when_lifted(rule, staff):
 @pytest.mark.parametrize("minutes", [0, 10081, 1.5, "5", True, None])
 def test_silences_are_one_minute_to_a_week(rule, staff, minutes):
     with pytest.raises(ValueError):
-        alert_control.silence(rule.pk, minutes, staff)
+        actions.silence(rule.pk, minutes, staff)
     rule.refresh_from_db()
     assert rule.silenced_until is None
 
@@ -134,9 +135,9 @@ def test_a_maintenance_window_set_in_the_admin_says_who_set_it(client, admin_use
         "silenced_until_0": until[:10],
         "silenced_until_1": until[11:],
     }
-    answer = client.post(f"/admin/notifications/alertrule/{rule.pk}/change/", form)
+    answer = client.post(f"/admin/alerts/alertrule/{rule.pk}/change/", form)
     assert answer.status_code == 302, answer.content.decode()[:2000]
     rule.refresh_from_db()
     assert rule.is_silenced() and rule.silenced_by == admin_user
     assert AuditEntry.objects.filter(action="alertrule.changed", actor="admin").exists()
-    assert client.get("/admin/notifications/alertevent/").status_code == 200
+    assert client.get("/admin/alerts/alertevent/").status_code == 200

@@ -3,10 +3,11 @@ is marked in the frames while firing, and resolves once."""
 
 import pytest
 
+from alerts.evaluation import AlertEvaluator
+from alerts.models import AlertRule
 from dashboard.collector.collector import Collector
 from dashboard.models import Metric
-from notifications.alerts import AlertEvaluator
-from notifications.models import AlertRule, Notification
+from notifications.models import Notification
 
 
 class ScriptedSampler:
@@ -40,7 +41,7 @@ def test_a_collector_fires_marks_and_resolves_a_rule_once(cpu_rule, redis_url):
     collector = Collector(
         sampler=ScriptedSampler(script),
         evaluator=AlertEvaluator(),
-        publish=lambda seq, ts, values, firing: frames.append(list(firing)),
+        publish=lambda seq, ts, values, firing, host: frames.append(list(firing)),
         app_metrics=dict,
         wallclock=clock,
     )

@@ -10,15 +10,14 @@ from django.db import transaction
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from alerts.models import MAX_SILENCE_MINUTES, MIN_SILENCE_MINUTES, AlertEvent, AlertRule
 from audit.services import record
 from dashboard.access import ALERT_PERMISSION, has_permission
+from dashboard.control import events
+from dashboard.groups import DASHBOARD_GROUP, group_send_quietly
 from dashboard.redis import get_async_client, get_sync_client, key
-from notifications.models import AlertEvent, AlertRule
 
 logger = logging.getLogger(__name__)
-
-MIN_SILENCE_MINUTES = 1
-MAX_SILENCE_MINUTES = 10080  # a week
 
 
 def can_manage_alerts(user):
@@ -144,9 +143,5 @@ async def aversion():
 def broadcast(state, change, by=None):
     """Tell every open page (every worker) that a rule changed; quiet if Redis is away:
     pages get the current states again in their next hello."""
-    from dashboard.control import events
-    from dashboard.control.presence import DASHBOARD_GROUP
-    from notifications.services import group_send_quietly
-
     bump_version_quietly()
     group_send_quietly(DASHBOARD_GROUP, events.alert_changed(state, change, by))
