@@ -7,6 +7,7 @@ is the contract's error and is raised before anything is published.
 """
 
 import functools
+import logging
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
@@ -18,12 +19,15 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security.base import AuthBase
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from api import bodies, lineprotocol, ratelimit, schemas
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
 from dashboard import telemetry
 from dashboard.live import publish_validated, validate_metrics
 from notifications.services import notify
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = """Push metric values and notifications into livedash from other services.
 
@@ -111,6 +115,15 @@ def on_validation_error(request, exc):
 @api.exception_handler(HttpError)
 def on_http_error(request, exc):
     return error_response(ApiError(exc.status_code, "error", str(exc)))
+
+
+@api.exception_handler(RedisError)
+def on_redis_unavailable(request, exc):
+    # Redis restarting, or failing over to its replica: a moment, not a server bug.
+    logger.warning("API request answered 503: Redis unavailable (%s)", exc)
+    return error_response(
+        ApiError(503, "unavailable", "Redis is unavailable for a moment; retry", {"Retry-After": "1"})
+    )
 
 
 def _check_count(count):

@@ -25,7 +25,6 @@ import threading
 import time
 import weakref
 
-import redis.asyncio
 from django.conf import settings
 from django.contrib.auth import get_user_model, user_logged_out
 from django.contrib.auth.models import Group
@@ -35,7 +34,7 @@ from django.db.models.signals import m2m_changed, post_save
 from dashboard import access
 from dashboard.control import events
 from dashboard.groups import group_send, user_group_name
-from dashboard.redis import get_async_client, get_sync_client, key
+from dashboard.redis import get_async_client, get_sync_client, key, new_subscriber_client
 from dashboard.storage import revocation_channel
 from dashboard.stream.channels import METRICS_CHANNEL, user_channel
 
@@ -164,11 +163,7 @@ class RevocationListener:
         delay = 0.1
         down = False
         while True:
-            # A dedicated client: a subscriber blocks on reads, so it must not have
-            # the shared pool's read timeout.
-            client = redis.asyncio.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=2.0, socket_keepalive=True
-            )
+            client = new_subscriber_client()
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(revocation_channel())

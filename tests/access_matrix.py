@@ -278,7 +278,7 @@ proxy in front of nginx must make that proxy the one that sets the header.
 | `SECRET_KEY` | session cookies, CSRF tokens, password-reset links, the `es-meta` tokens Pushpin carries | anyone can forge a session for any user: rotate it (every session ends) |
 | `GRIP_KEY` (the `?key=` of `GRIP_URL`, Pushpin's `sig_key`) | that a request really came through Pushpin | a client reaching a worker could pass as Pushpin and skip the HTTPS redirect and host checks: rotate it on both sides |
 | `POSTGRES_PASSWORD` | every user, permission, notification and attempt log | full read and write of the product's data |
-| `REDIS_PASSWORD` (compose's `requirepass`, carried in `REDIS_URL`) | sessions cache, event history, presence, sampling state, the channel layer, the `/metrics` counters | reading events and forging pushes: rotate it in `.env` and restart everything; Redis is never published. A logout during a Redis outage cannot drop the session's cached copy, so copies live at most 60 s |
+| `REDIS_PASSWORD` (compose's `requirepass`, carried in `REDIS_URL`; the sentinels of the `sentinel` profile require it too) | sessions cache, event history, presence, sampling state, the channel layer, the `/metrics` counters | reading events and forging pushes: rotate it in `.env` and restart everything; Redis is never published. A logout during a Redis outage cannot drop the session's cached copy, so copies live at most 60 s |
 | `DJANGO_SUPERUSER_PASSWORD` | the first superuser; `ensure_superuser` runs Django's password validators on it | change it in the admin |
 | API tokens (`create_token`) | ingest, notify and `/metrics` scopes; only their hash is stored | `revoke_token NAME` |
 """

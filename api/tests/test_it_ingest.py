@@ -432,3 +432,19 @@ def test_a_wrong_method_gets_the_api_json_error_naming_the_allowed_one(api, path
     detail = error_of(response, 405, "method_not_allowed")
     assert response["Allow"] == "POST"
     assert "POST" in detail
+
+
+def test_redis_away_is_a_503_to_retry_not_a_server_error(api, monkeypatch):
+    """Redis restarting or failing over to its replica (docs/operations.md)."""
+    import redis
+
+    from api import ratelimit
+
+    async def away(*args, **kwargs):
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(ratelimit, "take", away)
+    response = api.metrics({"name": "orders", "value": 3})
+    assert "Redis" in error_of(response, 503, "unavailable")
+    assert response.headers["Retry-After"] == "1"
+    assert api.published() == []

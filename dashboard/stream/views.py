@@ -33,7 +33,6 @@ import re
 from importlib import import_module
 from urllib.parse import unquote
 
-import redis.asyncio
 from django.conf import settings
 from django.contrib.auth import get_user
 from django.core.exceptions import DisallowedHost
@@ -51,6 +50,7 @@ from dashboard import access, draining, revocation, telemetry
 from dashboard import connections as open_connections
 from dashboard.loops import SharedSyncThread
 from dashboard.origins import request_origin_allowed
+from dashboard.redis import new_subscriber_client
 from dashboard.storage import DashboardRedisStorage, parse_published, pubsub_channel
 from dashboard.stream.channels import channel_exists
 
@@ -433,11 +433,7 @@ class Hub:
         delay = 0.1
         down = False
         while True:
-            # A dedicated client: a subscriber blocks on reads, so it must not have
-            # the shared pool's read timeout.
-            client = redis.asyncio.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=2.0, socket_keepalive=True
-            )
+            client = new_subscriber_client()
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(pubsub_channel())
