@@ -1,6 +1,6 @@
 """The documentation read against the tree, so a move or a rename cannot leave it behind.
 
-Every repository path README.md and docs/*.md name (in backticks, as a link, as
+Every repository path README.md, a package's README.md and docs/*.md name (in backticks, as a link, as
 `file.py:NN`) must exist; every dotted name of a module of this project
 (`dashboard.live.publish_metric`) must be one; every link to a heading must find
 it. docs/architecture.md's tables of channel-layer events, WebSocket commands and
@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted(ROOT.glob("*/README.md")), *sorted((ROOT / "docs").glob("*.md"))]
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 # Folders that are not the product's source: tools, dependencies, build output.
