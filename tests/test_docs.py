@@ -140,7 +140,9 @@ def module_source(segments):
         else:
             break
     init = path / "__init__.py"
-    if index == len(segments):
+    if index == len(segments) or index == len(segments) - 1:
+        # A package and one more word (`dashboard.create`, an audit action; a
+        # permission) is a name of its own, not a reference into the package.
         return "", []
     return (init.read_text() if init.is_file() else None), segments[index:]
 
@@ -160,10 +162,26 @@ def dotted_name_problem(word):
     source, attributes = module_source(segments)
     if source is None:
         return f"`{word}`: no module {'.'.join(segments[: len(segments) - len(attributes)])}"
-    missing = [name for name in attributes if not re.search(rf"\b{re.escape(name)}\b", source)]
+    if attributes and attributes[0] not in defined_names(source):
+        return f"`{word}`: {attributes[0]} is not defined in its module"
+    missing = [name for name in attributes[1:] if not re.search(rf"\b{re.escape(name)}\b", source)]
     if missing:
         return f"`{word}`: {', '.join(missing)} is not in its module"
     return None
+
+
+def defined_names(source):
+    """What a module defines or imports at its top level (a docstring's mention is not
+    a definition)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
 
 
 def problems_in(doc):
