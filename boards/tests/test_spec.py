@@ -128,7 +128,7 @@ def replace_at(document, path, value):
     for step in path[:-1]:
         try:
             target = target[step % len(target)] if isinstance(target, list) else target[step]
-        except (KeyError, TypeError, ZeroDivisionError):
+        except (KeyError, IndexError, TypeError, ZeroDivisionError):
             return document
     last = path[-1]
     if isinstance(target, list) and target:
