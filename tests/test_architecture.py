@@ -14,7 +14,18 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("config", "deploy", "bench", "api", "accounts", "dashboard", "alerts", "notifications", "audit")
+PACKAGES = (
+    "config",
+    "deploy",
+    "bench",
+    "api",
+    "accounts",
+    "dashboard",
+    "alerts",
+    "notifications",
+    "audit",
+    "boards",
+)
 
 # Highest first. A module may import from its own layer and the ones below it. The
 # parts of `dashboard` not named here are its core plumbing (the lowest layer).
@@ -32,6 +43,8 @@ LAYERS = (
         "api",
         "accounts",
     ),
+    # Dashboards people build: documents, versions, provisioning from files.
+    ("boards",),
     ("alerts",),
     ("notifications",),
     # What every layer above shares: core plumbing, the audit log, and the names both

@@ -24,6 +24,10 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils.translation import gettext_noop
 
+# The host agent's own sampling code, so a host measured by the agent and the
+# collector's host report the same metrics computed the same way.
+from livedash_agent.sampling import HostSampler, external_network_counters  # noqa: F401
+
 from dashboard import connections, frames, live, telemetry
 from dashboard.collector import sampling
 from dashboard.models import Metric
@@ -31,7 +35,6 @@ from dashboard.redis import get_sync_client, key
 
 logger = logging.getLogger(__name__)
 
-DISK_PATH = "/"
 # While waiting for the next tick, look at the sampling state this often, so a
 # shorter interval chosen during a long one (60 s -> 1 s) applies without waiting it out.
 STATE_POLL_SECONDS = 1.0
@@ -109,67 +112,6 @@ def register_builtin_metrics():
         if was_created:
             created.append(spec.key)
     return created
-
-
-@dataclass(frozen=True)
-class NetCounters:
-    bytes_recv: int
-    bytes_sent: int
-
-
-def external_network_counters():
-    """Bytes through the interfaces that are up, loopback excluded: traffic between
-    this host's own processes (Redis, the database) is not network traffic."""
-    stats = psutil.net_if_stats()
-    per_nic = psutil.net_io_counters(pernic=True)
-    received = sent = 0
-    for name, counters in per_nic.items():
-        nic = stats.get(name)
-        if nic is None or not nic.isup or "loopback" in getattr(nic, "flags", "") or name == "lo":
-            continue
-        received += counters.bytes_recv
-        sent += counters.bytes_sent
-    return NetCounters(received, sent)
-
-
-class HostSampler:
-    """psutil readings; network counters become rates over the time since the last sample."""
-
-    def __init__(self, clock=time.monotonic, net_counters=external_network_counters):
-        self._clock = clock
-        self._net_counters = net_counters
-        psutil.cpu_percent(interval=None)  # The first call only sets psutil's baseline.
-        self._last_net = self._read_net()
-        self._last_net_at = clock()
-
-    def sample(self):
-        rx_rate, tx_rate = self._network_rates()
-        return {
-            "cpu": psutil.cpu_percent(interval=None),
-            "memory": psutil.virtual_memory().percent,
-            "load_1m": round(psutil.getloadavg()[0], 2),
-            "net_rx": rx_rate,
-            "net_tx": tx_rate,
-            "disk": psutil.disk_usage(DISK_PATH).percent,
-            "processes": len(psutil.pids()),
-        }
-
-    def _read_net(self):
-        counters = self._net_counters()
-        # Some containers have no interface at all: report no traffic rather than fail.
-        return (counters.bytes_recv, counters.bytes_sent) if counters else (0, 0)
-
-    def _network_rates(self):
-        now, current = self._clock(), self._read_net()
-        elapsed = now - self._last_net_at
-        previous = self._last_net
-        self._last_net, self._last_net_at = current, now
-        if elapsed <= 0:
-            return 0.0, 0.0
-        # Counters go down when an interface is re-created; that is no negative traffic.
-        return tuple(
-            round(max(0, cur - prev) / elapsed, 1) for cur, prev in zip(current, previous, strict=True)
-        )
 
 
 def sample_app_metrics():

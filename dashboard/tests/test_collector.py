@@ -83,6 +83,13 @@ def test_it_samples_every_host_metric_as_a_finite_number():
     assert values["processes"] > 1
 
 
+def test_it_samples_with_the_host_agents_code_so_the_two_never_drift():
+    from livedash_agent import sampling
+
+    assert collector_module.HostSampler is sampling.HostSampler
+    assert Collector(publish=lambda *a, **k: None).sampler.__class__ is sampling.HostSampler
+
+
 def test_it_turns_network_counters_into_bytes_per_second():
     clock = FakeClock()
     readings = iter([counters(1_000, 5_000), counters(3_000, 5_500)])
