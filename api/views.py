@@ -237,7 +237,7 @@ async def write_line_protocol(request, org: str = "", bucket: str = "", precisio
     libraries and curl can point here unchanged. `org` and `bucket` are accepted with
     any value; `precision` is ns (default), us, ms or s. Each field is a series: its
     name is the measurement (field `value`) or `<measurement>_<field>`, its labels the
-    tags (see the README)."""
+    tags (see docs/api.md)."""
     if precision not in lineprotocol.PRECISIONS:
         raise bodies.invalid(f"precision must be one of ns, us, ms, s; got {precision!r}")
     bodies.require_media_type(request, schemas.LINE_PROTOCOL_TYPES, "line protocol as text/plain")

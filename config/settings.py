@@ -168,6 +168,7 @@ INSTALLED_APPS = [
     "ninja",
     "audit",
     "boards",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -182,6 +183,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Who changes configuration (admin saves), for the audit log.
     "audit.context.AuditContextMiddleware",
+    # "Last seen" and the address of each signed-in session, for /account/sessions/.
+    "accounts.middleware.SessionActivityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -475,7 +478,7 @@ HISTORY_TIERS = envtiers("HISTORY_TIERS", "10s:7d,1m:31d,15m:1y")
 MAX_SERIES = envint("MAX_SERIES", 10_000, minimum=1)
 MAX_SERIES_PER_METRIC = envint("MAX_SERIES_PER_METRIC", 2_000, minimum=1)
 
-# The HTTP API's limits (README, "Pushing from other services"). A body is
+# The HTTP API's limits (docs/api.md, "From other services: the HTTP API"). A body is
 # measured after decompression; the per-token rates are shared by every worker.
 API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1)
 API_MAX_POINTS = envint("API_MAX_POINTS", 50_000, minimum=1)

@@ -21,5 +21,6 @@ urlpatterns = [
     path("i18n/js/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("api/", api_views.urls()),
     path("notifications/", include("notifications.urls")),
+    path("account/", include("accounts.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -76,6 +76,11 @@ MIDDLEWARE_STAND_INS = {
         direct_streams="names who makes a change; a stream GET changes nothing",
         proxied_connects="names who makes a change; a stream GET changes nothing",
     ),
+    "accounts.middleware.SessionActivityMiddleware": StandIns(
+        api_pushes="tracks signed-in sessions; a token request has none",
+        direct_streams="a session's last seen comes from its page requests",
+        proxied_connects="a session's last seen comes from its page requests",
+    ),
     "django.contrib.messages.middleware.MessageMiddleware": StandIns(
         api_pushes="no messages are read or stored",
         direct_streams="no messages are read or stored by a stream",

@@ -21,6 +21,12 @@ PERSONAS = [
     ("alice", "viewer (owner)", "`dashboard.view_metric`; owns the probed notification and `user-<id>`"),
     ("bob", "other viewer", "`dashboard.view_metric`, another user than the owner (bob)"),
     ("staff", "staff", "`is_staff`, `dashboard.view_metric` + `dashboard.change_metric`"),
+    (
+        "operator",
+        "Operator",
+        "the `Operator` role (group): dashboards, sampling, acknowledging and silencing",
+    ),
+    ("admin_role", "Admin", "the `Admin` role (group): every permission, and so `is_staff`"),
     ("admin", "superuser", "`is_superuser`"),
 ]
 PERSONA_KEYS = [key for key, _, _ in PERSONAS]
@@ -37,9 +43,10 @@ SNAPSHOT = "snapshot"
 ERR_FORBIDDEN = "error `forbidden`"
 ERR_NOT_FOUND = "error `not_found`"
 
-LOGGED_IN = ["charlie", "alice", "bob", "staff", "admin"]
-VIEWERS = ["alice", "bob", "staff", "admin"]
-CONTROLLERS = ["staff", "admin"]
+LOGGED_IN = ["charlie", "alice", "bob", "staff", "operator", "admin_role", "admin"]
+VIEWERS = ["alice", "bob", "staff", "operator", "admin_role", "admin"]
+CONTROLLERS = ["staff", "operator", "admin_role", "admin"]
+STAFF = ["staff", "admin_role", "admin"]
 
 
 def cells(default, **overrides):
@@ -62,8 +69,8 @@ class Row:
 # Anonymous cells of WebSocket command rows are "refused": the handshake fails, so no command runs.
 _ws_anonymous = {"anonymous": REFUSED}
 CONTROL = only(CONTROLLERS, ACK, ERR_FORBIDDEN) | _ws_anonymous
-# Acknowledge and silence take `alerts.change_alertrule`, which only the superuser here has.
-ALERTS = only(["admin"], ACK, ERR_FORBIDDEN) | _ws_anonymous
+# Acknowledge and silence take `alerts.change_alertrule`: the Operator and Admin roles, the superuser.
+ALERTS = only(["operator", "admin_role", "admin"], ACK, ERR_FORBIDDEN) | _ws_anonymous
 
 ROWS = [
     Row("`GET /` (dashboard page)", "http", "/", only(LOGGED_IN, OK, LOGIN)),
@@ -94,30 +101,30 @@ ROWS = [
         only(LOGGED_IN, OK, LOGIN),
     ),
     Row("`GET /api/v1/openapi.json`", "http", "/api/v1/openapi.json", only(LOGGED_IN, OK, LOGIN)),
-    Row("`GET /admin/`", "http", "/admin/", only(CONTROLLERS, OK, LOGIN)),
+    Row("`GET /admin/`", "http", "/admin/", only(STAFF, OK, LOGIN)),
     Row(
         "`GET /admin/auth/user/` (user admin)",
         "http",
         "/admin/auth/user/",
-        cells(LOGIN, staff=FORBIDDEN, admin=OK),
+        cells(LOGIN, staff=FORBIDDEN, admin_role=OK, admin=OK),
     ),
     Row(
         "`GET /admin/notifications/notification/`",
         "http",
         "/admin/notifications/notification/",
-        cells(LOGIN, staff=FORBIDDEN, admin=OK),
+        cells(LOGIN, staff=FORBIDDEN, admin_role=OK, admin=OK),
     ),
     Row(
         "`GET /admin/notifications/delivery/` (delivery log)",
         "http",
         "/admin/notifications/delivery/",
-        cells(LOGIN, staff=FORBIDDEN, admin=OK),
+        cells(LOGIN, staff=FORBIDDEN, admin_role=OK, admin=OK),
     ),
     Row(
         "`GET /admin/audit/auditentry/` (audit log)",
         "http",
         "/admin/audit/auditentry/",
-        cells(LOGIN, staff=FORBIDDEN, admin=OK),
+        cells(LOGIN, staff=FORBIDDEN, admin_role=OK, admin=OK),
     ),
     Row(
         "`GET /notifications/channels/` (own delivery channels)",
@@ -132,7 +139,8 @@ ROWS = [
         "`GET /api/v1/dashboards/<alice's private one>`",
         "http",
         "/api/v1/dashboards/alice-private",
-        cells("404", anonymous="401", alice=OK, admin=OK),
+        # The Operator and Admin roles hold boards.change_dashboard, which edits every dashboard.
+        cells("404", anonymous="401", alice=OK, operator=OK, admin_role=OK, admin=OK),
     ),
     Row(
         "`GET /api/v1/dashboards/<visible to everyone>`",
@@ -144,7 +152,7 @@ ROWS = [
         "`GET /api/v1/dashboards/<visible to group ops (charlie)>`",
         "http",
         "/api/v1/dashboards/for-ops",
-        cells("404", anonymous="401", charlie=OK, alice=OK, admin=OK),
+        cells("404", anonymous="401", charlie=OK, alice=OK, operator=OK, admin_role=OK, admin=OK),
     ),
     Row("`GET /healthz`", "http", "/healthz", cells(OK)),
     # A session is no credential for /metrics: only an API token with the scrape scope.
@@ -225,6 +233,22 @@ pauses only their own delivery channels; the WebSocket and the
 SSE stream accept only pages of the site's exact origin (`scheme://host:port`, as
 requested or listed in `CSRF_TRUSTED_ORIGINS`: cross-site WebSocket hijacking).
 
+## Roles
+
+A migration creates three groups, listed in the admin with the other groups
+(`accounts/roles.py` is where what each holds is written):
+
+| role | holds |
+|---|---|
+| `Viewer` | `dashboard.view_metric`: sees dashboards |
+| `Operator` | Viewer's, plus `dashboard.change_metric` (sampling), `alerts.view_alertrule` and `alerts.change_alertrule` (acknowledge, silence), `boards.view_dashboard` and `boards.change_dashboard` (edit dashboards) where that app is installed |
+| `Admin` | every permission; joining the group sets `is_staff`, leaving it clears it (a superuser stays staff) |
+
+Each `migrate` gives the roles what they lack of that list (a permission removed by
+hand from a role comes back); a deployment that wants other sets makes groups of
+its own. Changing a user's roles is a change of groups, so it closes their streams
+and sockets like any other revocation.
+
 ## Personas
 
 | column | who |
@@ -277,6 +301,7 @@ THREAT_MODEL = """
 | a client talking to a worker directly | only in `make stack` (loopback) | GRIP answers need Pushpin's signature (`GRIP_URL`'s key, required with `DEBUG` off and checked by `check --deploy`) |
 | Prometheus (or any scraper) | `/metrics`: counts and totals only, no user data | an API token with the scrape scope (401 without a token, 403 for a token without the scope); in compose it comes in on nginx's private port 9100, which is not published |
 | a revoked user | nothing new | logout, password change, deactivation and any permission or group change (admin, command, any process: Django's signals, then Redis) end the user's SSE streams on every worker and at the Pushpin edge and close their sockets (`4403`) within a second; every worker drops the access answers it remembered about them, so reconnects are decided afresh; an `es-meta` token issued before the change is refused |
+| someone holding a lost laptop's session | what that session could do, until it is ended | `/account/sessions/` lists each signed-in session (browser, address, last seen); ending one, or all others, deletes the session (every worker then refuses it) and closes the user's streams and sockets on every worker within a second; the user's other sessions reconnect at once. Every ending is audited (`session_ended`), as are `sign_in`, `sign_out` and `sign_in_failed` |
 | one user holding many connections | `MAX_CONNECTIONS_PER_USER` streams and as many sockets per worker (default 30) | a stream past it is answered 429, a socket `rate_limited` then `4008` |
 | a client asking for old history | at most 3,000 events of `Last-Event-ID` replay | beyond it `stream-reset`, and the page reloads its history over HTTP (bounded by the history API) |
 | a user without `view_metric` | their own presence entry only | the online list (usernames) goes to viewers only; `mark_read` of someone else's notification is answered exactly like one that does not exist |

@@ -28,7 +28,15 @@ def people(alice, bob, charlie, staff, admin_user):
     from dashboard.models import Metric
     from notifications.services import notify
 
-    users = {"alice": alice, "bob": bob, "charlie": charlie, "staff": staff, "admin": admin_user}
+    users = {
+        "alice": alice,
+        "bob": bob,
+        "charlie": charlie,
+        "staff": staff,
+        "operator": role_member("operator", "Operator"),
+        "admin_role": role_member("admin_role", "Admin"),
+        "admin": admin_user,
+    }
     cookies = {name: session_cookie(user) for name, user in users.items()}
     cookies["anonymous"] = None
     ids = {name: user.pk for name, user in users.items()}
@@ -65,6 +73,15 @@ def _dashboards_of(alice, charlie):
         ("for-ops", {"groups": ["ops"]}),
     ):
         store.save({"uid": uid, "title": uid, "visibility": visibility, "panels": [panel]}, author=alices)
+
+
+def role_member(username, role):
+    """A user whose permissions come from a role alone (the groups a migration creates)."""
+    from django.contrib.auth.models import Group, User
+
+    user = User.objects.create_user(username=username, password="x-role-member-x")
+    user.groups.add(Group.objects.get(name=role))
+    return User.objects.get(pk=user.pk)
 
 
 def fill(template, persona, people):

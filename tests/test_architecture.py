@@ -14,7 +14,18 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("config", "deploy", "bench", "api", "dashboard", "alerts", "notifications", "audit", "boards")
+PACKAGES = (
+    "config",
+    "deploy",
+    "bench",
+    "api",
+    "accounts",
+    "dashboard",
+    "alerts",
+    "notifications",
+    "audit",
+    "boards",
+)
 
 # Highest first. A module may import from its own layer and the ones below it. The
 # parts of `dashboard` not named here are its core plumbing (the lowest layer).
@@ -30,6 +41,7 @@ LAYERS = (
         "dashboard.urls",
         "dashboard.management",
         "api",
+        "accounts",
     ),
     # Dashboards people build: documents, versions, provisioning from files.
     ("boards",),

@@ -1,0 +1,75 @@
+"""The roles: groups with a fixed set of permissions, created by a migration.
+
+- `Viewer` sees dashboards;
+- `Operator` also controls sampling, acknowledges and silences alerts, and edits
+  dashboards (the permissions the WebSocket commands need, `dashboard.access`);
+- `Admin` holds every permission and is staff: `is_staff` is a user flag, not a
+  permission, so joining or leaving the group sets or clears it (accounts.signals).
+
+ROLE_PERMISSIONS is the one home of what each role holds. Each `migrate` gives the
+roles whatever of theirs exists by then (a permission whose app is installed
+later, such as `boards.change_dashboard`, is granted once that app migrates);
+a deployment wanting other sets makes groups of its own.
+"""
+
+VIEWER, OPERATOR, ADMIN = "Viewer", "Operator", "Admin"
+ROLES = (VIEWER, OPERATOR, ADMIN)
+EVERY_PERMISSION = "*"
+
+_VIEWER = ("dashboard.view_metric",)
+_OPERATOR = _VIEWER + (
+    "dashboard.change_metric",
+    "alerts.view_alertrule",
+    "alerts.change_alertrule",
+    "boards.view_dashboard",
+    "boards.change_dashboard",
+)
+
+ROLE_PERMISSIONS = {
+    VIEWER: _VIEWER,
+    OPERATOR: _OPERATOR,
+    ADMIN: EVERY_PERMISSION,
+}
+
+
+def permissions_for(role, permission_model):
+    """The Permission rows `role` holds that exist now (unknown names are skipped:
+    their app may not be installed yet)."""
+    wanted = ROLE_PERMISSIONS[role]
+    if wanted == EVERY_PERMISSION:
+        return list(permission_model.objects.all())
+    found = []
+    for name in wanted:
+        app_label, codename = name.split(".")
+        found.extend(permission_model.objects.filter(content_type__app_label=app_label, codename=codename))
+    return found
+
+
+def grant_role_permissions(group_model, permission_model):
+    """Create the role groups if missing and give each what it holds (only adds)."""
+    for role in ROLES:
+        group, _ = group_model.objects.get_or_create(name=role)
+        missing = [p for p in permissions_for(role, permission_model) if p.pk not in _held(group)]
+        if missing:
+            group.permissions.add(*missing)
+
+
+def _held(group):
+    return set(group.permissions.values_list("pk", flat=True))
+
+
+def on_post_migrate(sender, using="default", apps=None, **kwargs):
+    # Django's own post_migrate handler creates the permissions of each app first
+    # (auth's is connected before ours), so the last call sees them all.
+    if apps is None:
+        return
+    try:
+        group_model = apps.get_model("auth", "Group")
+        permission_model = apps.get_model("auth", "Permission")
+    except LookupError:
+        return
+    grant_role_permissions(group_model, permission_model)
+
+
+def is_admin_role(user):
+    return user.groups.filter(name=ADMIN).exists()
