@@ -14,15 +14,27 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "notify",
         "scrape",
         "read",
+        "enroll",
+        "host",
         "created_at",
         "last_used_at",
         "last_used_from",
         "revoked",
     )
-    list_filter = ("revoked", "notify", "scrape", "read")
-    search_fields = ("name", "prefix")
+    list_filter = ("revoked", "notify", "scrape", "read", "enroll")
+    search_fields = ("name", "prefix", "host")
     readonly_fields = ("prefix", "created_at", "last_used_at", "last_used_from", "revoked_at")
-    fields = ("name", "metric_patterns", "notify", "scrape", "read", "revoked", *readonly_fields)
+    fields = (
+        "name",
+        "metric_patterns",
+        "host",
+        "notify",
+        "scrape",
+        "read",
+        "enroll",
+        "revoked",
+        *readonly_fields,
+    )
     actions = ["revoke_tokens"]
 
     def save_model(self, request, obj, form, change):

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from api import bodies, lineprotocol, ratelimit, schemas
+from api.agents import router as agents_router
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
 from dashboard import access, selectors, series, seriesindex, telemetry
 from dashboard.live import publish_validated, validate_metrics
@@ -93,6 +94,8 @@ api = NinjaAPI(
     openapi_url="v1/openapi.json",
     docs_decorator=login_required,
 )
+# Host agents trading an enrollment token for their own (api/agents.py).
+api.add_router("v1/agents/", agents_router)
 
 
 def urls():
@@ -164,9 +167,11 @@ def _check_count(count):
 
 
 def _check_names(token, points, where):
-    for index, (name, *_rest) in enumerate(points):
+    for index, (name, _value, _ts, labels, *_rest) in enumerate(points):
         if not token.allows_metric(name):
             raise forbidden(f"{where(index)}: this token may not push metric {name!r}")
+        if not token.allows_labels(labels):
+            raise forbidden(f"{where(index)}: this token may push only series labelled host={token.host!r}")
 
 
 async def _publish(token, points, where):

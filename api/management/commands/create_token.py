@@ -22,19 +22,24 @@ class Command(BaseCommand):
         parser.add_argument("--notify", action="store_true", help="may send notifications")
         parser.add_argument("--scrape", action="store_true", help="may read /metrics")
         parser.add_argument("--read", action="store_true", help="may read the series and label values")
+        parser.add_argument(
+            "--enroll",
+            action="store_true",
+            help="may enroll host agents, each receiving its own token for its own host label",
+        )
 
-    def handle(self, *args, name, metrics, notify, scrape, read, **options):
+    def handle(self, *args, name, metrics, notify, scrape, read, enroll, **options):
         if not name.strip():
             raise CommandError("NAME must not be empty")
         if any(not pattern.strip() for pattern in metrics):
             raise CommandError("--metrics patterns must not be empty")
-        if not (metrics or notify or scrape or read):
+        if not (metrics or notify or scrape or read or enroll):
             raise CommandError(
-                "give the token at least one scope: --metrics PATTERN, --notify, --scrape or --read"
+                "give the token at least one scope: --metrics PATTERN, --notify, --scrape, --read or --enroll"
             )
         try:
             token, raw = ApiToken.create(
-                name, metric_patterns=metrics, notify=notify, scrape=scrape, read=read
+                name, metric_patterns=metrics, notify=notify, scrape=scrape, read=read, enroll=enroll
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()))
