@@ -26,8 +26,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
-# Dependencies first, so editing the code does not reinstall them.
+# Dependencies first, so editing the code does not reinstall them. The host agent's
+# package is one of them (the collector samples with its code).
 COPY requirements.txt ./
+COPY agent/ agent/
 RUN pip install -r requirements.txt
 
 COPY . .

@@ -27,6 +27,12 @@ class Point(Strict):
     name: str = Field(description="metric key: letters, digits, - and _, at most 64 characters")
     value: Number
     ts: Number | None = Field(None, description="unix seconds; default: now")
+    labels: dict | None = Field(
+        None,
+        description="the series' labels, {name: text}: names [a-zA-Z_][a-zA-Z0-9_]* (at most 64"
+        " characters, not starting with __), values at most 256 characters, at most 16 labels",
+        json_schema_extra={"additionalProperties": {"type": "string"}},
+    )
 
 
 class Batch(Strict):

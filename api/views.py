@@ -1,12 +1,16 @@
-"""The HTTP API (django-ninja): push metrics, write line protocol, send notifications.
+"""The HTTP API (django-ninja): push metrics, write line protocol, send notifications,
+read the live series.
 
-Every endpoint is token-only (api.auth), so no browser session ever reaches one and
-CSRF has nothing to guard here; the pages a session does reach keep it. Bodies are
+Every endpoint that changes anything is token-only (api.auth), so no browser session
+ever reaches one and CSRF has nothing to guard here; the pages a session does reach
+keep it. The read endpoints (series, label values) also answer a logged-in user who
+may view metrics: they are GETs that change nothing. Bodies are
 read by api.bodies (limits, gzip, JSON) rather than by ninja, so that each failure
 is the contract's error and is raised before anything is published.
 """
 
 import functools
+import logging
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
@@ -18,12 +22,17 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 from ninja.security.base import AuthBase
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from api import bodies, lineprotocol, ratelimit, schemas
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
-from dashboard import telemetry
+from api.dashboards import home_router
+from api.dashboards import router as dashboards_router
+from dashboard import access, selectors, series, seriesindex, telemetry
 from dashboard.live import publish_validated, validate_metrics
 from notifications.services import notify
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = """Push metric values and notifications into livedash from other services.
 
@@ -53,6 +62,30 @@ class TokenAuth(AuthBase):
         return token
 
 
+class ReadAuth(AuthBase):
+    """A token with the `read` scope, or a logged-in user with `dashboard.view_metric`."""
+
+    openapi_type = "http"
+    openapi_scheme = "bearer"
+
+    def __call__(self, request):
+        return self.authenticate(request)
+
+    async def authenticate(self, request):
+        if request.headers.get("Authorization"):
+            token = await aauthenticate(request, "read")
+            await ratelimit.take(token, "requests")
+            return token
+        user = await request.auser()
+        if not user.is_authenticated:
+            raise unauthenticated(
+                "log in, or send an API token with the read scope: Authorization: Bearer <token>"
+            )
+        if not await sync_to_async(access.can_view_metrics)(user):
+            raise forbidden(f"permission {access.VIEW_PERMISSION} required")
+        return user
+
+
 api = NinjaAPI(
     title="livedash API",
     version="1",
@@ -62,6 +95,9 @@ api = NinjaAPI(
     openapi_url="v1/openapi.json",
     docs_decorator=login_required,
 )
+# Dashboards take a session as well as a token: their own module (api/dashboards.py).
+api.add_router("v1/dashboards", dashboards_router)
+api.add_router("v1/home-dashboard", home_router)
 
 
 def urls():
@@ -87,30 +123,42 @@ def _json_method_not_allowed(view):
     return answer
 
 
-def refused(error):
-    telemetry.count_ingest_refused(error.code)
+def refused(error, request=None):
+    # Ingest refusals are what the counter counts; a refused read ingests nothing, and
+    # a publish refused by the series limits was counted where it was refused.
+    if not getattr(error, "counted", False) and (request is None or request.method != "GET"):
+        telemetry.count_ingest_refused(error.code)
     return error_response(error)
 
 
 @api.exception_handler(ApiError)
 def on_api_error(request, exc):
-    return refused(exc)
+    return refused(exc, request)
 
 
 @api.exception_handler(AuthenticationError)
 def on_unauthenticated(request, exc):
-    return refused(unauthenticated("send an API token: Authorization: Bearer <token>"))
+    return refused(unauthenticated("send an API token: Authorization: Bearer <token>"), request)
 
 
 @api.exception_handler(NinjaValidationError)
 def on_validation_error(request, exc):
     # ninja says 422; the contract says 400 for every invalid request.
-    return refused(bodies.invalid(schemas.describe_errors(exc.errors)))
+    return refused(bodies.invalid(schemas.describe_errors(exc.errors)), request)
 
 
 @api.exception_handler(HttpError)
 def on_http_error(request, exc):
     return error_response(ApiError(exc.status_code, "error", str(exc)))
+
+
+@api.exception_handler(RedisError)
+def on_redis_unavailable(request, exc):
+    # Redis restarting, or failing over to its replica: a moment, not a server bug.
+    logger.warning("API request answered 503: Redis unavailable (%s)", exc)
+    return error_response(
+        ApiError(503, "unavailable", "Redis is unavailable for a moment; retry", {"Retry-After": "1"})
+    )
 
 
 def _check_count(count):
@@ -131,12 +179,17 @@ async def _publish(token, points, where):
     them all, then publish them together; nothing is published on any failure."""
     _check_count(len(points))
     try:
-        batch = validate_metrics([point[:3] for point in points])
+        batch = validate_metrics([point[:4] for point in points])
     except ValueError as exc:
         raise bodies.invalid(_renamed(str(exc), where)) from None
     _check_names(token, points, where)
     await ratelimit.take(token, "points", len(points))
-    await sync_to_async(publish_validated)(batch)
+    try:
+        await sync_to_async(publish_validated)(batch)
+    except seriesindex.TooManySeries as exc:
+        error = ApiError(400, "too_many_series", str(exc))
+        error.counted = True
+        raise error from None
     return len(points)
 
 
@@ -156,8 +209,8 @@ def _renamed(message, where):
     openapi_extra=schemas.METRICS_BODY,
 )
 async def push_metrics(request):
-    """One point `{"name", "value", "ts"?}` or `{"points": [...]}`. Each goes out as
-    `publish_metric` would send it; `ts` is unix seconds (default: now)."""
+    """One point `{"name", "value", "ts"?, "labels"?}` or `{"points": [...]}`. Each goes
+    out as `publish_metric` would send it; `ts` is unix seconds (default: now)."""
     bodies.require_media_type(request, {"application/json"}, "application/json")
     payload = bodies.parse_json(bodies.read_body(request))
     batch = isinstance(payload, dict) and "points" in payload
@@ -167,7 +220,7 @@ async def push_metrics(request):
         model = (schemas.Batch if batch else schemas.Point).model_validate(payload)
     except ValidationError as exc:
         raise bodies.invalid(schemas.describe_errors(exc.errors())) from None
-    points = [(p.name, p.value, p.ts) for p in (model.points if batch else [model])]
+    points = [(p.name, p.value, p.ts, p.labels) for p in (model.points if batch else [model])]
     where = (lambda index: f"points[{index}]") if batch else (lambda index: "the point")
     return Status(202, {"accepted": await _publish(request.auth, points, where)})
 
@@ -182,7 +235,9 @@ async def push_metrics(request):
 async def write_line_protocol(request, org: str = "", bucket: str = "", precision: str = "ns"):
     """The InfluxDB v2 write API: Telegraf's `outputs.influxdb_v2`, the influxdb-client
     libraries and curl can point here unchanged. `org` and `bucket` are accepted with
-    any value; `precision` is ns (default), us, ms or s. Keys: see the README."""
+    any value; `precision` is ns (default), us, ms or s. Each field is a series: its
+    name is the measurement (field `value`) or `<measurement>_<field>`, its labels the
+    tags (see the README)."""
     if precision not in lineprotocol.PRECISIONS:
         raise bodies.invalid(f"precision must be one of ns, us, ms, s; got {precision!r}")
     bodies.require_media_type(request, schemas.LINE_PROTOCOL_TYPES, "line protocol as text/plain")
@@ -191,7 +246,7 @@ async def write_line_protocol(request, org: str = "", bucket: str = "", precisio
         points = lineprotocol.parse(text, precision)
     except lineprotocol.LineError as exc:
         raise bodies.invalid(str(exc)) from None
-    await _publish(request.auth, points, lambda index: f"line {points[index][3]}")
+    await _publish(request.auth, points, lambda index: f"line {points[index][4]}")
     return Status(204, None)
 
 
@@ -227,3 +282,38 @@ def _notify(message):
         return notify(to, message.title, body=message.body, level=message.level, link=message.link)
     except ValueError as exc:
         raise bodies.invalid(str(exc)) from None
+
+
+def _selection(request):
+    """The request's `match` selectors as one `Selection`, None without any; 400 invalid
+    for a bad one."""
+    texts = request.GET.getlist("match")
+    if not texts:
+        return None
+    try:
+        return selectors.selection(texts)
+    except ValueError as exc:
+        raise bodies.invalid(str(exc)) from None
+
+
+@api.get("v1/series", auth=ReadAuth(), summary="The live series, selected by labels")
+async def list_series(request):
+    """The series pushed within the retention, `match=SELECTOR` (repeatable) keeping
+    those any selector matches: `{"series": [{"id", "name", "labels", "last": [ts,
+    value] or null}], "truncated": bool}`, ordered by id."""
+    selection = _selection(request)
+    found, truncated = await sync_to_async(seriesindex.find)(selection)
+    return {"series": found, "truncated": truncated}
+
+
+@api.get("v1/labels/{label}/values", auth=ReadAuth(), summary="The values of one label")
+async def label_values(request, label: str):
+    """The values label `label` takes among the live series (`match=SELECTOR`, repeatable,
+    narrows them); `__name__` lists the metric names: `{"values": [...]}`, sorted."""
+    if label != seriesindex.NAME_LABEL:
+        try:
+            series.validate_label_name(label)
+        except ValueError as exc:
+            raise bodies.invalid(str(exc)) from None
+    selection = _selection(request)
+    return {"values": await sync_to_async(seriesindex.label_values)(label, selection)}

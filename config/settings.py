@@ -6,6 +6,7 @@ a traceback or a silently wrong default.
 """
 
 import os
+import socket
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -101,6 +102,18 @@ def envchoice(name, default, choices):
     return raw
 
 
+def envhostports(name):
+    """`host:port,host:port,...` as a list of (host, port); empty when unset."""
+    raw = os.environ.get(name, "").strip()
+    addresses = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ImproperlyConfigured(f"{name} must be host:port pairs like a:26379,b:26379, got {raw!r}")
+        addresses.append((host, int(port)))
+    return addresses
+
+
 def envurl(name, default, schemes):
     """A URL with one of `schemes`; with default None an unset variable gives None."""
     raw = envstr(name, default)
@@ -154,6 +167,7 @@ INSTALLED_APPS = [
     # django-ninja serves its Swagger UI from its own static files only when listed here.
     "ninja",
     "audit",
+    "boards",
 ]
 
 MIDDLEWARE = [
@@ -228,13 +242,61 @@ REDIS_URL = envurl("REDIS_URL", "redis://127.0.0.1:6379/0", {"redis", "rediss", 
 # Every Redis key and pub/sub channel the product owns starts with this, so
 # several installations (or test runs) can share one Redis server.
 REDIS_PREFIX = envstr("REDIS_PREFIX", "livedash")
+# Redis Sentinel: the sentinels name the primary, and every client asks them again
+# after a failover. REDIS_URL then says only how to talk to it (password, database
+# number, rediss:// for TLS); its host and port are not used. The sentinels take
+# the same password.
+REDIS_SENTINELS = envhostports("REDIS_SENTINELS")
+REDIS_SENTINEL_MASTER = envstr("REDIS_SENTINEL_MASTER")
+if bool(REDIS_SENTINELS) != bool(REDIS_SENTINEL_MASTER):
+    missing = "REDIS_SENTINEL_MASTER" if REDIS_SENTINELS else "REDIS_SENTINELS"
+    raise ImproperlyConfigured(
+        f"{missing} is not set: REDIS_SENTINELS and REDIS_SENTINEL_MASTER go together, set both or neither"
+    )
+
+
+def _redis_node_options(url):
+    """What REDIS_URL says besides where the server is (Sentinel says that)."""
+    from redis.connection import SSLConnection, parse_url
+
+    options = parse_url(url)
+    kept = {name: options[name] for name in ("db", "username", "password") if name in options}
+    if options.get("connection_class") is SSLConnection:
+        kept["ssl"] = True
+    return kept
+
+
+REDIS_NODE_OPTIONS = _redis_node_options(REDIS_URL) if REDIS_SENTINELS else {}
+
+
+def _channel_layer_host():
+    if not REDIS_SENTINELS:
+        return {"address": REDIS_URL, "max_connections": 1000}
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return {
+        "master_name": REDIS_SENTINEL_MASTER,
+        "sentinels": REDIS_SENTINELS,
+        # As dashboard.redis asks them: a sentinel that does not answer at once is
+        # passed over for the next, never waited on.
+        "sentinel_kwargs": {
+            "socket_timeout": 2.0,
+            "socket_connect_timeout": 2.0,
+            "retry": Retry(NoBackoff(), 0),
+            **({"password": REDIS_NODE_OPTIONS["password"]} if "password" in REDIS_NODE_OPTIONS else {}),
+        },
+        "max_connections": 1000,
+        **REDIS_NODE_OPTIONS,
+    }
+
 
 CHANNEL_LAYERS = {
     "default": {
         # channels_redis' pub/sub layer, telling sockets when their worker lost Redis.
         "BACKEND": "dashboard.control.layer.ResyncingPubSubChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+            "hosts": [_channel_layer_host()],
             "prefix": f"{REDIS_PREFIX}:ws",
         },
     },
@@ -246,6 +308,7 @@ CHANNEL_LAYERS = {
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Under Sentinel the pool class asks the sentinels for the primary instead.
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": f"{REDIS_PREFIX}:cache",
         "OPTIONS": {
@@ -390,12 +453,27 @@ GRACEFUL_SHUTDOWN_SECONDS = envint("GRACEFUL_SHUTDOWN_SECONDS", 10, minimum=1)
 # of each. Past it a stream is answered 429 and a socket closed with 4008.
 MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
 
+# The collector's values are the series `name{host="<COLLECTOR_HOST>"}`: by default
+# this machine's name; set it where that name says nothing (a container's id).
+COLLECTOR_HOST = envstr("COLLECTOR_HOST", socket.gethostname())
+if len(COLLECTOR_HOST) > 256 or not COLLECTOR_HOST.isprintable():
+    raise ImproperlyConfigured(
+        f"COLLECTOR_HOST must be at most 256 printable characters, got {len(COLLECTOR_HOST)}:"
+        f" {COLLECTOR_HOST[:40]!r}"
+    )
+
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
 
 # Long-range history: per-metric rollups in the database, one tier per step, each
 # pruned after its retention (dashboard/rollups.py). The collector process writes them.
 HISTORY_TIERS = envtiers("HISTORY_TIERS", "10s:7d,1m:31d,15m:1y")
+
+# Cardinality: live series (a name plus labels, pushed within METRICS_RETENTION_HOURS)
+# in all and per metric name. A point that would start a series past either is refused
+# (dashboard/seriesindex.py), so a runaway label cannot grow Redis and the database.
+MAX_SERIES = envint("MAX_SERIES", 10_000, minimum=1)
+MAX_SERIES_PER_METRIC = envint("MAX_SERIES_PER_METRIC", 2_000, minimum=1)
 
 # The HTTP API's limits (README, "Pushing from other services"). A body is
 # measured after decompression; the per-token rates are shared by every worker.
@@ -427,3 +505,9 @@ EMAIL_TIMEOUT = DELIVERY_TIMEOUT
 
 # How long audit log entries are kept (the collector prunes older ones).
 AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", 365, minimum=1)
+
+# Dashboards as code: the JSON and YAML files in this folder are provisioned by the
+# collector at start and whenever one changes (it looks every DASHBOARDS_CHECK_SECONDS),
+# and by `manage.py provision_dashboards`. The default is the two livedash ships.
+DASHBOARDS_DIR = Path(envstr("DASHBOARDS_DIR", str(BASE_DIR / "deploy" / "dashboards"))).expanduser()
+DASHBOARDS_CHECK_SECONDS = envint("DASHBOARDS_CHECK_SECONDS", 10, minimum=1)

@@ -1,13 +1,25 @@
-"""The `metrics` channel's events (two of data, one `metric-config` note), written and read here.
+"""The `metrics` channel's events (two of data, two notes: `metric-config` and
+`dashboard-changed`), written and read here.
 
-- `frame`: one per collector tick, `{"seq", "ts", "values": {key: number}, "firing": [key]}`;
-- `metric`: one published value of a custom metric, `{"name", "value", "ts"}`.
+- `frame`: one per collector tick, `{"seq", "ts", "host", "values": {name: number},
+  "firing": [name]}`: each value is the series `name{host="<host>"}` (frames stored
+  before hosts were named have no `host`: their series are the bare names);
+- `metric`: one published value of a custom series, `{"name", "labels": {label:
+  value}, "series": "<id>", "value", "ts"}` (stored before labels: `{"name", "value",
+  "ts"}`, the series `name`).
+
+Readers that need series (rollups, history, filters) take them from `points_of`,
+which reads both shapes, old and new, the same way.
 
 `dashboard.live` publishes them, the history endpoint and the WebSocket `snapshot`
 read them back from storage through the functions below, and the page reads them
 in static/js/charts.js (`applyFrame`, `applyMetric`); docs/protocol.md and the
 contract describe them for clients.
 """
+
+import math
+
+from dashboard import series
 
 FRAME = "frame"
 METRIC = "metric"
@@ -17,27 +29,84 @@ EVENT_TYPES = (FRAME, METRIC)
 CONFIG = "metric-config"
 
 
-def frame(seq, ts, values, firing=()):
-    return {"seq": int(seq), "ts": ts, "values": dict(values), "firing": list(firing)}
+# The label a frame's values carry: the collector's host.
+HOST_LABEL = "host"
 
 
-def metric(name, value, ts):
-    return {"name": name, "value": value, "ts": ts}
+def frame(seq, ts, values, firing=(), host=None):
+    data = {"seq": int(seq), "ts": ts, "values": dict(values), "firing": list(firing)}
+    if host is not None:
+        data["host"] = host
+    return data
+
+
+def metric(name, value, ts, labels=None):
+    """The `metric` event of an already validated name, value, ts and labels (sorted)."""
+    labels = labels or {}
+    return {
+        "name": name,
+        "labels": labels,
+        "series": series.format_id(name, labels),
+        "value": value,
+        "ts": ts,
+    }
 
 
 def values_of(event_type, data):
-    """{key: value} an event carries: every value of a frame, the one of a metric."""
+    """{key: value} an event carries: every value of a frame by metric name, the one of
+    a metric by its series id (for a metric without labels, its name)."""
     if event_type == FRAME:
         return data["values"]
     if event_type == METRIC:
-        return {data["name"]: data["value"]}
+        return {data.get("series", data["name"]): data["value"]}
     return {}
+
+
+def _number(value):
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def points_of(event_type, data):
+    """(series id, name, labels, ts, value) for every number one `metrics` event
+    carries, frames and metrics alike, old shapes and new: a frame's values are the
+    series `name{host="..."}` of its host. Skips anything malformed (a reader of
+    storage must survive whatever it finds there) and never raises."""
+    if not isinstance(data, dict):
+        return
+    ts = data.get("ts")
+    if not _number(ts):
+        return
+    if event_type == FRAME:
+        values = data.get("values")
+        if not isinstance(values, dict):
+            return
+        host = data.get("host")
+        labels = {HOST_LABEL: host} if isinstance(host, str) and host else {}
+        # One label for every value of the frame: its text is formatted once.
+        suffix = series.format_id("", labels)
+        for name, value in values.items():
+            if isinstance(name, str) and _number(value):
+                yield name + suffix, name, labels, ts, value
+    elif event_type == METRIC:
+        name, value = data.get("name"), data.get("value")
+        if not isinstance(name, str) or not _number(value):
+            return
+        labels = data.get("labels")
+        if not isinstance(labels, dict) or not labels:
+            yield name, name, {}, ts, value
+            return
+        series_id = data.get("series")
+        if not isinstance(series_id, str):
+            if not all(isinstance(v, str) for v in labels.values()):
+                return
+            series_id = series.format_id(name, dict(sorted(labels.items())))
+        yield series_id, name, labels, ts, value
 
 
 def latest_values(events_newest_first):
     """({key: latest value}, ts of the newest event) from (type, data) pairs read
-    backwards: the newest frame, overlaid with the metric events published after it.
-    ({}, None) when there is none."""
+    backwards: the newest frame (by metric name), overlaid with the metric events
+    published after it (by series id). ({}, None) when there is none."""
     values, ts = {}, None
     for event_type, data in events_newest_first:
         if event_type not in EVENT_TYPES:
@@ -48,3 +117,13 @@ def latest_values(events_newest_first):
         if event_type == FRAME:
             break
     return values, ts
+
+
+# Not data either: `{"uid", "version", "by"}` says dashboard `uid` was saved (version
+# null: deleted) by `by`, so its open pages can say so and load it again. Sent on
+# `metrics` for a dashboard everyone may see, else on each permitted user's own channel.
+DASHBOARD_CHANGED = "dashboard-changed"
+
+
+def dashboard_changed(uid, version, by):
+    return {"uid": uid, "version": version, "by": by}

@@ -8,7 +8,6 @@ the same atomic step, so every worker's hub receives events in id order.
 import json
 import logging
 import math
-import re
 import time
 
 from django.conf import settings
@@ -16,16 +15,15 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django_eventstream.utils import get_storage
 
-from dashboard import frames, rollups, telemetry
-from dashboard.models import KEY_MAX_LENGTH, Metric
+from dashboard import frames, rollups, seriesindex, telemetry
+from dashboard.models import Metric
 from dashboard.redis import get_sync_client
+from dashboard.series import validate_labels, validate_metric_name
 from dashboard.storage import rate_key
 from dashboard.stream.channels import METRICS_CHANNEL
 
 logger = logging.getLogger(__name__)
 
-# Matched whole (fullmatch): `$` would let a trailing newline through.
-METRIC_NAME = re.compile(r"[-a-zA-Z0-9_]+")
 # A published `ts` may run this far ahead of the publisher's clock, no further:
 # one far-future or far-past point would stretch every chart's time axis.
 # (How far back is bounded by what history keeps; see the contract.)
@@ -33,7 +31,7 @@ TS_AHEAD_SECONDS = 300
 TS_EARLIEST = 946684800  # 2000-01-01: anything earlier is a unit mistake, not a metric
 # What the page's stream module listens for: the `metrics` channel's events and
 # django-eventstream's own `stream-reset`.
-STREAM_EVENT_TYPES = (*frames.EVENT_TYPES, frames.CONFIG, "stream-reset")
+STREAM_EVENT_TYPES = (*frames.EVENT_TYPES, frames.CONFIG, frames.DASHBOARD_CHANGED, "stream-reset")
 
 
 def send(channel, event_type, data):
@@ -71,18 +69,6 @@ def events_published_last_second():
     return int(get_sync_client().get(rate_key(time.time() - 1)) or 0)
 
 
-def validate_metric_name(name):
-    if not isinstance(name, str):
-        raise ValueError(f"metric name must be a string, got {type(name).__name__}")
-    if not name:
-        raise ValueError("metric name must not be empty")
-    if len(name) > KEY_MAX_LENGTH:
-        raise ValueError(f"metric name must be at most {KEY_MAX_LENGTH} characters, got {len(name)}")
-    if not METRIC_NAME.fullmatch(name):
-        raise ValueError(f"metric name must be a slug (letters, digits, - and _), got {name!r}")
-    return name
-
-
 def validate_number(value, what="metric value"):
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{what} must be an int or a float, got {type(value).__name__} {value!r}")
@@ -110,24 +96,41 @@ def validate_ts(ts):
     return ts
 
 
-def metric_data(name, value, ts=None):
+def metric_data(name, value, ts=None, labels=None):
     """The `metric` event data for one value, validated; raises `ValueError` naming the problem."""
+    return _metric_data(name, value, ts, validate_labels(labels))
+
+
+def _metric_data(name, value, ts, checked_labels):
     name = validate_metric_name(name)
     value = validate_number(value)
     ts = time.time() if ts is None else validate_ts(ts)
-    return frames.metric(name, value, ts)
+    return frames.metric(name, value, ts, checked_labels)
+
+
+def _admit(points):
+    """Record the points' series in the series index, or refuse them all (`TooManySeries`)."""
+    try:
+        seriesindex.admit(points)
+    except seriesindex.TooManySeries as exc:
+        telemetry.count_series_refused(exc.limit, exc.points)
+        raise
 
 
 @telemetry.counted_ingest
-def publish_metric(name, value, ts=None):
+def publish_metric(name, value, ts=None, labels=None):
     """Publish one value of a custom metric to every dashboard.
 
-    Raises `ValueError` naming the problem on a bad name, value or timestamp (one
-    older than the history keeps or more than 5 minutes ahead), and then publishes
-    nothing. The metric is registered (source=custom) on its first
-    publish; the event goes out once that registration is committed.
+    `labels` ({name: text}) make it one series of the metric (see dashboard.series).
+    Raises `ValueError` naming the problem on a bad name, labels, value or timestamp
+    (one older than the history keeps or more than 5 minutes ahead), or on a point
+    that would start a series past `MAX_SERIES` or `MAX_SERIES_PER_METRIC`
+    (`TooManySeries`), and then publishes nothing. The metric (its name, whatever its labels) is registered
+    (source=custom) on its first publish; the event goes out once that registration
+    is committed.
     """
-    data = metric_data(name, value, ts)
+    data = metric_data(name, value, ts, labels)
+    _admit(frames.points_of(frames.METRIC, data))
     with transaction.atomic():
         Metric.objects.get_or_create(key=data["name"], defaults={"source": Metric.Source.CUSTOM})
         transaction.on_commit(lambda: send(METRICS_CHANNEL, frames.METRIC, data))
@@ -147,12 +150,18 @@ def forget_registered_names():
 
 
 def validate_metrics(points):
-    """`metric_data` for each `(name, value, ts)`; on the first bad one raises
-    `ValueError("point N: ...")`, N counted from 0."""
+    """`metric_data` for each `(name, value, ts)` or `(name, value, ts, labels)`; on the
+    first bad one raises `ValueError("point N: ...")`, N counted from 0."""
     batch = []
-    for index, (name, value, ts) in enumerate(points):
+    checked_labels, checked = None, None
+    for index, point in enumerate(points):
         try:
-            batch.append(metric_data(name, value, ts))
+            name, value, ts, *rest = point
+            labels = rest[0] if rest else None
+            if labels is None or labels is not checked_labels:
+                # The points of one line protocol line share their tags: checked once.
+                checked_labels, checked = labels, validate_labels(labels)
+            batch.append(_metric_data(name, value, ts, checked))
         except ValueError as exc:
             raise ValueError(f"point {index}: {exc}") from None
     return batch
@@ -160,7 +169,8 @@ def validate_metrics(points):
 
 @telemetry.counted_ingest
 def publish_metrics(points):
-    """Publish many values as `publish_metric` does each, all or nothing.
+    """Publish many values as `publish_metric` does each, all or nothing: `points` are
+    `(name, value, ts)` or `(name, value, ts, labels)`.
 
     Every point is validated before anything happens (see `validate_metrics`);
     new names are registered in one transaction, and the events go out once it
@@ -177,6 +187,8 @@ def publish_validated(batch):
 
 
 def _publish_batch(batch):
+    # Before anything is stored: a batch past a cardinality limit is refused whole.
+    _admit(point for data in batch for point in frames.points_of(frames.METRIC, data))
     names = {data["name"] for data in batch}
     now = time.monotonic()
     if not connection.in_atomic_block and all(
@@ -198,9 +210,14 @@ def _publish_batch(batch):
     return batch
 
 
-def publish_frame(seq, ts, values, firing=()):
-    """Publish one collector tick: `values` maps metric keys to numbers."""
-    return send(METRICS_CHANNEL, frames.FRAME, frames.frame(seq, ts, values, firing))
+def publish_frame(seq, ts, values, firing=(), host=None):
+    """Publish one collector tick: `values` maps metric names to numbers, each the
+    series `name{host="..."}` of `host` (default: the COLLECTOR_HOST setting)."""
+    host = settings.COLLECTOR_HOST if host is None else host
+    data = frames.frame(seq, ts, values, firing, host)
+    # The collector's own few series are never refused: a tick always goes out.
+    seriesindex.admit(frames.points_of(frames.FRAME, data), enforce=False)
+    return send(METRICS_CHANNEL, frames.FRAME, data)
 
 
 def publish_config_change(key):

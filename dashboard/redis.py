@@ -2,6 +2,11 @@
 
 Sharing a pool matters: a connection per stream or per request costs memory on
 both sides and runs into Redis' connection limits under load.
+
+Every client is made here, from REDIS_URL, or under Sentinel (REDIS_SENTINELS and
+REDIS_SENTINEL_MASTER) from the primary the sentinels name: a connection made
+after a failover asks them again, so a pool follows the new primary by itself.
+The channel layer's pool is channels_redis' own, from the same settings.
 """
 
 import asyncio
@@ -9,7 +14,12 @@ import functools
 
 import redis
 import redis.asyncio
+import redis.asyncio.retry
+import redis.asyncio.sentinel
+import redis.retry
+import redis.sentinel
 from django.conf import settings
+from redis.backoff import NoBackoff
 
 # Fail fast on a dead Redis rather than hanging a request or a tick.
 SOCKET_TIMEOUT = 2.0
@@ -20,10 +30,67 @@ def key(*parts):
     return ":".join([settings.REDIS_PREFIX, *map(str, parts)])
 
 
+def sentinel_in_use():
+    return bool(settings.REDIS_SENTINELS)
+
+
+def _sentinel_kwargs(retry_class):
+    # One try per sentinel: the next one in the list is the retry, and a sentinel
+    # that is down must not hold every reconnect for seconds of backoff. The
+    # sentinels take the servers' password: one that answered without it could
+    # name any server as the primary, and be sent the password.
+    return {
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": SOCKET_TIMEOUT,
+        "retry": retry_class(NoBackoff(), 0),
+        **_sentinel_password(),
+    }
+
+
+def _sentinel_password():
+    password = settings.REDIS_NODE_OPTIONS.get("password")
+    return {"password": password} if password else {}
+
+
+@functools.cache
+def _sync_sentinel():
+    return redis.sentinel.Sentinel(
+        settings.REDIS_SENTINELS, sentinel_kwargs=_sentinel_kwargs(redis.retry.Retry)
+    )
+
+
+_async_sentinels = {}
+
+
+def _async_sentinel():
+    loop = asyncio.get_running_loop()
+    sentinel = _async_sentinels.get(loop)
+    if sentinel is None:
+        sentinel = _async_sentinels[loop] = redis.asyncio.sentinel.Sentinel(
+            settings.REDIS_SENTINELS, sentinel_kwargs=_sentinel_kwargs(redis.asyncio.retry.Retry)
+        )
+    return sentinel
+
+
+def _sync_client(**options):
+    if sentinel_in_use():
+        return _sync_sentinel().master_for(
+            settings.REDIS_SENTINEL_MASTER, **settings.REDIS_NODE_OPTIONS, **options
+        )
+    return redis.Redis.from_url(settings.REDIS_URL, **options)
+
+
+def _async_client(**options):
+    if sentinel_in_use():
+        return _async_sentinel().master_for(
+            settings.REDIS_SENTINEL_MASTER, **settings.REDIS_NODE_OPTIONS, **options
+        )
+    return redis.asyncio.Redis.from_url(settings.REDIS_URL, **options)
+
+
 @functools.cache
 def get_sync_client():
-    return redis.Redis.from_url(
-        settings.REDIS_URL,
+    return _sync_client(
         socket_timeout=SOCKET_TIMEOUT,
         socket_connect_timeout=SOCKET_TIMEOUT,
         health_check_interval=30,
@@ -37,7 +104,9 @@ class SharedConnectionPool(redis.ConnectionPool):
 
     Django builds a cache client per request context, and each client its own
     pool, so every session read through the cache (each page, each SSE connect)
-    opened a new TCP connection to Redis. Sharing the pool reuses them."""
+    opened a new TCP connection to Redis. Sharing the pool reuses them. Under
+    Sentinel the pool is the sentinels' (the URL gives only the password and
+    database number)."""
 
     _shared = {}
 
@@ -46,8 +115,16 @@ class SharedConnectionPool(redis.ConnectionPool):
         pool_key = (url, tuple(sorted((name, repr(value)) for name, value in options.items())))
         pool = cls._shared.get(pool_key)
         if pool is None:
-            pool = cls._shared.setdefault(pool_key, super().from_url(url, **options))
+            pool = cls._shared.setdefault(pool_key, cls._new_pool(url, options))
         return pool
+
+    @classmethod
+    def _new_pool(cls, url, options):
+        if sentinel_in_use():
+            return redis.sentinel.SentinelConnectionPool(
+                settings.REDIS_SENTINEL_MASTER, _sync_sentinel(), **settings.REDIS_NODE_OPTIONS, **options
+            )
+        return super().from_url(url, **options)
 
 
 _async_clients = {}
@@ -58,8 +135,7 @@ def get_async_client():
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = redis.asyncio.Redis.from_url(
-            settings.REDIS_URL,
+        client = _async_client(
             socket_timeout=SOCKET_TIMEOUT,
             socket_connect_timeout=SOCKET_TIMEOUT,
             health_check_interval=30,
@@ -67,3 +143,24 @@ def get_async_client():
         )
         _async_clients[loop] = client
     return client
+
+
+def new_subscriber_client():
+    """A client of its own for one pub/sub subscriber, which its owner closes.
+
+    A subscriber blocks on reads, so it has no read timeout. And it never
+    reconnects by itself: redis-py would subscribe again silently within its
+    retries, and what was published in between (a failover takes seconds) would
+    wait for a later message to reveal the gap. Losing the connection raises, so
+    the owner's "Redis lost and back" path (the SSE hub's catch-up) runs every time."""
+    return _async_client(
+        socket_connect_timeout=SOCKET_TIMEOUT,
+        socket_keepalive=True,
+        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+    )
+
+
+def sentinel_primary():
+    """`host:port` of the primary the sentinels name now (redis.ConnectionError if none)."""
+    host, port = _sync_sentinel().discover_master(settings.REDIS_SENTINEL_MASTER)
+    return f"{host}:{port}"

@@ -25,9 +25,7 @@ import contextvars
 import logging
 import threading
 import time
-import weakref
 
-import redis.asyncio
 from django.conf import settings
 from django.contrib.auth import get_user_model, user_logged_out
 from django.contrib.auth.models import Group
@@ -37,7 +35,8 @@ from django.db.models.signals import m2m_changed, post_save
 from dashboard import access
 from dashboard.control import events
 from dashboard.groups import group_send, user_group_name
-from dashboard.redis import get_async_client, get_sync_client, key
+from dashboard.loops import PerLoop
+from dashboard.redis import get_async_client, get_sync_client, key, new_subscriber_client
 from dashboard.storage import revocation_channel
 from dashboard.stream.channels import METRICS_CHANNEL, user_channel
 
@@ -166,11 +165,7 @@ class RevocationListener:
         delay = 0.1
         down = False
         while True:
-            # A dedicated client: a subscriber blocks on reads, so it must not have
-            # the shared pool's read timeout.
-            client = redis.asyncio.Redis.from_url(
-                settings.REDIS_URL, socket_connect_timeout=2.0, socket_keepalive=True
-            )
+            client = new_subscriber_client()
             try:
                 async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                     await pubsub.subscribe(revocation_channel())
@@ -194,16 +189,9 @@ class RevocationListener:
             delay = min(delay * 2, self.RECONNECT_MAX)
 
 
-_listeners = weakref.WeakKeyDictionary()
-
-
-def listener():
-    """The running event loop's listener (not started)."""
-    loop = asyncio.get_running_loop()
-    found = _listeners.get(loop)
-    if found is None:
-        found = _listeners[loop] = RevocationListener()
-    return found
+# The running event loop's listener (not started): redis.asyncio connections and tasks
+# cannot cross loops.
+listener = PerLoop(RevocationListener)
 
 
 def listen():

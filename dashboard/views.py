@@ -1,6 +1,5 @@
-import socket
-
 import redis
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -19,7 +18,7 @@ from dashboard.access import can_control_sampling, can_view_metrics
 from dashboard.collector.collector import collector_host
 from dashboard.live import STREAM_EVENT_TYPES
 from dashboard.models import Theme, UserPreference
-from dashboard.redis import get_sync_client
+from dashboard.redis import get_sync_client, sentinel_in_use, sentinel_primary
 from dashboard.stream.channels import METRICS_CHANNEL
 
 INTERVAL_CHOICES = [0.25, 0.5, 1, 2, 5, 10, 30, 60]
@@ -43,6 +42,8 @@ def index(request):
         },
         "metricsChannel": METRICS_CHANNEL,
         "historyUrl": reverse("metrics-history"),
+        # History names the collector's values `name{host="..."}`; its charts are these.
+        "collectorHost": collector_host() or settings.COLLECTOR_HOST,
         "channelsUrl": reverse("my-channels"),
         "socketPath": "/ws/dashboard/",
     }
@@ -52,7 +53,7 @@ def index(request):
         "interval_choices": INTERVAL_CHOICES,
         "page_config": page_config,
         "theme_choices": Theme.choices,
-        "host_name": collector_host() or socket.gethostname(),
+        "host_name": collector_host() or settings.COLLECTOR_HOST,
     }
     return render(request, "dashboard/index.html", context)
 
@@ -105,6 +106,13 @@ def _redis_answers():
         return False
 
 
+def _sentinel_primary():
+    try:
+        return sentinel_primary()
+    except (redis.RedisError, OSError):
+        return None
+
+
 @require_GET
 @never_cache
 def healthz(request):
@@ -114,6 +122,9 @@ def healthz(request):
         "status": "ok" if healthy else "unavailable",
         **{k: "ok" if v else "down" for k, v in checks.items()},
     }
+    if sentinel_in_use():
+        # Which server the sentinels name now: after a failover, the new one.
+        body["redis_primary"] = _sentinel_primary()
     return JsonResponse(body, status=200 if healthy else 503)
 
 

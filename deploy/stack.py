@@ -3,7 +3,8 @@
 nginx (Debian's) on 127.0.0.1:$PORT (default 8000) load-balances two web
 workers (deploy/worker.py) on free ports, and the metrics collector runs beside them, against the
 Redis and database that REDIS_URL and DATABASE_URL name. Ctrl-C or SIGTERM
-stops them all.
+stops them all. With SENTINEL=1 it starts Redis with failover instead (a primary,
+a replica and three sentinels, deploy/sentinel.py) and points everything at it.
 
 Integration tests and the benchmark start the same topology with
 `start_stack(supervisor, port, env=...)`.
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
+from deploy.sentinel import describe_topology, start_sentinel_topology
 from deploy.supervisor import ROOT, Supervisor, free_port, manage, prepare_services, wait_for_port
 
 NGINX_CONFIG_DIR = ROOT / "deploy" / "nginx"
@@ -185,6 +187,10 @@ def start_stack(
     )
 
 
+def env_flag(name):
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def main():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     port = int(os.environ.get("PORT", "8000"))
@@ -193,18 +199,24 @@ def main():
     supervisor = Supervisor()
     with tempfile.TemporaryDirectory(prefix="livedash-stack-") as workdir:
         try:
+            topology = None
+            if env_flag("SENTINEL"):
+                topology = start_sentinel_topology(supervisor, Path(workdir) / "redis", restart=True)
+                # Every process from here on, the release steps too, finds Redis through them.
+                os.environ.update(topology.env)
+                supervisor.env.update(topology.env)
             if not prepare_services(supervisor):
                 supervisor.stop()
                 return 1
-            grip = os.environ.get("GRIP", "").strip().lower() in ("1", "true", "yes", "on")
-            stack = start_stack(supervisor, port=port, workdir=workdir, grip=grip)
+            stack = start_stack(supervisor, port=port, workdir=workdir, grip=env_flag("GRIP"))
         except BaseException:
             supervisor.stop()
             raise
         print(
             f"livedash stack: nginx on {stack.base_url}/ -> workers {', '.join(stack.worker_urls)}, "
             f"plus the collector; nginx logs in {workdir}  (Ctrl-C stops it)"
-            + (f"\n/events/ goes through Pushpin on {stack.pushpin.url}" if stack.pushpin else ""),
+            + (f"\n/events/ goes through Pushpin on {stack.pushpin.url}" if stack.pushpin else "")
+            + (f"\n{describe_topology(topology)}" if topology else ""),
             flush=True,
         )
         return supervisor.wait()

@@ -210,9 +210,11 @@ def manage(*args):
 
 def prepare_services(supervisor):
     """What `make run` and `make stack` do before starting servers: a Redis (the one
-    at REDIS_URL, or a bundled one), migrations, and the first superuser. False
+    at REDIS_URL, or a bundled one; none under REDIS_SENTINELS), migrations, and the first superuser. False
     when migrating failed."""
-    ensure_redis(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), supervisor)
+    if not os.environ.get("REDIS_SENTINELS", "").strip():
+        # Under Sentinel the sentinels name the server: there is none to start here.
+        ensure_redis(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), supervisor)
     if manage("migrate", "--noinput", "-v", "0") != 0:
         return False
     manage("ensure_superuser")

@@ -456,3 +456,45 @@ def test_pushpin_start_refuses_to_run_without_a_key(tmp_path):
         timeout=10,
     )
     assert result.returncode == 1 and "URL-safe" in result.stderr
+
+
+# --- the sentinel profile -----------------------------------------------------
+
+SENTINELS = ["sentinel1", "sentinel2", "sentinel3"]
+
+
+def test_docker_compose_validates_the_sentinel_profile(compose_dir):
+    result = docker_compose(compose_dir, "--profile", "sentinel", "config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_sentinel_profile_runs_a_replica_of_redis_and_three_sentinels_watching_it():
+    replica = SERVICES["redis-replica"]
+    command = " ".join(replica["command"])
+    assert replica["profiles"] == ["sentinel"]
+    assert "--replicaof redis 6379" in command
+    # Either may be the primary after a failover: both require and present the password.
+    for data_server in (command, " ".join(SERVICES["redis"]["command"])):
+        assert '--requirepass "$$REDIS_PASSWORD"' in data_server
+        assert '--masterauth "$$REDIS_PASSWORD"' in data_server
+    volumes = set()
+    for name in SENTINELS:
+        sentinel = SERVICES[name]
+        script = " ".join(sentinel["command"])
+        assert sentinel["profiles"] == ["sentinel"]
+        assert "sentinel monitor livedash redis 6379 2" in script, "quorum 2 of 3"
+        assert '"sentinel auth-pass livedash $$REDIS_PASSWORD"' in script
+        assert '"requirepass $$REDIS_PASSWORD"' in script, "the app asks them with Redis' password"
+        assert sentinel["environment"]["REDISCLI_AUTH"].startswith("${REDIS_PASSWORD:?")
+        assert script.rstrip().endswith("--sentinel")
+        assert "ports" not in sentinel
+        volumes.add(sentinel["volumes"][0].split(":")[0])
+    assert len(volumes) == 3 and volumes <= set(COMPOSE["volumes"]), "each keeps its own state"
+
+
+def test_env_example_points_the_app_at_the_profiles_sentinels():
+    text = (ROOT / ".env.example").read_text()
+    sentinels = re.search(r"^# REDIS_SENTINELS=(\S+)$", text, flags=re.MULTILINE).group(1)
+    assert sentinels.split(",") == [f"{name}:26379" for name in SENTINELS]
+    assert re.search(r"^# REDIS_SENTINEL_MASTER=livedash$", text, flags=re.MULTILINE)
+    assert re.search(r"^# COMPOSE_PROFILES=sentinel$", text, flags=re.MULTILINE)

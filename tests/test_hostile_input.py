@@ -466,6 +466,40 @@ def test_publish_metric_refuses_an_absurd_timestamp_and_stores_nothing(transacti
     assert _stored_metric_events() == events_before
 
 
+BAD_LABELS = [
+    {"": "x"},
+    {"a b": "x"},
+    {"host\n": "x"},
+    {"\u00e9": "x"},
+    {"__name__": "cpu"},
+    {"h" * 65: "x"},
+    {"host": "x" * 257},
+    {"host": "\ud800"},  # a lone surrogate: no UTF-8 form
+    {"host": None},
+    {"host": ["web1"]},
+    {"host": {"a": "b"}},
+    {f"l{n}": "v" for n in range(17)},
+    "host=web1",
+    ["host", "web1"],
+    42,
+]
+
+
+@pytest.mark.parametrize("labels", BAD_LABELS, ids=lambda value: repr(value)[:20])
+def test_publish_metric_refuses_bad_labels_and_stores_nothing(transactional_db, redis_url, labels):
+    from dashboard.live import publish_metric, publish_metrics
+    from dashboard.models import Metric
+
+    metrics_before = Metric.objects.count()
+    events_before = _stored_metric_events()
+    with pytest.raises(ValueError, match="label"):
+        publish_metric("ok", 1, labels=labels)
+    with pytest.raises(ValueError, match="^point 1: .*label"):
+        publish_metrics([("ok", 1, None, {"host": "a"}), ("ok", 1, None, labels)])
+    assert Metric.objects.count() == metrics_before
+    assert _stored_metric_events() == events_before
+
+
 def test_publish_metric_takes_a_recent_timestamp(transactional_db, redis_url):
     import time
 
@@ -511,6 +545,9 @@ def test_notify_refuses_bad_input_and_stores_nothing(alice, redis_url, kwargs, r
         ["push_metric", "bad name", "1"],
         ["push_metric", "ok", "nan"],
         ["push_metric", "ok", "forty-two"],
+        ["push_metric", "ok", "1", "--label", "no-equals-sign"],
+        ["push_metric", "ok", "1", "--label", "bad name=x"],
+        ["push_metric", "ok", "1", "--label", "host=" + "x" * 300],
     ],
     ids=" ".join,
 )
@@ -583,7 +620,7 @@ def _append_many(count):
 
 @pytest.mark.slow
 async def test_last_event_id_replays_a_bounded_window_then_resets(worker, viewer_cookies):
-    from dashboard.stream.views import REPLAY_WINDOW
+    from dashboard.stream.stream import REPLAY_WINDOW
     from tests.realclients import SSEReader, events_url
 
     first, current = await asyncio.to_thread(_append_many, REPLAY_WINDOW + 100)

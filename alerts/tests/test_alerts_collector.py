@@ -41,7 +41,7 @@ def test_a_collector_fires_marks_and_resolves_a_rule_once(cpu_rule, redis_url):
     collector = Collector(
         sampler=ScriptedSampler(script),
         evaluator=AlertEvaluator(),
-        publish=lambda seq, ts, values, firing: frames.append(list(firing)),
+        publish=lambda seq, ts, values, firing, host: frames.append(list(firing)),
         app_metrics=dict,
         wallclock=clock,
     )

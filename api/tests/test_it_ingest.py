@@ -60,7 +60,9 @@ def test_it_accepts_one_point_and_publishes_it_as_publish_metric_does(api):
     response = api.metrics({"name": "orders", "value": 3, "ts": T + 0.5})
     assert response.status_code == 202
     assert response.json() == {"accepted": 1}
-    assert api.published() == [{"name": "orders", "value": 3, "ts": T + 0.5}]
+    assert api.published() == [
+        {"name": "orders", "labels": {}, "series": "orders", "value": 3, "ts": T + 0.5}
+    ]
     assert Metric.objects.get(key="orders").source == Metric.Source.CUSTOM
 
 
@@ -199,11 +201,106 @@ def test_line_protocol_is_published_with_its_timestamps_and_answers_204(api):
     response = api.write(body, query="?org=any&bucket=thing&precision=ms")
     assert response.status_code == 204, response.content
     assert response.content == b""
+    web1 = {"host": "web1"}
     assert api.published() == [
-        {"name": "cpu__usage_idle__host__web1", "value": 97.5, "ts": (T * 1000 + 123) / 1000},
-        {"name": "cpu__usage_user__host__web1", "value": 2, "ts": (T * 1000 + 123) / 1000},
-        {"name": "load", "value": 0.5, "ts": T + 1.0},
+        {
+            "name": "cpu_usage_idle",
+            "labels": web1,
+            "series": 'cpu_usage_idle{host="web1"}',
+            "value": 97.5,
+            "ts": (T * 1000 + 123) / 1000,
+        },
+        {
+            "name": "cpu_usage_user",
+            "labels": web1,
+            "series": 'cpu_usage_user{host="web1"}',
+            "value": 2,
+            "ts": (T * 1000 + 123) / 1000,
+        },
+        {"name": "load", "labels": {}, "series": "load", "value": 0.5, "ts": T + 1.0},
     ]
+    assert set(Metric.objects.values_list("key", flat=True)) >= {"cpu_usage_idle", "cpu_usage_user", "load"}
+
+
+def test_line_protocol_maps_measurement_field_and_tags_to_a_series(api):
+    body = (
+        "deploys,env=prod,app=shop value=1\n"
+        'http,path=/a\\ b,method=GET duration=0.25,status="ok"\n'
+        "disk,host=db1,device=sda used=5i,free=7i\n"
+    )
+    assert api.write(body).status_code == 204
+    assert [p["series"] for p in api.published()] == [
+        'deploys{app="shop",env="prod"}',
+        'http_duration{method="GET",path="/a b"}',
+        'disk_free{device="sda",host="db1"}',
+        'disk_used{device="sda",host="db1"}',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("ok value=1\nmy.metric value=1\n", "metric name must be a slug"),
+        ("ok value=1\ncpu,ho-st=a value=1\n", "label name must match"),
+        ("ok value=1\ncpu,__name__=a value=1\n", "reserved"),
+        ("ok value=1\ncpu,host=" + "h" * 257 + " value=1\n", "at most 256 characters"),
+        ("ok value=1\ncpu," + ",".join(f"t{i}=v" for i in range(17)) + " value=1\n", "at most 16 labels"),
+        ("ok value=1\n" + "m" * 60 + " field=1\n", "at most 64 characters"),
+    ],
+)
+def test_line_protocol_refuses_a_name_or_label_against_the_rules_by_its_line(api, problem, body):
+    detail = error_of(api.write(body), 400, "invalid")
+    assert detail.startswith("line 2: ") and problem in detail
+    assert api.published() == []
+
+
+def test_json_points_carry_labels(api):
+    response = api.metrics(
+        {
+            "points": [
+                {"name": "latency", "value": 0.1, "labels": {"service": "checkout", "region": "eu"}},
+                {"name": "latency", "value": 0.2, "labels": {}},
+                {"name": "latency", "value": 0.3},
+            ]
+        }
+    )
+    assert response.json() == {"accepted": 3}
+    assert [(p["series"], p["labels"]) for p in api.published()] == [
+        ('latency{region="eu",service="checkout"}', {"region": "eu", "service": "checkout"}),
+        ("latency", {}),
+        ("latency", {}),
+    ]
+    assert Metric.objects.filter(key="latency").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("labels", "problem"),
+    [
+        ({"1x": "a"}, "label name must match"),
+        ({"__name__": "a"}, "reserved"),
+        ({"host": 3}, "label 'host': value must be a string"),
+        ({"host": "v" * 257}, "label 'host': value must be at most 256 characters"),
+        ({f"l{i}": "v" for i in range(17)}, "at most 16 labels"),
+        (["host"], "valid dictionary"),
+    ],
+)
+def test_json_labels_against_the_rules_are_invalid_naming_the_point(api, labels, problem):
+    body = {"points": [{"name": "ok", "value": 1}, {"name": "ok", "value": 1, "labels": labels}]}
+    detail = error_of(api.metrics(body), 400, "invalid")
+    assert detail.startswith("points[1]") and problem in detail, detail
+    assert api.published() == []
+
+
+def test_token_patterns_apply_to_the_name_not_the_labels(transactional_db, redis_url):
+    _token, raw = ApiToken.create("apps", metric_patterns=["app_*"])
+    api = Api(raw)
+    ok = {"name": "app_orders", "value": 1, "labels": {"host": "cpu"}}
+    assert api.metrics(ok).status_code == 202
+    detail = error_of(api.metrics({"name": "cpu", "value": 1, "labels": {"app": "app_x"}}), 403, "forbidden")
+    assert "'cpu'" in detail
+    detail = error_of(api.write("cpu,app=app_x usage=1"), 403, "forbidden")
+    assert "line 1" in detail and "'cpu_usage'" in detail
+    assert [p["series"] for p in api.published()] == ['app_orders{host="cpu"}']
 
 
 def test_line_protocol_errors_name_the_line_and_publish_nothing(api):
@@ -335,3 +432,19 @@ def test_a_wrong_method_gets_the_api_json_error_naming_the_allowed_one(api, path
     detail = error_of(response, 405, "method_not_allowed")
     assert response["Allow"] == "POST"
     assert "POST" in detail
+
+
+def test_redis_away_is_a_503_to_retry_not_a_server_error(api, monkeypatch):
+    """Redis restarting or failing over to its replica (docs/operations.md)."""
+    import redis
+
+    from api import ratelimit
+
+    async def away(*args, **kwargs):
+        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(ratelimit, "take", away)
+    response = api.metrics({"name": "orders", "value": 3})
+    assert "Redis" in error_of(response, 503, "unavailable")
+    assert response.headers["Retry-After"] == "1"
+    assert api.published() == []

@@ -61,16 +61,34 @@ async def test_the_influxdb_client_writes_points_that_reach_the_dashboards(web_w
     async with EventStream(base, ["metrics"], alice_cookies) as stream:
         await asyncio.to_thread(influx_write, base, token, records, False, WritePrecision.S)
         await stream.wait_for(
-            lambda e: e["event"] == "metric" and e["data"]["name"] == "deploys__value__env__prod"
+            lambda e: e["event"] == "metric" and e["data"]["series"] == 'deploys{env="prod"}'
         )
         # gzip, as the client sends it when asked, then the precision it names.
         await asyncio.to_thread(influx_write, base, token, [Point("gz").field("value", 3.5)], True)
         await stream.wait_for(lambda e: e["event"] == "metric" and e["data"]["name"] == "gz")
     assert metric_events(stream)[:4] == [
-        {"name": "cpu__usage_idle__host__web1", "value": 97.5, "ts": float(stamp)},
-        {"name": "cpu__usage_user__host__web1", "value": 2, "ts": float(stamp)},
-        {"name": "queue", "value": 12, "ts": float(stamp + 1)},
-        {"name": "deploys__value__env__prod", "value": 1, "ts": float(stamp + 2)},
+        {
+            "name": "cpu_usage_idle",
+            "labels": {"host": "web1"},
+            "series": 'cpu_usage_idle{host="web1"}',
+            "value": 97.5,
+            "ts": float(stamp),
+        },
+        {
+            "name": "cpu_usage_user",
+            "labels": {"host": "web1"},
+            "series": 'cpu_usage_user{host="web1"}',
+            "value": 2,
+            "ts": float(stamp),
+        },
+        {"name": "queue", "labels": {}, "series": "queue", "value": 12, "ts": float(stamp + 1)},
+        {
+            "name": "deploys",
+            "labels": {"env": "prod"},
+            "series": 'deploys{env="prod"}',
+            "value": 1,
+            "ts": float(stamp + 2),
+        },
     ]
 
 
@@ -109,9 +127,9 @@ async def test_curl_pushes_json_and_gzipped_line_protocol(web_workers, token, al
         )
         assert (status, body) == (204, "")
         await stream.wait_for(
-            lambda e: e["event"] == "metric" and e["data"]["name"] == "curled__value__via__gzip"
+            lambda e: e["event"] == "metric" and e["data"]["series"] == 'curled{via="gzip"}'
         )
-    assert [e["name"] for e in metric_events(stream)] == ["curled", "curled__value__via__gzip"]
+    assert [e["series"] for e in metric_events(stream)] == ["curled", 'curled{via="gzip"}']
 
 
 async def test_a_token_revoked_by_the_command_is_refused_on_both_workers(web_workers, token, manage):

@@ -3,8 +3,9 @@
 `python manage.py collect_metrics` runs `Collector.run()` until SIGTERM/SIGINT.
 Each tick reads the sampling state (interval, paused) from Redis, samples the
 host with psutil and the app through Redis, asks the alert evaluator which
-metrics are firing, and publishes `{"seq", "ts", "values", "firing"}` on the
-`metrics` SSE channel through `dashboard.live.publish_frame`.
+metrics are firing, and publishes `{"seq", "ts", "host", "values", "firing"}` on
+the `metrics` SSE channel through `dashboard.live.publish_frame`: its values are
+the series `name{host="..."}` of this collector's host (COLLECTOR_HOST).
 
 Redis is the only way out of this process, so an outage must not stop it: the
 collector keeps sampling (alerts keep their timing), skips publishing, retries
@@ -13,15 +14,19 @@ with backoff, and logs one line when Redis goes away and one when it is back.
 
 import logging
 import math
-import socket
 import threading
 import time
 from dataclasses import dataclass
 
 import psutil
 import redis
+from django.conf import settings
 from django.db import close_old_connections
 from django.utils.translation import gettext_noop
+
+# The host agent's own sampling code, so a host measured by the agent and the
+# collector's host report the same metrics computed the same way.
+from livedash_agent.sampling import HostSampler, external_network_counters  # noqa: F401
 
 from dashboard import connections, frames, live, telemetry
 from dashboard.collector import sampling
@@ -30,7 +35,6 @@ from dashboard.redis import get_sync_client, key
 
 logger = logging.getLogger(__name__)
 
-DISK_PATH = "/"
 # While waiting for the next tick, look at the sampling state this often, so a
 # shorter interval chosen during a long one (60 s -> 1 s) applies without waiting it out.
 STATE_POLL_SECONDS = 1.0
@@ -87,7 +91,7 @@ def _host_key():
 
 def announce_host(name=None):
     """Say which machine the host metrics come from: the page shows it in its header."""
-    get_sync_client().set(_host_key(), name or socket.gethostname())
+    get_sync_client().set(_host_key(), name or settings.COLLECTOR_HOST)
 
 
 def collector_host():
@@ -108,67 +112,6 @@ def register_builtin_metrics():
         if was_created:
             created.append(spec.key)
     return created
-
-
-@dataclass(frozen=True)
-class NetCounters:
-    bytes_recv: int
-    bytes_sent: int
-
-
-def external_network_counters():
-    """Bytes through the interfaces that are up, loopback excluded: traffic between
-    this host's own processes (Redis, the database) is not network traffic."""
-    stats = psutil.net_if_stats()
-    per_nic = psutil.net_io_counters(pernic=True)
-    received = sent = 0
-    for name, counters in per_nic.items():
-        nic = stats.get(name)
-        if nic is None or not nic.isup or "loopback" in getattr(nic, "flags", "") or name == "lo":
-            continue
-        received += counters.bytes_recv
-        sent += counters.bytes_sent
-    return NetCounters(received, sent)
-
-
-class HostSampler:
-    """psutil readings; network counters become rates over the time since the last sample."""
-
-    def __init__(self, clock=time.monotonic, net_counters=external_network_counters):
-        self._clock = clock
-        self._net_counters = net_counters
-        psutil.cpu_percent(interval=None)  # The first call only sets psutil's baseline.
-        self._last_net = self._read_net()
-        self._last_net_at = clock()
-
-    def sample(self):
-        rx_rate, tx_rate = self._network_rates()
-        return {
-            "cpu": psutil.cpu_percent(interval=None),
-            "memory": psutil.virtual_memory().percent,
-            "load_1m": round(psutil.getloadavg()[0], 2),
-            "net_rx": rx_rate,
-            "net_tx": tx_rate,
-            "disk": psutil.disk_usage(DISK_PATH).percent,
-            "processes": len(psutil.pids()),
-        }
-
-    def _read_net(self):
-        counters = self._net_counters()
-        # Some containers have no interface at all: report no traffic rather than fail.
-        return (counters.bytes_recv, counters.bytes_sent) if counters else (0, 0)
-
-    def _network_rates(self):
-        now, current = self._clock(), self._read_net()
-        elapsed = now - self._last_net_at
-        previous = self._last_net
-        self._last_net, self._last_net_at = current, now
-        if elapsed <= 0:
-            return 0.0, 0.0
-        # Counters go down when an interface is re-created; that is no negative traffic.
-        return tuple(
-            round(max(0, cur - prev) / elapsed, 1) for cur, prev in zip(current, previous, strict=True)
-        )
 
 
 def sample_app_metrics():
@@ -256,6 +199,7 @@ class Collector:
         app_metrics=sample_app_metrics,
         clock=time.monotonic,
         wallclock=time.time,
+        host=None,
     ):
         self.sampler = sampler or HostSampler(clock=clock)
         self.evaluator = evaluator
@@ -265,6 +209,8 @@ class Collector:
         # Housekeeping (seconds between runs, function): e.g. pruning the audit log.
         self.chores = [[0.0, every, function] for every, function in chores]
         self.publish = publish or live.publish_frame
+        # The `host` label of every value this collector publishes.
+        self.host = host or settings.COLLECTOR_HOST
         self.app_metrics = app_metrics
         self.clock = clock
         self.wallclock = wallclock
@@ -316,8 +262,8 @@ class Collector:
         return self._with_redis(self._publish, values, firing, ts)
 
     def _publish(self, values, firing, ts):
-        frame = frames.frame(self.seq.next(), round(ts, 3), values, sorted(firing))
-        self.publish(frame["seq"], frame["ts"], frame["values"], firing=frame["firing"])
+        frame = frames.frame(self.seq.next(), round(ts, 3), values, sorted(firing), self.host)
+        self.publish(frame["seq"], frame["ts"], frame["values"], firing=frame["firing"], host=self.host)
         return frame
 
     def _refresh_state(self):

@@ -211,7 +211,8 @@ def test_it_switches_to_seven_days_with_bands_zooms_into_a_range_and_back(dashbo
     with page.expect_download() as download:
         page.click(".chart-card[data-key='orders'] .chart-csv")
     lines = Path(download.value.path()).read_text().splitlines()
-    assert lines[0] == "time,avg,min,max"
+    assert lines[0] == "series,time,avg,min,max"
+    assert all(line.startswith("orders,") for line in lines[1:])
     assert len(lines) - 1 == page.evaluate("livedash.charts.points('orders')")
 
     # Drag across a tenth of the chart: finer buckets are fetched for that range.

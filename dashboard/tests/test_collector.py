@@ -14,6 +14,7 @@ import psutil
 import pytest
 import redis
 
+from dashboard import frames as event_frames
 from dashboard.collector import collector as collector_module
 from dashboard.collector.collector import (
     Collector,
@@ -59,8 +60,8 @@ def frames():
 @pytest.fixture
 def make_collector(redis_url, frames):
     def make(**kwargs):
-        def publish(seq, ts, values, firing=()):
-            frames.append({"seq": seq, "ts": ts, "values": values, "firing": list(firing)})
+        def publish(seq, ts, values, firing=(), host=None):
+            frames.append({"seq": seq, "ts": ts, "host": host, "values": values, "firing": list(firing)})
 
         kwargs.setdefault("app_metrics", NO_APP_METRICS)
         return Collector(publish=publish, **kwargs)
@@ -80,6 +81,13 @@ def test_it_samples_every_host_metric_as_a_finite_number():
     for percent in ("cpu", "memory", "disk"):
         assert 0 <= values[percent] <= 100
     assert values["processes"] > 1
+
+
+def test_it_samples_with_the_host_agents_code_so_the_two_never_drift():
+    from livedash_agent import sampling
+
+    assert collector_module.HostSampler is sampling.HostSampler
+    assert Collector(publish=lambda *a, **k: None).sampler.__class__ is sampling.HostSampler
 
 
 def test_it_turns_network_counters_into_bytes_per_second():
@@ -143,9 +151,21 @@ def test_it_publishes_one_frame_per_tick_with_ts_and_values(make_collector, fram
     make_collector().tick()
     assert len(frames) == 1
     frame = frames[0]
-    assert before <= frame["ts"] <= time.time() + 0.01
+    # The frame's ts is rounded to the millisecond: it may be up to half of one before `before`.
+    assert before - 0.0005 <= frame["ts"] <= time.time() + 0.01
     assert frame["firing"] == []
     assert set(frame["values"]) == set(SYSTEM_KEYS)
+
+
+def test_its_values_are_the_series_of_its_host(make_collector, frames, settings):
+    settings.COLLECTOR_HOST = "web1"
+    make_collector().tick()
+    make_collector(host="db1").tick()
+    assert [f["host"] for f in frames] == ["web1", "db1"]
+    [(series, name, labels, _ts, _value)] = [
+        point for point in event_frames.points_of("frame", frames[0]) if point[1] == "cpu"
+    ]
+    assert (series, labels) == ('cpu{host="web1"}', {"host": "web1"})
 
 
 def test_its_seq_increases_by_one_per_tick(make_collector, frames):
@@ -418,7 +438,8 @@ def test_the_command_publishes_frames_that_reach_storage(subprocess_env, redis_u
     from django_eventstream.utils import get_storage
 
     listener = FrameListener(redis_url)
-    process = start_collector(subprocess_env, tmp_path / "collector.log")
+    env = {**subprocess_env, "COLLECTOR_HOST": "collector-under-test"}
+    process = start_collector(env, tmp_path / "collector.log")
     try:
         live = listener.frames(2)
     finally:
@@ -426,6 +447,11 @@ def test_the_command_publishes_frames_that_reach_storage(subprocess_env, redis_u
         listener.close()
     assert live[1]["seq"] == live[0]["seq"] + 1
     assert set(live[0]["values"]) == set(SYSTEM_KEYS + APP_KEYS)
+    # Its values are the series of its host.
+    assert live[0]["host"] == "collector-under-test"
+    assert {point[0] for point in event_frames.points_of("frame", live[0])} == {
+        f'{key}{{host="collector-under-test"}}' for key in SYSTEM_KEYS + APP_KEYS
+    }
     stored = get_storage().get_events("metrics", 0, limit=100)
     stored_frames = [json.loads(event.data) for event in stored if event.type == "frame"]
     assert [f["seq"] for f in stored_frames[:2]] == [f["seq"] for f in live]

@@ -26,7 +26,10 @@ def last_event(storage):
 def test_publish_metric_stores_a_metric_event_and_registers_the_metric(storage):
     ts = round(time.time() - 3600, 1)
     publish_metric("orders", 42, ts=ts)
-    assert last_event(storage) == ("metric", {"name": "orders", "value": 42, "ts": ts})
+    assert last_event(storage) == (
+        "metric",
+        {"name": "orders", "labels": {}, "series": "orders", "value": 42, "ts": ts},
+    )
     metric = Metric.objects.get(key="orders")
     assert metric.source == Metric.Source.CUSTOM
 
@@ -80,13 +83,66 @@ def test_publish_metric_publishes_nothing_when_the_transaction_rolls_back(storag
     assert not Metric.objects.filter(key="orders").exists()
 
 
-def test_publish_frame_sends_a_frame_event(storage):
+def test_publish_frame_sends_a_frame_event_of_the_collector_host(storage, settings):
+    settings.COLLECTOR_HOST = "web1"
     event = publish_frame(7, 1700000000.0, {"cpu": 12.5}, firing=["cpu"])
     assert event.type == "frame"
     assert last_event(storage) == (
         "frame",
-        {"seq": 7, "ts": 1700000000.0, "values": {"cpu": 12.5}, "firing": ["cpu"]},
+        {"seq": 7, "ts": 1700000000.0, "values": {"cpu": 12.5}, "firing": ["cpu"], "host": "web1"},
     )
+    publish_frame(8, 1700000001.0, {"cpu": 1}, host="db1")
+    assert last_event(storage)[1]["host"] == "db1"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_metric_with_labels_publishes_one_series_of_the_metric(storage):
+    ts = round(time.time() - 60, 1)
+    data = publish_metric("latency", 0.25, ts=ts, labels={"service": "checkout", "region": "eu", "zone": ""})
+    expected = {
+        "name": "latency",
+        "labels": {"region": "eu", "service": "checkout"},
+        "series": 'latency{region="eu",service="checkout"}',
+        "value": 0.25,
+        "ts": ts,
+    }
+    assert data == expected
+    assert last_event(storage) == ("metric", expected)
+    publish_metric("latency", 0.5, labels={"service": "search"})
+    # One definition per metric name, whatever its series.
+    assert list(Metric.objects.values_list("key", flat=True)) == ["latency"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("labels", "problem"),
+    [
+        ({"bad-name": "x"}, "label name must match"),
+        ({"__name__": "x"}, "reserved"),
+        ({"host": 1}, "value must be a string"),
+        ({"host": "x" * 257}, "at most 256"),
+        ({f"l{i}": "v" for i in range(17)}, "at most 16 labels"),
+        ("host=web1", "labels must be an object"),
+    ],
+)
+def test_publish_metric_refuses_bad_labels_and_publishes_nothing(storage, labels, problem):
+    before = storage.get_current_id("metrics")
+    with pytest.raises(ValueError, match=problem):
+        publish_metric("orders", 1, labels=labels)
+    assert storage.get_current_id("metrics") == before
+    assert not Metric.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_publish_metrics_takes_labelled_points_and_names_a_bad_one(storage):
+    shared = {"host": "web1"}
+    published = publish_metrics([("cpu", 1, None, shared), ("mem", 2, None, shared), ("load", 3, None)])
+    assert [p["series"] for p in published] == ['cpu{host="web1"}', 'mem{host="web1"}', "load"]
+    before = storage.get_current_id("metrics")
+    bad = {"host": "web1", "1x": "y"}
+    with pytest.raises(ValueError, match=r"^point 1: label name must match"):
+        publish_metrics([("cpu", 1, None, shared), ("cpu", 1, None, bad), ("cpu", 1, None, bad)])
+    assert storage.get_current_id("metrics") == before
 
 
 def test_events_published_last_second_counts_every_process_publishing(storage, monkeypatch):

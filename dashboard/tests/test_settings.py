@@ -109,6 +109,10 @@ def test_it_requires_secret_key_without_debug():
         ({"DEBUG": "maybe"}, "DEBUG"),
         ({"DEBUG": "1", "DATABASE_URL": "mysql://x/y"}, "DATABASE_URL"),
         ({"DEBUG": "1", "REDIS_URL": "http://localhost"}, "REDIS_URL"),
+        ({"DEBUG": "1", "REDIS_SENTINELS": "a:26379,b", "REDIS_SENTINEL_MASTER": "m"}, "REDIS_SENTINELS"),
+        ({"DEBUG": "1", "REDIS_SENTINELS": "a:70000", "REDIS_SENTINEL_MASTER": "m"}, "REDIS_SENTINELS"),
+        ({"DEBUG": "1", "REDIS_SENTINELS": "a:26379"}, "REDIS_SENTINEL_MASTER"),
+        ({"DEBUG": "1", "REDIS_SENTINEL_MASTER": "m"}, "REDIS_SENTINELS"),
         ({"DEBUG": "1", "CSRF_TRUSTED_ORIGINS": "example.org"}, "CSRF_TRUSTED_ORIGINS"),
         ({"DEBUG": "0", "SECRET_KEY": "x" * 60}, "ALLOWED_HOSTS"),
         ({"DEBUG": "1", "METRICS_RETENTION_HOURS": "soon"}, "METRICS_RETENTION_HOURS"),
@@ -124,6 +128,8 @@ def test_it_requires_secret_key_without_debug():
         ({"DEBUG": "1", "GRIP_URL": "http://?key=k"}, "GRIP_URL"),
         ({"DEBUG": "1", "DELIVERY_TIMEOUT": "0"}, "DELIVERY_TIMEOUT"),
         ({"DEBUG": "1", "AUDIT_RETENTION_DAYS": "forever"}, "AUDIT_RETENTION_DAYS"),
+        ({"DEBUG": "1", "COLLECTOR_HOST": "h" * 257}, "COLLECTOR_HOST"),
+        ({"DEBUG": "1", "COLLECTOR_HOST": "web\x1b1"}, "COLLECTOR_HOST"),
         # Without its key any Grip-Sig passes as Pushpin's: production refuses to start.
         (
             {
@@ -289,3 +295,10 @@ def test_mail_credentials_keep_their_spaces_and_unset_text_takes_its_default():
     shown += ", repr(settings.EMAIL_HOST)"
     out = settings_value(shown, DEBUG="1", EMAIL_HOST_PASSWORD=" pass word ", REDIS_PREFIX="  ", GRIP_URL=" ")
     assert out == "' pass word ' livedash None ''"
+
+
+def test_the_collector_host_is_the_machine_unless_set():
+    import socket
+
+    assert settings_value("settings.COLLECTOR_HOST", DEBUG="1") == socket.gethostname()
+    assert settings_value("settings.COLLECTOR_HOST", DEBUG="1", COLLECTOR_HOST=" web1 ") == "web1"

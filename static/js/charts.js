@@ -596,6 +596,9 @@
 
   function applyMetric(point) {
     if (typeof point.name !== "string" || typeof point.ts !== "number") return;
+    // A chart draws its metric's series without labels; a labelled series (one of
+    // many hosts, say) is not mixed into that line.
+    if (point.labels && typeof point.labels === "object" && Object.keys(point.labels).length > 0) return;
     if (state.hidden.has(point.name)) return;
     let chart = state.charts.get(point.name);
     if (!chart) {
@@ -608,6 +611,25 @@
 
   // A history answer: `series` {key: [[ts, avg, min, max], ...]} with `step`
   // seconds per point (0: raw values), for the live window or a zoomed range.
+  // History names series by id (`name{label="value",...}`, an unlabelled one by its
+  // name). A chart draws its metric's series without labels, or the collector's own
+  // (labelled with its host), which the live frames feed.
+  function metricNameOf(seriesId) {
+    const brace = seriesId.indexOf("{");
+    return brace < 0 ? seriesId : seriesId.slice(0, brace);
+  }
+
+  function escapeLabelValue(value) {
+    return value.replace(/[\\"\n]/g, (c) => (c === "\n" ? "\\n" : "\\" + c));
+  }
+
+  function chartKeyOf(seriesId) {
+    const name = metricNameOf(seriesId);
+    if (name === seriesId) return seriesId;
+    const host = config.collectorHost || "";
+    return host && seriesId === name + '{host="' + escapeLabelValue(host) + '"}' ? name : null;
+  }
+
   function applyHistory(history) {
     const keys = new Set(history.metrics.map((def) => def.key));
     for (const key of Array.from(state.charts.keys())) {
@@ -624,15 +646,16 @@
       chart.whole = true;
     }
     // Whatever the server sends but does not list is disabled: ignore it live too.
-    state.hidden = new Set(Object.keys(history.series || {}).filter((key) => !keys.has(key)));
+    state.hidden = new Set(Object.keys(history.series || {}).map(metricNameOf).filter((key) => !keys.has(key)));
     state.step = history.step || 0;
     state.lastSeq = 0;
     state.lastFrameTs = 0;
     layout();
     const lastCounts = history.last_counts || {};
     for (const [key, points] of Object.entries(history.series || {})) {
-      const chart = state.charts.get(key);
+      const chart = state.charts.get(chartKeyOf(key));
       if (!chart) continue;
+      chart.seriesId = key;
       points.forEach(([ts, avg, low, high], i) => {
         const last = i === points.length - 1;
         const count = state.step === 0 ? 1 : last && key in lastCounts ? lastCounts[key] : null;
@@ -687,13 +710,20 @@
     return new Date(ts * 1000).toISOString();
   }
 
+  // A CSV field: quoted when it holds a comma, a quote or a line break (series ids do).
+  function csvField(text) {
+    return /[",\n\r]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+  }
+
   function downloadCsv(chart) {
     const [start, end] = xRange();
-    const lines = [state.step > 0 ? "time,avg,min,max" : "time,value"];
+    // Each row names its series by id, as history and the series API do.
+    const series = csvField(chart.seriesId || chart.def.key);
+    const lines = [state.step > 0 ? "series,time,avg,min,max" : "series,time,value"];
     chart.xs.forEach((ts, i) => {
       if (ts < start - state.step || ts > end) return;
       const row = state.step > 0 ? [chart.ys[i], chart.lows[i], chart.highs[i]] : [chart.ys[i]];
-      lines.push([csvTime(ts), ...row].join(","));
+      lines.push([series, csvTime(ts), ...row].join(","));
     });
     const blob = new Blob([lines.join("\n") + "\n"], { type: "text/csv" });
     const link = document.createElement("a");

@@ -1,11 +1,13 @@
 import logging
 import signal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from alerts.evaluation import AlertEvaluator
 from audit.services import prune as audit_prune
+from boards.provisioning import check_for_changes as provision_dashboards
 from dashboard.collector.collector import (
     Collector,
     register_builtin_metrics,
@@ -38,9 +40,10 @@ class Command(BaseCommand):
             raise CommandError(f"cannot register the built-in metrics (is the database migrated?): {exc}")
         if created:
             logger.info("registered metrics: %s", ", ".join(created))
-        collector = Collector(
-            evaluator=AlertEvaluator(), outbox=push_pending, chores=[(AUDIT_PRUNE_EVERY, audit_prune)]
-        )
+        # Dashboards in DASHBOARDS_DIR: provisioned on the first tick, then whenever a file
+        # changes (a chore runs at once, then every so often).
+        chores = [(AUDIT_PRUNE_EVERY, audit_prune), (settings.DASHBOARDS_CHECK_SECONDS, provision_dashboards)]
+        collector = Collector(evaluator=AlertEvaluator(), outbox=push_pending, chores=chores)
         # Finish the tick in progress and exit 0, so supervisors see a clean stop.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: collector.stop())

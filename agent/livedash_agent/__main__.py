@@ -1,0 +1,3 @@
+from livedash_agent.cli import main
+
+raise SystemExit(main())
