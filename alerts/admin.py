@@ -2,14 +2,14 @@ from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from alerts.models import AlertEvent, AlertRule
+from alerts.models import AlertEvent, AlertRule, SeriesAlert
 
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
     # Few, compact columns so the list fits a laptop screen beside its filters: the
     # condition reads as one phrase and the state as a word, never a green tick.
-    list_display = ["__str__", "metric", "condition", "level", "recipients", "enabled", "state"]
+    list_display = ["__str__", "match", "condition", "level", "recipients", "enabled", "state"]
     list_filter = ["enabled", "firing", "level", "comparison"]
     list_editable = ["enabled"]
     list_select_related = ["metric", "recipient_group"]
@@ -23,6 +23,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
     ]
     fields = [
         "name",
+        "match",
         "metric",
         ("comparison", "threshold"),
         "sustain_seconds",
@@ -50,7 +51,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("condition"), ordering="threshold")
     def condition(self, obj):
-        unit = f" {obj.metric.unit}" if obj.metric.unit else ""
+        unit = f" {obj.unit}" if obj.unit else ""
         return _("%(comparison)s %(threshold)s%(unit)s for %(sustain)s s, then %(cooldown)s s quiet") % {
             "comparison": obj.get_comparison_display(),
             "threshold": f"{obj.threshold:g}",
@@ -74,16 +75,47 @@ class AlertRuleAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
+@admin.register(SeriesAlert)
+class SeriesAlertAdmin(admin.ModelAdmin):
+    """Each series' alert under its rule: firing or not, acknowledged, silenced."""
+
+    list_display = ["rule", "series", "firing", "value", "last_fired_at", "acknowledged_by", "silenced_until"]
+    list_filter = ["firing", "rule"]
+    search_fields = ["series", "rule__name", "rule__match"]
+    list_select_related = ["rule__metric", "acknowledged_by"]
+    readonly_fields = [
+        "rule",
+        "series",
+        "labels",
+        "firing",
+        "value",
+        "last_fired_at",
+        "last_resolved_at",
+        "acknowledged_at",
+        "acknowledged_by",
+        "silenced_by",
+    ]
+    fields = [*readonly_fields[:-1], "silenced_until", "silenced_by"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if "silenced_until" in form.changed_data:
+            obj.silenced_by = request.user if obj.silenced_until else None
+        super().save_model(request, obj, form, change)
+
+
 @admin.register(AlertEvent)
 class AlertEventAdmin(admin.ModelAdmin):
     """The alert history: fired, repeated, resolved, acknowledged, silenced, and by whom."""
 
-    list_display = ["at", "rule", "kind", "actor_name", "detail"]
+    list_display = ["at", "rule", "series", "kind", "actor_name", "detail"]
     list_filter = ["kind", "at", "rule"]
-    search_fields = ["rule__name", "rule__metric__key", "actor_name", "detail"]
+    search_fields = ["rule__name", "rule__match", "series", "actor_name", "detail"]
     date_hierarchy = "at"
     list_select_related = ["rule__metric"]
-    fields = ["at", "rule", "kind", "actor_name", "detail"]
+    fields = ["at", "rule", "series", "kind", "actor_name", "detail"]
     readonly_fields = fields
 
     def has_add_permission(self, request):

@@ -8,6 +8,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from dashboard import selectors
+from dashboard import series as series_ids
 from notifications.models import Level
 
 # A maintenance window (`silence_alert`, the admin) lasts from a minute to a week.
@@ -20,14 +22,36 @@ class Comparison(models.TextChoices):
     BELOW = "below", _("below")
 
 
-class AlertRule(models.Model):
-    """Notify when a metric stays out of range for `sustain_seconds`, and again when it is back.
+# Longest selector text a rule keeps (a selector naming a few hosts fits easily).
+MATCH_MAX_LENGTH = 1000
 
-    `firing` and the timestamps are persisted so a restarted collector neither
-    re-fires a rule that is already firing nor forgets a cooldown."""
+
+class AlertRule(models.Model):
+    """Notify when a series stays out of range for `sustain_seconds`, and again when it is back.
+
+    `match` is a selector: every series it matches has its own alert (a `SeriesAlert`:
+    firing or not, acknowledged, silenced). `firing` on the rule says whether any of
+    them fires, and the rule's acknowledgement and silence cover all of them.
+    `metric` is the chart the rule's threshold line is drawn on, and the label and
+    unit its messages use: a selector naming one metric links it by itself.
+
+    The states and timestamps are persisted so a restarted collector neither
+    re-fires an alert that is already firing nor forgets a cooldown."""
 
     name = models.CharField(max_length=80, blank=True, help_text="Defaults to the metric's label.")
-    metric = models.ForeignKey("dashboard.Metric", on_delete=models.CASCADE, related_name="alert_rules")
+    match = models.CharField(
+        max_length=MATCH_MAX_LENGTH,
+        blank=True,
+        help_text='A series selector: cpu, cpu{host=~"web.*"}; empty: the metric\'s series.',
+    )
+    metric = models.ForeignKey(
+        "dashboard.Metric",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="alert_rules",
+        help_text="The chart showing the threshold; empty: the selector's metric.",
+    )
     comparison = models.CharField(max_length=5, choices=Comparison.choices, default=Comparison.ABOVE)
     threshold = models.FloatField()
     sustain_seconds = models.PositiveIntegerField(
@@ -79,14 +103,48 @@ class AlertRule(models.Model):
 
     class Meta:
         db_table = "notifications_alertrule"
-        ordering = ["metric__key", "id"]
+        ordering = ["match", "id"]
 
     def __str__(self):
         return self.display_name
 
+    def save(self, *args, **kwargs):
+        # A rule made the old way (a metric, no selector) watches that metric's series;
+        # one made with a selector naming a metric is drawn on that metric's chart.
+        if not self.match and self.metric_id is not None:
+            self.match = self.metric.key
+        if self.metric_id is None and self.match:
+            from dashboard.models import Metric
+
+            self.metric = Metric.objects.filter(key=metric_name_of(self.match)).first()
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if not self.match and self.metric_id is None:
+            raise ValidationError({"match": "Give a selector or a metric."})
+        if self.match:
+            try:
+                selectors.parse(self.match)
+            except ValueError as exc:
+                raise ValidationError({"match": str(exc)}) from None
+
+    @property
+    def selector(self):
+        return selectors.parse(self.match)
+
+    @property
+    def metric_label(self):
+        return self.metric.display_label if self.metric_id else metric_name_of(self.match) or self.match
+
+    @property
+    def unit(self):
+        return self.metric.unit if self.metric_id else ""
+
     @property
     def display_name(self):
-        return self.name or f"{self.metric.display_label} {self.comparison} {self.threshold:g}"
+        return self.name or f"{self.metric_label} {self.comparison} {self.threshold:g}"
 
     def is_breached_by(self, value):
         if self.comparison == Comparison.BELOW:
@@ -101,18 +159,26 @@ class AlertRule(models.Model):
         return self.firing and self.acknowledged_at is not None
 
     def _name_params(self):
-        metric = self.metric.display_label
-        return {"metric": metric, "comparison": self.comparison, "threshold": self.threshold}
+        return {"metric": self.metric_label, "comparison": self.comparison, "threshold": self.threshold}
 
-    def as_state(self, now=None):
-        """What every open page is told about the rule (who acknowledged, silenced until when)."""
+    def as_state(self, now=None, series=None):
+        """What every open page is told about the rule (who acknowledged, silenced until
+        when) and about each of its series that fires or is silenced (`series`: those
+        `SeriesAlert`s, read from the database when None)."""
+        now = now or timezone.now()
         silenced = self.is_silenced(now)
+        if series is None:
+            series = self.series_alerts.filter(
+                models.Q(firing=True) | models.Q(silenced_until__gt=now)
+            ).select_related("acknowledged_by", "silenced_by")
         return {
             "id": self.pk,
             "name": self.display_name,
             # An unnamed rule's name in parts, so each page says it in its own language.
             "name_params": None if self.name else self._name_params(),
-            "metric": self.metric.key,
+            "metric": self.metric.key if self.metric_id else metric_name_of(self.match),
+            "match": self.match,
+            "series": [alert.as_state(now) for alert in series],
             "level": self.level,
             "firing": self.firing,
             "acknowledged_by": _username(self.acknowledged_by) if self.is_acknowledged else None,
@@ -122,8 +188,68 @@ class AlertRule(models.Model):
         }
 
 
+def metric_name_of(match):
+    """The metric name a selector asks for with `name{...}` or `__name__="..."`, else ""."""
+    try:
+        return selectors.parse(match).metric_name or ""
+    except ValueError:
+        return ""
+
+
 def _username(user):
     return user.get_username() if user is not None else None
+
+
+def labels_text(labels):
+    """`host="web1", disk="/"`: how messages, the history and the audit name a series."""
+    return ", ".join(f'{label}="{value}"' for label, value in sorted(labels.items()))
+
+
+class SeriesAlert(models.Model):
+    """One series' alert under a rule: firing or not, its acknowledgement and silence.
+    A row exists once the series fired, or was silenced ahead of time."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="series_alerts")
+    # The id can run to kilobytes; `key` (dashboard.series.storage_key) is the short unique one.
+    series = models.TextField()
+    key = models.CharField(max_length=series_ids.STORAGE_KEY_MAX_LENGTH)
+    labels = models.JSONField(default=dict)
+    firing = models.BooleanField(default=False)
+    value = models.FloatField(null=True, blank=True)
+    last_fired_at = models.DateTimeField(null=True, blank=True)
+    last_resolved_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    silenced_until = models.DateTimeField(null=True, blank=True)
+    silenced_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["rule", "key"], name="one_alert_per_rule_and_series")]
+        ordering = ["rule", "series"]
+
+    def __str__(self):
+        return f"{self.rule}: {self.series}"
+
+    def is_silenced(self, now=None):
+        return self.silenced_until is not None and self.silenced_until > (now or timezone.now())
+
+    def as_state(self, now=None):
+        silenced = self.is_silenced(now)
+        acknowledged = self.firing and self.acknowledged_at is not None
+        return {
+            "series": self.series,
+            "labels": self.labels,
+            "firing": self.firing,
+            "value": self.value,
+            "acknowledged_by": _username(self.acknowledged_by) if acknowledged else None,
+            "acknowledged_at": self.acknowledged_at.isoformat() if acknowledged else None,
+            "silenced_until": self.silenced_until.isoformat() if silenced else None,
+            "silenced_by": _username(self.silenced_by) if silenced else None,
+        }
 
 
 class AlertEvent(models.Model):
@@ -138,6 +264,8 @@ class AlertEvent(models.Model):
         UNSILENCED = "unsilenced", "Unsilenced"
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="events")
+    # The series' id; empty for what concerns the whole rule.
+    series = models.TextField(blank=True)
     kind = models.CharField(max_length=12, choices=Kind.choices)
     at = models.DateTimeField(default=timezone.now, db_index=True)
     # By name as well as by key, so the history outlives the user.

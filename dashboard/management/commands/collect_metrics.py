@@ -1,10 +1,12 @@
 import logging
 import signal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from alerts.evaluation import AlertEvaluator
+from alerts.feed import MetricEventFeed
 from audit.services import prune as audit_prune
 from dashboard.collector.collector import (
     Collector,
@@ -38,8 +40,10 @@ class Command(BaseCommand):
             raise CommandError(f"cannot register the built-in metrics (is the database migrated?): {exc}")
         if created:
             logger.info("registered metrics: %s", ", ".join(created))
+        # Alerts watch this collector's frames (its host's series) and every published value.
+        evaluator = AlertEvaluator(host=settings.COLLECTOR_HOST, feed=MetricEventFeed())
         collector = Collector(
-            evaluator=AlertEvaluator(), outbox=push_pending, chores=[(AUDIT_PRUNE_EVERY, audit_prune)]
+            evaluator=evaluator, outbox=push_pending, chores=[(AUDIT_PRUNE_EVERY, audit_prune)]
         )
         # Finish the tick in progress and exit 0, so supervisors see a clean stop.
         for signum in (signal.SIGTERM, signal.SIGINT):
