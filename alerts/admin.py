@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -5,8 +6,35 @@ from django.utils.translation import gettext_lazy as _
 from alerts.models import AlertEvent, AlertRule, SeriesAlert
 
 
+class AlertRuleForm(forms.ModelForm):
+    """Grouping may be left out (a form or script posting only the older fields): then
+    the rule gets the defaults, Alertmanager's."""
+
+    OPTIONAL = ("group_by", "group_wait", "group_interval")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.OPTIONAL:
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def _or_default(self, name):
+        value = self.cleaned_data.get(name)
+        return AlertRule._meta.get_field(name).get_default() if value in (None, "") else value
+
+    def clean_group_by(self):
+        return self._or_default("group_by")
+
+    def clean_group_wait(self):
+        return self._or_default("group_wait")
+
+    def clean_group_interval(self):
+        return self._or_default("group_interval")
+
+
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
+    form = AlertRuleForm
     # Few, compact columns so the list fits a laptop screen beside its filters: the
     # condition reads as one phrase and the state as a word, never a green tick.
     list_display = ["__str__", "match", "condition", "level", "recipients", "enabled", "state"]
@@ -29,6 +57,8 @@ class AlertRuleAdmin(admin.ModelAdmin):
         "sustain_seconds",
         "cooldown_seconds",
         "repeat_minutes",
+        "group_by",
+        ("group_wait", "group_interval"),
         "level",
         "recipient_group",
         "enabled",

@@ -27,10 +27,11 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from alerts.actions import broadcast
+from alerts.grouping import Group, group_key, group_labels
 from alerts.models import AlertEvent, AlertRule, SeriesAlert, labels_text
 from dashboard import frames
 from dashboard.series import storage_key
-from notifications.models import Level
+from notifications.models import BODY_MAX_LENGTH, Level
 from notifications.services import notify
 
 logger = logging.getLogger(__name__)
@@ -49,9 +50,8 @@ class SeriesState:
     # Since when the value has been out of range (not firing) or back in range (firing).
     since: float | None = None
     last_resolved: float | None = None
-    # When this firing last notified anyone (its start or its last repeat).
-    last_notified: float | None = None
     last_seen: float | None = None
+    value: float | None = None
 
 
 class AlertEvaluator:
@@ -66,6 +66,9 @@ class AlertEvaluator:
         self.selectors = {}
         # rule id -> {series id: SeriesState}
         self.states = {}
+        self.rules_by_id = {}
+        # (rule id, group key) -> Group: what each group has said and has yet to say.
+        self.groups = {}
         self._loaded_at = None
 
     def evaluate(self, values, now):
@@ -90,6 +93,11 @@ class AlertEvaluator:
                 except Exception:
                     logger.exception("alert rule %s failed on %s; trying again next tick", rule.pk, series_id)
                     _drop_broken_connection()
+        if self._loaded_at == now:
+            # With the reloads, after this tick's values: a long pause between two ticks
+            # (a suspended host, a test's clock) must not look like silence.
+            self._resolve_stale(now)
+        self._flush_groups(now)
         return {state.name for rule in self.rules for state in self.states[rule.pk].values() if state.firing}
 
     def _samples(self, values, now):
@@ -134,8 +142,14 @@ class AlertEvaluator:
             return
         self.states = {rule.pk: self.states.get(rule.pk) or loaded.get(rule.pk, {}) for rule in usable}
         self.rules = usable
+        self.rules_by_id = {rule.pk: rule for rule in usable}
+        for rule in new:
+            for series_id, state in self.states[rule.pk].items():
+                if state.firing:
+                    self._group(rule, state.labels).resumed(series_id, state.labels, state.value, now)
+        # A rule switched off (or deleted) says nothing more through its groups.
+        self.groups = {key: group for key, group in self.groups.items() if group.rule_id in self.rules_by_id}
         self._resolve_switched_off(now)
-        self._resolve_stale(now)
 
     def _resolve_switched_off(self, now):
         """A rule left firing when it (or its metric) was disabled would show "firing"
@@ -181,7 +195,8 @@ class AlertEvaluator:
         else:
             state.since = None
             if state.firing:
-                self._repeat_if_due(rule, series_id, state, value, now)
+                state.value = value
+                self._group(rule, state.labels).still(series_id, value)
             return
         if now - state.since < rule.sustain_seconds:
             return
@@ -192,7 +207,16 @@ class AlertEvaluator:
         else:
             self._resolve(rule, series_id, state, value, now)
 
+    def _group(self, rule, labels):
+        grouped = group_labels(rule, labels)
+        key = group_key(rule, grouped)
+        group = self.groups.get((rule.pk, key))
+        if group is None:
+            group = self.groups[(rule.pk, key)] = Group(rule.pk, key, grouped)
+        return group
+
     def _fire(self, rule, series_id, state, value, now):
+        silenced = _silenced(rule, series_id, now)
         # A new firing: the last one's acknowledgement does not carry over.
         _step(
             rule,
@@ -200,7 +224,7 @@ class AlertEvaluator:
             now,
             value,
             series=(series_id, state),
-            silenced=_silenced(rule, series_id, now),
+            silenced=silenced,
             rule_firing=True,
             firing=True,
             last_fired_at=_datetime(now),
@@ -208,28 +232,9 @@ class AlertEvaluator:
             acknowledged_by=None,
         )
         # Changed only once saved: if that failed, the next tick tries again.
-        state.firing, state.since, state.last_notified = True, None, now
-
-    def _repeat_if_due(self, rule, series_id, state, value, now):
-        if not rule.repeat_minutes or state.last_notified is None:
-            return
-        if now - state.last_notified < rule.repeat_minutes * 60:
-            return
-        state.last_notified = now
-        fresh = (
-            SeriesAlert.objects.filter(rule_id=rule.pk, key=storage_key(series_id))
-            .values("acknowledged_at", "silenced_until", "rule__silenced_until")
-            .first()
-        )
-        if fresh is None or fresh["acknowledged_at"] is not None:
-            return  # acknowledged: someone is on it, no more repeats of this firing
-        moment = _datetime(now)
-        if any(
-            until is not None and until > moment
-            for until in (fresh["silenced_until"], fresh["rule__silenced_until"])
-        ):
-            return
-        _step(rule, "alert.repeated", now, value, series=(series_id, state))
+        state.firing, state.since, state.value = True, None, value
+        if not silenced:  # recorded, but said to nobody
+            self._group(rule, state.labels).fired(series_id, state.labels, value, now)
 
     def _resolve(self, rule, series_id, state, value, now):
         _step(
@@ -244,6 +249,26 @@ class AlertEvaluator:
             last_resolved_at=_datetime(now),
         )
         state.firing, state.since, state.last_resolved = False, None, now
+        self._group(rule, state.labels).resolved_now(series_id, value, no_data=value is None)
+
+    def _flush_groups(self, now):
+        """Send what each group has due (Alertmanager's timing), one message a group."""
+        for key, group in list(self.groups.items()):
+            rule = self.rules_by_id.get(group.rule_id)
+            if rule is None:
+                del self.groups[key]
+                continue
+            due = group.due(rule, now)
+            if due is not None:
+                try:
+                    _send_group(rule, group, due, now)
+                except Exception:
+                    logger.exception("could not notify alert group %s; trying again next tick", group.key)
+                    _drop_broken_connection()
+                    continue
+                group.sent(now)
+            if group.finished:
+                del self.groups[key]
 
 
 def _states_from_database(rules, now):
@@ -254,19 +279,16 @@ def _states_from_database(rules, now):
     alerts = SeriesAlert.objects.filter(rule_id__in=list(by_rule)).filter(
         Q(firing=True) | Q(last_resolved_at__isnull=False)
     )
-    for alert in alerts.values("rule_id", "series", "labels", "firing", "last_fired_at", "last_resolved_at"):
+    for alert in alerts.values("rule_id", "series", "labels", "firing", "value", "last_resolved_at"):
         name = alert["series"].split("{", 1)[0]
         last_resolved = alert["last_resolved_at"].timestamp() if alert["last_resolved_at"] else None
-        last_fired = (
-            alert["last_fired_at"].timestamp() if alert["firing"] and alert["last_fired_at"] else None
-        )
         by_rule[alert["rule_id"]][alert["series"]] = SeriesState(
             name,
             alert["labels"] or {},
             firing=alert["firing"],
             last_resolved=last_resolved,
-            last_notified=last_fired,
             last_seen=now,
+            value=alert["value"],
         )
     return by_rule
 
@@ -283,15 +305,16 @@ STEPS = {
 
 def _step(rule, message_id, now, value=None, series=None, silenced=False, rule_firing=None, **series_fields):
     """One step of a series' alert (or, with `series` None, of the whole rule), in one
-    transaction: the notification (unless silenced), the series' new `series_fields`,
-    the rule's `firing` and timestamps, its history entry, and once committed the
-    news to every open page when the alert started or stopped firing."""
+    transaction: the series' new `series_fields`, the rule's `firing` and timestamps,
+    its history entry, and once committed the news to every open page when the alert
+    started or stopped firing. A series' step notifies nobody itself: its group does
+    (`_send_group`); the whole rule's step (switched off) notifies at once, unless silenced."""
     kind, level = STEPS[message_id]
     series_id, state = series if series is not None else ("", None)
     labels = state.labels if state is not None else {}
     moment = _datetime(now)
     with transaction.atomic():
-        if not silenced:
+        if not silenced and series is None:
             title, body = _english(message_id, rule, value, series_id, labels)
             notify(
                 rule.recipient_group,
@@ -324,6 +347,113 @@ def _step(rule, message_id, now, value=None, series=None, silenced=False, rule_f
         )
         if kind != AlertEvent.Kind.REPEATED:
             _broadcast_on_commit(rule, kind.value, series_id or None)
+
+
+# Alerts a grouped message lists by name; the rest are counted (the body has a limit).
+LISTED = 25
+
+
+def _send_group(rule, group, due, now):
+    """One message for the group (`due`: "first", "update" or "repeat"), in one transaction
+    with the history of its repeats. A repeat leaves out what was acknowledged or silenced
+    since; with nothing left it says nothing."""
+    firing = list(group.firing.values())
+    resolved = list(group.resolved.values())
+    if due == "repeat":
+        firing = _unattended(rule, firing, now)
+        if not firing:
+            return
+    if not firing and not resolved:
+        return
+    message_id, title, body, params = _group_message(rule, group, due, firing, resolved)
+    with transaction.atomic():
+        notify(
+            rule.recipient_group,
+            _clip(title),
+            body=body[:BODY_MAX_LENGTH],
+            level=rule.level if firing else Level.SUCCESS,
+            message=(message_id, params),
+        )
+        if due == "repeat":
+            moment = _datetime(now)
+            AlertEvent.objects.bulk_create(
+                AlertEvent(
+                    rule=rule,
+                    series=member.series,
+                    kind=AlertEvent.Kind.REPEATED,
+                    at=moment,
+                    detail=_clip(_detail("alert.repeated", rule, member.value, member.labels), 200),
+                )
+                for member in firing
+            )
+
+
+def _unattended(rule, members, now):
+    """The members whose alert nobody acknowledged or silenced (read fresh)."""
+    moment = _datetime(now)
+    rule_silence = AlertRule.objects.filter(pk=rule.pk).values_list("silenced_until", flat=True).first()
+    if rule_silence is not None and rule_silence > moment:
+        return []
+    keys = {storage_key(member.series): member for member in members}
+    attended = (
+        SeriesAlert.objects.filter(rule_id=rule.pk, key__in=list(keys))
+        .filter(Q(acknowledged_at__isnull=False) | Q(silenced_until__gt=moment))
+        .values_list("key", flat=True)
+    )
+    quiet = set(attended)
+    return [member for key, member in keys.items() if key not in quiet]
+
+
+def _group_message(rule, group, due, firing, resolved):
+    """(message id, English title, English body, params) of a group's message: a group of
+    one reads as that series' own message; more are listed, firing first."""
+    alerts = [
+        {"series": m.series, "labels": m.labels, "status": "firing", "value": m.value} for m in firing
+    ] + [{"series": m.series, "labels": m.labels, "status": "resolved", "value": m.value} for m in resolved]
+    about = {
+        "key": group.key,
+        "labels": group.labels,
+        "status": "firing" if firing else "resolved",
+        "alerts": alerts,
+    }
+    if len(firing) + len(resolved) == 1:
+        member = (firing or resolved)[0]
+        if firing:
+            message_id = "alert.fired" if member.status == "fired" and due != "repeat" else "alert.repeated"
+        else:
+            message_id = "alert.no_data" if member.status == "no_data" else "alert.resolved"
+        value = member.value if message_id != "alert.no_data" else None
+        title, body = _english(message_id, rule, value, member.series, member.labels)
+        params = _params(rule, value, member.labels)
+        return message_id, title, body, {**params, "group": about}
+    lines = []
+    for heading, members in (("Firing", firing), ("Resolved", resolved)):
+        if not members:
+            continue
+        lines.append(f"{heading}:")
+        for member in members[:LISTED]:
+            name = labels_text(member.labels) or member.series
+            shown = "" if member.value is None else f": {member.value:g}{_unit(rule)}"
+            lines.append(f"- {name}{shown}")
+        if len(members) > LISTED:
+            lines.append(f"- and {len(members) - LISTED} more")
+    details = "\n".join(lines)
+    grouped = labels_text(group.labels)
+    params = {
+        **_params(rule),
+        "firing": len(firing),
+        "resolved": len(resolved),
+        "details": details,
+        "group": about,
+    }
+    if grouped:
+        params["labels"] = grouped
+    title = f"{rule.display_name}: {len(firing)} firing, {len(resolved)} resolved"
+    title += f" ({grouped})" if grouped else ""
+    message_id = "alert.group.repeated" if due == "repeat" else "alert.group"
+    if due == "repeat":
+        title = "Still firing: " + title
+    return message_id, title, details, params
 
 
 def _detail(message_id, rule, value, labels):
@@ -415,6 +545,8 @@ def _params(rule, value=None, labels=None):
 
 
 def _describe_value(rule, value):
+    if value is None:  # an alert older than values were kept (see migration 0002)
+        return f"{rule.metric_label} is out of range"
     return f"{rule.metric_label} is {value:g}{_unit(rule)}"
 
 

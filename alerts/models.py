@@ -58,6 +58,18 @@ class AlertRule(models.Model):
         default=60, help_text="How long the value must stay out of range (and then back in range)."
     )
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.WARNING)
+    # Grouping, as Alertmanager does it (alerts/grouping.py).
+    group_by = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Labels whose values split alerts into groups, e.g. ["cluster"]; none: one group.',
+    )
+    group_wait = models.PositiveIntegerField(
+        default=30, help_text="Seconds a new group waits, so alerts firing together go out as one message."
+    )
+    group_interval = models.PositiveIntegerField(
+        default=300, help_text="Seconds between two messages of one group about new or resolved alerts."
+    )
     recipient_group = models.ForeignKey(
         Group,
         null=True,
@@ -70,7 +82,7 @@ class AlertRule(models.Model):
         default=300, help_text="After a resolve, do not fire again for this long."
     )
     repeat_minutes = models.PositiveIntegerField(
-        default=60,
+        default=240,
         help_text="While firing and not acknowledged, notify again this often; 0: never.",
     )
     enabled = models.BooleanField(default=True)
@@ -122,6 +134,10 @@ class AlertRule(models.Model):
     def clean(self):
         from django.core.exceptions import ValidationError
 
+        try:
+            validate_group_by(self.group_by)
+        except ValueError as exc:
+            raise ValidationError({"group_by": str(exc)}) from None
         if not self.match and self.metric_id is None:
             raise ValidationError({"match": "Give a selector or a metric."})
         if self.match:
@@ -186,6 +202,17 @@ class AlertRule(models.Model):
             "silenced_until": self.silenced_until.isoformat() if silenced else None,
             "silenced_by": _username(self.silenced_by) if silenced else None,
         }
+
+
+def validate_group_by(labels):
+    """A list of distinct label names; `ValueError` otherwise."""
+    if not isinstance(labels, list):
+        raise ValueError("group_by must be a list of label names")
+    for label in labels:
+        series_ids.validate_label_name(label)
+    if len(set(labels)) != len(labels):
+        raise ValueError("group_by names a label twice")
+    return labels
 
 
 def metric_name_of(match):

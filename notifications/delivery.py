@@ -165,7 +165,17 @@ def send_email(delivery):
 
 
 def webhook_payload(notification):
-    return notification.as_dict()
+    """The notification; an alert group's message (alerts/grouping.py) adds `group_key`
+    (the same for every message of that group, so a receiver can thread them),
+    `status` ("firing" or "resolved") and `alerts` (each series, its labels, status, value)."""
+    payload = notification.as_dict()
+    group = (notification.message_params or {}).get("group") if notification.message_id else None
+    if isinstance(group, dict):
+        payload["group_key"] = group.get("key")
+        payload["group_labels"] = group.get("labels", {})
+        payload["status"] = group.get("status")
+        payload["alerts"] = group.get("alerts", [])
+    return payload
 
 
 def sign(secret, body):

@@ -28,6 +28,15 @@ MESSAGES = {
         gettext_noop("Resolved: %(rule)s"),
         gettext_noop("%(metric)s has sent nothing for a while, so its alert is resolved."),
     ),
+    # Several alerts of one group (alerts/grouping.py) in one message; `details` lists them.
+    "alert.group": (
+        gettext_noop("%(rule)s: %(firing)s firing, %(resolved)s resolved"),
+        "%(details)s",
+    ),
+    "alert.group.repeated": (
+        gettext_noop("Still firing: %(rule)s: %(firing)s firing, %(resolved)s resolved"),
+        "%(details)s",
+    ),
     "alert.disabled": (
         gettext_noop("Resolved: %(rule)s"),
         gettext_noop("The rule was disabled, so it no longer watches %(metric)s."),

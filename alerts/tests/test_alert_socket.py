@@ -4,6 +4,7 @@ validation, a broadcast to every open page, the alert history and the audit log.
 import pytest
 from channels.db import database_sync_to_async
 
+from alerts import actions
 from alerts.models import AlertEvent, AlertRule
 from audit.models import AuditEntry
 from conftest import _make_user
@@ -151,6 +152,7 @@ def fleet_firing(rule, *hosts):
         SeriesAlert.objects.create(
             rule=rule, series=series, key=storage_key(series), labels={"host": host}, firing=True
         )
+    actions.bump_version_quietly()  # as every change of an alert does: hello reads afresh
 
 
 async def test_series_are_acknowledged_and_silenced_one_by_one(oncall, alice, firing_rule):

@@ -53,6 +53,10 @@ def fleet_rule(cpu):
         cooldown_seconds=0,
         repeat_minutes=1,
         level="error",
+        # One group a host, each message at once: every series is told apart here.
+        group_by=["host"],
+        group_wait=0,
+        group_interval=0,
     )
 
 
