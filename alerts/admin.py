@@ -40,7 +40,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
     list_display = ["__str__", "match", "condition", "level", "recipients", "enabled", "state"]
     list_filter = ["enabled", "firing", "level", "comparison"]
     list_editable = ["enabled"]
-    list_select_related = ["metric", "recipient_group"]
+    list_select_related = ["metric", "recipient_group", "recipient_user"]
     readonly_fields = [
         "firing",
         "last_fired_at",
@@ -61,6 +61,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
         ("group_wait", "group_interval"),
         "level",
         "recipient_group",
+        "recipient_user",
         "enabled",
         "silenced_until",
         "firing",
@@ -73,6 +74,8 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("recipients"))
     def recipients(self, obj):
+        if obj.recipient_user_id:
+            return obj.recipient_user.get_username()
         return (
             _("group %(name)s") % {"name": obj.recipient_group.name}
             if obj.recipient_group_id

@@ -125,7 +125,7 @@ class AlertEvaluator:
             rules = list(
                 AlertRule.objects.filter(enabled=True)
                 .filter(Q(metric__isnull=True) | Q(metric__enabled=True))
-                .select_related("metric", "recipient_group")
+                .select_related("metric", "recipient_group", "recipient_user")
             )
             usable = []
             for rule in rules:
@@ -156,7 +156,7 @@ class AlertEvaluator:
         for ever and never resolve: say it is resolved, once, and clear the flags."""
         switched_on = Q(enabled=True) & (Q(metric__isnull=True) | Q(metric__enabled=True))
         stuck = AlertRule.objects.filter(firing=True).exclude(switched_on)
-        for rule in stuck.select_related("metric", "recipient_group"):
+        for rule in stuck.select_related("metric", "recipient_group", "recipient_user"):
             try:
                 _step(
                     rule,
@@ -317,7 +317,7 @@ def _step(rule, message_id, now, value=None, series=None, silenced=False, rule_f
         if not silenced and series is None:
             title, body = _english(message_id, rule, value, series_id, labels)
             notify(
-                rule.recipient_group,
+                rule.recipients,
                 _clip(title),
                 body=body,
                 level=level or rule.level,
@@ -368,7 +368,7 @@ def _send_group(rule, group, due, now):
     message_id, title, body, params = _group_message(rule, group, due, firing, resolved)
     with transaction.atomic():
         notify(
-            rule.recipient_group,
+            rule.recipients,
             _clip(title),
             body=body[:BODY_MAX_LENGTH],
             level=rule.level if firing else Level.SUCCESS,

@@ -76,8 +76,18 @@ class AlertRule(models.Model):
         blank=True,
         on_delete=models.CASCADE,
         related_name="alert_rules",
-        help_text="Leave empty to notify everyone.",
+        help_text="Leave this and the user empty to notify everyone.",
     )
+    recipient_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="alert_rules",
+        help_text="Notify this user alone (instead of a group).",
+    )
+    # The file (ALERT_RULES_DIR) a provisioned rule follows; empty for rules made here or by the API.
+    provisioned_from = models.CharField(max_length=500, blank=True, editable=False)
     cooldown_seconds = models.PositiveIntegerField(
         default=300, help_text="After a resolve, do not fire again for this long."
     )
@@ -134,6 +144,8 @@ class AlertRule(models.Model):
     def clean(self):
         from django.core.exceptions import ValidationError
 
+        if self.recipient_group_id and self.recipient_user_id:
+            raise ValidationError("Notify a user or a group, not both.")
         try:
             validate_group_by(self.group_by)
         except ValueError as exc:
@@ -145,6 +157,11 @@ class AlertRule(models.Model):
                 selectors.parse(self.match)
             except ValueError as exc:
                 raise ValidationError({"match": str(exc)}) from None
+
+    @property
+    def recipients(self):
+        """Who `notify()` tells: the user, the group, or everyone (None)."""
+        return self.recipient_user or self.recipient_group
 
     @property
     def selector(self):

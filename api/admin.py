@@ -21,7 +21,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_filter = ("revoked", "notify", "scrape")
     search_fields = ("name", "prefix")
     readonly_fields = ("prefix", "created_at", "last_used_at", "last_used_from", "revoked_at")
-    fields = ("name", "metric_patterns", "notify", "scrape", "revoked", *readonly_fields)
+    fields = ("name", "metric_patterns", "notify", "scrape", "alerts", "revoked", *readonly_fields)
     actions = ["revoke_tokens"]
 
     def save_model(self, request, obj, form, change):

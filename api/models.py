@@ -17,7 +17,7 @@ PREFIX_LENGTH = 8
 
 PATTERNS_HELP = 'Shell-style patterns of the metric names it may push: ["app_*", "cpu"]; ["*"] for all.'
 
-SCOPES = ("metrics", "notify", "scrape")
+SCOPES = ("metrics", "notify", "scrape", "alerts")
 
 # Writing "last used" on every request would turn each read into a write; once a
 # minute (or when the address changes) is as precise as the admin needs.
@@ -80,6 +80,7 @@ class ApiToken(models.Model):
     )
     notify = models.BooleanField(default=False, help_text="May send notifications.")
     scrape = models.BooleanField(default=False, help_text="May read /metrics.")
+    alerts = models.BooleanField(default=False, help_text="May read and write alert rules.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_from = models.GenericIPAddressField(null=True, blank=True, editable=False)
@@ -96,10 +97,12 @@ class ApiToken(models.Model):
         return self.name
 
     @classmethod
-    def create(cls, name, metric_patterns=(), notify=False, scrape=False):
+    def create(cls, name, metric_patterns=(), notify=False, scrape=False, alerts=False):
         """A new token: returns (the saved ApiToken, the token text). The text is
         not stored anywhere; show it to the user once."""
-        token = cls(name=name, metric_patterns=list(metric_patterns), notify=notify, scrape=scrape)
+        token = cls(
+            name=name, metric_patterns=list(metric_patterns), notify=notify, scrape=scrape, alerts=alerts
+        )
         raw = token.set_new_secret()
         token.full_clean(exclude=["prefix", "token_hash"])
         for _attempt in range(5):
@@ -162,7 +165,7 @@ class ApiToken(models.Model):
     def has_scope(self, scope):
         if scope == "metrics":
             return bool(self.metric_patterns)
-        if scope in ("notify", "scrape"):
+        if scope in ("notify", "scrape", "alerts"):
             return getattr(self, scope)
         raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
 

@@ -21,7 +21,7 @@ from ninja.security.base import AuthBase
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from api import bodies, lineprotocol, ratelimit, schemas
+from api import alert_rules, bodies, lineprotocol, ratelimit, schemas
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
 from dashboard import telemetry
 from dashboard.live import publish_validated, validate_metrics
@@ -66,6 +66,10 @@ api = NinjaAPI(
     openapi_url="v1/openapi.json",
     docs_decorator=login_required,
 )
+
+
+# Alert rules as code (api/alert_rules.py): their own module, mounted here.
+api.add_router("v1/alert-rules", alert_rules.router)
 
 
 def urls():

@@ -21,16 +21,21 @@ class Command(BaseCommand):
         )
         parser.add_argument("--notify", action="store_true", help="may send notifications")
         parser.add_argument("--scrape", action="store_true", help="may read /metrics")
+        parser.add_argument("--alerts", action="store_true", help="may read and write alert rules")
 
-    def handle(self, *args, name, metrics, notify, scrape, **options):
+    def handle(self, *args, name, metrics, notify, scrape, alerts, **options):
         if not name.strip():
             raise CommandError("NAME must not be empty")
         if any(not pattern.strip() for pattern in metrics):
             raise CommandError("--metrics patterns must not be empty")
-        if not (metrics or notify or scrape):
-            raise CommandError("give the token at least one scope: --metrics PATTERN, --notify or --scrape")
+        if not (metrics or notify or scrape or alerts):
+            raise CommandError(
+                "give the token at least one scope: --metrics PATTERN, --notify, --scrape or --alerts"
+            )
         try:
-            token, raw = ApiToken.create(name, metric_patterns=metrics, notify=notify, scrape=scrape)
+            token, raw = ApiToken.create(
+                name, metric_patterns=metrics, notify=notify, scrape=scrape, alerts=alerts
+            )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()))
         except ValueError as exc:

@@ -7,6 +7,8 @@ from django.db import DatabaseError
 
 from alerts.evaluation import AlertEvaluator
 from alerts.feed import MetricEventFeed
+from alerts.provisioning import ProvisioningError
+from alerts.provisioning import provision as provision_alert_rules
 from audit.services import prune as audit_prune
 from dashboard.collector.collector import (
     Collector,
@@ -17,6 +19,17 @@ from notifications.delivery import DeliveryWorker
 from notifications.services import push_pending
 
 logger = logging.getLogger("dashboard.collector.collector")
+
+
+def provision_alert_rules_quietly(directory):
+    # A bad rule file is reported, not fatal: the collector's other work goes on.
+    try:
+        outcome = provision_alert_rules(directory)
+    except (ProvisioningError, OSError) as exc:
+        logger.error("alert rules from %s: %s", directory, exc)
+    else:
+        logger.info("provisioned %d alert rules from %s", len(outcome["applied"]), directory)
+
 
 AUDIT_PRUNE_EVERY = 3600.0
 
@@ -40,6 +53,8 @@ class Command(BaseCommand):
             raise CommandError(f"cannot register the built-in metrics (is the database migrated?): {exc}")
         if created:
             logger.info("registered metrics: %s", ", ".join(created))
+        if settings.ALERT_RULES_DIR:
+            provision_alert_rules_quietly(settings.ALERT_RULES_DIR)
         # Alerts watch this collector's frames (its host's series) and every published value.
         evaluator = AlertEvaluator(host=settings.COLLECTOR_HOST, feed=MetricEventFeed())
         collector = Collector(
