@@ -109,10 +109,11 @@ def _forget_process_caches():
     one (tokens found, metric names registered) must not carry over."""
     yield
     from api import models as api_models
-    from dashboard import live
+    from dashboard import live, rollups
 
     api_models.forget_found_tokens()
     live.forget_registered_names()
+    rollups.forget_registered_series()
 
 
 # Personas: alice can view metrics, bob can view metrics too (for "another user"

@@ -202,7 +202,7 @@ def _iso(value):
 
 
 # Moved by every change of a rule's state, so the workers' cached hello states are
-# never reused past one (dashboard.control.consumers.hello_alerts).
+# never reused past one (dashboard.control.hello.hello_alerts).
 VERSION_KEY = ("alerts", "version")
 
 

@@ -13,21 +13,34 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "metric_patterns",
         "notify",
         "scrape",
+        "read",
+        "dashboards",
         "created_at",
         "last_used_at",
         "last_used_from",
         "revoked",
     )
-    list_filter = ("revoked", "notify", "scrape")
+    list_filter = ("revoked", "notify", "scrape", "read", "dashboards")
     search_fields = ("name", "prefix")
-    readonly_fields = ("prefix", "created_at", "last_used_at", "last_used_from", "revoked_at")
-    fields = ("name", "metric_patterns", "notify", "scrape", "alerts", "revoked", *readonly_fields)
+    readonly_fields = ("prefix", "created_by", "created_at", "last_used_at", "last_used_from", "revoked_at")
+    fields = (
+        "name",
+        "metric_patterns",
+        "notify",
+        "scrape",
+        "read",
+        "dashboards",
+        "alerts",
+        "revoked",
+        *readonly_fields,
+    )
     actions = ["revoke_tokens"]
 
     def save_model(self, request, obj, form, change):
         if not change:
             # The secret is drawn here and shown once by response_add; only its hash is saved.
             obj._new_token = obj.set_new_secret()
+            obj.created_by = request.user
         if "revoked" in form.changed_data:
             obj.revoked_at = timezone.now() if obj.revoked else None
         super().save_model(request, obj, form, change)

@@ -5,43 +5,27 @@ the full chain, each sync middleware step is a trip to a thread, and Django
 starts a thread per request for them; measured, that capped one worker near 190
 single-point pushes a second at about 5 ms each (docs/performance.md). A request
 to these paths authenticates with its token header alone, so the middlewares
-that serve pages and sessions have nothing to do for it (TOKEN_REQUESTS_SKIP says
-why, one by one; api/tests/test_it_handler.py keeps it in step with
-settings.MIDDLEWARE). Their sync steps share one thread, as stream connects do.
+that serve pages and sessions have nothing to do for it (dashboard.bypasses says
+why, one by one, and which run). Their sync steps share one thread, as stream
+connects do.
 """
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
+from dashboard.bypasses import api_push_chain
 from dashboard.loops import SharedSyncThread
 
 # The endpoints that take an API token and nothing else (the docs pages need a login,
 # so they keep the whole chain).
 TOKEN_PATHS = frozenset({"/api/v1/metrics", "/api/v2/write", "/api/v1/notifications"})
 
-# settings.MIDDLEWARE, each with whether a token request runs it and why.
-KEPT = "runs"
-TOKEN_REQUESTS_SKIP = {
-    "django.middleware.security.SecurityMiddleware": KEPT,
-    "servestatic.middleware.ServeStaticMiddleware": "serves /static/ only",
-    "django.contrib.sessions.middleware.SessionMiddleware": "a token request has no session",
-    "django.middleware.locale.LocaleMiddleware": "API errors are codes and English details",
-    "django.middleware.common.CommonMiddleware": "the paths are exact; no slash redirects",
-    "django.middleware.csrf.CsrfViewMiddleware": "the views are CSRF-exempt: the token is a header",
-    "django.contrib.auth.middleware.AuthenticationMiddleware": "no session user; the token is checked",
-    "audit.context.AuditContextMiddleware": "names a session user making a change; there is none",
-    "django.contrib.messages.middleware.MessageMiddleware": "no messages are read or stored",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware": "JSON answers are never framed",
-    "csp.middleware.CSPMiddleware": "a policy governs documents; these answer JSON",
-    "axes.middleware.AxesMiddleware": "acts on login attempts only",
-}
-
 
 class TokenRequestHandler(ASGIHandler):
     def load_middleware(self, is_async=False):
         everything = settings.MIDDLEWARE
         # Django builds the chain from settings.MIDDLEWARE alone; this runs once, at start-up.
-        settings.MIDDLEWARE = [path for path in everything if TOKEN_REQUESTS_SKIP.get(path, KEPT) == KEPT]
+        settings.MIDDLEWARE = api_push_chain(everything)
         try:
             super().load_middleware(is_async)
         finally:

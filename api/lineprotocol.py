@@ -2,7 +2,7 @@
 
 Parsing is line_protocol_parser's; this module numbers the lines, converts the
 timestamps and maps each field of a line to one series (the contract's mapping,
-shown with examples in the README):
+shown with examples in docs/api.md):
 
 - the metric name is the measurement when the field is `value` (`cpu value=1` ->
   `cpu`), else `<measurement>_<field>` (`cpu usage_idle=97` -> `cpu_usage_idle`);

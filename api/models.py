@@ -5,6 +5,7 @@ import time
 from datetime import timedelta
 from fnmatch import fnmatchcase
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
@@ -17,7 +18,7 @@ PREFIX_LENGTH = 8
 
 PATTERNS_HELP = 'Shell-style patterns of the metric names it may push: ["app_*", "cpu"]; ["*"] for all.'
 
-SCOPES = ("metrics", "notify", "scrape", "alerts")
+SCOPES = ("metrics", "notify", "scrape", "read", "dashboards", "alerts")
 
 # Writing "last used" on every request would turn each read into a write; once a
 # minute (or when the address changes) is as precise as the admin needs.
@@ -80,7 +81,18 @@ class ApiToken(models.Model):
     )
     notify = models.BooleanField(default=False, help_text="May send notifications.")
     scrape = models.BooleanField(default=False, help_text="May read /metrics.")
+    read = models.BooleanField(
+        default=False, help_text="May read the series and label values (/api/v1/series)."
+    )
+    dashboards = models.BooleanField(
+        default=False, help_text="May read, create, change and delete every dashboard (dashboards as code)."
+    )
     alerts = models.BooleanField(default=False, help_text="May read and write alert rules.")
+    # Who made it in the admin (a command makes tokens for no one): dashboards the token
+    # creates belong to them.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_from = models.GenericIPAddressField(null=True, blank=True, editable=False)
@@ -97,11 +109,19 @@ class ApiToken(models.Model):
         return self.name
 
     @classmethod
-    def create(cls, name, metric_patterns=(), notify=False, scrape=False, alerts=False):
+    def create(
+        cls, name, metric_patterns=(), notify=False, scrape=False, read=False, dashboards=False, alerts=False
+    ):
         """A new token: returns (the saved ApiToken, the token text). The text is
         not stored anywhere; show it to the user once."""
         token = cls(
-            name=name, metric_patterns=list(metric_patterns), notify=notify, scrape=scrape, alerts=alerts
+            name=name,
+            metric_patterns=list(metric_patterns),
+            notify=notify,
+            scrape=scrape,
+            read=read,
+            dashboards=dashboards,
+            alerts=alerts,
         )
         raw = token.set_new_secret()
         token.full_clean(exclude=["prefix", "token_hash"])
@@ -165,7 +185,7 @@ class ApiToken(models.Model):
     def has_scope(self, scope):
         if scope == "metrics":
             return bool(self.metric_patterns)
-        if scope in ("notify", "scrape", "alerts"):
+        if scope in ("notify", "scrape", "read", "dashboards", "alerts"):
             return getattr(self, scope)
         raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
 

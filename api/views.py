@@ -1,7 +1,10 @@
-"""The HTTP API (django-ninja): push metrics, write line protocol, send notifications.
+"""The HTTP API (django-ninja): push metrics, write line protocol, send notifications,
+read the live series.
 
-Every endpoint is token-only (api.auth), so no browser session ever reaches one and
-CSRF has nothing to guard here; the pages a session does reach keep it. Bodies are
+Every endpoint that changes anything is token-only (api.auth), so no browser session
+ever reaches one and CSRF has nothing to guard here; the pages a session does reach
+keep it. The read endpoints (series, label values) also answer a logged-in user who
+may view metrics: they are GETs that change nothing. Bodies are
 read by api.bodies (limits, gzip, JSON) rather than by ninja, so that each failure
 is the contract's error and is raised before anything is published.
 """
@@ -23,7 +26,9 @@ from redis.exceptions import RedisError
 
 from api import alert_rules, bodies, lineprotocol, ratelimit, schemas
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
-from dashboard import telemetry
+from api.dashboards import home_router
+from api.dashboards import router as dashboards_router
+from dashboard import access, selectors, series, seriesindex, telemetry
 from dashboard.live import publish_validated, validate_metrics
 from notifications.services import notify
 
@@ -57,6 +62,30 @@ class TokenAuth(AuthBase):
         return token
 
 
+class ReadAuth(AuthBase):
+    """A token with the `read` scope, or a logged-in user with `dashboard.view_metric`."""
+
+    openapi_type = "http"
+    openapi_scheme = "bearer"
+
+    def __call__(self, request):
+        return self.authenticate(request)
+
+    async def authenticate(self, request):
+        if request.headers.get("Authorization"):
+            token = await aauthenticate(request, "read")
+            await ratelimit.take(token, "requests")
+            return token
+        user = await request.auser()
+        if not user.is_authenticated:
+            raise unauthenticated(
+                "log in, or send an API token with the read scope: Authorization: Bearer <token>"
+            )
+        if not await sync_to_async(access.can_view_metrics)(user):
+            raise forbidden(f"permission {access.VIEW_PERMISSION} required")
+        return user
+
+
 api = NinjaAPI(
     title="livedash API",
     version="1",
@@ -66,6 +95,9 @@ api = NinjaAPI(
     openapi_url="v1/openapi.json",
     docs_decorator=login_required,
 )
+# Dashboards take a session as well as a token: their own module (api/dashboards.py).
+api.add_router("v1/dashboards", dashboards_router)
+api.add_router("v1/home-dashboard", home_router)
 
 
 # Alert rules as code (api/alert_rules.py): their own module, mounted here.
@@ -95,25 +127,28 @@ def _json_method_not_allowed(view):
     return answer
 
 
-def refused(error):
-    telemetry.count_ingest_refused(error.code)
+def refused(error, request=None):
+    # Ingest refusals are what the counter counts; a refused read ingests nothing, and
+    # a publish refused by the series limits was counted where it was refused.
+    if not getattr(error, "counted", False) and (request is None or request.method != "GET"):
+        telemetry.count_ingest_refused(error.code)
     return error_response(error)
 
 
 @api.exception_handler(ApiError)
 def on_api_error(request, exc):
-    return refused(exc)
+    return refused(exc, request)
 
 
 @api.exception_handler(AuthenticationError)
 def on_unauthenticated(request, exc):
-    return refused(unauthenticated("send an API token: Authorization: Bearer <token>"))
+    return refused(unauthenticated("send an API token: Authorization: Bearer <token>"), request)
 
 
 @api.exception_handler(NinjaValidationError)
 def on_validation_error(request, exc):
     # ninja says 422; the contract says 400 for every invalid request.
-    return refused(bodies.invalid(schemas.describe_errors(exc.errors)))
+    return refused(bodies.invalid(schemas.describe_errors(exc.errors)), request)
 
 
 @api.exception_handler(HttpError)
@@ -153,7 +188,12 @@ async def _publish(token, points, where):
         raise bodies.invalid(_renamed(str(exc), where)) from None
     _check_names(token, points, where)
     await ratelimit.take(token, "points", len(points))
-    await sync_to_async(publish_validated)(batch)
+    try:
+        await sync_to_async(publish_validated)(batch)
+    except seriesindex.TooManySeries as exc:
+        error = ApiError(400, "too_many_series", str(exc))
+        error.counted = True
+        raise error from None
     return len(points)
 
 
@@ -201,7 +241,7 @@ async def write_line_protocol(request, org: str = "", bucket: str = "", precisio
     libraries and curl can point here unchanged. `org` and `bucket` are accepted with
     any value; `precision` is ns (default), us, ms or s. Each field is a series: its
     name is the measurement (field `value`) or `<measurement>_<field>`, its labels the
-    tags (see the README)."""
+    tags (see docs/api.md)."""
     if precision not in lineprotocol.PRECISIONS:
         raise bodies.invalid(f"precision must be one of ns, us, ms, s; got {precision!r}")
     bodies.require_media_type(request, schemas.LINE_PROTOCOL_TYPES, "line protocol as text/plain")
@@ -246,3 +286,38 @@ def _notify(message):
         return notify(to, message.title, body=message.body, level=message.level, link=message.link)
     except ValueError as exc:
         raise bodies.invalid(str(exc)) from None
+
+
+def _selection(request):
+    """The request's `match` selectors as one `Selection`, None without any; 400 invalid
+    for a bad one."""
+    texts = request.GET.getlist("match")
+    if not texts:
+        return None
+    try:
+        return selectors.selection(texts)
+    except ValueError as exc:
+        raise bodies.invalid(str(exc)) from None
+
+
+@api.get("v1/series", auth=ReadAuth(), summary="The live series, selected by labels")
+async def list_series(request):
+    """The series pushed within the retention, `match=SELECTOR` (repeatable) keeping
+    those any selector matches: `{"series": [{"id", "name", "labels", "last": [ts,
+    value] or null}], "truncated": bool}`, ordered by id."""
+    selection = _selection(request)
+    found, truncated = await sync_to_async(seriesindex.find)(selection)
+    return {"series": found, "truncated": truncated}
+
+
+@api.get("v1/labels/{label}/values", auth=ReadAuth(), summary="The values of one label")
+async def label_values(request, label: str):
+    """The values label `label` takes among the live series (`match=SELECTOR`, repeatable,
+    narrows them); `__name__` lists the metric names: `{"values": [...]}`, sorted."""
+    if label != seriesindex.NAME_LABEL:
+        try:
+            series.validate_label_name(label)
+        except ValueError as exc:
+            raise bodies.invalid(str(exc)) from None
+    selection = _selection(request)
+    return {"values": await sync_to_async(seriesindex.label_values)(label, selection)}

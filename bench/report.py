@@ -363,7 +363,7 @@ def _connect(seconds, connected, clients):
 
 
 def summary_rows(results):
-    """Rows of the summary table (also what the README's table is made of)."""
+    """Rows of the summary table (also what docs/performance.md's tables are made of)."""
     ratio = {(r["path"], r["clients"]): r for r in results["ratios_to_floor"]}
     rows = []
     for p in results["phases"]:

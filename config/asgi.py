@@ -12,12 +12,12 @@ from api.handler import TokenRequests  # noqa: E402
 from dashboard.control.auth import ConcurrentAuthMiddlewareStack  # noqa: E402
 from dashboard.control.routing import websocket_urlpatterns  # noqa: E402
 from dashboard.origins import ExactOriginValidator  # noqa: E402
+from dashboard.stream.app import DirectStreams  # noqa: E402
 from dashboard.stream.grip import ProxiedStreamConnects  # noqa: E402
-from dashboard.stream.views import DirectStreams  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        # Stream GETs are served without Django's request cycle (dashboard.stream.views);
+        # Stream GETs are served without Django's request cycle (dashboard.stream.app);
         # behind Pushpin (GRIP_URL), the connects it forwards are answered the same lean way;
         # the API's token endpoints skip the page middlewares (api.handler).
         "http": TokenRequests(ProxiedStreamConnects(DirectStreams(django_asgi_app))),

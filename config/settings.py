@@ -167,6 +167,7 @@ INSTALLED_APPS = [
     # django-ninja serves its Swagger UI from its own static files only when listed here.
     "ninja",
     "audit",
+    "boards",
 ]
 
 MIDDLEWARE = [
@@ -474,7 +475,13 @@ METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
 # pruned after its retention (dashboard/rollups.py). The collector process writes them.
 HISTORY_TIERS = envtiers("HISTORY_TIERS", "10s:7d,1m:31d,15m:1y")
 
-# The HTTP API's limits (README, "Pushing from other services"). A body is
+# Cardinality: live series (a name plus labels, pushed within METRICS_RETENTION_HOURS)
+# in all and per metric name. A point that would start a series past either is refused
+# (dashboard/seriesindex.py), so a runaway label cannot grow Redis and the database.
+MAX_SERIES = envint("MAX_SERIES", 10_000, minimum=1)
+MAX_SERIES_PER_METRIC = envint("MAX_SERIES_PER_METRIC", 2_000, minimum=1)
+
+# The HTTP API's limits (docs/api.md, "From other services: the HTTP API"). A body is
 # measured after decompression; the per-token rates are shared by every worker.
 API_MAX_BODY_BYTES = envint("API_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1)
 API_MAX_POINTS = envint("API_MAX_POINTS", 50_000, minimum=1)
@@ -504,3 +511,9 @@ EMAIL_TIMEOUT = DELIVERY_TIMEOUT
 
 # How long audit log entries are kept (the collector prunes older ones).
 AUDIT_RETENTION_DAYS = envint("AUDIT_RETENTION_DAYS", 365, minimum=1)
+
+# Dashboards as code: the JSON and YAML files in this folder are provisioned by the
+# collector at start and whenever one changes (it looks every DASHBOARDS_CHECK_SECONDS),
+# and by `manage.py provision_dashboards`. The default is the two livedash ships.
+DASHBOARDS_DIR = Path(envstr("DASHBOARDS_DIR", str(BASE_DIR / "deploy" / "dashboards"))).expanduser()
+DASHBOARDS_CHECK_SECONDS = envint("DASHBOARDS_CHECK_SECONDS", 10, minimum=1)

@@ -1,6 +1,6 @@
 """Who may read what and run what: the one answer for every way in.
 
-Direct SSE streams (`dashboard.stream.views`), the connects Pushpin forwards
+Direct SSE streams (`dashboard.stream.request`), the connects Pushpin forwards
 (`dashboard.stream.grip`), the WebSocket (`dashboard.control.consumers`), the
 history endpoint, the page and django-eventstream's channel manager all ask here:
 

@@ -1,4 +1,5 @@
-"""The `metrics` channel's events (two of data, one `metric-config` note), written and read here.
+"""The `metrics` channel's events (two of data, two notes: `metric-config` and
+`dashboard-changed`), written and read here.
 
 - `frame`: one per collector tick, `{"seq", "ts", "host", "values": {name: number},
   "firing": [name]}`: each value is the series `name{host="<host>"}` (frames stored
@@ -116,3 +117,13 @@ def latest_values(events_newest_first):
         if event_type == FRAME:
             break
     return values, ts
+
+
+# Not data either: `{"uid", "version", "by"}` says dashboard `uid` was saved (version
+# null: deleted) by `by`, so its open pages can say so and load it again. Sent on
+# `metrics` for a dashboard everyone may see, else on each permitted user's own channel.
+DASHBOARD_CHANGED = "dashboard-changed"
+
+
+def dashboard_changed(uid, version, by):
+    return {"uid": uid, "version": version, "by": by}

@@ -15,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django_eventstream.utils import get_storage
 
-from dashboard import frames, rollups, telemetry
+from dashboard import frames, rollups, seriesindex, telemetry
 from dashboard.models import Metric
 from dashboard.redis import get_sync_client
 from dashboard.series import validate_labels, validate_metric_name
@@ -31,7 +31,7 @@ TS_AHEAD_SECONDS = 300
 TS_EARLIEST = 946684800  # 2000-01-01: anything earlier is a unit mistake, not a metric
 # What the page's stream module listens for: the `metrics` channel's events and
 # django-eventstream's own `stream-reset`.
-STREAM_EVENT_TYPES = (*frames.EVENT_TYPES, frames.CONFIG, "stream-reset")
+STREAM_EVENT_TYPES = (*frames.EVENT_TYPES, frames.CONFIG, frames.DASHBOARD_CHANGED, "stream-reset")
 
 
 def send(channel, event_type, data):
@@ -108,18 +108,29 @@ def _metric_data(name, value, ts, checked_labels):
     return frames.metric(name, value, ts, checked_labels)
 
 
+def _admit(points):
+    """Record the points' series in the series index, or refuse them all (`TooManySeries`)."""
+    try:
+        seriesindex.admit(points)
+    except seriesindex.TooManySeries as exc:
+        telemetry.count_series_refused(exc.limit, exc.points)
+        raise
+
+
 @telemetry.counted_ingest
 def publish_metric(name, value, ts=None, labels=None):
     """Publish one value of a custom metric to every dashboard.
 
     `labels` ({name: text}) make it one series of the metric (see dashboard.series).
     Raises `ValueError` naming the problem on a bad name, labels, value or timestamp
-    (one older than the history keeps or more than 5 minutes ahead), and then
-    publishes nothing. The metric (its name, whatever its labels) is registered
+    (one older than the history keeps or more than 5 minutes ahead), or on a point
+    that would start a series past `MAX_SERIES` or `MAX_SERIES_PER_METRIC`
+    (`TooManySeries`), and then publishes nothing. The metric (its name, whatever its labels) is registered
     (source=custom) on its first publish; the event goes out once that registration
     is committed.
     """
     data = metric_data(name, value, ts, labels)
+    _admit(frames.points_of(frames.METRIC, data))
     with transaction.atomic():
         Metric.objects.get_or_create(key=data["name"], defaults={"source": Metric.Source.CUSTOM})
         transaction.on_commit(lambda: send(METRICS_CHANNEL, frames.METRIC, data))
@@ -176,6 +187,8 @@ def publish_validated(batch):
 
 
 def _publish_batch(batch):
+    # Before anything is stored: a batch past a cardinality limit is refused whole.
+    _admit(point for data in batch for point in frames.points_of(frames.METRIC, data))
     names = {data["name"] for data in batch}
     now = time.monotonic()
     if not connection.in_atomic_block and all(
@@ -201,7 +214,10 @@ def publish_frame(seq, ts, values, firing=(), host=None):
     """Publish one collector tick: `values` maps metric names to numbers, each the
     series `name{host="..."}` of `host` (default: the COLLECTOR_HOST setting)."""
     host = settings.COLLECTOR_HOST if host is None else host
-    return send(METRICS_CHANNEL, frames.FRAME, frames.frame(seq, ts, values, firing, host))
+    data = frames.frame(seq, ts, values, firing, host)
+    # The collector's own few series are never refused: a tick always goes out.
+    seriesindex.admit(frames.points_of(frames.FRAME, data), enforce=False)
+    return send(METRICS_CHANNEL, frames.FRAME, data)
 
 
 def publish_config_change(key):

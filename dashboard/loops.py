@@ -15,18 +15,30 @@ from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.db import close_old_connections
 
 
-class SemaphorePerLoop:
-    """`slots(size)` is the running loop's asyncio.Semaphore, created with `size` on first use."""
+class PerLoop:
+    """`per_loop()` is the running loop's own object, made by `make()` on first use there:
+    a hub, a presence tracker, a semaphore (`PerLoop(lambda: asyncio.Semaphore(SIZE))`).
 
-    def __init__(self):
+    Keyed weakly on the loop, so a finished loop that nothing else holds is let go."""
+
+    def __init__(self, make):
+        self.make = make
         self._by_loop = weakref.WeakKeyDictionary()
 
-    def __call__(self, size):
+    def __call__(self):
         loop = asyncio.get_running_loop()
-        semaphore = self._by_loop.get(loop)
-        if semaphore is None:
-            semaphore = self._by_loop[loop] = asyncio.Semaphore(size)
-        return semaphore
+        found = self._by_loop.get(loop)
+        if found is None:
+            found = self._by_loop[loop] = self.make()
+        return found
+
+    def made_here(self):
+        """The running loop's object if it has one yet, else None (nothing is made)."""
+        return self._by_loop.get(asyncio.get_running_loop())
+
+    def made(self):
+        """Every loop's object made so far, for work across all of them (draining)."""
+        return list(self._by_loop.values())
 
 
 class _SourceFailed:

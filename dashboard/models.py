@@ -5,6 +5,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from dashboard.series import METRIC_NAME_MAX_LENGTH as KEY_MAX_LENGTH
+from dashboard.series import STORAGE_KEY_MAX_LENGTH
 
 
 class Metric(models.Model):
@@ -74,14 +75,34 @@ class UserPreference(models.Model):
         return theme or Theme.SYSTEM
 
 
+class Series(models.Model):
+    """A series (a metric name plus labels) that has history: its storage key, which
+    the rollups are keyed by, beside its id. Ids run to kilobytes, past what a btree
+    entry may hold, so rows reference the short fixed key (`series.storage_key`) and
+    the id is stored once, here. An unlabelled series' key is its id, its name.
+    Written by the rollup writer for each series it meets first."""
+
+    key = models.CharField(max_length=STORAGE_KEY_MAX_LENGTH, unique=True)
+    series_id = models.TextField()
+    name = models.CharField(max_length=KEY_MAX_LENGTH, db_index=True)
+    labels = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name_plural = "series"
+
+    def __str__(self):
+        return self.series_id
+
+
 class MetricRollup(models.Model):
-    """One metric's values within one time bucket of one tier: count, sum, min and max,
+    """One series' values within one time bucket of one tier: count, sum, min and max,
     so buckets merge exactly (late values, catch-up) and coarser views are sums of finer
     rows. `tier` is the tier's step in seconds; `bucket` the bucket's start, unix seconds
     (UTC, aligned to the epoch: no time zone, no DST). Written by the collector process
     (dashboard/rollups.py), read by the history endpoint."""
 
-    key = models.CharField(max_length=KEY_MAX_LENGTH)
+    # The series' storage key (`Series.key`; for an unlabelled series its name).
+    key = models.CharField(max_length=STORAGE_KEY_MAX_LENGTH)
     tier = models.PositiveIntegerField()
     bucket = models.BigIntegerField()
     count = models.PositiveIntegerField()
@@ -94,6 +115,11 @@ class MetricRollup(models.Model):
             # Tier and bucket first: the history query and pruning both read one tier's
             # time range across every metric, so that is the range the index serves.
             models.UniqueConstraint(fields=["tier", "bucket", "key"], name="metricrollup_tier_bucket_key"),
+        ]
+        indexes = [
+            # History with `match` reads a few series' rows of a time range: by key first,
+            # it reads those rows only, not every series' rows of the range.
+            models.Index(fields=["key", "tier", "bucket"], name="metricrollup_key_tier_bucket"),
         ]
 
     def __str__(self):

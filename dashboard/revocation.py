@@ -23,7 +23,6 @@ import contextvars
 import logging
 import threading
 import time
-import weakref
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, user_logged_out
@@ -34,6 +33,7 @@ from django.db.models.signals import m2m_changed, post_save
 from dashboard import access
 from dashboard.control import events
 from dashboard.groups import group_send, user_group_name
+from dashboard.loops import PerLoop
 from dashboard.redis import get_async_client, get_sync_client, key, new_subscriber_client
 from dashboard.storage import revocation_channel
 from dashboard.stream.channels import METRICS_CHANNEL, user_channel
@@ -187,16 +187,9 @@ class RevocationListener:
             delay = min(delay * 2, self.RECONNECT_MAX)
 
 
-_listeners = weakref.WeakKeyDictionary()
-
-
-def listener():
-    """The running event loop's listener (not started)."""
-    loop = asyncio.get_running_loop()
-    found = _listeners.get(loop)
-    if found is None:
-        found = _listeners[loop] = RevocationListener()
-    return found
+# The running event loop's listener (not started): redis.asyncio connections and tasks
+# cannot cross loops.
+listener = PerLoop(RevocationListener)
 
 
 def listen():

@@ -20,10 +20,11 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django_eventstream.storage import EventDoesNotExist
 
-from dashboard.models import MetricRollup, RollupCursor
+from dashboard import frames, series
+from dashboard.models import MetricRollup, RollupCursor, Series
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.channels import METRICS_CHANNEL
 
@@ -50,29 +51,14 @@ def bucket_of(ts, step):
 
 
 def values_of(event_type, data):
-    """(key, ts, value) for every number one `metrics` event carries."""
-    if not isinstance(data, dict):
-        return
-    ts = data.get("ts")
-    if isinstance(ts, bool) or not isinstance(ts, int | float) or not math.isfinite(ts):
-        return
-    if event_type == "frame":
-        values = data.get("values")
-        items = values.items() if isinstance(values, dict) else ()
-    elif event_type == "metric":
-        items = [(data.get("name"), data.get("value"))]
-    else:
-        return
-    for key, value in items:
-        if not isinstance(key, str) or isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        if math.isfinite(value):
-            yield key, ts, value
+    """(series id, ts, value) for every number one `metrics` event carries."""
+    for series_id, _name, _labels, ts, value in frames.points_of(event_type, data):
+        yield series_id, ts, value
 
 
 class Buckets:
-    """count/sum/min/max per (key, bucket start) for one step: the one fold used by
-    the writer (per tier) and by the history endpoint (values not yet written)."""
+    """count/sum/min/max per (series id, bucket start) for one step: the one fold used
+    by the writer (per tier) and by the history endpoint (values not yet written)."""
 
     def __init__(self, step):
         self.step = step
@@ -132,12 +118,84 @@ def upsert(step, rows):
 
 
 def fold_events(events):
-    """Write the values of `events` (`(type, data)` pairs) into every tier."""
+    """Write the values of `events` (`(type, data)` pairs) into every tier, each series
+    under its storage key (registered in `Series` first)."""
+    folded = []
     for step, _ in tiers():
         buckets = Buckets(step)
         for event_type, data in events:
             buckets.add_event(event_type, data)
-        upsert(step, buckets.rows())
+        folded.append((step, buckets.rows()))
+    # Every tier holds the same series: the finest names them all.
+    keys = {series_id: series.storage_key(series_id) for series_id, *_ in folded[0][1]} if folded else {}
+    register_series(keys)
+    for step, rows in folded:
+        upsert(step, [(keys[series_id], *rest) for series_id, *rest in rows])
+
+
+# Series this process has registered (storage key -> True): the writer meets the same
+# few thousand series every round and need not ask the database about them again.
+_registered = {}
+REGISTERED_KEPT = 100_000
+
+
+def forget_registered_series():
+    """Forget which series this process registered (their rows may be gone: a test's
+    database, a prune)."""
+    _registered.clear()
+    _described.clear()
+
+
+def register_series(keys):
+    """A `Series` row for each of `keys` ({series id: storage key}) that has none."""
+    new = {series_id: store for series_id, store in keys.items() if store not in _registered}
+    if not new:
+        return
+    rows = []
+    for series_id, store in new.items():
+        try:
+            name, labels = series.parse_series_id(series_id)
+        except ValueError:  # a key of a metric named before today's rules: no labels
+            name, labels = series_id[: series.METRIC_NAME_MAX_LENGTH], {}
+        rows.append(Series(key=store, series_id=series_id, name=name, labels=labels))
+    Series.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
+    if len(_registered) > REGISTERED_KEPT:
+        _registered.clear()
+    # Remembered once committed: a rolled-back transaction leaves nothing registered.
+    transaction.on_commit(lambda: _registered.update(dict.fromkeys(new.values(), True)))
+
+
+def series_ids(keys):
+    """{storage key: series id} for rollup keys: an unlabelled key is its id, a labelled
+    one is looked up in `Series`."""
+    ids = {key: key for key in keys if ":" not in key}
+    ids.update({key: _described[key][0] for key in keys if key in _described})
+    labelled = [key for key in keys if key not in ids]
+    for start in range(0, len(labelled), 5000):
+        chunk = labelled[start : start + 5000]
+        ids.update(Series.objects.filter(key__in=chunk).values_list("key", "series_id"))
+    return ids
+
+
+# What each registered storage key stands for, per process: it never changes (the key
+# is derived from the id), so a history query decodes only the series it has not met.
+_described = {}
+
+
+def matching_keys(selection):
+    """Storage keys of every series with history that `selection` wants."""
+    names = {selector.metric_name for selector in selection.selectors}
+    rows = Series.objects.all() if None in names else Series.objects.filter(name__in=names)
+    keys = list(rows.values_list("key", flat=True))
+    unknown = [key for key in keys if key not in _described]
+    if len(_described) + len(unknown) > REGISTERED_KEPT:
+        _described.clear()
+        unknown = keys
+    for start in range(0, len(unknown), 5000):
+        found = Series.objects.filter(key__in=unknown[start : start + 5000])
+        for key, series_id, name, labels in found.values_list("key", "series_id", "name", "labels"):
+            _described[key] = (series_id, name, labels)
+    return [key for key in keys if key in _described and selection.wants(*_described[key])]
 
 
 def prune(now=None):
@@ -151,6 +209,11 @@ def prune(now=None):
     gone, _ = MetricRollup.objects.exclude(tier__in=[step for step, _ in tiers()]).delete()
     if gone:
         deleted["removed tiers"] = gone
+    # Series whose history is all gone (their id would only ever be looked up by a row).
+    orphans, _ = Series.objects.exclude(key__in=MetricRollup.objects.values("key")).delete()
+    if orphans:
+        deleted["series"] = orphans
+        forget_registered_series()
     return deleted
 
 
@@ -282,18 +345,20 @@ class RollupWriter:
 # ---- reading rollups -------------------------------------------------------------
 
 
-def grouped_rows(step, group, lower, upper=None):
+def grouped_rows(step, group, lower, upper=None, keys=None):
     """(key, bucket, count, sum, min, max) of tier `step` grouped into `group`-second
-    buckets (a multiple of `step`), for buckets starting in [lower, upper). Plain SQL
-    rather than the ORM: up to 100,000 rows, and the ORM's per-row conversion would
-    be most of the answer's time."""
-    sql, params = grouped_sql(step, group, lower, upper)
+    buckets (a multiple of `step`), for buckets starting in [lower, upper), of the
+    storage `keys` only when given. Plain SQL rather than the ORM: up to 100,000 rows,
+    and the ORM's per-row conversion would be most of the answer's time."""
+    if keys is not None and not keys:
+        return []
+    sql, params = grouped_sql(step, group, lower, upper, keys)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
 
-def grouped_sql(step, group, lower, upper=None):
+def grouped_sql(step, group, lower, upper=None, keys=None):
     q = connection.ops.quote_name
     table = q(MetricRollup._meta.db_table)
     # Integer division on both databases (bigint / integer).
@@ -304,8 +369,30 @@ def grouped_sql(step, group, lower, upper=None):
     if upper is not None:
         where += f" AND {q('bucket')} < %s"
         params.append(int(upper))
+    if keys is not None:
+        where += f" AND {q('key')} IN ({', '.join(['%s'] * len(keys))})"
+        params += list(keys)
     sql = (
         f"SELECT {q('key')}, {start} AS start, SUM({q('count')}), SUM({q('sum')}), "  # noqa: S608
         f"MIN({q('min')}), MAX({q('max')}) FROM {table} WHERE {where} GROUP BY {q('key')}, start"
     )
     return sql, params
+
+
+def series_since(since):
+    """(series id, about when it was last pushed) of every series with a bucket of the
+    coarsest tier reaching past `since` (unix seconds): the fewest rows that name every
+    series with history since then. For the series index's rebuild."""
+    step = tiers()[-1][0]
+    last_buckets = dict(
+        MetricRollup.objects.filter(tier=step, bucket__gte=bucket_of(since, step))
+        .values_list("key")
+        .annotate(last=models.Max("bucket"))
+    )
+    ids = dict(Series.objects.filter(key__in=list(last_buckets)).values_list("key", "series_id"))
+    now = time.time()
+    for key, bucket in last_buckets.items():
+        # An unlabelled series' key is its id; a labelled one is always registered.
+        series_id = ids.get(key, key)
+        if ":" not in series_id or key in ids:
+            yield series_id, min(bucket + step, now)

@@ -13,12 +13,13 @@ most SESSION_CACHE_SECONDS (the database, which the logout did reach, answers
 after that).
 """
 
+import asyncio
 import logging
 
 from django.contrib.sessions.backends import cached_db
 from redis.exceptions import RedisError
 
-from dashboard.loops import SemaphorePerLoop
+from dashboard.loops import PerLoop
 from dashboard.redis import get_async_client
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 SESSION_CACHE_SECONDS = 60
 CACHE_ERRORS = (RedisError, OSError)
 ASYNC_READS_AT_ONCE = 8
-_async_read_slots = SemaphorePerLoop()
+_async_read_slots = PerLoop(lambda: asyncio.Semaphore(ASYNC_READS_AT_ONCE))
 
 _cache_down = False
 
@@ -84,7 +85,7 @@ class TolerantCache:
         try:
             # A connect storm reads thousands at once: a few connections at a time, queued
             # on the loop, rather than a Redis pool grown to its limit (and then refusing).
-            async with _async_read_slots(ASYNC_READS_AT_ONCE):
+            async with _async_read_slots():
                 raw = await get_async_client().get(backend.make_and_validate_key(key))
         except CACHE_ERRORS as exc:
             _failed(exc)

@@ -46,6 +46,11 @@ COUNTERS = {
     "catchup_reads": ("Reads of stored events to resume or repair a stream.", ()),
     "ingest_points": ("Metric points accepted (publish_metric and the HTTP API).", ()),
     "ingest_refusals": ("Metric points or requests refused, by reason.", ("reason",)),
+    "series_refusals": (
+        "Metric points refused because they would start a series past a limit "
+        "(MAX_SERIES, MAX_SERIES_PER_METRIC).",
+        ("limit",),
+    ),
     "notification_deliveries": (
         "Notification deliveries, by channel (socket, email, webhook) and outcome.",
         ("channel", "outcome"),
@@ -122,6 +127,11 @@ def count_ingest_refused(reason, amount=1):
     count("ingest_refusals", amount, reason=reason)
 
 
+def count_series_refused(limit, points):
+    """`points` refused by the cardinality limit `limit` (MAX_SERIES or MAX_SERIES_PER_METRIC)."""
+    count("series_refusals", points, limit=limit)
+
+
 def counted_ingest(publish):
     """Decorates publish_metric, publish_metrics and publish_validated: the points they accept (one, or the
     batch they return) and each call refused with ValueError are counted."""
@@ -130,8 +140,9 @@ def counted_ingest(publish):
     def wrapper(*args, **kwargs):
         try:
             result = publish(*args, **kwargs)
-        except ValueError:
-            count_ingest_refused("invalid")
+        except ValueError as exc:
+            # A refusal names its reason (too_many_series); any other ValueError is bad input.
+            count_ingest_refused(getattr(exc, "refusal_reason", "invalid"))
             raise
         count_ingest(len(result) if isinstance(result, list) else 1)
         return result
@@ -240,6 +251,14 @@ class RedisTotals:
         for transport, total in connections.totals().items():
             open_now.add_metric([transport], total)
         yield open_now
+
+        from dashboard import seriesindex
+
+        live = GaugeMetricFamily(
+            f"{NAMESPACE}_live_series", "Series pushed within the retention (the count MAX_SERIES limits)."
+        )
+        live.add_metric([], seriesindex.live_count())
+        yield live
 
         for name, help_text in GAUGES.items():
             values = []

@@ -42,6 +42,8 @@ def index(request):
         },
         "metricsChannel": METRICS_CHANNEL,
         "historyUrl": reverse("metrics-history"),
+        # History names the collector's values `name{host="..."}`; its charts are these.
+        "collectorHost": collector_host() or settings.COLLECTOR_HOST,
         "channelsUrl": reverse("my-channels"),
         "socketPath": "/ws/dashboard/",
     }

@@ -4,7 +4,7 @@
 set -eu
 
 # Print what `check --deploy` thinks of these settings into the release log;
-# the README explains the relaxations the plain-HTTP compose demo needs.
+# docs/operations.md ("`check --deploy` and the plain-HTTP demo") explains the relaxations the plain-HTTP compose demo needs.
 python manage.py check --deploy
 python manage.py migrate --noinput
 # Creates the superuser from DJANGO_SUPERUSER_USERNAME / _PASSWORD when no user

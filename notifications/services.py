@@ -36,7 +36,7 @@ class NotificationNotFound(Exception):
 
 # A counter that moves whenever what some `hello_state` answers may change (a new
 # notification pushed, a read mark): a worker may reuse a hello state computed at
-# the version it still reads (dashboard.control.consumers).
+# the version it still reads (dashboard.control.hello).
 VERSION_KEY = ("notifications", "version")
 
 

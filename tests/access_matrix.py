@@ -125,6 +125,27 @@ ROWS = [
         "/notifications/channels/",
         only(LOGGED_IN, OK, FORBIDDEN),
     ),
+    # Dashboards: a session by visibility (or an API token with the `dashboards` scope,
+    # boards/tests/test_it_api.py). A dashboard one may not see is answered as one that does not exist.
+    Row("`GET /api/v1/dashboards` (the list)", "http", "/api/v1/dashboards", cells(OK, anonymous="401")),
+    Row(
+        "`GET /api/v1/dashboards/<alice's private one>`",
+        "http",
+        "/api/v1/dashboards/alice-private",
+        cells("404", anonymous="401", alice=OK, admin=OK),
+    ),
+    Row(
+        "`GET /api/v1/dashboards/<visible to everyone>`",
+        "http",
+        "/api/v1/dashboards/for-everyone",
+        only(VIEWERS, OK, "404") | {"anonymous": "401"},
+    ),
+    Row(
+        "`GET /api/v1/dashboards/<visible to group ops (charlie)>`",
+        "http",
+        "/api/v1/dashboards/for-ops",
+        cells("404", anonymous="401", charlie=OK, alice=OK, admin=OK),
+    ),
     Row("`GET /healthz`", "http", "/healthz", cells(OK)),
     # A session is no credential for /metrics: only an API token with the scrape scope.
     Row("`GET /metrics` (session, no API token)", "http", "/metrics", cells("401")),
@@ -195,7 +216,10 @@ session cookies, real sockets) and fails when this page and the table disagree.
 
 Principles: anonymous users get nothing but the login page and `/healthz`; a user
 never sees another user's data (their `user-<id>` stream, their notifications);
-changing the collector needs `dashboard.change_metric`; acknowledging and
+changing the collector needs `dashboard.change_metric`; a dashboard is seen by its
+owner, by everyone with `dashboard.view_metric` or by the members of its groups, as
+its visibility says, and changed by its owner and holders of `boards.change_dashboard`
+(alice owns the probed ones; charlie is in the group `ops`); acknowledging and
 silencing an alert rule need `alerts.change_alertrule`; a user sees and
 pauses only their own delivery channels; the WebSocket and the
 SSE stream accept only pages of the site's exact origin (`scheme://host:port`, as
@@ -231,7 +255,7 @@ LEGEND = """
   own channels from the page; another user's channel answers 404.
 - The audit log records every control action (`set_interval`, `pause`, `resume`,
   `ack_alert`, `silence_alert`, `unsilence_alert`) and every configuration change
-  (alert rules, metrics, delivery channels, API tokens) with the actor, the client
+  (alert rules, metrics, delivery channels, API tokens, dashboards) with the actor, the client
   address, before and after. Secrets (channel secrets, token hashes) appear only as
   `(secret)`. Entries cannot be added, changed or deleted in the admin; the
   collector prunes them after `AUDIT_RETENTION_DAYS`.
@@ -257,13 +281,13 @@ THREAT_MODEL = """
 | a client asking for old history | at most 3,000 events of `Last-Event-ID` replay | beyond it `stream-reset`, and the page reloads its history over HTTP (bounded by the history API) |
 | a user without `view_metric` | their own presence entry only | the online list (usernames) goes to viewers only; `mark_read` of someone else's notification is answered exactly like one that does not exist |
 
-Two paths skip parts of Django's middleware chain, each for a measured cost, and each
-keeps a list, checked by a test against `settings.MIDDLEWARE`, of what it skips and why:
-stream GETs and Pushpin's connects (`dashboard.stream.grip.REVIEWED_MIDDLEWARE`: they
-keep the security step, the Host check, the session and the access answer) and the API's
-token endpoints (`api.handler.TOKEN_REQUESTS_SKIP`: a token request has no session, no
-cookie-based CSRF to check and no page to frame). A middleware added to the settings
-fails both tests until someone decides what these paths do with it.
+Three paths skip parts of Django's middleware chain, each for a measured cost: stream
+GETs and Pushpin's connects (they keep the security step, the Host check, the session
+and the access answer) and the API's token endpoints (a token request has no session,
+no cookie-based CSRF to check and no page to frame). One table, `dashboard.bypasses`,
+says for every middleware in `settings.MIDDLEWARE` what stands in for it on each of
+the three; a middleware added to the settings fails its test until someone decides
+there what these paths do with it.
 
 The client address (for the lockout and the logs) is the one nginx saw: nginx, the
 one hop in front of the workers, overwrites `X-Forwarded-For` with `$remote_addr`,

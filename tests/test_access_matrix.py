@@ -35,6 +35,7 @@ def people(alice, bob, charlie, staff, admin_user):
     ids["anonymous"] = alice.pk
     notification = notify(alice, "for alice only")
     rule = AlertRule.objects.create(metric=Metric.objects.create(key="cpu"), threshold=90, firing=True)
+    _dashboards_of(alice, charlie)
     return {
         "cookies": cookies,
         "ids": ids,
@@ -42,6 +43,28 @@ def people(alice, bob, charlie, staff, admin_user):
         "notification": notification.pk,
         "rule": rule.pk,
     }
+
+
+def _dashboards_of(alice, charlie):
+    from django.contrib.auth.models import Group
+
+    from boards import store
+
+    Group.objects.create(name="ops").user_set.add(charlie)
+    alices = store.Author(name="alice", owner=alice)
+    panel = {
+        "id": 1,
+        "title": "CPU",
+        "type": "stat",
+        "series": ["cpu"],
+        "grid": {"x": 0, "y": 0, "w": 3, "h": 2},
+    }
+    for uid, visibility in (
+        ("alice-private", "private"),
+        ("for-everyone", "everyone"),
+        ("for-ops", {"groups": ["ops"]}),
+    ):
+        store.save({"uid": uid, "title": uid, "visibility": visibility, "panels": [panel]}, author=alices)
 
 
 def fill(template, persona, people):

@@ -14,7 +14,7 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("config", "deploy", "bench", "api", "dashboard", "alerts", "notifications", "audit")
+PACKAGES = ("config", "deploy", "bench", "api", "dashboard", "alerts", "notifications", "audit", "boards")
 
 # Highest first. A module may import from its own layer and the ones below it. The
 # parts of `dashboard` not named here are its core plumbing (the lowest layer).
@@ -31,6 +31,8 @@ LAYERS = (
         "dashboard.management",
         "api",
     ),
+    # Dashboards people build: documents, versions, provisioning from files.
+    ("boards",),
     ("alerts",),
     ("notifications",),
     # What every layer above shares: core plumbing, the audit log, and the names both

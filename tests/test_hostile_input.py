@@ -620,7 +620,7 @@ def _append_many(count):
 
 @pytest.mark.slow
 async def test_last_event_id_replays_a_bounded_window_then_resets(worker, viewer_cookies):
-    from dashboard.stream.views import REPLAY_WINDOW
+    from dashboard.stream.stream import REPLAY_WINDOW
     from tests.realclients import SSEReader, events_url
 
     first, current = await asyncio.to_thread(_append_many, REPLAY_WINDOW + 100)

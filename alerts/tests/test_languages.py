@@ -5,7 +5,7 @@ import pytest
 
 from alerts.evaluation import AlertEvaluator
 from alerts.models import AlertRule
-from dashboard.control.consumers import language_from_scope
+from dashboard.control.scope import language_from_scope
 from dashboard.models import Metric
 from notifications.messages import render
 from notifications.models import Notification

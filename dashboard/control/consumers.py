@@ -2,21 +2,19 @@
 
 Thin on purpose: connect/disconnect manage groups, presence and the `hello`;
 `dashboard.control.protocol` decides whether a client message is acceptable; each
-command and each channel-layer event has one small handler named after it.
-Database work happens only in `_read_access`, `hello_notifications` and
-`_fetch_mark_read`, always through database_sync_to_async, which is why
-`dispatch` can skip Channels' per-message connection cleanup.
+command and each channel-layer event has one small handler named after it. What
+the hello carries is read in `dashboard.control.hello`, the `snapshot` in
+`dashboard.control.snapshot`, and this worker's open sockets are listed in
+`dashboard.control.sockets`. Database work happens only through
+database_sync_to_async (`dashboard.control.database`, `_change_alert`,
+`_fetch_mark_read`), which is why `dispatch` can skip Channels' per-message
+connection cleanup.
 The protocol itself is described in docs/protocol.md.
 """
 
-import asyncio
 import contextlib
-import json
 import logging
-import weakref
 from functools import partial
-from types import SimpleNamespace
-from urllib.parse import parse_qs
 
 from autobahn.exception import Disconnected as AutobahnDisconnected
 from channels.consumer import get_handler_name
@@ -26,20 +24,20 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError
-from django.utils import translation
 from redis.exceptions import RedisError
 from uvicorn.protocols.utils import ClientDisconnected as UvicornClientDisconnected
 
 from alerts import actions as alert_actions
 from audit.services import record as audit_record
-from dashboard import access, connections, draining, frames, revocation
+from dashboard import access, connections, revocation
 from dashboard.collector import sampling
-from dashboard.control import events, presence, protocol
+from dashboard.control import events, hello, presence, protocol, sockets
+from dashboard.control.database import in_database_pool
 from dashboard.control.protocol import ProtocolError
+from dashboard.control.scope import language_from_scope, last_notification_from
+from dashboard.control.snapshot import latest_values
 from dashboard.groups import DASHBOARD_GROUP, user_group_name
-from dashboard.loops import SemaphorePerLoop, dispatch_in_arrival_order
-from dashboard.storage import DashboardRedisStorage
-from dashboard.stream.channels import METRICS_CHANNEL
+from dashboard.loops import dispatch_in_arrival_order
 from notifications import services as notification_services
 from notifications.messages import localize, localize_rule
 
@@ -64,128 +62,6 @@ SOCKET_GONE = (AutobahnDisconnected, UvicornClientDisconnected)
 
 # Where a group event keeps what it was encoded to, per audience (send_shared).
 SHARED_ENCODINGS = "_encoded"
-
-# How far back `snapshot` looks in the metrics stream for the latest frame.
-SNAPSHOT_LOOKBACK = 64
-
-# Sockets that may be setting up at once on one worker: each setup holds a few
-# Redis connections, and redis.asyncio's pool raises rather than queues past its
-# size, which in a connect storm would close sockets that could have waited.
-SETUP_SLOTS = 100
-
-# Per-worker hello notification states, keyed on (user, last_notification, the
-# notifications version): every socket of a user in a connect storm shares one
-# database trip, and one in flight is awaited rather than repeated. A new
-# notification or read mark moves the version, so a stale state is never reused
-# (see notifications.services.VERSION_KEY); the time bound covers deletions.
-hello_cache = access.AccessCache()
-
-
-async def shared_answer(cache, identity, function, *args):
-    """cache's answer for identity, else function(*args) on the database pool, computed
-    once however many sockets ask at the same moment (a connect storm asks thousands)."""
-    answer = cache.get(identity)
-    if answer is not None:
-        return answer
-    in_flight = _in_flight.setdefault(id(cache), {})
-    pending = in_flight.get(identity)
-    if pending is None:
-        pending = in_flight[identity] = asyncio.ensure_future(in_database_pool(function, *args))
-
-        def settle(future):
-            in_flight.pop(identity, None)
-            if not future.cancelled() and future.exception() is None:
-                cache.put(identity, future.result())
-
-        pending.add_done_callback(settle)
-    # Shielded: one socket going away must not cancel the others' shared answer.
-    return await asyncio.shield(pending)
-
-
-_in_flight = {}
-
-
-# Per-worker hello alert states, keyed on the alerts version (moved by every fire,
-# resolve, acknowledgement and silence): a connect storm reads them once.
-alerts_cache = access.AccessCache()
-
-
-async def hello_alerts():
-    version = await alert_actions.aversion()
-    return await shared_answer(alerts_cache, ("alerts", version), alert_actions.active_states)
-
-
-async def hello_notifications(user, since_id, language=None):
-    version = await notification_services.aversion()
-    return await shared_answer(
-        hello_cache,
-        (user.pk, since_id, version, language),
-        notification_services.hello_state,
-        user,
-        since_id,
-        language,
-    )
-
-
-_setup_slots = SemaphorePerLoop()
-
-# This worker's accepted sockets, so a stopping worker can close them (dashboard.draining).
-_open_sockets = weakref.WeakSet()
-
-
-async def close_all_sockets(code=protocol.CLOSE_RESTART):
-    """Close every accepted socket of this worker with `code`; returns how many."""
-    sockets = [consumer for consumer in _open_sockets if consumer.accepted and not consumer.closing]
-    for consumer in sockets:
-        try:
-            await consumer._close(code)
-        except Exception as exc:  # already gone: nothing to hand over
-            logger.debug("could not close a socket while draining: %s", exc)
-    return len(sockets)
-
-
-draining.on_drain("sockets closed", close_all_sockets)
-
-
-def connect_slot():
-    """One of this event loop's SETUP_SLOTS."""
-    return _setup_slots(SETUP_SLOTS)
-
-
-async def in_database_pool(function, *args):
-    """Run database work on a pooled thread, not the worker's one thread-sensitive thread:
-    that thread authenticates new sockets (channels' AuthMiddleware), and a handshake
-    must not queue behind other sockets' hello queries. Django closes the connection
-    afterwards (CONN_MAX_AGE is 0), so pooled threads keep none open."""
-    return await database_sync_to_async(function, thread_sensitive=False)(*args)
-
-
-def language_from_scope(scope):
-    """The page's language for this socket, chosen as for the page itself: the
-    language cookie /i18n/setlang/ sets, else Accept-Language, else the default."""
-    headers = dict(scope.get("headers") or [])
-    request = SimpleNamespace(
-        COOKIES=scope.get("cookies") or {},
-        META={"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin-1")},
-        path_info="/",
-    )
-    return translation.get_language_from_request(request)
-
-
-def last_notification_from(query_string):
-    """`?last_notification=<id>` from the connect URL; anything else is ignored."""
-    try:
-        values = parse_qs(query_string.decode("latin-1")).get("last_notification", [])
-    except ValueError:
-        return None
-    raw = values[-1] if values else ""
-    return int(raw) if raw.isdigit() and len(raw) <= 18 else None
-
-
-async def latest_values():
-    """The latest value of every metric and the newest ts, from the `metrics` storage."""
-    stored = await DashboardRedisStorage().alatest_events(METRICS_CHANNEL, SNAPSHOT_LOOKBACK)
-    return frames.latest_values((event.type, json.loads(event.data)) for event in stored)
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
@@ -260,9 +136,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             await self._leave()
             await self._close(protocol.CLOSE_POLICY_VIOLATION)
             return
-        _open_sockets.add(self)
+        sockets.opened(self)
         try:
-            async with connect_slot():
+            async with sockets.connect_slot():
                 await self._join()
         except (RedisError, OSError, DatabaseError) as exc:
             logger.warning("closing a dashboard socket it could not set up: %s", exc)
@@ -272,7 +148,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     async def _join(self):
         # Client messages and group events wait in this consumer's queue until
         # connect() returns, so `hello` is always the first message sent.
-        self.permissions, notification_groups = await self._access()
+        self.permissions, notification_groups = await hello.socket_access(self.user)
         # Notification groups before the hello state, so nothing falls into the gap.
         for group in [DASHBOARD_GROUP, *notification_groups]:
             await self.channel_layer.group_add(group, self.channel_name)
@@ -281,11 +157,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         # Not inside the gather: if something else failed first, a join still
         # running would outlive _leave() and keep the user online for good.
         online = await self._join_presence()
-        notifications, alerts, state = await asyncio.gather(
-            hello_notifications(self.user, last_notification_from(self.scope["query_string"]), self.language),
-            hello_alerts(),
-            sampling.aget_state(),
-        )
+        since_id = last_notification_from(self.scope["query_string"])
+        state = await hello.hello_state(self.user, since_id, self.language)
+        notifications = state.notifications
         self.unread = notifications["unread"]
         self.delivered = {n["id"] for n in notifications["recent"] + notifications["missed"]}
         # Newer than this is what a catch-up after a lost subscription reads again.
@@ -293,11 +167,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(
             protocol.hello(
                 self.user,
-                state,
+                state.sampling,
                 self.can_control,
                 self._visible(online),
                 notifications,
-                [localize_rule(alert, self.language) for alert in alerts],
+                state.alerts,
                 self.can_manage_alerts,
             )
         )
@@ -318,13 +192,6 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     def client_address(self):
         client = self.scope.get("client") or ("",)
         return client[0] or ""
-
-    async def _access(self):
-        """(permissions held, notification groups), reused for ACCESS_CACHE_SECONDS per user
-        and session auth hash (dashboard.access.cache): a storm of the same users then costs
-        one database trip each; a changed password (which ends the session) applies at once."""
-        identity = ((str(self.user.pk), self.user.get_session_auth_hash()), "ws")
-        return await shared_answer(access.cache, identity, self._read_access)
 
     async def _join_presence(self):
         await presence.tracker().join(self.user.pk, self.user.get_username())
@@ -354,10 +221,6 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if getattr(self, "claimed", False):
             self.claimed = False
             connections.release("ws", self.user.pk)
-
-    def _read_access(self):
-        user = self.user
-        return access.permissions_of(user), notification_services.group_names_for(user)
 
     @database_sync_to_async
     def _change_alert(self, action, *args, series=None):

@@ -25,6 +25,7 @@ from channels.layers import get_channel_layer
 from dashboard.connections import WORKER_ID
 from dashboard.control import events
 from dashboard.groups import DASHBOARD_GROUP
+from dashboard.loops import PerLoop
 from dashboard.redis import get_async_client, key
 
 logger = logging.getLogger(__name__)
@@ -148,12 +149,4 @@ async def broadcast():
 
 
 # One tracker per event loop: redis.asyncio pools and tasks cannot cross loops.
-_trackers = {}
-
-
-def tracker():
-    loop = asyncio.get_running_loop()
-    found = _trackers.get(loop)
-    if found is None:
-        found = _trackers[loop] = Tracker()
-    return found
+tracker = PerLoop(Tracker)

@@ -35,20 +35,20 @@ from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
 from dashboard import access, revocation
-from dashboard.loops import SemaphorePerLoop
+from dashboard.loops import PerLoop
 from dashboard.origins import request_origin_allowed
 from dashboard.storage import DashboardRedisStorage
-from dashboard.stream.views import (
+from dashboard.stream.app import stream_sync
+from dashboard.stream.request import (
     EVENT_ID,
     EVENTS_PATH,
     ORIGIN_REFUSED,
     BadStreamRequest,
-    beyond_replay_window,
     error_response,
     parse_stream_request,
     stream_request,
-    stream_sync,
 )
+from dashboard.stream.stream import beyond_replay_window
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ GRIP_CHANNEL_PREFIX = "events-"
 # connect. The measurements: docs/performance.md, "Design choices and their measurements".
 CONNECTS_AT_ONCE = 16
 # asyncio.Semaphore wakes its waiters in arrival order.
-connect_slots = SemaphorePerLoop()
+connect_slots = PerLoop(lambda: asyncio.Semaphore(CONNECTS_AT_ONCE))
 
 
 # django-eventstream's es-meta tokens live this long; their expiry says when they were issued.
@@ -157,7 +157,7 @@ async def grip_events(request, abandoned):
     except BadStreamRequest as exc:
         channels, last_ids, user_id, issued_at, problem = [], {}, None, None, str(exc)
     revocation.listen()  # a revocation drops the access answers remembered here
-    async with connect_slots(CONNECTS_AT_ONCE):
+    async with connect_slots():
         if abandoned():
             return None
         return await authorise_and_replay(request, channels, last_ids, (user_id, issued_at), problem)
@@ -196,29 +196,6 @@ async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
 
 # --- connects Pushpin forwards, answered without Django's middleware chain ------
 
-# settings.MIDDLEWARE as the two stream paths that skip the chain were checked against
-# (ProxiedStreamConnects here, DirectStreams in dashboard.stream.views), each with what
-# stands in for it. dashboard/tests/test_grip_connects.py fails when settings.MIDDLEWARE
-# holds anything not listed here, so a middleware added later cannot silently skip
-# them: whoever adds one decides here whether a stream GET needs it (and then calls it
-# on both paths) or not. Direct streams run the security steps, and CommonMiddleware's
-# response step on refusals; a stream itself is never framed, so no frame header.
-REVIEWED_MIDDLEWARE = {
-    "django_grip.GripMiddleware": "its request and response steps run here",
-    "django.middleware.security.SecurityMiddleware": "its response step runs here",
-    "servestatic.middleware.ServeStaticMiddleware": "serves /static/ only",
-    "django.contrib.sessions.middleware.SessionMiddleware": "session read with the async API, never saved",
-    "django.middleware.common.CommonMiddleware": "its response step runs here (Content-Length)",
-    "django.middleware.csrf.CsrfViewMiddleware": "no CSRF check for a GET, and no token is set",
-    "django.contrib.auth.middleware.AuthenticationMiddleware": "request.user, lazily, as it sets it",
-    "django.contrib.messages.middleware.MessageMiddleware": "no messages are read or stored by a stream",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware": "its response step runs here",
-    "csp.middleware.CSPMiddleware": "a policy governs documents; an event stream loads nothing",
-    "axes.middleware.AxesMiddleware": "acts on login attempts only; a stream GET authenticates nothing",
-    "audit.context.AuditContextMiddleware": "names who makes a change; a stream GET changes nothing",
-    "django.middleware.locale.LocaleMiddleware": "picks a language for pages; a stream carries no text",
-}
-
 
 class ProxiedStreamConnects:
     """ASGI wrapper: a `/events/` GET that Pushpin signed goes straight to `grip_events`.
@@ -232,7 +209,7 @@ class ProxiedStreamConnects:
     session is read through Django's async session API, and the security headers
     and Content-Length come from the response steps of SecurityMiddleware,
     XFrameOptionsMiddleware and CommonMiddleware as on every other page. Nothing
-    else in the chain applies to this one GET (REVIEWED_MIDDLEWARE says why, one
+    else in the chain applies to this one GET (dashboard.bypasses says why, one
     by one, and a test keeps it in step with settings.MIDDLEWARE).
     Anything else, including a request whose signature does not check out, goes
     through Django as before.

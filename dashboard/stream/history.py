@@ -1,8 +1,10 @@
 """`/api/metrics/history/`: the charts' backfill, from the event store and the rollups.
 
 `?minutes=N` (1 to 43200) is the window ending now; `?start=&end=` (unix seconds) a
-sub-range, for zooming. The answer holds `step` (0 for raw values) and `series`:
-`{key: [[ts, avg, min, max], ...]}`, at most `MAX_POINTS` per metric:
+sub-range, for zooming; `&match=SELECTOR` (repeatable) keeps the series any of them
+matches. The answer holds `step` (0 for raw values) and `series`:
+`{series id: [[ts, avg, min, max], ...]}` (an unlabelled metric's id is its name), at
+most `MAX_POINTS` per series:
 
 - raw values from the event store when the window holds at most MAX_POINTS values
   of every metric (and the store still has all of it);
@@ -30,7 +32,8 @@ from django.views.decorators.http import require_GET
 from django_eventstream.utils import make_id
 
 from alerts.models import AlertRule
-from dashboard import access, rollups
+from api.auth import ApiError, authenticate, error_response
+from dashboard import access, frames, rollups, selectors
 from dashboard.access import VIEW_PERMISSION
 from dashboard.models import Metric, MetricRollup
 from dashboard.storage import DashboardRedisStorage, retention_seconds
@@ -141,13 +144,13 @@ class Walk:
                 self.oldest_ts = ts if self.oldest_ts is None else min(self.oldest_ts, ts)
 
 
-def raw_series(walk, window):
-    """{key: [[ts, v, v, v], ...]} in time order, or None when a metric has more than
-    MAX_POINTS values in the window."""
+def raw_series(walk, window, selection=None):
+    """{series id: [[ts, v, v, v], ...]} in time order (of the series `selection` wants,
+    when given), or None when a series has more than MAX_POINTS values in the window."""
     series = {}
     for event_type, data in reversed(walk.events):
-        for key, ts, value in rollups.values_of(event_type, data):
-            if window.holds(ts):
+        for key, name, labels, ts, value in frames.points_of(event_type, data):
+            if window.holds(ts) and (selection is None or selection.wants(key, name, labels)):
                 points = series.setdefault(key, [])
                 if len(points) >= MAX_POINTS:
                     return None
@@ -188,9 +191,10 @@ def choose_step(window, now=None):
     return step, group
 
 
-def read_rollups(step, group, window):
+def read_rollups(step, group, window, selection=None):
     """(rollup cursor, rows) read from one snapshot, so the rows hold exactly the
-    events up to the cursor (the writer commits both together)."""
+    events up to the cursor (the writer commits both together). Rows are keyed by
+    series id, and only of the series `selection` wants when given."""
     lower = rollups.bucket_of(window.start, group)
     upper = None if window.end is None else rollups.bucket_of(window.end, step) + step
     outermost = not connection.in_atomic_block
@@ -200,14 +204,17 @@ def read_rollups(step, group, window):
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor_id = rollups.cursor_id()
-        rows = list(rollups.grouped_rows(step, group, lower, upper))
-    return cursor_id, rows
+        keys = None if selection is None else rollups.matching_keys(selection)
+        rows = list(rollups.grouped_rows(step, group, lower, upper, keys))
+        ids = rollups.series_ids({row[0] for row in rows})
+    # A key without a known id (its Series row pruned meanwhile) has no name to answer under.
+    return cursor_id, [(ids[key], *rest) for key, *rest in rows if key in ids]
 
 
-def bucketed_series(storage, window):
+def bucketed_series(storage, window, selection=None):
     """(last event id, step, series, values in each series' last bucket, values per series)."""
     step, group = choose_step(window)
-    cursor_id, rows = read_rollups(step, group, window)
+    cursor_id, rows = read_rollups(step, group, window, selection)
     # Fixed after the rollups are read, so it is never behind their cursor: everything
     # up to it is in this answer, everything after it comes from the stream.
     last_id = storage.get_current_id(METRICS_CHANNEL)
@@ -218,8 +225,9 @@ def bucketed_series(storage, window):
     lower = rollups.bucket_of(window.start, group)
     gap = Walk(storage, last_id, lower, floor_id=cursor_id or 0, limit=GAP_LIMIT)
     for event_type, data in gap.events:
-        for key, ts, value in rollups.values_of(event_type, data):
-            if ts >= lower and (window.end is None or ts <= window.end):
+        for key, name, labels, ts, value in frames.points_of(event_type, data):
+            in_window = ts >= lower and (window.end is None or ts <= window.end)
+            if in_window and (selection is None or selection.wants(key, name, labels)):
                 buckets.add(key, ts, value)
     series, last_counts, totals = {}, {}, {}
     for key, bucket, count, total, low, high in buckets.rows():
@@ -234,23 +242,33 @@ def bucketed_series(storage, window):
 @never_cache
 @gzip_page
 def metrics_history(request):
-    user = request.user
-    if not user.is_authenticated:
-        return JsonResponse({"error": "Log in to read metric history"}, status=403)
-    if not access.can_view_metrics(user):
-        return JsonResponse({"error": f"Permission {VIEW_PERMISSION} required"}, status=403)
+    if request.headers.get("Authorization"):
+        # Another service reading history (the contract: a token with the read scope);
+        # its refusals are the API's.
+        try:
+            authenticate(request, "read")
+        except ApiError as error:
+            return error_response(error)
+    else:
+        user = request.user
+        if not user.is_authenticated:
+            return JsonResponse({"error": "Log in to read metric history"}, status=403)
+        if not access.can_view_metrics(user):
+            return JsonResponse({"error": f"Permission {VIEW_PERMISSION} required"}, status=403)
     try:
         window = parse_window(request.GET)
+        matches = request.GET.getlist("match")
+        selection = selectors.selection(matches) if matches else None
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     storage = DashboardRedisStorage()
-    last_id, step, series, last_counts, totals = bucketed_series(storage, window)
+    last_id, step, series, last_counts, totals = bucketed_series(storage, window, selection)
     # The buckets' counts say whether raw values fit (the edge buckets may hold a few
     # values from outside the window: then buckets it is, which is never wrong).
     fits = max(totals.values(), default=0) <= MAX_POINTS
     if fits and time.time() - window.start <= retention_seconds():
         walk = Walk(storage, last_id, window.start)
-        raw = raw_series(walk, window)
+        raw = raw_series(walk, window, selection)
         if raw is not None and raw_is_whole(walk, window):
             step, series, last_counts = 0, raw, {}
     return JsonResponse(

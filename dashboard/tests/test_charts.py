@@ -211,7 +211,8 @@ def test_it_switches_to_seven_days_with_bands_zooms_into_a_range_and_back(dashbo
     with page.expect_download() as download:
         page.click(".chart-card[data-key='orders'] .chart-csv")
     lines = Path(download.value.path()).read_text().splitlines()
-    assert lines[0] == "time,avg,min,max"
+    # A column per series, headed by its id; bucketed windows add its min and max.
+    assert lines[0] == "time,orders,orders min,orders max"
     assert len(lines) - 1 == page.evaluate("livedash.charts.points('orders')")
 
     # Drag across a tenth of the chart: finer buckets are fetched for that range.

@@ -289,7 +289,7 @@ async def test_a_storm_of_one_user_s_sockets_reads_the_hello_state_once(alice, m
     import asyncio
     import contextlib
 
-    from dashboard.control import consumers
+    from dashboard.control import hello
     from notifications import services
 
     calls = []
@@ -300,7 +300,7 @@ async def test_a_storm_of_one_user_s_sockets_reads_the_hello_state_once(alice, m
         return real(user, since_id, language)
 
     monkeypatch.setattr(services, "hello_state", counted)
-    consumers.hello_cache.clear()
+    hello.hello_cache.clear()
     async with contextlib.AsyncExitStack() as stack:
         hellos = await asyncio.gather(*(stack.enter_async_context(connected(alice)) for _ in range(12)))
     assert calls == [alice.pk]
@@ -308,10 +308,10 @@ async def test_a_storm_of_one_user_s_sockets_reads_the_hello_state_once(alice, m
 
 
 async def test_a_cached_hello_never_hides_a_newer_notification_or_read_mark(alice):
-    from dashboard.control import consumers
+    from dashboard.control import hello
     from notifications.services import notify
 
-    consumers.hello_cache.clear()
+    hello.hello_cache.clear()
     async with connected(alice) as (_, hello):
         assert hello["notifications"]["unread"] == 0
     created = await database_sync_to_async(notify)(alice, "disk almost full")

@@ -40,6 +40,6 @@ def test_it_names_the_stream_channels_the_user_may_read(client, alice, charlie):
     stream = page_config(client, alice)["stream"]
     assert stream["url"] == "/events/"
     assert stream["channels"] == ["metrics"]
-    assert stream["events"] == ["frame", "metric", "metric-config", "stream-reset"]
+    assert stream["events"] == ["frame", "metric", "metric-config", "dashboard-changed", "stream-reset"]
     client.logout()
     assert page_config(client, charlie)["stream"]["channels"] == []

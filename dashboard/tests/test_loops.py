@@ -1,30 +1,41 @@
-"""SemaphorePerLoop: one semaphore per running event loop, sized on first use."""
+"""PerLoop: one object per running event loop, made on first use there."""
 
 import asyncio
+import functools
 import threading
 
-from dashboard.loops import SemaphorePerLoop
+from dashboard.loops import PerLoop
 
 
-def test_it_gives_each_loop_its_own_semaphore_and_keeps_it():
-    slots = SemaphorePerLoop()
+def test_it_gives_each_loop_its_own_object_and_keeps_it():
+    per_loop = PerLoop(object)
 
     async def take():
-        return slots(2), slots(5)
+        return per_loop(), per_loop()
 
     first, again = asyncio.run(take())
-    assert first is again  # the size only counts on first use
+    assert first is again
     other, _ = asyncio.run(take())
     assert other is not first
 
 
-def test_it_bounds_the_work_running_at_once_on_a_loop():
-    slots = SemaphorePerLoop()
+def test_it_lists_the_objects_it_made():
+    per_loop = PerLoop(list)
+
+    async def take():
+        return per_loop(), per_loop.made()
+
+    mine, made = asyncio.run(take())
+    assert any(found is mine for found in made)
+
+
+def test_semaphores_per_loop_bound_the_work_running_at_once_on_a_loop():
+    slots = PerLoop(functools.partial(asyncio.Semaphore, 3))
     running, most = 0, 0
 
     async def work():
         nonlocal running, most
-        async with slots(3):
+        async with slots():
             running += 1
             most = max(most, running)
             await asyncio.sleep(0.01)
@@ -37,13 +48,13 @@ def test_it_bounds_the_work_running_at_once_on_a_loop():
     assert most == 3
 
 
-def test_a_semaphore_is_usable_from_a_loop_in_another_thread():
-    slots = SemaphorePerLoop()
+def test_a_semaphore_per_loop_is_usable_from_a_loop_in_another_thread():
+    slots = PerLoop(functools.partial(asyncio.Semaphore, 1))
     errors = []
 
     def in_thread():
         async def use():
-            async with slots(1):
+            async with slots():
                 pass
 
         try:

@@ -103,7 +103,7 @@ def test_a_hot_counter_reports_each_addition_once_even_across_a_failed_flush(red
     import redis
 
     from dashboard.redis import get_sync_client
-    from dashboard.stream.views import DELIVERED
+    from dashboard.stream.stream import DELIVERED
 
     def down(*args, **kwargs):
         raise redis.ConnectionError("refused")

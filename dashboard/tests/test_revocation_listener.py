@@ -50,9 +50,9 @@ async def test_a_revocation_drops_remembered_answers_and_reaches_the_registered_
 
 
 def test_the_sse_hub_registers_ending_a_users_streams():
-    from dashboard.stream import views
+    from dashboard.stream import hub
 
-    assert views.end_streams_of in revocation._handlers
+    assert hub.end_streams_of in revocation._handlers
 
 
 @pytest.mark.django_db(transaction=True)
@@ -97,8 +97,8 @@ async def test_draining_runs_each_registered_step_once_sync_or_async(caplog):
 
 
 def test_both_transports_register_their_draining_step():
-    from dashboard.control.consumers import close_all_sockets
-    from dashboard.stream.views import end_all_streams
+    from dashboard.control.sockets import close_all_sockets
+    from dashboard.stream.hub import end_all_streams
 
     steps = [step for _, step in draining._steps]
     assert end_all_streams in steps

@@ -96,10 +96,10 @@ async def test_it_resets_a_client_whose_events_are_no_longer_kept(worker, alice_
 
 async def test_a_flood_beyond_the_buffer_arrives_exactly_once_or_resets(worker, alice_cookies):
     from dashboard.storage import DashboardRedisStorage
-    from dashboard.stream import views as sse
+    from dashboard.stream.stream import STREAM_BUFFER
 
     storage = DashboardRedisStorage()
-    count = sse.STREAM_BUFFER * 8
+    count = STREAM_BUFFER * 8
     # The first event seeds the id counter (from the clock), so ids count from here.
     storage.append_event("metrics", "frame", '{"seq":-1}')
     async with SSEReader(events_url(worker, "metrics"), alice_cookies) as stream:

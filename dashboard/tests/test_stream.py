@@ -10,8 +10,10 @@ import pytest
 
 from conftest import drop_stored_events
 from dashboard.live import publish_frame
-from dashboard.stream import views as sse
-from dashboard.stream.views import HubEvent, Stream
+from dashboard.stream import hub as sse_hub
+from dashboard.stream import stream as sse_stream
+from dashboard.stream.hub import HubEvent
+from dashboard.stream.stream import Stream
 
 
 @pytest.fixture(autouse=True)
@@ -45,11 +47,11 @@ def event_types(body):
 async def test_an_overflowing_stream_catches_up_from_storage_exactly_once():
     stream, _ = await started_stream()
     start = stream.last_ids["metrics"]
-    published = [publish_frame(seq, 0.0, {}) for seq in range(sse.STREAM_BUFFER * 3)]
+    published = [publish_frame(seq, 0.0, {}) for seq in range(sse_stream.STREAM_BUFFER * 3)]
     for event in published:
         stream.offer(hub_event(event))
     assert stream.catch_up_needed
-    assert len(stream.buffer) < sse.STREAM_BUFFER
+    assert len(stream.buffer) < sse_stream.STREAM_BUFFER
 
     body = await drained(stream)
 
@@ -77,7 +79,7 @@ async def test_a_missed_message_is_filled_from_storage():
 
 async def test_an_overflow_past_retention_ends_in_a_reset_not_a_hole():
     stream, _ = await started_stream()
-    published = [publish_frame(seq, 0.0, {}) for seq in range(sse.STREAM_BUFFER + 10)]
+    published = [publish_frame(seq, 0.0, {}) for seq in range(sse_stream.STREAM_BUFFER + 10)]
     for event in published:
         stream.offer(hub_event(event))
     drop_stored_events("metrics", published[0].id)
@@ -104,7 +106,7 @@ async def test_it_replays_from_the_requested_id_then_continues_live_without_dupl
 
 async def test_a_client_resuming_at_the_hubs_newest_id_reads_nothing_from_redis(monkeypatch):
     event = publish_frame(0, 0.0, {})
-    monkeypatch.setitem(sse.get_hub().current_ids, "metrics", event.id)
+    monkeypatch.setitem(sse_hub.get_hub().current_ids, "metrics", event.id)
 
     async def no_redis(*args):
         raise AssertionError("read Redis to resume a client that was up to date")
@@ -168,8 +170,8 @@ async def test_an_ended_stream_sends_what_it_holds_then_a_short_retry():
     body = b"".join(chunks)
     assert delivered_ids(body) == [event.id]
     retry = int(chunks[-1].removeprefix(b"retry: ").strip())
-    assert sse.RESTART_RETRY_MS <= retry < 2 * sse.RESTART_RETRY_MS
-    assert stream not in sse.get_hub().streams
+    assert sse_stream.RESTART_RETRY_MS <= retry < 2 * sse_stream.RESTART_RETRY_MS
+    assert stream not in sse_hub.get_hub().streams
 
 
 async def test_a_quiet_stream_gets_a_keepalive_after_a_whole_quiet_period():
@@ -184,7 +186,7 @@ async def test_a_quiet_stream_gets_a_keepalive_after_a_whole_quiet_period():
 async def test_a_new_stream_starts_at_the_hub_s_newest_id_without_asking_redis(monkeypatch):
     import json
 
-    hub = sse.Hub()
+    hub = sse_hub.Hub()
     newer, older = publish_frame(1, 0.0, {}), None
     older = type(newer)(newer.channel, newer.type, newer.data, id=newer.id - 1)
     for event in (newer, older):  # out of order, as two publishers can be
@@ -204,7 +206,7 @@ async def test_a_new_stream_starts_at_the_hub_s_newest_id_without_asking_redis(m
 
 async def test_streams_of_a_channel_the_hub_has_not_heard_yet_ask_redis_once(monkeypatch):
     publish_frame(0, 0.0, {})
-    hub = sse.Hub()
+    hub = sse_hub.Hub()
     hub.connected.set()  # subscribed, but nothing dispatched yet (a worker just started)
     first = Stream(["metrics"], {})
     await first.fix_start_ids(hub)

@@ -3,6 +3,12 @@
 // "sse:metric" from stream.js), the stream resuming exactly where the history
 // ended (its last_event_id), so the seam has no gap and no duplicate.
 //
+// A chart is a definition (title, unit, thresholds, rules) and a set of series,
+// keyed by series id (series.js): a metric pushed for many hosts is one chart with
+// a line per host, a legend naming each by its labels, the lines past MAX_LINES
+// folded into "N more". A chart of one series looks as it always did: one line
+// with its min-max band, no legend.
+//
 // Events only change data; drawing happens once per animation frame for every
 // chart that changed, so 20 charts updating every second cost one layout pass,
 // and a hidden tab (no animation frames) costs no drawing at all.
@@ -29,8 +35,14 @@
   // Hovering one chart moves the crosshair on all of them (uPlot's cursor sync).
   const SYNC = uPlot.sync("livedash");
   const SECTIONS = { system: "host", app: "app" }; // anything else: "custom"
+  // Lines a chart draws at most: past that, colours stop telling lines apart. The
+  // rest are listed under "N more", up to MAX_LISTED of them.
+  const MAX_LINES = 8;
+  const MAX_LISTED = 100;
+  // Lines past the first four are also dashed, so no two drawn lines differ by colour alone.
+  const DASHED_FROM = 4;
 
-  if (!root || !ld || !ld.stream) return;
+  if (!root || !ld || !ld.stream || !ld.series) return;
   if (!config.canViewMetrics) return; // stream.js shows "no permission"
 
   const state = {
@@ -49,6 +61,7 @@
   };
 
   const fmt = ld.format;
+  const ids = ld.series;
 
   function levelFor(def, value) {
     if (value === null || value === undefined) return "ok";
@@ -90,6 +103,7 @@
       text: cssVar("--text", "#e6ebf5"),
       warning: cssVar("--warning", "#f2b53a"),
       critical: cssVar("--critical", "#f2555a"),
+      series: Array.from({ length: MAX_LINES }, (_, i) => cssVar("--series-" + (i + 1), "#4f8cff")),
     });
   }
   readColors();
@@ -153,8 +167,22 @@
     const readout = element("p", "chart-readout");
     const plot = element("div", "chart-plot");
     plot.setAttribute("role", "img");
-    card.append(head, age, plot, readout);
-    return { card, title, stateTag, value, unit, age, readout, plot, csv };
+    // The legend of a chart of several series: an entry per drawn line (its colour,
+    // its labels, its value: the current one, or the one under the cursor), then the
+    // series not drawn, listed under "N more".
+    const legend = element("ul", "chart-legend");
+    legend.setAttribute("aria-label", gettext("Series"));
+    legend.hidden = true;
+    const more = element("details", "chart-more");
+    const moreSummary = element("summary");
+    const moreList = element("ul", "chart-legend chart-more-list");
+    // It scrolls when long: reachable from the keyboard.
+    moreList.tabIndex = 0;
+    moreList.setAttribute("aria-label", gettext("Series not drawn"));
+    more.append(moreSummary, moreList);
+    more.hidden = true;
+    card.append(head, age, plot, readout, legend, more);
+    return { card, title, stateTag, value, unit, age, readout, plot, csv, legend, more, moreSummary, moreList };
   }
 
   function ruleColor(rule) {
@@ -221,14 +249,176 @@
     return fmt.decimalsFor(chart.def.unit, chart.whole);
   }
 
-  // The value and time under the cursor, as text (also for assistive technology).
+  // ---- series and legend ------------------------------------------------------
+
+  const NO_SERIES = { xs: [], ys: [], lows: [], highs: [] };
+
+  // Per series, per point: time, average, min, max, and how many values it holds
+  // (null when the server did not say), so live values fold into a bucket exactly.
+  function seriesOf(chart, id, labels) {
+    let series = chart.series.get(id);
+    if (!series) {
+      series = {
+        id,
+        labels: labels || ids.labelsOf(id),
+        xs: [],
+        ys: [],
+        lows: [],
+        highs: [],
+        counts: [],
+        current: null,
+        currentAt: null, // server ts of the current value
+      };
+      chart.series.set(id, series);
+      chart.legendBuilt = false;
+    }
+    return series;
+  }
+
+  // The series a chart draws, in the order they came (history's sorted by id first).
+  function drawnSeries(chart) {
+    const drawn = [];
+    for (const series of chart.series.values()) {
+      if (drawn.length === MAX_LINES) break;
+      drawn.push(series);
+    }
+    return drawn;
+  }
+
+  // One series keeps today's plot (its line and min-max band); several get a line each.
+  function plotShape(drawn) {
+    return Math.max(1, drawn.length);
+  }
+
+  // The highest current value of the chart's series (what its level is judged by),
+  // and the newest of their times.
+  function latest(chart) {
+    let value = null;
+    let at = null;
+    for (const series of chart.series.values()) {
+      if (series.current !== null && (value === null || series.current > value)) value = series.current;
+      if (series.currentAt !== null && (at === null || series.currentAt > at)) at = series.currentAt;
+    }
+    return { value, at };
+  }
+
+  // How long a value counts as current: the same limit a card's age is shown after.
+  function staleLimit(chart) {
+    if (chart.dom.card.dataset.section === "custom") return STALE_CUSTOM_S;
+    return Math.max(STALE_MIN_S, STALE_INTERVALS * state.interval);
+  }
+
+  // A series' value at `ts`: its point there, else the last one before it while that
+  // is still current (hosts report at their own times); null when it has none.
+  function valueAt(chart, series, ts) {
+    const index = indexOf(series.xs, ts);
+    if (series.xs[index] === ts) return series.ys[index];
+    if (index === 0) return null;
+    return ts - series.xs[index - 1] <= Math.max(state.step, staleLimit(chart)) ? series.ys[index - 1] : null;
+  }
+
+  function shownValue(chart, value) {
+    return value === null || value === undefined ? "–" : fmt.joined(value, chart.def.unit, decimals(chart));
+  }
+
+  function moreText(count) {
+    return interpolate(ngettext("%s more", "%s more", count), [count]);
+  }
+
+  function legendEntry(series, common, index) {
+    const entry = element("li", "legend-entry");
+    entry.dataset.series = series.id;
+    entry.title = series.id;
+    if (index !== null) {
+      const swatch = element("span", "legend-swatch");
+      swatch.setAttribute("aria-hidden", "true");
+      swatch.dataset.index = String(index + 1);
+      entry.append(swatch);
+    }
+    const name = element("span", "legend-name", ids.labelText(series.id, series.labels, common));
+    const value = element("span", "legend-value", "–");
+    // A series that stopped reporting says so in words, not by its muted value alone.
+    const note = element("span", "sr-only", ", " + STATE_WORDS.stale);
+    note.hidden = true;
+    entry.append(name, value, note);
+    return entry;
+  }
+
+  // The legend is built again only when the chart's series change (seriesOf and
+  // clearSeries say so); values are written into it on every render and cursor move.
+  function buildLegend(chart) {
+    if (chart.legendBuilt) return;
+    chart.legendBuilt = true;
+    const all = Array.from(chart.series.values());
+    const dom = chart.dom;
+    const many = all.length > 1;
+    dom.legend.hidden = !many;
+    const folded = all.slice(MAX_LINES);
+    dom.more.hidden = !many || folded.length === 0;
+    chart.legendValues = [];
+    chart.commonLabels = {};
+    if (!many) {
+      dom.legend.replaceChildren();
+      dom.moreList.replaceChildren();
+      return;
+    }
+    const common = ids.commonLabels(all.map((series) => series.labels));
+    chart.commonLabels = common;
+    const drawn = all.slice(0, MAX_LINES).map((series, i) => legendEntry(series, common, i));
+    dom.legend.replaceChildren(...drawn);
+    const listed = folded.slice(0, MAX_LISTED).map((series) => legendEntry(series, common, null));
+    if (folded.length > MAX_LISTED) listed.push(element("li", "legend-entry muted", moreText(folded.length - MAX_LISTED)));
+    dom.moreList.replaceChildren(...listed);
+    setText(dom.moreSummary, moreText(folded.length));
+    chart.legendValues = all.slice(0, MAX_LINES + MAX_LISTED).map((series, i) => {
+      const entry = i < MAX_LINES ? drawn[i] : listed[i - MAX_LINES];
+      return [series, entry, entry.querySelector(".legend-value"), entry.querySelector(".sr-only")];
+    });
+  }
+
+  // Each entry's value: under the cursor while it is on the chart, else the current
+  // one, marked when it is stale. Entries under a closed "N more" are written when it opens.
+  function fillLegend(chart) {
+    if (chart.dom.legend.hidden) return;
+    const open = chart.dom.more.open;
+    const hovered = chart.cursorTs !== null;
+    chart.legendValues.forEach(([series, entry, node, note], i) => {
+      if (i >= MAX_LINES && !open) return;
+      const value = hovered ? valueAt(chart, series, chart.cursorTs) : series.current;
+      setText(node, shownValue(chart, value));
+      const stale = !hovered && staleAge(chart, series.currentAt) !== null;
+      if (entry.classList.contains("stale") !== stale) {
+        entry.classList.toggle("stale", stale);
+        note.hidden = !stale;
+      }
+    });
+  }
+
+  // The value and time under the cursor, as text (also for assistive technology):
+  // "12:03:04 · 4.6 %" for one series. For several, the time, each series' value in
+  // its legend entry, and the whole list in the readout's text for screen readers.
   function showReadout(chart, u) {
     const index = u.cursor.idx;
-    let text = "";
-    if (index !== null && index !== undefined && chart.xs[index] !== undefined) {
-      text = fmt.time(chart.xs[index]) + " · " + fmt.joined(chart.ys[index], chart.def.unit, decimals(chart));
+    const ts = index !== null && index !== undefined ? u.data[0][index] : undefined;
+    const readout = chart.dom.readout;
+    if (chart.plotShape <= 1) {
+      const text = ts === undefined ? "" : fmt.time(ts) + " · " + shownValue(chart, u.data[1][index]);
+      if (readout.textContent !== text) readout.textContent = text;
+      return;
     }
-    if (chart.dom.readout.textContent !== text) chart.dom.readout.textContent = text;
+    chart.cursorTs = ts === undefined ? null : ts;
+    fillLegend(chart);
+    if (ts === undefined) {
+      readout.replaceChildren();
+      return;
+    }
+    buildLegend(chart);
+    const values = drawnSeries(chart).map(
+      (series) =>
+        " · " + ids.labelText(series.id, series.labels, chart.commonLabels) + " " + shownValue(chart, valueAt(chart, series, ts)),
+    );
+    const listed = element("span", "sr-only", values.join(""));
+    readout.replaceChildren(document.createTextNode(fmt.time(ts)), listed);
   }
 
   function axisWidth(u, values) {
@@ -238,8 +428,51 @@
     return Math.ceil(widest / (window.devicePixelRatio || 1) + 14);
   }
 
+  // The plot's series: one line with its min-max band, or a line per drawn series.
+  function plotSeries(drawn) {
+    const ratio = window.devicePixelRatio || 1;
+    if (drawn.length <= 1) {
+      return {
+        series: [
+          {},
+          {
+            stroke: COLORS.line,
+            width: 1.5,
+            fill: COLORS.fill,
+            // uPlot's default shows dots only where points are sparse: a custom
+            // metric pushed once is visible, a busy line is not cluttered.
+            spanGaps: false,
+          },
+          // Each bucket's min and max: the band keeps a one-second spike visible
+          // after averaging. Raw values have min = max, so no band shows.
+          { stroke: "transparent", width: 0, points: { show: false } },
+          { stroke: "transparent", width: 0, points: { show: false } },
+        ],
+        bands: [{ series: [3, 2], fill: "rgba(79, 140, 255, 0.22)" }],
+      };
+    }
+    // Several lines: no fill and no bands, which would hide each other. Series report
+    // at their own times; the gaps joining them leaves are spanned, not breaks.
+    return {
+      series: [
+        {},
+        ...drawn.map((series, i) => ({
+          stroke: COLORS.series[i],
+          width: 1.5,
+          dash: i >= DASHED_FROM ? [6 * ratio, 3 * ratio] : undefined,
+          spanGaps: false,
+        })),
+      ],
+      bands: [],
+    };
+  }
+
   function makePlot(chart) {
     const width = Math.max(200, chart.dom.plot.clientWidth || 320);
+    const drawn = drawnSeries(chart);
+    chart.plotShape = plotShape(drawn);
+    chart.cursorTs = null;
+    const { series, bands } = plotSeries(drawn);
     const options = {
       width: width,
       height: PLOT_HEIGHT,
@@ -283,22 +516,8 @@
           },
         },
       ],
-      series: [
-        {},
-        {
-          stroke: COLORS.line,
-          width: 1.5,
-          fill: COLORS.fill,
-          // uPlot's default shows dots only where points are sparse: a custom
-          // metric pushed once is visible, a busy line is not cluttered.
-          spanGaps: false,
-        },
-        // Each bucket's min and max: the band keeps a one-second spike visible
-        // after averaging. Raw values have min = max, so no band shows.
-        { stroke: "transparent", width: 0, points: { show: false } },
-        { stroke: "transparent", width: 0, points: { show: false } },
-      ],
-      bands: [{ series: [3, 2], fill: "rgba(79, 140, 255, 0.22)" }],
+      series,
+      bands,
       hooks: {
         draw: [(u) => drawThresholds(u, chart.def)],
         setCursor: [(u) => showReadout(chart, u)],
@@ -321,7 +540,12 @@
   }
 
   function plotData(chart) {
-    return [chart.xs, chart.ys, chart.lows, chart.highs];
+    const drawn = drawnSeries(chart);
+    if (drawn.length <= 1) {
+      const series = drawn[0] || NO_SERIES;
+      return [series.xs, series.ys, series.lows, series.highs];
+    }
+    return uPlot.join(drawn.map((series) => [series.xs, series.ys]));
   }
 
   function createChart(def) {
@@ -329,17 +553,21 @@
     const chart = {
       def,
       dom,
-      current: null,
-      currentAt: null, // server ts of the current value
       whole: true, // every value so far is an integer: shown without decimals
       firing: false,
       plot: null,
+      plotShape: 1,
+      legendBuilt: false,
+      legendValues: [], // [series, its value's node] of each entry
+      commonLabels: {}, // the labels every series of the chart shares, left out of the legend
+      cursorTs: null, // time under the cursor, while it is on a chart of several series
       dirty: true,
       drawnAt: 0,
       summarisedAt: -Infinity,
     };
     clearSeries(chart);
     dom.csv.addEventListener("click", () => downloadCsv(chart));
+    dom.more.addEventListener("toggle", () => fillLegend(chart));
     applyDefinition(chart, def);
     state.charts.set(def.key, chart);
     return chart;
@@ -407,14 +635,9 @@
     state.charts.delete(key);
   }
 
-  // Per point: time, average, min, max, and how many values it holds (null when
-  // the server did not say), so live values fold into a bucket exactly.
   function clearSeries(chart) {
-    chart.xs = [];
-    chart.ys = [];
-    chart.lows = [];
-    chart.highs = [];
-    chart.counts = [];
+    chart.series = new Map();
+    chart.legendBuilt = false;
   }
 
   function indexOf(xs, ts) {
@@ -428,52 +651,52 @@
     return low;
   }
 
-  function insertAt(chart, index, ts, avg, low, high, count) {
-    chart.xs.splice(index, 0, ts);
-    chart.ys.splice(index, 0, avg);
-    chart.lows.splice(index, 0, low);
-    chart.highs.splice(index, 0, high);
-    chart.counts.splice(index, 0, count);
+  function insertAt(series, index, ts, avg, low, high, count) {
+    series.xs.splice(index, 0, ts);
+    series.ys.splice(index, 0, avg);
+    series.lows.splice(index, 0, low);
+    series.highs.splice(index, 0, high);
+    series.counts.splice(index, 0, count);
   }
 
-  // A live value: its own point on raw windows (a point at a time already charted
-  // is a duplicate), folded into its bucket on bucketed ones.
-  function addPoint(chart, ts, value) {
-    const xs = chart.xs;
+  // A live value of one of the chart's series: its own point on raw windows (a point
+  // at a time already charted is a duplicate), folded into its bucket on bucketed ones.
+  function addPoint(chart, series, ts, value) {
+    const xs = series.xs;
     const latest = xs.length === 0 || ts >= xs[xs.length - 1];
     if (latest) {
-      chart.current = value;
-      chart.currentAt = ts;
+      series.current = value;
+      series.currentAt = ts;
     }
+    chart.dirty = true;
     if (chart.whole && !Number.isInteger(value)) chart.whole = false;
     if (state.zoom) return true; // a past range is shown; only the header follows live
     const at = state.step > 0 ? Math.floor(ts / state.step) * state.step : ts;
     const index = latest && (xs.length === 0 || at > xs[xs.length - 1]) ? xs.length : indexOf(xs, at);
     if (xs[index] === at) {
       if (state.step === 0) return false;
-      const count = chart.counts[index];
+      const count = series.counts[index];
       if (count !== null) {
-        chart.ys[index] = (chart.ys[index] * count + value) / (count + 1);
-        chart.counts[index] = count + 1;
+        series.ys[index] = (series.ys[index] * count + value) / (count + 1);
+        series.counts[index] = count + 1;
       }
-      chart.lows[index] = Math.min(chart.lows[index], value);
-      chart.highs[index] = Math.max(chart.highs[index], value);
+      series.lows[index] = Math.min(series.lows[index], value);
+      series.highs[index] = Math.max(series.highs[index], value);
     } else {
-      insertAt(chart, index, at, value, value, value, 1);
+      insertAt(series, index, at, value, value, value, 1);
     }
-    trim(chart);
-    chart.dirty = true;
+    trim(series);
     return true;
   }
 
-  function trim(chart) {
+  function trim(series) {
     const cutoff = serverNow() - windowSeconds() - Math.max(5, state.step);
     let drop = 0;
-    while (drop < chart.xs.length && chart.xs[drop] < cutoff) drop += 1;
+    while (drop < series.xs.length && series.xs[drop] < cutoff) drop += 1;
     const cap = state.step > 0 ? MAX_BUCKETS : state.windowMinutes * MAX_POINTS_PER_MINUTE;
-    drop = Math.max(drop, chart.xs.length - cap);
+    drop = Math.max(drop, series.xs.length - cap);
     if (drop > 0) {
-      for (const list of [chart.xs, chart.ys, chart.lows, chart.highs, chart.counts]) list.splice(0, drop);
+      for (const list of [series.xs, series.ys, series.lows, series.highs, series.counts]) list.splice(0, drop);
     }
   }
 
@@ -494,13 +717,11 @@
     requestAnimationFrame(render);
   }
 
-  // How old a card's value is, in seconds, when that counts as stale; else null.
-  function staleAge(chart) {
-    if (chart.currentAt === null) return null;
-    const age = serverNow() - chart.currentAt;
-    const custom = chart.dom.card.dataset.section === "custom";
-    const limit = custom ? STALE_CUSTOM_S : Math.max(STALE_MIN_S, STALE_INTERVALS * state.interval);
-    return age > limit ? age : null;
+  // How old a card's newest value is, in seconds, when that counts as stale; else null.
+  function staleAge(chart, currentAt) {
+    if (currentAt === null) return null;
+    const age = serverNow() - currentAt;
+    return age > staleLimit(chart) ? age : null;
   }
 
   function setText(node, text) {
@@ -509,16 +730,33 @@
 
   // The chart's text alternative: what it shows, its current value, its range in the
   // window and its state.
-  function summary(chart, level, age) {
+  // For a chart of several series, each drawn one's current value by its labels.
+  function summary(chart, current, level, age) {
     const unit = chart.def.unit;
     const d = decimals(chart);
     const parts = [chart.def.label || chart.def.key];
-    if (chart.current === null) {
+    if (current === null) {
       parts.push(STATE_WORDS.empty);
     } else {
-      parts.push(interpolate(gettext("current value %s"), [fmt.joined(chart.current, unit, d)]));
-      const low = Math.min(...chart.ys);
-      const high = Math.max(...chart.ys);
+      const all = Array.from(chart.series.values());
+      if (all.length === 1) {
+        parts.push(interpolate(gettext("current value %s"), [fmt.joined(current, unit, d)]));
+      } else {
+        parts.push(interpolate(ngettext("%s series", "%s series", all.length), [all.length]));
+        buildLegend(chart);
+        for (const series of all.slice(0, MAX_LINES)) {
+          parts.push(ids.labelText(series.id, series.labels, chart.commonLabels) + " " + shownValue(chart, series.current));
+        }
+        if (all.length > MAX_LINES) parts.push(moreText(all.length - MAX_LINES));
+      }
+      let low = Infinity;
+      let high = -Infinity;
+      for (const series of all) {
+        for (const y of series.ys) {
+          if (y < low) low = y;
+          if (y > high) high = y;
+        }
+      }
       parts.push(
         interpolate(gettext("range %(low)s to %(high)s over the last %(minutes)s min"), {
           low: fmt.joined(low, unit, d),
@@ -539,11 +777,17 @@
       if (!chart.dirty) continue;
       chart.dirty = false;
       const d = decimals(chart);
-      const shown = fmt.withUnit(chart.current, chart.def.unit, d);
+      const { value: current, at: currentAt } = latest(chart);
+      // Several series: the legend holds their values, the head says how many.
+      const count = chart.series.size;
+      const shown =
+        count > 1
+          ? { text: "", unit: interpolate(ngettext("%s series", "%s series", count), [count]) }
+          : fmt.withUnit(current, chart.def.unit, d);
       setText(chart.dom.value, shown.text);
       setText(chart.dom.unit, shown.unit);
-      const level = levelFor(chart.def, chart.current);
-      const age = staleAge(chart);
+      const level = levelFor(chart.def, current);
+      const age = staleAge(chart, currentAt);
       chart.dom.card.dataset.level = level;
       chart.dom.card.classList.toggle("firing", chart.firing);
       chart.dom.card.classList.toggle("stale", age !== null);
@@ -558,9 +802,17 @@
       if (age !== null) setText(chart.dom.age, interpolate(gettext("last value %s"), [fmt.age(age)]));
       if (now - chart.summarisedAt > SUMMARY_EVERY_MS) {
         chart.summarisedAt = now;
-        chart.dom.plot.setAttribute("aria-label", summary(chart, level, age));
+        chart.dom.plot.setAttribute("aria-label", summary(chart, current, level, age));
       }
-      if (chart.plot) chart.plot.setData(plotData(chart), true);
+      buildLegend(chart);
+      if (chart.cursorTs === null) fillLegend(chart);
+      // A series more or less to draw changes the plot's series: build it again.
+      if (chart.plot && chart.plotShape !== plotShape(drawnSeries(chart))) {
+        chart.plot.destroy();
+        chart.plot = makePlot(chart);
+      } else if (chart.plot) {
+        chart.plot.setData(plotData(chart), true);
+      }
       chart.drawnAt = now;
     }
   }
@@ -583,10 +835,12 @@
     state.lastFrameTs = frame.ts;
     if (live) state.clockOffset = frame.ts - Date.now() / 1000;
     let unknown = false;
-    for (const [key, value] of Object.entries(frame.values || {})) {
-      const chart = state.charts.get(key);
-      if (chart) addPoint(chart, frame.ts, value);
-      else if (!state.hidden.has(key)) unknown = true;
+    const host = typeof frame.host === "string" ? frame.host : "";
+    const labels = host ? { host } : {};
+    for (const [name, value] of Object.entries(frame.values || {})) {
+      const chart = state.charts.get(name);
+      if (chart) addPoint(chart, seriesOf(chart, ids.frameId(name, host), labels), frame.ts, value);
+      else if (!state.hidden.has(name)) unknown = true;
     }
     setFiring(frame.firing);
     // A metric the page has no definition for yet (a collector started after
@@ -594,62 +848,71 @@
     if (unknown && live) queueRefetch();
   }
 
+  // A value of one series of a metric: its chart draws every series of the metric.
   function applyMetric(point) {
     if (typeof point.name !== "string" || typeof point.ts !== "number") return;
-    // A chart draws its metric's series without labels; a labelled series (one of
-    // many hosts, say) is not mixed into that line.
-    if (point.labels && typeof point.labels === "object" && Object.keys(point.labels).length > 0) return;
     if (state.hidden.has(point.name)) return;
+    const labels = point.labels && typeof point.labels === "object" ? point.labels : {};
+    // Stored before labels, an event has no `series`: its series is the bare name.
+    const id = typeof point.series === "string" ? point.series : ids.formatId(point.name, labels);
     let chart = state.charts.get(point.name);
     if (!chart) {
       // Registered on its first publish; history will bring its definition later.
       chart = createChart({ key: point.name, label: point.name, unit: "", source: "custom", order: 100 });
       layout();
     }
-    addPoint(chart, point.ts, point.value);
+    addPoint(chart, seriesOf(chart, id, labels), point.ts, point.value);
   }
 
-  // A history answer: `series` {key: [[ts, avg, min, max], ...]} with `step`
-  // seconds per point (0: raw values), for the live window or a zoomed range.
+  // A history answer: `series` {series id: [[ts, avg, min, max], ...]} with `step`
+  // seconds per point (0: raw values), for the live window or a zoomed range. Each
+  // series goes to the chart of its metric name, in id order.
   function applyHistory(history) {
     const keys = new Set(history.metrics.map((def) => def.key));
     for (const key of Array.from(state.charts.keys())) {
       if (!keys.has(key)) removeChart(key);
     }
+    // While a past range is shown, each card's head still follows live values.
+    const live = new Map();
     for (const def of history.metrics) {
       const chart = state.charts.get(def.key) || createChart(def);
       applyDefinition(chart, def);
+      if (state.zoom) live.set(def.key, chart.series);
       clearSeries(chart);
-      if (!state.zoom) {
-        chart.current = null;
-        chart.currentAt = null;
-      }
       chart.whole = true;
     }
+    const seriesIds = Object.keys(history.series || {}).sort(ids.compareIds);
     // Whatever the server sends but does not list is disabled: ignore it live too.
-    state.hidden = new Set(Object.keys(history.series || {}).filter((key) => !keys.has(key)));
+    state.hidden = new Set(seriesIds.map(ids.nameOf).filter((name) => !keys.has(name)));
     state.step = history.step || 0;
     state.lastSeq = 0;
     state.lastFrameTs = 0;
-    layout();
     const lastCounts = history.last_counts || {};
-    for (const [key, points] of Object.entries(history.series || {})) {
-      const chart = state.charts.get(key);
+    for (const id of seriesIds) {
+      const name = ids.nameOf(id);
+      const chart = state.charts.get(name);
       if (!chart) continue;
+      const series = seriesOf(chart, id);
+      const points = history.series[id];
       points.forEach(([ts, avg, low, high], i) => {
         const last = i === points.length - 1;
-        const count = state.step === 0 ? 1 : last && key in lastCounts ? lastCounts[key] : null;
-        insertAt(chart, chart.xs.length, ts, avg, low, high, count);
+        const count = state.step === 0 ? 1 : last && id in lastCounts ? lastCounts[id] : null;
+        insertAt(series, series.xs.length, ts, avg, low, high, count);
       });
       // Whole when every value is: a bucket's min and max are values, its average is not.
       if (!points.every(([, , low, high]) => Number.isInteger(low) && Number.isInteger(high))) chart.whole = false;
-      if (!state.zoom && points.length > 0) {
+      const before = live.has(name) ? live.get(name).get(id) : undefined;
+      if (before) {
+        series.current = before.current;
+        series.currentAt = before.currentAt;
+      } else if (!state.zoom && points.length > 0) {
         const [ts, avg] = points[points.length - 1];
-        chart.current = avg;
+        series.current = avg;
         // A bucket starts before its last value: its end, at most now, is that value's age.
-        chart.currentAt = Math.min(ts + state.step, serverNow());
+        series.currentAt = Math.min(ts + state.step, serverNow());
       }
     }
+    layout();
     markAllDirty();
   }
 
@@ -690,14 +953,35 @@
     return new Date(ts * 1000).toISOString();
   }
 
+  // A CSV field: quoted when it holds a comma, a quote or a line break (series ids do).
+  function csvField(text) {
+    return /[",\n\r]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+  }
+
+  // What the chart shows, a row per time and a column per series, headed by its id
+  // (as history and the series API name it); bucketed windows add each series'
+  // min and max beside its average. A series without a value at a time leaves it empty.
   function downloadCsv(chart) {
     const [start, end] = xRange();
-    const lines = [state.step > 0 ? "time,avg,min,max" : "time,value"];
-    chart.xs.forEach((ts, i) => {
-      if (ts < start - state.step || ts > end) return;
-      const row = state.step > 0 ? [chart.ys[i], chart.lows[i], chart.highs[i]] : [chart.ys[i]];
-      lines.push([csvTime(ts), ...row].join(","));
+    const all = Array.from(chart.series.values());
+    const bucketed = state.step > 0;
+    const width = bucketed ? 3 : 1;
+    const header = ["time"];
+    for (const series of all) {
+      header.push(csvField(series.id));
+      if (bucketed) header.push(csvField(series.id + " min"), csvField(series.id + " max"));
+    }
+    const rows = new Map();
+    all.forEach((series, column) => {
+      series.xs.forEach((ts, i) => {
+        if (ts < start - state.step || ts > end) return;
+        if (!rows.has(ts)) rows.set(ts, new Array(all.length * width).fill(""));
+        const cells = bucketed ? [series.ys[i], series.lows[i], series.highs[i]] : [series.ys[i]];
+        rows.get(ts).splice(column * width, width, ...cells);
+      });
     });
+    const times = Array.from(rows.keys()).sort((a, b) => a - b);
+    const lines = [header.join(","), ...times.map((ts) => [csvTime(ts), ...rows.get(ts)].join(","))];
     const blob = new Blob([lines.join("\n") + "\n"], { type: "text/csv" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
@@ -842,10 +1126,13 @@
   // brings current values at once, before the stream has caught up.
   ld.on("ws:snapshot", (message) => {
     if (!message || typeof message.values !== "object" || message.values === null) return;
-    for (const [key, value] of Object.entries(message.values)) {
-      const chart = state.charts.get(key);
-      if (chart && typeof value === "number") {
-        chart.current = value;
+    // Values of the latest frame, by metric name: the collector host's series.
+    const host = config.collectorHost || "";
+    for (const [name, value] of Object.entries(message.values)) {
+      const chart = state.charts.get(name);
+      const series = chart && chart.series.get(ids.frameId(name, host));
+      if (series && typeof value === "number") {
+        series.current = value;
         chart.dirty = true;
       }
     }
@@ -874,6 +1161,20 @@
   const zoneNode = document.getElementById("timezone");
   if (zoneNode) zoneNode.textContent = interpolate(gettext("Times in %s"), [fmt.timeZone()]);
 
+  function seriesFor(key, id) {
+    const chart = state.charts.get(key);
+    if (!chart) return null;
+    if (id === undefined) return chart.series.values().next().value || null;
+    return chart.series.get(id) || null;
+  }
+
+  function linesDrawn(key) {
+    const chart = state.charts.get(key);
+    if (!chart || !chart.plot) return 0;
+    // One series: the line and its band's two edges (drawn transparent).
+    return chart.plotShape <= 1 ? Math.min(1, chart.series.size) : chart.plot.series.length - 1;
+  }
+
   // A read-only view for tests and the console.
   ld.charts = {
     windowMinutes: () => state.windowMinutes,
@@ -881,12 +1182,20 @@
     keys: () => sortedCharts().map((chart) => chart.def.key),
     step: () => state.step,
     zoomed: () => (state.zoom ? { start: state.zoom.start, end: state.zoom.end } : null),
-    points: (key) => (state.charts.has(key) ? state.charts.get(key).xs.length : 0),
-    series: (key) => (state.charts.has(key) ? [state.charts.get(key).xs.slice(), state.charts.get(key).ys.slice()] : null),
-    bands: (key) => (state.charts.has(key) ? [state.charts.get(key).lows.slice(), state.charts.get(key).highs.slice()] : null),
+    // A chart's series by id; without one, its first (for a chart of one series, that one).
+    points: (key, id) => (seriesFor(key, id) ? seriesFor(key, id).xs.length : 0),
+    series: (key, id) => (seriesFor(key, id) ? [seriesFor(key, id).xs.slice(), seriesFor(key, id).ys.slice()] : null),
+    bands: (key, id) => (seriesFor(key, id) ? [seriesFor(key, id).lows.slice(), seriesFor(key, id).highs.slice()] : null),
+    seriesIds: (key) => (state.charts.has(key) ? Array.from(state.charts.get(key).series.keys()) : []),
+    // Lines the chart's plot draws.
+    lines: (key) => linesDrawn(key),
     reload: () => loadHistory(),
     definition: (key) => (state.charts.has(key) ? Object.assign({}, state.charts.get(key).def) : null),
-    colors: () => Object.assign({}, COLORS),
+    // Flat: {line, fill, ..., series1, series2, ...}, each a resolved colour.
+    colors: () => {
+      const { series, ...rest } = COLORS;
+      return Object.assign(rest, Object.fromEntries(series.map((colour, i) => ["series" + (i + 1), colour])));
+    },
   };
 
   showWindow();

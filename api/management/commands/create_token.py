@@ -21,20 +21,31 @@ class Command(BaseCommand):
         )
         parser.add_argument("--notify", action="store_true", help="may send notifications")
         parser.add_argument("--scrape", action="store_true", help="may read /metrics")
+        parser.add_argument("--read", action="store_true", help="may read the series and label values")
+        parser.add_argument(
+            "--dashboards", action="store_true", help="may read, create, change and delete dashboards"
+        )
         parser.add_argument("--alerts", action="store_true", help="may read and write alert rules")
 
-    def handle(self, *args, name, metrics, notify, scrape, alerts, **options):
+    def handle(self, *args, name, metrics, notify, scrape, read, dashboards, alerts, **options):
         if not name.strip():
             raise CommandError("NAME must not be empty")
         if any(not pattern.strip() for pattern in metrics):
             raise CommandError("--metrics patterns must not be empty")
-        if not (metrics or notify or scrape or alerts):
+        if not (metrics or notify or scrape or read or dashboards or alerts):
             raise CommandError(
-                "give the token at least one scope: --metrics PATTERN, --notify, --scrape or --alerts"
+                "give the token at least one scope: "
+                "--metrics PATTERN, --notify, --scrape, --read, --dashboards or --alerts"
             )
         try:
             token, raw = ApiToken.create(
-                name, metric_patterns=metrics, notify=notify, scrape=scrape, alerts=alerts
+                name,
+                metric_patterns=metrics,
+                notify=notify,
+                scrape=scrape,
+                read=read,
+                dashboards=dashboards,
+                alerts=alerts,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()))

@@ -10,6 +10,7 @@ from alerts.feed import MetricEventFeed
 from alerts.provisioning import ProvisioningError
 from alerts.provisioning import provision as provision_alert_rules
 from audit.services import prune as audit_prune
+from boards.provisioning import check_for_changes as provision_dashboards
 from dashboard.collector.collector import (
     Collector,
     register_builtin_metrics,
@@ -55,11 +56,12 @@ class Command(BaseCommand):
             logger.info("registered metrics: %s", ", ".join(created))
         if settings.ALERT_RULES_DIR:
             provision_alert_rules_quietly(settings.ALERT_RULES_DIR)
+        # Dashboards in DASHBOARDS_DIR: provisioned on the first tick, then whenever a file
+        # changes (a chore runs at once, then every so often).
+        chores = [(AUDIT_PRUNE_EVERY, audit_prune), (settings.DASHBOARDS_CHECK_SECONDS, provision_dashboards)]
         # Alerts watch this collector's frames (its host's series) and every published value.
         evaluator = AlertEvaluator(host=settings.COLLECTOR_HOST, feed=MetricEventFeed())
-        collector = Collector(
-            evaluator=evaluator, outbox=push_pending, chores=[(AUDIT_PRUNE_EVERY, audit_prune)]
-        )
+        collector = Collector(evaluator=evaluator, outbox=push_pending, chores=chores)
         # Finish the tick in progress and exit 0, so supervisors see a clean stop.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: collector.stop())

@@ -1,0 +1,64 @@
+from django.contrib import admin
+
+from audit.services import record
+from boards.models import Dashboard, DashboardVersion, HomeDashboard
+
+
+class VersionInline(admin.TabularInline):
+    model = DashboardVersion
+    fields = ("version", "author", "message", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Dashboard)
+class DashboardAdmin(admin.ModelAdmin):
+    """Read-mostly: a dashboard's content is its JSON, changed through the API, the page,
+    import or its file, so that every change is a version with an audit entry. Here
+    only its owner changes (audited too); deleting goes through the API or its file."""
+
+    list_display = ("title", "uid", "owner", "visibility", "version", "provisioned_from", "updated_at")
+    list_filter = ("visibility",)
+    search_fields = ("title", "uid")
+    fields = ("uid", "title", "tags", "owner", "visibility", "groups", "version", "provisioned_from")
+    readonly_fields = ("uid", "title", "tags", "visibility", "groups", "version", "provisioned_from")
+    inlines = [VersionInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if "owner" in form.changed_data:
+            owner = obj.owner.get_username() if obj.owner else None
+            record("dashboard.change_owner", f"dashboard {obj.uid}", after={"owner": owner})
+
+
+@admin.register(DashboardVersion)
+class DashboardVersionAdmin(admin.ModelAdmin):
+    list_display = ("dashboard", "version", "author", "message", "created_at")
+    search_fields = ("dashboard__uid", "dashboard__title", "author", "message")
+    readonly_fields = ("dashboard", "version", "document", "author", "message", "created_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(HomeDashboard)
+class HomeDashboardAdmin(admin.ModelAdmin):
+    list_display = ("user", "uid")
+    search_fields = ("user__username", "uid")

@@ -1,0 +1,428 @@
+"""The live series index, in Redis: which series exist now, their labels, their last value.
+
+A series is live while it is pushed: it stays in the index for the event store's
+retention (`METRICS_RETENTION_HOURS`) after its last point, then expires. The index
+answers `/api/v1/series` and `/api/v1/labels/NAME/values`, and it is where the
+cardinality limits (`MAX_SERIES`, `MAX_SERIES_PER_METRIC`) are kept.
+
+Layout (under the installation's prefix; a fixed number of keys plus one per metric
+name, never one per request or per point):
+
+- `series:live`: sorted set, each series' storage key scored by when it was last pushed;
+- `series:metric:<name>`: the same, for the series of one metric name (the per-name count);
+- `series:names`: sorted set of the metric names, scored the same way;
+- `series:meta`: hash, storage key -> `[id, name, labels]` (JSON), written once per series;
+- `series:last`: hash, storage key -> `[ts, value]` (JSON), the newest point by `ts`;
+- `series:built`: present once the index holds everything storage knows (see `rebuild`).
+
+Publishing calls `admit` once per batch: one Lua script checks both limits, records
+the batch's series and last values, and drops a bounded number of expired series, all
+atomically, so two processes cannot together pass a limit: the limits are exact.
+
+After Redis loses the index (a wipe, a restart without persistence) `series:built` is
+gone; the first publish or read then runs `rebuild`, which refills it from the rollups
+in the database (every series with a bucket within the retention) and the events the
+store still holds (their last values), while other processes wait for it.
+"""
+
+import json
+import logging
+import math
+import secrets
+import time
+import weakref
+
+from django.conf import settings
+
+from dashboard import frames, series
+from dashboard.redis import get_sync_client, key
+from dashboard.storage import retention_seconds
+
+logger = logging.getLogger(__name__)
+
+# Expired series dropped per admission at most: the work a publish does for hygiene
+# stays bounded; counts never rely on it (they only count series seen within the retention).
+EXPIRE_PER_CALL = 200
+# Series answered by `find` at most; past it the answer says `truncated`.
+ANSWER_LIMIT = 10_000
+# HMGET batch size when reading the index.
+READ_BATCH = 1000
+# Newest events read back from the store when rebuilding, for last values.
+REBUILD_EVENTS = 20_000
+# How long a process waits for another's rebuild before it rebuilds itself.
+REBUILD_WAIT_SECONDS = 30.0
+REBUILD_LOCK_SECONDS = 60
+
+
+class TooManySeries(ValueError):
+    """A point would start a series past `MAX_SERIES` or `MAX_SERIES_PER_METRIC`."""
+
+    refusal_reason = "too_many_series"
+
+    def __init__(self, message, limit, points):
+        super().__init__(message)
+        # Which limit (MAX_SERIES or MAX_SERIES_PER_METRIC), and how many points were refused.
+        self.limit, self.points = limit, points
+
+
+def live_key():
+    return key("series", "live")
+
+
+def metric_key(name):
+    return key("series", "metric", name)
+
+
+def names_key():
+    return key("series", "names")
+
+
+def meta_key():
+    return key("series", "meta")
+
+
+def last_key():
+    return key("series", "last")
+
+
+def built_key():
+    return key("series", "built")
+
+
+def rebuilding_key():
+    return key("series", "rebuilding")
+
+
+# KEYS: live, meta, last, built, names, metric key prefix
+# ARGV: now, cutoff, MAX_SERIES, MAX_SERIES_PER_METRIC, enforce (1/0), expire count,
+#       then per series: storage key, name, meta JSON, ts, value JSON
+ADMIT = """
+local now, cutoff = ARGV[1], tonumber(ARGV[2])
+local max_all, max_metric = tonumber(ARGV[3]), tonumber(ARGV[4])
+local enforce = ARGV[5] == '1'
+if enforce and redis.call('EXISTS', KEYS[4]) == 0 then
+  return {'rebuild'}
+end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[2], 'LIMIT', 0, tonumber(ARGV[6]))
+for _, k in ipairs(expired) do
+  local meta = redis.call('HGET', KEYS[2], k)
+  if meta then
+    local name = cjson.decode(meta)[2]
+    redis.call('ZREM', KEYS[6] .. name, k)
+    if redis.call('ZCARD', KEYS[6] .. name) == 0 then
+      redis.call('ZREM', KEYS[5], name)
+    end
+  end
+  redis.call('ZREM', KEYS[1], k)
+  redis.call('HDEL', KEYS[2], k)
+  redis.call('HDEL', KEYS[3], k)
+end
+local first = 7
+if enforce then
+  local new_total, new_by_name, order = 0, {}, {}
+  for i = first, #ARGV, 5 do
+    local seen = redis.call('ZSCORE', KEYS[1], ARGV[i])
+    if (not seen) or tonumber(seen) < cutoff then
+      local name = ARGV[i + 1]
+      new_total = new_total + 1
+      if not new_by_name[name] then
+        new_by_name[name] = 0
+        order[#order + 1] = name
+      end
+      new_by_name[name] = new_by_name[name] + 1
+    end
+  end
+  if new_total > 0 then
+    local live = redis.call('ZCOUNT', KEYS[1], ARGV[2], '+inf')
+    if live + new_total > max_all then
+      return {'MAX_SERIES', '', tostring(live), tostring(new_total)}
+    end
+    for _, name in ipairs(order) do
+      local live_metric = redis.call('ZCOUNT', KEYS[6] .. name, ARGV[2], '+inf')
+      if live_metric + new_by_name[name] > max_metric then
+        return {'MAX_SERIES_PER_METRIC', name, tostring(live_metric), tostring(new_by_name[name])}
+      end
+    end
+  end
+end
+for i = first, #ARGV, 5 do
+  local k, name, ts = ARGV[i], ARGV[i + 1], ARGV[i + 3]
+  redis.call('ZADD', KEYS[1], 'GT', now, k)
+  redis.call('ZADD', KEYS[6] .. name, 'GT', now, k)
+  redis.call('ZADD', KEYS[5], 'GT', now, name)
+  redis.call('HSETNX', KEYS[2], k, ARGV[i + 2])
+  local last = redis.call('HGET', KEYS[3], k)
+  if (not last) or tonumber(string.match(last, '^%[([^,]+),')) <= tonumber(ts) then
+    redis.call('HSET', KEYS[3], k, '[' .. ts .. ',' .. ARGV[i + 4] .. ']')
+  end
+end
+return {'ok'}
+"""
+
+# One Script per client (its SHA computed once); a client replaced after a failover
+# takes its scripts with it.
+_scripts = weakref.WeakKeyDictionary()
+
+
+def _script(client, source):
+    scripts = _scripts.setdefault(client, {})
+    if source not in scripts:
+        scripts[source] = client.register_script(source)
+    return scripts[source]
+
+
+def cutoff(now=None):
+    """Series last pushed before this (unix seconds) are no longer live."""
+    return (time.time() if now is None else now) - retention_seconds()
+
+
+def _number_text(number):
+    # JSON for the value, and a ts Lua's tonumber reads back exactly (repr round-trips).
+    return json.dumps(number, allow_nan=False)
+
+
+def _latest_per_series(points):
+    """{storage key: (id, name, labels, ts, value)} keeping each series' newest point by
+    ts (the later one of equal ts, as it was published later)."""
+    latest = {}
+    for series_id, name, labels, ts, value in points:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            continue
+        store = series.storage_key(series_id)
+        kept = latest.get(store)
+        if kept is None or ts >= kept[3]:
+            latest[store] = (series_id, name, labels, ts, value)
+    return latest
+
+
+def admit(points, enforce=True):
+    """Record `(series id, name, labels, ts, value)` points in the index, in one round
+    trip: their series become (or stay) live and their last values move on.
+
+    With `enforce` (every published point but the collector's own), raises
+    `TooManySeries` and records nothing when the batch would start a series past
+    `MAX_SERIES` or `MAX_SERIES_PER_METRIC`; the caller then publishes nothing."""
+    points = list(points)
+    latest = _latest_per_series(points)
+    if not latest:
+        return
+    args = [
+        repr(time.time()),
+        repr(cutoff()),
+        int(settings.MAX_SERIES),
+        int(settings.MAX_SERIES_PER_METRIC),
+        1 if enforce else 0,
+        EXPIRE_PER_CALL,
+    ]
+    for store, (series_id, name, labels, ts, value) in latest.items():
+        meta = json.dumps([series_id, name, labels], ensure_ascii=False, separators=(",", ":"))
+        args += [store, name, meta, _number_text(ts), _number_text(value)]
+    client = get_sync_client()
+    keys = [live_key(), meta_key(), last_key(), built_key(), names_key(), metric_key("")]
+    script = _script(client, ADMIT)
+    answer = [_text(part) for part in script(keys=keys, args=args)]
+    if answer[0] == "rebuild":
+        ensure_built()
+        answer = [_text(part) for part in script(keys=keys, args=args)]
+    if answer[0] == "ok":
+        return
+    if answer[0] == "rebuild":  # wiped again meanwhile: refuse rather than count blind
+        raise RuntimeError("the series index is being rebuilt; try again")
+    limit, name, live, new = answer[0], answer[1], int(answer[2]), int(answer[3])
+    if limit == "MAX_SERIES":
+        message = f"{new} new series would pass MAX_SERIES ({settings.MAX_SERIES}; {live} live)"
+    else:
+        message = (
+            f"{new} new series of metric {name!r} would pass MAX_SERIES_PER_METRIC "
+            f"({settings.MAX_SERIES_PER_METRIC}; {live} live)"
+        )
+    raise TooManySeries(message, limit, len(points))
+
+
+def _text(raw):
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+# ---- rebuilding ----------------------------------------------------------------
+
+
+def ensure_built():
+    """Rebuild the index if Redis lost it; when another process is rebuilding, wait for it."""
+    client = get_sync_client()
+    if client.exists(built_key()):
+        return
+    deadline = time.monotonic() + REBUILD_WAIT_SECONDS
+    token = secrets.token_hex(8)
+    while True:
+        if client.set(rebuilding_key(), token, nx=True, ex=REBUILD_LOCK_SECONDS):
+            try:
+                if not client.exists(built_key()):
+                    rebuild()
+            finally:
+                # Ours only: a lock that expired and was taken by another stays theirs.
+                if _text(client.get(rebuilding_key()) or b"") == token:
+                    client.delete(rebuilding_key())
+            return
+        if client.exists(built_key()):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("the series index is being rebuilt by another process; try again")
+        time.sleep(0.05)
+
+
+def rebuild():
+    """Fill the index from storage: every series with a rollup bucket within the
+    retention (the coarsest tier's buckets, the fewest rows), then the events the store
+    still keeps, newest first, for their last values. What live publishing wrote
+    meanwhile is newer and wins (scores only rise, a last value is replaced only by a
+    newer one). Returns how many series it found."""
+    found = {}  # storage key -> [id, name, labels, seen, last or None]
+    since = cutoff()
+    for series_id, seen in _series_in_rollups(since):
+        try:
+            name, labels = series.parse_series_id(series_id)
+        except ValueError:  # a key of a metric named before today's rules
+            continue
+        found.setdefault(series.storage_key(series_id), [series_id, name, labels, seen, None])
+    for series_id, name, labels, ts, value in _newest_points(since):
+        entry = found.setdefault(series.storage_key(series_id), [series_id, name, labels, ts, None])
+        entry[3] = max(entry[3], ts)
+        if entry[4] is None:  # newest first: the first seen is the last value
+            entry[4] = [ts, value]
+    client = get_sync_client()
+    now = time.time()
+    items = list(found.items())
+    for start in range(0, len(items), READ_BATCH):
+        with client.pipeline(transaction=False) as pipe:
+            for store, (series_id, name, labels, seen, last) in items[start : start + READ_BATCH]:
+                seen = min(seen, now)
+                # GT adds a missing member too, and never moves a newer score back.
+                pipe.zadd(live_key(), {store: seen}, gt=True)
+                pipe.zadd(metric_key(name), {store: seen}, gt=True)
+                pipe.zadd(names_key(), {name: seen}, gt=True)
+                meta = json.dumps([series_id, name, labels], ensure_ascii=False, separators=(",", ":"))
+                pipe.hsetnx(meta_key(), store, meta)
+                if last is not None:
+                    pipe.hsetnx(last_key(), store, json.dumps(last, allow_nan=False))
+            pipe.execute()
+    client.set(built_key(), repr(now))
+    logger.info("series index rebuilt: %d series", len(found))
+    return len(found)
+
+
+def _series_in_rollups(since):
+    """(series id, about when it was last pushed) for every series with a bucket of the
+    coarsest tier that reaches past `since`."""
+    from dashboard import rollups
+
+    return rollups.series_since(since)
+
+
+def _newest_points(since):
+    """(id, name, labels, ts, value) of the newest events the store keeps, newest first,
+    at most REBUILD_EVENTS events, none older than `since`."""
+    from dashboard.storage import DashboardRedisStorage
+    from dashboard.stream.channels import METRICS_CHANNEL
+
+    storage = DashboardRedisStorage()
+    current = storage.get_current_id(METRICS_CHANNEL)
+    for read, event in enumerate(storage.read_back(METRICS_CHANNEL, current)):
+        if read >= REBUILD_EVENTS:
+            return
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            continue
+        for series_id, name, labels, ts, value in frames.points_of(event.type, data):
+            if isinstance(ts, int | float) and ts >= since:
+                yield series_id, name, labels, ts, value
+
+
+# ---- reading ---------------------------------------------------------------------
+
+
+def _candidates(client, selection, since):
+    """Storage keys of the live series that may match: those of the named metrics when
+    every selector names its metric, else every live series."""
+    names = {selector.metric_name for selector in selection.selectors} if selection else {None}
+    if None in names:
+        return client.zrangebyscore(live_key(), since, "+inf")
+    with client.pipeline(transaction=False) as pipe:
+        for name in sorted(names):
+            pipe.zrangebyscore(metric_key(name), since, "+inf")
+        found = pipe.execute()
+    return [store for stores in found for store in stores]
+
+
+# What each storage key stands for, per process: a key's id, name and labels never
+# change (the key is derived from the id), so a read fetches only the ones it has not
+# met yet. Bounded: past META_KEPT entries it starts afresh.
+_meta_kept = {}
+META_KEPT = 50_000
+
+
+def _metas(client, stores):
+    """(store, id, name, labels) of each of `stores` the index knows."""
+    unknown = [store for store in stores if store not in _meta_kept]
+    if len(_meta_kept) + len(unknown) > META_KEPT:
+        _meta_kept.clear()
+        unknown = list(stores)
+    for start in range(0, len(unknown), READ_BATCH):
+        batch = unknown[start : start + READ_BATCH]
+        for store, raw in zip(batch, client.hmget(meta_key(), batch), strict=True):
+            if raw is not None:
+                _meta_kept[store] = tuple(json.loads(raw))
+    for store in stores:
+        meta = _meta_kept.get(store)
+        if meta is not None:
+            yield (store, *meta)
+
+
+def _matching(client, selection):
+    stores = _candidates(client, selection, cutoff())
+    for store, series_id, name, labels in _metas(client, stores):
+        if selection is None or selection.wants(series_id, name, labels):
+            yield store, series_id, name, labels
+
+
+def find(selection=None, limit=ANSWER_LIMIT):
+    """(series, truncated): the live series `selection` (a `selectors.Selection`) wants,
+    all without one, ordered by id, each `{"id", "name", "labels", "last": [ts, value] or None}`;
+    at most `limit`, `truncated` when there were more."""
+    ensure_built()
+    client = get_sync_client()
+    matched = sorted(_matching(client, selection), key=lambda item: item[1])
+    truncated = len(matched) > limit
+    matched = matched[:limit]
+    answer = []
+    for start in range(0, len(matched), READ_BATCH):
+        batch = matched[start : start + READ_BATCH]
+        lasts = client.hmget(last_key(), [store for store, *_ in batch])
+        for (_store, series_id, name, labels), last in zip(batch, lasts, strict=True):
+            answer.append(
+                {"id": series_id, "name": name, "labels": labels, "last": json.loads(last) if last else None}
+            )
+    return answer, truncated
+
+
+NAME_LABEL = "__name__"
+
+
+def label_values(label, selection=None):
+    """The values label `label` takes among the live series `selection` wants (all
+    without one), sorted; `__name__` gives the metric names."""
+    ensure_built()
+    client = get_sync_client()
+    if label == NAME_LABEL and selection is None:
+        return sorted(_text(name) for name in client.zrangebyscore(names_key(), cutoff(), "+inf"))
+    values = set()
+    for _store, _series_id, name, labels in _matching(client, selection):
+        value = name if label == NAME_LABEL else labels.get(label)
+        if value is not None:
+            values.add(value)
+    return sorted(values)
+
+
+def live_count():
+    """Live series in all (for /metrics)."""
+    return get_sync_client().zcount(live_key(), cutoff(), "+inf")

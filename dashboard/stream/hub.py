@@ -1,0 +1,215 @@
+"""The hub: one Redis subscriber per worker (per event loop), handing each published run
+of events to the streams of its channel, encoded once for all of them.
+
+It subscribes to `key("sse")` once, whatever the number of streams; a revocation
+(dashboard.revocation, which this module registers with) ends a user's streams here,
+and a stopping worker (dashboard.draining) ends them all. One timer
+sends every idle stream its keep-alive. A stream is anything with `channels`,
+`user_id`, `ending` and the calls the hub makes (`offer`, `request_catch_up`,
+`tick_keepalive`, `end`, `revoke`): see dashboard.stream.stream.
+"""
+
+import asyncio
+import collections
+import contextvars
+import logging
+
+from django_eventstream.utils import make_id, sse_encode_event
+
+from dashboard import draining, revocation, telemetry
+from dashboard.loops import PerLoop
+from dashboard.redis import new_subscriber_client
+from dashboard.storage import parse_published, pubsub_channel
+
+logger = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 15
+# Connects that may wait on Redis at once: redis.asyncio's pool raises rather
+# than queues past its size, which would end streams during a reconnect storm.
+CONNECT_REDIS_SLOTS = 100
+
+
+class HubEvent:
+    """A run of published events with consecutive ids on one channel (one event, or a
+    batch from `publish_metrics`), with their SSE encodings cached: every stream of the
+    hub shares them, so a batch costs each stream one chunk, not one per event."""
+
+    __slots__ = ("channel", "first", "last", "type", "datas", "_whole", "_each")
+
+    def __init__(self, events):
+        head = events[0]
+        self.channel, self.type = head.channel, head.type
+        self.first, self.last = head.id, events[-1].id
+        self.datas = [event.data for event in events]
+        self._whole = None  # every event, each with its single-channel id
+        self._each = {}  # (id, event id string) -> one event's encoding
+
+    @classmethod
+    def of(cls, event):
+        return cls([event])
+
+    def encode(self, event_id, sse_id):
+        """One event of the run, `sse_id` its SSE id (the stream's view of every channel)."""
+        chunk = self._each.get((event_id, sse_id))
+        if chunk is None:
+            data = self.datas[event_id - self.first]
+            chunk = self._each[(event_id, sse_id)] = sse_encode_event(
+                self.type, data, event_id=sse_id
+            ).encode()
+        return chunk
+
+    def encoded_after(self, since):
+        """The events after id `since` for a single-channel stream (ids `channel:N`)."""
+        if since < self.first and self._whole is not None:
+            return self._whole
+        start = max(since + 1, self.first)
+        chunk = b"".join(self.encode(i, make_id({self.channel: i})) for i in range(start, self.last + 1))
+        if start == self.first:
+            self._whole = chunk
+            self._each.clear()  # the whole run is what every other stream wants
+        return chunk
+
+
+class Hub:
+    """Subscribes once to the SSE pub/sub channel and hands events to local streams."""
+
+    RECONNECT_MAX = 5.0
+
+    def __init__(self):
+        self.streams_by_channel = collections.defaultdict(set)
+        self.streams_by_user = collections.defaultdict(set)
+        self.streams = set()
+        # The newest id this hub has dispatched per channel while subscribed without a
+        # break: where a new stream starts, with no Redis round trip per connect.
+        self.current_ids = {}
+        self.task = None
+        self.keepalive_task = None
+        self.connected = asyncio.Event()
+        self.redis_slots = asyncio.Semaphore(CONNECT_REDIS_SLOTS)
+
+    def add(self, stream):
+        self.streams.add(stream)
+        for channel in stream.channels:
+            self.streams_by_channel[channel].add(stream)
+        if stream.user_id is not None:
+            self.streams_by_user[stream.user_id].add(stream)
+        self.start()
+
+    def start(self):
+        """Listen (if not yet), and hear revocations, which end a user's streams here."""
+        telemetry.ensure_reporting()
+        revocation.listen()
+        loop = asyncio.get_running_loop()
+        # Fresh contexts: the hub outlives the request that happened to start it.
+        if self.task is None or self.task.done():
+            self.task = loop.create_task(self.listen_forever(), context=contextvars.Context())
+        if self.keepalive_task is None or self.keepalive_task.done():
+            self.keepalive_task = loop.create_task(self.keepalive_forever(), context=contextvars.Context())
+
+    async def keepalive_forever(self):
+        """One timer for every stream, instead of a timeout armed and cancelled per event
+        per stream: a stream that sent nothing for a whole period gets a keep-alive."""
+        while True:
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+            for stream in tuple(self.streams):
+                stream.tick_keepalive()
+
+    def remove(self, stream):
+        self.streams.discard(stream)
+        streams = self.streams_by_user.get(stream.user_id)
+        if streams is not None:
+            streams.discard(stream)
+            if not streams:
+                del self.streams_by_user[stream.user_id]
+        for channel in stream.channels:
+            streams = self.streams_by_channel.get(channel)
+            if streams is not None:
+                streams.discard(stream)
+                if not streams:
+                    del self.streams_by_channel[channel]
+
+    async def wait_connected(self, timeout):
+        if self.connected.is_set():
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await self.connected.wait()
+        except TimeoutError:
+            pass  # Redis is down: the storage read that follows reports it.
+
+    def dispatch(self, raw):
+        try:
+            event = HubEvent(parse_published(raw))
+        except (ValueError, KeyError, TypeError, IndexError):
+            logger.warning("ignoring a malformed SSE pub/sub message")
+            return
+        if event.last > self.current_ids.get(event.channel, 0):
+            self.current_ids[event.channel] = event.last
+        for stream in tuple(self.streams_by_channel.get(event.channel, ())):
+            stream.offer(event)
+
+    def revoke(self, user_id):
+        """A user's access changed (dashboard.revocation): end their streams here."""
+        for stream in tuple(self.streams_by_user.get(user_id, ())):
+            stream.revoke()
+
+    def resync_all(self):
+        # Messages may have been published while we were not subscribed.
+        for streams in self.streams_by_channel.values():
+            for stream in streams:
+                stream.request_catch_up()
+
+    async def listen_forever(self):
+        delay = 0.1
+        down = False
+        while True:
+            client = new_subscriber_client()
+            try:
+                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                    await pubsub.subscribe(pubsub_channel())
+                    self.connected.set()
+                    if down:
+                        logger.info("SSE hub reconnected to Redis")
+                        self.resync_all()
+                    down, delay = False, 0.1
+                    async for message in pubsub.listen():
+                        if message["type"] == "message":
+                            self.dispatch(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.connected.clear()
+                self.current_ids.clear()  # what it missed meanwhile only storage knows
+                if not down:
+                    logger.warning("SSE hub lost Redis (%s); retrying with backoff", exc)
+                down = True
+            finally:
+                await client.aclose()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.RECONNECT_MAX)
+
+
+# One hub per event loop: redis.asyncio connections and tasks cannot cross loops.
+get_hub = PerLoop(Hub)
+
+
+def end_all_streams():
+    """End every stream of this worker (it is stopping); returns how many."""
+    ended = 0
+    for hub in get_hub.made():
+        for stream in tuple(hub.streams):
+            if not stream.ending:
+                stream.end()
+                ended += 1
+    return ended
+
+
+@revocation.on_revoked
+def end_streams_of(user_id):
+    """Revocations are heard on the loop whose hub holds the streams."""
+    hub = get_hub.made_here()
+    if hub is not None:
+        hub.revoke(user_id)
+
+
+draining.on_drain("SSE streams ended", end_all_streams)
