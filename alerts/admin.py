@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from alerts.models import AlertEvent, AlertRule, SeriesAlert
+from alerts.models import AlertEvent, AlertRule, Annotation, SeriesAlert
 
 
 class AlertRuleForm(forms.ModelForm):
@@ -156,3 +156,20 @@ class AlertEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    """Markers and bands on the charts (also `POST /api/v1/annotations`)."""
+
+    list_display = ["time", "end", "text", "match", "created_by"]
+    list_filter = ["time"]
+    search_fields = ["text", "match", "created_by"]
+    date_hierarchy = "time"
+    fields = ["time", "end", "text", "tags", "match", "created_by"]
+    readonly_fields = ["created_by"]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user.get_username()
+        super().save_model(request, obj, form, change)

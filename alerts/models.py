@@ -325,3 +325,34 @@ class AlertEvent(models.Model):
 
     def __str__(self):
         return f"{self.rule} {self.kind}"
+
+
+class Annotation(models.Model):
+    """A marker (or, with `end`, a band) on the charts: a deploy, an incident, a window.
+    `match` (a selector) names the charts it belongs on; empty: every chart."""
+
+    time = models.DateTimeField(db_index=True)
+    end = models.DateTimeField(null=True, blank=True)
+    text = models.CharField(max_length=1000)
+    tags = models.JSONField(default=list, blank=True)
+    match = models.CharField(max_length=MATCH_MAX_LENGTH, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Who made it: a user (the admin) or an API token, by name so it outlives them.
+    created_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["time", "id"]
+
+    def __str__(self):
+        return f"{self.time:%Y-%m-%d %H:%M} {self.text[:60]}"
+
+    def as_json(self):
+        return {
+            "id": self.pk,
+            "time": self.time.timestamp(),
+            "end": self.end.timestamp() if self.end else None,
+            "text": self.text,
+            "tags": self.tags,
+            "match": self.match or None,
+            "created_by": self.created_by,
+        }

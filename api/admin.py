@@ -31,6 +31,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "read",
         "dashboards",
         "alerts",
+        "annotate",
         "revoked",
         *readonly_fields,
     )

@@ -24,7 +24,7 @@ from ninja.security.base import AuthBase
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from api import alert_rules, bodies, lineprotocol, ratelimit, schemas
+from api import alert_rules, annotations, bodies, lineprotocol, ratelimit, schemas
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
 from api.dashboards import home_router
 from api.dashboards import router as dashboards_router
@@ -102,6 +102,8 @@ api.add_router("v1/home-dashboard", home_router)
 
 # Alert rules as code (api/alert_rules.py): their own module, mounted here.
 api.add_router("v1/alert-rules", alert_rules.router)
+# Chart annotations (api/annotations.py).
+api.add_router("v1/annotations", annotations.router)
 
 
 def urls():

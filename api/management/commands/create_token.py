@@ -26,16 +26,17 @@ class Command(BaseCommand):
             "--dashboards", action="store_true", help="may read, create, change and delete dashboards"
         )
         parser.add_argument("--alerts", action="store_true", help="may read and write alert rules")
+        parser.add_argument("--annotate", action="store_true", help="may add and read chart annotations")
 
-    def handle(self, *args, name, metrics, notify, scrape, read, dashboards, alerts, **options):
+    def handle(self, *args, name, metrics, notify, scrape, read, dashboards, alerts, annotate, **options):
         if not name.strip():
             raise CommandError("NAME must not be empty")
         if any(not pattern.strip() for pattern in metrics):
             raise CommandError("--metrics patterns must not be empty")
-        if not (metrics or notify or scrape or read or dashboards or alerts):
+        if not (metrics or notify or scrape or read or dashboards or alerts or annotate):
             raise CommandError(
                 "give the token at least one scope: "
-                "--metrics PATTERN, --notify, --scrape, --read, --dashboards or --alerts"
+                "--metrics PATTERN, --notify, --scrape, --read, --dashboards, --alerts or --annotate"
             )
         try:
             token, raw = ApiToken.create(
@@ -46,6 +47,7 @@ class Command(BaseCommand):
                 read=read,
                 dashboards=dashboards,
                 alerts=alerts,
+                annotate=annotate,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()))
