@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from alerts.models import AlertEvent, AlertRule, Annotation, SeriesAlert
+from alerts.models import AlertEvent, AlertRule, Annotation, MaintenanceWindow, SeriesAlert
 
 
 class AlertRuleForm(forms.ModelForm):
@@ -173,3 +173,12 @@ class AnnotationAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user.get_username()
         super().save_model(request, obj, form, change)
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(admin.ModelAdmin):
+    """One-off or recurring (RFC 5545 RRULE in a time zone) windows: alerts recorded, not sent."""
+
+    list_display = ["name", "match", "starts_at", "duration_minutes", "rrule", "timezone", "enabled"]
+    list_filter = ["enabled"]
+    search_fields = ["name", "match"]

@@ -28,7 +28,7 @@ from django.db.models import Q
 
 from alerts.actions import broadcast
 from alerts.grouping import Group, group_key, group_labels
-from alerts.models import AlertEvent, AlertRule, SeriesAlert, labels_text
+from alerts.models import AlertEvent, AlertRule, MaintenanceWindow, SeriesAlert, labels_text
 from dashboard import frames
 from dashboard.series import storage_key
 from notifications.models import BODY_MAX_LENGTH, Level
@@ -52,6 +52,8 @@ class SeriesState:
     last_resolved: float | None = None
     last_seen: float | None = None
     value: float | None = None
+    # Fired inside a maintenance window: recorded, said to nobody until the window ends.
+    held: bool = False
 
 
 class AlertEvaluator:
@@ -69,6 +71,7 @@ class AlertEvaluator:
         self.rules_by_id = {}
         # (rule id, group key) -> Group: what each group has said and has yet to say.
         self.groups = {}
+        self.windows = []
         self._loaded_at = None
 
     def evaluate(self, values, now):
@@ -97,6 +100,7 @@ class AlertEvaluator:
             # With the reloads, after this tick's values: a long pause between two ticks
             # (a suspended host, a test's clock) must not look like silence.
             self._resolve_stale(now)
+        self._release_held(now)
         self._flush_groups(now)
         return {state.name for rule in self.rules for state in self.states[rule.pk].values() if state.firing}
 
@@ -134,6 +138,7 @@ class AlertEvaluator:
                     usable.append(rule)
                 except ValueError as exc:
                     logger.warning("alert rule %s has a bad selector %r: %s", rule.pk, rule.match, exc)
+            self.windows = list(MaintenanceWindow.objects.filter(enabled=True))
             new = [rule for rule in usable if rule.pk not in self.states]
             loaded = _states_from_database(new, now)
         except Exception:
@@ -215,8 +220,28 @@ class AlertEvaluator:
             group = self.groups[(rule.pk, key)] = Group(rule.pk, key, grouped)
         return group
 
+    def _in_window(self, state, now):
+        moment = _datetime(now)
+        return any(window.covers(moment, state.name, state.labels) for window in self.windows)
+
+    def _release_held(self, now):
+        """A maintenance window ended: what still fires goes out now (unless silenced)."""
+        for rule in self.rules:
+            for series_id, state in self.states[rule.pk].items():
+                if not (state.held and state.firing) or self._in_window(state, now):
+                    continue
+                try:
+                    if not _silenced(rule, series_id, now):
+                        self._group(rule, state.labels).fired(series_id, state.labels, state.value, now)
+                except Exception:
+                    logger.exception("could not release %s of rule %s; trying again", series_id, rule.pk)
+                    _drop_broken_connection()
+                    continue
+                state.held = False
+
     def _fire(self, rule, series_id, state, value, now):
-        silenced = _silenced(rule, series_id, now)
+        held = self._in_window(state, now)
+        silenced = held or _silenced(rule, series_id, now)
         # A new firing: the last one's acknowledgement does not carry over.
         _step(
             rule,
@@ -225,6 +250,7 @@ class AlertEvaluator:
             value,
             series=(series_id, state),
             silenced=silenced,
+            held=held,
             rule_firing=True,
             firing=True,
             last_fired_at=_datetime(now),
@@ -232,7 +258,7 @@ class AlertEvaluator:
             acknowledged_by=None,
         )
         # Changed only once saved: if that failed, the next tick tries again.
-        state.firing, state.since, state.value = True, None, value
+        state.firing, state.since, state.value, state.held = True, None, value, held
         if not silenced:  # recorded, but said to nobody
             self._group(rule, state.labels).fired(series_id, state.labels, value, now)
 
@@ -248,7 +274,7 @@ class AlertEvaluator:
             firing=False,
             last_resolved_at=_datetime(now),
         )
-        state.firing, state.since, state.last_resolved = False, None, now
+        state.firing, state.since, state.last_resolved, state.held = False, None, now, False
         self._group(rule, state.labels).resolved_now(series_id, value, no_data=value is None)
 
     def _flush_groups(self, now):
@@ -303,7 +329,17 @@ STEPS = {
 }
 
 
-def _step(rule, message_id, now, value=None, series=None, silenced=False, rule_firing=None, **series_fields):
+def _step(
+    rule,
+    message_id,
+    now,
+    value=None,
+    series=None,
+    silenced=False,
+    rule_firing=None,
+    held=False,
+    **series_fields,
+):
     """One step of a series' alert (or, with `series` None, of the whole rule), in one
     transaction: the series' new `series_fields`, the rule's `firing` and timestamps,
     its history entry, and once committed the news to every open page when the alert
@@ -341,7 +377,10 @@ def _step(rule, message_id, now, value=None, series=None, silenced=False, rule_f
                 rule_fields["last_resolved_at"] = moment
             AlertRule.objects.filter(pk=rule.pk).update(**rule_fields)
         detail = _detail(message_id, rule, value, labels)
-        detail += " (silenced: nobody notified)" if silenced else ""
+        if held:
+            detail += " (in a maintenance window: nobody notified yet)"
+        elif silenced:
+            detail += " (silenced: nobody notified)"
         AlertEvent.objects.create(
             rule=rule, series=series_id, kind=kind, at=moment, detail=_clip(detail, 200)
         )

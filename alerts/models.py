@@ -2,6 +2,8 @@
 models lived in `notifications` (see migrations/0001_initial.py): moving the models
 moved no data."""
 
+from datetime import UTC
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
@@ -356,3 +358,95 @@ class Annotation(models.Model):
             "match": self.match or None,
             "created_by": self.created_by,
         }
+
+
+def time_zone(name):
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+
+
+class MaintenanceWindow(models.Model):
+    """A time when alerts of the series it matches are recorded but not sent: once
+    (`starts_at` for `duration_minutes`) or recurring (`rrule`, RFC 5545, counted in
+    `timezone`'s wall clock, so "daily at 02:00" stays at 02:00 across daylight-saving
+    changes). When it ends, what still fires is sent at once."""
+
+    name = models.CharField(max_length=100)
+    match = models.CharField(
+        max_length=MATCH_MAX_LENGTH, blank=True, help_text="The series it covers; empty: every series."
+    )
+    starts_at = models.DateTimeField(help_text="The (first) start.")
+    duration_minutes = models.PositiveIntegerField(default=60)
+    rrule = models.CharField(
+        max_length=500, blank=True, help_text="RFC 5545 recurrence, e.g. FREQ=WEEKLY;BYDAY=SU; empty: once."
+    )
+    timezone = models.CharField(max_length=64, default="UTC", help_text="e.g. Europe/Madrid")
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        errors = {}
+        try:
+            time_zone(self.timezone)
+        except ValueError as exc:
+            errors["timezone"] = str(exc)
+        if self.match:
+            try:
+                selectors.parse(self.match)
+            except ValueError as exc:
+                errors["match"] = str(exc)
+        if self.rrule and "timezone" not in errors and self.starts_at is not None:
+            try:
+                self._recurrence()
+            except (ValueError, TypeError) as exc:
+                errors["rrule"] = f"not an RFC 5545 recurrence: {exc}"
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def zone(self):
+        return time_zone(self.timezone)
+
+    def _recurrence(self):
+        from dateutil.rrule import rrulestr
+
+        # Naive local wall-clock times: each occurrence is placed in the zone afterwards,
+        # with the offset of its own date (DST before or after the change).
+        start = self.starts_at.astimezone(self.zone).replace(tzinfo=None)
+        return rrulestr(self.rrule, dtstart=start)
+
+    def covers(self, moment, name=None, labels=None):
+        """Whether the window is on at `moment` (aware) for the series (None: any)."""
+        if not self.enabled or not self._on_at(moment):
+            return False
+        if not self.match or name is None:
+            return True
+        try:
+            return selectors.parse(self.match).matches(name, labels or {})
+        except ValueError:
+            return False
+
+    def _on_at(self, moment):
+        from datetime import timedelta
+
+        length = timedelta(minutes=self.duration_minutes)
+        if not self.rrule:
+            return self.starts_at <= moment < self.starts_at + length
+        local = moment.astimezone(self.zone).replace(tzinfo=None)
+        # The latest start at or before now, within one window's length of wall time back.
+        last = self._recurrence().before(local, inc=True)
+        if last is None:
+            return False
+        began = last.replace(tzinfo=self.zone).astimezone(UTC)
+        return began <= moment < began + length
