@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from alerts.models import AlertEvent, AlertRule, Annotation, MaintenanceWindow, SeriesAlert
+from alerts.models import AlertEvent, AlertRule, Annotation, EscalationStep, MaintenanceWindow, SeriesAlert
 
 
 class AlertRuleForm(forms.ModelForm):
@@ -182,3 +182,13 @@ class MaintenanceWindowAdmin(admin.ModelAdmin):
     list_display = ["name", "match", "starts_at", "duration_minutes", "rrule", "timezone", "enabled"]
     list_filter = ["enabled"]
     search_fields = ["name", "match"]
+
+
+@admin.register(EscalationStep)
+class EscalationStepAdmin(admin.ModelAdmin):
+    """A rule's steps: a channel told when an alert is still unacknowledged after a delay.
+    Apart from the rule's page, so a rule's form posts just its own fields."""
+
+    list_display = ["rule", "delay_minutes", "channel"]
+    list_filter = ["rule"]
+    list_select_related = ["rule__metric", "channel"]

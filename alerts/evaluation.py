@@ -32,7 +32,7 @@ from alerts.models import AlertEvent, AlertRule, MaintenanceWindow, SeriesAlert,
 from dashboard import frames
 from dashboard.series import storage_key
 from notifications.models import BODY_MAX_LENGTH, Level
-from notifications.services import notify
+from notifications.services import notify, notify_channel
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class SeriesState:
     value: float | None = None
     # Fired inside a maintenance window: recorded, said to nobody until the window ends.
     held: bool = False
+    fired_at: float | None = None
+    # Escalation steps taken (or given up, once acknowledged) for this firing.
+    escalated: int = 0
 
 
 class AlertEvaluator:
@@ -102,6 +105,7 @@ class AlertEvaluator:
             self._resolve_stale(now)
         self._release_held(now)
         self._flush_groups(now)
+        self._escalate(now)
         return {state.name for rule in self.rules for state in self.states[rule.pk].values() if state.firing}
 
     def _samples(self, values, now):
@@ -130,6 +134,7 @@ class AlertEvaluator:
                 AlertRule.objects.filter(enabled=True)
                 .filter(Q(metric__isnull=True) | Q(metric__enabled=True))
                 .select_related("metric", "recipient_group", "recipient_user")
+                .prefetch_related("escalation_steps__channel")
             )
             usable = []
             for rule in rules:
@@ -239,6 +244,29 @@ class AlertEvaluator:
                     continue
                 state.held = False
 
+    def _escalate(self, now):
+        """Take each firing alert's escalation steps that are due, unless acknowledged."""
+        for rule in self.rules:
+            steps = list(rule.escalation_steps.all())
+            if not steps:
+                continue
+            for series_id, state in self.states[rule.pk].items():
+                if not state.firing or state.held or state.fired_at is None or state.escalated >= len(steps):
+                    continue
+                step = steps[state.escalated]
+                if now - state.fired_at < step.delay_minutes * 60:
+                    continue
+                try:
+                    if _attended(rule, series_id, now):
+                        state.escalated = len(steps)  # someone is on it: no later step
+                        continue
+                    _send_escalation(rule, step, series_id, state, now)
+                except Exception:
+                    logger.exception("could not escalate %s of rule %s; trying again", series_id, rule.pk)
+                    _drop_broken_connection()
+                    continue
+                state.escalated += 1
+
     def _fire(self, rule, series_id, state, value, now):
         held = self._in_window(state, now)
         silenced = held or _silenced(rule, series_id, now)
@@ -259,6 +287,7 @@ class AlertEvaluator:
         )
         # Changed only once saved: if that failed, the next tick tries again.
         state.firing, state.since, state.value, state.held = True, None, value, held
+        state.fired_at, state.escalated = now, 0
         if not silenced:  # recorded, but said to nobody
             self._group(rule, state.labels).fired(series_id, state.labels, value, now)
 
@@ -305,7 +334,8 @@ def _states_from_database(rules, now):
     alerts = SeriesAlert.objects.filter(rule_id__in=list(by_rule)).filter(
         Q(firing=True) | Q(last_resolved_at__isnull=False)
     )
-    for alert in alerts.values("rule_id", "series", "labels", "firing", "value", "last_resolved_at"):
+    fields = ("rule_id", "series", "labels", "firing", "value", "last_fired_at", "last_resolved_at")
+    for alert in alerts.values(*fields):
         name = alert["series"].split("{", 1)[0]
         last_resolved = alert["last_resolved_at"].timestamp() if alert["last_resolved_at"] else None
         by_rule[alert["rule_id"]][alert["series"]] = SeriesState(
@@ -315,6 +345,7 @@ def _states_from_database(rules, now):
             last_resolved=last_resolved,
             last_seen=now,
             value=alert["value"],
+            fired_at=alert["last_fired_at"].timestamp() if alert["last_fired_at"] else None,
         )
     return by_rule
 
@@ -425,6 +456,36 @@ def _send_group(rule, group, due, now):
                 )
                 for member in firing
             )
+
+
+def _attended(rule, series_id, now):
+    """Whether someone acknowledged or silenced this alert (or its rule), read fresh."""
+    return not _unattended(rule, [_Named(series_id)], now)
+
+
+class _Named:
+    def __init__(self, series):
+        self.series = series
+
+
+def _send_escalation(rule, step, series_id, state, now):
+    """The alert's message to the step's channel alone, and the history says so."""
+    title, body = _english("alert.fired", rule, state.value, series_id, state.labels)
+    with transaction.atomic():
+        notify_channel(
+            step.channel,
+            _clip(f"Escalated: {title}"),
+            body=body,
+            level=rule.level,
+            message=("alert.fired", _params(rule, state.value, state.labels)),
+        )
+        AlertEvent.objects.create(
+            rule=rule,
+            series=series_id,
+            kind=AlertEvent.Kind.ESCALATED,
+            at=_datetime(now),
+            detail=_clip(f"unacknowledged after {step.delay_minutes} min: sent to {step.channel}", 200),
+        )
 
 
 def _unattended(rule, members, now):

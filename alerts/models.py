@@ -2,7 +2,7 @@
 models lived in `notifications` (see migrations/0001_initial.py): moving the models
 moved no data."""
 
-from datetime import UTC
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -283,10 +283,23 @@ class SeriesAlert(models.Model):
     def is_silenced(self, now=None):
         return self.silenced_until is not None and self.silenced_until > (now or timezone.now())
 
+    def next_escalation(self, now=None):
+        """{"channel", "at"} of the step that will be taken next, or None (not firing,
+        acknowledged, or every step taken)."""
+        if not self.firing or self.acknowledged_at is not None or self.last_fired_at is None:
+            return None
+        now = now or timezone.now()
+        for step in self.rule.escalation_steps.all():
+            at = self.last_fired_at + timedelta(minutes=step.delay_minutes)
+            if at > now:
+                return {"channel": str(step.channel), "at": at.isoformat()}
+        return None
+
     def as_state(self, now=None):
         silenced = self.is_silenced(now)
         acknowledged = self.firing and self.acknowledged_at is not None
         return {
+            "next_escalation": self.next_escalation(now),
             "series": self.series,
             "labels": self.labels,
             "firing": self.firing,
@@ -296,6 +309,22 @@ class SeriesAlert(models.Model):
             "silenced_until": self.silenced_until.isoformat() if silenced else None,
             "silenced_by": _username(self.silenced_by) if silenced else None,
         }
+
+
+class EscalationStep(models.Model):
+    """When a series' alert is still unacknowledged `delay_minutes` after it fired, its
+    message goes to `channel` too (the on-call person's phone, say). An acknowledgement
+    stops the steps not yet taken."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="escalation_steps")
+    delay_minutes = models.PositiveIntegerField()
+    channel = models.ForeignKey("notifications.DeliveryChannel", on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        ordering = ["rule", "delay_minutes", "id"]
+
+    def __str__(self):
+        return f"after {self.delay_minutes} min: {self.channel}"
 
 
 class AlertEvent(models.Model):
@@ -308,6 +337,7 @@ class AlertEvent(models.Model):
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         SILENCED = "silenced", "Silenced"
         UNSILENCED = "unsilenced", "Unsilenced"
+        ESCALATED = "escalated", "Escalated"
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="events")
     # The series' id; empty for what concerns the whole rule.

@@ -82,6 +82,19 @@ def queue_deliveries(notification):
     return len(rows)
 
 
+def queue_delivery_to(notification, channel):
+    """One pending row for `notification` to `channel` alone (an escalation step)."""
+    now = timezone.now()
+    Delivery.objects.create(
+        notification=notification,
+        channel=channel,
+        created_at=now,
+        next_attempt_at=now,
+        retry_until=now + RETRY_FOR,
+    )
+    transaction.on_commit(wake_local_senders)
+
+
 # Senders in this process wait on this; notify() in the same process (the collector's
 # alert rules) wakes them at once instead of at the next poll.
 _wake = threading.Event()
