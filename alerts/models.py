@@ -206,6 +206,8 @@ class AlertRule(models.Model):
             series = self.series_alerts.filter(
                 models.Q(firing=True) | models.Q(silenced_until__gt=now)
             ).select_related("acknowledged_by", "silenced_by")
+        # Read once for every series (their next escalation step).
+        steps = list(self.escalation_steps.select_related("channel"))
         return {
             "id": self.pk,
             "name": self.display_name,
@@ -213,7 +215,7 @@ class AlertRule(models.Model):
             "name_params": None if self.name else self._name_params(),
             "metric": self.metric.key if self.metric_id else metric_name_of(self.match),
             "match": self.match,
-            "series": [alert.as_state(now) for alert in series],
+            "series": [alert.as_state(now, steps) for alert in series],
             "level": self.level,
             "firing": self.firing,
             "acknowledged_by": _username(self.acknowledged_by) if self.is_acknowledged else None,
@@ -283,23 +285,24 @@ class SeriesAlert(models.Model):
     def is_silenced(self, now=None):
         return self.silenced_until is not None and self.silenced_until > (now or timezone.now())
 
-    def next_escalation(self, now=None):
+    def next_escalation(self, now=None, steps=None):
         """{"channel", "at"} of the step that will be taken next, or None (not firing,
         acknowledged, or every step taken)."""
         if not self.firing or self.acknowledged_at is not None or self.last_fired_at is None:
             return None
         now = now or timezone.now()
-        for step in self.rule.escalation_steps.all():
+        steps = self.rule.escalation_steps.select_related("channel") if steps is None else steps
+        for step in steps:
             at = self.last_fired_at + timedelta(minutes=step.delay_minutes)
             if at > now:
                 return {"channel": str(step.channel), "at": at.isoformat()}
         return None
 
-    def as_state(self, now=None):
+    def as_state(self, now=None, steps=None):
         silenced = self.is_silenced(now)
         acknowledged = self.firing and self.acknowledged_at is not None
         return {
-            "next_escalation": self.next_escalation(now),
+            "next_escalation": self.next_escalation(now, steps),
             "series": self.series,
             "labels": self.labels,
             "firing": self.firing,
