@@ -1,68 +1,128 @@
 """Alert rules, evaluated on every collector tick.
 
 The collector owns one `AlertEvaluator` and calls `evaluate(values, now)` each
-tick (from synchronous code: it uses the ORM). Rules are re-read from the
-database every few seconds, not every tick. Per rule the evaluator remembers
-since when the value has been out of range (or back in range while firing);
-a rule fires once the breach has lasted `sustain_seconds`, and resolves once
-the value has been back in range for as long, so a value wobbling around the
-threshold produces neither a storm of alerts nor of resolves. After a resolve,
-`cooldown_seconds` must pass before the rule fires again.
+tick (from synchronous code: it uses the ORM) with its frame's values, which are
+the series `name{host="<host>"}` of its host; the evaluator's `feed` adds the
+latest value of every series published as a `metric` event since the last tick.
+Rules are re-read from the database every few seconds, not every tick.
 
-`firing` and the timestamps are saved on the rule, so a restarted collector
-carries on where the last one stopped instead of firing again.
+A rule's selector picks the series it watches; each series has its own state.
+Per (rule, series) the evaluator remembers since when the value has been out of
+range (or back in range while firing); the series' alert fires once the breach
+has lasted `sustain_seconds`, and resolves once the value has been back in range
+for as long, so a value wobbling around the threshold produces neither a storm
+of alerts nor of resolves. After a resolve, `cooldown_seconds` must pass before
+that series fires again. A firing series that sends nothing for `stale_seconds`
+resolves as "no data" (a host that went away must not fire for ever).
+
+Each series' alert is saved (`SeriesAlert`), so a restarted collector carries on
+where the last one stopped instead of firing again.
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
+from django.db.models import Q
 
 from alerts.actions import broadcast
-from alerts.models import AlertEvent, AlertRule
-from notifications.models import Level
-from notifications.services import notify
+from alerts.grouping import Group, group_key, group_labels
+from alerts.models import AlertEvent, AlertRule, MaintenanceWindow, SeriesAlert, labels_text
+from dashboard import frames
+from dashboard.series import storage_key
+from notifications.models import BODY_MAX_LENGTH, Level
+from notifications.services import notify, notify_channel
 
 logger = logging.getLogger(__name__)
 
 RELOAD_SECONDS = 5.0
+# A firing series silent this long resolves: its source is gone (Prometheus drops
+# a vanished series' alert the same way).
+STALE_SECONDS = 900.0
 
 
 @dataclass
-class RuleState:
+class SeriesState:
+    name: str
+    labels: dict = field(default_factory=dict)
     firing: bool = False
     # Since when the value has been out of range (not firing) or back in range (firing).
     since: float | None = None
     last_resolved: float | None = None
-    # When this firing last notified anyone (its start or its last repeat).
-    last_notified: float | None = None
+    last_seen: float | None = None
+    value: float | None = None
+    # Fired inside a maintenance window: recorded, said to nobody until the window ends.
+    held: bool = False
+    fired_at: float | None = None
+    # Escalation steps taken (or given up, once acknowledged) for this firing.
+    escalated: int = 0
 
 
 class AlertEvaluator:
-    def __init__(self, reload_seconds=RELOAD_SECONDS):
+    def __init__(self, reload_seconds=RELOAD_SECONDS, host=None, feed=None, stale_seconds=STALE_SECONDS):
         self.reload_seconds = reload_seconds
+        self.stale_seconds = stale_seconds
+        # The `host` label of the frame's values (None: unlabelled, as before hosts).
+        self.host = host
+        # Callable returning the `metric` events' points since its last call.
+        self.feed = feed
         self.rules = []
+        self.selectors = {}
+        # rule id -> {series id: SeriesState}
         self.states = {}
+        self.rules_by_id = {}
+        # (rule id, group key) -> Group: what each group has said and has yet to say.
+        self.groups = {}
+        self.windows = []
         self._loaded_at = None
 
     def evaluate(self, values, now):
-        """Advance every rule with this tick's values; returns the metric keys
-        whose rule is firing. Never raises: a tick must not die of an alert."""
+        """Advance every rule with this tick's values; returns the metric names that
+        have a firing series. Never raises: a tick must not die of an alert."""
         try:
             self._reload_if_due(now)
         except Exception:
             logger.exception("could not reload alert rules")
+        samples = self._samples(values, now)
         for rule in self.rules:
-            value = values.get(rule.metric.key) if isinstance(values, dict) else None
-            if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-                continue  # No (usable) sample this tick: the rule holds its state.
+            selector, states = self.selectors[rule.pk], self.states[rule.pk]
+            for series_id, (name, labels, value) in samples.items():
+                if not selector.matches(name, labels):
+                    continue
+                state = states.get(series_id)
+                if state is None:
+                    state = states[series_id] = SeriesState(name, labels)
+                state.last_seen = now
+                try:
+                    self._advance(rule, series_id, state, value, now)
+                except Exception:
+                    logger.exception("alert rule %s failed on %s; trying again next tick", rule.pk, series_id)
+                    _drop_broken_connection()
+        if self._loaded_at == now:
+            # With the reloads, after this tick's values: a long pause between two ticks
+            # (a suspended host, a test's clock) must not look like silence.
+            self._resolve_stale(now)
+        self._release_held(now)
+        self._flush_groups(now)
+        self._escalate(now)
+        return {state.name for rule in self.rules for state in self.states[rule.pk].values() if state.firing}
+
+    def _samples(self, values, now):
+        """{series id: (name, labels, value)}: the frame's, then the newer published ones."""
+        samples = {}
+        frame = {"ts": now, "values": values if isinstance(values, dict) else {}, "host": self.host}
+        for series_id, name, labels, _ts, value in frames.points_of(frames.FRAME, frame):
+            samples[series_id] = (name, labels, float(value))
+        if self.feed is not None:
             try:
-                self._advance(rule, float(value), now)
-            except Exception:
-                logger.exception("alert rule %s failed; trying again next tick", rule.pk)
-                _drop_broken_connection()
-        return {rule.metric.key for rule in self.rules if self.states[rule.pk].firing}
+                points = self.feed()
+            except Exception as exc:
+                logger.warning("could not read the published values for alerts: %s", exc)
+                points = ()
+            for series_id, name, labels, _ts, value in points:
+                samples[series_id] = (name, labels, float(value))
+        return samples
 
     def _reload_if_due(self, now):
         if self._loaded_at is not None and 0 <= now - self._loaded_at < self.reload_seconds:
@@ -71,39 +131,72 @@ class AlertEvaluator:
         self._loaded_at = now
         try:
             rules = list(
-                AlertRule.objects.filter(enabled=True, metric__enabled=True).select_related(
-                    "metric", "recipient_group"
-                )
+                AlertRule.objects.filter(enabled=True)
+                .filter(Q(metric__isnull=True) | Q(metric__enabled=True))
+                .select_related("metric", "recipient_group", "recipient_user")
+                .prefetch_related("escalation_steps__channel")
             )
+            usable = []
+            for rule in rules:
+                try:
+                    self.selectors[rule.pk] = rule.selector
+                    usable.append(rule)
+                except ValueError as exc:
+                    logger.warning("alert rule %s has a bad selector %r: %s", rule.pk, rule.match, exc)
+            self.windows = list(MaintenanceWindow.objects.filter(enabled=True))
+            new = [rule for rule in usable if rule.pk not in self.states]
+            loaded = _states_from_database(new, now)
         except Exception:
             logger.warning("could not load alert rules; keeping the %d loaded before", len(self.rules))
             _drop_broken_connection()
             return
-        self.states = {rule.pk: self.states.get(rule.pk) or _state_from(rule) for rule in rules}
-        self.rules = rules
+        self.states = {rule.pk: self.states.get(rule.pk) or loaded.get(rule.pk, {}) for rule in usable}
+        self.rules = usable
+        self.rules_by_id = {rule.pk: rule for rule in usable}
+        for rule in new:
+            for series_id, state in self.states[rule.pk].items():
+                if state.firing:
+                    self._group(rule, state.labels).resumed(series_id, state.labels, state.value, now)
+        # A rule switched off (or deleted) says nothing more through its groups.
+        self.groups = {key: group for key, group in self.groups.items() if group.rule_id in self.rules_by_id}
         self._resolve_switched_off(now)
 
     def _resolve_switched_off(self, now):
         """A rule left firing when it (or its metric) was disabled would show "firing"
-        for ever and never resolve: say it is resolved, once, and clear the flag."""
-        stuck = AlertRule.objects.filter(firing=True).exclude(enabled=True, metric__enabled=True)
-        for rule in stuck.select_related("metric", "recipient_group"):
+        for ever and never resolve: say it is resolved, once, and clear the flags."""
+        switched_on = Q(enabled=True) & (Q(metric__isnull=True) | Q(metric__enabled=True))
+        stuck = AlertRule.objects.filter(firing=True).exclude(switched_on)
+        for rule in stuck.select_related("metric", "recipient_group", "recipient_user"):
             try:
-                # The history says why it stopped firing, like any other resolve.
                 _step(
                     rule,
                     "alert.disabled",
                     now,
-                    silenced=_silenced(rule, now),
-                    firing=False,
-                    last_resolved_at=_datetime(now),
+                    silenced=_silenced(rule, None, now),
+                    rule_firing=False,
                 )
             except Exception:
                 logger.exception("could not resolve disabled alert rule %s; trying again", rule.pk)
                 _drop_broken_connection()
 
-    def _advance(self, rule, value, now):
-        state = self.states[rule.pk]
+    def _resolve_stale(self, now):
+        for rule in self.rules:
+            for series_id, state in self.states[rule.pk].items():
+                if not state.firing or state.last_seen is None or now - state.last_seen < self.stale_seconds:
+                    continue
+                try:
+                    self._resolve(rule, series_id, state, None, now)
+                except Exception:
+                    logger.exception("could not resolve stale %s of rule %s", series_id, rule.pk)
+                    _drop_broken_connection()
+
+    def _rule_firing(self, rule, series_id, firing):
+        """Whether the rule fires once `series_id` fires (or not)."""
+        if firing:
+            return True
+        return any(s.firing for sid, s in self.states[rule.pk].items() if sid != series_id)
+
+    def _advance(self, rule, series_id, state, value, now):
         out_of_range = rule.is_breached_by(value)
         if out_of_range != state.firing:
             # Moving towards a change: count how long it has lasted.
@@ -112,57 +205,149 @@ class AlertEvaluator:
         else:
             state.since = None
             if state.firing:
-                self._repeat_if_due(rule, state, value, now)
+                state.value = value
+                self._group(rule, state.labels).still(series_id, value)
             return
         if now - state.since < rule.sustain_seconds:
             return
         if not state.firing:
             if state.last_resolved is not None and now - state.last_resolved < rule.cooldown_seconds:
                 return
-            self._fire(rule, state, value, now)
+            self._fire(rule, series_id, state, value, now)
         else:
-            self._resolve(rule, state, value, now)
+            self._resolve(rule, series_id, state, value, now)
 
-    def _fire(self, rule, state, value, now):
+    def _group(self, rule, labels):
+        grouped = group_labels(rule, labels)
+        key = group_key(rule, grouped)
+        group = self.groups.get((rule.pk, key))
+        if group is None:
+            group = self.groups[(rule.pk, key)] = Group(rule.pk, key, grouped)
+        return group
+
+    def _in_window(self, state, now):
+        moment = _datetime(now)
+        return any(window.covers(moment, state.name, state.labels) for window in self.windows)
+
+    def _release_held(self, now):
+        """A maintenance window ended: what still fires goes out now (unless silenced)."""
+        for rule in self.rules:
+            for series_id, state in self.states[rule.pk].items():
+                if not (state.held and state.firing) or self._in_window(state, now):
+                    continue
+                try:
+                    if not _silenced(rule, series_id, now):
+                        self._group(rule, state.labels).fired(series_id, state.labels, state.value, now)
+                except Exception:
+                    logger.exception("could not release %s of rule %s; trying again", series_id, rule.pk)
+                    _drop_broken_connection()
+                    continue
+                state.held = False
+
+    def _escalate(self, now):
+        """Take each firing alert's escalation steps that are due, unless acknowledged."""
+        for rule in self.rules:
+            steps = list(rule.escalation_steps.all())
+            if not steps:
+                continue
+            for series_id, state in self.states[rule.pk].items():
+                if not state.firing or state.held or state.fired_at is None or state.escalated >= len(steps):
+                    continue
+                step = steps[state.escalated]
+                if now - state.fired_at < step.delay_minutes * 60:
+                    continue
+                try:
+                    if _attended(rule, series_id, now):
+                        state.escalated = len(steps)  # someone is on it: no later step
+                        continue
+                    _send_escalation(rule, step, series_id, state, now)
+                except Exception:
+                    logger.exception("could not escalate %s of rule %s; trying again", series_id, rule.pk)
+                    _drop_broken_connection()
+                    continue
+                state.escalated += 1
+
+    def _fire(self, rule, series_id, state, value, now):
+        held = self._in_window(state, now)
+        silenced = held or _silenced(rule, series_id, now)
         # A new firing: the last one's acknowledgement does not carry over.
         _step(
             rule,
             "alert.fired",
             now,
             value,
-            silenced=_silenced(rule, now),
+            series=(series_id, state),
+            silenced=silenced,
+            held=held,
+            rule_firing=True,
             firing=True,
             last_fired_at=_datetime(now),
             acknowledged_at=None,
             acknowledged_by=None,
         )
         # Changed only once saved: if that failed, the next tick tries again.
-        state.firing, state.since, state.last_notified = True, None, now
+        state.firing, state.since, state.value, state.held = True, None, value, held
+        state.fired_at, state.escalated = now, 0
+        if not silenced:  # recorded, but said to nobody
+            self._group(rule, state.labels).fired(series_id, state.labels, value, now)
 
-    def _repeat_if_due(self, rule, state, value, now):
-        if not rule.repeat_minutes or state.last_notified is None:
-            return
-        if now - state.last_notified < rule.repeat_minutes * 60:
-            return
-        state.last_notified = now
-        fresh = AlertRule.objects.filter(pk=rule.pk).values("acknowledged_at", "silenced_until").first()
-        if fresh is None or fresh["acknowledged_at"] is not None:
-            return  # acknowledged: someone is on it, no more repeats of this firing
-        if fresh["silenced_until"] is not None and fresh["silenced_until"] > _datetime(now):
-            return
-        _step(rule, "alert.repeated", now, value)
-
-    def _resolve(self, rule, state, value, now):
+    def _resolve(self, rule, series_id, state, value, now):
         _step(
             rule,
-            "alert.resolved",
+            "alert.resolved" if value is not None else "alert.no_data",
             now,
             value,
-            silenced=_silenced(rule, now),
+            series=(series_id, state),
+            silenced=_silenced(rule, series_id, now),
+            rule_firing=self._rule_firing(rule, series_id, False),
             firing=False,
             last_resolved_at=_datetime(now),
         )
-        state.firing, state.since, state.last_resolved = False, None, now
+        state.firing, state.since, state.last_resolved, state.held = False, None, now, False
+        self._group(rule, state.labels).resolved_now(series_id, value, no_data=value is None)
+
+    def _flush_groups(self, now):
+        """Send what each group has due (Alertmanager's timing), one message a group."""
+        for key, group in list(self.groups.items()):
+            rule = self.rules_by_id.get(group.rule_id)
+            if rule is None:
+                del self.groups[key]
+                continue
+            due = group.due(rule, now)
+            if due is not None:
+                try:
+                    _send_group(rule, group, due, now)
+                except Exception:
+                    logger.exception("could not notify alert group %s; trying again next tick", group.key)
+                    _drop_broken_connection()
+                    continue
+                group.sent(now)
+            if group.finished:
+                del self.groups[key]
+
+
+def _states_from_database(rules, now):
+    """{rule id: {series id: SeriesState}} of what the database says fires or cools down."""
+    if not rules:
+        return {}
+    by_rule = {rule.pk: {} for rule in rules}
+    alerts = SeriesAlert.objects.filter(rule_id__in=list(by_rule)).filter(
+        Q(firing=True) | Q(last_resolved_at__isnull=False)
+    )
+    fields = ("rule_id", "series", "labels", "firing", "value", "last_fired_at", "last_resolved_at")
+    for alert in alerts.values(*fields):
+        name = alert["series"].split("{", 1)[0]
+        last_resolved = alert["last_resolved_at"].timestamp() if alert["last_resolved_at"] else None
+        by_rule[alert["rule_id"]][alert["series"]] = SeriesState(
+            name,
+            alert["labels"] or {},
+            firing=alert["firing"],
+            last_resolved=last_resolved,
+            last_seen=now,
+            value=alert["value"],
+            fired_at=alert["last_fired_at"].timestamp() if alert["last_fired_at"] else None,
+        )
+    return by_rule
 
 
 # What each message is in the rule's history, and its level (None: the rule's own).
@@ -170,71 +355,269 @@ STEPS = {
     "alert.fired": (AlertEvent.Kind.FIRED, None),
     "alert.repeated": (AlertEvent.Kind.REPEATED, None),
     "alert.resolved": (AlertEvent.Kind.RESOLVED, Level.SUCCESS),
+    "alert.no_data": (AlertEvent.Kind.RESOLVED, Level.SUCCESS),
     "alert.disabled": (AlertEvent.Kind.RESOLVED, Level.SUCCESS),
 }
 
 
-def _step(rule, message_id, now, value=None, silenced=False, **rule_fields):
-    """One step of a rule's life, in one transaction: the notification (unless the rule
-    is silenced), the rule's new `rule_fields`, its history entry, and once committed
-    the news to every open page when the rule started or stopped firing."""
+def _step(
+    rule,
+    message_id,
+    now,
+    value=None,
+    series=None,
+    silenced=False,
+    rule_firing=None,
+    held=False,
+    **series_fields,
+):
+    """One step of a series' alert (or, with `series` None, of the whole rule), in one
+    transaction: the series' new `series_fields`, the rule's `firing` and timestamps,
+    its history entry, and once committed the news to every open page when the alert
+    started or stopped firing. A series' step notifies nobody itself: its group does
+    (`_send_group`); the whole rule's step (switched off) notifies at once, unless silenced."""
     kind, level = STEPS[message_id]
+    series_id, state = series if series is not None else ("", None)
+    labels = state.labels if state is not None else {}
+    moment = _datetime(now)
     with transaction.atomic():
-        if not silenced:
-            title, body = _english(message_id, rule, value)
+        if not silenced and series is None:
+            title, body = _english(message_id, rule, value, series_id, labels)
             notify(
-                rule.recipient_group,
+                rule.recipients,
                 _clip(title),
                 body=body,
                 level=level or rule.level,
-                message=(message_id, _params(rule, value)),
+                message=(message_id, _params(rule, value, labels)),
             )
-        if rule_fields:
+        if series is not None and series_fields:
+            fields = {**series_fields, "series": series_id, "labels": labels}
+            if value is not None:
+                fields["value"] = value
+            SeriesAlert.objects.update_or_create(rule_id=rule.pk, key=storage_key(series_id), defaults=fields)
+        if series is None:
+            # The whole rule stops: every series' alert with it.
+            SeriesAlert.objects.filter(rule_id=rule.pk, firing=True).update(
+                firing=False, last_resolved_at=moment
+            )
+        if rule_firing is not None:
+            rule_fields = {"firing": rule_firing}
+            if kind == AlertEvent.Kind.FIRED:
+                rule_fields |= {"last_fired_at": moment, "acknowledged_at": None, "acknowledged_by": None}
+            elif kind == AlertEvent.Kind.RESOLVED:
+                rule_fields["last_resolved_at"] = moment
             AlertRule.objects.filter(pk=rule.pk).update(**rule_fields)
-        detail = "rule disabled" if value is None else _describe_value(rule, value)
-        detail += " (silenced: nobody notified)" if silenced else ""
-        AlertEvent.objects.create(rule=rule, kind=kind, at=_datetime(now), detail=_clip(detail, 200))
+        detail = _detail(message_id, rule, value, labels)
+        if held:
+            detail += " (in a maintenance window: nobody notified yet)"
+        elif silenced:
+            detail += " (silenced: nobody notified)"
+        AlertEvent.objects.create(
+            rule=rule, series=series_id, kind=kind, at=moment, detail=_clip(detail, 200)
+        )
         if kind != AlertEvent.Kind.REPEATED:
-            _broadcast_on_commit(rule, kind.value)
+            _broadcast_on_commit(rule, kind.value, series_id or None)
 
 
-def _english(message_id, rule, value):
+# Alerts a grouped message lists by name; the rest are counted (the body has a limit).
+LISTED = 25
+
+
+def _send_group(rule, group, due, now):
+    """One message for the group (`due`: "first", "update" or "repeat"), in one transaction
+    with the history of its repeats. A repeat leaves out what was acknowledged or silenced
+    since; with nothing left it says nothing."""
+    firing = list(group.firing.values())
+    resolved = list(group.resolved.values())
+    if due == "repeat":
+        firing = _unattended(rule, firing, now)
+        if not firing:
+            return
+    if not firing and not resolved:
+        return
+    message_id, title, body, params = _group_message(rule, group, due, firing, resolved)
+    with transaction.atomic():
+        notify(
+            rule.recipients,
+            _clip(title),
+            body=body[:BODY_MAX_LENGTH],
+            level=rule.level if firing else Level.SUCCESS,
+            message=(message_id, params),
+        )
+        if due == "repeat":
+            moment = _datetime(now)
+            AlertEvent.objects.bulk_create(
+                AlertEvent(
+                    rule=rule,
+                    series=member.series,
+                    kind=AlertEvent.Kind.REPEATED,
+                    at=moment,
+                    detail=_clip(_detail("alert.repeated", rule, member.value, member.labels), 200),
+                )
+                for member in firing
+            )
+
+
+def _attended(rule, series_id, now):
+    """Whether someone acknowledged or silenced this alert (or its rule), read fresh."""
+    return not _unattended(rule, [_Named(series_id)], now)
+
+
+class _Named:
+    def __init__(self, series):
+        self.series = series
+
+
+def _send_escalation(rule, step, series_id, state, now):
+    """The alert's message to the step's channel alone, and the history says so."""
+    title, body = _english("alert.fired", rule, state.value, series_id, state.labels)
+    with transaction.atomic():
+        notify_channel(
+            step.channel,
+            _clip(f"Escalated: {title}"),
+            body=body,
+            level=rule.level,
+            message=("alert.fired", _params(rule, state.value, state.labels)),
+        )
+        AlertEvent.objects.create(
+            rule=rule,
+            series=series_id,
+            kind=AlertEvent.Kind.ESCALATED,
+            at=_datetime(now),
+            detail=_clip(f"unacknowledged after {step.delay_minutes} min: sent to {step.channel}", 200),
+        )
+
+
+def _unattended(rule, members, now):
+    """The members whose alert nobody acknowledged or silenced (read fresh)."""
+    moment = _datetime(now)
+    rule_silence = AlertRule.objects.filter(pk=rule.pk).values_list("silenced_until", flat=True).first()
+    if rule_silence is not None and rule_silence > moment:
+        return []
+    keys = {storage_key(member.series): member for member in members}
+    attended = (
+        SeriesAlert.objects.filter(rule_id=rule.pk, key__in=list(keys))
+        .filter(Q(acknowledged_at__isnull=False) | Q(silenced_until__gt=moment))
+        .values_list("key", flat=True)
+    )
+    quiet = set(attended)
+    return [member for key, member in keys.items() if key not in quiet]
+
+
+def _group_message(rule, group, due, firing, resolved):
+    """(message id, English title, English body, params) of a group's message: a group of
+    one reads as that series' own message; more are listed, firing first."""
+    alerts = [
+        {"series": m.series, "labels": m.labels, "status": "firing", "value": m.value} for m in firing
+    ] + [{"series": m.series, "labels": m.labels, "status": "resolved", "value": m.value} for m in resolved]
+    about = {
+        "key": group.key,
+        "labels": group.labels,
+        "status": "firing" if firing else "resolved",
+        "alerts": alerts,
+    }
+    if len(firing) + len(resolved) == 1:
+        member = (firing or resolved)[0]
+        if firing:
+            message_id = "alert.fired" if member.status == "fired" and due != "repeat" else "alert.repeated"
+        else:
+            message_id = "alert.no_data" if member.status == "no_data" else "alert.resolved"
+        value = member.value if message_id != "alert.no_data" else None
+        title, body = _english(message_id, rule, value, member.series, member.labels)
+        params = _params(rule, value, member.labels)
+        return message_id, title, body, {**params, "group": about}
+    lines = []
+    for heading, members in (("Firing", firing), ("Resolved", resolved)):
+        if not members:
+            continue
+        lines.append(f"{heading}:")
+        for member in members[:LISTED]:
+            name = labels_text(member.labels) or member.series
+            shown = "" if member.value is None else f": {member.value:g}{_unit(rule)}"
+            lines.append(f"- {name}{shown}")
+        if len(members) > LISTED:
+            lines.append(f"- and {len(members) - LISTED} more")
+    details = "\n".join(lines)
+    grouped = labels_text(group.labels)
+    params = {
+        **_params(rule),
+        "firing": len(firing),
+        "resolved": len(resolved),
+        "details": details,
+        "group": about,
+    }
+    if grouped:
+        params["labels"] = grouped
+    title = f"{rule.display_name}: {len(firing)} firing, {len(resolved)} resolved"
+    title += f" ({grouped})" if grouped else ""
+    message_id = "alert.group.repeated" if due == "repeat" else "alert.group"
+    if due == "repeat":
+        title = "Still firing: " + title
+    return message_id, title, details, params
+
+
+def _detail(message_id, rule, value, labels):
+    if message_id == "alert.disabled":
+        return "rule disabled"
+    said = "no data" if value is None else _describe_value(rule, value)
+    return f"{said} ({labels_text(labels)})" if labels else said
+
+
+def _english(message_id, rule, value, series_id, labels):
     """The stored title and body (the admin, e-mail and webhooks read these); pages say
-    them again in each viewer's language from the message id (notifications/messages.py)."""
-    metric = rule.metric.display_label
+    them again in each viewer's language from the message id (notifications/messages.py).
+    A labelled series is named by its labels at the end of the title, and by its id in
+    the body."""
+    metric = rule.metric_label
     if message_id == "alert.disabled":
         return f"Resolved: {rule.display_name}", f"The rule was disabled, so it no longer watches {metric}."
+    suffix = f" ({labels_text(labels)})" if labels else ""
+    said = f" Series: {series_id}." if labels else ""
+    if message_id == "alert.no_data":
+        return (
+            f"Resolved: {rule.display_name}{suffix}",
+            f"{metric} has sent nothing for a while, so its alert is resolved.{said}",
+        )
     described = _describe_value(rule, value)
     if message_id == "alert.fired":
         return (
-            f"{rule.display_name}: {described}",
+            f"{rule.display_name}: {described}{suffix}",
             f"{metric} has been {rule.comparison} {rule.threshold:g}{_unit(rule)}"
-            f" for {rule.sustain_seconds} s.",
+            f" for {rule.sustain_seconds} s.{said}",
         )
     if message_id == "alert.repeated":
         return (
-            f"Still firing: {rule.display_name}: {described}",
-            f"Not acknowledged yet. {metric} is still out of range.",
+            f"Still firing: {rule.display_name}: {described}{suffix}",
+            f"Not acknowledged yet. {metric} is still out of range.{said}",
         )
-    return f"Resolved: {rule.display_name}", f"{metric} is back in range: {described}."
+    return f"Resolved: {rule.display_name}{suffix}", f"{metric} is back in range: {described}.{said}"
 
 
-def _broadcast_on_commit(rule, change):
+def _broadcast_on_commit(rule, change, series_id=None):
     def send():
         # After the commit: whatever fails here must not make the caller fire again.
         try:
             related = ("metric", "acknowledged_by", "silenced_by")
-            broadcast(AlertRule.objects.select_related(*related).get(pk=rule.pk).as_state(), change)
+            state = AlertRule.objects.select_related(*related).get(pk=rule.pk).as_state()
+            broadcast(state, change, series=series_id)
         except Exception as exc:
             logger.warning("could not tell the pages that rule %s %s: %s", rule.pk, change, exc)
 
     transaction.on_commit(send)
 
 
-def _silenced(rule, now):
-    # Read fresh: a silence set a second ago (rules reload every few seconds) must hold.
+def _silenced(rule, series_id, now):
+    """Whether the rule, or this series' alert, is silenced. Read fresh: a silence set a
+    second ago (rules reload every few seconds) must hold."""
+    moment = _datetime(now)
     until = AlertRule.objects.filter(pk=rule.pk).values_list("silenced_until", flat=True).first()
-    return until is not None and until > _datetime(now)
+    if until is not None and until > moment:
+        return True
+    if series_id is None:
+        return False
+    alert = SeriesAlert.objects.filter(rule_id=rule.pk, key=storage_key(series_id))
+    until = alert.values_list("silenced_until", flat=True).first()
+    return until is not None and until > moment
 
 
 def _drop_broken_connection():
@@ -244,17 +627,11 @@ def _drop_broken_connection():
         connection.close_if_unusable_or_obsolete()
 
 
-def _state_from(rule):
-    last_resolved = rule.last_resolved_at.timestamp() if rule.last_resolved_at else None
-    last_fired = rule.last_fired_at.timestamp() if rule.firing and rule.last_fired_at else None
-    return RuleState(firing=rule.firing, last_resolved=last_resolved, last_notified=last_fired)
-
-
-def _params(rule, value=None):
+def _params(rule, value=None, labels=None):
     """What notifications/messages.py needs to say this again in another language."""
     params = {
         "rule": rule.name,  # empty: said as "<metric> <comparison> <threshold>" in each language
-        "metric": rule.metric.display_label,
+        "metric": rule.metric_label,
         "comparison": rule.comparison,
         "threshold": rule.threshold,
         "sustain": rule.sustain_seconds,
@@ -262,16 +639,19 @@ def _params(rule, value=None):
     }
     if value is not None:
         params["value"] = value
+    if labels:
+        params["labels"] = labels_text(labels)
     return params
 
 
 def _describe_value(rule, value):
-    return f"{rule.metric.display_label} is {value:g}{_unit(rule)}"
+    if value is None:  # an alert older than values were kept (see migration 0002)
+        return f"{rule.metric_label} is out of range"
+    return f"{rule.metric_label} is {value:g}{_unit(rule)}"
 
 
 def _unit(rule):
-    unit = rule.metric.unit
-    return f" {unit}" if unit else ""
+    return f" {rule.unit}" if rule.unit else ""
 
 
 def _clip(title, limit=120):

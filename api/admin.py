@@ -34,6 +34,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "read",
         "dashboards",
         "enroll",
+        "alerts",
+        "annotate",
         "revoked",
         *readonly_fields,
     )

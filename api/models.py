@@ -18,7 +18,7 @@ PREFIX_LENGTH = 8
 
 PATTERNS_HELP = 'Shell-style patterns of the metric names it may push: ["app_*", "cpu"]; ["*"] for all.'
 
-SCOPES = ("metrics", "notify", "scrape", "read", "dashboards", "enroll")
+SCOPES = ("metrics", "notify", "scrape", "read", "dashboards", "enroll", "alerts", "annotate")
 
 # Writing "last used" on every request would turn each read into a write; once a
 # minute (or when the address changes) is as precise as the admin needs.
@@ -93,6 +93,8 @@ class ApiToken(models.Model):
     dashboards = models.BooleanField(
         default=False, help_text="May read, create, change and delete every dashboard (dashboards as code)."
     )
+    alerts = models.BooleanField(default=False, help_text="May read and write alert rules.")
+    annotate = models.BooleanField(default=False, help_text="May add and read chart annotations.")
     # Who made it in the admin (a command makes tokens for no one): dashboards the token
     # creates belong to them.
     created_by = models.ForeignKey(
@@ -144,6 +146,8 @@ class ApiToken(models.Model):
         dashboards=False,
         enroll=False,
         host="",
+        alerts=False,
+        annotate=False,
     ):
         """A new token: returns (the saved ApiToken, the token text). The text is
         not stored anywhere; show it to the user once."""
@@ -156,6 +160,8 @@ class ApiToken(models.Model):
             dashboards=dashboards,
             enroll=enroll,
             host=host,
+            alerts=alerts,
+            annotate=annotate,
         )
         raw = token.set_new_secret()
         token.full_clean(exclude=["prefix", "token_hash"])
@@ -219,7 +225,7 @@ class ApiToken(models.Model):
     def has_scope(self, scope):
         if scope == "metrics":
             return bool(self.metric_patterns)
-        if scope in ("notify", "scrape", "read", "dashboards", "enroll"):
+        if scope in ("notify", "scrape", "read", "dashboards", "enroll", "alerts", "annotate"):
             return getattr(self, scope)
         raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
 

@@ -24,7 +24,7 @@ from ninja.security.base import AuthBase
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from api import bodies, lineprotocol, ratelimit, schemas
+from api import alert_rules, annotations, bodies, lineprotocol, ratelimit, schemas
 from api.agents import router as agents_router
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
 from api.dashboards import home_router
@@ -101,6 +101,12 @@ api.add_router("v1/dashboards", dashboards_router)
 api.add_router("v1/home-dashboard", home_router)
 # Host agents trading an enrollment token for their own (api/agents.py).
 api.add_router("v1/agents/", agents_router)
+
+
+# Alert rules as code (api/alert_rules.py): their own module, mounted here.
+api.add_router("v1/alert-rules", alert_rules.router)
+# Chart annotations (api/annotations.py).
+api.add_router("v1/annotations", annotations.router)
 
 
 def urls():

@@ -21,7 +21,7 @@ AUDITED_MODELS = (
     "api.ApiToken",
 )
 # Never written to the log, only whether they changed.
-SECRET_FIELDS = {"secret", "key", "key_hash", "token_hash", "digest", "password"}
+SECRET_FIELDS = {"secret", "key", "key_hash", "token_hash", "digest", "password", "sealed_target"}
 MASK = "(secret)"
 
 

@@ -73,6 +73,9 @@ def main(argv=None):
                 sustain_seconds=0,
                 cooldown_seconds=0,
                 repeat_minutes=0,
+                # Measured from the crossing to the message: no grouping delay on top.
+                group_wait=0,
+                group_interval=0,
             ).pk
             for n in range(args.rules)
         ]

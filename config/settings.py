@@ -465,6 +465,12 @@ if len(COLLECTOR_HOST) > 256 or not COLLECTOR_HOST.isprintable():
         f" {COLLECTOR_HOST[:40]!r}"
     )
 
+# Alert rules as code: the JSON/YAML files here are provisioned when the collector
+# starts and by `manage.py provision_alert_rules` (alerts/provisioning.py). Empty: none.
+ALERT_RULES_DIR = envstr("ALERT_RULES_DIR")
+if ALERT_RULES_DIR and not Path(ALERT_RULES_DIR).is_dir():
+    raise ImproperlyConfigured(f"ALERT_RULES_DIR must be a directory, got {ALERT_RULES_DIR!r}")
+
 # How long metric history (and so `Last-Event-ID` replay) is kept.
 METRICS_RETENTION_HOURS = envint("METRICS_RETENTION_HOURS", 24, minimum=1)
 

@@ -1,8 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count
 
-from notifications.delivery import retry_now
+from notifications.delivery import DeliveryError, retry_now, send_test
 from notifications.models import Delivery, DeliveryChannel, Notification
 from notifications.services import send_on_commit
 
@@ -80,10 +80,23 @@ class DeliveryChannelAdmin(admin.ModelAdmin):
     list_select_related = ["owner_user", "owner_group"]
     autocomplete_fields = ["owner_user", "owner_group"]
     fields = ["kind", "target", "owner_user", "owner_group", "min_level", "secret", "paused"]
+    actions = ["send_test"]
 
     @admin.display(description="owner")
     def owner(self, obj):
         return obj.audience_display
+
+    @admin.action(description="Send a test to the selected channels")
+    def send_test(self, request, queryset):
+        """Sent now, from this request, outside the delivery queue (a test is nobody's
+        notification): the page says at once whether each channel took it."""
+        for channel in queryset:
+            try:
+                send_test(channel, sent_by=request.user)
+            except DeliveryError as exc:
+                self.message_user(request, f"{channel}: the test failed: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{channel}: the test was sent.", messages.SUCCESS)
 
 
 @admin.register(Delivery)

@@ -31,6 +31,7 @@ import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -40,7 +41,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from dashboard import telemetry
-from notifications.models import Delivery, DeliveryChannel
+from notifications.models import Delivery, DeliveryChannel, Notification
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,19 @@ def queue_deliveries(notification):
         Delivery.objects.bulk_create(rows, ignore_conflicts=True)
         transaction.on_commit(wake_local_senders)
     return len(rows)
+
+
+def queue_delivery_to(notification, channel):
+    """One pending row for `notification` to `channel` alone (an escalation step)."""
+    now = timezone.now()
+    Delivery.objects.create(
+        notification=notification,
+        channel=channel,
+        created_at=now,
+        next_attempt_at=now,
+        retry_until=now + RETRY_FOR,
+    )
+    transaction.on_commit(wake_local_senders)
 
 
 # Senders in this process wait on this; notify() in the same process (the collector's
@@ -142,6 +156,8 @@ def send(delivery):
         send_email(delivery)
     elif channel.kind == DeliveryChannel.Kind.WEBHOOK:
         send_webhook(delivery)
+    elif channel.kind == DeliveryChannel.Kind.APPRISE:
+        send_apprise(delivery)
     else:
         raise DeliveryError(f"unknown channel kind {channel.kind!r}")
 
@@ -164,8 +180,79 @@ def send_email(delivery):
         raise DeliveryError("the mail backend did not send the message")
 
 
+def _apprise_type(level):
+    import apprise
+
+    return {
+        "success": apprise.NotifyType.SUCCESS,
+        "warning": apprise.NotifyType.WARNING,
+        "error": apprise.NotifyType.FAILURE,
+    }.get(level, apprise.NotifyType.INFO)
+
+
+def send_apprise(delivery):
+    """Through apprise to its service (Slack, Telegram, ntfy, ...). apprise answers only
+    True or False, so what it logged while sending is the error a failure records;
+    its own retries are off (the URL's `retry`): the delivery's retries and order hold."""
+    import apprise
+
+    notification = delivery.notification
+    try:
+        url = delivery.channel.apprise_url
+    except ValueError as exc:
+        raise DeliveryError(str(exc)) from None
+    sender = apprise.Apprise()
+    if not sender.add(url):
+        raise DeliveryError(f"apprise no longer accepts this URL: {delivery.channel.target[:80]}")
+    body = notification.body or notification.title
+    if notification.link:
+        body += f"\n\n{notification.link}"
+    with apprise.LogCapture(level=logging.WARNING) as log:
+        sent = sender.notify(
+            title=notification.title, body=body, notify_type=_apprise_type(notification.level)
+        )
+    if not sent:
+        said = " ".join(log.getvalue().split())[-300:]
+        raise DeliveryError(f"apprise could not send: {said or 'no reason given'}")
+
+
+@dataclass
+class _TestDelivery:
+    notification: Notification
+    channel: DeliveryChannel
+    pk: str = "test"
+
+
+def send_test(channel, sent_by=None):
+    """Send a test message to `channel` now, through its sender, outside the queue (it
+    is stored nowhere, so nobody's bell shows it); `DeliveryError` says why it failed."""
+    notification = Notification(
+        title="Test from livedash",
+        body=f"A test of the delivery channel {channel}: if you read this, it works.",
+        level="info",
+        created_at=timezone.now(),
+        created_by=sent_by if sent_by is not None and sent_by.pk else None,
+    )
+    try:
+        send(_TestDelivery(notification, channel))
+    except DeliveryError:
+        raise
+    except Exception as exc:
+        raise DeliveryError(_describe(exc)) from None
+
+
 def webhook_payload(notification):
-    return notification.as_dict()
+    """The notification; an alert group's message (alerts/grouping.py) adds `group_key`
+    (the same for every message of that group, so a receiver can thread them),
+    `status` ("firing" or "resolved") and `alerts` (each series, its labels, status, value)."""
+    payload = notification.as_dict()
+    group = (notification.message_params or {}).get("group") if notification.message_id else None
+    if isinstance(group, dict):
+        payload["group_key"] = group.get("key")
+        payload["group_labels"] = group.get("labels", {})
+        payload["status"] = group.get("status")
+        payload["alerts"] = group.get("alerts", [])
+    return payload
 
 
 def sign(secret, body):

@@ -24,6 +24,19 @@ MESSAGES = {
         gettext_noop("Resolved: %(rule)s"),
         gettext_noop("%(metric)s is back in range: %(metric)s is %(value)s%(unit)s."),
     ),
+    "alert.no_data": (
+        gettext_noop("Resolved: %(rule)s"),
+        gettext_noop("%(metric)s has sent nothing for a while, so its alert is resolved."),
+    ),
+    # Several alerts of one group (alerts/grouping.py) in one message; `details` lists them.
+    "alert.group": (
+        gettext_noop("%(rule)s: %(firing)s firing, %(resolved)s resolved"),
+        "%(details)s",
+    ),
+    "alert.group.repeated": (
+        gettext_noop("Still firing: %(rule)s: %(firing)s firing, %(resolved)s resolved"),
+        "%(details)s",
+    ),
     "alert.disabled": (
         gettext_noop("Resolved: %(rule)s"),
         gettext_noop("The rule was disabled, so it no longer watches %(metric)s."),
@@ -63,6 +76,9 @@ def render(message_id, params, language=None):
             title, body = (_(template) % values for template in templates)
         except (KeyError, TypeError, ValueError):
             return None
+    # One series of a rule on a selector: its labels name it, in every language alike.
+    if isinstance(params.get("labels"), str) and params["labels"]:
+        title = f"{title} ({params['labels']})"
     return _clip(title), body
 
 

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from dashboard.groups import EVERYONE_GROUP, auth_group_name, user_group_name
 from notifications.messages import localize
+from notifications.sealing import seal, unseal
 
 TITLE_MAX_LENGTH = 120
 # Bodies travel in every push and hello; a notification is not a document.
@@ -220,6 +221,20 @@ class NotificationRead(models.Model):
 LEVEL_RANK = {Level.INFO: 0, Level.SUCCESS: 1, Level.WARNING: 2, Level.ERROR: 3}
 
 
+def mask_apprise_url(url):
+    """The URL as apprise shows it with its secrets masked; `ValueError` (naming only
+    the scheme, never the URL's secrets) unless apprise can send to it."""
+    import apprise
+
+    scheme = url.split("://", 1)[0][:20] if "://" in url else ""
+    if not scheme:
+        raise ValueError("an apprise URL looks like service://..., e.g. ntfy://host/topic")
+    plugin = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    if plugin is None:
+        raise ValueError(f"apprise cannot send to this {scheme}:// URL (unknown service or malformed)")
+    return plugin.url(privacy=True)[:500]
+
+
 def validate_webhook_url(value):
     """http(s) with a host. Loopback and private addresses are valid on purpose:
     receivers on the same host or network are the common case."""
@@ -271,7 +286,12 @@ CHANNEL_FOR_BOTH = "A channel belongs to a user or a group, not both."
 
 class DeliveryChannel(ForUserOrGroup, models.Model):
     """Where a user's, a group's or everyone's notifications also go: an e-mail
-    address or a webhook. Owner: a user, a group, or neither (everyone)."""
+    address, a webhook, or an apprise URL (Slack, Telegram, Discord, ntfy, Matrix,
+    Teams, ...). Owner: a user, a group, or neither (everyone).
+
+    An apprise URL carries its service's secrets: it is kept sealed (encrypted,
+    notifications/sealing.py) in `sealed_target`, and `target` holds the URL with
+    its secrets masked (apprise's own privacy form), which is all anyone sees again."""
 
     prefix = "owner"
     both_message = CHANNEL_FOR_BOTH
@@ -279,9 +299,14 @@ class DeliveryChannel(ForUserOrGroup, models.Model):
     class Kind(models.TextChoices):
         EMAIL = "email", "E-mail"
         WEBHOOK = "webhook", "Webhook"
+        APPRISE = "apprise", "Apprise"
 
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    target = models.CharField(max_length=500, help_text="An e-mail address or an http(s) URL.")
+    target = models.CharField(
+        max_length=500,
+        help_text="E-mail address, http(s) URL, or apprise URL (stored encrypted, shown masked)",
+    )
+    sealed_target = models.TextField(blank=True, editable=False)
     owner_user, owner_group = user_or_group_fields(
         "delivery_channels", "Leave both owners empty for a channel that gets what everyone is sent."
     )
@@ -323,6 +348,28 @@ class DeliveryChannel(ForUserOrGroup, models.Model):
                 raise ValidationError({"target": exc.messages}) from None
             if not self.secret:
                 raise ValidationError({"secret": "A webhook needs a secret to sign its requests."})
+        elif self.kind == self.Kind.APPRISE:
+            self._take_apprise_url()
+
+    def _take_apprise_url(self):
+        """Seal a newly entered apprise URL and keep only its masked form in `target`.
+        A target equal to the masked form already stored is the same URL, unchanged."""
+        if self.sealed_target:
+            try:
+                if self.target == mask_apprise_url(unseal(self.sealed_target)):
+                    return
+            except ValueError:
+                pass  # unreadable or no longer valid: whatever was entered replaces it
+        try:
+            masked = mask_apprise_url(self.target)
+        except ValueError as exc:
+            raise ValidationError({"target": str(exc)}) from None
+        self.sealed_target, self.target = seal(self.target), masked
+
+    @property
+    def apprise_url(self):
+        """The full apprise URL, secrets and all (for the sender only)."""
+        return unseal(self.sealed_target)
 
     def as_dict(self):
         return {

@@ -20,7 +20,7 @@ from dashboard import groups, telemetry
 from dashboard.control import events
 from dashboard.groups import EVERYONE_GROUP, auth_group_name, user_group_name
 from dashboard.redis import get_async_client, get_sync_client, key
-from notifications.delivery import queue_deliveries
+from notifications.delivery import queue_deliveries, queue_delivery_to
 from notifications.models import Notification, NotificationRead
 
 logger = logging.getLogger(__name__)
@@ -83,6 +83,30 @@ def notify(to, title, body="", level="info", link=None, created_by=None, message
     with transaction.atomic():
         notification.save()
         send_on_commit(notification)
+    return notification
+
+
+def notify_channel(channel, title, body="", level="info", message=None):
+    """A notification for one delivery channel alone (an alert's escalation step): stored
+    for the channel's owner, as `notify` stores any, but delivered to that channel only,
+    through the same delivery rows (retries, order per channel, never twice)."""
+    notification = Notification(
+        title=title.strip(),
+        body=body,
+        level=level,
+        recipient_user=channel.owner_user,
+        recipient_group=channel.owner_group,
+    )
+    if message is not None:
+        notification.message_id, notification.message_params = message
+    try:
+        notification.full_clean()
+    except ValidationError as exc:
+        raise ValueError(describe_error(exc)) from None
+    with transaction.atomic():
+        notification.save()
+        queue_delivery_to(notification, channel)
+        push_on_commit(notification)
     return notification
 
 

@@ -27,6 +27,8 @@ def rule(db):
         cooldown_seconds=60,
         repeat_minutes=1,
         level="error",
+        group_wait=0,
+        group_interval=0,
     )
 
 

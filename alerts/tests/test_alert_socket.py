@@ -4,6 +4,7 @@ validation, a broadcast to every open page, the alert history and the audit log.
 import pytest
 from channels.db import database_sync_to_async
 
+from alerts import actions
 from alerts.models import AlertEvent, AlertRule
 from audit.models import AuditEntry
 from conftest import _make_user
@@ -139,3 +140,50 @@ async def test_sampling_commands_are_audited_with_before_and_after(staff):
     assert interval["before"] == {"interval": 1.0}
     assert (await audit("pause"))[0]["after"] == {"paused": True}
     assert (await audit("resume"))[0]["after"] == {"paused": False}
+
+
+@database_sync_to_async
+def fleet_firing(rule, *hosts):
+    from alerts.models import SeriesAlert
+    from dashboard.series import series_id, storage_key
+
+    for host in hosts:
+        series = series_id("cpu", {"host": host})
+        SeriesAlert.objects.create(
+            rule=rule, series=series, key=storage_key(series), labels={"host": host}, firing=True
+        )
+    actions.bump_version_quietly()  # as every change of an alert does: hello reads afresh
+
+
+async def test_series_are_acknowledged_and_silenced_one_by_one(oncall, alice, firing_rule):
+    await fleet_firing(firing_rule, "web1", "web2")
+    web1 = 'cpu{host="web1"}'
+    async with connected(oncall) as (operator, hello), connected(alice) as (viewer, _):
+        (alert,) = hello["alerts"]
+        assert {s["series"] for s in alert["series"]} == {web1, 'cpu{host="web2"}'}
+        assert alert["series"][0]["labels"] == {"host": "web1"}
+
+        ack = await operator.answer({"type": "ack_alert", "rule": firing_rule.pk, "series": web1, "id": 1})
+        by_series = {s["series"]: s["acknowledged_by"] for s in ack["rule"]["series"]}
+        assert by_series == {web1: "oncall", 'cpu{host="web2"}': None}
+        seen = await viewer.wait_for_type("alert_state")
+        assert (seen["change"], seen["series"]) == ("acknowledged", web1)
+
+        silenced = await operator.answer(
+            {"type": "silence_alert", "rule": firing_rule.pk, "series": web1, "minutes": 5, "id": 2}
+        )
+        assert silenced["type"] == "ack"
+        assert (await viewer.wait_for_type("alert_state"))["series"] == web1
+
+        for bad in ("cpu{host=web1}", 5, 'cpu{b="1",a="2"}'):
+            error = await operator.answer(
+                {"type": "ack_alert", "rule": firing_rule.pk, "series": bad, "id": 3}
+            )
+            assert error["code"] == "invalid"
+        missing = await operator.answer(
+            {"type": "unsilence_alert", "rule": firing_rule.pk, "series": 'cpu{host="db9"}', "id": 4}
+        )
+        assert missing["code"] == "invalid"
+    assert [kind for kind, _ in await history(firing_rule)] == ["acknowledged", "silenced"]
+    (entry,) = await audit("ack_alert")
+    assert 'host="web1"' in entry["target"] and entry["after"]["series"] == web1

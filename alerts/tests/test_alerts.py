@@ -16,7 +16,14 @@ def cpu(db):
 @pytest.fixture
 def rule(cpu):
     return AlertRule.objects.create(
-        metric=cpu, comparison="above", threshold=90, sustain_seconds=10, cooldown_seconds=60, level="error"
+        metric=cpu,
+        comparison="above",
+        threshold=90,
+        sustain_seconds=10,
+        cooldown_seconds=60,
+        level="error",
+        group_wait=0,
+        group_interval=0,
     )
 
 

@@ -32,7 +32,9 @@ class Clock:
 def cpu_rule(transactional_db):
     # Transactional: the collector closes its database connection after each tick.
     cpu = Metric.objects.get_or_create(key="cpu", defaults={"label": "CPU", "unit": "%"})[0]
-    return AlertRule.objects.create(metric=cpu, comparison="above", threshold=90, sustain_seconds=3)
+    return AlertRule.objects.create(
+        metric=cpu, comparison="above", threshold=90, sustain_seconds=3, group_wait=0, group_interval=0
+    )
 
 
 def test_a_collector_fires_marks_and_resolves_a_rule_once(cpu_rule, redis_url):

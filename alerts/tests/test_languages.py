@@ -20,7 +20,9 @@ def cpu(db):
 
 @pytest.fixture
 def rule(cpu):
-    return AlertRule.objects.create(metric=cpu, threshold=90, sustain_seconds=2, cooldown_seconds=0)
+    return AlertRule.objects.create(
+        metric=cpu, threshold=90, sustain_seconds=2, cooldown_seconds=0, group_wait=0, group_interval=0
+    )
 
 
 def fire(rule, value=92.5):
@@ -127,7 +129,9 @@ async def test_one_alert_reaches_a_spanish_and_an_english_page_each_in_its_langu
     async with open_socket(base_url, spanish) as es_tab, open_socket(base_url, english) as en_tab:
         for tab in (es_tab, en_tab):
             await tab.wait_for(lambda m: m.get("type") == "hello")
-        rule = await sync_to_async(AlertRule.objects.create)(metric=cpu, threshold=90, sustain_seconds=2)
+        rule = await sync_to_async(AlertRule.objects.create)(
+            metric=cpu, threshold=90, sustain_seconds=2, group_wait=0, group_interval=0
+        )
         await sync_to_async(fire)(rule, 95)
         es = await es_tab.wait_for(lambda m: m.get("type") == "notification")
         en = await en_tab.wait_for(lambda m: m.get("type") == "notification")

@@ -223,9 +223,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             connections.release("ws", self.user.pk)
 
     @database_sync_to_async
-    def _change_alert(self, action, *args):
+    def _change_alert(self, action, *args, series=None):
         try:
-            state = action(*args, self.user, self.client_address)
+            state = action(*args, self.user, self.client_address, series=series)
         except alert_actions.RuleNotFound as exc:
             raise ProtocolError(protocol.NOT_FOUND, str(exc))
         except (alert_actions.NotFiring, ValueError) as exc:
@@ -331,24 +331,28 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
             logger.warning("could not write the audit entry for %s: %s", action, exc)
 
     async def command_ack_alert(self, command):
-        state = await self._change_alert(alert_actions.acknowledge, command.args["rule"])
-        await self._announce_alert(state, "acknowledged")
+        args = command.args
+        state = await self._change_alert(alert_actions.acknowledge, args["rule"], series=args["series"])
+        await self._announce_alert(state, "acknowledged", args["series"])
         await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 
     async def command_silence_alert(self, command):
         args = command.args
-        state = await self._change_alert(alert_actions.silence, args["rule"], args["minutes"])
-        await self._announce_alert(state, "silenced")
+        state = await self._change_alert(
+            alert_actions.silence, args["rule"], args["minutes"], series=args["series"]
+        )
+        await self._announce_alert(state, "silenced", args["series"])
         await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 
     async def command_unsilence_alert(self, command):
-        state = await self._change_alert(alert_actions.unsilence, command.args["rule"])
-        await self._announce_alert(state, "unsilenced")
+        args = command.args
+        state = await self._change_alert(alert_actions.unsilence, args["rule"], series=args["series"])
+        await self._announce_alert(state, "unsilenced", args["series"])
         await self.send_json(protocol.ack(command.id, rule=localize_rule(state, self.language)))
 
-    async def _announce_alert(self, state, change):
+    async def _announce_alert(self, state, change, series=None):
         await self.channel_layer.group_send(
-            DASHBOARD_GROUP, events.alert_changed(state, change, self.user.get_username())
+            DASHBOARD_GROUP, events.alert_changed(state, change, self.user.get_username(), series)
         )
 
     async def command_snapshot(self, command):
@@ -430,7 +434,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
     async def alert_changed(self, event):
         def message():
             state = localize_rule(event["state"], self.language)
-            return protocol.alert_state(state, event["change"], event["by"])
+            return protocol.alert_state(state, event["change"], event["by"], event.get("series"))
 
         await self.send_shared(event, self.language, message)
 

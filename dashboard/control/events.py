@@ -56,10 +56,11 @@ def notification_message(payload, message=None):
 
 
 @event("alert.changed")
-def alert_changed(state, change, by):
-    """An alert rule fired, resolved, or was acknowledged, silenced or unsilenced (`by`:
-    who, None for the collector); `state` is the rule's `as_state()`."""
-    return {"type": "alert.changed", "state": state, "change": change, "by": by}
+def alert_changed(state, change, by, series=None):
+    """An alert rule (or `series`, the id of one series' alert of it) fired, resolved, or
+    was acknowledged, silenced or unsilenced (`by`: who, None for the collector);
+    `state` is the rule's `as_state()`."""
+    return {"type": "alert.changed", "state": state, "change": change, "by": by, "series": series}
 
 
 @event("notification.unread")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from alerts.models import MAX_SILENCE_MINUTES, MIN_SILENCE_MINUTES
 from dashboard.access import ALERT_PERMISSION, CONTROL_PERMISSION, VIEW_PERMISSION
 from dashboard.collector.sampling import validate_interval
+from dashboard.series import parse_series_id
 
 PROTOCOL_VERSION = 1
 
@@ -125,22 +126,40 @@ def _rule_argument(content, command):
     raise ValueError(f"{command} needs `rule`: an alert rule id (a positive integer)")
 
 
+def _series_argument(content, command):
+    """The optional `series`: one series' alert of the rule (without it, every series)."""
+    series = content.get("series")
+    if series is None:
+        return None
+    if not isinstance(series, str):
+        raise ValueError(f"{command}: `series` must be a series id (text)")
+    try:
+        parse_series_id(series)
+        return series
+    except ValueError as exc:
+        raise ValueError(f"{command}: `series`: {exc}") from None
+
+
 def _ack_alert_arguments(content):
-    return {"rule": _rule_argument(content, "ack_alert")}
+    return {"rule": _rule_argument(content, "ack_alert"), "series": _series_argument(content, "ack_alert")}
 
 
 def _unsilence_alert_arguments(content):
-    return {"rule": _rule_argument(content, "unsilence_alert")}
+    return {
+        "rule": _rule_argument(content, "unsilence_alert"),
+        "series": _series_argument(content, "unsilence_alert"),
+    }
 
 
 def _silence_alert_arguments(content):
     rule = _rule_argument(content, "silence_alert")
+    series = _series_argument(content, "silence_alert")
     minutes = content.get("minutes")
     if isinstance(minutes, bool) or not isinstance(minutes, int):
         raise ValueError("silence_alert needs `minutes`: a whole number of minutes")
     if not MIN_SILENCE_MINUTES <= minutes <= MAX_SILENCE_MINUTES:
         raise ValueError(f"`minutes` must be from {MIN_SILENCE_MINUTES} to {MAX_SILENCE_MINUTES}")
-    return {"rule": rule, "minutes": minutes}
+    return {"rule": rule, "minutes": minutes, "series": series}
 
 
 # Every command, once. The consumer runs `spec.handler` after `dashboard.access`
@@ -260,9 +279,10 @@ def hello(user, sampling, can_control, online, notifications, alerts=(), can_man
     }
 
 
-def alert_state(rule, change, by):
-    """A rule fired, resolved, was acknowledged, silenced or unsilenced (`by` is null for the collector)."""
-    return {"type": "alert_state", "rule": rule, "change": change, "by": by}
+def alert_state(rule, change, by, series=None):
+    """A rule (`series`: one series' alert of it, else null) fired, resolved, was
+    acknowledged, silenced or unsilenced (`by` is null for the collector)."""
+    return {"type": "alert_state", "rule": rule, "change": change, "by": by, "series": series}
 
 
 def interval_changed(interval, by):

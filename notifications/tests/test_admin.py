@@ -14,7 +14,7 @@ def admin_client_(client, admin_user):
 
 
 def test_the_notification_list_loads_with_read_counts_and_filters(admin_client_, alice, bob):
-    broadcast = notify(None, "Maintenance")
+    broadcast = notify(None, "Planned downtime")
     notify(alice, "Just for alice", level="warning")
     NotificationRead.objects.create(user=alice, notification=broadcast)
     NotificationRead.objects.create(user=bob, notification=broadcast)
@@ -22,13 +22,13 @@ def test_the_notification_list_loads_with_read_counts_and_filters(admin_client_,
     response = admin_client_.get("/admin/notifications/notification/")
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Maintenance" in html and "Just for alice" in html
+    assert "Planned downtime" in html and "Just for alice" in html
     assert '<td class="field-read_count">2</td>' in html
     assert "everyone" in html
 
     filtered = admin_client_.get("/admin/notifications/notification/?audience=user&level__exact=warning")
     assert "Just for alice" in filtered.content.decode()
-    assert "Maintenance" not in filtered.content.decode()
+    assert "Planned downtime" not in filtered.content.decode()
 
 
 def test_sending_from_the_admin_records_the_sender(admin_client_, admin_user, alice):

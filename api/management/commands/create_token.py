@@ -30,16 +30,20 @@ class Command(BaseCommand):
             action="store_true",
             help="may enroll host agents, each receiving its own token for its own host label",
         )
+        parser.add_argument("--alerts", action="store_true", help="may read and write alert rules")
+        parser.add_argument("--annotate", action="store_true", help="may add and read chart annotations")
 
-    def handle(self, *args, name, metrics, notify, scrape, read, dashboards, enroll, **options):
+    def handle(
+        self, *args, name, metrics, notify, scrape, read, dashboards, enroll, alerts, annotate, **options
+    ):
         if not name.strip():
             raise CommandError("NAME must not be empty")
         if any(not pattern.strip() for pattern in metrics):
             raise CommandError("--metrics patterns must not be empty")
-        if not (metrics or notify or scrape or read or dashboards or enroll):
+        if not (metrics or notify or scrape or read or dashboards or enroll or alerts or annotate):
             raise CommandError(
-                "give the token at least one scope: "
-                "--metrics PATTERN, --notify, --scrape, --read, --dashboards or --enroll"
+                "give the token at least one scope: --metrics PATTERN, --notify, --scrape, --read, "
+                "--dashboards, --enroll, --alerts or --annotate"
             )
         try:
             token, raw = ApiToken.create(
@@ -50,6 +54,8 @@ class Command(BaseCommand):
                 read=read,
                 dashboards=dashboards,
                 enroll=enroll,
+                alerts=alerts,
+                annotate=annotate,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()))

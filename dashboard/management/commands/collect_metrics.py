@@ -6,6 +6,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from alerts.evaluation import AlertEvaluator
+from alerts.feed import MetricEventFeed
+from alerts.provisioning import ProvisioningError
+from alerts.provisioning import provision as provision_alert_rules
 from audit.services import prune as audit_prune
 from boards.provisioning import check_for_changes as provision_dashboards
 from dashboard.collector.collector import (
@@ -17,6 +20,17 @@ from notifications.delivery import DeliveryWorker
 from notifications.services import push_pending
 
 logger = logging.getLogger("dashboard.collector.collector")
+
+
+def provision_alert_rules_quietly(directory):
+    # A bad rule file is reported, not fatal: the collector's other work goes on.
+    try:
+        outcome = provision_alert_rules(directory)
+    except (ProvisioningError, OSError) as exc:
+        logger.error("alert rules from %s: %s", directory, exc)
+    else:
+        logger.info("provisioned %d alert rules from %s", len(outcome["applied"]), directory)
+
 
 AUDIT_PRUNE_EVERY = 3600.0
 
@@ -40,10 +54,14 @@ class Command(BaseCommand):
             raise CommandError(f"cannot register the built-in metrics (is the database migrated?): {exc}")
         if created:
             logger.info("registered metrics: %s", ", ".join(created))
+        if settings.ALERT_RULES_DIR:
+            provision_alert_rules_quietly(settings.ALERT_RULES_DIR)
         # Dashboards in DASHBOARDS_DIR: provisioned on the first tick, then whenever a file
         # changes (a chore runs at once, then every so often).
         chores = [(AUDIT_PRUNE_EVERY, audit_prune), (settings.DASHBOARDS_CHECK_SECONDS, provision_dashboards)]
-        collector = Collector(evaluator=AlertEvaluator(), outbox=push_pending, chores=chores)
+        # Alerts watch this collector's frames (its host's series) and every published value.
+        evaluator = AlertEvaluator(host=settings.COLLECTOR_HOST, feed=MetricEventFeed())
+        collector = Collector(evaluator=evaluator, outbox=push_pending, chores=chores)
         # Finish the tick in progress and exit 0, so supervisors see a clean stop.
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: collector.stop())

@@ -12,12 +12,15 @@ from notifications.services import describe_error
 class Command(BaseCommand):
     help = (
         "Add a delivery channel: notifications for a user, a group or everyone also go "
-        "to an e-mail address or a webhook."
+        "to an e-mail address, a webhook, or an apprise URL (Slack, Telegram, Discord, ntfy, ...)."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("kind", choices=DeliveryChannel.Kind.values, help="email or webhook")
-        parser.add_argument("target", help="the e-mail address or the webhook's http(s) URL")
+        parser.add_argument("kind", choices=DeliveryChannel.Kind.values, help="email, webhook or apprise")
+        parser.add_argument(
+            "target",
+            help="the e-mail address, the webhook's http(s) URL, or the apprise URL (stored encrypted)",
+        )
         owner = parser.add_mutually_exclusive_group(required=True)
         owner.add_argument("--user", metavar="USERNAME", help="the channel receives what this user is sent")
         owner.add_argument("--group", metavar="NAME", help="the channel receives what this group is sent")

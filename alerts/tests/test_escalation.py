@@ -1,0 +1,64 @@
+"""Escalation: an alert still unacknowledged after a step's delay goes to that step's
+channel too; an acknowledgement stops the later steps. The clock is the test's."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from alerts import actions
+from alerts.evaluation import AlertEvaluator
+from alerts.models import AlertEvent, AlertRule, EscalationStep, SeriesAlert
+from dashboard.models import Metric
+from notifications.models import Delivery, DeliveryChannel
+
+NOW = timezone.now().timestamp()
+
+
+@pytest.fixture
+def rule(db, staff):
+    Metric.objects.create(key="cpu", label="CPU", unit="%")
+    rule = AlertRule.objects.create(
+        match="cpu", threshold=90, sustain_seconds=0, group_wait=0, group_interval=0, repeat_minutes=0
+    )
+    first = DeliveryChannel.objects.create(kind="email", target="oncall-a@example.org", owner_user=staff)
+    second = DeliveryChannel.objects.create(kind="email", target="oncall-b@example.org", owner_user=staff)
+    EscalationStep.objects.create(rule=rule, delay_minutes=5, channel=first)
+    EscalationStep.objects.create(rule=rule, delay_minutes=15, channel=second)
+    return rule
+
+
+def sent_to():
+    escalations = Delivery.objects.filter(notification__title__startswith="Escalated")
+    return list(escalations.order_by("pk").values_list("channel__target", flat=True))
+
+
+def test_steps_are_taken_in_time_until_someone_acknowledges(rule, staff):
+    evaluator = AlertEvaluator(host="web1")
+    evaluator.evaluate({"cpu": 99}, NOW)
+    alert = SeriesAlert.objects.get()
+    step = alert.next_escalation(now=alert.last_fired_at)
+    assert step["channel"] == "E-mail oncall-a@example.org"
+
+    evaluator.evaluate({"cpu": 99}, NOW + 299)
+    assert sent_to() == []
+    evaluator.evaluate({"cpu": 99}, NOW + 300)
+    assert sent_to() == ["oncall-a@example.org"]
+    evaluator.evaluate({"cpu": 99}, NOW + 301)
+    assert sent_to() == ["oncall-a@example.org"]  # each step once
+
+    actions.acknowledge(rule.pk, staff, series='cpu{host="web1"}')
+    evaluator.evaluate({"cpu": 99}, NOW + 15 * 60)
+    evaluator.evaluate({"cpu": 99}, NOW + 30 * 60)
+    assert sent_to() == ["oncall-a@example.org"]  # the acknowledgement stopped step two
+    kinds = list(AlertEvent.objects.order_by("id").values_list("kind", flat=True))
+    assert kinds == ["fired", "escalated", "acknowledged"]
+
+
+def test_without_an_acknowledgement_every_step_is_taken(rule):
+    evaluator = AlertEvaluator(host="web1")
+    for minute in range(0, 20):
+        evaluator.evaluate({"cpu": 99}, NOW + minute * 60)
+    assert sent_to() == ["oncall-a@example.org", "oncall-b@example.org"]
+    alert = SeriesAlert.objects.get()
+    assert alert.next_escalation(now=alert.last_fired_at + timedelta(minutes=20)) is None
