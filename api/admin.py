@@ -15,21 +15,25 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "scrape",
         "read",
         "dashboards",
+        "enroll",
+        "host",
         "created_at",
         "last_used_at",
         "last_used_from",
         "revoked",
     )
-    list_filter = ("revoked", "notify", "scrape", "read", "dashboards")
-    search_fields = ("name", "prefix")
+    list_filter = ("revoked", "notify", "scrape", "read", "dashboards", "enroll")
+    search_fields = ("name", "prefix", "host")
     readonly_fields = ("prefix", "created_by", "created_at", "last_used_at", "last_used_from", "revoked_at")
     fields = (
         "name",
         "metric_patterns",
+        "host",
         "notify",
         "scrape",
         "read",
         "dashboards",
+        "enroll",
         "revoked",
         *readonly_fields,
     )

@@ -18,7 +18,7 @@ PREFIX_LENGTH = 8
 
 PATTERNS_HELP = 'Shell-style patterns of the metric names it may push: ["app_*", "cpu"]; ["*"] for all.'
 
-SCOPES = ("metrics", "notify", "scrape", "read", "dashboards")
+SCOPES = ("metrics", "notify", "scrape", "read", "dashboards", "enroll")
 
 # Writing "last used" on every request would turn each read into a write; once a
 # minute (or when the address changes) is as precise as the admin needs.
@@ -61,6 +61,12 @@ def forget_found_tokens():
 _NO_HASH = "0" * 64
 
 
+class HostAlreadyEnrolled(Exception):
+    def __init__(self, host):
+        super().__init__(f"host {host!r} is already enrolled; revoke its token to enroll it again")
+        self.host = host
+
+
 class ApiTokenQuerySet(models.QuerySet):
     def active(self):
         return self.filter(revoked=False)
@@ -92,6 +98,18 @@ class ApiToken(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, editable=False
     )
+    enroll = models.BooleanField(
+        default=False,
+        help_text="May enroll host agents (/api/v1/agents/enroll), each getting its own host token.",
+    )
+    # A host token (what enrollment hands an agent) may push only series whose `host`
+    # label is exactly this; empty: no label restriction.
+    host = models.CharField(
+        max_length=256,
+        blank=True,
+        db_index=True,
+        help_text="Only points labelled host=<this> are accepted; empty for any.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_from = models.GenericIPAddressField(null=True, blank=True, editable=False)
@@ -103,12 +121,30 @@ class ApiToken(models.Model):
     class Meta:
         verbose_name = "API token"
         ordering = ["name"]
+        constraints = [
+            # One live token per enrolled host: enrolling it again needs the old one revoked.
+            models.UniqueConstraint(
+                fields=["host"],
+                condition=models.Q(revoked=False) & ~models.Q(host=""),
+                name="one_active_token_per_host",
+            )
+        ]
 
     def __str__(self):
         return self.name
 
     @classmethod
-    def create(cls, name, metric_patterns=(), notify=False, scrape=False, read=False, dashboards=False):
+    def create(
+        cls,
+        name,
+        metric_patterns=(),
+        notify=False,
+        scrape=False,
+        read=False,
+        dashboards=False,
+        enroll=False,
+        host="",
+    ):
         """A new token: returns (the saved ApiToken, the token text). The text is
         not stored anywhere; show it to the user once."""
         token = cls(
@@ -118,6 +154,8 @@ class ApiToken(models.Model):
             scrape=scrape,
             read=read,
             dashboards=dashboards,
+            enroll=enroll,
+            host=host,
         )
         raw = token.set_new_secret()
         token.full_clean(exclude=["prefix", "token_hash"])
@@ -181,16 +219,35 @@ class ApiToken(models.Model):
     def has_scope(self, scope):
         if scope == "metrics":
             return bool(self.metric_patterns)
-        if scope in ("notify", "scrape", "read", "dashboards"):
+        if scope in ("notify", "scrape", "read", "dashboards", "enroll"):
             return getattr(self, scope)
         raise ValueError(f"unknown scope {scope!r}; expected one of {', '.join(SCOPES)}")
 
     def allows_metric(self, name):
         return any(fnmatchcase(name, pattern) for pattern in self.metric_patterns)
 
+    def allows_labels(self, labels):
+        """A host token's points must carry exactly its `host` label; others any labels."""
+        return not self.host or (labels or {}).get("host") == self.host
+
     @property
     def scopes(self):
         return [scope for scope in SCOPES if self.has_scope(scope)]
+
+    @classmethod
+    def enroll_host(cls, host):
+        """A new token for host `host`: it may push any metric, only labelled host=`host`.
+        Returns (token, text); raises HostAlreadyEnrolled while another active token
+        holds that host."""
+        if cls.objects.active().filter(host=host).exists():
+            raise HostAlreadyEnrolled(host)
+        name = f"agent:{host[:80]}:{secrets.token_hex(4)}"
+        try:
+            return cls.create(name, metric_patterns=["*"], host=host)
+        except RuntimeError:  # create's retries all met the constraint: a concurrent enrollment won
+            if cls.objects.active().filter(host=host).exists():
+                raise HostAlreadyEnrolled(host) from None
+            raise
 
     def revoke(self):
         self.revoked, self.revoked_at = True, timezone.now()

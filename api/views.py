@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from api import bodies, lineprotocol, ratelimit, schemas
+from api.agents import router as agents_router
 from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
 from api.dashboards import home_router
 from api.dashboards import router as dashboards_router
@@ -98,6 +99,8 @@ api = NinjaAPI(
 # Dashboards take a session as well as a token: their own module (api/dashboards.py).
 api.add_router("v1/dashboards", dashboards_router)
 api.add_router("v1/home-dashboard", home_router)
+# Host agents trading an enrollment token for their own (api/agents.py).
+api.add_router("v1/agents/", agents_router)
 
 
 def urls():
@@ -169,9 +172,11 @@ def _check_count(count):
 
 
 def _check_names(token, points, where):
-    for index, (name, *_rest) in enumerate(points):
+    for index, (name, _value, _ts, labels, *_rest) in enumerate(points):
         if not token.allows_metric(name):
             raise forbidden(f"{where(index)}: this token may not push metric {name!r}")
+        if not token.allows_labels(labels):
+            raise forbidden(f"{where(index)}: this token may push only series labelled host={token.host!r}")
 
 
 async def _publish(token, points, where):

@@ -13,7 +13,9 @@ through Redis to close what that user has open:
   hub ends the user's streams);
 - SSE streams held by Pushpin (GRIP_URL): a close on the GRIP channel
   `user-<id>` that each of the user's connections there is subscribed to, and a
-  note of the time, so an `es-meta` token issued before it is refused.
+  note of the time, so an `es-meta` token issued before it is refused. Pushpin
+  holds the close back from a connection it is recovering, so that refusal
+  itself ends the stream (dashboard.stream.grip.end_of_stream).
 
 Each tab reconnects and gets what the user may have now, or nothing.
 """

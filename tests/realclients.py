@@ -76,9 +76,10 @@ class EventStream:
     Each event is a dict: {"event", "id", "data"} with data JSON-decoded when it is JSON.
     """
 
-    def __init__(self, base_url, channels, cookies=None, last_event_id=None):
+    def __init__(self, base_url, channels, cookies=None, last_event_id=None, match=()):
         self.base_url = base_url
         self.channels = list(channels)
+        self.match = list(match)
         self.cookies = cookies
         self.last_event_id = last_event_id
         self.events = []
@@ -107,6 +108,7 @@ class EventStream:
         if self.last_event_id is not None:
             headers["Last-Event-ID"] = self.last_event_id
         params = [("channel", channel) for channel in self.channels]
+        params += [("match", selector) for selector in self.match]
         timeout = httpx.Timeout(10.0, read=None)
         try:
             async with (

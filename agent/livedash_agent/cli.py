@@ -9,7 +9,7 @@ import socket
 import sys
 import time
 
-from livedash_agent import __version__
+from livedash_agent import __version__, enrollment
 from livedash_agent.agent import Agent
 from livedash_agent.buffer import BufferBusy, DiskBuffer, default_directory
 from livedash_agent.lineprotocol import encode_sample, encode_tags
@@ -49,6 +49,12 @@ def parser():
         default=os.environ.get("LIVEDASH_TOKEN"),
         help="an API token with the metrics scope (or LIVEDASH_TOKEN, which keeps it out of `ps`)",
     )
+    p.add_argument(
+        "--enroll-token",
+        default=os.environ.get("LIVEDASH_ENROLL_TOKEN"),
+        help="instead of --token: an enrollment token, traded once for this host's own token, which is "
+        "stored in the state folder and reused (or LIVEDASH_ENROLL_TOKEN)",
+    )
     p.add_argument("--interval", type=positive(float), default=10.0, help="seconds between samples (10)")
     p.add_argument(
         "--buffer-hours",
@@ -77,8 +83,11 @@ def main(argv=None):
         parser().error(f"--host: {error}")
     if args.once:
         return print_once(args.host)
-    if not args.url or not args.token:
-        parser().error("--url and --token are required (or LIVEDASH_URL and LIVEDASH_TOKEN)")
+    if not args.url or not (args.token or args.enroll_token):
+        parser().error(
+            "--url and --token are required (or LIVEDASH_URL and LIVEDASH_TOKEN;"
+            " --enroll-token instead of --token)"
+        )
     try:
         write_url(args.url)
     except ValueError as error:
@@ -134,6 +143,17 @@ def _stopping_on(signum):
 
 def run(args):
     directory = args.buffer_dir or default_directory()
+    wait = signal_waiter()
+    user_agent = f"livedash-agent/{__version__}"
+    token = args.token
+    if not token:
+        try:
+            token = enrollment.token_for(args.url, args.enroll_token, args.host, directory, user_agent, wait)
+        except (enrollment.EnrollmentRefused, OSError) as error:
+            logger.error("%s", error)
+            return 1
+        if token is None:
+            return 0  # stopped while waiting for livedash
     max_samples = max(1, math.ceil(args.buffer_hours * 3600 / args.interval))
     try:
         buffer = DiskBuffer(directory, max_samples)
@@ -143,12 +163,11 @@ def run(args):
     agent = Agent(
         sampler=HostSampler(),
         buffer=buffer,
-        sender=Sender(args.url, args.token, user_agent=f"livedash-agent/{__version__}"),
+        sender=Sender(args.url, token, user_agent=user_agent),
         host=args.host,
         interval=args.interval,
     )
 
-    wait = signal_waiter()
     logger.info(
         "host %s every %g s to %s; buffer %s (%d sample(s) waiting, at most %d)",
         args.host,

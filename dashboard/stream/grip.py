@@ -25,12 +25,13 @@ from importlib import import_module
 import jwt
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
 from django.middleware.security import SecurityMiddleware
 from django_eventstream.eventresponse import EventResponse
 from django_eventstream.storage import EventDoesNotExist
-from django_eventstream.utils import add_default_headers
+from django_eventstream.utils import add_default_headers, sse_encode_event
 from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
@@ -145,6 +146,40 @@ async def replay(storage, response, channel, last_id):
     response.channel_last_ids[channel] = str(last_id)
 
 
+def is_pushpins_own(request):
+    """True for the requests Pushpin makes by itself for a connection it holds (the next
+    link, a recover): only they carry the `es-meta` token of that link."""
+    return "es-meta" in request.GET
+
+
+def end_of_stream(request, status, message):
+    """The refusal of Pushpin's own request: a 200 with a `stream-error` and no GRIP
+    instructions, which Pushpin passes on and then ends the client's stream.
+
+    Why not the status itself: Pushpin takes any other answer to those requests as a
+    passing failure. It keeps the client connected, asks again up to five times over
+    about half a minute, and holds back whatever is published to the connection
+    meanwhile, the close of a revocation included. It recovers, for one, a second after
+    a channel's first subscriber joins, so a revocation in that second stayed open at the
+    edge for that half minute. A refusal here is final; the client reconnects and its
+    connect gets what the user may have now. No event id: the reconnect resumes where
+    the stream was."""
+    condition = "bad-request" if status == 400 else "forbidden"
+    body = sse_encode_event("stream-error", {"condition": condition, "text": message}, json_encode=True)
+    response = HttpResponse(body, content_type="text/event-stream")
+    add_default_headers(response, request=request)
+    return response
+
+
+def refuse(request, status, message):
+    """How a refusal is answered: with its status to a browser's connect; to Pushpin's own
+    request, a refusal (4xx) ends the stream, while a failure that passes (5xx) keeps the
+    status so that Pushpin asks again."""
+    if is_pushpins_own(request) and status < 500:
+        return end_of_stream(request, status, message)
+    return error_response(request, status, message)
+
+
 async def grip_events(request, abandoned):
     """The answer to a connect or recover Pushpin forwarded; None when `abandoned()` says
     the request went away while it waited its turn, since nobody is left to answer."""
@@ -165,18 +200,18 @@ async def grip_events(request, abandoned):
 
 async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
     if not request_origin_allowed(request):
-        return error_response(request, 403, ORIGIN_REFUSED)
+        return refuse(request, 403, ORIGIN_REFUSED)
     user_id, issued_at = es_meta
     try:
         if user_id not in (None, "anonymous") and await revocation.arevoked_since(int(user_id), issued_at):
-            return error_response(request, 403, "Access changed since this link was issued; reconnect")
+            return refuse(request, 403, "Access changed since this link was issued; reconnect")
     except RedisError as exc:
         logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
-        return error_response(request, 503, "Event storage is unavailable; retry shortly")
+        return refuse(request, 503, "Event storage is unavailable; retry shortly")
     user, forbidden = await resolve_user_access(request, user_id, channels)
     refusal = access.stream_refusal(user is not None, problem, forbidden)
     if refusal:
-        return error_response(request, *refusal)
+        return refuse(request, *refusal)
     storage = DashboardRedisStorage()
     response = EventResponse()
     response.is_next = request.GET.get("link") == "next"
@@ -188,7 +223,7 @@ async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
     except RedisError as exc:
         # The client (or Pushpin, when recovering) retries; nothing is lost meanwhile.
         logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
-        return error_response(request, 503, "Event storage is unavailable; retry shortly")
+        return refuse(request, 503, "Event storage is unavailable; retry shortly")
     http_response = response.to_grip_response(request)
     add_default_headers(http_response, request=request)
     return http_response

@@ -20,7 +20,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 from django.utils.functional import SimpleLazyObject
 from django_eventstream.utils import add_default_headers
 
-from dashboard import access, draining
+from dashboard import access, draining, selectors
 from dashboard import connections as open_connections
 from dashboard.origins import request_origin_allowed
 from dashboard.stream.channels import channel_exists
@@ -80,11 +80,26 @@ def parse_last_ids(raw, channels):
     return last_ids
 
 
+def refuse_match(request):
+    """`match=` is refused until streams filter: a viewer asking for some series must
+    never silently get every series. A bad selector is named as such first, on both
+    routes, with the selector module's own limits."""
+    texts = request.GET.getlist("match")
+    if not texts:
+        return
+    try:
+        selectors.selection(texts)
+    except selectors.SelectorError as exc:
+        raise BadStreamRequest(f"Invalid match: {exc}") from None
+    raise BadStreamRequest("match= is not supported on /events/ yet; omit it to receive every series")
+
+
 def parse_stream_request(request):
     """(channels, last_ids) or BadStreamRequest."""
     if len(request.META.get("QUERY_STRING", "")) > MAX_QUERY_STRING:
         raise BadStreamRequest(f"Query string too long (at most {MAX_QUERY_STRING} characters)")
     channels = parse_channels(request)
+    refuse_match(request)
     return channels, parse_last_ids(last_event_id_of(request), channels)
 
 

@@ -267,9 +267,60 @@ async def test_the_es_meta_token_dies_with_the_session(alice, alice_cookies, red
         await sync_to_async(change_password)(alice)
     else:
         await sync_to_async(log_out)(alice_cookies)
-    refused = await follow(path)
-    assert refused["status"] == 403
-    assert "grip-hold" not in refused["headers"]
+    error = stream_error_ending(await follow(path))
+    assert error == {"condition": "forbidden", "text": "Access changed since this link was issued; reconnect"}
+
+
+def stream_error_ending(response):
+    """The data of the `stream-error` a refusal of Pushpin's own request carries: a 200
+    without GRIP instructions (Pushpin passes the body on, then ends the client's
+    stream; any other status it retries)."""
+    assert response["status"] == 200
+    assert "grip-hold" not in response["headers"]
+    assert "grip-link" not in response["headers"]
+    assert response["headers"]["content-type"].startswith("text/event-stream")
+    head, _, data = response["body"].decode().strip().partition("\ndata: ")
+    assert head == "event: stream-error"  # and no id: the reconnect resumes where it was
+    return json.loads(data)
+
+
+async def test_a_next_link_for_channels_the_user_may_no_longer_read_ends_the_stream(alice, alice_cookies):
+    from asgiref.sync import sync_to_async
+
+    connected = await connect(alice_cookies)
+    path = next_link(connected)
+
+    def take_view_metric():
+        from django.contrib.auth.models import Permission
+
+        alice.user_permissions.remove(Permission.objects.get(codename="view_metric"))
+
+    await sync_to_async(take_view_metric)()
+    error = stream_error_ending(await follow(path))
+    # Refused for the change when it came in a later second than the token, else (the
+    # same second has the benefit of the doubt) for the permission itself.
+    assert error["condition"] == "forbidden"
+    assert error["text"] in (
+        "Access changed since this link was issued; reconnect",
+        "Permission denied to channels: metrics",
+    )
+
+
+async def test_a_next_link_that_fails_for_a_while_keeps_its_status_so_pushpin_asks_again(
+    alice_cookies, monkeypatch
+):
+    from redis.exceptions import ConnectionError
+
+    connected = await connect(alice_cookies)
+    path = next_link(connected)
+
+    async def redis_away(*args):
+        raise ConnectionError("Redis is away")
+
+    monkeypatch.setattr(grip.revocation, "arevoked_since", redis_away)
+    failed = await follow(path)
+    assert failed["status"] == 503
+    assert "grip-hold" not in failed["headers"]
 
 
 async def test_an_unsigned_next_link_never_counts_as_pushpins(alice_cookies, requests_through_django):

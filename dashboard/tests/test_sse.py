@@ -1,6 +1,7 @@
 """/events/ against real web workers and real Redis."""
 
 import asyncio
+from urllib.parse import quote
 
 import pytest
 
@@ -156,6 +157,10 @@ async def test_it_refuses_another_users_channel(worker, alice, alice_cookies, bo
         ("", {}, "No channels"),
         ("&".join(f"channel=user-{i}" for i in range(11)), {}, "Too many channels"),
         ("channel=metrics&pad=" + "x" * 3000, {}, "too long"),
+        ("channel=metrics&match=" + quote('{host=~"(a+)+"'), {}, "Invalid match"),
+        ("channel=metrics&match=" + "&match=".join(f"m{i}" for i in range(40)), {}, "Invalid match"),
+        # Refused rather than silently carrying every series until streams filter.
+        ("channel=metrics&match=cpu", {}, "not supported"),
     ],
 )
 async def test_it_rejects_bad_requests_with_400(worker, alice_cookies, query, headers, message):

@@ -25,20 +25,31 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dashboards", action="store_true", help="may read, create, change and delete dashboards"
         )
+        parser.add_argument(
+            "--enroll",
+            action="store_true",
+            help="may enroll host agents, each receiving its own token for its own host label",
+        )
 
-    def handle(self, *args, name, metrics, notify, scrape, read, dashboards, **options):
+    def handle(self, *args, name, metrics, notify, scrape, read, dashboards, enroll, **options):
         if not name.strip():
             raise CommandError("NAME must not be empty")
         if any(not pattern.strip() for pattern in metrics):
             raise CommandError("--metrics patterns must not be empty")
-        if not (metrics or notify or scrape or read or dashboards):
+        if not (metrics or notify or scrape or read or dashboards or enroll):
             raise CommandError(
                 "give the token at least one scope: "
-                "--metrics PATTERN, --notify, --scrape, --read or --dashboards"
+                "--metrics PATTERN, --notify, --scrape, --read, --dashboards or --enroll"
             )
         try:
             token, raw = ApiToken.create(
-                name, metric_patterns=metrics, notify=notify, scrape=scrape, read=read, dashboards=dashboards
+                name,
+                metric_patterns=metrics,
+                notify=notify,
+                scrape=scrape,
+                read=read,
+                dashboards=dashboards,
+                enroll=enroll,
             )
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()))
