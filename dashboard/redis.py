@@ -160,6 +160,26 @@ def new_subscriber_client():
     )
 
 
+# How often a subscriber looks up from its reads to see whether it was cancelled.
+CANCEL_CHECK_SECONDS = 0.5
+
+
+async def messages(pubsub):
+    """The messages a subscriber hears, until its task is cancelled.
+
+    redis-py can swallow a cancel that lands while the subscriber connects (the task
+    stays "cancelling" but waits on the socket forever), and such a task keeps its
+    event loop from closing. So reads are bounded and each bound checks for a
+    pending cancel: the task always ends when cancelled."""
+    task = asyncio.current_task()
+    while True:
+        if task.cancelling():
+            raise asyncio.CancelledError
+        message = await pubsub.get_message(timeout=CANCEL_CHECK_SECONDS)
+        if message is not None:
+            yield message
+
+
 def sentinel_primary():
     """`host:port` of the primary the sentinels name now (redis.ConnectionError if none)."""
     host, port = _sync_sentinel().discover_master(settings.REDIS_SENTINEL_MASTER)

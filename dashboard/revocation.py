@@ -36,7 +36,7 @@ from dashboard import access
 from dashboard.control import events
 from dashboard.groups import group_send, user_group_name
 from dashboard.loops import PerLoop
-from dashboard.redis import get_async_client, get_sync_client, key, new_subscriber_client
+from dashboard.redis import get_async_client, get_sync_client, key, messages, new_subscriber_client
 from dashboard.storage import revocation_channel
 from dashboard.stream.channels import METRICS_CHANNEL, user_channel
 
@@ -173,7 +173,7 @@ class RevocationListener:
                     if down:
                         logger.info("revocation listener reconnected to Redis")
                     down, delay = False, 0.1
-                    async for message in pubsub.listen():
+                    async for message in messages(pubsub):
                         if message["type"] == "message":
                             self.heard(message["data"])
             except asyncio.CancelledError:

@@ -18,7 +18,7 @@ from django_eventstream.utils import make_id, sse_encode_event
 
 from dashboard import draining, revocation, telemetry
 from dashboard.loops import PerLoop
-from dashboard.redis import new_subscriber_client
+from dashboard.redis import messages, new_subscriber_client
 from dashboard.storage import parse_published, pubsub_channel
 
 logger = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class Hub:
                         logger.info("SSE hub reconnected to Redis")
                         self.resync_all()
                     down, delay = False, 0.1
-                    async for message in pubsub.listen():
+                    async for message in messages(pubsub):
                         if message["type"] == "message":
                             self.dispatch(message["data"])
             except asyncio.CancelledError:
