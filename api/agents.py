@@ -9,31 +9,16 @@ an active token is refused until that token is revoked (the hosts page or
 
 from asgiref.sync import sync_to_async
 from ninja import Router, Status
-from ninja.security.base import AuthBase
 from pydantic import BaseModel, ValidationError
 
-from api import bodies, ratelimit, schemas
-from api.auth import ApiError, aauthenticate, client_address
+from api import bodies, schemas
+from api.auth import ApiError, client_address
 from api.models import ApiToken, HostAlreadyEnrolled
+from api.schemes import TokenAuth
 from audit.services import record
 from dashboard import series
 
 router = Router(tags=["agents"])
-
-
-class EnrollAuth(AuthBase):
-    """A token with the `enroll` scope (the OpenAPI page shows the bearer scheme)."""
-
-    openapi_type = "http"
-    openapi_scheme = "bearer"
-
-    def __call__(self, request):
-        return self.authenticate(request)
-
-    async def authenticate(self, request):
-        token = await aauthenticate(request, "enroll")
-        await ratelimit.take(token, "requests")
-        return token
 
 
 class EnrollIn(schemas.Strict):
@@ -58,7 +43,7 @@ ENROLL_BODY = {
 
 @router.post(
     "enroll",
-    auth=EnrollAuth(),
+    auth=TokenAuth("enroll"),
     response={201: Enrolled},
     summary="Enroll a host agent",
     openapi_extra=ENROLL_BODY,

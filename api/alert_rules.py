@@ -7,30 +7,22 @@ CSRF applies to PUT and DELETE, as to any form a browser posts).
 
 from asgiref.sync import sync_to_async
 from ninja import Router, Status
-from ninja.security.base import AuthBase
 from ninja.utils import check_csrf
 
 from alerts import code
-from api import bodies, ratelimit
-from api.auth import ApiError, aauthenticate, forbidden, unauthenticated
+from api import bodies
+from api.auth import ApiError, forbidden, unauthenticated
+from api.schemes import BearerAuth, token_with_scope
 
 SCOPE = "alerts"
 
 
-class TokenOrStaffSession(AuthBase):
+class TokenOrStaffSession(BearerAuth):
     """A token with the scope (when the request sends one), else a staff session."""
-
-    openapi_type = "http"
-    openapi_scheme = "bearer"
-
-    def __call__(self, request):
-        return self.authenticate(request)
 
     async def authenticate(self, request):
         if "Authorization" in request.headers:
-            token = await aauthenticate(request, SCOPE)
-            await ratelimit.take(token, "requests")
-            return token
+            return await token_with_scope(request, SCOPE)
         user = await request.auser()
         if not user.is_authenticated:
             raise unauthenticated(f"send an API token with the {SCOPE} scope, or sign in as staff")

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
 from ninja import Router, Status
-from ninja.security.base import AuthBase
 
 from alerts.models import MATCH_MAX_LENGTH, Annotation
 from api import bodies, ratelimit
 from api.auth import ApiError, aauthenticate, forbidden, unauthenticated
+from api.schemes import BearerAuth
 from dashboard import access, selectors
 
 KEYS = {"time", "end", "text", "tags", "match"}
@@ -30,14 +30,8 @@ MAX_ANSWER = 1000
 DEFAULT_WINDOW_SECONDS = 24 * 3600
 
 
-class AnnotateAuth(AuthBase):
+class AnnotateAuth(BearerAuth):
     """POST: a token with `annotate`. GET: that, a `read` token, or a viewing user."""
-
-    openapi_type = "http"
-    openapi_scheme = "bearer"
-
-    def __call__(self, request):
-        return self.authenticate(request)
 
     async def authenticate(self, request):
         reading = request.method in ("GET", "HEAD")

@@ -20,15 +20,15 @@ from django.http import JsonResponse
 from ninja import NinjaAPI, Status
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
-from ninja.security.base import AuthBase
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from api import alert_rules, annotations, bodies, lineprotocol, ratelimit, schemas
 from api.agents import router as agents_router
-from api.auth import ApiError, aauthenticate, error_response, forbidden, unauthenticated
+from api.auth import ApiError, error_response, forbidden, unauthenticated
 from api.dashboards import home_router
 from api.dashboards import router as dashboards_router
+from api.schemes import BearerAuth, TokenAuth, token_with_scope
 from dashboard import access, selectors, series, seriesindex, telemetry
 from dashboard.live import publish_validated, validate_metrics
 from notifications.services import notify
@@ -43,40 +43,12 @@ Authenticate with an API token (`manage.py create_token`, or the admin):
 """
 
 
-class TokenAuth(AuthBase):
-    """ninja's hook onto api.auth, so the OpenAPI page shows the bearer scheme."""
-
-    openapi_type = "http"
-    openapi_scheme = "bearer"
-
-    def __init__(self, scope):
-        self.scope = scope
-        super().__init__()
-
-    def __call__(self, request):
-        return self.authenticate(request)
-
-    async def authenticate(self, request):
-        token = await aauthenticate(request, self.scope)
-        # Counted before the body is read: a flood is turned away at the cheapest point.
-        await ratelimit.take(token, "requests")
-        return token
-
-
-class ReadAuth(AuthBase):
+class ReadAuth(BearerAuth):
     """A token with the `read` scope, or a logged-in user with `dashboard.view_metric`."""
-
-    openapi_type = "http"
-    openapi_scheme = "bearer"
-
-    def __call__(self, request):
-        return self.authenticate(request)
 
     async def authenticate(self, request):
         if request.headers.get("Authorization"):
-            token = await aauthenticate(request, "read")
-            await ratelimit.take(token, "requests")
-            return token
+            return await token_with_scope(request, "read")
         user = await request.auser()
         if not user.is_authenticated:
             raise unauthenticated(
