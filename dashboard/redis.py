@@ -11,6 +11,7 @@ The channel layer's pool is channels_redis' own, from the same settings.
 
 import asyncio
 import functools
+import logging
 
 import redis
 import redis.asyncio
@@ -20,6 +21,8 @@ import redis.retry
 import redis.sentinel
 from django.conf import settings
 from redis.backoff import NoBackoff
+
+logger = logging.getLogger(__name__)
 
 # Fail fast on a dead Redis rather than hanging a request or a tick.
 SOCKET_TIMEOUT = 2.0
@@ -178,6 +181,47 @@ async def messages(pubsub):
         message = await pubsub.get_message(timeout=CANCEL_CHECK_SECONDS)
         if message is not None:
             yield message
+
+
+# A subscriber that lost Redis tries again after 0.1 s, doubling up to this.
+RECONNECT_MAX_SECONDS = 5.0
+
+
+async def subscribe_forever(channel, on_message, *, name, connected, on_reconnect=None, on_lost=None):
+    """Hear `channel` for as long as the task runs, through outages: each message's data
+    goes to `on_message`; `connected` (an asyncio.Event) is set while subscribed; after an
+    outage `on_reconnect` runs once subscribed again, and `on_lost` when it is noticed
+    (pub/sub keeps nothing, so what was published meanwhile only storage knows). Reconnects
+    back off from 0.1 s to RECONNECT_MAX_SECONDS; `name` is what the log calls it."""
+    delay = 0.1
+    down = False
+    while True:
+        client = new_subscriber_client()
+        try:
+            async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(channel)
+                connected.set()
+                if down:
+                    logger.info("%s reconnected to Redis", name)
+                    if on_reconnect is not None:
+                        on_reconnect()
+                down, delay = False, 0.1
+                async for message in messages(pubsub):
+                    if message["type"] == "message":
+                        on_message(message["data"])
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            connected.clear()
+            if on_lost is not None:
+                on_lost()
+            if not down:
+                logger.warning("%s lost Redis (%s); retrying with backoff", name, exc)
+            down = True
+        finally:
+            await client.aclose()
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RECONNECT_MAX_SECONDS)
 
 
 def sentinel_primary():

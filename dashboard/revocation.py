@@ -36,7 +36,7 @@ from dashboard import access
 from dashboard.control import events
 from dashboard.groups import group_send, user_group_name
 from dashboard.loops import PerLoop
-from dashboard.redis import get_async_client, get_sync_client, key, messages, new_subscriber_client
+from dashboard.redis import get_async_client, get_sync_client, key, subscribe_forever
 from dashboard.storage import revocation_channel
 from dashboard.stream.channels import METRICS_CHANNEL, user_channel
 
@@ -136,8 +136,6 @@ class RevocationListener:
     """One per event loop: subscribes to `revocation_channel()` and, for each user named
     there, forgets this worker's remembered access answers and calls the handlers."""
 
-    RECONNECT_MAX = 5.0
-
     def __init__(self):
         self.task = None
         self.connected = asyncio.Event()
@@ -162,31 +160,9 @@ class RevocationListener:
                 logger.exception("could not end what user %s had open here", user_id)
 
     async def listen_forever(self):
-        delay = 0.1
-        down = False
-        while True:
-            client = new_subscriber_client()
-            try:
-                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(revocation_channel())
-                    self.connected.set()
-                    if down:
-                        logger.info("revocation listener reconnected to Redis")
-                    down, delay = False, 0.1
-                    async for message in messages(pubsub):
-                        if message["type"] == "message":
-                            self.heard(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.connected.clear()
-                if not down:
-                    logger.warning("revocation listener lost Redis (%s); retrying with backoff", exc)
-                down = True
-            finally:
-                await client.aclose()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.RECONNECT_MAX)
+        await subscribe_forever(
+            revocation_channel(), self.heard, name="revocation listener", connected=self.connected
+        )
 
 
 # The running event loop's listener (not started): redis.asyncio connections and tasks

@@ -18,7 +18,7 @@ from django_eventstream.utils import make_id, sse_encode_event
 
 from dashboard import draining, revocation, telemetry
 from dashboard.loops import PerLoop
-from dashboard.redis import messages, new_subscriber_client
+from dashboard.redis import subscribe_forever
 from dashboard.storage import parse_published, pubsub_channel
 
 logger = logging.getLogger(__name__)
@@ -72,8 +72,6 @@ class HubEvent:
 
 class Hub:
     """Subscribes once to the SSE pub/sub channel and hands events to local streams."""
-
-    RECONNECT_MAX = 5.0
 
     def __init__(self):
         self.streams_by_channel = collections.defaultdict(set)
@@ -160,33 +158,15 @@ class Hub:
                 stream.request_catch_up()
 
     async def listen_forever(self):
-        delay = 0.1
-        down = False
-        while True:
-            client = new_subscriber_client()
-            try:
-                async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.subscribe(pubsub_channel())
-                    self.connected.set()
-                    if down:
-                        logger.info("SSE hub reconnected to Redis")
-                        self.resync_all()
-                    down, delay = False, 0.1
-                    async for message in messages(pubsub):
-                        if message["type"] == "message":
-                            self.dispatch(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.connected.clear()
-                self.current_ids.clear()  # what it missed meanwhile only storage knows
-                if not down:
-                    logger.warning("SSE hub lost Redis (%s); retrying with backoff", exc)
-                down = True
-            finally:
-                await client.aclose()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.RECONNECT_MAX)
+        await subscribe_forever(
+            pubsub_channel(),
+            self.dispatch,
+            name="SSE hub",
+            connected=self.connected,
+            on_reconnect=self.resync_all,
+            # What it missed meanwhile only storage knows.
+            on_lost=self.current_ids.clear,
+        )
 
 
 # One hub per event loop: redis.asyncio connections and tasks cannot cross loops.
