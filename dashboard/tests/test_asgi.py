@@ -49,7 +49,7 @@ async def test_streams_skip_the_middlewares_that_do_nothing_for_them_and_keep_th
     assert page[b"x-frame-options"] == b"DENY"
 
 
-def stream_scope(cookies=None, host=b"127.0.0.1"):
+def stream_scope(cookies=None, host=b"127.0.0.1", client_port=50000):
     from tests.realclients import cookie_header
 
     headers = [(b"host", host)]
@@ -63,7 +63,7 @@ def stream_scope(cookies=None, host=b"127.0.0.1"):
         "path": "/events/",
         "query_string": b"channel=metrics",
         "headers": headers,
-        "client": ("127.0.0.1", 50000),
+        "client": ("127.0.0.1", client_port),
         "server": ("127.0.0.1", 8000),
     }
 
@@ -85,14 +85,20 @@ async def test_an_open_stream_keeps_no_django_request_and_never_enters_the_chain
 
     request_started.connect(note)
     try:
-        stream = ApplicationCommunicator(application, stream_scope(alice_cookies))
+        # A client port no other test uses, so only this stream's request is looked for.
+        port = 50321
+        stream = ApplicationCommunicator(application, stream_scope(alice_cookies, client_port=port))
         await stream.send_input({"type": "http.request", "body": b""})
         start = await stream.receive_output(5)
         assert start["status"] == 200
         assert {k.lower(): v for k, v in start["headers"]}[b"x-content-type-options"] == b"nosniff"
         assert b"stream-open" in (await stream.receive_output(5))["body"]
         gc.collect()
-        live = [o for o in gc.get_objects() if isinstance(o, ASGIRequest) and o.path == "/events/"]
+        live = [
+            o
+            for o in gc.get_objects()
+            if isinstance(o, ASGIRequest) and o.path == "/events/" and o.META.get("REMOTE_PORT") == port
+        ]
         assert live == []
         assert entered == []
         await stream.send_input({"type": "http.disconnect"})
