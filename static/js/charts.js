@@ -30,7 +30,8 @@
   const STALE_INTERVALS = 3;
   const STALE_MIN_S = 10;
   const STALE_CUSTOM_S = 60;
-  // The text alternative of a chart is rewritten at most this often, not on every tick.
+  // The text alternative of a chart is rewritten at most this often, not on every tick
+  // (but at once when the chart gets its first value or loses its last one).
   const SUMMARY_EVERY_MS = 5000;
   // Hovering one chart moves the crosshair on all of them (uPlot's cursor sync).
   const SYNC = uPlot.sync("livedash");
@@ -564,6 +565,7 @@
       dirty: true,
       drawnAt: 0,
       summarisedAt: -Infinity,
+      summarisedEmpty: true, // whether the text alternative says "no values"
     };
     clearSeries(chart);
     dom.csv.addEventListener("click", () => downloadCsv(chart));
@@ -800,8 +802,9 @@
       }
       chart.dom.age.hidden = age === null;
       if (age !== null) setText(chart.dom.age, interpolate(gettext("last value %s"), [fmt.age(age)]));
-      if (now - chart.summarisedAt > SUMMARY_EVERY_MS) {
+      if (now - chart.summarisedAt > SUMMARY_EVERY_MS || chart.summarisedEmpty !== (current === null)) {
         chart.summarisedAt = now;
+        chart.summarisedEmpty = current === null;
         chart.dom.plot.setAttribute("aria-label", summary(chart, current, level, age));
       }
       buildLegend(chart);
