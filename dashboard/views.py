@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import redis
 from django.conf import settings
 from django.contrib import messages
@@ -7,6 +9,7 @@ from django.db import DatabaseError, connection
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -24,6 +27,8 @@ from dashboard.redis import get_sync_client, sentinel_in_use, sentinel_primary
 from dashboard.stream.channels import METRICS_CHANNEL
 
 INTERVAL_CHOICES = [0.25, 0.5, 1, 2, 5, 10, 30, 60]
+# A banner's end this near is told by its time alone; later ones with the date.
+LATER_TODAY = timedelta(hours=20)
 
 
 def maintenance_banner(user):
@@ -45,7 +50,7 @@ def maintenance_banner(user):
             '<time datetime="{}" data-ts="{}">{} UTC</time>',
             until.isoformat(),
             until.timestamp(),
-            until.strftime("%H:%M"),
+            until.strftime("%H:%M" if until - timezone.now() < LATER_TODAY else "%Y-%m-%d %H:%M"),
         )
         text = format_html(
             _("Maintenance window “{name}” until {until}: its alerts are recorded, not sent."),
@@ -74,6 +79,8 @@ def index(request):
         },
         "metricsChannel": METRICS_CHANNEL,
         "historyUrl": reverse("metrics-history"),
+        # Markers and bands drawn on the charts (deploys, incidents, maintenance windows).
+        "annotationsUrl": reverse("api:list_annotations"),
         # History names the collector's values `name{host="..."}`; its charts are these.
         "collectorHost": collector_host() or settings.COLLECTOR_HOST,
         "channelsUrl": reverse("my-channels"),

@@ -105,9 +105,8 @@
   if (!ld || !banner) return;
   for (const moment of banner.querySelectorAll("time[data-ts]")) {
     const ts = Number(moment.dataset.ts);
-    if (Number.isFinite(ts)) {
-      moment.textContent = new Date(ts * 1000).toLocaleTimeString(ld.lang, { hour: "2-digit", minute: "2-digit" });
-    }
+    // The charts' clock (24 h); with the date when the end is 20 hours away or more.
+    if (Number.isFinite(ts)) moment.textContent = ts - Date.now() / 1000 < 72000 ? ld.format.times([ts])[0] : ld.format.dateTime(ts);
   }
   function expire() {
     const now = Date.now() / 1000;
