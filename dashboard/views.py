@@ -25,6 +25,7 @@ from dashboard.live import STREAM_EVENT_TYPES
 from dashboard.models import Metric, Theme, UserPreference
 from dashboard.redis import get_sync_client, sentinel_in_use, sentinel_primary
 from dashboard.stream.channels import METRICS_CHANNEL
+from notifications.views import can_add_channels
 
 INTERVAL_CHOICES = [0.25, 0.5, 1, 2, 5, 10, 30, 60]
 # A banner's end this near is told by its time alone; later ones with the date.
@@ -84,6 +85,8 @@ def index(request):
         # History names the collector's values `name{host="..."}`; its charts are these.
         "collectorHost": collector_host() or settings.COLLECTOR_HOST,
         "channelsUrl": reverse("my-channels"),
+        # Whether the bell menu offers adding an apprise channel of one's own.
+        "canAddChannels": can_add_channels(user),
         "socketPath": "/ws/dashboard/",
     }
     context = {
