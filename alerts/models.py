@@ -569,7 +569,17 @@ class MaintenanceWindow(models.Model):
             return None
 
     def occurrence_at(self, moment):
-        """(start, end) of the occurrence on at `moment` (aware, UTC), or None."""
+        """(start, end) of the occurrence on at `moment` (aware, UTC), or None. The last
+        answer is kept: the evaluator asks once per series at the same moment."""
+        key = (moment, self.starts_at, self.duration_minutes, self.rrule, self.cron, self.timezone)
+        remembered = getattr(self, "_occurrence_memo", None)
+        if remembered is not None and remembered[0] == key:
+            return remembered[1]
+        found = self._occurrence_at(moment)
+        self._occurrence_memo = (key, found)
+        return found
+
+    def _occurrence_at(self, moment):
         if not self.recurring:
             end = self.starts_at + self.length
             return (self.starts_at, end) if self.starts_at <= moment < end else None
