@@ -28,7 +28,15 @@ from django.db.models import Q
 
 from alerts.actions import broadcast
 from alerts.grouping import Group, group_key, group_labels
-from alerts.models import AlertEvent, AlertRule, MaintenanceWindow, SeriesAlert, labels_text
+from alerts.models import (
+    MATCH_MAX_LENGTH,
+    AlertEvent,
+    AlertRule,
+    Annotation,
+    MaintenanceWindow,
+    SeriesAlert,
+    labels_text,
+)
 from dashboard import frames
 from dashboard.series import storage_key
 from notifications.models import BODY_MAX_LENGTH, Level
@@ -415,8 +423,32 @@ def _step(
         AlertEvent.objects.create(
             rule=rule, series=series_id, kind=kind, at=moment, detail=_clip(detail, 200)
         )
+        if kind in (AlertEvent.Kind.FIRED, AlertEvent.Kind.RESOLVED):
+            _annotate(rule, kind, moment, series_id, labels)
         if kind != AlertEvent.Kind.REPEATED:
             _broadcast_on_commit(rule, kind.value, series_id or None)
+
+
+ANNOTATED_BY = "alerts"
+
+
+def _annotate(rule, kind, moment, series_id, labels):
+    """A marker on the charts where the alert fired or resolved: on the series' own chart
+    (its id is a selector matching it alone), or the rule's when the rule stops as a whole.
+    Silenced and held alerts are marked too: the chart shows what happened, not who was told."""
+    said = "Fired" if kind == AlertEvent.Kind.FIRED else "Resolved"
+    suffix = f" ({labels_text(labels)})" if labels else ""
+    match = series_id or rule.match
+    if len(match) > MATCH_MAX_LENGTH:
+        # An id longer than a selector may be: the metric's charts, the labels still in the text.
+        match = series_id.split("{", 1)[0]
+    Annotation.objects.create(
+        time=moment,
+        text=_clip(f"{said}: {rule.display_name}{suffix}", Annotation._meta.get_field("text").max_length),
+        tags=["alert", kind.value],
+        match=match,
+        created_by=ANNOTATED_BY,
+    )
 
 
 # Alerts a grouped message lists by name; the rest are counted (the body has a limit).

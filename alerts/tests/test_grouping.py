@@ -153,3 +153,19 @@ def test_a_group_repeats_after_repeat_interval_unless_acknowledged(rule, staff):
     actions.acknowledge(rule.pk, staff)
     tick(evaluator, feed, NOW + 30 + 8 * 3600, firing)
     assert Notification.objects.count() == 2  # acknowledged: no more repeats
+
+
+def test_it_sends_a_group_on_the_tick_it_is_due_even_when_that_tick_is_a_hair_early(db):
+    """Ticks are a second apart give or take a few milliseconds: a group that waits 5 s
+    goes out on the fifth tick after its first alert, not a whole tick later."""
+    from alerts.grouping import Group
+
+    rule = AlertRule(group_wait=5, group_interval=5, repeat_minutes=0)
+    group = Group(1, "rule-1", {})
+    group.fired('cpu{host="a"}', {"host": "a"}, 99, NOW)
+    assert group.due(rule, NOW + 4) is None
+    assert group.due(rule, NOW + 4.995) == "first"
+    group.sent(NOW + 4.995)
+    group.resolved_now('cpu{host="a"}', 10)
+    assert group.due(rule, NOW + 9) is None
+    assert group.due(rule, NOW + 9.99) == "update"
