@@ -95,6 +95,9 @@ class AlertEvaluator:
         samples = self._samples(values, now)
         for rule in self.rules:
             selector, states = self.selectors[rule.pk], self.states[rule.pk]
+            # What fires and resolves this tick, each stored in one go: a bad deploy
+            # tripping a fleet costs a few queries, not a few per series.
+            fires, resolves = [], []
             for series_id, (name, labels, value) in samples.items():
                 if not selector.matches(name, labels):
                     continue
@@ -102,10 +105,21 @@ class AlertEvaluator:
                 if state is None:
                     state = states[series_id] = SeriesState(name, labels)
                 state.last_seen = now
+                change = self._advance(rule, series_id, state, value, now)
+                if change is not None:
+                    (fires if change == "fire" else resolves).append((series_id, state, value))
+            for change, batch in (("fire", fires), ("resolve", resolves)):
+                if not batch:
+                    continue
                 try:
-                    self._advance(rule, series_id, state, value, now)
+                    (self._fire if change == "fire" else self._resolve)(rule, batch, now)
                 except Exception:
-                    logger.exception("alert rule %s failed on %s; trying again next tick", rule.pk, series_id)
+                    logger.exception(
+                        "alert rule %s failed to %s %d series; trying again next tick",
+                        rule.pk,
+                        change,
+                        len(batch),
+                    )
                     _drop_broken_connection()
         if self._loaded_at == now:
             # With the reloads, after this tick's values: a long pause between two ticks
@@ -193,18 +207,17 @@ class AlertEvaluator:
                 if not state.firing or state.last_seen is None or now - state.last_seen < self.stale_seconds:
                     continue
                 try:
-                    self._resolve(rule, series_id, state, None, now)
+                    self._resolve(rule, [(series_id, state, None)], now)
                 except Exception:
                     logger.exception("could not resolve stale %s of rule %s", series_id, rule.pk)
                     _drop_broken_connection()
 
-    def _rule_firing(self, rule, series_id, firing):
-        """Whether the rule fires once `series_id` fires (or not)."""
-        if firing:
-            return True
-        return any(s.firing for sid, s in self.states[rule.pk].items() if sid != series_id)
+    def _rule_firing_without(self, rule, series_ids):
+        """Whether the rule still fires once `series_ids` stop firing."""
+        return any(s.firing for sid, s in self.states[rule.pk].items() if sid not in series_ids)
 
     def _advance(self, rule, series_id, state, value, now):
+        """ "fire", "resolve" or None: what this value makes of the series' alert."""
         out_of_range = rule.is_breached_by(value)
         if out_of_range != state.firing:
             # Moving towards a change: count how long it has lasted.
@@ -215,15 +228,14 @@ class AlertEvaluator:
             if state.firing:
                 state.value = value
                 self._group(rule, state.labels).still(series_id, value)
-            return
+            return None
         if now - state.since < rule.sustain_seconds:
-            return
+            return None
         if not state.firing:
             if state.last_resolved is not None and now - state.last_resolved < rule.cooldown_seconds:
-                return
-            self._fire(rule, series_id, state, value, now)
-        else:
-            self._resolve(rule, series_id, state, value, now)
+                return None
+            return "fire"
+        return "resolve"
 
     def _group(self, rule, labels):
         grouped = group_labels(rule, labels)
@@ -275,44 +287,63 @@ class AlertEvaluator:
                     continue
                 state.escalated += 1
 
-    def _fire(self, rule, series_id, state, value, now):
-        held = self._in_window(state, now)
-        silenced = held or _silenced(rule, series_id, now)
+    def _fire(self, rule, batch, now):
+        """`batch`: (series id, state, value) of the series whose alerts fire now."""
+        silenced = _silenced_series(rule, [series_id for series_id, _, _ in batch], now)
+        held = {series_id for series_id, state, _ in batch if self._in_window(state, now)}
+        moment = _datetime(now)
         # A new firing: the last one's acknowledgement does not carry over.
-        _step(
+        _series_steps(
             rule,
-            "alert.fired",
             now,
-            value,
-            series=(series_id, state),
-            silenced=silenced,
-            held=held,
+            [
+                SeriesStep(
+                    "alert.fired",
+                    series_id,
+                    state,
+                    value,
+                    series_id in held or series_id in silenced,
+                    series_id in held,
+                )
+                for series_id, state, value in batch
+            ],
             rule_firing=True,
             firing=True,
-            last_fired_at=_datetime(now),
+            last_fired_at=moment,
             acknowledged_at=None,
             acknowledged_by=None,
         )
         # Changed only once saved: if that failed, the next tick tries again.
-        state.firing, state.since, state.value, state.held = True, None, value, held
-        state.fired_at, state.escalated = now, 0
-        if not silenced:  # recorded, but said to nobody
-            self._group(rule, state.labels).fired(series_id, state.labels, value, now)
+        for series_id, state, value in batch:
+            state.firing, state.since, state.value = True, None, value
+            state.held = series_id in held
+            state.fired_at, state.escalated = now, 0
+            if series_id not in held and series_id not in silenced:  # recorded, but said to nobody
+                self._group(rule, state.labels).fired(series_id, state.labels, value, now)
 
-    def _resolve(self, rule, series_id, state, value, now):
-        _step(
+    def _resolve(self, rule, batch, now):
+        """`batch`: (series id, state, value) of the series back in range (value None: no data)."""
+        silenced = _silenced_series(rule, [series_id for series_id, _, _ in batch], now)
+        _series_steps(
             rule,
-            "alert.resolved" if value is not None else "alert.no_data",
             now,
-            value,
-            series=(series_id, state),
-            silenced=_silenced(rule, series_id, now),
-            rule_firing=self._rule_firing(rule, series_id, False),
+            [
+                SeriesStep(
+                    "alert.resolved" if value is not None else "alert.no_data",
+                    series_id,
+                    state,
+                    value,
+                    series_id in silenced,
+                )
+                for series_id, state, value in batch
+            ],
+            rule_firing=self._rule_firing_without(rule, {series_id for series_id, _, _ in batch}),
             firing=False,
             last_resolved_at=_datetime(now),
         )
-        state.firing, state.since, state.last_resolved, state.held = False, None, now, False
-        self._group(rule, state.labels).resolved_now(series_id, value, no_data=value is None)
+        for series_id, state, value in batch:
+            state.firing, state.since, state.last_resolved, state.held = False, None, now, False
+            self._group(rule, state.labels).resolved_now(series_id, value, no_data=value is None)
 
     def _flush_groups(self, now):
         """Send what each group has due (Alertmanager's timing), one message a group."""
@@ -423,16 +454,79 @@ def _step(
         AlertEvent.objects.create(
             rule=rule, series=series_id, kind=kind, at=moment, detail=_clip(detail, 200)
         )
-        if kind in (AlertEvent.Kind.FIRED, AlertEvent.Kind.RESOLVED):
-            _annotate(rule, kind, moment, series_id, labels)
+        if kind == AlertEvent.Kind.RESOLVED:
+            _annotation(rule, kind, moment, series_id, labels).save()
         if kind != AlertEvent.Kind.REPEATED:
             _broadcast_on_commit(rule, kind.value, series_id or None)
+
+
+@dataclass
+class SeriesStep:
+    """One series' part of a tick's batch of fires or resolves."""
+
+    message_id: str
+    series: str
+    state: SeriesState
+    value: float | None
+    silenced: bool = False
+    held: bool = False
+
+
+def _series_steps(rule, now, steps, rule_firing, **series_fields):
+    """A batch of series' alerts firing (or resolving) in one tick, in one transaction:
+    each series' new `series_fields`, the rule's `firing` and timestamps, their history
+    entries and annotations, and once committed one `alert_state` for the rule (its
+    `series` the one series, or null for several). Notifies nobody: the groups do."""
+    kind = STEPS[steps[0].message_id][0]
+    moment = _datetime(now)
+    keys = {storage_key(step.series): step for step in steps}
+    with transaction.atomic():
+        existing = {
+            alert.key: alert for alert in SeriesAlert.objects.filter(rule_id=rule.pk, key__in=list(keys))
+        }
+        changed, new = [], []
+        for key, step in keys.items():
+            fields = {**series_fields, "series": step.series, "labels": step.state.labels}
+            if step.value is not None:
+                fields["value"] = step.value
+            alert = existing.get(key)
+            if alert is None:
+                new.append(SeriesAlert(rule_id=rule.pk, key=key, **fields))
+            else:
+                for name, value in fields.items():
+                    setattr(alert, name, value)
+                changed.append(alert)
+        names = sorted({*series_fields, "series", "labels", "value"})
+        if changed:
+            SeriesAlert.objects.bulk_update(changed, names)
+        if new:
+            SeriesAlert.objects.bulk_create(new)
+        rule_fields = {"firing": rule_firing}
+        if kind == AlertEvent.Kind.FIRED:
+            rule_fields |= {"last_fired_at": moment, "acknowledged_at": None, "acknowledged_by": None}
+        elif kind == AlertEvent.Kind.RESOLVED:
+            rule_fields["last_resolved_at"] = moment
+        AlertRule.objects.filter(pk=rule.pk).update(**rule_fields)
+        events, notes = [], []
+        for step in steps:
+            detail = _detail(step.message_id, rule, step.value, step.state.labels)
+            if step.held:
+                detail += " (in a maintenance window: nobody notified yet)"
+            elif step.silenced:
+                detail += " (silenced: nobody notified)"
+            events.append(
+                AlertEvent(rule=rule, series=step.series, kind=kind, at=moment, detail=_clip(detail, 200))
+            )
+            notes.append(_annotation(rule, kind, moment, step.series, step.state.labels))
+        AlertEvent.objects.bulk_create(events)
+        Annotation.objects.bulk_create(notes)
+        _broadcast_on_commit(rule, kind.value, steps[0].series if len(steps) == 1 else None)
 
 
 ANNOTATED_BY = "alerts"
 
 
-def _annotate(rule, kind, moment, series_id, labels):
+def _annotation(rule, kind, moment, series_id, labels):
     """A marker on the charts where the alert fired or resolved: on the series' own chart
     (its id is a selector matching it alone), or the rule's when the rule stops as a whole.
     Silenced and held alerts are marked too: the chart shows what happened, not who was told."""
@@ -442,7 +536,7 @@ def _annotate(rule, kind, moment, series_id, labels):
     if len(match) > MATCH_MAX_LENGTH:
         # An id longer than a selector may be: the metric's charts, the labels still in the text.
         match = series_id.split("{", 1)[0]
-    Annotation.objects.create(
+    return Annotation(
         time=moment,
         text=_clip(f"{said}: {rule.display_name}{suffix}", Annotation._meta.get_field("text").max_length),
         tags=["alert", kind.value],
@@ -650,6 +744,17 @@ def _silenced(rule, series_id, now):
     alert = SeriesAlert.objects.filter(rule_id=rule.pk, key=storage_key(series_id))
     until = alert.values_list("silenced_until", flat=True).first()
     return until is not None and until > moment
+
+
+def _silenced_series(rule, series_ids, now):
+    """The ids among `series_ids` whose alert (or whose rule) is silenced, read fresh."""
+    moment = _datetime(now)
+    until = AlertRule.objects.filter(pk=rule.pk).values_list("silenced_until", flat=True).first()
+    if until is not None and until > moment:
+        return set(series_ids)
+    by_key = {storage_key(series_id): series_id for series_id in series_ids}
+    quiet = SeriesAlert.objects.filter(rule_id=rule.pk, key__in=list(by_key), silenced_until__gt=moment)
+    return {by_key[key] for key in quiet.values_list("key", flat=True)}
 
 
 def _drop_broken_connection():
