@@ -207,7 +207,7 @@ class AlertRule(models.Model):
                 models.Q(firing=True) | models.Q(silenced_until__gt=now)
             ).select_related("acknowledged_by", "silenced_by")
         # Read once for every series (their next escalation step).
-        steps = list(self.escalation_steps.select_related("channel"))
+        steps = list(self.escalation_steps.select_related(*EscalationStep.SHOWN))
         return {
             "id": self.pk,
             "name": self.display_name,
@@ -286,16 +286,18 @@ class SeriesAlert(models.Model):
         return self.silenced_until is not None and self.silenced_until > (now or timezone.now())
 
     def next_escalation(self, now=None, steps=None):
-        """{"channel", "at"} of the step that will be taken next, or None (not firing,
-        acknowledged, or every step taken)."""
+        """{"channel", "kind", "at"} of the step that will be taken next, or None (not
+        firing, acknowledged, or every step taken). Every viewer of the page reads it, so
+        the channel is named by whom it belongs to (null: everyone's), never by its
+        address: an e-mail address is personal and a webhook URL can carry a token."""
         if not self.firing or self.acknowledged_at is not None or self.last_fired_at is None:
             return None
         now = now or timezone.now()
-        steps = self.rule.escalation_steps.select_related("channel") if steps is None else steps
+        steps = self.rule.escalation_steps.select_related(*EscalationStep.SHOWN) if steps is None else steps
         for step in steps:
             at = self.last_fired_at + timedelta(minutes=step.delay_minutes)
             if at > now:
-                return {"channel": str(step.channel), "at": at.isoformat()}
+                return {"channel": step.owner_name, "kind": step.channel.kind, "at": at.isoformat()}
         return None
 
     def as_state(self, now=None, steps=None):
@@ -323,11 +325,25 @@ class EscalationStep(models.Model):
     delay_minutes = models.PositiveIntegerField()
     channel = models.ForeignKey("notifications.DeliveryChannel", on_delete=models.CASCADE, related_name="+")
 
+    # What naming a step on the page reads.
+    SHOWN = ("channel", "channel__owner_user", "channel__owner_group")
+
     class Meta:
         ordering = ["rule", "delay_minutes", "id"]
 
     def __str__(self):
         return f"after {self.delay_minutes} min: {self.channel}"
+
+    @property
+    def owner_name(self):
+        """Whom the step's channel belongs to: a user (their full name, else username),
+        a group (its name), or None for everyone's channel."""
+        channel = self.channel
+        if channel.owner_user_id:
+            return channel.owner_user.get_full_name() or channel.owner_user.get_username()
+        if channel.owner_group_id:
+            return channel.owner_group.name
+        return None
 
 
 class AlertEvent(models.Model):

@@ -38,7 +38,8 @@ def test_steps_are_taken_in_time_until_someone_acknowledges(rule, staff):
     evaluator.evaluate({"cpu": 99}, NOW)
     alert = SeriesAlert.objects.get()
     step = alert.next_escalation(now=alert.last_fired_at)
-    assert step["channel"] == "E-mail oncall-a@example.org"
+    # Named by whom the channel belongs to: the page shows it to every viewer.
+    assert (step["channel"], step["kind"]) == ("staff", "email")
 
     evaluator.evaluate({"cpu": 99}, NOW + 299)
     assert sent_to() == []
@@ -62,3 +63,28 @@ def test_without_an_acknowledgement_every_step_is_taken(rule):
     assert sent_to() == ["oncall-a@example.org", "oncall-b@example.org"]
     alert = SeriesAlert.objects.get()
     assert alert.next_escalation(now=alert.last_fired_at + timedelta(minutes=20)) is None
+
+
+def test_it_names_the_next_step_by_its_channels_owner_never_its_address(rule, staff):
+    from django.contrib.auth.models import Group
+
+    oncall = Group.objects.create(name="On-call B")
+    hook = DeliveryChannel.objects.create(
+        kind="webhook", target="https://hooks.example.org/T0/B0/secret-token", owner_group=oncall
+    )
+    everyone = DeliveryChannel.objects.create(kind="email", target="all-hands@example.org")
+    rule.escalation_steps.all().delete()
+    EscalationStep.objects.create(rule=rule, delay_minutes=5, channel=hook)
+    EscalationStep.objects.create(rule=rule, delay_minutes=10, channel=everyone)
+    AlertEvaluator(host="web1").evaluate({"cpu": 99}, NOW)
+    alert = SeriesAlert.objects.get()
+    fired = alert.last_fired_at
+    assert alert.next_escalation(now=fired) == {
+        "channel": "On-call B",
+        "kind": "webhook",
+        "at": (fired + timedelta(minutes=5)).isoformat(),
+    }
+    assert alert.next_escalation(now=fired + timedelta(minutes=6))["channel"] is None
+    # What every page is told carries no address.
+    state = str(rule.as_state(now=fired))
+    assert "On-call B" in state and "secret-token" not in state and "all-hands" not in state

@@ -37,6 +37,22 @@
     return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString(ld.lang, { hour: "2-digit", minute: "2-digit" });
   }
 
+  // The rule's escalation step due soonest, among its series nobody has acknowledged:
+  // "will notify On-call B at 03:12" (the channel's owner; everyone's channel has none).
+  function nextEscalation(rule) {
+    let next = null;
+    for (const alert of rule.series || []) {
+      const step = alert && alert.next_escalation;
+      if (!step || Number.isNaN(new Date(step.at).getTime())) continue;
+      if (!next || new Date(step.at) < new Date(next.at)) next = step;
+    }
+    if (!next) return "";
+    const time = clock(next.at);
+    return next.channel
+      ? interpolate(gettext("will notify %(who)s at %(time)s"), { who: next.channel, time }, true)
+      : interpolate(gettext("will escalate at %(time)s"), { time }, true);
+  }
+
   function render() {
     const nodes = [...rules.values()].sort((a, b) => a.id - b.id).map((rule) => {
       const row = element("div", "alert level-" + (rule.level || "warning"));
@@ -54,6 +70,8 @@
         );
       }
       row.appendChild(element("span", "state", parts.join(" · ")));
+      const escalation = nextEscalation(rule);
+      if (escalation) row.appendChild(element("span", "escalation", escalation));
       if (canManage) {
         if (rule.firing && !rule.acknowledged_by) row.appendChild(button(gettext("Acknowledge"), "ack_alert", rule, rule.name));
         if (rule.silenced_until) row.appendChild(button(gettext("Unsilence"), "unsilence_alert", rule, rule.name));
