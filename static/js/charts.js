@@ -61,6 +61,8 @@
     interval: 1, // seconds between collector ticks, from the control socket
     annotations: [], // from the annotations API, for the shown range: deploys, incidents, maintenance
     annotationsGeneration: 0,
+    firingByRule: new Map(), // alert rule id -> ids of its series that fire (the socket's alert states)
+    firingSeries: new Set(), // every firing series id, whichever rule
   };
   // Annotations are read again this often while the live window slides.
   const ANNOTATIONS_EVERY_MS = 30000;
@@ -398,14 +400,26 @@
     return series;
   }
 
-  // The series a chart draws, in the order they came (history's sorted by id first).
+  // A chart's series, firing ones first (so a firing host among hundreds is drawn and
+  // heads the legend), then in the order they came (history's sorted by id first).
+  function orderedSeries(chart) {
+    const all = Array.from(chart.series.values());
+    if (!state.firingSeries.size) return all;
+    return all.filter((series) => isFiring(series)).concat(all.filter((series) => !isFiring(series)));
+  }
+
+  function isFiring(series) {
+    return state.firingSeries.has(series.id);
+  }
+
+  // The series a chart draws.
   function drawnSeries(chart) {
-    const drawn = [];
-    for (const series of chart.series.values()) {
-      if (drawn.length === MAX_LINES) break;
-      drawn.push(series);
-    }
-    return drawn;
+    return orderedSeries(chart).slice(0, MAX_LINES);
+  }
+
+  // What a plot was built for: a firing series drawn or not changes its lines.
+  function plotKey(drawn) {
+    return drawn.map((series) => (isFiring(series) ? "!" : "") + series.id).join("\n");
   }
 
   // One series keeps today's plot (its line and min-max band); several get a line each.
@@ -463,7 +477,13 @@
     // A series that stopped reporting says so in words, not by its muted value alone.
     const note = element("span", "sr-only", ", " + STATE_WORDS.stale);
     note.hidden = true;
-    entry.append(name, value, note);
+    entry.append(name);
+    // The series an alert fires for, in words beside its labels (and drawn thicker).
+    if (isFiring(series)) {
+      entry.classList.add("firing");
+      entry.append(element("span", "legend-firing", gettext("firing")));
+    }
+    entry.append(value, note);
     return entry;
   }
 
@@ -472,7 +492,7 @@
   function buildLegend(chart) {
     if (chart.legendBuilt) return;
     chart.legendBuilt = true;
-    const all = Array.from(chart.series.values());
+    const all = orderedSeries(chart);
     const dom = chart.dom;
     const many = all.length > 1;
     dom.legend.hidden = !many;
@@ -581,7 +601,7 @@
         {},
         ...drawn.map((series, i) => ({
           stroke: COLORS.series[i],
-          width: 1.5,
+          width: isFiring(series) ? 3 : 1.5,
           dash: i >= DASHED_FROM ? [6 * ratio, 3 * ratio] : undefined,
           spanGaps: false,
         })),
@@ -594,6 +614,7 @@
     const width = Math.max(200, chart.dom.plot.clientWidth || 320);
     const drawn = drawnSeries(chart);
     chart.plotShape = plotShape(drawn);
+    chart.plotKey = plotKey(drawn);
     chart.cursorTs = null;
     const { series, bands } = plotSeries(drawn);
     const options = {
@@ -868,14 +889,15 @@
     if (current === null) {
       parts.push(STATE_WORDS.empty);
     } else {
-      const all = Array.from(chart.series.values());
+      const all = orderedSeries(chart);
       if (all.length === 1) {
         parts.push(interpolate(gettext("current value %s"), [fmt.joined(current, unit, d)]));
       } else {
         parts.push(interpolate(ngettext("%s series", "%s series", all.length), [all.length]));
         buildLegend(chart);
         for (const series of all.slice(0, MAX_LINES)) {
-          parts.push(ids.labelText(series.id, series.labels, chart.commonLabels) + " " + shownValue(chart, series.current));
+          const firing = isFiring(series) ? " (" + STATE_WORDS.firing + ")" : "";
+          parts.push(ids.labelText(series.id, series.labels, chart.commonLabels) + " " + shownValue(chart, series.current) + firing);
         }
         if (all.length > MAX_LINES) parts.push(moreText(all.length - MAX_LINES));
       }
@@ -937,8 +959,10 @@
       }
       buildLegend(chart);
       if (chart.cursorTs === null) fillLegend(chart);
-      // A series more or less to draw changes the plot's series: build it again.
-      if (chart.plot && chart.plotShape !== plotShape(drawnSeries(chart))) {
+      // A series more or less to draw, or one starting or stopping to fire, changes the
+      // plot's series: build it again.
+      const drawn = drawnSeries(chart);
+      if (chart.plot && (chart.plotShape !== plotShape(drawn) || chart.plotKey !== plotKey(drawn))) {
         chart.plot.destroy();
         chart.plot = makePlot(chart);
       } else if (chart.plot) {
@@ -1275,6 +1299,42 @@
 
   // The WebSocket's `snapshot` (sent by control.js when the tab is shown again)
   // brings current values at once, before the stream has caught up.
+  // The firing series, from the alert states the control socket carries: the whole set
+  // in `hello` (again after each reconnect), a rule's in each `alert_state`.
+  function keepFiring(rule) {
+    if (!rule || typeof rule.id !== "number") return;
+    const firing = (Array.isArray(rule.series) ? rule.series : [])
+      .filter((alert) => alert && alert.firing && typeof alert.series === "string")
+      .map((alert) => alert.series);
+    if (firing.length) state.firingByRule.set(rule.id, firing);
+    else state.firingByRule.delete(rule.id);
+  }
+
+  function firingChanged() {
+    const now = new Set();
+    for (const firing of state.firingByRule.values()) for (const id of firing) now.add(id);
+    const before = state.firingSeries;
+    state.firingSeries = now;
+    for (const chart of state.charts.values()) {
+      if (Array.from(chart.series.keys()).some((id) => before.has(id) !== now.has(id))) {
+        chart.legendBuilt = false;
+        chart.summarisedAt = -Infinity;
+        chart.dirty = true;
+      }
+    }
+    scheduleRender();
+  }
+
+  ld.on("ws:hello", (message) => {
+    state.firingByRule.clear();
+    for (const rule of message.alerts || []) keepFiring(rule);
+    firingChanged();
+  });
+  ld.on("ws:alert_state", (message) => {
+    keepFiring(message.rule);
+    firingChanged();
+  });
+
   ld.on("ws:snapshot", (message) => {
     if (!message || typeof message.values !== "object" || message.values === null) return;
     // Values of the latest frame, by metric name: the collector host's series.
@@ -1338,6 +1398,12 @@
     series: (key, id) => (seriesFor(key, id) ? [seriesFor(key, id).xs.slice(), seriesFor(key, id).ys.slice()] : null),
     bands: (key, id) => (seriesFor(key, id) ? [seriesFor(key, id).lows.slice(), seriesFor(key, id).highs.slice()] : null),
     seriesIds: (key) => (state.charts.has(key) ? Array.from(state.charts.get(key).series.keys()) : []),
+    // The ids of a chart's series an alert fires for, and the line width of each drawn series.
+    firing: (key) => (state.charts.has(key) ? Array.from(state.charts.get(key).series.keys()).filter((id) => state.firingSeries.has(id)) : []),
+    lineWidths: (key) => {
+      const chart = state.charts.get(key);
+      return chart && chart.plot ? chart.plot.series.slice(1).map((series) => series.width) : [];
+    },
     // Lines the chart's plot draws.
     lines: (key) => linesDrawn(key),
     reload: () => loadHistory(),
