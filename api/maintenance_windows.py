@@ -3,7 +3,10 @@
 the JSON of alerts/windows.py.
 
 Allowed to a token with the `alerts` scope, or to a staff user's session, as alert
-rules are (api/alert_rules.py): a window decides who hears of an alert.
+rules are (api/alert_rules.py): a window decides who hears of an alert. Also to the
+session of a user who may acknowledge and silence alerts (`alerts.change_alertrule`,
+the Operator role): a window is a silence planned ahead, and the dashboard page
+manages them through this API (static/js/windows.js).
 """
 
 from asgiref.sync import sync_to_async
@@ -14,8 +17,12 @@ from alerts.models import MaintenanceWindow
 from api import bodies
 from api.auth import ApiError
 from api.schemes import TokenOrStaffSession
+from dashboard.access import ALERT_PERMISSION
 
-router = Router(auth=TokenOrStaffSession("alerts", "maintenance windows"), tags=["maintenance windows"])
+router = Router(
+    auth=TokenOrStaffSession("alerts", "maintenance windows", permission=ALERT_PERMISSION),
+    tags=["maintenance windows"],
+)
 
 
 def _find(window_id):

@@ -44,12 +44,14 @@ class TokenAuth(BearerAuth):
 
 
 class TokenOrStaffSession(BearerAuth):
-    """A token with the scope (when the request sends one), else a staff user's session
-    (then CSRF applies to anything but a read, as to any form a browser posts)."""
+    """A token with the scope (when the request sends one), else a staff user's session,
+    or with `permission` the session of a user holding it (then CSRF applies to anything
+    but a read, as to any form a browser posts)."""
 
-    def __init__(self, scope, what):
+    def __init__(self, scope, what, permission=None):
         self.scope = scope
         self.what = what
+        self.permission = permission
         super().__init__()
 
     async def authenticate(self, request):
@@ -58,8 +60,9 @@ class TokenOrStaffSession(BearerAuth):
         user = await request.auser()
         if not user.is_authenticated:
             raise unauthenticated(f"send an API token with the {self.scope} scope, or sign in as staff")
-        if not user.is_staff:
-            raise forbidden(f"{self.what} are for staff and for tokens with the {self.scope} scope")
+        if not user.is_staff and not (self.permission and await user.ahas_perm(self.permission)):
+            holders = f", users with {self.permission}" if self.permission else ""
+            raise forbidden(f"{self.what} are for staff{holders} and for tokens with the {self.scope} scope")
         if request.method not in ("GET", "HEAD", "OPTIONS") and check_csrf(request) is not None:
             raise ApiError(403, "forbidden", "CSRF check failed: send the X-CSRFToken header")
         return user

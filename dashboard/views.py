@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_POST
 from alerts import windows
 from api.auth import token_required
 from dashboard import telemetry
-from dashboard.access import can_control_sampling, can_view_metrics
+from dashboard.access import ALERT_PERMISSION, can_control_sampling, can_view_metrics, has_permission
 from dashboard.collector.collector import collector_host
 from dashboard.live import STREAM_EVENT_TYPES
 from dashboard.models import Metric, Theme, UserPreference
@@ -68,6 +68,8 @@ def index(request):
     user = request.user
     can_view = can_view_metrics(user)
     can_control = can_control_sampling(user)
+    # As the maintenance windows API allows (api/maintenance_windows.py).
+    can_manage_windows = user.is_staff or has_permission(user, ALERT_PERMISSION)
     page_config = {
         "user": {"id": user.pk, "username": user.get_username()},
         "canViewMetrics": can_view,
@@ -87,11 +89,14 @@ def index(request):
         "channelsUrl": reverse("my-channels"),
         # Whether the bell menu offers adding an apprise channel of one's own.
         "canAddChannels": can_add_channels(user),
+        # Maintenance windows listed, added and deleted from the page (static/js/windows.js).
+        "windowsUrl": reverse("api:list_windows") if can_manage_windows else None,
         "socketPath": "/ws/dashboard/",
     }
     context = {
         "can_view_metrics": can_view,
         "can_control": can_control,
+        "can_manage_windows": can_manage_windows,
         "interval_choices": INTERVAL_CHOICES,
         "page_config": page_config,
         "theme_choices": Theme.choices,

@@ -140,3 +140,26 @@ def test_windows_appear_as_annotations_on_the_charts_they_cover(token, alice):
     assert [a["text"] for a in cpu] == ["Maintenance: deploys"] * 2
     disk = viewer.get(f"/api/v1/annotations?{query}&match=disk").json()["annotations"]
     assert len(disk) == 4
+
+
+def test_it_lets_a_user_who_may_silence_alerts_manage_windows_but_not_a_viewer(token, alice):
+    """A window is a silence planned ahead: whoever may silence alerts (the Operator role)
+    manages them too, from the page, through this API with their session."""
+    from django.contrib.auth.models import Group, Permission
+
+    from accounts.roles import OPERATOR
+
+    operator = Group.objects.get(name=OPERATOR)
+    oscar = type(alice).objects.create_user("oscar")
+    oscar.groups.add(operator)
+    body = {"name": "deploy", "start": T, "duration": 600}
+    for user, status in ((alice, 403), (oscar, 201)):
+        session = Client()
+        session.force_login(user)
+        assert call("post", "/api/v1/maintenance-windows", body=body, client=session).status_code == status
+    entry = AuditEntry.objects.get(action="maintenancewindow.created")
+    assert entry.actor == "oscar"
+    operator.permissions.remove(Permission.objects.get(codename="change_alertrule"))
+    session = Client()
+    session.force_login(type(alice).objects.get(pk=oscar.pk))
+    assert call("get", "/api/v1/maintenance-windows", client=session).status_code == 403
