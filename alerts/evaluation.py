@@ -92,6 +92,9 @@ class AlertEvaluator:
             self._reload_if_due(now)
         except Exception:
             logger.exception("could not reload alert rules")
+        # What is due from earlier ticks goes first: reading and judging this tick's
+        # values (thousands of series) must not hold back a message whose wait is over.
+        self._flush_groups(now)
         samples = self._samples(values, now)
         for rule in self.rules:
             selector, states = self.selectors[rule.pk], self.states[rule.pk]
@@ -190,13 +193,7 @@ class AlertEvaluator:
         stuck = AlertRule.objects.filter(firing=True).exclude(switched_on)
         for rule in stuck.select_related("metric", "recipient_group", "recipient_user"):
             try:
-                _step(
-                    rule,
-                    "alert.disabled",
-                    now,
-                    silenced=_silenced(rule, None, now),
-                    rule_firing=False,
-                )
+                _rule_disabled(rule, now)
             except Exception:
                 logger.exception("could not resolve disabled alert rule %s; trying again", rule.pk)
                 _drop_broken_connection()
@@ -399,65 +396,31 @@ STEPS = {
 }
 
 
-def _step(
-    rule,
-    message_id,
-    now,
-    value=None,
-    series=None,
-    silenced=False,
-    rule_firing=None,
-    held=False,
-    **series_fields,
-):
-    """One step of a series' alert (or, with `series` None, of the whole rule), in one
-    transaction: the series' new `series_fields`, the rule's `firing` and timestamps,
-    its history entry, and once committed the news to every open page when the alert
-    started or stopped firing. A series' step notifies nobody itself: its group does
-    (`_send_group`); the whole rule's step (switched off) notifies at once, unless silenced."""
-    kind, level = STEPS[message_id]
-    series_id, state = series if series is not None else ("", None)
-    labels = state.labels if state is not None else {}
+def _rule_disabled(rule, now):
+    """A firing rule was switched off: in one transaction, every series' alert of it
+    stops, the rule's "resolved" goes out at once (unless silenced), the history and the
+    rule's charts say so, and once committed every open page hears it."""
+    kind, level = STEPS["alert.disabled"]
     moment = _datetime(now)
+    silenced = _silenced(rule, None, now)
     with transaction.atomic():
-        if not silenced and series is None:
-            title, body = _english(message_id, rule, value, series_id, labels)
+        if not silenced:
+            title, body = _english("alert.disabled", rule, None, "", {})
             notify(
                 rule.recipients,
                 _clip(title),
                 body=body,
                 level=level or rule.level,
-                message=(message_id, _params(rule, value, labels)),
+                message=("alert.disabled", _params(rule)),
             )
-        if series is not None and series_fields:
-            fields = {**series_fields, "series": series_id, "labels": labels}
-            if value is not None:
-                fields["value"] = value
-            SeriesAlert.objects.update_or_create(rule_id=rule.pk, key=storage_key(series_id), defaults=fields)
-        if series is None:
-            # The whole rule stops: every series' alert with it.
-            SeriesAlert.objects.filter(rule_id=rule.pk, firing=True).update(
-                firing=False, last_resolved_at=moment
-            )
-        if rule_firing is not None:
-            rule_fields = {"firing": rule_firing}
-            if kind == AlertEvent.Kind.FIRED:
-                rule_fields |= {"last_fired_at": moment, "acknowledged_at": None, "acknowledged_by": None}
-            elif kind == AlertEvent.Kind.RESOLVED:
-                rule_fields["last_resolved_at"] = moment
-            AlertRule.objects.filter(pk=rule.pk).update(**rule_fields)
-        detail = _detail(message_id, rule, value, labels)
-        if held:
-            detail += " (in a maintenance window: nobody notified yet)"
-        elif silenced:
+        SeriesAlert.objects.filter(rule_id=rule.pk, firing=True).update(firing=False, last_resolved_at=moment)
+        AlertRule.objects.filter(pk=rule.pk).update(firing=False, last_resolved_at=moment)
+        detail = _detail("alert.disabled", rule, None, {})
+        if silenced:
             detail += " (silenced: nobody notified)"
-        AlertEvent.objects.create(
-            rule=rule, series=series_id, kind=kind, at=moment, detail=_clip(detail, 200)
-        )
-        if kind == AlertEvent.Kind.RESOLVED:
-            _annotation(rule, kind, moment, series_id, labels).save()
-        if kind != AlertEvent.Kind.REPEATED:
-            _broadcast_on_commit(rule, kind.value, series_id or None)
+        AlertEvent.objects.create(rule=rule, series="", kind=kind, at=moment, detail=_clip(detail, 200))
+        _annotation(rule, kind, moment, "", {}).save()
+        _broadcast_on_commit(rule, kind.value)
 
 
 @dataclass
