@@ -58,6 +58,9 @@ COUNTERS = {
 }
 GAUGES = {
     "collector_tick_lag_seconds": "How late the collector's last tick was published against its schedule.",
+    "alert_evaluation_cpu_seconds": (
+        "CPU time of the collector's last alert evaluation, reading the published values included."
+    ),
 }
 
 _pending = collections.Counter()
@@ -164,6 +167,15 @@ def counters_key():
 
 def _gauge_key(name):
     return key("telemetry", "gauge", name)
+
+
+def read_gauge(name):
+    """{process: (unix time reported, value)} of gauge `name` as each process last reported it."""
+    readings = {}
+    for process, raw in get_sync_client().hgetall(_gauge_key(name)).items():
+        at, value = map(float, raw.split())
+        readings[process.decode() if isinstance(process, bytes) else process] = (at, value)
+    return readings
 
 
 def _ensure_flusher():

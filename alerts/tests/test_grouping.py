@@ -169,3 +169,20 @@ def test_it_sends_a_group_on_the_tick_it_is_due_even_when_that_tick_is_a_hair_ea
     group.resolved_now('cpu{host="a"}', 10)
     assert group.due(rule, NOW + 9) is None
     assert group.due(rule, NOW + 9.99) == "update"
+
+
+def test_it_sends_a_due_group_before_reading_the_ticks_values(rule):
+    """Reading and judging a tick's values (thousands of series) must not hold back a
+    message whose group_wait is over: it goes out first."""
+
+    class Watching(Published):
+        def __call__(self):
+            self.sent_before_reading.append(Notification.objects.count())
+            return super().__call__()
+
+    feed = Watching()
+    feed.sent_before_reading = []
+    evaluator = AlertEvaluator(feed=feed)
+    tick(evaluator, feed, NOW, hosts(3, 99))
+    tick(evaluator, feed, NOW + 30, hosts(3, 99))
+    assert feed.sent_before_reading == [0, 1]
