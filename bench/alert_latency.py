@@ -22,8 +22,9 @@ labelled series (`host`, `cluster`) that the bench publishes every second throug
 over the threshold in one batch; the rule's one group sends one webhook listing
 them after `group_wait`, and one more when they are back in range. Latency per
 cycle: the receiver's clock at receipt of the firing message minus the moment the
-crossing batch was published, less `group_wait` (the target is p99 <= 2 s beyond
-it). Evaluation CPU per tick: the collector's own measure of each evaluation
+crossing batch started to be published, less `group_wait` (the target is p99 <= 2 s
+beyond it); each crossing comes at a random moment of the collector's tick interval.
+Evaluation CPU per tick: the collector's own measure of each evaluation
 (`livedash_alert_evaluation_cpu_seconds`, the thread's CPU, reading the published
 values included), with the rule disabled, enabled, and during the crossings; beside
 it the whole collector process's CPU per tick (sampling, publishing and the
@@ -187,20 +188,19 @@ class Fleet:
         )
 
 
-class EvaluationCpu:
-    """The collector's report of each evaluation's CPU (a gauge it refreshes every second
-    or so), read as it changes: an upper bound of one reading per report."""
+class GaugeReadings:
+    """A gauge the collector reports (refreshed every second or so: the evaluation's CPU,
+    its tick lag), read as it changes: one reading per report."""
 
-    GAUGE = "alert_evaluation_cpu_seconds"
-
-    def __init__(self):
+    def __init__(self, gauge):
+        self.gauge = gauge
         self.seen = set()
         self.readings = []
 
     def __call__(self):
         from dashboard import telemetry
 
-        for at, value in telemetry.read_gauge(self.GAUGE).values():
+        for at, value in telemetry.read_gauge(self.gauge).values():
             if at not in self.seen:
                 self.seen.add(at)
                 self.readings.append(value)
@@ -213,11 +213,11 @@ class EvaluationCpu:
 class Pacer:
     """Publishes the fleet once a second while the bench waits for something."""
 
-    def __init__(self, fleet, collector, collector_log, sample=None):
+    def __init__(self, fleet, collector, collector_log, samplers=()):
         self.fleet = fleet
         self.collector = collector
         self.collector_log = collector_log
-        self.sample = sample
+        self.samplers = samplers
         self.next_at = time.monotonic()
 
     def wait(self, done, timeout, what):
@@ -227,8 +227,8 @@ class Pacer:
                 raise RuntimeError(f"the collector exited; see {self.collector_log.name}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"gave up waiting for {what}")
-            if self.sample is not None:
-                self.sample()
+            for sample in self.samplers:
+                sample()
             if time.monotonic() >= self.next_at:
                 self.fleet.publish()
                 self.next_at += 1.0
@@ -323,8 +323,9 @@ def fleet(args):
             )
             connected = bench.connected()
         interval = sampling.get_state().interval
-        evaluation = EvaluationCpu()
-        pacer = Pacer(fleet, collector, collector_log, sample=evaluation)
+        evaluation = GaugeReadings("alert_evaluation_cpu_seconds")
+        tick_lag = GaugeReadings("collector_tick_lag_seconds")
+        pacer = Pacer(fleet, collector, collector_log, samplers=(evaluation, tick_lag))
         pacer.run_for(3)  # the collector's start-up is not a tick's cost
         log(f"collector CPU per tick, {args.series} series published, rule disabled")
         evaluation.take()
@@ -339,14 +340,20 @@ def fleet(args):
 
         hot_count = max(1, round(args.series * args.firing))
         latencies, firing_sizes, resolved_sizes = [], [], []
-        to_decision, delivery = [], []
+        to_decision, delivery, publishing = [], [], []
+        tick_lag.take()
         cycle_cpu = []
         for cycle in range(args.cycles):
+            # Each cycle starts just after the collector's tick that sent the last message:
+            # crossing then would always land right after a tick, the worst phase. A real
+            # crossing comes at any moment of the tick interval.
+            pacer.run_for(random.uniform(0, interval))
             seen = len(receiver.accepted())
             fleet.hot = set(random.sample(range(args.series), hot_count))
             before = collector_cpu(process)
             crossed = time.time()
             fleet.publish()
+            publishing.append(time.time() - crossed)
             pacer.next_at = time.monotonic() + 1.0
             pacer.wait(lambda seen=seen: len(receiver.accepted()) > seen, 120, "the firing message")
             message = receiver.accepted()[seen]
@@ -397,6 +404,10 @@ def fleet(args):
             # less group_wait), and that decision to the receiver (the sender, the POST).
             "to_decision_s": summary(to_decision),
             "decision_to_receipt_s": summary(delivery),
+            # Within the first part: publishing the crossing batch itself, and how late the
+            # collector's ticks ran against their schedule meanwhile.
+            "publish_s": summary(publishing),
+            "tick_lag_ms": milliseconds(tick_lag.take()),
             "target_p99_s": 2.0,
             # The machine is shared: what else ran shows here.
             "load_average": {
