@@ -24,9 +24,10 @@ from dashboard.stream.channels import METRICS_CHANNEL
 INTERVAL_CHOICES = [0.25, 0.5, 1, 2, 5, 10, 30, 60]
 
 
-@require_GET
-@login_required
-def index(request):
+def page_context(request):
+    """What every page that draws metrics needs: the page config its scripts read (the
+    stream, the history endpoint, the socket) and the header's facts. `/` and the
+    dashboards people build (boards.views) both start from it."""
     user = request.user
     can_view = can_view_metrics(user)
     can_control = can_control_sampling(user)
@@ -47,7 +48,7 @@ def index(request):
         "channelsUrl": reverse("my-channels"),
         "socketPath": "/ws/dashboard/",
     }
-    context = {
+    return {
         "can_view_metrics": can_view,
         "can_control": can_control,
         "interval_choices": INTERVAL_CHOICES,
@@ -55,7 +56,12 @@ def index(request):
         "theme_choices": Theme.choices,
         "host_name": collector_host() or settings.COLLECTOR_HOST,
     }
-    return render(request, "dashboard/index.html", context)
+
+
+@require_GET
+@login_required
+def index(request):
+    return render(request, "dashboard/index.html", page_context(request))
 
 
 @require_POST
