@@ -31,20 +31,6 @@
     resolved: new Map(), // panel key -> [parsed selector, ...]
   };
 
-  const grid = GridStack.init(
-    {
-      column: 12,
-      cellHeight: CELL_HEIGHT,
-      margin: 6,
-      float: false,
-      staticGrid: true,
-      // Panels are moved by their head, so a drag on a plot still zooms.
-      handle: ".chart-head",
-      columnOpts: { breakpointForWindow: true, breakpoints: [{ w: ONE_COLUMN_BELOW, c: 1 }] },
-    },
-    gridNode,
-  );
-
   function keyOf(panel) {
     return "panel-" + panel.id;
   }
@@ -197,6 +183,18 @@
     };
   }
 
+  function newItem(panel) {
+    const node = document.createElement("div");
+    node.className = "grid-stack-item";
+    node.dataset.panel = String(panel.id);
+    node.setAttribute("gs-id", keyOf(panel));
+    for (const side of ["x", "y", "w", "h"]) node.setAttribute("gs-" + side, String(panel.grid[side]));
+    const content = document.createElement("div");
+    content.className = "grid-stack-item-content";
+    node.append(content);
+    return node;
+  }
+
   function itemOf(key) {
     return gridNode.querySelector('.grid-stack-item[gs-id="' + key + '"]');
   }
@@ -217,12 +215,7 @@
         grid.update(item, place);
         continue;
       }
-      const node = document.createElement("div");
-      node.className = "grid-stack-item";
-      node.dataset.panel = String(panel.id);
-      const content = document.createElement("div");
-      content.className = "grid-stack-item-content";
-      node.append(content);
+      const node = newItem(panel);
       gridNode.append(node);
       grid.makeWidget(node, Object.assign({ id: key }, place));
     }
@@ -236,8 +229,8 @@
     ld.emit("board:changed", {});
   }
 
-  function setDocument(document) {
-    state.document = document;
+  function setDocument(next) {
+    state.document = next;
     placeItems();
     changed();
   }
@@ -257,6 +250,23 @@
     if (!found) return null;
     return parseInt(found[1], 10) * { m: 1, h: 60, d: 1440 }[found[2]];
   }
+
+  // The items are in the page before the grid starts: it reads their 12-column places
+  // first, and only then stacks them in one column on a phone, in their order.
+  for (const panel of state.document.panels) gridNode.append(newItem(panel));
+  const grid = GridStack.init(
+    {
+      column: 12,
+      cellHeight: CELL_HEIGHT,
+      margin: 6,
+      float: false,
+      staticGrid: true,
+      // Panels are moved by their head, so a drag on a plot still zooms.
+      handle: ".chart-head",
+      columnOpts: { breakpointForWindow: true, breakpoints: [{ w: ONE_COLUMN_BELOW, c: 1 }] },
+    },
+    gridNode,
+  );
 
   ld.board = {
     // What charts.js asks.
@@ -295,6 +305,7 @@
   };
 
   resolve();
-  placeItems();
+  const empty = document.getElementById("board-empty");
+  if (empty) empty.hidden = state.document.panels.length > 0;
   ld.board.ready = loadVariables().then(() => resolve());
 })();
