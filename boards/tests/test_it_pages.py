@@ -90,7 +90,12 @@ def test_a_dashboard_opens_for_who_may_see_it_and_is_404_for_anyone_else(alice, 
     assert bob_client.get("/d/shared/").status_code == 200
     assert charlie_client.get("/d/opsboard/").status_code == 200
     # Not visible answers as nothing there would: the uid tells nothing.
-    for client, uid in ((bob_client, "mine"), (bob_client, "opsboard"), (charlie_client, "mine"), (charlie_client, "shared")):
+    for client, uid in (
+        (bob_client, "mine"),
+        (bob_client, "opsboard"),
+        (charlie_client, "mine"),
+        (charlie_client, "shared"),
+    ):
         assert client.get(f"/d/{uid}/").status_code == 404, uid
     assert alice_client.get("/d/nothing/").status_code == 404
 
@@ -115,7 +120,9 @@ def test_the_editor_is_there_for_owners_and_the_change_permission_only(alice, bo
     bob_page = as_user(bob).get("/d/shared/")
     assert config_of(bob_page)["board"]["editable"] is False
     assert b'id="edit-button"' not in bob_page.content
-    bob.user_permissions.add(Permission.objects.get(content_type__app_label="boards", codename="change_dashboard"))
+    bob.user_permissions.add(
+        Permission.objects.get(content_type__app_label="boards", codename="change_dashboard")
+    )
     bob = type(bob).objects.get(pk=bob.pk)
     assert config_of(as_user(bob).get("/d/shared/"))["board"]["editable"] is True
 

@@ -32,7 +32,13 @@ DOCUMENT = {
             "series": ['load{host="$host"}'],
             "grid": {"x": 0, "y": 0, "w": 6, "h": 4},
         },
-        {"id": 2, "title": "Orders", "type": "stat", "series": ["orders"], "grid": {"x": 6, "y": 0, "w": 3, "h": 2}},
+        {
+            "id": 2,
+            "title": "Orders",
+            "type": "stat",
+            "series": ["orders"],
+            "grid": {"x": 6, "y": 0, "w": 3, "h": 2},
+        },
         {
             "id": 3,
             "title": "Disk",
@@ -42,7 +48,13 @@ DOCUMENT = {
             "thresholds": {"warning": 80, "critical": 90},
             "grid": {"x": 9, "y": 0, "w": 3, "h": 2},
         },
-        {"id": 4, "title": "Every host", "type": "table", "series": ["load"], "grid": {"x": 6, "y": 2, "w": 6, "h": 2}},
+        {
+            "id": 4,
+            "title": "Every host",
+            "type": "table",
+            "series": ["load"],
+            "grid": {"x": 6, "y": 2, "w": 6, "h": 2},
+        },
     ],
 }
 
@@ -105,25 +117,34 @@ def test_a_dashboard_fills_its_panels_live_and_follows_its_variable(browse, mana
     assert page.evaluate("livedash.charts.points('panel-1')") == 5
     assert "var-host=a" in page.url
     # The table panel takes every host; the gauge shows its value against 100 %.
-    page.wait_for_function(f"() => document.querySelectorAll(\"{panel('panel-4')} tbody tr\").length === 2")
+    page.wait_for_function(f'() => document.querySelectorAll("{panel("panel-4")} tbody tr").length === 2')
     assert page.locator(f"{panel('panel-4')} tbody th").all_inner_texts() == ["host=a", "host=b"]
-    page.wait_for_function(f"() => document.querySelector(\"{panel('panel-3')} .chart-value\").textContent === '85.0'")
+    page.wait_for_function(
+        f"() => document.querySelector(\"{panel('panel-3')} .chart-value\").textContent === '85.0'"
+    )
     assert page.get_attribute(f"{panel('panel-3')} .chart-gauge", "aria-valuenow") == "85"
     assert page.get_attribute(f"{panel('panel-3')}", "data-level") == "warning"
 
     # A live value from another process reaches its panel over the stream.
     page.wait_for_function("() => livedash.stream.isOpen()")
     push(manage, "publish_metric('orders', 42)")
-    page.wait_for_function(f"() => document.querySelector(\"{panel('panel-2')} .chart-value\").textContent === '42'")
+    page.wait_for_function(
+        f"() => document.querySelector(\"{panel('panel-2')} .chart-value\").textContent === '42'"
+    )
     screenshot(page, "view-1440")
 
     # Another host: the panel shows its series only, the address says so, and live values follow.
     page.select_option("#var-host", "b")
-    page.wait_for_function("() => JSON.stringify(livedash.charts.seriesIds('panel-1')) === JSON.stringify(['load{host=\"b\"}'])")
+    page.wait_for_function(
+        "() => JSON.stringify(livedash.charts.seriesIds('panel-1')) === JSON.stringify(['load{host=\"b\"}'])"
+    )
     assert page.evaluate("livedash.charts.series('panel-1')[1]") == [10, 11, 12, 13, 14]
     assert "var-host=b" in page.url
     page.wait_for_function("() => livedash.stream.isOpen()")
-    push(manage, "publish_metric('load', 99, labels={'host': 'b'})\npublish_metric('load', 55, labels={'host': 'a'})")
+    push(
+        manage,
+        "publish_metric('load', 99, labels={'host': 'b'})\npublish_metric('load', 55, labels={'host': 'a'})",
+    )
     page.wait_for_function("() => livedash.charts.series('panel-1')[1].includes(99)")
     assert 55 not in page.evaluate("livedash.charts.series('panel-1')[1]")
     # Reloaded, the address keeps the choice.
@@ -144,7 +165,10 @@ def test_the_owner_moves_resizes_adds_and_saves_panels_then_restores_a_version(b
     assert page.locator("#editor-bar").is_visible()
 
     # Resize the load panel to the full width by its corner handle.
+    # The handle shows while the pointer is on the panel.
+    page.hover(".grid-stack-item[gs-id='panel-1'] .chart-title")
     handle = page.locator(".grid-stack-item[gs-id='panel-1'] .ui-resizable-se")
+    handle.wait_for(state="visible")
     box = handle.bounding_box()
     grid = page.locator("#board-grid").bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -178,7 +202,12 @@ def test_the_owner_moves_resizes_adds_and_saves_panels_then_restores_a_version(b
         "grid": panels[5]["grid"],
     }
     # The other panels made room: none overlaps another.
-    cells = [(x, y) for p in panels.values() for x in range(p["grid"]["x"], p["grid"]["x"] + p["grid"]["w"]) for y in range(p["grid"]["y"], p["grid"]["y"] + p["grid"]["h"])]
+    cells = [
+        (x, y)
+        for p in panels.values()
+        for x in range(p["grid"]["x"], p["grid"]["x"] + p["grid"]["w"])
+        for y in range(p["grid"]["y"], p["grid"]["y"] + p["grid"]["h"])
+    ]
     assert len(cells) == len(set(cells))
 
     # Someone else saves meanwhile: saving again is refused with a clear message, edits kept.
