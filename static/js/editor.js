@@ -189,11 +189,14 @@
     say(gettext("Saving…"));
     const url = config.apiUrl + "?message=" + encodeURIComponent(message ? message.value : "");
     let answer;
+    state.saving = true;
     try {
       answer = await api("PUT", url, document);
     } catch (err) {
       say(gettext("Could not reach the server; your changes are kept here. Try again."), "error");
       return;
+    } finally {
+      state.saving = false;
     }
     if (answer.ok) {
       state.saved = answer.body;
@@ -296,7 +299,10 @@
   // ---- someone else saved ------------------------------------------------------------------
 
   ld.on("sse:dashboard-changed", (event) => {
-    if (!event || event.uid !== state.saved.uid || event.version === state.saved.version) return;
+    if (!event || event.uid !== state.saved.uid) return;
+    // This page's own save, or one it has already loaded.
+    if (event.version !== null && event.version <= state.saved.version) return;
+    if (state.saving && event.by === (ld.config.user || {}).username) return;
     if (!notice) return;
     notice.textContent =
       event.version === null
