@@ -62,6 +62,7 @@ bench: static
 	$(PY) -m bench
 	$(PY) -m bench.history
 	$(PY) -m bench.ingest
+	$(PY) -m bench.selected
 
 # The long run: 30 minutes by default; SOAK_MINUTES=2 make soak for a short one.
 soak: static

@@ -17,6 +17,7 @@ in static/js/charts.js (`applyFrame`, `applyMetric`); docs/protocol.md and the
 contract describe them for clients.
 """
 
+import json
 import math
 
 from dashboard import series
@@ -101,6 +102,47 @@ def points_of(event_type, data):
                 return
             series_id = series.format_id(name, dict(sorted(labels.items())))
         yield series_id, name, labels, ts, value
+
+
+def select(event_type, data, selection):
+    """What of one `metrics` event `selection` wants: `data` itself when all of it, a
+    frame trimmed to its wanted values, or None when nothing (a malformed data event
+    included). Notes (`metric-config`, `dashboard-changed`) carry no series and pass
+    whole: they tell a page to reload definitions, never a value."""
+    if event_type not in EVENT_TYPES:
+        return data
+    wanted = [
+        name
+        for series_id, name, labels, _ts, _value in points_of(event_type, data)
+        if selection.wants(series_id, name, labels)
+    ]
+    if not wanted:
+        return None
+    if event_type == METRIC or len(wanted) == len(data["values"]):
+        return data
+    names = set(wanted)
+    trimmed = dict(data, values={name: data["values"][name] for name in wanted})
+    if isinstance(data.get("firing"), list):
+        trimmed["firing"] = [name for name in data["firing"] if name in names]
+    return trimmed
+
+
+def decode(text):
+    """An event's data as stored (JSON text), decoded; None for text that is no JSON."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def select_json(event_type, text, selection, data=None):
+    """`select` for an event's JSON text (`data`: the text decoded already): the text
+    itself when all of it is wanted, the trimmed frame's JSON, or None."""
+    data = decode(text) if data is None else data
+    chosen = select(event_type, data, selection)
+    if chosen is None:
+        return None
+    return text if chosen is data else json.dumps(chosen, separators=(",", ":"))
 
 
 def latest_values(events_newest_first):

@@ -15,7 +15,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django_eventstream.utils import get_storage
 
-from dashboard import frames, rollups, seriesindex, telemetry
+from dashboard import edge_selections, frames, rollups, seriesindex, telemetry
 from dashboard.models import Metric
 from dashboard.redis import get_sync_client
 from dashboard.series import validate_labels, validate_metric_name
@@ -40,7 +40,7 @@ def send(channel, event_type, data):
     event = get_storage().append_event(channel, event_type, payload)
     telemetry.count_published(channel)
     if getattr(settings, "GRIP_URL", None):
-        _publish_through_grip(event)
+        _publish_through_grip([event])
     return event
 
 
@@ -51,17 +51,34 @@ def send_many(channel, event_type, items):
     ]
     events = get_storage().append_events(channel, event_type, payloads)
     telemetry.count_published(channel, len(events))
-    if getattr(settings, "GRIP_URL", None):
-        for event in events:
-            _publish_through_grip(event)
+    if getattr(settings, "GRIP_URL", None) and events:
+        _publish_through_grip(events)
     return events
 
 
-def _publish_through_grip(event):
-    # Behind Pushpin the proxy holds the streams; it needs the same id sequence.
+def _publish_through_grip(events):
+    """Behind Pushpin the proxy holds the streams: it gets every event with the same id
+    sequence, and the streams held on a selection what it wants (dashboard.edge_selections)."""
     from django_eventstream.utils import publish_event
 
-    publish_event(event.channel, event.type, event.data, str(event.id), str(event.id - 1))
+    for event in events:
+        publish_event(event.channel, event.type, event.data, str(event.id), str(event.id - 1))
+    if events[0].channel != METRICS_CHANNEL:
+        return
+    selections = edge_selections.registry.active()
+    datas = [frames.decode(event.data) for event in events] if selections else ()
+    for name, selection in selections:
+        wanted = [
+            (event, text)
+            for event, data in zip(events, datas, strict=True)
+            if (text := frames.select_json(event.type, event.data, selection, data)) is not None
+        ]
+        if not wanted:
+            continue
+        prev_id = edge_selections.chain(name, wanted[-1][0].id)
+        for event, text in wanted:
+            publish_event(edge_selections.channel(name), event.type, text, str(event.id), prev_id)
+            prev_id = str(event.id)
 
 
 def events_published_last_second():

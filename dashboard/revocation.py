@@ -38,7 +38,6 @@ from dashboard.groups import group_send, user_group_name
 from dashboard.loops import PerLoop
 from dashboard.redis import get_async_client, get_sync_client, key, subscribe_forever
 from dashboard.storage import revocation_channel
-from dashboard.stream.channels import METRICS_CHANNEL, user_channel
 
 logger = logging.getLogger(__name__)
 
@@ -96,18 +95,14 @@ def _close_at_the_edge(user_id):
     """Close the user's connections Pushpin holds, whichever of their channels they read.
 
     Every GRIP connection of theirs subscribes to `user-<id>` with the require-sub
-    filter (django-eventstream's instructions), so the close goes to each event
-    channel they may hold, as django-eventstream's own kick does."""
+    filter (django-eventstream's instructions). The close requires that very
+    channel, which each of them holds, whichever event channels it reads (`metrics`,
+    their own, a selection's: dashboard.edge_selections)."""
     from django_grip import publish
     from gripcontrol import HttpStreamFormat
 
-    for channel in (METRICS_CHANNEL, user_channel(user_id)):
-        publish(
-            f"user-{user_id}",
-            HttpStreamFormat(close=True),
-            meta={"require_sub": f"events-{channel}"},
-            blocking=True,
-        )
+    channel = f"user-{user_id}"
+    publish(channel, HttpStreamFormat(close=True), meta={"require_sub": channel}, blocking=True)
 
 
 async def arevoked_since(user_id, issued_at):

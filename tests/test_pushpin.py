@@ -91,8 +91,55 @@ async def test_it_answers_a_malformed_last_event_id_with_400_through_pushpin(edg
         assert stream.status == 400, stream.error
 
 
-async def test_it_refuses_match_through_pushpin_rather_than_send_every_series(edge, alice_cookies):
-    stream = EventStream(edge.url, ["metrics"], cookies=alice_cookies, match=["cpu"])
+def push_latencies(publish, hosts, value):
+    points = [("latency", value, None, {"host": host}) for host in hosts]
+    publish(f"from dashboard.live import publish_metrics\npublish_metrics({points!r})")
+
+
+def hosts_of(stream):
+    return [e["data"]["labels"]["host"] for e in stream.of_type("metric")]
+
+
+async def test_it_carries_only_the_selected_series_through_pushpin(edge, alice_cookies, publish):
+    selected = EventStream(edge.url, ["metrics"], cookies=alice_cookies, match=['latency{host=~"web.*"}'])
+    whole = EventStream(edge.url, ["metrics"], cookies=alice_cookies)
+    async with selected, whole:
+        await opened(selected)
+        await opened(whole)
+        for value, hosts in enumerate((["db1", "web1"], ["db2"], ["web2", "db3"])):
+            await asyncio.to_thread(push_latencies, publish, hosts, float(value))
+        await whole.wait_for(lambda e: len(hosts_of(whole)) == 5, WAIT, "every series on the whole stream")
+        await selected.wait_for(lambda e: "web2" in hosts_of(selected), WAIT, "web2 on the selected stream")
+        await asyncio.to_thread(push_latencies, publish, ["web3"], 9.0)  # the last: nothing else comes
+        await selected.wait_for(lambda e: "web3" in hosts_of(selected), WAIT, "web3 on the selected stream")
+    assert hosts_of(selected) == ["web1", "web2", "web3"]
+    numbers = [event_number(e) for e in selected.of_type("metric")]
+    assert numbers == sorted(set(numbers))
+
+
+async def test_it_resumes_a_selected_stream_through_pushpin(edge, alice_cookies, publish):
+    match = ['latency{host="web1"}']
+    async with EventStream(edge.url, ["metrics"], cookies=alice_cookies, match=match) as stream:
+        await opened(stream)
+        await asyncio.to_thread(push_latencies, publish, ["db1", "web1"], 0.0)
+        await stream.wait_for(lambda e: stream.of_type("metric"), WAIT, "the first value")
+    last_id = stream.of_type("metric")[-1]["id"]
+
+    for value in (1.0, 2.0):
+        await asyncio.to_thread(push_latencies, publish, ["web1", "db1", "db2"], value)
+    again = EventStream(edge.url, ["metrics"], cookies=alice_cookies, match=match, last_event_id=last_id)
+    async with again:
+        await again.wait_for(lambda e: len(again.of_type("metric")) >= 2, WAIT, "the two missed values")
+        await asyncio.to_thread(push_latencies, publish, ["db1", "web1"], 3.0)
+        await again.wait_for(lambda e: len(again.of_type("metric")) >= 3, WAIT, "the live value after replay")
+        await asyncio.to_thread(push_latencies, publish, ["web1"], 4.0)
+        await again.wait_for(lambda e: len(again.of_type("metric")) >= 4, WAIT, "the next live value")
+    assert [e["data"]["value"] for e in again.of_type("metric")] == [1.0, 2.0, 3.0, 4.0]
+    assert set(hosts_of(again)) == {"web1"}
+
+
+async def test_it_refuses_a_bad_selector_through_pushpin(edge, alice_cookies):
+    stream = EventStream(edge.url, ["metrics"], cookies=alice_cookies, match=['{host=~"(a+)+"'])
     async with stream:
         assert stream.status == 400, stream.error
 
@@ -329,9 +376,10 @@ async def test_a_revocation_in_another_process_closes_the_users_streams_at_the_e
     async with (
         EventStream(edge.url, ["metrics", f"user-{alice.pk}"], cookies=alice_cookies) as alices,
         EventStream(edge.url, [f"user-{alice.pk}"], cookies=alice_cookies) as alices_own,
+        EventStream(edge.url, ["metrics"], cookies=alice_cookies, match=["cpu"]) as alices_selected,
         EventStream(edge.url, ["metrics"], cookies=bob_cookies) as bobs,
     ):
-        for stream in (alices, alices_own, bobs):
+        for stream in (alices, alices_own, alices_selected, bobs):
             assert stream.status == 200
             await opened(stream)
         started = time.monotonic()
@@ -340,7 +388,8 @@ async def test_a_revocation_in_another_process_closes_the_users_streams_at_the_e
             "from django.contrib.auth.models import Permission, User\n"
             f"u = User.objects.get(pk={alice.pk})\n{change}",
         )
-        await asyncio.wait_for(asyncio.gather(alices.ended.wait(), alices_own.ended.wait()), WAIT)
+        ended = (alices.ended.wait(), alices_own.ended.wait(), alices_selected.ended.wait())
+        await asyncio.wait_for(asyncio.gather(*ended), WAIT)
         elapsed = time.monotonic() - started
         assert not bobs.ended.is_set()
     async with EventStream(edge.url, ["metrics"], cookies=alice_cookies) as again:

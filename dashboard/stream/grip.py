@@ -35,11 +35,12 @@ from django_eventstream.utils import add_default_headers, sse_encode_event
 from django_grip import GripMiddleware
 from redis.exceptions import RedisError
 
-from dashboard import access, revocation
+from dashboard import access, edge_selections, frames, revocation
 from dashboard.loops import PerLoop
 from dashboard.origins import request_origin_allowed
-from dashboard.storage import DashboardRedisStorage
+from dashboard.storage import DashboardRedisStorage, Event
 from dashboard.stream.app import stream_sync
+from dashboard.stream.channels import METRICS_CHANNEL
 from dashboard.stream.request import (
     EVENT_ID,
     EVENTS_PATH,
@@ -95,13 +96,17 @@ def es_meta_identity(request):
     return user_id, int(meta["exp"]) - ES_META_SECONDS
 
 
-def recover_last_ids(request, channels):
-    """{channel: int} from the Grip-Last header Pushpin sends when it recovers."""
+def recover_last_ids(request, channels, selection=None):
+    """{channel: int} from the Grip-Last header Pushpin sends when it recovers (a
+    filtered stream is held on its selection's channel in place of `metrics`)."""
+    held = None if selection is None else edge_selections.channel(edge_selections.digest(selection))
     last_ids = {}
     for grip_channel, last_id in request.grip.last.items():
         if not grip_channel.startswith(GRIP_CHANNEL_PREFIX):
             continue
         channel = grip_channel[len(GRIP_CHANNEL_PREFIX) :]
+        if held is not None:
+            channel = {held: METRICS_CHANNEL, METRICS_CHANNEL: None}.get(channel, channel)
         if channel not in channels:
             continue
         if not EVENT_ID.match(str(last_id)):
@@ -146,6 +151,48 @@ async def replay(storage, response, channel, last_id):
     response.channel_last_ids[channel] = str(last_id)
 
 
+def select_replay(response, selection):
+    """Keep of the `metrics` replay what `selection` wants; returns the id of the last
+    event kept (None: none). When the last event read is not wanted, a `keep-alive` with
+    its id ends the replay: the client's Last-Event-ID and the next link move past what
+    was read, so nothing is read twice."""
+    read = response.channel_items.get(METRICS_CHANNEL) or []
+    kept = []
+    for event in read:
+        text = frames.select_json(event.type, event.data, selection)
+        if text is not None:
+            kept.append(Event(METRICS_CHANNEL, event.type, text, id=event.id))
+    last_kept = kept[-1].id if kept else None
+    if read and last_kept != read[-1].id:
+        kept.append(Event(METRICS_CHANNEL, "keep-alive", "", id=read[-1].id))
+    response.channel_items[METRICS_CHANNEL] = kept
+    return last_kept
+
+
+def hold_on_selection(request, selection, last_kept, chained):
+    """Hold the stream on its selection's channel in place of `metrics`, where Pushpin
+    expects the next publish to that selection to follow on (its `prev-id`,
+    dashboard.edge_selections): the last event the replay kept, else the last one
+    published to the selection, unless that is newer than what was read (the next
+    publish then breaks the chain, and Pushpin recovers from what was read)."""
+    instruct = request.grip.instruct
+    whole = GRIP_CHANNEL_PREFIX + METRICS_CHANNEL
+    held = GRIP_CHANNEL_PREFIX + edge_selections.channel(edge_selections.digest(selection))
+    for grip_channel in instruct.channels:
+        if grip_channel.name != whole:
+            continue
+        grip_channel.name = held
+        read_to = int(grip_channel.prev_id)
+        if last_kept is not None:
+            grip_channel.prev_id = str(last_kept)
+        elif chained is not None and chained <= read_to:
+            grip_channel.prev_id = str(chained)
+    instruct.meta["id_format"] = instruct.meta["id_format"].replace(f"%({whole})s", f"%({held})s")
+    # Pushpin asks for the next link again now and then, which registers the selection
+    # again (and checks the user's access again).
+    instruct.set_next_link(instruct.next_link, timeout=edge_selections.REFRESH_SECONDS)
+
+
 def is_pushpins_own(request):
     """True for the requests Pushpin makes by itself for a connection it holds (the next
     link, a recover): only they carry the `es-meta` token of that link."""
@@ -184,21 +231,22 @@ async def grip_events(request, abandoned):
     """The answer to a connect or recover Pushpin forwarded; None when `abandoned()` says
     the request went away while it waited its turn, since nobody is left to answer."""
     try:
-        channels, last_ids = parse_stream_request(request)
+        channels, last_ids, selection = parse_stream_request(request)
         user_id, issued_at = es_meta_identity(request)
         if request.GET.get("recover") == "true":
-            last_ids = recover_last_ids(request, channels)
+            last_ids = recover_last_ids(request, channels, selection)
         problem = None
     except BadStreamRequest as exc:
-        channels, last_ids, user_id, issued_at, problem = [], {}, None, None, str(exc)
+        channels, last_ids, selection, user_id, issued_at, problem = [], {}, None, None, None, str(exc)
     revocation.listen()  # a revocation drops the access answers remembered here
     async with connect_slots():
         if abandoned():
             return None
-        return await authorise_and_replay(request, channels, last_ids, (user_id, issued_at), problem)
+        es_meta = (user_id, issued_at)
+        return await authorise_and_replay(request, channels, last_ids, es_meta, problem, selection)
 
 
-async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
+async def authorise_and_replay(request, channels, last_ids, es_meta, problem, selection=None):
     if not request_origin_allowed(request):
         return refuse(request, 403, ORIGIN_REFUSED)
     user_id, issued_at = es_meta
@@ -218,13 +266,20 @@ async def authorise_and_replay(request, channels, last_ids, es_meta, problem):
     response.is_recover = request.GET.get("recover") == "true"
     response.user = user
     try:
+        if selection is not None:
+            # Before storage is read: whatever is stored after this is published to it.
+            chained = await edge_selections.aregister(selection)
         for channel in channels:
             await replay(storage, response, channel, last_ids.get(channel))
     except RedisError as exc:
         # The client (or Pushpin, when recovering) retries; nothing is lost meanwhile.
         logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
         return refuse(request, 503, "Event storage is unavailable; retry shortly")
+    if selection is not None:
+        last_kept = select_replay(response, selection)
     http_response = response.to_grip_response(request)
+    if selection is not None:
+        hold_on_selection(request, selection, last_kept, chained)
     add_default_headers(http_response, request=request)
     return http_response
 

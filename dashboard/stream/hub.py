@@ -16,7 +16,7 @@ import logging
 
 from django_eventstream.utils import make_id, sse_encode_event
 
-from dashboard import draining, revocation, telemetry
+from dashboard import draining, frames, revocation, telemetry
 from dashboard.loops import PerLoop
 from dashboard.redis import subscribe_forever
 from dashboard.storage import parse_published, pubsub_channel
@@ -34,7 +34,7 @@ class HubEvent:
     batch from `publish_metrics`), with their SSE encodings cached: every stream of the
     hub shares them, so a batch costs each stream one chunk, not one per event."""
 
-    __slots__ = ("channel", "first", "last", "type", "datas", "_whole", "_each")
+    __slots__ = ("channel", "first", "last", "type", "datas", "_whole", "_each", "_selected", "_parsed")
 
     def __init__(self, events):
         head = events[0]
@@ -43,16 +43,42 @@ class HubEvent:
         self.datas = [event.data for event in events]
         self._whole = None  # every event, each with its single-channel id
         self._each = {}  # (id, event id string) -> one event's encoding
+        self._selected = None  # Selection -> SelectedRun, made once per worker
+        self._parsed = None  # the datas decoded, once, for every selection
 
     @classmethod
     def of(cls, event):
         return cls([event])
 
+    def selected(self, selection):
+        """This run as the streams filtering by `selection` see it (`/events/?match=`):
+        made on the first such stream's delivery and shared by the others, so a
+        worker decides once per event and selection, not once per stream."""
+        if self._selected is None:
+            self._selected = {}
+        run = self._selected.get(selection)
+        if run is None:
+            run = self._selected[selection] = SelectedRun(self, selection)
+        return run
+
+    def parsed(self):
+        """The datas decoded (None for one that is no JSON)."""
+        if self._parsed is None:
+            self._parsed = [frames.decode(text) for text in self.datas]
+        return self._parsed
+
+    def count_after(self, since):
+        """How many events of the run a stream at id `since` is given."""
+        return self.last - max(since, self.first - 1)
+
     def encode(self, event_id, sse_id):
-        """One event of the run, `sse_id` its SSE id (the stream's view of every channel)."""
+        """One event of the run, `sse_id` its SSE id (the stream's view of every channel);
+        empty for an event the stream's selection does not want."""
         chunk = self._each.get((event_id, sse_id))
         if chunk is None:
             data = self.datas[event_id - self.first]
+            if data is None:
+                return b""
             chunk = self._each[(event_id, sse_id)] = sse_encode_event(
                 self.type, data, event_id=sse_id
             ).encode()
@@ -68,6 +94,26 @@ class HubEvent:
             self._whole = chunk
             self._each.clear()  # the whole run is what every other stream wants
         return chunk
+
+
+class SelectedRun(HubEvent):
+    """A run with what a selection does not want taken out: its ids stay (a stream
+    moves past them), its datas are None for them and frames are trimmed to the
+    wanted values (dashboard.frames.select)."""
+
+    __slots__ = ()
+
+    def __init__(self, run, selection):
+        self.channel, self.type, self.first, self.last = run.channel, run.type, run.first, run.last
+        pairs = zip(run.datas, run.parsed(), strict=True)
+        self.datas = [frames.select_json(run.type, text, selection, data) for text, data in pairs]
+        self._whole = None
+        self._each = {}
+        self._selected = self._parsed = None
+
+    def count_after(self, since):
+        start = max(since + 1, self.first) - self.first
+        return sum(data is not None for data in self.datas[start:])
 
 
 class Hub:

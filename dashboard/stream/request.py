@@ -23,7 +23,7 @@ from django_eventstream.utils import add_default_headers
 from dashboard import access, draining, selectors
 from dashboard import connections as open_connections
 from dashboard.origins import request_origin_allowed
-from dashboard.stream.channels import channel_exists
+from dashboard.stream.channels import METRICS_CHANNEL, channel_exists
 from dashboard.stream.stream import Stream
 
 EVENTS_PATH = "/events/"
@@ -80,27 +80,28 @@ def parse_last_ids(raw, channels):
     return last_ids
 
 
-def refuse_match(request):
-    """`match=` is refused until streams filter: a viewer asking for some series must
-    never silently get every series. A bad selector is named as such first, on both
-    routes, with the selector module's own limits."""
+def parse_selection(request, channels):
+    """The `Selection` of the request's `match=` (None without one): the series of
+    `metrics` the stream carries. A bad selector is refused with the selector
+    module's own message and limits."""
     texts = request.GET.getlist("match")
     if not texts:
-        return
+        return None
+    if METRICS_CHANNEL not in channels:
+        raise BadStreamRequest("match= selects series of the metrics channel; add channel=metrics")
     try:
-        selectors.selection(texts)
+        return selectors.selection(texts)
     except selectors.SelectorError as exc:
         raise BadStreamRequest(f"Invalid match: {exc}") from None
-    raise BadStreamRequest("match= is not supported on /events/ yet; omit it to receive every series")
 
 
 def parse_stream_request(request):
-    """(channels, last_ids) or BadStreamRequest."""
+    """(channels, last_ids, selection) or BadStreamRequest."""
     if len(request.META.get("QUERY_STRING", "")) > MAX_QUERY_STRING:
         raise BadStreamRequest(f"Query string too long (at most {MAX_QUERY_STRING} characters)")
     channels = parse_channels(request)
-    refuse_match(request)
-    return channels, parse_last_ids(last_event_id_of(request), channels)
+    selection = parse_selection(request, channels)
+    return channels, parse_last_ids(last_event_id_of(request), channels), selection
 
 
 def error_response(request, status, message):
@@ -112,10 +113,10 @@ def error_response(request, status, message):
 async def open_stream(request):
     """(refusal response, None), or (None, Stream) for a stream the request may have."""
     try:
-        channels, last_ids = parse_stream_request(request)
+        channels, last_ids, selection = parse_stream_request(request)
         problem = None
     except BadStreamRequest as exc:
-        channels, last_ids, problem = [], {}, str(exc)
+        channels, last_ids, selection, problem = [], {}, None, str(exc)
     if draining.is_draining():
         # A request that reached a stopping worker over a kept-alive connection: nginx
         # passes a 503 on to the next worker (proxy_next_upstream).
@@ -133,7 +134,7 @@ async def open_stream(request):
     if not open_connections.claim("sse", user_id):
         message = f"Too many open streams: at most {settings.MAX_CONNECTIONS_PER_USER} per user; close a tab"
         return error_response(request, 429, message), None
-    return None, Stream(channels, last_ids, user_id)
+    return None, Stream(channels, last_ids, user_id, selection)
 
 
 def stream_response(request, stream):

@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from dashboard import connections as open_connections
 from dashboard import telemetry
 from dashboard.storage import DashboardRedisStorage
+from dashboard.stream.channels import METRICS_CHANNEL
 from dashboard.stream.hub import HubEvent, get_hub
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Stream:
     __slots__ = (
         "channels",
         "user_id",
+        "selection",
         "requested_last_ids",
         "last_ids",
         "buffer",
@@ -71,9 +73,11 @@ class Stream:
     )
     storage = DashboardRedisStorage()
 
-    def __init__(self, channels, last_ids, user_id=None):
+    def __init__(self, channels, last_ids, user_id=None, selection=None):
         self.channels = channels
         self.user_id = user_id
+        # `match=`: the series this stream carries of `metrics` (None: every series).
+        self.selection = selection
         self.requested_last_ids = last_ids
         self.last_ids = {}
         self.buffer = collections.deque()
@@ -240,7 +244,9 @@ class Stream:
         """The chunk for what `event` (a run) holds after this stream's last id on its channel."""
         channel = event.channel
         since = self.last_ids[channel]
-        DELIVERED.value += event.last - max(since, event.first - 1)
+        if self.selection is not None and channel == METRICS_CHANNEL:
+            event = event.selected(self.selection)
+        DELIVERED.value += event.count_after(since)
         if len(self.channels) == 1:
             # The common case: every stream of this channel shares the ids and the encoding.
             self.last_ids[channel] = event.last

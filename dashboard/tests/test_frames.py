@@ -98,3 +98,35 @@ def test_latest_values_keeps_frames_by_name_and_metrics_by_series():
     assert values == {'cpu{host="web2"}': 99, "orders": 8, "cpu": 12.5, "memory": 40}
     assert ts == 104.0
     assert frames.latest_values([]) == ({}, None)
+
+
+def selection(*texts):
+    from dashboard import selectors
+
+    return selectors.selection(texts)
+
+
+def test_select_keeps_a_wanted_metric_whole_and_drops_the_rest():
+    assert frames.select(frames.METRIC, NEW_METRIC, selection('latency{region="eu"}')) is NEW_METRIC
+    assert frames.select(frames.METRIC, NEW_METRIC, selection('latency{region="us"}')) is None
+    assert frames.select(frames.METRIC, OLD_METRIC, selection("orders")) is OLD_METRIC
+
+
+def test_select_trims_a_frame_to_its_wanted_values():
+    trimmed = frames.select(frames.FRAME, NEW_FRAME, selection('memory{host="web1"}'))
+    assert trimmed["values"] == {"memory": 40}
+    assert trimmed["firing"] == []  # cpu's alert is not this selection's
+    assert trimmed["host"] == "web1" and trimmed["seq"] == 3
+    assert NEW_FRAME["values"] == {"cpu": 12.5, "memory": 40}  # the shared event is untouched
+    assert frames.select(frames.FRAME, NEW_FRAME, selection('{host="web1"}')) is NEW_FRAME
+    assert frames.select(frames.FRAME, NEW_FRAME, selection('{host="web2"}')) is None
+    # Frames stored before hosts were named are the bare names' series.
+    assert frames.select(frames.FRAME, OLD_FRAME, selection("cpu")) is OLD_FRAME
+
+
+def test_select_passes_notes_and_drops_what_it_cannot_read():
+    note = {"key": "cpu"}
+    assert frames.select(frames.CONFIG, note, selection("mem")) is note
+    assert frames.select(frames.METRIC, {"name": "x"}, selection("x")) is None
+    assert frames.select(frames.FRAME, None, selection("x")) is None
+    assert frames.select_json(frames.METRIC, "not json", selection("x")) is None

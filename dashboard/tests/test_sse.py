@@ -159,8 +159,6 @@ async def test_it_refuses_another_users_channel(worker, alice, alice_cookies, bo
         ("channel=metrics&pad=" + "x" * 3000, {}, "too long"),
         ("channel=metrics&match=" + quote('{host=~"(a+)+"'), {}, "Invalid match"),
         ("channel=metrics&match=" + "&match=".join(f"m{i}" for i in range(40)), {}, "Invalid match"),
-        # Refused rather than silently carrying every series until streams filter.
-        ("channel=metrics&match=cpu", {}, "not supported"),
     ],
 )
 async def test_it_rejects_bad_requests_with_400(worker, alice_cookies, query, headers, message):

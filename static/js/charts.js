@@ -66,7 +66,13 @@
     refetchQueued: false,
     renderQueued: false,
     interval: 1, // seconds between collector ticks, from the control socket
+    annotations: [], // from the annotations API, for the shown range: deploys, incidents, maintenance
+    annotationsGeneration: 0,
   };
+  // Annotations are read again this often while the live window slides.
+  const ANNOTATIONS_EVERY_MS = 30000;
+  // A marker is hovered within this many CSS pixels of its line.
+  const MARKER_HOVER_PX = 4;
 
   const fmt = ld.format;
   const ids = ld.series;
@@ -111,6 +117,7 @@
       text: cssVar("--text", "#e6ebf5"),
       warning: cssVar("--warning", "#f2b53a"),
       critical: cssVar("--critical", "#f2555a"),
+      annotation: cssVar("--info", "#6a9dff"),
       series: Array.from({ length: MAX_LINES }, (_, i) => cssVar("--series-" + (i + 1), "#4f8cff")),
     });
   }
@@ -248,6 +255,125 @@
       }
       ctx.restore();
     }
+  }
+
+  // ---- annotations ----------------------------------------------------------
+
+  // The metric an annotation's selector names (`cpu{host="a"}`, `{__name__="cpu"}`),
+  // or null: then it belongs on every chart, as the API chooses them.
+  function annotationMetric(match) {
+    if (typeof match !== "string" || !match.trim()) return null;
+    const named = /^\s*([A-Za-z_:][A-Za-z0-9_:]*)/.exec(match);
+    if (named) return named[1];
+    const inner = /__name__\s*=\s*"([^"]*)"/.exec(match);
+    return inner ? inner[1] : null;
+  }
+
+  // The annotations drawn on a chart: those for every chart and those naming its metric.
+  function annotationsOf(chart) {
+    // A panel of a dashboard is keyed by the panel: it takes those naming a metric it draws.
+    const metrics = board ? new Set(Array.from(chart.series.keys(), ids.nameOf)) : null;
+    return state.annotations.filter(
+      (note) => note.metric === null || note.metric === chart.def.key || (metrics !== null && metrics.has(note.metric)),
+    );
+  }
+
+  function annotationText(note) {
+    const when = note.end === null ? fmt.time(note.time) : fmt.time(note.time) + "–" + fmt.time(note.end);
+    return when + " " + note.text;
+  }
+
+  // A band (with an end) or a marker line for each annotation in view, under the lines.
+  function drawAnnotations(u, chart) {
+    const notes = annotationsOf(chart);
+    if (!notes.length) return;
+    const ctx = u.ctx;
+    const ratio = window.devicePixelRatio || 1;
+    const [min, max] = [u.scales.x.min, u.scales.x.max];
+    const top = u.bbox.top;
+    const height = u.bbox.height;
+    ctx.save();
+    ctx.fillStyle = COLORS.annotation;
+    ctx.strokeStyle = COLORS.annotation;
+    ctx.lineWidth = ratio;
+    for (const note of notes) {
+      const end = note.end === null ? note.time : note.end;
+      if (end < min || note.time > max) continue;
+      const left = u.valToPos(Math.max(note.time, min), "x", true);
+      if (note.end !== null) {
+        const right = u.valToPos(Math.min(end, max), "x", true);
+        ctx.globalAlpha = 0.12;
+        ctx.fillRect(left, top, Math.max(ratio, right - left), height);
+      }
+      if (note.time >= min) {
+        // The start of a band, or the marker itself: a dashed line across the plot.
+        const x = Math.round(left) + 0.5;
+        ctx.globalAlpha = 0.8;
+        ctx.setLineDash([3 * ratio, 3 * ratio]);
+        ctx.beginPath();
+        ctx.moveTo(x, top);
+        ctx.lineTo(x, top + height);
+        ctx.stroke();
+      }
+    }
+    ctx.restore();
+  }
+
+  // The annotations under the cursor's x (in CSS pixels of the plot), as text.
+  function annotationsAt(u, chart, left) {
+    if (left === null || left === undefined || left < 0) return [];
+    const ts = u.posToVal(left, "x");
+    const slack = MARKER_HOVER_PX * ((u.scales.x.max - u.scales.x.min) / Math.max(1, u.bbox.width / (window.devicePixelRatio || 1)));
+    return annotationsOf(chart).filter((note) =>
+      note.end === null ? Math.abs(ts - note.time) <= slack : ts >= note.time - slack && ts <= note.end,
+    );
+  }
+
+  // Hovering an annotation shows its text: as the plot's title (a tooltip) and in the readout.
+  function showAnnotation(chart, u) {
+    const notes = annotationsAt(u, chart, u.cursor.left);
+    const text = notes.map(annotationText).join("\n");
+    if (u.over.title !== text) u.over.title = text;
+    let line = chart.dom.readout.querySelector(".chart-annotation");
+    if (!notes.length) {
+      if (line) line.remove();
+      return;
+    }
+    if (!line) {
+      line = element("span", "chart-annotation");
+      chart.dom.readout.append(line);
+    }
+    setText(line, " · " + notes.map((note) => note.text).join(" · "));
+  }
+
+  async function loadAnnotations() {
+    if (!config.annotationsUrl) return;
+    const generation = ++state.annotationsGeneration;
+    const [start, end] = xRange();
+    let answer;
+    try {
+      const query = "?start=" + start.toFixed(3) + "&end=" + end.toFixed(3);
+      const response = await fetch(config.annotationsUrl + query, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      if (!response.ok) return;
+      answer = await response.json();
+    } catch (err) {
+      return; // kept as they were; read again on the next round
+    }
+    if (generation !== state.annotationsGeneration || !Array.isArray(answer.annotations)) return;
+    state.annotations = answer.annotations
+      .filter((note) => typeof note.time === "number" && typeof note.text === "string")
+      .map((note) => ({
+        id: note.id,
+        time: note.time,
+        end: typeof note.end === "number" ? note.end : null,
+        text: note.text,
+        tags: Array.isArray(note.tags) ? note.tags : [],
+        metric: annotationMetric(note.match),
+      }));
+    for (const chart of state.charts.values()) if (chart.plot) chart.plot.redraw(false);
   }
 
   // Rule thresholds stay in view: the range grows to include them.
@@ -559,8 +685,14 @@
       series,
       bands,
       hooks: {
+        drawClear: [(u) => drawAnnotations(u, chart)],
         draw: [(u) => drawThresholds(u, chart.def)],
-        setCursor: [(u) => showReadout(chart, u)],
+        setCursor: [
+          (u) => {
+            showReadout(chart, u);
+            showAnnotation(chart, u);
+          },
+        ],
         setSelect: [
           (u) => {
             if (u.select.width < 5) return;
@@ -1043,6 +1175,7 @@
     const history = await response.json();
     if (generation !== state.generation) return;
     applyHistory(history);
+    loadAnnotations();
   }
 
   // Back to the live window (double-click a chart, or pick a window).
@@ -1085,11 +1218,24 @@
       header.push(csvField(series.id));
       if (bucketed) header.push(csvField(series.id + " min"), csvField(series.id + " max"));
     }
+    // Annotations in the range go in a last column, each on a row at its time.
+    const notes = annotationsOf(chart).filter((note) => note.time <= end && (note.end === null ? note.time : note.end) >= start);
+    const columns = all.length * width + (notes.length ? 1 : 0);
+    if (notes.length) header.push("annotation");
+    const texts = new Map();
+    for (const note of notes) {
+      const text = note.end === null ? note.text : note.text + " (until " + csvTime(note.end) + ")";
+      texts.set(note.time, (texts.get(note.time) || []).concat(text));
+    }
     const rows = new Map();
+    for (const [ts, said] of texts) {
+      rows.set(ts, new Array(columns).fill(""));
+      rows.get(ts)[columns - 1] = csvField(said.join("; "));
+    }
     all.forEach((series, column) => {
       series.xs.forEach((ts, i) => {
         if (ts < start - state.step || ts > end) return;
-        if (!rows.has(ts)) rows.set(ts, new Array(all.length * width).fill(""));
+        if (!rows.has(ts)) rows.set(ts, new Array(columns).fill(""));
         const cells = bucketed ? [series.ys[i], series.lows[i], series.highs[i]] : [series.ys[i]];
         rows.get(ts).splice(column * width, width, ...cells);
       });
@@ -1131,6 +1277,7 @@
     const history = await response.json();
     if (generation !== state.generation) return;
     applyHistory(history);
+    loadAnnotations();
     ld.stream.open(history.last_event_id);
   }
 
@@ -1175,7 +1322,12 @@
     if (resetChannels === null || resetChannels.includes(config.metricsChannel)) loadHistory();
   });
 
+  let annotationsReadAt = performance.now();
   function tick() {
+    if (!state.zoom && performance.now() - annotationsReadAt > ANNOTATIONS_EVERY_MS) {
+      annotationsReadAt = performance.now();
+      loadAnnotations();
+    }
     // Keep every window sliding, also for charts that get no data (a custom metric
     // pushed now and then, a paused collector): redraw what was not drawn this second.
     const stale = performance.now() - 900;
@@ -1312,6 +1464,17 @@
     // Lines the chart's plot draws.
     lines: (key) => linesDrawn(key),
     reload: () => loadHistory(),
+    // The texts of the annotations a chart draws, and the one under a point of its plot (CSS px from the left).
+    annotations: (key) => (state.charts.has(key) ? annotationsOf(state.charts.get(key)).map((note) => note.text) : []),
+    annotationsAt: (key, left) => {
+      const chart = state.charts.get(key);
+      return chart && chart.plot ? annotationsAt(chart.plot, chart, left).map((note) => note.text) : [];
+    },
+    xOf: (key, ts) => {
+      const chart = state.charts.get(key);
+      return chart && chart.plot ? chart.plot.valToPos(ts, "x") : null;
+    },
+    reloadAnnotations: () => loadAnnotations(),
     definition: (key) => (state.charts.has(key) ? Object.assign({}, state.charts.get(key).def) : null),
     // Flat: {line, fill, ..., series1, series2, ...}, each a resolved colour.
     colors: () => {
