@@ -245,6 +245,26 @@
     return places;
   }
 
+  // A matcher that takes the empty string ("", or `.*`) selects nothing on its own.
+  function narrows([, op, value]) {
+    if (op === "=") return value !== "";
+    if (op === "!=") return value === "";
+    if (op === "=~") return !value.test("");
+    return value.test("");
+  }
+
+  // The panels' selectors with the variables in them, for history and the stream to
+  // send only those series; none (everything comes, the panels keep theirs) when one
+  // of them would be refused, as `{host=~".*"}` for "All" is.
+  function matches() {
+    const texts = Array.from(new Set(state.document.panels.flatMap((panel) => panel.series.map(substitute))));
+    for (const text of texts) {
+      const parsed = ids.parseSelector(text);
+      if (!parsed || !parsed.some(narrows)) return [];
+    }
+    return texts;
+  }
+
   function windowMinutes() {
     const found = /^([0-9]+)([mhd])$/.exec(state.document.window || "");
     if (!found) return null;
@@ -280,8 +300,7 @@
       }
       return keys;
     },
-    matches: () =>
-      Array.from(new Set(state.document.panels.flatMap((panel) => panel.series.map(substitute)))),
+    matches,
     place: (card, key) => {
       const item = itemOf(key);
       const content = item && item.querySelector(".grid-stack-item-content");

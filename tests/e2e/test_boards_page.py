@@ -134,7 +134,9 @@ def test_a_dashboard_fills_its_panels_live_and_follows_its_variable(browse, mana
     screenshot(page, "view-1440")
 
     # Another host: the panel shows its series only, the address says so, and live values follow.
-    page.select_option("#var-host", "b")
+    # The stream is opened again for the panels' series with the new value (history too).
+    with page.expect_request(lambda r: "/events/" in r.url and "match=load%7Bhost%3D%22b%22%7D" in r.url):
+        page.select_option("#var-host", "b")
     page.wait_for_function(
         "() => JSON.stringify(livedash.charts.seriesIds('panel-1')) === JSON.stringify(['load{host=\"b\"}'])"
     )
@@ -187,6 +189,16 @@ def test_the_owner_moves_resizes_adds_and_saves_panels_then_restores_a_version(b
     page.mouse.up()
     page.wait_for_function("() => livedash.board.layout()['1'].w === 12")
 
+    # Move the orders panel by its head, three columns to the right.
+    before = page.evaluate("livedash.board.layout()['2']")
+    head = page.locator(".grid-stack-item[gs-id='panel-2'] .chart-title").bounding_box()
+    column = grid["width"] / 12
+    page.mouse.move(head["x"] + 5, head["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(head["x"] + 5 + 3 * column, head["y"] + 5, steps=12)
+    page.mouse.up()
+    page.wait_for_function(f"() => livedash.board.layout()['2'].x === {before['x'] + 3}")
+
     # Add a panel through the dialog.
     page.click("#add-panel")
     page.fill("#panel-title", "Errors")
@@ -195,6 +207,16 @@ def test_the_owner_moves_resizes_adds_and_saves_panels_then_restores_a_version(b
     page.click("#panel-form button[value='apply']")
     page.wait_for_function("() => livedash.charts.keys().includes('panel-5')")
     screenshot(page, "edit-1440")
+
+    # Remove the table panel; undo brings it back; remove it again.
+    page.click(".grid-stack-item[gs-id='panel-4'] .panel-edit")
+    page.click("#panel-remove")
+    page.wait_for_function("() => !livedash.charts.keys().includes('panel-4')")
+    page.click("#undo-edit")
+    page.wait_for_function("() => livedash.charts.keys().includes('panel-4')")
+    page.click(".grid-stack-item[gs-id='panel-4'] .panel-edit")
+    page.click("#panel-remove")
+    page.wait_for_function("() => !livedash.charts.keys().includes('panel-4')")
     assert not [line for line in page.console_lines if "Content Security Policy" in line]
     page.fill("#save-message", "wider load, errors")
     page.click("#save-board")
@@ -204,7 +226,9 @@ def test_the_owner_moves_resizes_adds_and_saves_panels_then_restores_a_version(b
     assert stored.version == 2
     assert stored.versions.get(version=2).message == "wider load, errors"
     panels = {p["id"]: p for p in stored.document["panels"]}
+    assert sorted(panels) == [1, 2, 3, 5]
     assert panels[1]["grid"]["w"] == 12
+    assert panels[2]["grid"]["x"] == before["x"] + 3
     assert panels[5] == {
         "id": 5,
         "title": "Errors",
@@ -240,11 +264,12 @@ def test_the_owner_moves_resizes_adds_and_saves_panels_then_restores_a_version(b
 
     # Version history, and a restore of version 1 as version 4.
     page.reload()
-    page.wait_for_function("() => livedash.charts.keys().length === 5")
+    page.wait_for_function("() => livedash.charts.keys().includes('panel-5')")
     page.click("#versions-button")
     page.wait_for_function("() => document.querySelectorAll('#versions-list li').length === 3")
     page.click("#versions-list li[data-version='1'] button")
-    page.wait_for_function("() => livedash.charts.keys().length === 4")
+    page.wait_for_function("() => livedash.charts.keys().includes('panel-4')")
+    assert page.evaluate("livedash.charts.keys()") == ["panel-1", "panel-2", "panel-3", "panel-4"]
     restored = Dashboard.objects.get(uid="night")
     assert restored.version == 4
     assert restored.document["panels"] == DOCUMENT["panels"]
