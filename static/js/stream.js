@@ -75,6 +75,9 @@
       updateStatus();
       ld.emit("sse:error", {});
     };
+    // A stream filtered by `match` sends keep-alives with an id when it skips events:
+    // listening is what makes ReconnectingEventSource remember that id for its reconnect.
+    source.addEventListener("keep-alive", () => {});
     for (const type of eventTypes) {
       source.addEventListener(type, (event) => {
         if (!current()) return;
