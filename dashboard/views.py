@@ -62,9 +62,10 @@ def maintenance_banner(user):
     return lines
 
 
-@require_GET
-@login_required
-def index(request):
+def page_context(request):
+    """What every page that draws metrics needs: the page config its scripts read (the
+    stream, the history endpoint, the socket) and the header's facts. `/` and the
+    dashboards people build (boards.views) both start from it."""
     user = request.user
     can_view = can_view_metrics(user)
     can_control = can_control_sampling(user)
@@ -93,7 +94,7 @@ def index(request):
         "windowsUrl": reverse("api:list_windows") if can_manage_windows else None,
         "socketPath": "/ws/dashboard/",
     }
-    context = {
+    return {
         "can_view_metrics": can_view,
         "can_control": can_control,
         "can_manage_windows": can_manage_windows,
@@ -103,7 +104,12 @@ def index(request):
         "host_name": collector_host() or settings.COLLECTOR_HOST,
         "maintenance": maintenance_banner(user),
     }
-    return render(request, "dashboard/index.html", context)
+
+
+@require_GET
+@login_required
+def index(request):
+    return render(request, "dashboard/index.html", page_context(request))
 
 
 @require_POST
