@@ -63,6 +63,7 @@ bench: static
 	$(PY) -m bench.history
 	$(PY) -m bench.ingest
 	$(PY) -m bench.selected
+	$(PY) -m bench.boards
 
 # The long run: 30 minutes by default; SOAK_MINUTES=2 make soak for a short one.
 soak: static

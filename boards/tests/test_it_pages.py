@@ -149,7 +149,8 @@ def test_home_is_the_chosen_dashboard_else_host_overview_else_the_page_of_every_
     Dashboard.objects.filter(uid="shared").delete()
     assert "board" not in config_of(client.get("/"))
     # Once the host overview is provisioned, it is the default home of whoever may see it.
-    store.save(board(uid="host-overview", title="Host overview", visibility="everyone"), author=store.Author())
+    overview = board(uid="host-overview", title="Host overview", visibility="everyone")
+    store.save(overview, author=store.Author())
     Dashboard.objects.filter(uid="host-overview").update(provisioned_from="host-overview.json")
     for user in (alice, bob):
         assert config_of(as_user(user).get("/"))["board"]["document"]["uid"] == "host-overview"
