@@ -93,6 +93,7 @@ def render_board(request, board):
         "apiUrl": f"/api/v1/dashboards/{board.uid}",
         "listUrl": "/api/v1/dashboards",
         "labelsUrl": "/api/v1/labels/",
+        "seriesUrl": "/api/v1/series",
         "pageUrl": reverse("board", args=[board.uid]),
         "variables": {
             key[len("var-") :]: request.GET.getlist(key) for key in request.GET if key.startswith("var-")
@@ -103,6 +104,7 @@ def render_board(request, board):
         {
             "board": board,
             "editable": config["board"]["editable"],
+            "can_copy": config["board"]["canCopy"],
             "kiosk": request.GET.get("kiosk") == "1",
         }
     )
