@@ -17,14 +17,13 @@ from axe_playwright_python.sync_playwright import Axe
 
 from boards import store
 from boards.models import Dashboard
-from tests.e2e.test_boards_page import (  # noqa: F401 (fixtures)
-    DOCUMENT,
-    base_url,
-    browse,
-    night,
-    push,
-    screenshot,
-)
+from tests.e2e import test_boards_page as boards_page
+from tests.e2e.test_boards_page import DOCUMENT, push, screenshot
+
+# The fixtures of the editor's first half: a worker, a logged-in Chromium, the "night" dashboard.
+base_url = boards_page.base_url
+browse = boards_page.browse
+night = boards_page.night
 
 pytestmark = pytest.mark.slow
 
@@ -141,7 +140,7 @@ def test_export_import_under_another_uid_and_save_a_copy(browse, alice, night, t
     page.wait_for_function("() => livedash.charts.keys().length === 4")
     with page.expect_download() as download:
         page.click("#export-board")
-    exported = json.loads(open(download.value.path()).read())
+    exported = json.loads(download.value.path().read_text())
     assert download.value.suggested_filename == "night.json"
     assert exported == Dashboard.objects.get(uid="night").export()
 
