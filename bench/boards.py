@@ -55,6 +55,20 @@ ALL_PANELS_DRAWN = """() => {
 }"""
 
 
+# The page's history requests, and the first one's times (page clock): sent, answered.
+HISTORY_TIMING = """() => {
+  const found = performance.getEntriesByType('resource')
+    .filter((e) => e.name.includes('/api/metrics/history/'));
+  const first = found[0] || {};
+  return {
+    history_requests: found.length,
+    history_sent_ms: Math.round(first.requestStart || 0),
+    history_answered_ms: Math.round(first.responseEnd || 0),
+    history_kb: Math.round((first.transferSize || 0) / 1024),
+  };
+}"""
+
+
 def series_of(metric, host):
     return f'bench_m{metric}{{host="h{host:02d}"}}'
 
@@ -158,10 +172,7 @@ def measure_loads(browser, base_url, cookie, worker_pid, loads, panels):
                 "time_to_values_ms": round(drawn, 1),
                 "page_cpu_ms": round(page_cpu_seconds(cdp) * 1000, 1),
                 "server_cpu_ms": round((cpu_seconds(worker_pid) - server_before) * 1000, 1),
-                "history_requests": page.evaluate(
-                    "performance.getEntriesByType('resource')"
-                    ".filter((e) => e.name.includes('/api/metrics/history/')).length"
-                ),
+                **page.evaluate(HISTORY_TIMING),
             }
         )
         context.close()
@@ -216,7 +227,13 @@ def measure_live(browser, base_url, cookie, worker_pid, seconds, panels):
 
 def summary(loads):
     out = {}
-    for field in ("time_to_values_ms", "page_cpu_ms", "server_cpu_ms"):
+    for field in (
+        "time_to_values_ms",
+        "history_sent_ms",
+        "history_answered_ms",
+        "page_cpu_ms",
+        "server_cpu_ms",
+    ):
         values = [load[field] for load in loads]
         out[field] = {"p50": round(statistics.median(values), 1), "max": round(max(values), 1)}
     return out
@@ -279,7 +296,13 @@ def main(argv=None):
     path.write_text(json.dumps(result, indent=2))
     s = result["load_summary"]
     print(f"{panels} panels, {METRICS * HOSTS} series, {args.minutes} min of history, {args.loads} loads")
-    for field in ("time_to_values_ms", "page_cpu_ms", "server_cpu_ms"):
+    for field in (
+        "time_to_values_ms",
+        "history_sent_ms",
+        "history_answered_ms",
+        "page_cpu_ms",
+        "server_cpu_ms",
+    ):
         print(f"  {field:20} p50 {s[field]['p50']:>8}  max {s[field]['max']:>8}")
     print(f"  live: page {live['page_cpu_percent']}% of a core, worker {live['server_cpu_percent']}%")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
