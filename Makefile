@@ -64,6 +64,7 @@ bench: static
 	$(PY) -m bench.ingest
 	$(PY) -m bench.selected
 	$(PY) -m bench.alert_latency --series 2000 --clients 200
+	$(PY) -m bench.boards
 
 # The long run: 30 minutes by default; SOAK_MINUTES=2 make soak for a short one.
 soak: static

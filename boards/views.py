@@ -1,6 +1,5 @@
 """The pages of the dashboards people build: the list (`/dashboards/`), one dashboard
-(`/d/UID/`, viewing and editing), a new one, and `/` when the user chose a home
-dashboard.
+(`/d/UID/`, viewing and editing), a new one, and `/` (the home dashboard).
 
 Who may see what is the boards models' rule (`Dashboard.can_view`, `visible_to`); a
 dashboard the user may not see answers 404, as one that does not exist, so its uid
@@ -94,6 +93,7 @@ def render_board(request, board):
         "apiUrl": f"/api/v1/dashboards/{board.uid}",
         "listUrl": "/api/v1/dashboards",
         "labelsUrl": "/api/v1/labels/",
+        "seriesUrl": "/api/v1/series",
         "pageUrl": reverse("board", args=[board.uid]),
         "variables": {
             key[len("var-") :]: request.GET.getlist(key) for key in request.GET if key.startswith("var-")
@@ -104,6 +104,7 @@ def render_board(request, board):
         {
             "board": board,
             "editable": config["board"]["editable"],
+            "can_copy": config["board"]["canCopy"],
             "kiosk": request.GET.get("kiosk") == "1",
         }
     )
@@ -119,10 +120,11 @@ def dashboard_page(request, uid):
 @require_GET
 @login_required
 def home(request):
-    """The home dashboard the user chose, while it exists and they may see it; else the
-    page every user had before dashboards (every metric, in display order)."""
-    uid = HomeDashboard.objects.filter(user=request.user).values_list("uid", flat=True).first()
-    board = Dashboard.objects.select_related("owner").filter(uid=uid).first() if uid else None
-    if board is not None and board.can_view(request.user):
+    """The user's home dashboard: their choice while it exists and they may see it, else
+    the provisioned host overview (the contract's default) when they may see it; only
+    without either, the page every user had before dashboards (every metric, in display
+    order), so a fresh install that has not provisioned yet still shows something."""
+    board = HomeDashboard.dashboard_for(request.user)
+    if board is not None:
         return render_board(request, board)
     return index(request)

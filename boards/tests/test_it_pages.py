@@ -135,7 +135,7 @@ def test_a_provisioned_dashboard_is_not_edited_in_place(alice, boards):
     assert b'id="edit-button"' not in response.content
 
 
-def test_home_is_the_chosen_dashboard_else_the_page_of_every_metric(alice, bob, boards):
+def test_home_is_the_chosen_dashboard_else_host_overview_else_the_page_of_every_metric(alice, bob, boards):
     client = as_user(alice)
     plain = client.get("/")
     assert "board" not in config_of(plain)
@@ -148,6 +148,15 @@ def test_home_is_the_chosen_dashboard_else_the_page_of_every_metric(alice, bob, 
     assert "board" not in config_of(as_user(bob).get("/"))
     Dashboard.objects.filter(uid="shared").delete()
     assert "board" not in config_of(client.get("/"))
+    # Once the host overview is provisioned, it is the default home of whoever may see it.
+    overview = board(uid="host-overview", title="Host overview", visibility="everyone")
+    store.save(overview, author=store.Author())
+    Dashboard.objects.filter(uid="host-overview").update(provisioned_from="host-overview.json")
+    for user in (alice, bob):
+        assert config_of(as_user(user).get("/"))["board"]["document"]["uid"] == "host-overview"
+    # A choice still wins over it.
+    HomeDashboard.objects.filter(user=alice).update(uid="mine")
+    assert config_of(client.get("/"))["board"]["document"]["uid"] == "mine"
 
 
 def test_the_pages_keep_the_strict_policy(alice, boards):

@@ -314,6 +314,7 @@
     },
     windowMinutes,
     // What editor.js asks.
+    substitute,
     grid,
     document: () => state.document,
     setDocument,
