@@ -118,3 +118,38 @@ def test_a_token_with_the_read_scope_reads_history(client, transactional_db, red
     assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
     unknown = client.get(URL, headers={"Authorization": "Bearer ldt_nope"})
     assert (unknown.status_code, unknown.json()["error"]) == (401, "unauthenticated")
+
+
+@pytest.mark.parametrize(("scan_limit", "walked"), [(20, False), (100, True)])
+def test_the_store_is_walked_for_raw_values_only_when_the_window_fits_the_walk(
+    as_alice, monkeypatch, scan_limit, walked
+):
+    # 60 values in the last 10 minutes: a walk limited to 20 events cannot reach the
+    # window's start (its values come from the rollups without reading 20 events for
+    # nothing); one allowed 100 can, and answers raw values.
+    from dashboard.storage import DashboardRedisStorage
+    from dashboard.stream import history
+
+    now = time.time()
+    for i in range(60):
+        metric_event((WEB1, WEB2, "orders")[i % 3], i, now - 600 + 10 * i)
+    rollups.write_pending()
+    monkeypatch.setattr(history, "RAW_SCAN_LIMIT", scan_limit)
+    read = []
+    original = DashboardRedisStorage.read_back
+
+    def counted(self, *args, **kwargs):
+        for event in original(self, *args, **kwargs):
+            read.append(event.id)
+            yield event
+
+    monkeypatch.setattr(DashboardRedisStorage, "read_back", counted)
+    body = as_alice.get(URL, {"minutes": 60, "match": 'cpu{host="web1"}'}).json()
+
+    assert list(body["series"]) == [WEB1]
+    if walked:
+        assert body["step"] == 0
+        assert [point[1] for point in body["series"][WEB1]] == list(range(0, 60, 3))
+    else:
+        assert body["step"] > 0
+        assert len(read) <= 1, f"read {len(read)} events to answer from the rollups"
