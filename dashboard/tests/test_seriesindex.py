@@ -235,3 +235,41 @@ def test_after_redis_lost_everything_the_rollups_alone_rebuild_it(index):
     assert found == [{"id": 'cpu{host="web1"}', "name": "cpu", "labels": {"host": "web1"}, "last": None}]
     publish_metric("cpu", 4, ts=now, labels={"host": "web1"})
     assert index.find()[0][0]["last"] == [now, 4]
+
+
+class Clock:
+    """The index's clock, moved by hand."""
+
+    monotonic = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
+
+    def __init__(self):
+        self.now = time.time()
+
+    def time(self):
+        return self.now
+
+
+def test_a_read_keeps_the_live_set_until_a_series_joins_or_leaves_it(index, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(seriesindex, "time", clock)
+    index.admit([point("cpu", {"host": "a"}, 1, clock.now)])
+    assert ids(index.find()[0]) == ['cpu{host="a"}']
+    kept = seriesindex._live_kept
+    # Pushed again: no series joined, the set is not read again.
+    index.admit([point("cpu", {"host": "a"}, 2, clock.now)])
+    assert index.find()[0][0]["last"] == [clock.now, 2]
+    assert seriesindex._live_kept is kept
+    # A new series is there at once, by name and by label.
+    index.admit([point("cpu", {"host": "b"}, 1, clock.now)])
+    assert ids(index.find(selectors.selection(["cpu"]))[0]) == ['cpu{host="a"}', 'cpu{host="b"}']
+    assert index.label_values("host", selectors.selection(['{host=~"a|b"}'])) == ["a", "b"]
+
+    # A day without a publish: both expired, though nothing dropped them from Redis.
+    clock.now += retention_seconds() + 10
+    assert index.find()[0] == []
+    assert index.find(selectors.selection(["cpu"]))[0] == []
+    # One is pushed again: it is live again at once.
+    index.admit([point("cpu", {"host": "b"}, 3, clock.now)])
+    assert ids(index.find(selectors.selection(["cpu"]))[0]) == ['cpu{host="b"}']
+    assert index.label_values("host", selectors.selection(["cpu"])) == ["b"]
