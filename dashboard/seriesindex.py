@@ -363,17 +363,23 @@ def _newest_points(since):
 
 class _LiveSet:
     """The live set as this process last read it: its storage keys, the token it was
-    read under (`series:built` and `series:version`), and the lowest score among them."""
+    read under (`series:built` and `series:version`), the lowest score among them, and,
+    once asked, each one's (store, id, name, labels), all of them and by metric name."""
 
     def __init__(self, token, stores, oldest):
         self.token, self.stores, self.oldest = token, stores, oldest
-        self._by_name = None
+        self._entries = self._by_name = None
+
+    def entries(self, client):
+        if self._entries is None:
+            self._entries = list(_metas(client, self.stores))
+        return self._entries
 
     def by_name(self, client):
         if self._by_name is None:
             by_name = {}
-            for store, _series_id, name, _labels in _metas(client, self.stores):
-                by_name.setdefault(name, []).append(store)
+            for entry in self.entries(client):
+                by_name.setdefault(entry[2], []).append(entry)
             self._by_name = by_name
         return self._by_name
 
@@ -411,14 +417,14 @@ def _live(client, since):
 
 
 def _candidates(client, selection, since):
-    """Storage keys of the live series that may match: those of the named metrics when
-    every selector names its metric, else every live series."""
+    """(store, id, name, labels) of the live series that may match: those of the named
+    metrics when every selector names its metric, else every live series."""
     names = {selector.metric_name for selector in selection.selectors} if selection else {None}
     live = _live(client, since)
     if None in names:
-        return live.stores
+        return live.entries(client)
     by_name = live.by_name(client)
-    return [store for name in sorted(names) for store in by_name.get(name, ())]
+    return [entry for name in sorted(names) for entry in by_name.get(name, ())]
 
 
 # What each storage key stands for, per process: a key's id, name and labels never
@@ -446,10 +452,11 @@ def _metas(client, stores):
 
 
 def _matching(client, selection):
-    stores = _candidates(client, selection, cutoff())
-    for store, series_id, name, labels in _metas(client, stores):
-        if selection is None or selection.wants(series_id, name, labels):
-            yield store, series_id, name, labels
+    candidates = _candidates(client, selection, cutoff())
+    if selection is None:
+        return candidates
+    wants = selection.wants
+    return [entry for entry in candidates if wants(entry[1], entry[2], entry[3])]
 
 
 def find(selection=None, limit=ANSWER_LIMIT):
