@@ -153,3 +153,34 @@ def test_the_store_is_walked_for_raw_values_only_when_the_window_fits_the_walk(
     else:
         assert body["step"] > 0
         assert len(read) <= 1, f"read {len(read)} events to answer from the rollups"
+
+
+def test_history_by_exact_labels_decodes_only_the_series_carrying_them(transactional_db):
+    from django.db import connection
+
+    from dashboard import selectors
+
+    ids = [
+        series.format_id(name, {"dc": dc, "host": f"h{i}"})
+        for name in ("cpu", "mem")
+        for i, dc in [(i, ("eu", "us")[i % 2]) for i in range(20)]
+    ]
+    ids += ["cpu", 'cpu{role="web"}']
+    rollups.register_series({series_id: series.storage_key(series_id) for series_id in ids})
+    rollups.forget_registered_series()
+    cases = [
+        ['{host="h7"}'],
+        ['cpu{dc="eu",host=~"h1.*"}'],
+        ['cpu{host=""}'],
+        ['mem{dc!="eu"}', '{host="h3"}'],
+        ['{role="web"}', "cpu"],
+    ]
+    for texts in cases:
+        selection = selectors.selection(texts)
+        rollups.forget_registered_series()
+        found = {Series.objects.get(key=key).series_id for key in rollups.matching_keys(selection)}
+        expected = {i for i in ids if selection.matches(*series.parse_series_id(i))}
+        assert found == expected, texts
+        if connection.vendor == "postgresql" and texts == ['{host="h7"}']:
+            # The database narrowed the rows: only h7's two series were decoded here.
+            assert len(rollups._described) == 2
