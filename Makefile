@@ -60,6 +60,7 @@ stack: static
 bench: static
 	$(PY) -m bench
 	$(PY) -m bench.history
+	$(PY) -m bench.series
 	$(PY) -m bench.ingest
 
 # The long run: 30 minutes by default; SOAK_MINUTES=2 make soak for a short one.
