@@ -192,8 +192,27 @@ def cutoff(now=None):
 
 
 def _number_text(number):
-    # JSON for the value, and a ts Lua's tonumber reads back exactly (repr round-trips).
-    return json.dumps(number, allow_nan=False)
+    """JSON for a finite number (what `json.dumps` writes, at a fraction of its cost on
+    the publish path), and a ts Lua's tonumber reads back exactly (repr round-trips).
+    The base types' repr: a subclass's own (numpy's) is no JSON."""
+    return int.__repr__(number) if isinstance(number, int) else float.__repr__(number)
+
+
+# The `series:meta` text of each series this process admitted lately: derived from the
+# id, so the same every time, and a batch of a thousand series would otherwise encode
+# a thousand of them on every publish. Bounded: past META_TEXTS_KEPT it starts afresh.
+_meta_texts = {}
+META_TEXTS_KEPT = 50_000
+
+
+def _meta_text(store, series_id, name, labels):
+    text = _meta_texts.get(store)
+    if text is None:
+        if len(_meta_texts) >= META_TEXTS_KEPT:
+            _meta_texts.clear()
+        text = json.dumps([series_id, name, labels], ensure_ascii=False, separators=(",", ":"))
+        _meta_texts[store] = text
+    return text
 
 
 def _latest_per_series(points):
@@ -230,7 +249,7 @@ def admit(points, enforce=True):
         EXPIRE_PER_CALL,
     ]
     for store, (series_id, name, labels, ts, value) in latest.items():
-        meta = json.dumps([series_id, name, labels], ensure_ascii=False, separators=(",", ":"))
+        meta = _meta_text(store, series_id, name, labels)
         args += [store, name, meta, _number_text(ts), _number_text(value)]
     client = get_sync_client()
     keys = [live_key(), meta_key(), last_key(), built_key(), names_key(), metric_key(""), version_key()]
@@ -369,6 +388,8 @@ class _LiveSet:
     def __init__(self, token, stores, oldest):
         self.token, self.stores, self.oldest = token, stores, oldest
         self._entries = self._by_name = None
+        # Selection -> the entries it wants: the same set gives the same answer.
+        self._matched = {}
 
     def entries(self, client):
         if self._entries is None:
@@ -383,7 +404,27 @@ class _LiveSet:
             self._by_name = by_name
         return self._by_name
 
+    def matching(self, client, selection):
+        """The entries `selection` wants, worked out once per set and selection (the
+        selections of a process are shared objects, see `selectors.selection`)."""
+        found = self._matched.get(selection)
+        if found is None:
+            names = {selector.metric_name for selector in selection.selectors}
+            if None in names:
+                candidates = self.entries(client)
+            else:
+                by_name = self.by_name(client)
+                candidates = [entry for name in sorted(names) for entry in by_name.get(name, ())]
+            wants = selection.wants
+            found = [entry for entry in candidates if wants(entry[1], entry[2], entry[3])]
+            if len(self._matched) >= MATCHED_KEPT:
+                self._matched.clear()
+            self._matched[selection] = found
+        return found
 
+
+# Selections whose answer one live set keeps at most (past it, it starts afresh).
+MATCHED_KEPT = 64
 _live_kept = None
 
 
@@ -416,17 +457,6 @@ def _live(client, since):
     return _live_kept
 
 
-def _candidates(client, selection, since):
-    """(store, id, name, labels) of the live series that may match: those of the named
-    metrics when every selector names its metric, else every live series."""
-    names = {selector.metric_name for selector in selection.selectors} if selection else {None}
-    live = _live(client, since)
-    if None in names:
-        return live.entries(client)
-    by_name = live.by_name(client)
-    return [entry for name in sorted(names) for entry in by_name.get(name, ())]
-
-
 # What each storage key stands for, per process: a key's id, name and labels never
 # change (the key is derived from the id), so a read fetches only the ones it has not
 # met yet. Bounded: past META_KEPT entries it starts afresh.
@@ -452,11 +482,9 @@ def _metas(client, stores):
 
 
 def _matching(client, selection):
-    candidates = _candidates(client, selection, cutoff())
-    if selection is None:
-        return candidates
-    wants = selection.wants
-    return [entry for entry in candidates if wants(entry[1], entry[2], entry[3])]
+    """(store, id, name, labels) of the live series `selection` wants (all without one)."""
+    live = _live(client, cutoff())
+    return live.entries(client) if selection is None else live.matching(client, selection)
 
 
 def find(selection=None, limit=ANSWER_LIMIT):
