@@ -177,9 +177,9 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 @admin.register(MaintenanceWindow)
 class MaintenanceWindowAdmin(admin.ModelAdmin):
-    """One-off or recurring (RFC 5545 RRULE in a time zone) windows: alerts recorded, not sent."""
+    """One-off or recurring (RFC 5545 RRULE or cron, in a time zone) windows: alerts recorded, not sent."""
 
-    list_display = ["name", "match", "starts_at", "duration_minutes", "rrule", "timezone", "enabled"]
+    list_display = ["name", "match", "starts_at", "duration_minutes", "rrule", "cron", "timezone", "enabled"]
     list_filter = ["enabled"]
     search_fields = ["name", "match"]
 

@@ -2,7 +2,7 @@
 models lived in `notifications` (see migrations/0001_initial.py): moving the models
 moved no data."""
 
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -402,20 +402,45 @@ def time_zone(name):
         raise ValueError(f"unknown time zone {name!r}") from None
 
 
+# Occurrences of one window an answer lists at most (a window every minute over a day fits).
+MAX_OCCURRENCES = 2000
+
+
+def parse_cron(expression):
+    """A five-field cron expression (minute hour day month weekday, or an alias such as
+    @daily) parsed by croniter; ValueError naming the problem."""
+    from croniter import croniter
+
+    text = " ".join(expression.split())
+    fields = text.split(" ")
+    if not text.startswith("@") and len(fields) != 5:
+        raise ValueError(
+            f"a cron expression has five fields (minute hour day month weekday), not {len(fields)}"
+        )
+    if not croniter.is_valid(text):
+        raise ValueError(f"not a cron expression: {expression!r}")
+    return text
+
+
 class MaintenanceWindow(models.Model):
     """A time when alerts of the series it matches are recorded but not sent: once
-    (`starts_at` for `duration_minutes`) or recurring (`rrule`, RFC 5545, counted in
-    `timezone`'s wall clock, so "daily at 02:00" stays at 02:00 across daylight-saving
-    changes). When it ends, what still fires is sent at once."""
+    (`starts_at` for `duration_minutes`) or recurring, by an RFC 5545 `rrule` or a
+    `cron` expression, counted in `timezone`'s wall clock, so "daily at 02:00" stays at
+    02:00 across daylight-saving changes. When it ends, what still fires is sent at once."""
 
     name = models.CharField(max_length=100)
     match = models.CharField(
         max_length=MATCH_MAX_LENGTH, blank=True, help_text="The series it covers; empty: every series."
     )
-    starts_at = models.DateTimeField(help_text="The (first) start.")
+    starts_at = models.DateTimeField(help_text="The (first) start: a recurring window starts no earlier.")
     duration_minutes = models.PositiveIntegerField(default=60)
     rrule = models.CharField(
         max_length=500, blank=True, help_text="RFC 5545 recurrence, e.g. FREQ=WEEKLY;BYDAY=SU; empty: once."
+    )
+    cron = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="Or cron, e.g. 30 1 * * 0 (Sundays at 01:30); empty: once.",
     )
     timezone = models.CharField(max_length=64, default="UTC", help_text="e.g. Europe/Madrid")
     enabled = models.BooleanField(default=True)
@@ -430,6 +455,8 @@ class MaintenanceWindow(models.Model):
         from django.core.exceptions import ValidationError
 
         errors = {}
+        if self.duration_minutes is not None and self.duration_minutes < 1:
+            errors["duration_minutes"] = "a window lasts at least a minute"
         try:
             time_zone(self.timezone)
         except ValueError as exc:
@@ -439,11 +466,21 @@ class MaintenanceWindow(models.Model):
                 selectors.parse(self.match)
             except ValueError as exc:
                 errors["match"] = str(exc)
-        if self.rrule and "timezone" not in errors and self.starts_at is not None:
+        if self.rrule and self.cron:
+            errors["cron"] = "give an RRULE or a cron expression, not both"
+        elif self.cron:
             try:
-                self._recurrence()
-            except (ValueError, TypeError) as exc:
-                errors["rrule"] = f"not an RFC 5545 recurrence: {exc}"
+                self.cron = parse_cron(self.cron)
+            except ValueError as exc:
+                errors["cron"] = str(exc)
+        if "timezone" not in errors and "cron" not in errors and self.starts_at is not None:
+            if self.rrule:
+                try:
+                    self._recurrence()
+                except (ValueError, TypeError) as exc:
+                    errors["rrule"] = f"not an RFC 5545 recurrence: {exc}"
+            elif self.cron and self._next_local(self._local(self.starts_at), inclusive=True) is None:
+                errors["cron"] = f"{self.cron!r} never happens"
         if errors:
             raise ValidationError(errors)
 
@@ -451,18 +488,69 @@ class MaintenanceWindow(models.Model):
     def zone(self):
         return time_zone(self.timezone)
 
+    @property
+    def recurring(self):
+        return bool(self.rrule or self.cron)
+
+    @property
+    def length(self):
+        return timedelta(minutes=self.duration_minutes)
+
+    def _local(self, moment):
+        # Naive local wall-clock times: each occurrence is placed in the zone afterwards,
+        # with the offset of its own date (DST before or after the change).
+        return moment.astimezone(self.zone).replace(tzinfo=None)
+
+    def _aware(self, local):
+        return local.replace(tzinfo=self.zone).astimezone(UTC)
+
     def _recurrence(self):
         from dateutil.rrule import rrulestr
 
-        # Naive local wall-clock times: each occurrence is placed in the zone afterwards,
-        # with the offset of its own date (DST before or after the change).
-        start = self.starts_at.astimezone(self.zone).replace(tzinfo=None)
-        return rrulestr(self.rrule, dtstart=start)
+        return rrulestr(self.rrule, dtstart=self._local(self.starts_at))
+
+    def _cron(self, local):
+        from croniter import croniter
+
+        return croniter(self.cron, local)
+
+    def _previous_local(self, local):
+        """The latest start at or before the wall-clock time `local`, or None."""
+        if self.rrule:
+            return self._recurrence().before(local, inc=True)
+        from croniter import CroniterBadDateError
+
+        # croniter's previous is strictly before its base; cron counts whole minutes.
+        try:
+            last = self._cron(local + timedelta(seconds=1)).get_prev(datetime)
+        except CroniterBadDateError:
+            return None
+        return last if last >= self._local(self.starts_at) else None
+
+    def _next_local(self, local, inclusive=False):
+        """The first start after (or at) the wall-clock time `local`, or None."""
+        if self.rrule:
+            return self._recurrence().after(local, inc=inclusive)
+        from croniter import CroniterBadDateError
+
+        first = self._local(self.starts_at)
+        if local < first:
+            local, inclusive = first, True
+        # croniter's next is strictly after its base.
+        base = local - timedelta(seconds=1) if inclusive else local
+        try:
+            return self._cron(base).get_next(datetime)
+        except CroniterBadDateError:
+            return None
 
     def covers(self, moment, name=None, labels=None):
         """Whether the window is on at `moment` (aware) for the series (None: any)."""
-        if not self.enabled or not self._on_at(moment):
+        if not self.enabled or self.occurrence_at(moment) is None:
             return False
+        return self.matches(name, labels)
+
+    def matches(self, name, labels=None):
+        """Whether the window covers the series (`name` None: any series)."""
         if not self.match or name is None:
             return True
         try:
@@ -470,16 +558,50 @@ class MaintenanceWindow(models.Model):
         except ValueError:
             return False
 
-    def _on_at(self, moment):
-        from datetime import timedelta
+    @property
+    def metric_name(self):
+        """The metric its selector names; None for every series or a selector naming none."""
+        if not self.match:
+            return None
+        try:
+            return selectors.parse(self.match).metric_name
+        except ValueError:
+            return None
 
-        length = timedelta(minutes=self.duration_minutes)
-        if not self.rrule:
-            return self.starts_at <= moment < self.starts_at + length
-        local = moment.astimezone(self.zone).replace(tzinfo=None)
-        # The latest start at or before now, within one window's length of wall time back.
-        last = self._recurrence().before(local, inc=True)
+    def occurrence_at(self, moment):
+        """(start, end) of the occurrence on at `moment` (aware, UTC), or None. The last
+        answer is kept: the evaluator asks once per series at the same moment."""
+        key = (moment, self.starts_at, self.duration_minutes, self.rrule, self.cron, self.timezone)
+        remembered = getattr(self, "_occurrence_memo", None)
+        if remembered is not None and remembered[0] == key:
+            return remembered[1]
+        found = self._occurrence_at(moment)
+        self._occurrence_memo = (key, found)
+        return found
+
+    def _occurrence_at(self, moment):
+        if not self.recurring:
+            end = self.starts_at + self.length
+            return (self.starts_at, end) if self.starts_at <= moment < end else None
+        last = self._previous_local(self._local(moment))
         if last is None:
-            return False
-        began = last.replace(tzinfo=self.zone).astimezone(UTC)
-        return began <= moment < began + length
+            return None
+        began = self._aware(last)
+        return (began, began + self.length) if began <= moment < began + self.length else None
+
+    def occurrences(self, start, end):
+        """(start, end) of each occurrence overlapping [start, end] (aware), oldest first,
+        at most MAX_OCCURRENCES of them."""
+        if not self.recurring:
+            finish = self.starts_at + self.length
+            return [(self.starts_at, finish)] if self.starts_at <= end and finish >= start else []
+        found = []
+        # Wall-clock bounds, widened by a day for the offset changes between them.
+        local = self._next_local(self._local(start - self.length) - timedelta(days=1), inclusive=True)
+        last = self._local(end) + timedelta(days=1)
+        while local is not None and local <= last and len(found) < MAX_OCCURRENCES:
+            began = self._aware(local)
+            if began <= end and began + self.length >= start:
+                found.append((began, began + self.length))
+            local = self._next_local(local)
+        return found

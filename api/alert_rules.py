@@ -7,33 +7,16 @@ CSRF applies to PUT and DELETE, as to any form a browser posts).
 
 from asgiref.sync import sync_to_async
 from ninja import Router, Status
-from ninja.utils import check_csrf
 
 from alerts import code
 from api import bodies
-from api.auth import ApiError, forbidden, unauthenticated
-from api.schemes import BearerAuth, token_with_scope
+from api.auth import ApiError
+from api.schemes import TokenOrStaffSession
 
 SCOPE = "alerts"
 
 
-class TokenOrStaffSession(BearerAuth):
-    """A token with the scope (when the request sends one), else a staff session."""
-
-    async def authenticate(self, request):
-        if "Authorization" in request.headers:
-            return await token_with_scope(request, SCOPE)
-        user = await request.auser()
-        if not user.is_authenticated:
-            raise unauthenticated(f"send an API token with the {SCOPE} scope, or sign in as staff")
-        if not user.is_staff:
-            raise forbidden("alert rules are for staff and for tokens with the alerts scope")
-        if request.method not in ("GET", "HEAD", "OPTIONS") and check_csrf(request) is not None:
-            raise ApiError(403, "forbidden", "CSRF check failed: send the X-CSRFToken header")
-        return user
-
-
-router = Router(auth=TokenOrStaffSession(), tags=["alert rules"])
+router = Router(auth=TokenOrStaffSession(SCOPE, "alert rules"), tags=["alert rules"])
 
 
 def _conflict(exc):

@@ -7,6 +7,10 @@ user who may view the metrics) → `{"annotations": [...]}`.
 chart). A GET's `match` keeps the annotations that belong on every chart and those
 whose selector names the same metric (or names none): selectors are not compared
 any further, so a chart may get a marker meant for a sibling series.
+
+Maintenance windows appear among them as bands, one per occurrence in the range,
+tagged `maintenance`, with the id `"maintenance:<window id>:<start>"` (text, where
+stored annotations have numbers).
 """
 
 import math
@@ -16,6 +20,7 @@ from datetime import UTC, datetime
 from asgiref.sync import sync_to_async
 from ninja import Router, Status
 
+from alerts import windows
 from alerts.models import MATCH_MAX_LENGTH, Annotation
 from api import bodies, ratelimit
 from api.auth import ApiError, aauthenticate, forbidden, unauthenticated
@@ -153,6 +158,10 @@ async def list_annotations(request):
             answer.append(annotation.as_json())
             if len(answer) >= MAX_ANSWER:
                 break
-        return answer
+        # Maintenance windows appear as bands, one per occurrence in the range.
+        wanted = () if None in names else names
+        answer += windows.annotations(_moment(start, "start"), _moment(end, "end"), wanted)
+        answer.sort(key=lambda annotation: annotation["time"])
+        return answer[:MAX_ANSWER]
 
     return {"annotations": await sync_to_async(read)()}

@@ -5,9 +5,10 @@ only hook that onto ninja's `auth=`, so the OpenAPI page shows the bearer scheme
 and count each token's request before its body is read."""
 
 from ninja.security.base import AuthBase
+from ninja.utils import check_csrf
 
 from api import ratelimit
-from api.auth import aauthenticate
+from api.auth import ApiError, aauthenticate, forbidden, unauthenticated
 
 
 class BearerAuth(AuthBase):
@@ -40,3 +41,25 @@ class TokenAuth(BearerAuth):
 
     async def authenticate(self, request):
         return await token_with_scope(request, self.scope)
+
+
+class TokenOrStaffSession(BearerAuth):
+    """A token with the scope (when the request sends one), else a staff user's session
+    (then CSRF applies to anything but a read, as to any form a browser posts)."""
+
+    def __init__(self, scope, what):
+        self.scope = scope
+        self.what = what
+        super().__init__()
+
+    async def authenticate(self, request):
+        if "Authorization" in request.headers:
+            return await token_with_scope(request, self.scope)
+        user = await request.auser()
+        if not user.is_authenticated:
+            raise unauthenticated(f"send an API token with the {self.scope} scope, or sign in as staff")
+        if not user.is_staff:
+            raise forbidden(f"{self.what} are for staff and for tokens with the {self.scope} scope")
+        if request.method not in ("GET", "HEAD", "OPTIONS") and check_csrf(request) is not None:
+            raise ApiError(403, "forbidden", "CSRF check failed: send the X-CSRFToken header")
+        return user

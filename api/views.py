@@ -23,7 +23,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from api import alert_rules, annotations, bodies, lineprotocol, ratelimit, schemas
+from api import alert_rules, annotations, bodies, lineprotocol, maintenance_windows, ratelimit, schemas
 from api.agents import router as agents_router
 from api.auth import ApiError, error_response, forbidden, unauthenticated
 from api.dashboards import home_router
@@ -79,6 +79,8 @@ api.add_router("v1/agents/", agents_router)
 api.add_router("v1/alert-rules", alert_rules.router)
 # Chart annotations (api/annotations.py).
 api.add_router("v1/annotations", annotations.router)
+# Maintenance windows (api/maintenance_windows.py).
+api.add_router("v1/maintenance-windows", maintenance_windows.router)
 
 
 def urls():

@@ -1,4 +1,4 @@
-"""Configuration changes recorded from model signals: alert rules, metrics,
+"""Configuration changes recorded from model signals: alert rules, maintenance windows, metrics,
 delivery channels and API tokens, whoever saves them (the admin, a command, code).
 
 Writes made with `QuerySet.update()` send no signals; the product uses them for
@@ -17,6 +17,7 @@ from audit.services import record
 AUDITED_MODELS = (
     "dashboard.Metric",
     "alerts.AlertRule",
+    "alerts.MaintenanceWindow",
     "notifications.DeliveryChannel",
     "api.ApiToken",
 )

@@ -38,6 +38,8 @@ class Target:
     url: str
     cookie: str | None
     origin: str
+    # bench.selected: the client's share of the seqs is those with `seq % groups == group`.
+    group: int | None = None
 
 
 @dataclass
@@ -291,8 +293,9 @@ class LoadProcess:
         unanswered = sum(len(s.pings) for s in live)
         return {"rtts": rtts, "unanswered": unanswered}
 
-    def collect(self, expected_seqs):
-        """Deliveries, loss and duplicates by sequence number, over this process's clients.
+    def collect(self, expected_seqs, groups=None):
+        """Deliveries, loss and duplicates by sequence number, over this process's clients
+        (with `groups`, each client expects only the seqs of its target's group).
 
         A client with loss either `stopped` (it got a prefix of the events, then
         nothing) or has `holes` (it got events after the ones it missed): the first
@@ -306,7 +309,8 @@ class LoadProcess:
                 ended[reason] = ended.get(reason, 0) + count
             delivered += sum(state.seqs.values())
             duplicates += sum(count - 1 for count in state.seqs.values() if count > 1)
-            missing = [seq for seq in expected if seq not in state.seqs]
+            wanted = expected if groups is None else expected[state.target.group :: groups]
+            missing = [seq for seq in wanted if seq not in state.seqs]
             lost += len(missing)
             resets += state.resets
             if missing:

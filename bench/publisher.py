@@ -70,7 +70,27 @@ def dashboard_broadcaster(name):
     return publish
 
 
-PUBLISHERS = {"publish_metric": metric_publisher, "dashboard_broadcast": dashboard_broadcaster}
+def selected_batch_publisher(name, series, batch, groups):
+    """`publish_metrics` of `batch` points a call over `series` labelled series (bench.selected):
+    point `v` (its value) is series `v % series`, whose `group` label is `v % groups`."""
+    from dashboard.live import publish_metrics
+
+    def publish(seq, sent_at):
+        first = seq * batch
+        points = [
+            (name, value, sent_at, {"group": f"g{value % groups:03d}", "host": f"h{value % series:05d}"})
+            for value in range(first, first + batch)
+        ]
+        publish_metrics(points)
+
+    return publish
+
+
+PUBLISHERS = {
+    "publish_metric": metric_publisher,
+    "dashboard_broadcast": dashboard_broadcaster,
+    "selected_batches": selected_batch_publisher,
+}
 
 
 def publisher_main(pipe, progress, env=None):
@@ -90,6 +110,7 @@ def publisher_main(pipe, progress, env=None):
         if command == "quit":
             pipe.send({"ok": True})
             return
-        mode, name, events, rate = args
+        mode, name, events, rate, *options = args
         progress[PROGRESS_PUBLISHED] = 0
-        pipe.send(publish_steadily(PUBLISHERS[mode](name), events, rate, progress))
+        publish = PUBLISHERS[mode](name, **(options[0] if options else {}))
+        pipe.send(publish_steadily(publish, events, rate, progress))

@@ -128,6 +128,9 @@ def log(message):
 
 
 class Bench:
+    # What each client gets of each published event (bench.selected: a share of a batch).
+    per_client = 1
+
     def __init__(self, args, stack):
         self.args = args
         self.stack = stack
@@ -278,7 +281,8 @@ class Bench:
         workers_publish_s = workers.cpu_seconds() - workers_before
         profiles["publish"] = self.stop_profile()
         pings = self.ping_phase() if path in WS_PATHS else None
-        stats = self.ask([("collect", range(publish["published"]))] * len(self.loaders), lambda: "collecting")
+        collect = self.collect_command(publish["published"])
+        stats = self.ask([collect] * len(self.loaders), lambda: "collecting")
         log(f"[{path} × {count}] dropping every client and reconnecting them all at once")
         reconnect = connect_outcome(
             self.ask([("reconnect",)] * len(self.loaders), lambda: f"reconnected {self.connected()}/{count}")
@@ -308,7 +312,15 @@ class Bench:
             profiles=profiles,
             load_cpu_s=self.last_load_cpu_s,
             workers_cpu={"connect_s": workers_connect_s, "publish_s": workers_publish_s},
+            per_client=self.per_client,
         )
+
+    def collect_command(self, published):
+        """What each load process is asked, after the publish: every client expects each seq."""
+        return ("collect", range(published))
+
+    def publish_command(self, path, metric, events, rate):
+        return ("publish", PUBLISH_MODE[path], metric, events, rate)
 
     def load_cpu_seconds(self):
         return sum(cpu_seconds_of(process.pid) for process, _, _ in self.loaders)
@@ -323,13 +335,13 @@ class Bench:
     def publish_phase(self, path, count, metric, processes, connected):
         _, pipe, progress = self.grip_publisher if path in PUSHPIN_PATHS else self.publisher
         events, rate = self.args.events, self.args.rate
-        expected = connected * events
+        expected = connected * events * self.per_client
         received_before = self.received()
         log(f"[{path} × {count}] publishing {events} events at {rate:g}/s to {connected} clients")
         cpu_before, redis_before = processes.cpu_seconds(), cpu_seconds_of(self.stack.redis.pid)
         load_before = self.load_cpu_seconds()
         started = time.monotonic()
-        pipe.send(("publish", PUBLISH_MODE[path], metric, events, rate))
+        pipe.send(self.publish_command(path, metric, events, rate))
         peak = processes.snapshot()
 
         def describe():
@@ -339,7 +351,7 @@ class Bench:
             )
 
         (publish,) = self.wait_for([pipe], describe)
-        expected = connected * publish["published"]
+        expected = connected * publish["published"] * self.per_client
         last_count, last_change = self.received(), time.monotonic()
         while self.received() - received_before < expected:
             now = time.monotonic()
@@ -417,7 +429,7 @@ def phase_result(*, path, count, connected, before, after, peak, publish, stats,
         "events_published": publish["published"],
         "publish_errors": publish["errors"],
         "deliveries": deliveries,
-        "expected_deliveries": connected * publish["published"],
+        "expected_deliveries": connected * publish["published"] * rest["per_client"],
         "lost": totals.get("lost", 0),
         "duplicates": totals.get("duplicates", 0),
         "clients_with_loss": totals.get("clients_with_loss", 0),

@@ -110,6 +110,8 @@ class BenchStack:
         self.pushpin_ports = PushpinPorts.free()
         self.pushpin_key = secrets.token_urlsafe(32)
         self.pushpin_runs = 0
+        # bench.selected: the floor relays each stream only the events of its `?LABEL=`.
+        self.floor_select_by = None
 
     # Lifecycle ------------------------------------------------------------
 
@@ -238,6 +240,8 @@ class BenchStack:
             if path == "floor":
                 args = ["-m", "bench.floor", "--port", str(port), "--redis-url", self.redis_url]
                 args += ["--pubsub-channel", self.pubsub_channel()]
+                if self.floor_select_by:
+                    args += ["--select-by", self.floor_select_by]
                 process = self.supervisor.python(
                     f"floor-{index}", *args, stdout=log, stderr=subprocess.STDOUT
                 )

@@ -154,6 +154,26 @@ ROWS = [
         "/api/v1/dashboards/for-ops",
         cells("404", anonymous="401", charlie=OK, alice=OK, operator=OK, admin_role=OK, admin=OK),
     ),
+    # The same rule on the pages: a dashboard one may not see is a 404 page.
+    Row("`GET /dashboards/` (the list page)", "http", "/dashboards/", only(LOGGED_IN, OK, LOGIN)),
+    Row(
+        "`GET /d/<alice's private one>/`",
+        "http",
+        "/d/alice-private/",
+        cells("404", anonymous=LOGIN, alice=OK, operator=OK, admin_role=OK, admin=OK),
+    ),
+    Row(
+        "`GET /d/<visible to everyone>/`",
+        "http",
+        "/d/for-everyone/",
+        only(VIEWERS, OK, "404") | {"anonymous": LOGIN},
+    ),
+    Row(
+        "`GET /d/<visible to group ops (charlie)>/`",
+        "http",
+        "/d/for-ops/",
+        cells("404", anonymous=LOGIN, charlie=OK, alice=OK, operator=OK, admin_role=OK, admin=OK),
+    ),
     Row("`GET /healthz`", "http", "/healthz", cells(OK)),
     # A session is no credential for /metrics: only an API token with the scrape scope.
     Row("`GET /metrics` (session, no API token)", "http", "/metrics", cells("401")),
@@ -274,12 +294,17 @@ LEGEND = """
   A receiver should compare it in constant time and drop a repeated
   `X-Livedash-Delivery` id. Redirects are not followed (a 3xx is a failed try).
 - Webhook targets may be loopback or private addresses on purpose (receivers on
-  the same host or network); only staff with the admin's channel permissions, or
-  `manage.py add_channel`, create channels. A user can only pause or resume their
-  own channels from the page; another user's channel answers 404.
+  the same host or network), and so may apprise URLs (`json://`, `ntfy://`,
+  self-hosted services), whose "send a test" the server sends at once: a channel
+  points the server at a host. So only staff with the admin's channel permissions,
+  `manage.py add_channel`, and users granted `notifications.add_deliverychannel`
+  (from the bell menu, apprise channels of their own only; no role has it by
+  default) create channels. From the page a user pauses, resumes, tests and
+  removes only their own channels; another user's channel answers 404, and a
+  test's outcome says no more than apprise logged.
 - The audit log records every control action (`set_interval`, `pause`, `resume`,
   `ack_alert`, `silence_alert`, `unsilence_alert`) and every configuration change
-  (alert rules, metrics, delivery channels, API tokens, dashboards) with the actor, the client
+  (alert rules, maintenance windows, metrics, delivery channels, API tokens, dashboards) with the actor, the client
   address, before and after. Secrets (channel secrets, token hashes) appear only as
   `(secret)`. Entries cannot be added, changed or deleted in the admin; the
   collector prunes them after `AUDIT_RETENTION_DAYS`.

@@ -238,3 +238,78 @@ def test_it_switches_to_seven_days_with_bands_zooms_into_a_range_and_back(dashbo
         f"() => livedash.charts.zoomed() === null && livedash.charts.step() === {week_step}"
     )
     assert page.errors == []
+
+
+def column_tint(page, key, x):
+    """The mean blue minus red of a 3 px column of the chart's canvas at CSS x (within the plot)."""
+    return page.evaluate(
+        """([key, x]) => {
+            const canvas = document.querySelector(`.chart-card[data-key='${key}'] canvas`);
+            const over = document.querySelector(`.chart-card[data-key='${key}'] .u-over`);
+            const ratio = window.devicePixelRatio || 1;
+            const left = Math.round((x + over.offsetLeft - 1) * ratio);
+            const top = Math.round(over.offsetTop * ratio);
+            const height = Math.round(over.clientHeight * ratio);
+            const pixels = canvas.getContext('2d').getImageData(left, top, 3, height).data;
+            let tint = 0;
+            for (let i = 0; i < pixels.length; i += 4) tint += pixels[i + 2] - pixels[i];
+            return tint / (pixels.length / 4);
+        }""",
+        [key, x],
+    )
+
+
+def test_it_draws_annotations_on_the_charts_they_belong_on_with_their_text_on_hover(dashboard, tmp_path):
+    from datetime import UTC, datetime
+
+    from alerts.models import Annotation, MaintenanceWindow
+
+    Metric.objects.create(key="orders", label="Orders")
+    now = time.time()
+    for i in range(120):
+        publish_metric("orders", 1, ts=now - 240 + 2 * i)
+    moment = datetime.fromtimestamp(now - 180, tz=UTC)
+    Annotation.objects.create(time=moment, text="deploy 1.4", tags=["deploy"], match='orders{host="web1"}')
+    Annotation.objects.create(time=moment, text="cpu swap", match="cpu")
+    MaintenanceWindow.objects.create(
+        name="db upgrade",
+        match="orders",
+        starts_at=datetime.fromtimestamp(now - 90, tz=UTC),
+        duration_minutes=30,
+    )
+    page = dashboard()
+    page.wait_for_function("() => livedash.charts.points('orders') >= 100")
+    page.wait_for_function("() => livedash.charts.annotations('orders').length === 2")
+    assert page.evaluate("livedash.charts.annotations('orders')") == ["deploy 1.4", "Maintenance: db upgrade"]
+    # The banner says the window is on.
+    assert "db upgrade" in page.inner_text("#maintenance")
+
+    # Hovering the marker shows its text; hovering the band, the window's.
+    over = page.locator(".chart-card[data-key='orders'] .u-over")
+    box = over.bounding_box()
+    marker = page.evaluate(f"livedash.charts.xOf('orders', {now - 180})")
+    band = page.evaluate(f"livedash.charts.xOf('orders', {now - 30})")
+    page.mouse.move(box["x"] + marker, box["y"] + box["height"] / 2)
+    title = "() => document.querySelector(\".chart-card[data-key='orders'] .u-over\").title"
+    page.wait_for_function(f"{title}.includes('deploy 1.4')")
+    assert "deploy 1.4" in page.inner_text(".chart-card[data-key='orders'] .chart-readout")
+    page.mouse.move(box["x"] + band, box["y"] + box["height"] / 2)
+    page.wait_for_function(f"{title}.includes('db upgrade')")
+    # A look at it: the card with its marker and band, the banner above.
+    page.locator(".chart-card[data-key='orders']").screenshot(path=str(tmp_path / "annotated-chart.png"))
+    page.screenshot(path=str(tmp_path / "annotated-page.png"))
+    # Drawn: the band tints the plot bluer than before it starts.
+    before = page.evaluate(f"livedash.charts.xOf('orders', {now - 120})")
+    assert column_tint(page, "orders", band) > column_tint(page, "orders", before) + 3
+
+    # The CSV has them in a last column, each on a row at its time.
+    page.mouse.move(0, 0)
+    with page.expect_download() as download:
+        page.click(".chart-card[data-key='orders'] .chart-csv")
+    lines = Path(download.value.path()).read_text().splitlines()
+    assert lines[0].endswith(",annotation")
+    noted = [line for line in lines if line.endswith("deploy 1.4")]
+    assert noted and noted[0].startswith(moment.isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    assert any("Maintenance: db upgrade (until " in line for line in lines)
+    assert not any("cpu swap" in line for line in lines)
+    assert page.errors == []

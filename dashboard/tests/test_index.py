@@ -43,3 +43,55 @@ def test_it_names_the_stream_channels_the_user_may_read(client, alice, charlie):
     assert stream["events"] == ["frame", "metric", "metric-config", "dashboard-changed", "stream-reset"]
     client.logout()
     assert page_config(client, charlie)["stream"]["channels"] == []
+
+
+def test_it_shows_a_banner_while_a_maintenance_window_covers_a_chart(client, alice):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from alerts.models import MaintenanceWindow
+    from dashboard.models import Metric
+
+    Metric.objects.create(key="disk", label="Disk")
+    client.force_login(alice)
+    assert b'id="maintenance"' not in client.get("/").content
+    now = timezone.now()
+    # A window on now for a metric the page shows, one for a metric it does not show,
+    # one over already and one switched off: only the first is told.
+    MaintenanceWindow.objects.create(
+        name="disk swap", match='disk{host="db1"}', starts_at=now - timedelta(minutes=5), duration_minutes=30
+    )
+    MaintenanceWindow.objects.create(name="elsewhere", match="gpu", starts_at=now, duration_minutes=30)
+    MaintenanceWindow.objects.create(name="over", starts_at=now - timedelta(hours=2), duration_minutes=30)
+    MaintenanceWindow.objects.create(name="off", starts_at=now, duration_minutes=30, enabled=False)
+    html = client.get("/").content.decode()
+    assert 'id="maintenance"' in html
+    until = (now + timedelta(minutes=25)).replace(second=0, microsecond=0)
+    assert "Maintenance window “disk swap” until <time" in html
+    assert f"{until:%H:%M} UTC</time>: its alerts are recorded, not sent." in html
+    for other in ("elsewhere", "over", "off"):
+        assert other not in html
+    # In the page's language.
+    client.post("/i18n/setlang/", {"language": "es", "next": "/"})
+    spanish = client.get("/", headers={"Accept-Language": "es"}).content.decode()
+    assert "Ventana de mantenimiento «disk swap» hasta las <time" in spanish
+
+
+def test_a_window_for_every_series_is_told_and_not_to_who_sees_no_charts(client, alice, charlie):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from alerts.models import MaintenanceWindow
+
+    MaintenanceWindow.objects.create(
+        name="datacenter move",
+        starts_at=timezone.now() - timedelta(minutes=1),
+        duration_minutes=60,
+        cron="* * * * *",
+    )
+    client.force_login(alice)
+    assert "datacenter move" in client.get("/").content.decode()
+    client.force_login(charlie)  # may not view the metrics
+    assert "datacenter move" not in client.get("/").content.decode()

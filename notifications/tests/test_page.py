@@ -161,6 +161,51 @@ def test_the_bell_menu_lists_and_pauses_my_delivery_channels(alice, bob, page_fo
     assert page.errors == []
 
 
+@pytest.fixture
+def alice_adds_channels(alice):
+    from django.contrib.auth.models import Permission
+
+    alice.user_permissions.add(Permission.objects.get(codename="add_deliverychannel"))
+
+
+@pytest.fixture
+def receiver():
+    from tests.receivers import WebhookReceiver
+
+    server = WebhookReceiver(signed=False).start()
+    yield server
+    server.stop()
+
+
+def test_the_bell_menu_adds_tests_and_removes_an_apprise_channel_of_mine(
+    alice_adds_channels, receiver, page_for_alice, tmp_path
+):
+    from notifications.models import DeliveryChannel
+
+    page = page_for_alice
+    page.goto(page.base_url + "/")
+    page.get_by_role("button", name="Notifications").click()
+    section = page.locator("#my-channels")
+    url = f"json://hook-user:hunter2-pass@127.0.0.1:{receiver.port}/mine"
+    section.get_by_label("apprise URL of a channel of yours").fill(url)
+    section.get_by_role("button", name="Add").click()
+    row = section.locator("[data-channel]").first
+    row.wait_for()
+    assert "apprise · json://hook-user:" in row.inner_text() and "hunter2-pass" not in section.inner_text()
+    assert section.get_by_label("apprise URL of a channel of yours").input_value() == ""
+
+    row.get_by_role("button", name="Test").click()
+    section.get_by_text("Test sent.").wait_for()
+    (request,) = receiver.requests
+    assert request.path == "/mine" and request.payload["title"] == "Test from livedash"
+    page.locator("#bell-menu").screenshot(path=str(tmp_path / "bell-channels.png"))
+
+    row.get_by_role("button", name="Remove").click()
+    section.locator("[data-channel]").first.wait_for(state="detached")
+    wait_for(lambda: not orm(DeliveryChannel.objects.exists), message="removed")
+    assert page.errors == []
+
+
 def test_an_acknowledgement_on_one_page_shows_on_another(alice, admin_user, daphne_workers, browser):
     from alerts.models import AlertRule
     from dashboard.models import Metric

@@ -95,3 +95,26 @@
     }
   });
 })();
+
+// The maintenance banner (rendered by the page while a window covering one of its
+// charts is on): its end in the browser's time zone, and gone once that has passed.
+(function () {
+  "use strict";
+  const ld = window.livedash;
+  const banner = document.getElementById("maintenance");
+  if (!ld || !banner) return;
+  for (const moment of banner.querySelectorAll("time[data-ts]")) {
+    const ts = Number(moment.dataset.ts);
+    // The charts' clock (24 h); with the date when the end is 20 hours away or more.
+    if (Number.isFinite(ts)) moment.textContent = ts - Date.now() / 1000 < 72000 ? ld.format.times([ts])[0] : ld.format.dateTime(ts);
+  }
+  function expire() {
+    const now = Date.now() / 1000;
+    for (const line of banner.querySelectorAll("[data-until]")) {
+      if (Number(line.dataset.until) <= now) line.remove();
+    }
+    banner.hidden = !banner.querySelector("[data-until]");
+    if (!banner.hidden) setTimeout(expire, 5000);
+  }
+  expire();
+})();

@@ -9,6 +9,12 @@
 // folded into "N more". A chart of one series looks as it always did: one line
 // with its min-max band, no legend.
 //
+// On a dashboard people built (board.js, `ld.board`), the charts are its panels
+// instead: each a definition from the panel (title, unit, thresholds, type), a series
+// going to every panel whose selectors take it, history asked for those selectors
+// only. A `stat` panel is a card without a plot, a `gauge` one with a bar, a `table`
+// one with a row per series: the same data, drawn another way.
+//
 // Events only change data; drawing happens once per animation frame for every
 // chart that changed, so 20 charts updating every second cost one layout pass,
 // and a hidden tab (no animation frames) costs no drawing at all.
@@ -45,9 +51,10 @@
 
   if (!root || !ld || !ld.stream || !ld.series) return;
   if (!config.canViewMetrics) return; // stream.js shows "no permission"
+  const board = ld.board || null;
 
   const state = {
-    windowMinutes: initialWindow(),
+    windowMinutes: (board && WINDOWS.includes(board.windowMinutes()) && board.windowMinutes()) || initialWindow(),
     charts: new Map(), // metric key -> chart record
     hidden: new Set(), // keys the server knows but does not chart (disabled metrics)
     lastSeq: 0,
@@ -59,7 +66,13 @@
     refetchQueued: false,
     renderQueued: false,
     interval: 1, // seconds between collector ticks, from the control socket
+    annotations: [], // from the annotations API, for the shown range: deploys, incidents, maintenance
+    annotationsGeneration: 0,
   };
+  // Annotations are read again this often while the live window slides.
+  const ANNOTATIONS_EVERY_MS = 30000;
+  // A marker is hovered within this many CSS pixels of its line.
+  const MARKER_HOVER_PX = 4;
 
   const fmt = ld.format;
   const ids = ld.series;
@@ -104,6 +117,7 @@
       text: cssVar("--text", "#e6ebf5"),
       warning: cssVar("--warning", "#f2b53a"),
       critical: cssVar("--critical", "#f2555a"),
+      annotation: cssVar("--info", "#6a9dff"),
       series: Array.from({ length: MAX_LINES }, (_, i) => cssVar("--series-" + (i + 1), "#4f8cff")),
     });
   }
@@ -182,8 +196,22 @@
     moreList.setAttribute("aria-label", gettext("Series not drawn"));
     more.append(moreSummary, moreList);
     more.hidden = true;
-    card.append(head, age, plot, readout, legend, more);
-    return { card, title, stateTag, value, unit, age, readout, plot, csv, legend, more, moreSummary, moreList };
+    // A gauge panel's bar (its value against the panel's range), a table panel's rows.
+    const gauge = element("div", "chart-gauge");
+    gauge.setAttribute("role", "meter");
+    gauge.setAttribute("aria-valuemin", "0");
+    const gaugeBar = element("div", "chart-gauge-bar");
+    gauge.append(gaugeBar);
+    gauge.hidden = true;
+    const table = element("table", "chart-table");
+    const tableBody = element("tbody");
+    table.append(tableBody);
+    table.hidden = true;
+    card.append(head, age, plot, gauge, table, readout, legend, more);
+    return {
+      card, title, stateTag, value, unit, age, readout, plot, csv, legend, more, moreSummary, moreList,
+      gauge, gaugeBar, table, tableBody,
+    };
   }
 
   function ruleColor(rule) {
@@ -229,6 +257,125 @@
     }
   }
 
+  // ---- annotations ----------------------------------------------------------
+
+  // The metric an annotation's selector names (`cpu{host="a"}`, `{__name__="cpu"}`),
+  // or null: then it belongs on every chart, as the API chooses them.
+  function annotationMetric(match) {
+    if (typeof match !== "string" || !match.trim()) return null;
+    const named = /^\s*([A-Za-z_:][A-Za-z0-9_:]*)/.exec(match);
+    if (named) return named[1];
+    const inner = /__name__\s*=\s*"([^"]*)"/.exec(match);
+    return inner ? inner[1] : null;
+  }
+
+  // The annotations drawn on a chart: those for every chart and those naming its metric.
+  function annotationsOf(chart) {
+    // A panel of a dashboard is keyed by the panel: it takes those naming a metric it draws.
+    const metrics = board ? new Set(Array.from(chart.series.keys(), ids.nameOf)) : null;
+    return state.annotations.filter(
+      (note) => note.metric === null || note.metric === chart.def.key || (metrics !== null && metrics.has(note.metric)),
+    );
+  }
+
+  function annotationText(note) {
+    const when = note.end === null ? fmt.time(note.time) : fmt.time(note.time) + "–" + fmt.time(note.end);
+    return when + " " + note.text;
+  }
+
+  // A band (with an end) or a marker line for each annotation in view, under the lines.
+  function drawAnnotations(u, chart) {
+    const notes = annotationsOf(chart);
+    if (!notes.length) return;
+    const ctx = u.ctx;
+    const ratio = window.devicePixelRatio || 1;
+    const [min, max] = [u.scales.x.min, u.scales.x.max];
+    const top = u.bbox.top;
+    const height = u.bbox.height;
+    ctx.save();
+    ctx.fillStyle = COLORS.annotation;
+    ctx.strokeStyle = COLORS.annotation;
+    ctx.lineWidth = ratio;
+    for (const note of notes) {
+      const end = note.end === null ? note.time : note.end;
+      if (end < min || note.time > max) continue;
+      const left = u.valToPos(Math.max(note.time, min), "x", true);
+      if (note.end !== null) {
+        const right = u.valToPos(Math.min(end, max), "x", true);
+        ctx.globalAlpha = 0.12;
+        ctx.fillRect(left, top, Math.max(ratio, right - left), height);
+      }
+      if (note.time >= min) {
+        // The start of a band, or the marker itself: a dashed line across the plot.
+        const x = Math.round(left) + 0.5;
+        ctx.globalAlpha = 0.8;
+        ctx.setLineDash([3 * ratio, 3 * ratio]);
+        ctx.beginPath();
+        ctx.moveTo(x, top);
+        ctx.lineTo(x, top + height);
+        ctx.stroke();
+      }
+    }
+    ctx.restore();
+  }
+
+  // The annotations under the cursor's x (in CSS pixels of the plot), as text.
+  function annotationsAt(u, chart, left) {
+    if (left === null || left === undefined || left < 0) return [];
+    const ts = u.posToVal(left, "x");
+    const slack = MARKER_HOVER_PX * ((u.scales.x.max - u.scales.x.min) / Math.max(1, u.bbox.width / (window.devicePixelRatio || 1)));
+    return annotationsOf(chart).filter((note) =>
+      note.end === null ? Math.abs(ts - note.time) <= slack : ts >= note.time - slack && ts <= note.end,
+    );
+  }
+
+  // Hovering an annotation shows its text: as the plot's title (a tooltip) and in the readout.
+  function showAnnotation(chart, u) {
+    const notes = annotationsAt(u, chart, u.cursor.left);
+    const text = notes.map(annotationText).join("\n");
+    if (u.over.title !== text) u.over.title = text;
+    let line = chart.dom.readout.querySelector(".chart-annotation");
+    if (!notes.length) {
+      if (line) line.remove();
+      return;
+    }
+    if (!line) {
+      line = element("span", "chart-annotation");
+      chart.dom.readout.append(line);
+    }
+    setText(line, " · " + notes.map((note) => note.text).join(" · "));
+  }
+
+  async function loadAnnotations() {
+    if (!config.annotationsUrl) return;
+    const generation = ++state.annotationsGeneration;
+    const [start, end] = xRange();
+    let answer;
+    try {
+      const query = "?start=" + start.toFixed(3) + "&end=" + end.toFixed(3);
+      const response = await fetch(config.annotationsUrl + query, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      if (!response.ok) return;
+      answer = await response.json();
+    } catch (err) {
+      return; // kept as they were; read again on the next round
+    }
+    if (generation !== state.annotationsGeneration || !Array.isArray(answer.annotations)) return;
+    state.annotations = answer.annotations
+      .filter((note) => typeof note.time === "number" && typeof note.text === "string")
+      .map((note) => ({
+        id: note.id,
+        time: note.time,
+        end: typeof note.end === "number" ? note.end : null,
+        text: note.text,
+        tags: Array.isArray(note.tags) ? note.tags : [],
+        metric: annotationMetric(note.match),
+      }));
+    for (const chart of state.charts.values()) if (chart.plot) chart.plot.redraw(false);
+  }
+
   // Rule thresholds stay in view: the range grows to include them.
   function yRange(def, min, max) {
     if (def.unit === "%") return [0, 100];
@@ -247,7 +394,25 @@
   }
 
   function decimals(chart) {
+    if (typeof chart.def.decimals === "number") return chart.def.decimals;
     return fmt.decimalsFor(chart.def.unit, chart.whole);
+  }
+
+  function hasPlot(chart) {
+    return !chart.def.type || chart.def.type === "timeseries";
+  }
+
+  function plotHeight(chart) {
+    return board ? board.plotHeight(chart.def.key) : PLOT_HEIGHT;
+  }
+
+  // The charts a series goes to: its metric's, or on a dashboard every panel taking it.
+  function chartsFor(id) {
+    if (!board) {
+      const chart = state.charts.get(ids.nameOf(id));
+      return chart ? [chart] : [];
+    }
+    return board.route(id).map((key) => state.charts.get(key)).filter(Boolean);
   }
 
   // ---- series and legend ------------------------------------------------------
@@ -476,7 +641,7 @@
     const { series, bands } = plotSeries(drawn);
     const options = {
       width: width,
-      height: PLOT_HEIGHT,
+      height: plotHeight(chart),
       legend: { show: false },
       // Dragging selects a range to zoom into (finer data is fetched for it); the
       // crosshair moves on every chart at once, but a drag zooms only once.
@@ -520,8 +685,14 @@
       series,
       bands,
       hooks: {
+        drawClear: [(u) => drawAnnotations(u, chart)],
         draw: [(u) => drawThresholds(u, chart.def)],
-        setCursor: [(u) => showReadout(chart, u)],
+        setCursor: [
+          (u) => {
+            showReadout(chart, u);
+            showAnnotation(chart, u);
+          },
+        ],
         setSelect: [
           (u) => {
             if (u.select.width < 5) return;
@@ -581,10 +752,14 @@
     chart.dom.title.textContent = def.label || def.key;
     chart.dom.card.title = def.key;
     chart.dom.card.dataset.section = SECTIONS[def.source] || "custom";
+    chart.dom.card.dataset.type = def.type || "timeseries";
+    chart.dom.plot.hidden = !hasPlot(chart);
+    chart.dom.gauge.hidden = def.type !== "gauge";
+    chart.dom.table.hidden = def.type !== "table";
     chart.summarisedAt = -Infinity;
     chart.dirty = true;
     // A new unit or rule changes the axes and lines: build the plot again.
-    if (redraw) {
+    if (redraw || (chart.plot && !hasPlot(chart))) {
       chart.plot.destroy();
       chart.plot = null;
     }
@@ -605,6 +780,13 @@
   // livedash's own); uPlot instances created once a card has its width.
   function layout() {
     const charts = sortedCharts();
+    if (board) {
+      for (const chart of charts) {
+        board.place(chart.dom.card, chart.def.key);
+        if (!chart.plot && hasPlot(chart)) chart.plot = makePlot(chart);
+      }
+      return;
+    }
     const empty = root.querySelector(".empty");
     if (charts.length === 0) {
       if (!empty) {
@@ -816,8 +998,52 @@
       } else if (chart.plot) {
         chart.plot.setData(plotData(chart), true);
       }
+      if (chart.def.type === "gauge") drawGauge(chart, current);
+      if (chart.def.type === "table") drawTable(chart);
       chart.drawnAt = now;
     }
+  }
+
+  // A gauge runs from 0 to 100 for percentages, else to past its critical threshold
+  // (or its highest value in the window).
+  function drawGauge(chart, current) {
+    let high = chart.def.unit === "%" ? 100 : null;
+    if (high === null && typeof chart.def.critical === "number" && chart.def.critical > 0) high = chart.def.critical * 1.25;
+    if (high === null) {
+      high = 0;
+      for (const series of chart.series.values()) for (const y of series.ys) high = Math.max(high, y);
+      high = high > 0 ? high * 1.15 : 1;
+    }
+    const share = current === null ? 0 : Math.max(0, Math.min(1, current / high));
+    chart.dom.gaugeBar.style.width = (share * 100).toFixed(1) + "%";
+    chart.dom.gaugeBar.dataset.level = levelFor(chart.def, current);
+    chart.dom.gauge.setAttribute("aria-valuemax", String(high));
+    chart.dom.gauge.setAttribute("aria-valuenow", String(current === null ? 0 : current));
+    chart.dom.gauge.setAttribute("aria-valuetext", shownValue(chart, current));
+    chart.dom.gauge.setAttribute("aria-label", chart.def.label || chart.def.key);
+  }
+
+  // A row per series: its labels (or name) and its current value.
+  function drawTable(chart) {
+    const all = Array.from(chart.series.values());
+    const common = ids.commonLabels(all.map((series) => series.labels));
+    const body = chart.dom.tableBody;
+    if (body.rows.length !== all.length) {
+      body.replaceChildren(
+        ...all.map(() => {
+          const row = element("tr");
+          row.append(element("th"), element("td"));
+          row.firstChild.scope = "row";
+          return row;
+        }),
+      );
+    }
+    all.forEach((series, i) => {
+      const row = body.rows[i];
+      row.dataset.series = series.id;
+      setText(row.cells[0], all.length > 1 ? ids.labelText(series.id, series.labels, common) : series.id);
+      setText(row.cells[1], shownValue(chart, series.current));
+    });
   }
 
   function markAllDirty() {
@@ -841,9 +1067,10 @@
     const host = typeof frame.host === "string" ? frame.host : "";
     const labels = host ? { host } : {};
     for (const [name, value] of Object.entries(frame.values || {})) {
-      const chart = state.charts.get(name);
-      if (chart) addPoint(chart, seriesOf(chart, ids.frameId(name, host), labels), frame.ts, value);
-      else if (!state.hidden.has(name)) unknown = true;
+      const id = ids.frameId(name, host);
+      const charts = chartsFor(id);
+      for (const chart of charts) addPoint(chart, seriesOf(chart, id, labels), frame.ts, value);
+      if (!charts.length && !board && !state.hidden.has(name)) unknown = true;
     }
     setFiring(frame.firing);
     // A metric the page has no definition for yet (a collector started after
@@ -858,6 +1085,10 @@
     const labels = point.labels && typeof point.labels === "object" ? point.labels : {};
     // Stored before labels, an event has no `series`: its series is the bare name.
     const id = typeof point.series === "string" ? point.series : ids.formatId(point.name, labels);
+    if (board) {
+      for (const chart of chartsFor(id)) addPoint(chart, seriesOf(chart, id, labels), point.ts, point.value);
+      return;
+    }
     let chart = state.charts.get(point.name);
     if (!chart) {
       // Registered on its first publish; history will bring its definition later.
@@ -871,13 +1102,14 @@
   // seconds per point (0: raw values), for the live window or a zoomed range. Each
   // series goes to the chart of its metric name, in id order.
   function applyHistory(history) {
-    const keys = new Set(history.metrics.map((def) => def.key));
+    const definitions = board ? board.definitions() : history.metrics;
+    const keys = new Set(definitions.map((def) => def.key));
     for (const key of Array.from(state.charts.keys())) {
       if (!keys.has(key)) removeChart(key);
     }
     // While a past range is shown, each card's head still follows live values.
     const live = new Map();
-    for (const def of history.metrics) {
+    for (const def of definitions) {
       const chart = state.charts.get(def.key) || createChart(def);
       applyDefinition(chart, def);
       if (state.zoom) live.set(def.key, chart.series);
@@ -886,37 +1118,38 @@
     }
     const seriesIds = Object.keys(history.series || {}).sort(ids.compareIds);
     // Whatever the server sends but does not list is disabled: ignore it live too.
-    state.hidden = new Set(seriesIds.map(ids.nameOf).filter((name) => !keys.has(name)));
+    state.hidden = board ? new Set() : new Set(seriesIds.map(ids.nameOf).filter((name) => !keys.has(name)));
     state.step = history.step || 0;
     state.lastSeq = 0;
     state.lastFrameTs = 0;
     const lastCounts = history.last_counts || {};
     for (const id of seriesIds) {
-      const name = ids.nameOf(id);
-      const chart = state.charts.get(name);
-      if (!chart) continue;
-      const series = seriesOf(chart, id);
-      const points = history.series[id];
-      points.forEach(([ts, avg, low, high], i) => {
-        const last = i === points.length - 1;
-        const count = state.step === 0 ? 1 : last && id in lastCounts ? lastCounts[id] : null;
-        insertAt(series, series.xs.length, ts, avg, low, high, count);
-      });
-      // Whole when every value is: a bucket's min and max are values, its average is not.
-      if (!points.every(([, , low, high]) => Number.isInteger(low) && Number.isInteger(high))) chart.whole = false;
-      const before = live.has(name) ? live.get(name).get(id) : undefined;
-      if (before) {
-        series.current = before.current;
-        series.currentAt = before.currentAt;
-      } else if (!state.zoom && points.length > 0) {
-        const [ts, avg] = points[points.length - 1];
-        series.current = avg;
-        // A bucket starts before its last value: its end, at most now, is that value's age.
-        series.currentAt = Math.min(ts + state.step, serverNow());
-      }
+      for (const chart of chartsFor(id)) takeHistory(chart, id, history.series[id], lastCounts, live);
     }
     layout();
     markAllDirty();
+  }
+
+  // One series' history into one chart (on a dashboard a series may feed several panels).
+  function takeHistory(chart, id, points, lastCounts, live) {
+    const series = seriesOf(chart, id);
+    points.forEach(([ts, avg, low, high], i) => {
+      const last = i === points.length - 1;
+      const count = state.step === 0 ? 1 : last && id in lastCounts ? lastCounts[id] : null;
+      insertAt(series, series.xs.length, ts, avg, low, high, count);
+    });
+    // Whole when every value is: a bucket's min and max are values, its average is not.
+    if (!points.every(([, , low, high]) => Number.isInteger(low) && Number.isInteger(high))) chart.whole = false;
+    const before = live.has(chart.def.key) ? live.get(chart.def.key).get(id) : undefined;
+    if (before) {
+      series.current = before.current;
+      series.currentAt = before.currentAt;
+    } else if (!state.zoom && points.length > 0) {
+      const [ts, avg] = points[points.length - 1];
+      series.current = avg;
+      // A bucket starts before its last value: its end, at most now, is that value's age.
+      series.currentAt = Math.min(ts + state.step, serverNow());
+    }
   }
 
   // ---- zoom and CSV -------------------------------------------------------
@@ -928,7 +1161,7 @@
     document.body.classList.add("zoomed");
     let response;
     try {
-      const query = "?start=" + start.toFixed(3) + "&end=" + end.toFixed(3);
+      const query = "?start=" + start.toFixed(3) + "&end=" + end.toFixed(3) + matchQuery();
       response = await fetch(config.historyUrl + query, {
         credentials: "same-origin",
         headers: { Accept: "application/json" },
@@ -942,6 +1175,7 @@
     const history = await response.json();
     if (generation !== state.generation) return;
     applyHistory(history);
+    loadAnnotations();
   }
 
   // Back to the live window (double-click a chart, or pick a window).
@@ -950,6 +1184,16 @@
     state.zoom = null;
     document.body.classList.remove("zoomed");
     loadHistory();
+  }
+
+  // A dashboard asks history for its panels' series only (the server takes at most
+  // MAX_MATCH selectors: past that, every series comes and the panels keep theirs).
+  const MAX_MATCH = 32;
+  function matchQuery() {
+    if (!board) return "";
+    const matches = board.matches();
+    if (!matches.length || matches.length > MAX_MATCH) return "";
+    return matches.map((text) => "&match=" + encodeURIComponent(text)).join("");
   }
 
   function csvTime(ts) {
@@ -974,11 +1218,24 @@
       header.push(csvField(series.id));
       if (bucketed) header.push(csvField(series.id + " min"), csvField(series.id + " max"));
     }
+    // Annotations in the range go in a last column, each on a row at its time.
+    const notes = annotationsOf(chart).filter((note) => note.time <= end && (note.end === null ? note.time : note.end) >= start);
+    const columns = all.length * width + (notes.length ? 1 : 0);
+    if (notes.length) header.push("annotation");
+    const texts = new Map();
+    for (const note of notes) {
+      const text = note.end === null ? note.text : note.text + " (until " + csvTime(note.end) + ")";
+      texts.set(note.time, (texts.get(note.time) || []).concat(text));
+    }
     const rows = new Map();
+    for (const [ts, said] of texts) {
+      rows.set(ts, new Array(columns).fill(""));
+      rows.get(ts)[columns - 1] = csvField(said.join("; "));
+    }
     all.forEach((series, column) => {
       series.xs.forEach((ts, i) => {
         if (ts < start - state.step || ts > end) return;
-        if (!rows.has(ts)) rows.set(ts, new Array(all.length * width).fill(""));
+        if (!rows.has(ts)) rows.set(ts, new Array(columns).fill(""));
         const cells = bucketed ? [series.ys[i], series.lows[i], series.highs[i]] : [series.ys[i]];
         rows.get(ts).splice(column * width, width, ...cells);
       });
@@ -988,7 +1245,7 @@
     const blob = new Blob([lines.join("\n") + "\n"], { type: "text/csv" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
-    link.download = chart.def.key + "-" + csvTime(start).slice(0, 19).replace(/:/g, "") + ".csv";
+    link.download = (chart.def.label || chart.def.key).replace(/[^A-Za-z0-9_.-]+/g, "_") + "-" + csvTime(start).slice(0, 19).replace(/:/g, "") + ".csv";
     document.body.append(link);
     link.click();
     link.remove();
@@ -1004,7 +1261,7 @@
     ld.stream.close();
     let response;
     try {
-      response = await fetch(config.historyUrl + "?minutes=" + state.windowMinutes, {
+      response = await fetch(config.historyUrl + "?minutes=" + state.windowMinutes + matchQuery(), {
         credentials: "same-origin",
         headers: { Accept: "application/json" },
       });
@@ -1020,6 +1277,7 @@
     const history = await response.json();
     if (generation !== state.generation) return;
     applyHistory(history);
+    loadAnnotations();
     ld.stream.open(history.last_event_id);
   }
 
@@ -1064,7 +1322,12 @@
     if (resetChannels === null || resetChannels.includes(config.metricsChannel)) loadHistory();
   });
 
+  let annotationsReadAt = performance.now();
   function tick() {
+    if (!state.zoom && performance.now() - annotationsReadAt > ANNOTATIONS_EVERY_MS) {
+      annotationsReadAt = performance.now();
+      loadAnnotations();
+    }
     // Keep every window sliding, also for charts that get no data (a custom metric
     // pushed now and then, a paused collector): redraw what was not drawn this second.
     const stale = performance.now() - 900;
@@ -1116,14 +1379,20 @@
     for (const chart of state.charts.values()) {
       if (!chart.plot) continue;
       const width = chart.dom.plot.clientWidth;
-      if (width > 0 && Math.abs(width - chart.plot.width) > 1) chart.plot.setSize({ width, height: PLOT_HEIGHT });
+      const height = plotHeight(chart);
+      if (width > 0 && (Math.abs(width - chart.plot.width) > 1 || Math.abs(height - chart.plot.height) > 1)) {
+        chart.plot.setSize({ width, height });
+      }
     }
   }
-  new ResizeObserver(() => {
+  const resizes = new ResizeObserver(() => {
     if (resizeQueued) return;
     resizeQueued = true;
     requestAnimationFrame(resizePlots);
-  }).observe(root);
+  });
+  resizes.observe(root);
+  // A panel resized on the grid changes its card, not the page.
+  if (board) new MutationObserver(() => root.querySelectorAll(".grid-stack-item-content").forEach((node) => resizes.observe(node))).observe(root, { childList: true, subtree: true });
 
   // The WebSocket's `snapshot` (sent by control.js when the tab is shown again)
   // brings current values at once, before the stream has caught up.
@@ -1132,11 +1401,13 @@
     // Values of the latest frame, by metric name: the collector host's series.
     const host = config.collectorHost || "";
     for (const [name, value] of Object.entries(message.values)) {
-      const chart = state.charts.get(name);
-      const series = chart && chart.series.get(ids.frameId(name, host));
-      if (series && typeof value === "number") {
-        series.current = value;
-        chart.dirty = true;
+      const id = ids.frameId(name, host);
+      for (const chart of chartsFor(id)) {
+        const series = chart.series.get(id);
+        if (series && typeof value === "number") {
+          series.current = value;
+          chart.dirty = true;
+        }
       }
     }
     scheduleRender();
@@ -1193,6 +1464,17 @@
     // Lines the chart's plot draws.
     lines: (key) => linesDrawn(key),
     reload: () => loadHistory(),
+    // The texts of the annotations a chart draws, and the one under a point of its plot (CSS px from the left).
+    annotations: (key) => (state.charts.has(key) ? annotationsOf(state.charts.get(key)).map((note) => note.text) : []),
+    annotationsAt: (key, left) => {
+      const chart = state.charts.get(key);
+      return chart && chart.plot ? annotationsAt(chart.plot, chart, left).map((note) => note.text) : [];
+    },
+    xOf: (key, ts) => {
+      const chart = state.charts.get(key);
+      return chart && chart.plot ? chart.plot.valToPos(ts, "x") : null;
+    },
+    reloadAnnotations: () => loadAnnotations(),
     definition: (key) => (state.charts.has(key) ? Object.assign({}, state.charts.get(key).def) : null),
     // Flat: {line, fill, ..., series1, series2, ...}, each a resolved colour.
     colors: () => {
@@ -1201,8 +1483,23 @@
     },
   };
 
+  // The dashboard's panels or variables changed (a picker, the editor): its charts
+  // follow the panels, and history is read again for the new selectors.
+  if (board) {
+    ld.on("board:changed", () => {
+      const keys = new Set(board.definitions().map((def) => def.key));
+      for (const key of Array.from(state.charts.keys())) if (!keys.has(key)) removeChart(key);
+      for (const def of board.definitions()) {
+        const chart = state.charts.get(def.key);
+        if (chart) applyDefinition(chart, def);
+      }
+      loadHistory();
+    });
+  }
+
   showWindow();
   ld.stream.setStatus("connecting", gettext("loading history"));
   setInterval(tick, 1000);
-  loadHistory();
+  if (board) board.ready.then(() => loadHistory());
+  else loadHistory();
 })();

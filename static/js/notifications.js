@@ -156,6 +156,12 @@
 
   function render() {
     if (menu.hidden) return;
+    const typing = addInput !== null && document.activeElement === addInput;
+    drawMenu();
+    if (typing) addInput.focus();
+  }
+
+  function drawMenu() {
     const head = element("div", "menu-head");
     head.appendChild(element("strong", null, gettext("Notifications")));
     const all = element("button", "button small", gettext("Mark all read"));
@@ -194,14 +200,49 @@
     menu.style.top = Math.round(rect.bottom + 4) + "px";
   }
 
-  // The user's own delivery channels (e-mail, webhooks), with a pause switch each.
+  // The user's own delivery channels (e-mail, webhooks, apprise), each with a pause
+  // switch, "send a test" and "remove"; and, for those allowed, a form adding an
+  // apprise URL of their own. The form is one element kept across renders, so what is
+  // typed in it survives the menu being drawn again.
 
   let channels = null; // null until loaded
+  const outcomes = new Map(); // channel id -> what its last test said
+  let addForm = null;
+  let addInput = null;
 
   function kindWord(kind) {
     if (kind === "email") return gettext("email");
     if (kind === "webhook") return gettext("webhook");
+    if (kind === "apprise") return gettext("apprise");
     return kind;
+  }
+
+  function channelButton(label, action, describe, channel) {
+    const node = element("button", "button small", label);
+    node.type = "button";
+    node.dataset.action = action;
+    node.setAttribute("aria-label", interpolate(describe, { kind: kindWord(channel.kind), target: channel.target }, true));
+    return node;
+  }
+
+  function addChannelForm() {
+    if (addForm) return addForm;
+    addForm = element("form", "channel-add");
+    addForm.id = "channel-add";
+    const label = element("label", "sr-only", gettext("apprise URL of a channel of yours"));
+    label.htmlFor = "channel-add-url";
+    addInput = element("input");
+    addInput.id = "channel-add-url";
+    addInput.name = "target";
+    addInput.type = "text";
+    addInput.autocomplete = "off";
+    addInput.spellcheck = false;
+    addInput.required = true;
+    addInput.placeholder = gettext("apprise URL: ntfys://…, tgram://…, slack://…");
+    const add = element("button", "button small", gettext("Add"));
+    add.type = "submit";
+    addForm.append(label, addInput, add);
+    return addForm;
   }
 
   function renderChannels() {
@@ -212,7 +253,9 @@
       section.appendChild(element("div", "time", gettext("Loading…")));
       return section;
     }
-    if (!channels.length) section.appendChild(element("div", "time", gettext("None: an administrator can add e-mail or webhook channels.")));
+    if (!channels.length && !ld.config.canAddChannels) {
+      section.appendChild(element("div", "time", gettext("None: an administrator can add e-mail or webhook channels.")));
+    }
     for (const channel of channels) {
       const row = element("div", "channel");
       row.dataset.channel = channel.id;
@@ -230,9 +273,68 @@
         ),
       );
       row.appendChild(toggle);
+      row.appendChild(channelButton(gettext("Test"), "test-channel", gettext("Send a test to %(kind)s %(target)s"), channel));
+      row.appendChild(channelButton(gettext("Remove"), "remove-channel", gettext("Remove %(kind)s %(target)s"), channel));
       section.appendChild(row);
+      if (outcomes.has(channel.id)) {
+        const said = element("div", "time channel-outcome", outcomes.get(channel.id));
+        said.setAttribute("role", "status");
+        said.dataset.channel = channel.id;
+        section.appendChild(said);
+      }
     }
+    if (ld.config.canAddChannels) section.appendChild(addChannelForm());
     return section;
+  }
+
+  async function channelRequest(url, options) {
+    const response = await fetch(url, {
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      ...options,
+    });
+    const answer = response.status === 204 ? {} : await response.json().catch(() => ({}));
+    if (!response.ok) throw new Error(answer.error || "HTTP " + response.status);
+    return answer;
+  }
+
+  async function testChannel(id) {
+    outcomes.set(id, gettext("Sending a test…"));
+    render();
+    try {
+      const answer = await channelRequest(ld.config.channelsUrl + id + "/test/", { method: "POST" });
+      outcomes.set(id, answer.sent ? gettext("Test sent.") : interpolate(gettext("Test failed: %s"), [answer.error || ""]));
+    } catch (error) {
+      outcomes.set(id, interpolate(gettext("Test failed: %s"), [String(error.message || error)]));
+    }
+    render();
+  }
+
+  async function removeChannel(id) {
+    try {
+      await channelRequest(ld.config.channelsUrl + id + "/", { method: "DELETE" });
+      channels = (channels || []).filter((c) => c.id !== id);
+      outcomes.delete(id);
+    } catch (error) {
+      ld.toast(gettext("Channel not changed"), String(error.message || error), "warning");
+    }
+    render();
+  }
+
+  async function addChannel() {
+    const target = addInput.value.trim();
+    if (!target) return;
+    try {
+      const channel = await channelRequest(ld.config.channelsUrl, {
+        method: "POST",
+        body: JSON.stringify({ kind: "apprise", target }),
+      });
+      addInput.value = "";
+      channels = (channels || []).concat(channel);
+    } catch (error) {
+      ld.toast(gettext("Channel not added"), String(error.message || error), "warning");
+    }
+    render();
   }
 
   async function loadChannels() {
@@ -302,10 +404,26 @@
       toggleChannel(Number(toggle.closest("[data-channel]").dataset.channel));
       return;
     }
+    const tester = event.target.closest("[data-action=test-channel]");
+    if (tester) {
+      testChannel(Number(tester.closest("[data-channel]").dataset.channel));
+      return;
+    }
+    const remover = event.target.closest("[data-action=remove-channel]");
+    if (remover) {
+      removeChannel(Number(remover.closest("[data-channel]").dataset.channel));
+      return;
+    }
+    if (event.target.closest("#channel-add")) return;
     const node = event.target.closest(".item");
     if (!node) return;
     const item = items.get(Number(node.dataset.id));
     if (item && !item.read) markRead(item.id);
+  });
+
+  menu.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (event.target === addForm) addChannel();
   });
 
   menu.addEventListener("keydown", (event) => {
