@@ -61,6 +61,7 @@ stack: static
 bench: static
 	$(PY) -m bench
 	$(PY) -m bench.history
+	$(PY) -m bench.series
 	$(PY) -m bench.ingest
 	$(PY) -m bench.selected
 	$(PY) -m bench.alert_latency --series 2000 --clients 200

@@ -5,7 +5,9 @@ Phases, on the bench's own Redis and database (bench.stack) and one web worker:
 1. floor: `publish_metrics` called in this process, in batches of 1,000 points:
    the publish path alone, with no HTTP, parsing or auth;
 2. ingest: the same batches as line protocol POSTed to /api/v2/write with no
-   dashboard open;
+   dashboard open: unlabelled (every point one series, as before labels), then
+   labelled (each line `node,dc=..,host=..,role=.. value=N`: tags become labels, a
+   batch holds one point of each of `--series` series), in the same run;
 3. single points: POST /api/v1/metrics at `--rate` per second, its answer time,
    and the time until an SSE client sees each value, against the same for
    `publish_metric` called at that rate from a separate process (the shell's way);
@@ -49,8 +51,19 @@ def log(message):
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def line_batch(name, first_seq, now_ns):
-    return "\n".join(f"{name} value={seq}i {now_ns}" for seq in range(first_seq, first_seq + BATCH)).encode()
+def line_batch(name, first_seq, now_ns, series=0):
+    """BATCH points of metric `name` with sequence numbers from `first_seq`; with
+    `series`, point N is of series N modulo `series`, told apart by three tags."""
+    if not series:
+        return "\n".join(
+            f"{name} value={seq}i {now_ns}" for seq in range(first_seq, first_seq + BATCH)
+        ).encode()
+    lines = []
+    for seq in range(first_seq, first_seq + BATCH):
+        host = seq % series
+        tags = f"dc=dc{host % 4},host=h{host:05d},role=r{host % 5}"
+        lines.append(f"{name},{tags} value={seq}i {now_ns}")
+    return "\n".join(lines).encode()
 
 
 class Helpers:
@@ -128,8 +141,9 @@ def floor(batches, name="floor"):
     return batches * BATCH / (time.perf_counter() - started)
 
 
-async def post_batches(url, token, name, batches, concurrency):
-    """POST `batches` line-protocol batches with `concurrency` requests in flight; points/s and answers."""
+async def post_batches(url, token, name, batches, concurrency, series=0):
+    """POST `batches` line-protocol batches with `concurrency` requests in flight (labelled
+    over `series` series when given); points/s and answers."""
     headers = {"Authorization": f"Token {token}", "Content-Type": "text/plain"}
     queue = list(range(batches))
     statuses = {}
@@ -137,20 +151,21 @@ async def post_batches(url, token, name, batches, concurrency):
     async def worker(client):
         while queue:
             index = queue.pop(0)
-            body = line_batch(name, index * BATCH, time.time_ns())
+            body = line_batch(name, index * BATCH, time.time_ns(), series)
             response = await client.post(f"{url}/api/v2/write", content=body, headers=headers)
             statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
 
     async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=concurrency)) as client:
         # Unmeasured: the endpoint's first calls, and the connections kept alive.
-        warm_up = f"{name}-warm-up value=0i".encode()
+        warm_up = f"{name}-warm-up{',host=h0' if series else ''} value=0i".encode()
         write = f"{url}/api/v2/write"
         warm_ups = [client.post(write, content=warm_up, headers=headers) for _ in range(concurrency)]
         await asyncio.gather(*warm_ups)
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    return {"points_per_s": batches * BATCH / elapsed, "elapsed_s": elapsed, "statuses": statuses}
+    result = {"points_per_s": batches * BATCH / elapsed, "elapsed_s": elapsed, "statuses": statuses}
+    return {**result, "series": series} if series else result
 
 
 async def post_singles(url, token, name, events, rate):
@@ -189,6 +204,7 @@ def main(argv=None):
     parser.add_argument("--dashboards", type=int, default=1000, help="SSE clients open during ingest")
     parser.add_argument("--batches", type=int, default=20, help="1,000-point batches per ingest phase")
     parser.add_argument("--concurrency", type=int, default=4, help="batch requests in flight")
+    parser.add_argument("--series", type=int, default=1000, help="series of the labelled ingest phase")
     parser.add_argument("--rate", type=int, default=200, help="single-point requests per second")
     parser.add_argument("--seconds", type=int, default=10, help="length of the single-point phases")
     parser.add_argument("--watchers", type=int, default=20, help="SSE clients during the single-point phases")
@@ -223,6 +239,13 @@ def main(argv=None):
         log("ingest over HTTP, no dashboard open")
         results["ingest_alone"] = asyncio.run(post_batches(url, raw, "alone", args.batches, args.concurrency))
         log(f"  {results['ingest_alone']['points_per_s']:.0f} points/s {results['ingest_alone']['statuses']}")
+
+        log(f"labelled ingest over HTTP (tags to labels, {args.series} series), no dashboard open")
+        results["ingest_labelled"] = asyncio.run(
+            post_batches(url, raw, "labelled", args.batches, args.concurrency, args.series)
+        )
+        labelled = results["ingest_labelled"]
+        log(f"  {labelled['points_per_s']:.0f} points/s {labelled['statuses']}")
 
         events = args.rate * args.seconds
         for phase in ("api", "shell"):
@@ -293,6 +316,12 @@ def main(argv=None):
     RESULTS.mkdir(exist_ok=True)
     path = args.output or RESULTS / f"ingest-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
+    alone = results["ingest_alone"]["points_per_s"]
+    labelled = results["ingest_labelled"]["points_per_s"]
+    log(
+        f"one worker: {alone:.0f} points/s unlabelled, {labelled:.0f} labelled ({labelled / alone:.2f}x); "
+        f"the floor {results['floor_points_per_s']:.0f}"
+    )
     log(f"wrote {path}")
     return 0
 

@@ -1,9 +1,10 @@
-"""The stack the bench measures: its own Redis, its own SQLite database, fresh servers per phase.
+"""The stack the bench measures: its own Redis, its own database, fresh servers per phase.
 
-Nothing here touches the machine's Redis or database: the bench starts a
-redis-server on a free port and keeps its database in a temporary folder, so a
-run can never disturb (or be disturbed by) a `make run`, a test run or another
-bench. Servers are restarted for every phase so each memory figure starts from
+Nothing here touches the machine's Redis or data: the bench starts a
+redis-server on a free port and keeps its database in a temporary folder (SQLite),
+or, given a PostgreSQL server's URL, creates a database of its own there and drops
+it at the end, so a run can never disturb (or be disturbed by) a `make run`, a test
+run or another bench. Servers are restarted for every phase so each memory figure starts from
 a process that has held no connections before.
 """
 
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from deploy.pushpin import Pushpin, PushpinPorts
 from deploy.supervisor import Supervisor, free_port, start_redis, wait_for_port
@@ -29,11 +31,11 @@ PUSHPIN_PATHS = ("pushpin-floor", "pushpin")
 FLOOR_PATHS = ("floor", "pushpin-floor")
 
 
-def bench_environment(database_path, redis_url):
+def bench_environment(database_url, redis_url):
     """The settings every bench process runs with: production-shaped, local, quiet."""
     return {
         "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"sqlite:///{database_path}",
+        "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "REDIS_PREFIX": f"bench-{os.getpid()}",
         # DEBUG off as in production (DEBUG keeps every SQL query in memory), but
@@ -77,9 +79,23 @@ class Server:
             return ""
 
 
+def _postgres_admin(server_url):
+    """An autocommit connection to the PostgreSQL server of `server_url`'s maintenance
+    database (CREATE and DROP DATABASE cannot run inside a transaction)."""
+    import psycopg
+
+    parts = urlsplit(server_url)
+    return psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True)
+
+
 class BenchStack:
-    def __init__(self, workers=2, users=20, keep_logs=False):
+    def __init__(self, workers=2, users=20, keep_logs=False, postgres_url=None, env=None):
+        """`postgres_url`: a PostgreSQL server (any database on it) to make the bench's
+        database on, instead of SQLite; `env`: settings added to `bench_environment`'s."""
         self.workers = workers
+        self.postgres_url = postgres_url
+        self.database_name = None
+        self.extra_env = dict(env or {})
         self.user_count = users
         self.workdir = Path(tempfile.mkdtemp(prefix="livedash-bench-"))
         self.redis = None
@@ -103,7 +119,8 @@ class BenchStack:
         self.redis_port = free_port()
         self._redis_log = open(self.workdir / "redis.log", "wb")  # noqa: SIM115
         self.redis = start_redis(self.redis_port, logfile=self._redis_log)
-        os.environ.update(bench_environment(self.workdir / "bench.sqlite3", self.redis_url))
+        os.environ.update(bench_environment(self._create_database(), self.redis_url))
+        os.environ.update(self.extra_env)
         import django
 
         django.setup()
@@ -126,10 +143,32 @@ class BenchStack:
             except subprocess.TimeoutExpired:
                 os.killpg(self.redis.pid, signal.SIGKILL)
                 self.redis.wait()
+        self._drop_database()
         if not self.keep_logs:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # Database and users -----------------------------------------------------
+
+    def _create_database(self):
+        """The DATABASE_URL of the bench's own database."""
+        if not self.postgres_url:
+            return f"sqlite:///{self.workdir / 'bench.sqlite3'}"
+        self.database_name = f"livedash_bench_{os.getpid()}"
+        with _postgres_admin(self.postgres_url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.database_name}"')
+            admin.execute(f'CREATE DATABASE "{self.database_name}"')
+        return urlunsplit(urlsplit(self.postgres_url)._replace(path=f"/{self.database_name}"))
+
+    def _drop_database(self):
+        if self.database_name is None:
+            return
+        from django.db import connections
+
+        connections.close_all()
+        with _postgres_admin(self.postgres_url) as admin:
+            # FORCE: a server process killed mid-phase may leave its session behind.
+            admin.execute(f'DROP DATABASE IF EXISTS "{self.database_name}" WITH (FORCE)')
+        self.database_name = None
 
     def _migrate(self):
         from django.core.management import call_command

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, models, transaction
 from django_eventstream.storage import EventDoesNotExist
 
-from dashboard import frames, series
+from dashboard import frames, selectors, series
 from dashboard.models import MetricRollup, RollupCursor, Series
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.channels import METRICS_CHANNEL
@@ -182,11 +182,37 @@ def series_ids(keys):
 _described = {}
 
 
+def _narrowed(selection):
+    """The `Series` rows that may match `selection`: per selector, those of its metric
+    name and, on PostgreSQL, those carrying its exact label values (JSON containment,
+    evaluated by the database); every row when a selector says neither. What remains
+    is decided by the selection itself."""
+    parts = []
+    for selector in selection.selectors:
+        part = {}
+        if selector.metric_name is not None:
+            part["name"] = selector.metric_name
+        if connection.vendor == "postgresql":
+            # `l=""` also matches a series without `l`: only non-empty values narrow.
+            exact = {
+                m.label: m.value
+                for m in selector.matchers
+                if m.op == selectors.EQUAL and m.label != selectors.NAME_LABEL and m.value
+            }
+            if exact:
+                part["labels__contains"] = exact
+        if not part:
+            return Series.objects.all()
+        parts.append(models.Q(**part))
+    query = parts[0]
+    for part in parts[1:]:
+        query |= part
+    return Series.objects.filter(query)
+
+
 def matching_keys(selection):
     """Storage keys of every series with history that `selection` wants."""
-    names = {selector.metric_name for selector in selection.selectors}
-    rows = Series.objects.all() if None in names else Series.objects.filter(name__in=names)
-    keys = list(rows.values_list("key", flat=True))
+    keys = list(_narrowed(selection).values_list("key", flat=True))
     unknown = [key for key in keys if key not in _described]
     if len(_described) + len(unknown) > REGISTERED_KEPT:
         _described.clear()

@@ -41,8 +41,8 @@ REGEX_MAX_MEMORY = 1 << 20
 # many selectors it sends, keeps a worker compiling.
 MAX_REGEX_PROGRAM = 100_000
 MAX_SELECTORS = 32
-# Series ids whose decision one `Selection` remembers (beyond, it forgets the oldest):
-# as many as MAX_SERIES allows live by default.
+# Series ids whose decision one `Selection` remembers at least (beyond its bound, it
+# forgets the oldest); see `decisions_kept`.
 DECISIONS_KEPT = 10000
 # Selector texts a process keeps parsed, and selector sets it keeps shared with their
 # decisions (the least recently used go): together they bound a worker's memory
@@ -340,15 +340,28 @@ def parse(text):
 _parse_kept = functools.lru_cache(maxsize=PARSED_KEPT)(_parse)
 
 
+def decisions_kept():
+    """How many decisions a `Selection` remembers: twice MAX_SERIES (at least
+    DECISIONS_KEPT). A read of the series index meets every live series in turn, up to
+    MAX_SERIES of them plus the collectors' own (never refused), and a stream meets
+    series that have left the index; with a bound at MAX_SERIES itself, an index at the
+    limit forgot each decision just before it was asked again, and every read decided
+    every series afresh."""
+    from django.conf import settings
+
+    return max(DECISIONS_KEPT, 2 * int(getattr(settings, "MAX_SERIES", 0)))
+
+
 class Selection:
     """The union of selectors: `matches(name, labels)` if any of them does.
 
     `wants(series_id, name, labels)` is the same decision, remembered per series id
-    (at most DECISIONS_KEPT, the oldest forgotten first)."""
+    (at most `decisions_kept()`, the oldest forgotten first)."""
 
     def __init__(self, selectors):
         self.selectors = tuple(selectors)
         self._decisions = {}
+        self._kept = decisions_kept()
         self._lock = threading.Lock()
 
     def matches(self, name, labels):
@@ -359,7 +372,7 @@ class Selection:
         if decision is None:
             decision = self.matches(name, labels)
             with self._lock:
-                if len(self._decisions) >= DECISIONS_KEPT:
+                if len(self._decisions) >= self._kept:
                     del self._decisions[next(iter(self._decisions))]
                 self._decisions[series_id] = decision
         return decision

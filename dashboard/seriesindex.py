@@ -13,7 +13,10 @@ name, never one per request or per point):
 - `series:names`: sorted set of the metric names, scored the same way;
 - `series:meta`: hash, storage key -> `[id, name, labels]` (JSON), written once per series;
 - `series:last`: hash, storage key -> `[ts, value]` (JSON), the newest point by `ts`;
-- `series:built`: present once the index holds everything storage knows (see `rebuild`).
+- `series:built`: present once the index holds everything storage knows (see `rebuild`);
+- `series:version`: a counter moved on whenever a series joins or leaves the live set,
+  so a process can keep its own copy of the set and know, with one GET, that it is
+  still the set (see `_live`).
 
 Publishing calls `admit` once per batch: one Lua script checks both limits, records
 the batch's series and last values, and drops a bounded number of expired series, all
@@ -89,11 +92,15 @@ def built_key():
     return key("series", "built")
 
 
+def version_key():
+    return key("series", "version")
+
+
 def rebuilding_key():
     return key("series", "rebuilding")
 
 
-# KEYS: live, meta, last, built, names, metric key prefix
+# KEYS: live, meta, last, built, names, metric key prefix, version
 # ARGV: now, cutoff, MAX_SERIES, MAX_SERIES_PER_METRIC, enforce (1/0), expire count,
 #       then per series: storage key, name, meta JSON, ts, value JSON
 ADMIT = """
@@ -117,6 +124,7 @@ for _, k in ipairs(expired) do
   redis.call('HDEL', KEYS[2], k)
   redis.call('HDEL', KEYS[3], k)
 end
+local changed = #expired > 0
 local first = 7
 if enforce then
   local new_total, new_by_name, order = 0, {}, {}
@@ -147,6 +155,10 @@ if enforce then
 end
 for i = first, #ARGV, 5 do
   local k, name, ts = ARGV[i], ARGV[i + 1], ARGV[i + 3]
+  if not changed then
+    local seen = redis.call('ZSCORE', KEYS[1], k)
+    changed = (not seen) or tonumber(seen) < cutoff
+  end
   redis.call('ZADD', KEYS[1], 'GT', now, k)
   redis.call('ZADD', KEYS[6] .. name, 'GT', now, k)
   redis.call('ZADD', KEYS[5], 'GT', now, name)
@@ -155,6 +167,9 @@ for i = first, #ARGV, 5 do
   if (not last) or tonumber(string.match(last, '^%[([^,]+),')) <= tonumber(ts) then
     redis.call('HSET', KEYS[3], k, '[' .. ts .. ',' .. ARGV[i + 4] .. ']')
   end
+end
+if changed then
+  redis.call('INCR', KEYS[7])
 end
 return {'ok'}
 """
@@ -177,8 +192,27 @@ def cutoff(now=None):
 
 
 def _number_text(number):
-    # JSON for the value, and a ts Lua's tonumber reads back exactly (repr round-trips).
-    return json.dumps(number, allow_nan=False)
+    """JSON for a finite number (what `json.dumps` writes, at a fraction of its cost on
+    the publish path), and a ts Lua's tonumber reads back exactly (repr round-trips).
+    The base types' repr: a subclass's own (numpy's) is no JSON."""
+    return int.__repr__(number) if isinstance(number, int) else float.__repr__(number)
+
+
+# The `series:meta` text of each series this process admitted lately: derived from the
+# id, so the same every time, and a batch of a thousand series would otherwise encode
+# a thousand of them on every publish. Bounded: past META_TEXTS_KEPT it starts afresh.
+_meta_texts = {}
+META_TEXTS_KEPT = 50_000
+
+
+def _meta_text(store, series_id, name, labels):
+    text = _meta_texts.get(store)
+    if text is None:
+        if len(_meta_texts) >= META_TEXTS_KEPT:
+            _meta_texts.clear()
+        text = json.dumps([series_id, name, labels], ensure_ascii=False, separators=(",", ":"))
+        _meta_texts[store] = text
+    return text
 
 
 def _latest_per_series(points):
@@ -215,10 +249,10 @@ def admit(points, enforce=True):
         EXPIRE_PER_CALL,
     ]
     for store, (series_id, name, labels, ts, value) in latest.items():
-        meta = json.dumps([series_id, name, labels], ensure_ascii=False, separators=(",", ":"))
+        meta = _meta_text(store, series_id, name, labels)
         args += [store, name, meta, _number_text(ts), _number_text(value)]
     client = get_sync_client()
-    keys = [live_key(), meta_key(), last_key(), built_key(), names_key(), metric_key("")]
+    keys = [live_key(), meta_key(), last_key(), built_key(), names_key(), metric_key(""), version_key()]
     script = _script(client, ADMIT)
     answer = [_text(part) for part in script(keys=keys, args=args)]
     if answer[0] == "rebuild":
@@ -237,6 +271,10 @@ def admit(points, enforce=True):
             f"({settings.MAX_SERIES_PER_METRIC}; {live} live)"
         )
     raise TooManySeries(message, limit, len(points))
+
+
+def _json_or_null(raw):
+    return raw.encode() if isinstance(raw, str) else (raw or b"null")
 
 
 def _text(raw):
@@ -305,6 +343,7 @@ def rebuild():
                 if last is not None:
                     pipe.hsetnx(last_key(), store, json.dumps(last, allow_nan=False))
             pipe.execute()
+    client.incr(version_key())
     client.set(built_key(), repr(now))
     logger.info("series index rebuilt: %d series", len(found))
     return len(found)
@@ -341,17 +380,81 @@ def _newest_points(since):
 # ---- reading ---------------------------------------------------------------------
 
 
-def _candidates(client, selection, since):
-    """Storage keys of the live series that may match: those of the named metrics when
-    every selector names its metric, else every live series."""
-    names = {selector.metric_name for selector in selection.selectors} if selection else {None}
-    if None in names:
-        return client.zrangebyscore(live_key(), since, "+inf")
+class _LiveSet:
+    """The live set as this process last read it: its storage keys, the token it was
+    read under (`series:built` and `series:version`), the lowest score among them, and,
+    once asked, each one's (store, id, name, labels), all of them and by metric name."""
+
+    def __init__(self, token, stores, oldest):
+        self.token, self.stores, self.oldest = token, stores, oldest
+        self._entries = self._by_name = None
+        # Selection -> the entries it wants: the same set gives the same answer.
+        self._matched = {}
+
+    def entries(self, client):
+        if self._entries is None:
+            self._entries = list(_metas(client, self.stores))
+        return self._entries
+
+    def by_name(self, client):
+        if self._by_name is None:
+            by_name = {}
+            for entry in self.entries(client):
+                by_name.setdefault(entry[2], []).append(entry)
+            self._by_name = by_name
+        return self._by_name
+
+    def matching(self, client, selection):
+        """The entries `selection` wants, worked out once per set and selection (the
+        selections of a process are shared objects, see `selectors.selection`)."""
+        found = self._matched.get(selection)
+        if found is None:
+            names = {selector.metric_name for selector in selection.selectors}
+            if None in names:
+                candidates = self.entries(client)
+            else:
+                by_name = self.by_name(client)
+                candidates = [entry for name in sorted(names) for entry in by_name.get(name, ())]
+            wants = selection.wants
+            found = [entry for entry in candidates if wants(entry[1], entry[2], entry[3])]
+            if len(self._matched) >= MATCHED_KEPT:
+                self._matched.clear()
+            self._matched[selection] = found
+        return found
+
+
+# Selections whose answer one live set keeps at most (past it, it starts afresh).
+MATCHED_KEPT = 64
+_live_kept = None
+
+
+def _live(client, since):
+    """The live set (`_LiveSet`): series pushed at or after `since`.
+
+    Kept per process, and read again only when it may have changed: when
+    `series:version` or `series:built` moved (a series joined or left it, or the index
+    was rebuilt), or when `since` has passed the oldest kept score (a series may have
+    expired without any publish dropping it). Scores only rise, so every kept series
+    is still live until then. One GET pair instead of the whole set, which at
+    MAX_SERIES was most of a read's time."""
+    global _live_kept
     with client.pipeline(transaction=False) as pipe:
-        for name in sorted(names):
-            pipe.zrangebyscore(metric_key(name), since, "+inf")
-        found = pipe.execute()
-    return [store for stores in found for store in stores]
+        pipe.get(built_key())
+        pipe.get(version_key())
+        token = tuple(pipe.execute())
+    kept = _live_kept
+    if kept is not None and token[0] is not None and kept.token == token and since <= kept.oldest:
+        return kept
+    with client.pipeline(transaction=False) as pipe:
+        pipe.get(built_key())
+        pipe.get(version_key())
+        pipe.zrangebyscore(live_key(), since, "+inf")
+        pipe.zrangebyscore(live_key(), since, "+inf", start=0, num=1, withscores=True)
+        built, version, stores, oldest = pipe.execute()
+    # Read after the token: a change in between makes the token older than the set,
+    # and the next read reads the set again.
+    _live_kept = _LiveSet((built, version), stores, oldest[0][1] if oldest else math.inf)
+    return _live_kept
 
 
 # What each storage key stands for, per process: a key's id, name and labels never
@@ -379,10 +482,9 @@ def _metas(client, stores):
 
 
 def _matching(client, selection):
-    stores = _candidates(client, selection, cutoff())
-    for store, series_id, name, labels in _metas(client, stores):
-        if selection is None or selection.wants(series_id, name, labels):
-            yield store, series_id, name, labels
+    """(store, id, name, labels) of the live series `selection` wants (all without one)."""
+    live = _live(client, cutoff())
+    return live.entries(client) if selection is None else live.matching(client, selection)
 
 
 def find(selection=None, limit=ANSWER_LIMIT):
@@ -398,10 +500,10 @@ def find(selection=None, limit=ANSWER_LIMIT):
     for start in range(0, len(matched), READ_BATCH):
         batch = matched[start : start + READ_BATCH]
         lasts = client.hmget(last_key(), [store for store, *_ in batch])
+        # One decode for the batch: a thousand small `json.loads` cost several times more.
+        lasts = json.loads(b"[" + b",".join(_json_or_null(last) for last in lasts) + b"]")
         for (_store, series_id, name, labels), last in zip(batch, lasts, strict=True):
-            answer.append(
-                {"id": series_id, "name": name, "labels": labels, "last": json.loads(last) if last else None}
-            )
+            answer.append({"id": series_id, "name": name, "labels": labels, "last": last})
     return answer, truncated
 
 

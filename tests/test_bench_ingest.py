@@ -13,7 +13,20 @@ pytestmark = pytest.mark.slow
 
 def test_it_measures_the_api_against_its_floor_and_loses_nothing(tmp_path, redis_url):
     output = tmp_path / "ingest.json"
-    args = ["--dashboards", "4", "--batches", "2", "--seconds", "1", "--rate", "20", "--watchers", "2"]
+    args = [
+        "--dashboards",
+        "4",
+        "--batches",
+        "2",
+        "--seconds",
+        "1",
+        "--rate",
+        "20",
+        "--watchers",
+        "2",
+        "--series",
+        "50",
+    ]
     result = subprocess.run(
         [sys.executable, "-m", "bench.ingest", *args, "--load-procs", "1", "--output", str(output)],
         cwd=ROOT,
@@ -25,6 +38,11 @@ def test_it_measures_the_api_against_its_floor_and_loses_nothing(tmp_path, redis
     results = json.loads(output.read_text())
     assert results["floor_points_per_s"] > 0
     assert results["ingest_alone"]["statuses"] == {"204": 2}
+    # Tags to labels, beside the unlabelled figure of the same run.
+    labelled = results["ingest_labelled"]
+    assert labelled["statuses"] == {"204": 2}
+    assert labelled["series"] == 50
+    assert labelled["points_per_s"] > 0
     with_dashboards = results["ingest_with_dashboards"]
     assert results["dashboards_connected"] == 4
     assert with_dashboards["delivered_all"]

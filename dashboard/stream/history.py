@@ -7,7 +7,8 @@ matches. The answer holds `step` (0 for raw values) and `series`:
 most `MAX_POINTS` per series:
 
 - raw values from the event store when the window holds at most MAX_POINTS values
-  of every metric (and the store still has all of it);
+  of every metric (and the store still has all of it, within RAW_SCAN_LIMIT events:
+  with many series pushing, even a short window holds more, and buckets answer);
 - otherwise buckets of `step` seconds, each `ts` the bucket's start, from the finest
   rollup tier that can answer within a bounded number of rows (ROWS_PER_SERIES),
   grouped up to a multiple of the tier's step when it would give more than about
@@ -160,6 +161,26 @@ def raw_series(walk, window, selection=None):
     return series
 
 
+def too_many_to_walk(storage, last_id, window):
+    """Whether the store holds more than RAW_SCAN_LIMIT events since the window's start,
+    so a walk for raw values would stop at its limit short of the start (and cost that
+    many reads and decodes for nothing). Told by one event: the first the walk would
+    not read, when its `ts` is at or after the window's start. A value published with a `ts` far
+    from when it was published can make it say yes wrongly; the answer is then
+    buckets, which is never wrong."""
+    probe = last_id - RAW_SCAN_LIMIT
+    if probe < 1:
+        return False
+    event = next(storage.read_back(METRICS_CHANNEL, probe, probe - 1), None)
+    if event is None:  # expired: the store is shorter than the limit
+        return False
+    try:
+        ts = json.loads(event.data).get("ts")
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(ts, int | float) and ts >= window.start
+
+
 def raw_is_whole(walk, window):
     """Raw answers only when the store holds the whole window: after a Redis flush the
     rollups still know older values of it, and then they answer instead."""
@@ -266,7 +287,8 @@ def metrics_history(request):
     # The buckets' counts say whether raw values fit (the edge buckets may hold a few
     # values from outside the window: then buckets it is, which is never wrong).
     fits = max(totals.values(), default=0) <= MAX_POINTS
-    if fits and time.time() - window.start <= retention_seconds():
+    raw_possible = fits and time.time() - window.start <= retention_seconds()
+    if raw_possible and not too_many_to_walk(storage, last_id, window):
         walk = Walk(storage, last_id, window.start)
         raw = raw_series(walk, window, selection)
         if raw is not None and raw_is_whole(walk, window):

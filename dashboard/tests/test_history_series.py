@@ -118,3 +118,69 @@ def test_a_token_with_the_read_scope_reads_history(client, transactional_db, red
     assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
     unknown = client.get(URL, headers={"Authorization": "Bearer ldt_nope"})
     assert (unknown.status_code, unknown.json()["error"]) == (401, "unauthenticated")
+
+
+@pytest.mark.parametrize(("scan_limit", "walked"), [(20, False), (100, True)])
+def test_the_store_is_walked_for_raw_values_only_when_the_window_fits_the_walk(
+    as_alice, monkeypatch, scan_limit, walked
+):
+    # 60 values in the last 10 minutes: a walk limited to 20 events cannot reach the
+    # window's start (its values come from the rollups without reading 20 events for
+    # nothing); one allowed 100 can, and answers raw values.
+    from dashboard.storage import DashboardRedisStorage
+    from dashboard.stream import history
+
+    now = time.time()
+    for i in range(60):
+        metric_event((WEB1, WEB2, "orders")[i % 3], i, now - 600 + 10 * i)
+    rollups.write_pending()
+    monkeypatch.setattr(history, "RAW_SCAN_LIMIT", scan_limit)
+    read = []
+    original = DashboardRedisStorage.read_back
+
+    def counted(self, *args, **kwargs):
+        for event in original(self, *args, **kwargs):
+            read.append(event.id)
+            yield event
+
+    monkeypatch.setattr(DashboardRedisStorage, "read_back", counted)
+    body = as_alice.get(URL, {"minutes": 60, "match": 'cpu{host="web1"}'}).json()
+
+    assert list(body["series"]) == [WEB1]
+    if walked:
+        assert body["step"] == 0
+        assert [point[1] for point in body["series"][WEB1]] == list(range(0, 60, 3))
+    else:
+        assert body["step"] > 0
+        assert len(read) <= 1, f"read {len(read)} events to answer from the rollups"
+
+
+def test_history_by_exact_labels_decodes_only_the_series_carrying_them(transactional_db):
+    from django.db import connection
+
+    from dashboard import selectors
+
+    ids = [
+        series.format_id(name, {"dc": dc, "host": f"h{i}"})
+        for name in ("cpu", "mem")
+        for i, dc in [(i, ("eu", "us")[i % 2]) for i in range(20)]
+    ]
+    ids += ["cpu", 'cpu{role="web"}']
+    rollups.register_series({series_id: series.storage_key(series_id) for series_id in ids})
+    rollups.forget_registered_series()
+    cases = [
+        ['{host="h7"}'],
+        ['cpu{dc="eu",host=~"h1.*"}'],
+        ['cpu{host=""}'],
+        ['mem{dc!="eu"}', '{host="h3"}'],
+        ['{role="web"}', "cpu"],
+    ]
+    for texts in cases:
+        selection = selectors.selection(texts)
+        rollups.forget_registered_series()
+        found = {Series.objects.get(key=key).series_id for key in rollups.matching_keys(selection)}
+        expected = {i for i in ids if selection.matches(*series.parse_series_id(i))}
+        assert found == expected, texts
+        if connection.vendor == "postgresql" and texts == ['{host="h7"}']:
+            # The database narrowed the rows: only h7's two series were decoded here.
+            assert len(rollups._described) == 2

@@ -206,12 +206,38 @@ def test_a_selection_decides_once_per_series():
     assert calls == ["cpu", "mem"]
 
 
-def test_a_selection_forgets_the_oldest_decisions_beyond_its_bound(monkeypatch):
+def test_a_selection_forgets_the_oldest_decisions_beyond_its_bound(monkeypatch, settings):
     monkeypatch.setattr(selectors, "DECISIONS_KEPT", 3)
+    settings.MAX_SERIES = 1
     selection = selectors.Selection([selectors.parse("cpu")])
     for i in range(10):
         selection.wants_id(f'cpu{{i="{i}"}}')
     assert list(selection._decisions) == ['cpu{i="7"}', 'cpu{i="8"}', 'cpu{i="9"}']
+
+
+def test_a_selection_keeps_a_decision_for_every_series_an_index_at_its_limit_holds(monkeypatch, settings):
+    # The index at MAX_SERIES plus a collector's few series, read in turn again and
+    # again: every decision is still kept when it is asked the second time.
+    monkeypatch.setattr(selectors, "DECISIONS_KEPT", 10)
+    settings.MAX_SERIES = 50
+    selection = selectors.Selection([selectors.parse('cpu{host="h1"}')])
+    decided = []
+    original = selection.matches
+
+    def counted(name, labels):
+        decided.append(labels["host"])
+        return original(name, labels)
+
+    selection.matches = counted
+    every = [("cpu", {"host": f"h{i}"}) for i in range(settings.MAX_SERIES + 5)]
+    for _ in range(3):
+        wanted = [
+            labels["host"]
+            for name, labels in every
+            if selection.wants(series.series_id(name, labels), name, labels)
+        ]
+        assert wanted == ["h1"]
+    assert len(decided) == len(every)
 
 
 def test_wants_id_refuses_what_is_no_id():

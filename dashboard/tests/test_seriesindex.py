@@ -235,3 +235,81 @@ def test_after_redis_lost_everything_the_rollups_alone_rebuild_it(index):
     assert found == [{"id": 'cpu{host="web1"}', "name": "cpu", "labels": {"host": "web1"}, "last": None}]
     publish_metric("cpu", 4, ts=now, labels={"host": "web1"})
     assert index.find()[0][0]["last"] == [now, 4]
+
+
+class Clock:
+    """The index's clock, moved by hand."""
+
+    monotonic = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
+
+    def __init__(self):
+        self.now = time.time()
+
+    def time(self):
+        return self.now
+
+
+def test_a_read_keeps_the_live_set_until_a_series_joins_or_leaves_it(index, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(seriesindex, "time", clock)
+    index.admit([point("cpu", {"host": "a"}, 1, clock.now)])
+    assert ids(index.find()[0]) == ['cpu{host="a"}']
+    kept = seriesindex._live_kept
+    # Pushed again: no series joined, the set is not read again.
+    index.admit([point("cpu", {"host": "a"}, 2, clock.now)])
+    assert index.find()[0][0]["last"] == [clock.now, 2]
+    assert seriesindex._live_kept is kept
+    # A new series is there at once, by name and by label.
+    index.admit([point("cpu", {"host": "b"}, 1, clock.now)])
+    assert ids(index.find(selectors.selection(["cpu"]))[0]) == ['cpu{host="a"}', 'cpu{host="b"}']
+    assert index.label_values("host", selectors.selection(['{host=~"a|b"}'])) == ["a", "b"]
+
+    # A day without a publish: both expired, though nothing dropped them from Redis.
+    clock.now += retention_seconds() + 10
+    assert index.find()[0] == []
+    assert index.find(selectors.selection(["cpu"]))[0] == []
+    # One is pushed again: it is live again at once.
+    index.admit([point("cpu", {"host": "b"}, 3, clock.now)])
+    assert ids(index.find(selectors.selection(["cpu"]))[0]) == ['cpu{host="b"}']
+    assert index.label_values("host", selectors.selection(["cpu"])) == ["b"]
+
+
+def test_the_same_selection_on_the_same_live_set_is_answered_from_memory(index):
+    index.admit([point("cpu", {"host": f"h{i}"}, i) for i in range(20)])
+    selection = selectors.selection(['{host=~"h1.*"}'])
+    asked = []
+    wants = selection.wants
+
+    def counted(*args):
+        asked.append(args[0])
+        return wants(*args)
+
+    selection.wants = counted
+    first = ids(index.find(selection)[0])
+    assert len(first) == 11 and len(asked) == 20
+    assert ids(index.find(selection)[0]) == first
+    assert index.label_values("host", selection) == sorted(f"h{i}" for i in [1, *range(10, 20)])
+    assert len(asked) == 20
+    # A new series: the set is read again, and so is the answer.
+    index.admit([point("cpu", {"host": "h100"}, 1)])
+    assert len(ids(index.find(selection)[0])) == 12
+
+
+def test_numbers_and_metas_are_written_as_json_would_write_them():
+    import json
+
+    class Float(float):
+        def __repr__(self):  # as numpy's scalars: not JSON
+            return f"Float({float(self)})"
+
+    for number in [0, -7, 10**30, 0.1, 1e-300, 1.5e300, -2.0, 12.345678901234567, Float(3.25)]:
+        assert seriesindex._number_text(number) == json.dumps(number), number
+    labels = {"host": "wéb\n1", "dc": 'e"u'}
+    series_id = series.format_id("cpu", labels)
+    store = series.storage_key(series_id)
+    expected = json.dumps([series_id, "cpu", labels], ensure_ascii=False, separators=(",", ":"))
+    assert seriesindex._meta_text(store, series_id, "cpu", labels) == expected
+    assert seriesindex._meta_text(store, series_id, "cpu", labels) is seriesindex._meta_text(
+        store, series_id, "cpu", labels
+    )
