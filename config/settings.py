@@ -455,6 +455,8 @@ GRACEFUL_SHUTDOWN_SECONDS = envint("GRACEFUL_SHUTDOWN_SECONDS", 10, minimum=1)
 # Open SSE streams, and open sockets, one user may hold on one worker: a tab takes one
 # of each. Past it a stream is answered 429 and a socket closed with 4008.
 MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
+# Open streams one share link may have, over every worker; past it a viewer gets 429.
+SHARE_MAX_VIEWERS = envint("SHARE_MAX_VIEWERS", 1000, minimum=1)
 
 # The collector's values are the series `name{host="<COLLECTOR_HOST>"}`: by default
 # this machine's name; set it where that name says nothing (a container's id).
