@@ -108,6 +108,7 @@ def revoke(link, *, actor=None, address=""):
                 address=address,
             )
         revocation.revoke_share(link.pk)
+    remembered.forget_link(link.pk)  # here at once; other processes when they hear it
     return bool(updated)
 
 
@@ -180,6 +181,8 @@ def _widened(text, names, values_of):
         widened = _widened_matcher(matcher, placeholders, values_of)
         if widened is False:
             return None
+        if widened is None and matcher.label == selectors.NAME_LABEL and matcher.op == selectors.EQUAL:
+            return None  # a metric name any variable value could be: a link never reads every metric
         if widened is not None:
             matchers.append(widened)
     if all(m.matches_value("") for m in matchers):
