@@ -104,7 +104,7 @@ class SelectedRun(HubEvent):
     moves past them), its datas are None for them and frames are trimmed to the
     wanted values (dashboard.frames.select)."""
 
-    __slots__ = ()
+    __slots__ = ("_position",)
 
     def __init__(self, run, selection):
         self.channel, self.type, self.first, self.last = run.channel, run.type, run.first, run.last
@@ -113,10 +113,27 @@ class SelectedRun(HubEvent):
         self._whole = None
         self._each = {}
         self._selected = self._parsed = None
+        self._position = None
+
+    def encoded_after(self, since):
+        chunk = super().encoded_after(since)
+        if chunk and self.datas[-1] is None:
+            # The run ends with events the stream skips: a keep-alive with the run's last
+            # id moves the client's Last-Event-ID past them, so its reconnect reads from
+            # here, not from its last wanted event.
+            if self._position is None:
+                self._position = position(self.channel, self.last)
+            chunk += self._position
+        return chunk
 
     def count_after(self, since):
         start = max(since + 1, self.first) - self.first
         return sum(data is not None for data in self.datas[start:])
+
+
+def position(channel, event_id):
+    """A `keep-alive` carrying an id: no data, but the client's Last-Event-ID moves on."""
+    return sse_encode_event("keep-alive", "", event_id=make_id({channel: event_id})).encode()
 
 
 class Hub:

@@ -136,6 +136,12 @@ class Stream:
         self.catch_up_needed = False
         self.end()
 
+    def keepalive(self):
+        """A stream that skips series says where it is: its client resumes from there."""
+        if self.selection is None:
+            return KEEPALIVE
+        return sse_encode_event("keep-alive", "", event_id=self.current_id()).encode()
+
     def current_id(self):
         return make_id({c: self.last_ids[c] for c in self.channels})
 
@@ -161,7 +167,7 @@ class Stream:
                 if not (self.buffer or self.catch_up_needed):
                     if self.keepalive_due:
                         self.keepalive_due = False
-                        yield KEEPALIVE
+                        yield self.keepalive()
                         continue
                     self.waiter = loop.create_future()
                     await self.waiter

@@ -120,3 +120,20 @@ def test_streams_with_the_same_selectors_share_one_decision_per_event(monkeypatc
         chunk = stream.deliver(run)
         assert chunk.count(b"event: metric") == 5
     assert len(decisions) == 10  # once per event, not once per stream and event
+
+
+async def test_a_skipped_end_of_a_run_moves_the_clients_last_event_id_on(worker, alice_cookies):
+    async with SSEReader(url(worker, 'latency{host="web1"}'), alice_cookies) as stream:
+        await stream.wait_for(lambda events: stream.of_type("stream-open"))
+        await asyncio.to_thread(publish_latency, ["web1", "db1", "db2"])  # one run of three
+        await stream.wait_for(lambda events: stream.of_type("keep-alive"), message="the position")
+    (metric,) = stream.of_type("metric")
+    (position,) = [e for e in stream.of_type("keep-alive") if e["id"]]
+    assert int(position["id"].split(":")[1]) == int(metric["id"].split(":")[1]) + 2
+
+
+def test_an_idle_selected_stream_says_where_it_is_in_its_keep_alive():
+    stream = Stream(["metrics"], {}, selection=selectors.selection(["cpu"]))
+    stream.last_ids = {"metrics": 41}
+    assert stream.keepalive() == b"event: keep-alive\nid: metrics:41\ndata: \n\n"
+    assert Stream(["metrics"], {}).keepalive() == b"event: keep-alive\ndata:\n\n"
