@@ -8,19 +8,24 @@ The rules on the data itself (validation, versions, provisioned dashboards) are
 boards.store's, the same for the commands and provisioning.
 """
 
+import datetime
 import functools
 import inspect
+import math
+import time
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.http import HttpResponse, JsonResponse
 from ninja import Router
 from ninja.utils import check_csrf
+from redis.exceptions import RedisError
 
 from api import bodies, ratelimit
 from api.auth import ApiError, aauthenticate, client_address, error_response, forbidden, unauthenticated
-from boards import spec, store
+from boards import sharing, spec, store
 from boards.models import Dashboard, HomeDashboard
+from dashboard import connections as open_connections
 
 router = Router(tags=["dashboards"])
 # The user's home dashboard (what `/` shows): a session's own preference.
@@ -284,3 +289,97 @@ def put_home(caller, request):
     _visible(caller, uid)
     HomeDashboard.objects.update_or_create(user=user, defaults={"uid": uid})
     return JsonResponse({"uid": uid})
+
+
+# --- share links ------------------------------------------------------------------
+# Who may make, list and revoke a dashboard's links: whoever may edit it (Caller.can_edit,
+# the dashboard's own rule). The rules of the links themselves are boards.sharing's.
+
+NOTE_MAX_LENGTH = 200
+
+
+def _editable(caller, uid):
+    board = _visible(caller, uid)
+    if not caller.can_edit(board):
+        raise forbidden(f"you may not share dashboard {uid!r}: it takes being able to edit it")
+    return board
+
+
+def _share_body(request):
+    bodies.require_media_type(request, {"application/json"}, "application/json")
+    raw = bodies.read_body(request)
+    payload = bodies.parse_json(raw) if raw.strip() else {}
+    if not isinstance(payload, dict):
+        raise bodies.invalid(f"send a JSON object, got {spec.kind(payload)}")
+    unknown = [key for key in payload if key not in ("expires", "note")]
+    if unknown:
+        raise bodies.invalid(f"{unknown[0]}: unknown key (known: expires, note)")
+    note = payload.get("note", "")
+    if not isinstance(note, str) or len(note) > NOTE_MAX_LENGTH:
+        raise bodies.invalid(f"note: must be a string of at most {NOTE_MAX_LENGTH} characters")
+    expires = payload.get("expires")
+    if expires is not None:
+        if isinstance(expires, bool) or not isinstance(expires, int | float) or not math.isfinite(expires):
+            raise bodies.invalid("expires: must be unix seconds")
+        if expires <= time.time():
+            raise bodies.invalid("expires: must be in the future")
+        if expires > time.time() + MAX_SHARE_SECONDS:
+            raise bodies.invalid("expires: must be within ten years")
+        expires = datetime.datetime.fromtimestamp(expires, tz=datetime.UTC)
+    return note, expires
+
+
+MAX_SHARE_SECONDS = 10 * 365 * 86400
+
+
+def _share_summary(link, viewers):
+    return {
+        "id": link.pk,
+        "note": link.note,
+        "expires": link.expires.timestamp() if link.expires else None,
+        "created_by": link.created_by.get_username() if link.created_by else None,
+        "created_at": link.created_at.timestamp(),
+        "last_used_at": link.last_used_at.timestamp() if link.last_used_at else None,
+        "viewers": viewers,
+    }
+
+
+@router.post("/{uid}/shares", summary="Share a dashboard with a read-only link")
+@answered
+def create_share(caller, request, uid: str):
+    """Body `{"expires"?: unix seconds, "note"?}`; answers 201 `{"id", "url": "/s/TOKEN/",
+    "expires"}`. The token is in the answer only: it is stored hashed."""
+    board = _editable(caller, uid)
+    note, expires = _share_body(request)
+    user = caller.user if caller.user is not None else caller.token.created_by
+    link, token = sharing.create(
+        board, user=user, expires=expires, note=note, actor=caller.author().name, address=caller.address
+    )
+    body = {"id": link.pk, "url": sharing.url_of(token), "expires": expires.timestamp() if expires else None}
+    return JsonResponse(body, status=201)
+
+
+@router.get("/{uid}/shares", summary="A dashboard's live share links")
+@answered
+def list_shares(caller, request, uid: str):
+    """Who made each, when, when it was last used, and how many viewers it has open now."""
+    links = list(sharing.links_of(_editable(caller, uid)))
+    try:
+        viewers = open_connections.share_viewers([link.pk for link in links])
+    except RedisError:
+        viewers = {}
+    return JsonResponse({"shares": [_share_summary(link, viewers.get(link.pk)) for link in links]})
+
+
+@router.delete("/{uid}/shares/{share_id}", summary="Revoke a share link")
+@answered
+def delete_share(caller, request, uid: str, share_id: str):
+    """Answers 204; the link's open streams end within a second."""
+    board = _editable(caller, uid)
+    link = None
+    if share_id.isascii() and share_id.isdigit() and len(share_id) <= 18:
+        link = sharing.links_of(board).filter(pk=int(share_id)).first()
+    if link is None:
+        raise ApiError(404, "not_found", f"dashboard {uid!r} has no share link {share_id}")
+    sharing.revoke(link, actor=caller.author().name, address=caller.address)
+    return HttpResponse(status=204)

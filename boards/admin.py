@@ -1,7 +1,8 @@
 from django.contrib import admin
 
 from audit.services import record
-from boards.models import Dashboard, DashboardVersion, HomeDashboard
+from boards import sharing
+from boards.models import Dashboard, DashboardVersion, HomeDashboard, ShareLink
 
 
 class VersionInline(admin.TabularInline):
@@ -62,3 +63,34 @@ class DashboardVersionAdmin(admin.ModelAdmin):
 class HomeDashboardAdmin(admin.ModelAdmin):
     list_display = ("user", "uid")
     search_fields = ("user__username", "uid")
+
+
+@admin.register(ShareLink)
+class ShareLinkAdmin(admin.ModelAdmin):
+    """Links are made through the API or the dashboard's page (the token is shown once,
+    there); here they are read and revoked, each revocation audited and its streams ended."""
+
+    list_display = ("dashboard", "note", "created_by", "created_at", "expires", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("dashboard__uid", "dashboard__title", "note")
+    readonly_fields = (
+        "dashboard",
+        "note",
+        "expires",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke the selected share links")
+    def revoke(self, request, queryset):
+        for link in queryset.select_related("dashboard"):
+            sharing.revoke(link)

@@ -189,3 +189,31 @@ class HomeDashboard(models.Model):
             if board is not None and board.can_view(user):
                 return board
         return None
+
+
+class ShareLink(models.Model):
+    """A read-only link to one dashboard for people without an account (`/s/TOKEN/`).
+
+    Only the token's hash is kept: the token itself is shown once, when the link is
+    made. The link reads what the dashboard's selectors reach (boards.sharing.scope),
+    so editing the dashboard changes it and deleting the dashboard ends it."""
+
+    dashboard = models.ForeignKey(Dashboard, on_delete=models.CASCADE, related_name="share_links")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    note = models.CharField(max_length=200, blank=True)
+    expires = models.DateTimeField(null=True, blank=True, help_text="Empty: until revoked.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"share link {self.pk} of {self.dashboard.uid}"
+
+    def is_live(self, now):
+        return self.revoked_at is None and (self.expires is None or self.expires > now)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 
 from audit.services import record
-from boards import spec
+from boards import sharing, spec
 from boards.models import MESSAGE_MAX_LENGTH, Dashboard, DashboardVersion
 from dashboard import frames, live
 from dashboard.stream.channels import METRICS_CHANNEL, user_channel
@@ -111,6 +111,7 @@ def _write(board, document, author, message, action, before):
         address=author.address,
     )
     _push(board, board.version, author.name)
+    sharing.dashboard_changed(board)
     return board
 
 
@@ -178,6 +179,7 @@ def delete(uid, *, author, expected_version=None, provisioning=False):
             raise Conflict(f"version {expected_version} is stale: the stored version is {board.version}")
         before = board.export()
         _push(board, None, author.name)  # its audience is read before the row goes
+        sharing.dashboard_changed(board)  # and its links, before they go with it
         board.delete()
         record(DELETE, f"dashboard {uid}", before=before, actor=author.name, address=author.address)
 

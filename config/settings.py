@@ -173,6 +173,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Inside it: its site-wide Referrer-Policy only where this one set none.
+    "dashboard.privacy.ShareReferrerPolicy",
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # After sessions, before common: the language cookie set by /i18n/setlang/ wins,
@@ -412,9 +414,17 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Share-link tokens never reach a log line (dashboard/privacy.py).
+    "filters": {"share_tokens": {"()": "dashboard.privacy.MaskShareTokens"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["share_tokens"]}
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own handlers (DEFAULT_LOGGING) would print its records unmasked:
+        # every record goes to the one console handler above instead.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
     },
@@ -455,6 +465,8 @@ GRACEFUL_SHUTDOWN_SECONDS = envint("GRACEFUL_SHUTDOWN_SECONDS", 10, minimum=1)
 # Open SSE streams, and open sockets, one user may hold on one worker: a tab takes one
 # of each. Past it a stream is answered 429 and a socket closed with 4008.
 MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
+# Open streams one share link may have, over every worker; past it a viewer gets 429.
+SHARE_MAX_VIEWERS = envint("SHARE_MAX_VIEWERS", 1000, minimum=1)
 
 # The collector's values are the series `name{host="<COLLECTOR_HOST>"}`: by default
 # this machine's name; set it where that name says nothing (a container's id).

@@ -41,6 +41,11 @@ MIDDLEWARE_STAND_INS = {
         direct_streams="its request (HTTPS redirect) and response steps run here",
         proxied_connects="its response step runs here",
     ),
+    "dashboard.privacy.ShareReferrerPolicy": StandIns(
+        api_pushes="acts on /s/ pages only",
+        direct_streams="acts on /s/ pages only; a stream is no page",
+        proxied_connects="acts on /s/ pages only; a stream is no page",
+    ),
     "servestatic.middleware.ServeStaticMiddleware": StandIns(
         api_pushes="serves /static/ only",
         direct_streams="serves /static/ only",

@@ -73,6 +73,74 @@ def held(kind, user_id):
     return _per_user[(kind, user_id)]
 
 
+# Open streams per share link on this worker, reported beside the counts: what
+# SHARE_MAX_VIEWERS caps, summed over every worker.
+_per_share = collections.Counter()
+# link id -> (read at, open streams of the link on the other workers): a connect reads
+# Redis at most once per REPORT_EVERY per link, whatever the crowd.
+_elsewhere = {}
+
+
+def _share_key(worker_id=WORKER_ID):
+    return key("conn", "share", worker_id)
+
+
+async def _streams_elsewhere(link_id):
+    kept = _elsewhere.get(link_id)
+    now = time.monotonic()
+    if kept is not None and now - kept[0] < REPORT_EVERY:
+        return kept[1]
+    client = get_async_client()
+    workers = [
+        raw.decode() for raw in await client.zrangebyscore(workers_key(), time.time() - REPORT_TTL, "+inf")
+    ]
+    others = [worker for worker in workers if worker != WORKER_ID]
+    total = 0
+    if others:
+        async with client.pipeline(transaction=False) as pipe:
+            for worker in others:
+                pipe.hget(_share_key(worker), str(link_id))
+            total = sum(int(value) for value in await pipe.execute() if value is not None)
+    if len(_elsewhere) > 10000:
+        _elsewhere.clear()
+    _elsewhere[link_id] = (now, total)
+    return total
+
+
+async def aclaim_share(link_id, cap):
+    """Take a place among share link `link_id`'s `cap` viewers, counted over every worker
+    (the others' counts as they reported them within the last second); False when full."""
+    elsewhere = await _streams_elsewhere(link_id)
+    if _per_share[link_id] + elsewhere >= cap:
+        return False
+    _per_share[link_id] += 1
+    _ensure_reporter()
+    return True
+
+
+def release_share(link_id):
+    _per_share[link_id] -= 1
+    if _per_share[link_id] <= 0:
+        del _per_share[link_id]
+
+
+def share_viewers(link_ids):
+    """{link id: open streams over every live worker} (sync, for the API's list)."""
+    client = get_sync_client()
+    workers = [raw.decode() for raw in client.zrangebyscore(workers_key(), time.time() - REPORT_TTL, "+inf")]
+    counts = dict.fromkeys(link_ids, 0)
+    if not workers or not link_ids:
+        return counts
+    fields = [str(link_id) for link_id in link_ids]
+    with client.pipeline(transaction=False) as pipe:
+        for worker in workers:
+            pipe.hmget(_share_key(worker), fields)
+        for values in pipe.execute():
+            for link_id, value in zip(link_ids, values, strict=True):
+                counts[link_id] += int(value or 0)
+    return counts
+
+
 def local_count(kind):
     return _counts[kind]
 
@@ -88,9 +156,14 @@ async def _report_forever():
     while True:
         try:
             client = get_async_client()
-            async with client.pipeline(transaction=False) as pipe:
+            async with client.pipeline(transaction=True) as pipe:
                 for kind in KINDS:
                     pipe.set(_report_key(kind), _counts[kind], ex=REPORT_TTL)
+                # Replaced whole: a link whose last stream closed drops out of it.
+                pipe.delete(_share_key())
+                if _per_share:
+                    pipe.hset(_share_key(), mapping={str(k): v for k, v in _per_share.items()})
+                    pipe.expire(_share_key(), REPORT_TTL)
                 pipe.zadd(workers_key(), {WORKER_ID: time.time()})
                 await pipe.execute()
             if down:

@@ -129,7 +129,7 @@ def read_active(client):
         if texts is None:
             continue
         try:
-            active.append((name, selectors.selection(json.loads(texts))))
+            active.append((name, selectors.known_selection(json.loads(texts))))
         except (ValueError, selectors.SelectorError):
             continue  # written by a version that parsed differently: its streams re-register
     return active

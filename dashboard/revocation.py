@@ -114,9 +114,58 @@ async def arevoked_since(user_id, issued_at):
     return raw is not None and int(float(raw)) > issued_at
 
 
+# --- share links ------------------------------------------------------------------
+
+# A share link's revocation travels on the same channel as a user's, marked so.
+SHARE_PREFIX = "share:"
+
+
+def share_edge_channel(link_id):
+    """The GRIP channel every connection Pushpin holds for a share link is subscribed to
+    (require-sub), so that one close reaches all of them whatever they read."""
+    return f"share-{link_id}"
+
+
+def revoke_share(link_id):
+    """End the open streams of share link `link_id` on every worker and at the edge,
+    once the change (if any) is committed: it was revoked, expired or lost its dashboard."""
+    transaction.on_commit(lambda: _broadcast_share(link_id))
+
+
+def _broadcast_share(link_id):
+    try:
+        get_sync_client().publish(revocation_channel(), f"{SHARE_PREFIX}{link_id}")
+    except Exception as exc:
+        logger.warning("could not tell the workers to end share link %s's streams: %s", link_id, exc)
+    if getattr(settings, "GRIP_URL", None):
+        _close_share_at_the_edge(link_id)
+        # As for users: a connection Pushpin subscribes a moment late gets the second close.
+        threading.Timer(EDGE_CLOSE_AGAIN_SECONDS, _close_share_at_the_edge, args=(link_id,)).start()
+
+
+def _close_share_at_the_edge(link_id):
+    from django_grip import publish
+    from gripcontrol import HttpStreamFormat
+
+    channel = share_edge_channel(link_id)
+    try:
+        publish(channel, HttpStreamFormat(close=True), meta={"require_sub": channel}, blocking=True)
+    except Exception as exc:
+        logger.warning("could not tell Pushpin to close share link %s's streams: %s", link_id, exc)
+
+
 # --- every worker hears them -----------------------------------------------------
 
 _handlers = []
+_share_handlers = []
+
+
+def on_share_revoked(handler):
+    """Call `handler(link_id)` on each worker's event loop whenever a share link ends (in
+    any process): how the SSE hub ends its streams and the link's cache forgets it."""
+    if handler not in _share_handlers:
+        _share_handlers.append(handler)
+    return handler
 
 
 def on_revoked(handler):
@@ -142,6 +191,9 @@ class RevocationListener:
             self.task = loop.create_task(self.listen_forever(), context=contextvars.Context())
 
     def heard(self, raw):
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if text.startswith(SHARE_PREFIX):
+            return self.heard_share(text[len(SHARE_PREFIX) :])
         try:
             user_id = int(raw)
         except (TypeError, ValueError):
@@ -153,6 +205,18 @@ class RevocationListener:
                 handler(user_id)
             except Exception:
                 logger.exception("could not end what user %s had open here", user_id)
+
+    def heard_share(self, raw):
+        try:
+            link_id = int(raw)
+        except ValueError:
+            logger.warning("ignoring a malformed share revocation message")
+            return
+        for handler in tuple(_share_handlers):
+            try:
+                handler(link_id)
+            except Exception:
+                logger.exception("could not end what share link %s had open here", link_id)
 
     async def listen_forever(self):
         await subscribe_forever(

@@ -422,3 +422,41 @@ def selection(texts):
     if not selectors:
         raise SelectorError("no selector given")
     return _shared_selection(selectors)
+
+
+def conjoin(left, right):
+    """The `Selector` of the series both `left` and `right` match, or None when none can
+    be (two different metric names, two different values of one label). A matcher made
+    redundant by an `=` on its label is dropped, so the result keeps one name and prints
+    as a selector that parses again (`cpu{__name__=~"c.*"}` would not)."""
+    matchers = set(left.matchers) | set(right.matchers)
+    exact = {}
+    for matcher in matchers:
+        if matcher.op == EQUAL and exact.setdefault(matcher.label, matcher.value) != matcher.value:
+            return None
+    kept = []
+    for matcher in matchers:
+        if matcher.op != EQUAL and matcher.label in exact:
+            if not matcher.matches_value(exact[matcher.label]):
+                return None
+            continue
+        kept.append(matcher)
+    return Selector(kept)
+
+
+@functools.lru_cache(maxsize=SELECTIONS_KEPT)
+def intersection(left, right):
+    """The shared `Selection` of the series both selections want: each pair of their
+    selectors conjoined (a union of intersections is the intersection of the unions).
+    Streams of a share link with the same `match=` get the same object, and so share
+    their decisions (dashboard.stream.hub.HubEvent.selected)."""
+    pairs = (conjoin(a, b) for a in left.selectors for b in right.selectors)
+    return _shared_selection(tuple(sorted({s for s in pairs if s is not None}, key=str)))
+
+
+def known_selection(texts):
+    """The shared `Selection` of selector texts this installation wrote itself (a share
+    link's scope, kept in Redis for the Pushpin edge): each parsed within the usual
+    limits, but as many as the dashboard has."""
+    selectors = {parse(text) for text in texts}
+    return _shared_selection(tuple(sorted(selectors, key=str)))

@@ -101,18 +101,25 @@ def run_daphne(host, port, settings):
     from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
     from config.asgi import application
+    from dashboard.privacy import mask
 
     class DaphneServer(Server):
         def listen_success(self, port):
             super().listen_success(port)
             self.ports = [*getattr(self, "ports", []), port]
 
+    class MaskedAccessLog(AccessLogGenerator):
+        """daphne writes its access lines itself, not through logging: masked here."""
+
+        def write_entry(self, host, date, request, status=None, length=None, ident=None, user=None):
+            super().write_entry(host, date, mask(request), status, length, ident, user)
+
     server = DaphneServer(
         # daphne's own --proxy-headers would believe any peer: trust only the proxy.
         ProxyHeadersMiddleware(application, trusted_hosts=settings.FORWARDED_ALLOW_IPS),
         endpoints=[f"tcp:port={port}:interface={host}:backlog={LISTEN_BACKLOG}"],
         signal_handlers=False,
-        action_logger=AccessLogGenerator(sys.stdout) if settings.ACCESS_LOG else None,
+        action_logger=MaskedAccessLog(sys.stdout) if settings.ACCESS_LOG else None,
         websocket_max_message_size=WS_MAX_BYTES,
         websocket_max_frame_size=WS_MAX_BYTES,
         websocket_handshake_timeout=DAPHNE_WS_HANDSHAKE_SECONDS,

@@ -174,6 +174,26 @@ ROWS = [
         "/d/for-ops/",
         cells("404", anonymous=LOGIN, charlie=OK, alice=OK, operator=OK, admin_role=OK, admin=OK),
     ),
+    # Share links (docs/sharing.md): whoever may edit the dashboard lists and makes them;
+    # a token that names no live link opens nothing, for anyone, session or not.
+    Row(
+        "`GET /api/v1/dashboards/<alice's private one>/shares`",
+        "http",
+        "/api/v1/dashboards/alice-private/shares",
+        cells("404", anonymous="401", alice=OK, operator=OK, admin_role=OK, admin=OK),
+    ),
+    Row(
+        "SSE `metrics` with `share=` a token of no live link",
+        "http",
+        "/events/?channel=metrics&share=no-such-link-0123456789abcdef0123456789abc",
+        cells(FORBIDDEN),
+    ),
+    Row(
+        "`GET /api/metrics/history/?share=` a token of no live link",
+        "http",
+        "/api/metrics/history/?minutes=5&share=no-such-link-0123456789abcdef0123456789abc",
+        cells(FORBIDDEN),
+    ),
     Row("`GET /healthz`", "http", "/healthz", cells(OK)),
     # A session is no credential for /metrics: only an API token with the scrape scope.
     Row("`GET /metrics` (session, no API token)", "http", "/metrics", cells("401")),

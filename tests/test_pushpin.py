@@ -5,17 +5,23 @@ publishers (separate OS processes here) push each event once to Pushpin.
 """
 
 import asyncio
+import datetime
 import os
 import random
 import signal
 import subprocess
 import sys
 import time
+from urllib.parse import urlencode
 
 import pytest
+from django.utils import timezone
 
+from boards import sharing, store
+from boards.tests.test_it_sharing import SERIES, shared_board
 from conftest import ROOT
-from tests.realclients import EventStream, cookie_header
+from dashboard.live import publish_metrics
+from tests.realclients import EventStream, SSEReader, cookie_header
 
 pytestmark = pytest.mark.slow
 
@@ -395,3 +401,92 @@ async def test_a_revocation_in_another_process_closes_the_users_streams_at_the_e
     async with EventStream(edge.url, ["metrics"], cookies=alice_cookies) as again:
         assert again.status == 403
     print(f"closed at the edge {elapsed:.2f}s after the command started (its Django start-up included)")
+
+
+# --- share links: anonymous viewers held at the edge ---------------------------------
+# Pushpin holds a link's viewers; the link's scope decides what reaches them, and its
+# revocation or expiry closes them at the edge within a second.
+
+
+@pytest.fixture
+def shop(subprocess_env, alice):
+    publish_metrics([(name, 0.0, None, labels) for name, labels in SERIES])  # the variable's hosts
+    return store.save(shared_board(), author=store.Author(name="alice", owner=alice))
+
+
+def share_url(edge, token, *match):
+    query = [("channel", "metrics"), ("share", token)] + [("match", m) for m in match]
+    return f"{edge.url}/events/?{urlencode(query)}"
+
+
+def publish_every_series(publish, value):
+    points = [(name, value, None, labels) for name, labels in SERIES]
+    publish(f"from dashboard.live import publish_metrics\npublish_metrics({points!r})")
+
+
+def shared_series(stream):
+    return [e["data"]["series"] for e in stream.of_type("metric")]
+
+
+async def share_opened(stream):
+    assert stream.status == 200, stream.body
+    await stream.wait_for(lambda events: stream.of_type("stream-open"), message="stream-open")
+
+
+async def wait_for_end(stream, timeout=WAIT):
+    deadline = time.monotonic() + timeout
+    while not stream._task.done():
+        assert time.monotonic() < deadline, "the stream is still open"
+        await asyncio.sleep(0.01)
+    return time.time()
+
+
+async def test_an_anonymous_viewer_gets_only_the_scope_through_pushpin(edge, shop, alice, publish):
+    _, token = await asyncio.to_thread(lambda: sharing.create(shop, user=alice))
+    async with (
+        SSEReader(share_url(edge, token)) as stream,
+        SSEReader(share_url(edge, token, "cpu")) as narrowed,
+    ):
+        await share_opened(stream)
+        await share_opened(narrowed)
+        await asyncio.to_thread(publish_every_series, publish, 1.0)
+        await stream.wait_for(lambda events: len(shared_series(stream)) >= 3, WAIT, "the scope's series")
+        await narrowed.wait_for(lambda events: len(shared_series(narrowed)) >= 2, WAIT, "cpu of the scope")
+        async with SSEReader(share_url(edge, token, "secret_revenue")) as outside:
+            assert outside.status == 403
+    assert shared_series(stream) == ['cpu{dc="eu",host="web1"}', 'cpu{dc="eu",host="web2"}', "orders"]
+    assert shared_series(narrowed) == ['cpu{dc="eu",host="web1"}', 'cpu{dc="eu",host="web2"}']
+
+
+async def test_revoking_closes_the_links_streams_at_the_edge_within_a_second(edge, shop, alice, publish):
+    link, token = await asyncio.to_thread(lambda: sharing.create(shop, user=alice))
+    async with SSEReader(share_url(edge, token)) as stream:
+        await share_opened(stream)
+        # A value delivered proves Pushpin holds the connection on its channels.
+        await asyncio.to_thread(publish_every_series, publish, 1.0)
+        await stream.wait_for(lambda events: shared_series(stream), WAIT, "a value")
+        # Watched from now: the command goes on a moment after the revocation (its second
+        # close, Django's exit), and the end must be timed when it happens.
+        ending = asyncio.create_task(wait_for_end(stream))
+        result = await asyncio.to_thread(
+            publish,
+            "import time\nfrom boards import sharing\nfrom boards.models import ShareLink\n"
+            f"sharing.revoke(ShareLink.objects.select_related('dashboard').get(pk={link.pk}))\n"
+            "print('revoked at', time.time())",
+        )
+        revoked_at = float(result.stdout.split("revoked at")[1])
+        ended_at = await ending
+    assert ended_at - revoked_at < 1.0
+    async with SSEReader(share_url(edge, token)) as again:
+        assert again.status == 403
+
+
+async def test_an_expiring_link_is_closed_at_the_edge_then_refused(edge, shop, alice, publish):
+    expires = timezone.now() + datetime.timedelta(seconds=3)
+    _, token = await asyncio.to_thread(lambda: sharing.create(shop, user=alice, expires=expires))
+    async with SSEReader(share_url(edge, token)) as stream:
+        await share_opened(stream)
+        ended_at = await wait_for_end(stream)
+    assert ended_at - expires.timestamp() < 1.0
+    async with SSEReader(share_url(edge, token)) as again:
+        assert again.status == 403

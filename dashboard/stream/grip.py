@@ -20,6 +20,8 @@ async. Connects are worked on a few at a time, in arrival order.
 
 import asyncio
 import logging
+import math
+import time
 from importlib import import_module
 
 import jwt
@@ -33,6 +35,7 @@ from django_eventstream.eventresponse import EventResponse
 from django_eventstream.storage import EventDoesNotExist
 from django_eventstream.utils import add_default_headers, sse_encode_event
 from django_grip import GripMiddleware
+from gripcontrol import Channel
 from redis.exceptions import RedisError
 
 from dashboard import access, edge_selections, frames, revocation
@@ -46,8 +49,11 @@ from dashboard.stream.request import (
     EVENTS_PATH,
     ORIGIN_REFUSED,
     BadStreamRequest,
+    ShareRefused,
     error_response,
     parse_stream_request,
+    share_access,
+    share_token,
     stream_request,
 )
 from dashboard.stream.stream import beyond_replay_window
@@ -227,9 +233,58 @@ def refuse(request, status, message):
     return error_response(request, status, message)
 
 
+async def grip_share_events(request, abandoned):
+    """`grip_events` for a share link's anonymous viewer: the link is resolved on every
+    connect and every request Pushpin makes for the connection (next link, recover), so a
+    revoked or expired link is refused there and the stream ends. The connection is held
+    on its selection's channel (the link's scope, narrowed by `match`) and subscribed to
+    the link's own channel, where a revocation publishes its close; the next link comes
+    due at the link's expiry, which ends it at the edge with no request from anyone."""
+    try:
+        es_meta_identity(request)  # Pushpin's own requests carry a valid token, or none
+        link, last_ids, selection = await share_access(request)
+        if request.GET.get("recover") == "true":
+            last_ids = recover_last_ids(request, [METRICS_CHANNEL], selection)
+    except BadStreamRequest as exc:
+        return refuse(request, 400, str(exc))
+    except ShareRefused as refused:
+        return refuse(request, refused.status, refused.message)
+    if not request_origin_allowed(request):
+        return refuse(request, 403, ORIGIN_REFUSED)
+    async with connect_slots():
+        if abandoned():
+            return None
+        storage = DashboardRedisStorage()
+        response = EventResponse()
+        response.is_next = request.GET.get("link") == "next"
+        response.is_recover = request.GET.get("recover") == "true"
+        try:
+            chained = await edge_selections.aregister(selection)
+            await replay(storage, response, METRICS_CHANNEL, last_ids.get(METRICS_CHANNEL))
+        except RedisError as exc:
+            logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
+            return refuse(request, 503, "Event storage is unavailable; retry shortly")
+    last_kept = select_replay(response, selection)
+    http_response = response.to_grip_response(request)
+    hold_on_selection(request, selection, last_kept, chained)
+    instruct = request.grip.instruct
+    edge = Channel(revocation.share_edge_channel(link.id))
+    edge.filters.append("require-sub")
+    instruct.add_channel(edge)
+    if link.expires is not None:
+        due = max(1, math.ceil(link.expires - time.time()))
+        instruct.set_next_link(instruct.next_link, timeout=min(due, edge_selections.REFRESH_SECONDS))
+    add_default_headers(http_response, request=request)
+    return http_response
+
+
 async def grip_events(request, abandoned):
     """The answer to a connect or recover Pushpin forwarded; None when `abandoned()` says
     the request went away while it waited its turn, since nobody is left to answer."""
+    # A revocation drops the access answers (and share links) remembered here.
+    revocation.listen()
+    if share_token(request) is not None:
+        return await grip_share_events(request, abandoned)
     try:
         channels, last_ids, selection = parse_stream_request(request)
         user_id, issued_at = es_meta_identity(request)
@@ -238,7 +293,6 @@ async def grip_events(request, abandoned):
         problem = None
     except BadStreamRequest as exc:
         channels, last_ids, selection, user_id, issued_at, problem = [], {}, None, None, None, str(exc)
-    revocation.listen()  # a revocation drops the access answers remembered here
     async with connect_slots():
         if abandoned():
             return None

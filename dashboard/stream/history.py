@@ -34,6 +34,7 @@ from django_eventstream.utils import make_id
 
 from alerts.models import AlertRule
 from api.auth import ApiError, authenticate, error_response
+from boards import sharing
 from dashboard import access, frames, rollups, selectors
 from dashboard.access import VIEW_PERMISSION
 from dashboard.models import Metric, MetricRollup
@@ -101,7 +102,7 @@ def parse_window(params, now=None):
     return Window(now - minutes * 60, None, minutes)
 
 
-def metric_definitions():
+def metric_definitions(link_scope=None):
     # Enabled alert rules, drawn on their metric's chart as a line at the threshold.
     rules = {}
     for rule in AlertRule.objects.filter(enabled=True).values(
@@ -121,6 +122,8 @@ def metric_definitions():
             "rules": rules.get(m.pk, []),
         }
         for m in Metric.objects.filter(enabled=True)
+        # A share link's viewer learns of the metrics its dashboard reads, no other.
+        if link_scope is None or sharing.names_reached(link_scope, m.key)
     ]
 
 
@@ -259,10 +262,30 @@ def bucketed_series(storage, window, selection=None):
     return last_id, group, series, last_counts, totals
 
 
+def shared_history_selection(request, window):
+    """(the selection a share link's viewer reads, refusal): the link's scope narrowed
+    by `match`, within the last 30 days; refusals are 403 for what lies outside it."""
+    link = sharing.resolve(request.GET.get("share"))
+    if link is None:
+        return None, JsonResponse(
+            {"error": "This share link is not valid: revoked, expired or unknown"}, status=403
+        )
+    if window.start < time.time() - MAX_WINDOW * 60 - MIN_RANGE_SECONDS:
+        return None, JsonResponse({"error": "A share link reads at most the last 30 days"}, status=403)
+    matches = request.GET.getlist("match")
+    asked = selectors.selection(matches) if matches else None
+    try:
+        return (link, sharing.narrowed(link, asked)), None
+    except sharing.OutOfScope as exc:
+        return None, JsonResponse({"error": f"Outside this share link: {exc}"}, status=403)
+
+
 @require_GET
 @never_cache
 @gzip_page
 def metrics_history(request):
+    if "share" in request.GET:
+        return _history(request, shared=True)
     if request.headers.get("Authorization"):
         # Another service reading history (the contract: a token with the read scope);
         # its refusals are the API's.
@@ -276,10 +299,22 @@ def metrics_history(request):
             return JsonResponse({"error": "Log in to read metric history"}, status=403)
         if not access.can_view_metrics(user):
             return JsonResponse({"error": f"Permission {VIEW_PERMISSION} required"}, status=403)
+    return _history(request)
+
+
+def _history(request, shared=False):
+    link_scope = None
     try:
         window = parse_window(request.GET)
-        matches = request.GET.getlist("match")
-        selection = selectors.selection(matches) if matches else None
+        if shared:
+            answer, refusal = shared_history_selection(request, window)
+            if refusal is not None:
+                return refusal
+            link, selection = answer
+            link_scope = link.scope
+        else:
+            matches = request.GET.getlist("match")
+            selection = selectors.selection(matches) if matches else None
     except ValueError as exc:
         return JsonResponse({"error": str(exc)}, status=400)
     storage = DashboardRedisStorage()
@@ -295,7 +330,7 @@ def metrics_history(request):
             step, series, last_counts = 0, raw, {}
     return JsonResponse(
         {
-            "metrics": metric_definitions(),
+            "metrics": metric_definitions(link_scope),
             "step": step,
             "series": series,
             # Values in each series' last bucket, so the page folds live values into it exactly.

@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextvars
 import logging
+import time
 
 from django_eventstream.utils import make_id, sse_encode_event
 
@@ -24,6 +25,8 @@ from dashboard.storage import parse_published, pubsub_channel
 logger = logging.getLogger(__name__)
 
 KEEPALIVE_SECONDS = 15
+# Streams with an expiry end at most this long after it.
+EXPIRY_SWEEP_SECONDS = 0.25
 # Connects that may wait on Redis at once: redis.asyncio's pool raises rather
 # than queues past its size, which would end streams during a reconnect storm.
 CONNECT_REDIS_SLOTS = 100
@@ -139,6 +142,10 @@ class Hub:
     def __init__(self):
         self.streams_by_channel = collections.defaultdict(set)
         self.streams_by_user = collections.defaultdict(set)
+        self.streams_by_share = collections.defaultdict(set)
+        # Streams with an expiry (a share link's), checked once a second by one timer.
+        self.expiring = set()
+        self.expiry_task = None
         self.streams = set()
         # The newest id this hub has dispatched per channel while subscribed without a
         # break: where a new stream starts, with no Redis round trip per connect.
@@ -154,6 +161,10 @@ class Hub:
             self.streams_by_channel[channel].add(stream)
         if stream.user_id is not None:
             self.streams_by_user[stream.user_id].add(stream)
+        if stream.share_id is not None:
+            self.streams_by_share[stream.share_id].add(stream)
+        if stream.expires is not None:
+            self.expiring.add(stream)
         self.start()
 
     def start(self):
@@ -166,6 +177,19 @@ class Hub:
             self.task = loop.create_task(self.listen_forever(), context=contextvars.Context())
         if self.keepalive_task is None or self.keepalive_task.done():
             self.keepalive_task = loop.create_task(self.keepalive_forever(), context=contextvars.Context())
+        if self.expiring and (self.expiry_task is None or self.expiry_task.done()):
+            self.expiry_task = loop.create_task(self.expire_forever(), context=contextvars.Context())
+
+    async def expire_forever(self):
+        """End each stream whose expiry passed (a share link's): no request is needed for
+        an expired link's viewers to go. Ends when no stream has an expiry."""
+        while self.expiring:
+            await asyncio.sleep(EXPIRY_SWEEP_SECONDS)
+            now = time.time()
+            for stream in tuple(self.expiring):
+                if stream.expires <= now:
+                    self.expiring.discard(stream)
+                    stream.revoke()
 
     async def keepalive_forever(self):
         """One timer for every stream, instead of a timeout armed and cancelled per event
@@ -177,6 +201,12 @@ class Hub:
 
     def remove(self, stream):
         self.streams.discard(stream)
+        self.expiring.discard(stream)
+        shared = self.streams_by_share.get(stream.share_id)
+        if shared is not None:
+            shared.discard(stream)
+            if not shared:
+                del self.streams_by_share[stream.share_id]
         streams = self.streams_by_user.get(stream.user_id)
         if streams is not None:
             streams.discard(stream)
@@ -212,6 +242,11 @@ class Hub:
     def revoke(self, user_id):
         """A user's access changed (dashboard.revocation): end their streams here."""
         for stream in tuple(self.streams_by_user.get(user_id, ())):
+            stream.revoke()
+
+    def revoke_share(self, link_id):
+        """A share link ended, or its dashboard changed: end its streams here."""
+        for stream in tuple(self.streams_by_share.get(link_id, ())):
             stream.revoke()
 
     def resync_all(self):
@@ -253,6 +288,13 @@ def end_streams_of(user_id):
     hub = get_hub.made_here()
     if hub is not None:
         hub.revoke(user_id)
+
+
+@revocation.on_share_revoked
+def end_streams_of_share(link_id):
+    hub = get_hub.made_here()
+    if hub is not None:
+        hub.revoke_share(link_id)
 
 
 draining.on_drain("SSE streams ended", end_all_streams)

@@ -20,6 +20,7 @@ from django.http import JsonResponse, StreamingHttpResponse
 from django.utils.functional import SimpleLazyObject
 from django_eventstream.utils import add_default_headers
 
+from boards import sharing
 from dashboard import access, draining, selectors
 from dashboard import connections as open_connections
 from dashboard.origins import request_origin_allowed
@@ -110,8 +111,66 @@ def error_response(request, status, message):
     return response
 
 
+SHARE_REFUSED = "This share link is not valid: revoked, expired or unknown"
+
+
+class ShareRefused(Exception):
+    def __init__(self, status, message):
+        self.status, self.message = status, message
+        super().__init__(message)
+
+
+def share_token(request):
+    return request.GET.get("share")
+
+
+def parse_share_request(request):
+    """(last_ids, selection asked for) of a share link's viewer, or ShareRefused: the link
+    reads the `metrics` channel only, and a malformed request is 400."""
+    if request.GET.getlist("channel") != [METRICS_CHANNEL]:
+        raise ShareRefused(403, "A share link reads the metrics channel only")
+    try:
+        channels, last_ids, selection = parse_stream_request(request)
+    except BadStreamRequest as exc:
+        raise ShareRefused(400, str(exc)) from None
+    return last_ids, selection
+
+
+async def share_access(request):
+    """(link, the selection its stream carries) for `?share=TOKEN`, or ShareRefused."""
+    last_ids, asked = parse_share_request(request)
+    link = await sharing.aresolve(share_token(request))
+    if link is None:
+        raise ShareRefused(403, SHARE_REFUSED)
+    try:
+        return link, last_ids, sharing.narrowed(link, asked)
+    except sharing.OutOfScope as exc:
+        raise ShareRefused(403, f"Outside this share link: {exc}") from None
+
+
+async def open_shared_stream(request):
+    """`open_stream` for a share link's anonymous viewer: no session is read; the link is
+    resolved once (remembered per worker), and the stream carries only its scope, within
+    the link's SHARE_MAX_VIEWERS places over every worker."""
+    if draining.is_draining():
+        return error_response(request, 503, "This worker is restarting; reconnect"), None
+    if not request_origin_allowed(request):
+        return error_response(request, 403, ORIGIN_REFUSED), None
+    try:
+        link, last_ids, selection = await share_access(request)
+    except ShareRefused as refused:
+        return error_response(request, refused.status, refused.message), None
+    if not await open_connections.aclaim_share(link.id, settings.SHARE_MAX_VIEWERS):
+        message = f"This share link has its {settings.SHARE_MAX_VIEWERS} viewers; try again later"
+        return error_response(request, 429, message), None
+    stream = Stream([METRICS_CHANNEL], last_ids, None, selection, share_id=link.id, expires=link.expires)
+    return None, stream
+
+
 async def open_stream(request):
     """(refusal response, None), or (None, Stream) for a stream the request may have."""
+    if share_token(request) is not None:
+        return await open_shared_stream(request)
     try:
         channels, last_ids, selection = parse_stream_request(request)
         problem = None
@@ -141,7 +200,10 @@ def stream_response(request, stream):
     response = EventStreamResponse(stream.run(), content_type="text/event-stream")
     # Django closes every response once it is done, streamed or not, even when the
     # client left before the stream began: the place is given back there, once.
-    response._resource_closers.append(lambda: open_connections.release("sse", stream.user_id))
+    if stream.share_id is not None:
+        response._resource_closers.append(lambda: open_connections.release_share(stream.share_id))
+    else:
+        response._resource_closers.append(lambda: open_connections.release("sse", stream.user_id))
     add_default_headers(response, request=request)
     return response
 

@@ -69,13 +69,19 @@ class Stream:
         "ending",
         "keepalive_due",
         "active",
+        "share_id",
+        "expires",
         "__weakref__",
     )
     storage = DashboardRedisStorage()
 
-    def __init__(self, channels, last_ids, user_id=None, selection=None):
+    def __init__(self, channels, last_ids, user_id=None, selection=None, share_id=None, expires=None):
         self.channels = channels
         self.user_id = user_id
+        # A share link's viewer (boards.sharing): no user; the link's revocation, or its
+        # expiry (unix seconds), ends the stream.
+        self.share_id = share_id
+        self.expires = expires
         # `match=`: the series this stream carries of `metrics` (None: every series).
         self.selection = selection
         self.requested_last_ids = last_ids
