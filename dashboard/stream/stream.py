@@ -60,6 +60,7 @@ class Stream:
     __slots__ = (
         "channels",
         "user_id",
+        "session",
         "selection",
         "requested_last_ids",
         "last_ids",
@@ -73,9 +74,11 @@ class Stream:
     )
     storage = DashboardRedisStorage()
 
-    def __init__(self, channels, last_ids, user_id=None, selection=None):
+    def __init__(self, channels, last_ids, user_id=None, selection=None, session=None):
         self.channels = channels
         self.user_id = user_id
+        # The session's tag (dashboard.revocation.session_tag): ending that session ends this stream.
+        self.session = session
         # `match=`: the series this stream carries of `metrics` (None: every series).
         self.selection = selection
         self.requested_last_ids = last_ids
