@@ -146,6 +146,11 @@ class IdentityProviderAdapter(DefaultSocialAccountAdapter):
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def is_reauthentication_required(self, *, app=None):
+        # Enrolling a second factor right after signing in asks for no password again:
+        # a provider's user has none to give. The sign-in itself was the proof.
+        return False
+
     def login(self, request, user):
         if not hasattr(user, "backend"):
             user.backend = SESSION_BACKEND

@@ -1,7 +1,7 @@
 """The sign-in page, and `/account/sessions/`: the signed-in user's sessions; end one, or all but this one."""
 
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -63,6 +63,16 @@ class LoginView(auth_views.LoginView):
             return HttpResponseForbidden(_("Password sign-in is turned off here."))
         return super().post(request, *args, **kwargs)
 
+    def form_valid(self, form):
+        # The password was right: allauth's login stages take over, so a user with a
+        # second factor is asked for it before the session is signed in.
+        from allauth.account.internal.flows.login import perform_password_login
+        from allauth.account.models import Login
+
+        user = form.get_user()
+        login = Login(user=user, redirect_url=self.get_success_url())
+        return perform_password_login(self.request, {"username": user.get_username()}, login)
+
     def get_context_data(self, **kwargs):
         return {**super().get_context_data(**kwargs), **sign_in_choices()}
 
@@ -76,10 +86,11 @@ def sign_in_choices():
 
 @never_cache
 def admin_login(request):
-    """The admin's own login form signs in by password: with LOCAL_LOGIN off it leads to
-    the site's sign-in page instead, and refuses a password POST."""
-    if settings.LOCAL_LOGIN:
-        return admin.site.login(request)
-    if request.method != "GET":
-        return HttpResponseForbidden(_("Password sign-in is turned off here."))
+    """The admin signs in through the site's sign-in, so its second factor and
+    LOCAL_LOGIN apply there too: a GET leads to the sign-in page, a POST is the site's
+    password sign-in (or refused with LOCAL_LOGIN off)."""
+    if request.method == "POST":
+        if not settings.LOCAL_LOGIN:
+            return HttpResponseForbidden(_("Password sign-in is turned off here."))
+        return LoginView.as_view()(request)
     return redirect_to_login(request.GET.get("next") or reverse("admin:index"))

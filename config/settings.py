@@ -195,6 +195,9 @@ MIDDLEWARE = [
     # django-allauth keeps its sign-in flow's state (which step of an OIDC or MFA
     # sign-in a request is in) through this.
     "allauth.account.middleware.AccountMiddleware",
+    # MFA_REQUIRED: a signed-in user who must have a second factor and has none is led
+    # to enrol before any other page.
+    "accounts.middleware.MFARequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -449,6 +452,14 @@ ACCOUNT_EMAIL_VERIFICATION = "none"
 # Two accounts may carry one address: the provider's address is not proof of anything here.
 ACCOUNT_UNIQUE_EMAIL = False
 ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
+
+# Second factors (allauth.mfa): an authenticator app (TOTP) with recovery codes, and
+# passkeys. MFA_REQUIRED: who must have one before reaching anything else (off, staff, all).
+MFA_REQUIRED = envchoice("MFA_REQUIRED", "off", {"off", "staff", "all"})
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_TOTP_ISSUER = "livedash"
+# Passkeys on a plain-http development site (127.0.0.1) need this; never in production.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
 
 LANGUAGE_CODE = "en"
 # The page speaks these; catalogues live in locale/ (compiled by `make`, never committed).
