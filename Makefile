@@ -19,8 +19,9 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 # The page's browser libraries come from npm, copied into a git-ignored folder.
 static/vendor/.copied: node_modules/.package-lock.json
-	mkdir -p static/vendor/uplot
+	mkdir -p static/vendor/uplot static/vendor/gridstack
 	cp node_modules/uplot/dist/uPlot.iife.min.js node_modules/uplot/dist/uPlot.min.css static/vendor/uplot/
+	cp node_modules/gridstack/dist/gridstack-all.js node_modules/gridstack/dist/gridstack-all.js.map node_modules/gridstack/dist/gridstack.min.css static/vendor/gridstack/
 	touch static/vendor/.copied
 
 # Compiled catalogues (.mo) are built from locale/*/LC_MESSAGES/*.po with Debian's

@@ -138,13 +138,7 @@ def _version_param(text):
 def list_dashboards(caller, request, q: str = "", tag: str = ""):
     """`q` keeps those whose title or uid contains it (any case); `tag` those with that tag."""
     boards = Dashboard.objects.select_related("owner") if caller.token else Dashboard.visible_to(caller.user)
-    needle = q.strip().casefold()
-    found = [
-        _summary(caller, board)
-        for board in boards
-        if (not needle or needle in board.title.casefold() or needle in board.uid.casefold())
-        and (not tag or tag in board.tags)
-    ]
+    found = [_summary(caller, board) for board in Dashboard.search(boards, q, tag)]
     return JsonResponse({"dashboards": found})
 
 

@@ -119,6 +119,18 @@ class Dashboard(models.Model):
         an installation has tens or hundreds of dashboards, not millions."""
         return [board for board in cls.objects.select_related("owner") if board.can_view(user)]
 
+    @staticmethod
+    def search(boards, q="", tag=""):
+        """Those of `boards` whose title or uid contains `q` (any case) and that carry
+        `tag`: the one search of the API's list and the `/dashboards/` page."""
+        needle = q.strip().casefold()
+        return [
+            board
+            for board in boards
+            if (not needle or needle in board.title.casefold() or needle in board.uid.casefold())
+            and (not tag or tag in board.tags)
+        ]
+
 
 class DashboardVersion(models.Model):
     """One save of a dashboard: who, when, why, and the JSON it had (with that version)."""

@@ -26,5 +26,7 @@ urlpatterns = [
     path("api/", api_views.urls()),
     path("notifications/", include("notifications.urls")),
     path("account/", include("accounts.urls")),
+    # `/` is the home dashboard (boards), falling back to the page of every metric (dashboard).
+    path("", include("boards.urls")),
     path("", include("dashboard.urls")),
 ]

@@ -5,7 +5,6 @@ from dashboard.stream import history
 from dashboard.stream import views as sse
 
 urlpatterns = [
-    path("", views.index, name="dashboard"),
     path("preferences/theme/", views.set_theme, name="set-theme"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),

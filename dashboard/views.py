@@ -62,9 +62,10 @@ def maintenance_banner(user):
     return lines
 
 
-@require_GET
-@login_required
-def index(request):
+def page_context(request):
+    """What every page that draws metrics needs: the page config its scripts read (the
+    stream, the history endpoint, the socket) and the header's facts. `/` and the
+    dashboards people build (boards.views) both start from it."""
     user = request.user
     can_view = can_view_metrics(user)
     can_control = can_control_sampling(user)
@@ -89,7 +90,7 @@ def index(request):
         "canAddChannels": can_add_channels(user),
         "socketPath": "/ws/dashboard/",
     }
-    context = {
+    return {
         "can_view_metrics": can_view,
         "can_control": can_control,
         "interval_choices": INTERVAL_CHOICES,
@@ -98,7 +99,12 @@ def index(request):
         "host_name": collector_host() or settings.COLLECTOR_HOST,
         "maintenance": maintenance_banner(user),
     }
-    return render(request, "dashboard/index.html", context)
+
+
+@require_GET
+@login_required
+def index(request):
+    return render(request, "dashboard/index.html", page_context(request))
 
 
 @require_POST

@@ -154,6 +154,26 @@ ROWS = [
         "/api/v1/dashboards/for-ops",
         cells("404", anonymous="401", charlie=OK, alice=OK, operator=OK, admin_role=OK, admin=OK),
     ),
+    # The same rule on the pages: a dashboard one may not see is a 404 page.
+    Row("`GET /dashboards/` (the list page)", "http", "/dashboards/", only(LOGGED_IN, OK, LOGIN)),
+    Row(
+        "`GET /d/<alice's private one>/`",
+        "http",
+        "/d/alice-private/",
+        cells("404", anonymous=LOGIN, alice=OK, operator=OK, admin_role=OK, admin=OK),
+    ),
+    Row(
+        "`GET /d/<visible to everyone>/`",
+        "http",
+        "/d/for-everyone/",
+        only(VIEWERS, OK, "404") | {"anonymous": LOGIN},
+    ),
+    Row(
+        "`GET /d/<visible to group ops (charlie)>/`",
+        "http",
+        "/d/for-ops/",
+        cells("404", anonymous=LOGIN, charlie=OK, alice=OK, operator=OK, admin_role=OK, admin=OK),
+    ),
     Row("`GET /healthz`", "http", "/healthz", cells(OK)),
     # A session is no credential for /metrics: only an API token with the scrape scope.
     Row("`GET /metrics` (session, no API token)", "http", "/metrics", cells("401")),

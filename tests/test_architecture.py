@@ -40,6 +40,8 @@ LAYERS = (
         "dashboard.views",
         "dashboard.urls",
         "dashboard.management",
+        "boards.views",
+        "boards.urls",
         "api",
         "accounts",
     ),

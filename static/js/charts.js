@@ -9,6 +9,12 @@
 // folded into "N more". A chart of one series looks as it always did: one line
 // with its min-max band, no legend.
 //
+// On a dashboard people built (board.js, `ld.board`), the charts are its panels
+// instead: each a definition from the panel (title, unit, thresholds, type), a series
+// going to every panel whose selectors take it, history asked for those selectors
+// only. A `stat` panel is a card without a plot, a `gauge` one with a bar, a `table`
+// one with a row per series: the same data, drawn another way.
+//
 // Events only change data; drawing happens once per animation frame for every
 // chart that changed, so 20 charts updating every second cost one layout pass,
 // and a hidden tab (no animation frames) costs no drawing at all.
@@ -45,9 +51,10 @@
 
   if (!root || !ld || !ld.stream || !ld.series) return;
   if (!config.canViewMetrics) return; // stream.js shows "no permission"
+  const board = ld.board || null;
 
   const state = {
-    windowMinutes: initialWindow(),
+    windowMinutes: (board && WINDOWS.includes(board.windowMinutes()) && board.windowMinutes()) || initialWindow(),
     charts: new Map(), // metric key -> chart record
     hidden: new Set(), // keys the server knows but does not chart (disabled metrics)
     lastSeq: 0,
@@ -189,8 +196,22 @@
     moreList.setAttribute("aria-label", gettext("Series not drawn"));
     more.append(moreSummary, moreList);
     more.hidden = true;
-    card.append(head, age, plot, readout, legend, more);
-    return { card, title, stateTag, value, unit, age, readout, plot, csv, legend, more, moreSummary, moreList };
+    // A gauge panel's bar (its value against the panel's range), a table panel's rows.
+    const gauge = element("div", "chart-gauge");
+    gauge.setAttribute("role", "meter");
+    gauge.setAttribute("aria-valuemin", "0");
+    const gaugeBar = element("div", "chart-gauge-bar");
+    gauge.append(gaugeBar);
+    gauge.hidden = true;
+    const table = element("table", "chart-table");
+    const tableBody = element("tbody");
+    table.append(tableBody);
+    table.hidden = true;
+    card.append(head, age, plot, gauge, table, readout, legend, more);
+    return {
+      card, title, stateTag, value, unit, age, readout, plot, csv, legend, more, moreSummary, moreList,
+      gauge, gaugeBar, table, tableBody,
+    };
   }
 
   function ruleColor(rule) {
@@ -250,7 +271,11 @@
 
   // The annotations drawn on a chart: those for every chart and those naming its metric.
   function annotationsOf(chart) {
-    return state.annotations.filter((note) => note.metric === null || note.metric === chart.def.key);
+    // A panel of a dashboard is keyed by the panel: it takes those naming a metric it draws.
+    const metrics = board ? new Set(Array.from(chart.series.keys(), ids.nameOf)) : null;
+    return state.annotations.filter(
+      (note) => note.metric === null || note.metric === chart.def.key || (metrics !== null && metrics.has(note.metric)),
+    );
   }
 
   function annotationText(note) {
@@ -369,7 +394,25 @@
   }
 
   function decimals(chart) {
+    if (typeof chart.def.decimals === "number") return chart.def.decimals;
     return fmt.decimalsFor(chart.def.unit, chart.whole);
+  }
+
+  function hasPlot(chart) {
+    return !chart.def.type || chart.def.type === "timeseries";
+  }
+
+  function plotHeight(chart) {
+    return board ? board.plotHeight(chart.def.key) : PLOT_HEIGHT;
+  }
+
+  // The charts a series goes to: its metric's, or on a dashboard every panel taking it.
+  function chartsFor(id) {
+    if (!board) {
+      const chart = state.charts.get(ids.nameOf(id));
+      return chart ? [chart] : [];
+    }
+    return board.route(id).map((key) => state.charts.get(key)).filter(Boolean);
   }
 
   // ---- series and legend ------------------------------------------------------
@@ -598,7 +641,7 @@
     const { series, bands } = plotSeries(drawn);
     const options = {
       width: width,
-      height: PLOT_HEIGHT,
+      height: plotHeight(chart),
       legend: { show: false },
       // Dragging selects a range to zoom into (finer data is fetched for it); the
       // crosshair moves on every chart at once, but a drag zooms only once.
@@ -709,10 +752,14 @@
     chart.dom.title.textContent = def.label || def.key;
     chart.dom.card.title = def.key;
     chart.dom.card.dataset.section = SECTIONS[def.source] || "custom";
+    chart.dom.card.dataset.type = def.type || "timeseries";
+    chart.dom.plot.hidden = !hasPlot(chart);
+    chart.dom.gauge.hidden = def.type !== "gauge";
+    chart.dom.table.hidden = def.type !== "table";
     chart.summarisedAt = -Infinity;
     chart.dirty = true;
     // A new unit or rule changes the axes and lines: build the plot again.
-    if (redraw) {
+    if (redraw || (chart.plot && !hasPlot(chart))) {
       chart.plot.destroy();
       chart.plot = null;
     }
@@ -733,6 +780,13 @@
   // livedash's own); uPlot instances created once a card has its width.
   function layout() {
     const charts = sortedCharts();
+    if (board) {
+      for (const chart of charts) {
+        board.place(chart.dom.card, chart.def.key);
+        if (!chart.plot && hasPlot(chart)) chart.plot = makePlot(chart);
+      }
+      return;
+    }
     const empty = root.querySelector(".empty");
     if (charts.length === 0) {
       if (!empty) {
@@ -944,8 +998,52 @@
       } else if (chart.plot) {
         chart.plot.setData(plotData(chart), true);
       }
+      if (chart.def.type === "gauge") drawGauge(chart, current);
+      if (chart.def.type === "table") drawTable(chart);
       chart.drawnAt = now;
     }
+  }
+
+  // A gauge runs from 0 to 100 for percentages, else to past its critical threshold
+  // (or its highest value in the window).
+  function drawGauge(chart, current) {
+    let high = chart.def.unit === "%" ? 100 : null;
+    if (high === null && typeof chart.def.critical === "number" && chart.def.critical > 0) high = chart.def.critical * 1.25;
+    if (high === null) {
+      high = 0;
+      for (const series of chart.series.values()) for (const y of series.ys) high = Math.max(high, y);
+      high = high > 0 ? high * 1.15 : 1;
+    }
+    const share = current === null ? 0 : Math.max(0, Math.min(1, current / high));
+    chart.dom.gaugeBar.style.width = (share * 100).toFixed(1) + "%";
+    chart.dom.gaugeBar.dataset.level = levelFor(chart.def, current);
+    chart.dom.gauge.setAttribute("aria-valuemax", String(high));
+    chart.dom.gauge.setAttribute("aria-valuenow", String(current === null ? 0 : current));
+    chart.dom.gauge.setAttribute("aria-valuetext", shownValue(chart, current));
+    chart.dom.gauge.setAttribute("aria-label", chart.def.label || chart.def.key);
+  }
+
+  // A row per series: its labels (or name) and its current value.
+  function drawTable(chart) {
+    const all = Array.from(chart.series.values());
+    const common = ids.commonLabels(all.map((series) => series.labels));
+    const body = chart.dom.tableBody;
+    if (body.rows.length !== all.length) {
+      body.replaceChildren(
+        ...all.map(() => {
+          const row = element("tr");
+          row.append(element("th"), element("td"));
+          row.firstChild.scope = "row";
+          return row;
+        }),
+      );
+    }
+    all.forEach((series, i) => {
+      const row = body.rows[i];
+      row.dataset.series = series.id;
+      setText(row.cells[0], all.length > 1 ? ids.labelText(series.id, series.labels, common) : series.id);
+      setText(row.cells[1], shownValue(chart, series.current));
+    });
   }
 
   function markAllDirty() {
@@ -969,9 +1067,10 @@
     const host = typeof frame.host === "string" ? frame.host : "";
     const labels = host ? { host } : {};
     for (const [name, value] of Object.entries(frame.values || {})) {
-      const chart = state.charts.get(name);
-      if (chart) addPoint(chart, seriesOf(chart, ids.frameId(name, host), labels), frame.ts, value);
-      else if (!state.hidden.has(name)) unknown = true;
+      const id = ids.frameId(name, host);
+      const charts = chartsFor(id);
+      for (const chart of charts) addPoint(chart, seriesOf(chart, id, labels), frame.ts, value);
+      if (!charts.length && !board && !state.hidden.has(name)) unknown = true;
     }
     setFiring(frame.firing);
     // A metric the page has no definition for yet (a collector started after
@@ -986,6 +1085,10 @@
     const labels = point.labels && typeof point.labels === "object" ? point.labels : {};
     // Stored before labels, an event has no `series`: its series is the bare name.
     const id = typeof point.series === "string" ? point.series : ids.formatId(point.name, labels);
+    if (board) {
+      for (const chart of chartsFor(id)) addPoint(chart, seriesOf(chart, id, labels), point.ts, point.value);
+      return;
+    }
     let chart = state.charts.get(point.name);
     if (!chart) {
       // Registered on its first publish; history will bring its definition later.
@@ -999,13 +1102,14 @@
   // seconds per point (0: raw values), for the live window or a zoomed range. Each
   // series goes to the chart of its metric name, in id order.
   function applyHistory(history) {
-    const keys = new Set(history.metrics.map((def) => def.key));
+    const definitions = board ? board.definitions() : history.metrics;
+    const keys = new Set(definitions.map((def) => def.key));
     for (const key of Array.from(state.charts.keys())) {
       if (!keys.has(key)) removeChart(key);
     }
     // While a past range is shown, each card's head still follows live values.
     const live = new Map();
-    for (const def of history.metrics) {
+    for (const def of definitions) {
       const chart = state.charts.get(def.key) || createChart(def);
       applyDefinition(chart, def);
       if (state.zoom) live.set(def.key, chart.series);
@@ -1014,37 +1118,38 @@
     }
     const seriesIds = Object.keys(history.series || {}).sort(ids.compareIds);
     // Whatever the server sends but does not list is disabled: ignore it live too.
-    state.hidden = new Set(seriesIds.map(ids.nameOf).filter((name) => !keys.has(name)));
+    state.hidden = board ? new Set() : new Set(seriesIds.map(ids.nameOf).filter((name) => !keys.has(name)));
     state.step = history.step || 0;
     state.lastSeq = 0;
     state.lastFrameTs = 0;
     const lastCounts = history.last_counts || {};
     for (const id of seriesIds) {
-      const name = ids.nameOf(id);
-      const chart = state.charts.get(name);
-      if (!chart) continue;
-      const series = seriesOf(chart, id);
-      const points = history.series[id];
-      points.forEach(([ts, avg, low, high], i) => {
-        const last = i === points.length - 1;
-        const count = state.step === 0 ? 1 : last && id in lastCounts ? lastCounts[id] : null;
-        insertAt(series, series.xs.length, ts, avg, low, high, count);
-      });
-      // Whole when every value is: a bucket's min and max are values, its average is not.
-      if (!points.every(([, , low, high]) => Number.isInteger(low) && Number.isInteger(high))) chart.whole = false;
-      const before = live.has(name) ? live.get(name).get(id) : undefined;
-      if (before) {
-        series.current = before.current;
-        series.currentAt = before.currentAt;
-      } else if (!state.zoom && points.length > 0) {
-        const [ts, avg] = points[points.length - 1];
-        series.current = avg;
-        // A bucket starts before its last value: its end, at most now, is that value's age.
-        series.currentAt = Math.min(ts + state.step, serverNow());
-      }
+      for (const chart of chartsFor(id)) takeHistory(chart, id, history.series[id], lastCounts, live);
     }
     layout();
     markAllDirty();
+  }
+
+  // One series' history into one chart (on a dashboard a series may feed several panels).
+  function takeHistory(chart, id, points, lastCounts, live) {
+    const series = seriesOf(chart, id);
+    points.forEach(([ts, avg, low, high], i) => {
+      const last = i === points.length - 1;
+      const count = state.step === 0 ? 1 : last && id in lastCounts ? lastCounts[id] : null;
+      insertAt(series, series.xs.length, ts, avg, low, high, count);
+    });
+    // Whole when every value is: a bucket's min and max are values, its average is not.
+    if (!points.every(([, , low, high]) => Number.isInteger(low) && Number.isInteger(high))) chart.whole = false;
+    const before = live.has(chart.def.key) ? live.get(chart.def.key).get(id) : undefined;
+    if (before) {
+      series.current = before.current;
+      series.currentAt = before.currentAt;
+    } else if (!state.zoom && points.length > 0) {
+      const [ts, avg] = points[points.length - 1];
+      series.current = avg;
+      // A bucket starts before its last value: its end, at most now, is that value's age.
+      series.currentAt = Math.min(ts + state.step, serverNow());
+    }
   }
 
   // ---- zoom and CSV -------------------------------------------------------
@@ -1056,7 +1161,7 @@
     document.body.classList.add("zoomed");
     let response;
     try {
-      const query = "?start=" + start.toFixed(3) + "&end=" + end.toFixed(3);
+      const query = "?start=" + start.toFixed(3) + "&end=" + end.toFixed(3) + matchQuery();
       response = await fetch(config.historyUrl + query, {
         credentials: "same-origin",
         headers: { Accept: "application/json" },
@@ -1079,6 +1184,16 @@
     state.zoom = null;
     document.body.classList.remove("zoomed");
     loadHistory();
+  }
+
+  // A dashboard asks history for its panels' series only (the server takes at most
+  // MAX_MATCH selectors: past that, every series comes and the panels keep theirs).
+  const MAX_MATCH = 32;
+  function matchQuery() {
+    if (!board) return "";
+    const matches = board.matches();
+    if (!matches.length || matches.length > MAX_MATCH) return "";
+    return matches.map((text) => "&match=" + encodeURIComponent(text)).join("");
   }
 
   function csvTime(ts) {
@@ -1130,7 +1245,7 @@
     const blob = new Blob([lines.join("\n") + "\n"], { type: "text/csv" });
     const link = document.createElement("a");
     link.href = URL.createObjectURL(blob);
-    link.download = chart.def.key + "-" + csvTime(start).slice(0, 19).replace(/:/g, "") + ".csv";
+    link.download = (chart.def.label || chart.def.key).replace(/[^A-Za-z0-9_.-]+/g, "_") + "-" + csvTime(start).slice(0, 19).replace(/:/g, "") + ".csv";
     document.body.append(link);
     link.click();
     link.remove();
@@ -1146,7 +1261,7 @@
     ld.stream.close();
     let response;
     try {
-      response = await fetch(config.historyUrl + "?minutes=" + state.windowMinutes, {
+      response = await fetch(config.historyUrl + "?minutes=" + state.windowMinutes + matchQuery(), {
         credentials: "same-origin",
         headers: { Accept: "application/json" },
       });
@@ -1264,14 +1379,20 @@
     for (const chart of state.charts.values()) {
       if (!chart.plot) continue;
       const width = chart.dom.plot.clientWidth;
-      if (width > 0 && Math.abs(width - chart.plot.width) > 1) chart.plot.setSize({ width, height: PLOT_HEIGHT });
+      const height = plotHeight(chart);
+      if (width > 0 && (Math.abs(width - chart.plot.width) > 1 || Math.abs(height - chart.plot.height) > 1)) {
+        chart.plot.setSize({ width, height });
+      }
     }
   }
-  new ResizeObserver(() => {
+  const resizes = new ResizeObserver(() => {
     if (resizeQueued) return;
     resizeQueued = true;
     requestAnimationFrame(resizePlots);
-  }).observe(root);
+  });
+  resizes.observe(root);
+  // A panel resized on the grid changes its card, not the page.
+  if (board) new MutationObserver(() => root.querySelectorAll(".grid-stack-item-content").forEach((node) => resizes.observe(node))).observe(root, { childList: true, subtree: true });
 
   // The WebSocket's `snapshot` (sent by control.js when the tab is shown again)
   // brings current values at once, before the stream has caught up.
@@ -1280,11 +1401,13 @@
     // Values of the latest frame, by metric name: the collector host's series.
     const host = config.collectorHost || "";
     for (const [name, value] of Object.entries(message.values)) {
-      const chart = state.charts.get(name);
-      const series = chart && chart.series.get(ids.frameId(name, host));
-      if (series && typeof value === "number") {
-        series.current = value;
-        chart.dirty = true;
+      const id = ids.frameId(name, host);
+      for (const chart of chartsFor(id)) {
+        const series = chart.series.get(id);
+        if (series && typeof value === "number") {
+          series.current = value;
+          chart.dirty = true;
+        }
       }
     }
     scheduleRender();
@@ -1360,8 +1483,23 @@
     },
   };
 
+  // The dashboard's panels or variables changed (a picker, the editor): its charts
+  // follow the panels, and history is read again for the new selectors.
+  if (board) {
+    ld.on("board:changed", () => {
+      const keys = new Set(board.definitions().map((def) => def.key));
+      for (const key of Array.from(state.charts.keys())) if (!keys.has(key)) removeChart(key);
+      for (const def of board.definitions()) {
+        const chart = state.charts.get(def.key);
+        if (chart) applyDefinition(chart, def);
+      }
+      loadHistory();
+    });
+  }
+
   showWindow();
   ld.stream.setStatus("connecting", gettext("loading history"));
   setInterval(tick, 1000);
-  loadHistory();
+  if (board) board.ready.then(() => loadHistory());
+  else loadHistory();
 })();

@@ -87,5 +87,94 @@
     return a.localeCompare(b, "en", { numeric: true });
   }
 
-  ld.series = { formatId, nameOf, labelsOf, frameId, labelText, commonLabels, compareIds };
+  // ---- selectors ------------------------------------------------------------
+  // A Prometheus vector selector (`name`, `name{a="x",b=~"re"}`, `{__name__=~"re"}`),
+  // read the way dashboard/selectors.py reads it, to tell which of a page's selectors
+  // a series id (from history or the stream) belongs to. The server decides what it
+  // sends; this only sorts what arrived. null when the text does not parse.
+  const NAME_START = /[a-zA-Z_:]/;
+  const NAME_CHAR = /[a-zA-Z0-9_:]/;
+  const OPERATORS = ["=~", "!~", "!=", "="];
+
+  function parseSelector(text) {
+    let i = 0;
+    const skip = () => {
+      while (i < text.length && /\s/.test(text[i])) i += 1;
+    };
+    const word = (start) => {
+      if (i >= text.length || !start.test(text[i])) return null;
+      const from = i;
+      i += 1;
+      while (i < text.length && NAME_CHAR.test(text[i])) i += 1;
+      return text.slice(from, i);
+    };
+    const matchers = [];
+    skip();
+    const name = word(NAME_START);
+    if (name !== null) matchers.push(["__name__", "=", name]);
+    skip();
+    if (text[i] === "{") {
+      i += 1;
+      skip();
+      while (text[i] !== "}") {
+        const label = word(/[a-zA-Z_]/);
+        if (label === null) return null;
+        skip();
+        const op = OPERATORS.find((candidate) => text.startsWith(candidate, i));
+        if (!op) return null;
+        i += op.length;
+        skip();
+        const quote = text[i];
+        if (quote !== '"' && quote !== "'" && quote !== "`") return null;
+        i += 1;
+        let value = "";
+        while (i < text.length && text[i] !== quote) {
+          if (text[i] === "\\" && quote !== "`" && i + 1 < text.length) {
+            i += 1;
+            value += { n: "\n", t: "\t", r: "\r" }[text[i]] || text[i];
+          } else {
+            value += text[i];
+          }
+          i += 1;
+        }
+        if (text[i] !== quote) return null;
+        i += 1;
+        let matcher = [label, op, value];
+        if (op === "=~" || op === "!~") {
+          try {
+            // Anchored, and `.` takes newlines too, as the server's RE2 reads it.
+            matcher = [label, op, new RegExp("^(?:" + value + ")$", "s")];
+          } catch (err) {
+            return null;
+          }
+        }
+        matchers.push(matcher);
+        skip();
+        if (text[i] === ",") {
+          i += 1;
+          skip();
+        } else if (text[i] !== "}") {
+          return null;
+        }
+      }
+      i += 1;
+      skip();
+    }
+    return i === text.length && matchers.length ? matchers : null;
+  }
+
+  // Whether the parsed selector takes the series `id`; a label it lacks is "".
+  function selects(matchers, id) {
+    const labels = labelsOf(id);
+    const name = nameOf(id);
+    return matchers.every(([label, op, value]) => {
+      const actual = label === "__name__" ? name : labels[label] || "";
+      if (op === "=") return actual === value;
+      if (op === "!=") return actual !== value;
+      if (op === "=~") return value.test(actual);
+      return !value.test(actual);
+    });
+  }
+
+  ld.series = { formatId, nameOf, labelsOf, frameId, labelText, commonLabels, compareIds, parseSelector, selects };
 })();

@@ -33,8 +33,17 @@
     paused: false,
   };
 
+  // The server takes at most this many `match=` selectors.
+  const MAX_MATCH = 32;
+
+  // On a dashboard (board.js), the stream carries the series of its panels only (as its
+  // history does): the panels' selectors with the variables' values, read at each open.
   function url() {
-    const query = channels.map((channel) => "channel=" + encodeURIComponent(channel)).join("&");
+    let query = channels.map((channel) => "channel=" + encodeURIComponent(channel)).join("&");
+    const matches = ld.board && channels.includes(ld.config.metricsChannel) ? ld.board.matches() : [];
+    if (matches.length && matches.length <= MAX_MATCH) {
+      query += matches.map((text) => "&match=" + encodeURIComponent(text)).join("");
+    }
     return config.url + "?" + query;
   }
 

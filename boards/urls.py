@@ -1,0 +1,10 @@
+from django.urls import path
+
+from boards import views
+
+urlpatterns = [
+    path("", views.home, name="dashboard"),
+    path("dashboards/", views.dashboard_list, name="dashboards"),
+    path("dashboards/new/", views.dashboard_new, name="dashboard-new"),
+    path("d/<str:uid>/", views.dashboard_page, name="board"),
+]
