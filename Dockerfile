@@ -18,6 +18,17 @@ WORKDIR /build
 COPY locale/ locale/
 RUN find locale -name '*.po' -exec sh -c 'msgfmt --check-format -o "${1%.po}.mo" "$1"' _ {} \;
 
+# --- The test identity provider for the compose `oidc` profile (tests/idp/): Django
+# with django-oauth-toolkit, pinned in requirements-dev.txt; not part of the runtime.
+FROM python:3.11-slim AS idp
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /app
+COPY requirements.txt requirements-dev.txt ./
+RUN pip install $(grep -hE '^(Django|asgiref|cryptography|django-oauth-toolkit|jwcrypto|oauthlib|requests)==' requirements.txt requirements-dev.txt)
+COPY tests/__init__.py tests/
+COPY tests/idp/ tests/idp/
+USER nobody
+
 # --- Stage 3: the runtime.
 FROM python:3.11-slim AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \

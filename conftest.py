@@ -307,3 +307,14 @@ def drop_stored_events(channel, *event_ids):
     from dashboard.storage import event_key
 
     get_sync_client().delete(*[event_key(channel, event_id) for event_id in event_ids])
+
+
+@pytest.fixture
+def identity_provider(tmp_path):
+    """A real OpenID Connect provider in its own process (tests/idp/): add users, then
+    `start(base_url, ...)` with the livedash addresses whose callbacks it accepts."""
+    from tests.idp.process import IdentityProviderProcess
+
+    provider = IdentityProviderProcess(tmp_path / "idp")
+    yield provider
+    provider.stop()

@@ -9,8 +9,10 @@ import time
 from datetime import timedelta
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.db import DatabaseError
+from django.shortcuts import redirect
 from django.utils import timezone
 
 from accounts.models import UserSession
@@ -86,3 +88,49 @@ def _write(session_key, user_id, user_agent, address):
 
 def forget(session_key):
     _touched.pop(session_key, None)
+
+
+MFA_EXEMPT_PREFIXES = ("/accounts/2fa/", "/accounts/logout/", "/i18n/", "/static/", "/healthz", "/metrics")
+
+
+class MFARequiredMiddleware:
+    """MFA_REQUIRED (`staff` or `all`): a signed-in user it covers who has no second
+    factor yet is sent to enrol (an authenticator app) from any page but enrolment
+    itself, signing out and the language switch."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        if settings.MFA_REQUIRED != "off" and mfa_enrolment_due(request):
+            return redirect("mfa_activate_totp")
+        return self.get_response(request)
+
+    async def _acall(self, request):
+        # Off (the default), this costs one comparison per request and no thread hop.
+        if settings.MFA_REQUIRED != "off" and await sync_to_async(mfa_enrolment_due)(request):
+            return redirect("mfa_activate_totp")
+        return await self.get_response(request)
+
+
+def mfa_enrolment_due(request):
+    policy = settings.MFA_REQUIRED
+    user = getattr(request, "user", None)
+    if policy == "off" or user is None or not user.is_authenticated:
+        return False
+    if policy == "staff" and not (user.is_staff or user.is_superuser):
+        return False
+    if request.path_info.startswith(MFA_EXEMPT_PREFIXES):
+        return False
+    from allauth.mfa.models import Authenticator
+
+    return (
+        not Authenticator.objects.filter(user=user).exclude(type=Authenticator.Type.RECOVERY_CODES).exists()
+    )

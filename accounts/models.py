@@ -55,15 +55,15 @@ class UserSession(models.Model):
 
     def end(self):
         """Sign this session out everywhere: the session is deleted (cache and database,
-        so no worker accepts it again) and the user's open streams and sockets are
-        closed on every worker (dashboard.revocation); those of the user's other
-        sessions reconnect at once with their still-valid sessions."""
+        so no worker accepts it again) and its open streams and sockets are closed on
+        every worker (dashboard.revocation.revoke_session); the user's other sessions
+        keep theirs."""
         from audit.services import record
-        from dashboard.revocation import revoke
+        from dashboard.revocation import revoke_session
 
         import_module(settings.SESSION_ENGINE).SessionStore(self.session_key).delete()
         self.delete()
-        revoke([self.user_id])
+        revoke_session(self.user_id, self.session_key)
         record("session_ended", f"{self.user.get_username()}: {self.browser}, {self.address or '-'}")
 
     @classmethod

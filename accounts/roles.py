@@ -73,3 +73,41 @@ def on_post_migrate(sender, using="default", apps=None, **kwargs):
 
 def is_admin_role(user):
     return user.groups.filter(name=ADMIN).exists()
+
+
+def roles_for_idp_groups(idp_groups, role_map, default_role):
+    """The roles a provider's groups give (OIDC_ROLE_MAP); none mapped: the default role."""
+    roles = {role_map[group] for group in idp_groups if group in role_map}
+    if not roles and default_role in ROLES:
+        roles = {default_role}
+    return roles
+
+
+def follow_idp_groups(user, idp_groups, first_sign_in):
+    """Make the user's roles the ones their provider's groups give, on every sign-in: a
+    role the provider no longer gives is removed (the change revokes what the user
+    has open, dashboard.revocation). Groups that are not roles are left alone.
+    Without OIDC_ROLE_MAP the roles are only set at the first sign-in (the default
+    role), and are managed in the admin afterwards."""
+    from django.conf import settings
+    from django.contrib.auth.models import Group
+
+    from audit.services import record
+
+    if not settings.OIDC_ROLE_MAP and not first_sign_in:
+        return
+    wanted = roles_for_idp_groups(idp_groups, settings.OIDC_ROLE_MAP, settings.OIDC_DEFAULT_ROLE)
+    current = set(user.groups.filter(name__in=ROLES).values_list("name", flat=True))
+    if wanted == current:
+        return
+    if current - wanted:
+        user.groups.remove(*Group.objects.filter(name__in=current - wanted))
+    if wanted - current:
+        user.groups.add(*Group.objects.filter(name__in=wanted - current))
+    record(
+        "roles_from_provider",
+        user.get_username(),
+        before=sorted(current),
+        after=sorted(wanted),
+        actor=user.get_username(),
+    )

@@ -81,8 +81,36 @@ def _leaving_admin_on_clear(instance, reverse):
     return [instance] if instance.groups.filter(name=ADMIN).exists() else []
 
 
+def on_mfa_added(sender, request, user, authenticator, **kwargs):
+    record("mfa_added", f"{user.get_username()}: {authenticator.type}", address=client_address(request))
+
+
+def on_mfa_removed(sender, request, user, authenticator, **kwargs):
+    record("mfa_removed", f"{user.get_username()}: {authenticator.type}", address=client_address(request))
+
+
+def on_mfa_used(sender, request, user, authenticator, **kwargs):
+    record(
+        "mfa_used",
+        f"{user.get_username()}: {authenticator.type}",
+        actor=user.get_username(),
+        address=client_address(request),
+    )
+
+
+def on_mfa_failed(sender, request, user, authenticator=None, **kwargs):
+    kind = getattr(authenticator, "type", "second factor")
+    record("sign_in_failed", f"{user.get_username()}: {kind}", actor="", address=client_address(request))
+
+
 def connect_signals():
+    from allauth.mfa import signals as mfa_signals
+
     User = get_user_model()
+    mfa_signals.authenticator_added.connect(on_mfa_added, dispatch_uid="livedash.accounts.mfa_added")
+    mfa_signals.authenticator_removed.connect(on_mfa_removed, dispatch_uid="livedash.accounts.mfa_removed")
+    mfa_signals.authenticator_used.connect(on_mfa_used, dispatch_uid="livedash.accounts.mfa_used")
+    mfa_signals.authentication_failed.connect(on_mfa_failed, dispatch_uid="livedash.accounts.mfa_failed")
     user_logged_in.connect(on_logged_in, dispatch_uid="livedash.accounts.logged_in")
     user_logged_out.connect(on_logged_out, dispatch_uid="livedash.accounts.logged_out")
     user_login_failed.connect(on_login_failed, dispatch_uid="livedash.accounts.login_failed")

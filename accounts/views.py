@@ -1,8 +1,13 @@
-"""`/account/sessions/`: the signed-in user's sessions; end one, or all but this one."""
+"""The sign-in page, and `/account/sessions/`: the signed-in user's sessions; end one, or all but this one."""
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpResponseForbidden
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -44,3 +49,48 @@ def end_other_sessions(request):
     ended = UserSession.end_all_but(request.user, request.session.session_key)
     messages.info(request, _("Other sessions ended: %(count)d.") % {"count": ended})
     return redirect("account-sessions")
+
+
+class LoginView(auth_views.LoginView):
+    """The sign-in page: the password form while LOCAL_LOGIN is on, and "Sign in with
+    <provider>" when OIDC is configured. With LOCAL_LOGIN off a password POST is
+    refused here, not only left out of the page."""
+
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        if not settings.LOCAL_LOGIN:
+            return HttpResponseForbidden(_("Password sign-in is turned off here."))
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        # The password was right: allauth's login stages take over, so a user with a
+        # second factor is asked for it before the session is signed in.
+        from allauth.account.internal.flows.login import perform_password_login
+        from allauth.account.models import Login
+
+        user = form.get_user()
+        login = Login(user=user, redirect_url=self.get_success_url())
+        return perform_password_login(self.request, {"username": user.get_username()}, login)
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), **sign_in_choices()}
+
+
+def sign_in_choices():
+    return {
+        "local_login": settings.LOCAL_LOGIN,
+        "oidc_provider_name": settings.OIDC_PROVIDER_NAME if settings.OIDC_ISSUER else None,
+    }
+
+
+@never_cache
+def admin_login(request):
+    """The admin signs in through the site's sign-in, so its second factor and
+    LOCAL_LOGIN apply there too: a GET leads to the sign-in page, a POST is the site's
+    password sign-in (or refused with LOCAL_LOGIN off)."""
+    if request.method == "POST":
+        if not settings.LOCAL_LOGIN:
+            return HttpResponseForbidden(_("Password sign-in is turned off here."))
+        return LoginView.as_view()(request)
+    return redirect_to_login(request.GET.get("next") or reverse("admin:index"))

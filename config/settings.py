@@ -169,6 +169,13 @@ INSTALLED_APPS = [
     "audit",
     "boards",
     "accounts",
+    # Sign-in through the company's identity provider (OpenID Connect) and second
+    # factors; only their sign-in views are mounted (accounts/urls_identity.py).
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
 ]
 
 MIDDLEWARE = [
@@ -187,6 +194,12 @@ MIDDLEWARE = [
     "audit.context.AuditContextMiddleware",
     # "Last seen" and the address of each signed-in session, for /account/sessions/.
     "accounts.middleware.SessionActivityMiddleware",
+    # django-allauth keeps its sign-in flow's state (which step of an OIDC or MFA
+    # sign-in a request is in) through this.
+    "allauth.account.middleware.AccountMiddleware",
+    # MFA_REQUIRED: a signed-in user who must have a second factor and has none is led
+    # to enrol before any other page.
+    "accounts.middleware.MFARequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -357,6 +370,99 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 
+# Identity (docs/sign-in.md): OpenID Connect through django-allauth, configured here
+# alone; the provider is offered on the login page when OIDC_ISSUER is set.
+OIDC_ISSUER = envurl("OIDC_ISSUER", None, {"http", "https"})
+# Plain http only for a provider on this machine (the compose `oidc` demo, tests): tokens
+# and the client secret travel to the provider.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+if OIDC_ISSUER and urlsplit(OIDC_ISSUER).scheme == "http" and not DEBUG:
+    _issuer_host = urlsplit(OIDC_ISSUER).hostname or ""
+    if _issuer_host not in LOOPBACK_HOSTS and not _issuer_host.endswith(".localhost"):
+        raise ImproperlyConfigured(
+            f"OIDC_ISSUER must be an https:// URL (http only for localhost names), got {OIDC_ISSUER!r}"
+        )
+OIDC_CLIENT_ID = envstr("OIDC_CLIENT_ID")
+OIDC_CLIENT_SECRET = envstr("OIDC_CLIENT_SECRET", strip=False)
+# The button reads "Sign in with <OIDC_PROVIDER_NAME>".
+OIDC_PROVIDER_NAME = envstr("OIDC_PROVIDER_NAME", "OpenID Connect")
+OIDC_GROUPS_CLAIM = envstr("OIDC_GROUPS_CLAIM", "groups")
+if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured("OIDC_ISSUER is set: set OIDC_CLIENT_ID and OIDC_CLIENT_SECRET too")
+
+
+def envrolemap(name, roles):
+    """`idp-group=Role,...` as {idp group: role}; every role one of `roles`."""
+    mapping = {}
+    for item in envlist(name, []):
+        group, sep, role = (part.strip() for part in item.rpartition("="))
+        if not sep or not group or role not in roles:
+            raise ImproperlyConfigured(
+                f"{name} must be idp-group=Role pairs with Role one of {', '.join(roles)}, got {item!r}"
+            )
+        mapping[group] = role
+    return mapping
+
+
+def _role_names():
+    from accounts.roles import ROLES
+
+    return ROLES
+
+
+OIDC_ROLE_MAP = envrolemap("OIDC_ROLE_MAP", _role_names())
+# What an OIDC user whose groups map to no role gets ("none": nothing).
+OIDC_DEFAULT_ROLE = envstr("OIDC_DEFAULT_ROLE", "Viewer")
+if OIDC_DEFAULT_ROLE != "none" and OIDC_DEFAULT_ROLE not in _role_names():
+    raise ImproperlyConfigured(
+        f"OIDC_DEFAULT_ROLE must be none or one of {', '.join(_role_names())}, got {OIDC_DEFAULT_ROLE!r}"
+    )
+# off: no password sign-in at all (the form is gone and a password POST is refused).
+LOCAL_LOGIN = envchoice("LOCAL_LOGIN", "on", {"on", "off"}) == "on"
+if not LOCAL_LOGIN and not OIDC_ISSUER:
+    raise ImproperlyConfigured("LOCAL_LOGIN=off needs OIDC_ISSUER: otherwise nobody could sign in")
+
+SOCIALACCOUNT_PROVIDERS = {
+    "openid_connect": {
+        # accounts.oidc adds and checks the nonce allauth's provider leaves out.
+        "provider_class": "accounts.oidc.NonceCheckingProvider",
+        "APPS": (
+            [
+                {
+                    "provider_id": "oidc",
+                    "name": OIDC_PROVIDER_NAME,
+                    "client_id": OIDC_CLIENT_ID,
+                    "secret": OIDC_CLIENT_SECRET,
+                    "settings": {"server_url": OIDC_ISSUER, "oauth_pkce_enabled": True},
+                }
+            ]
+            if OIDC_ISSUER
+            else []
+        ),
+    }
+}
+SOCIALACCOUNT_ADAPTER = "accounts.oidc.IdentityProviderAdapter"
+ACCOUNT_ADAPTER = "accounts.oidc.AccountAdapter"
+# Users are matched by the issuer's subject only: never by e-mail, so an address at
+# the provider (verified or not) can never take over a local account.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+SOCIALACCOUNT_STORE_TOKENS = False
+ACCOUNT_EMAIL_VERIFICATION = "none"
+# Two accounts may carry one address: the provider's address is not proof of anything here.
+ACCOUNT_UNIQUE_EMAIL = False
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
+
+# Second factors (allauth.mfa): an authenticator app (TOTP) with recovery codes, and
+# passkeys. MFA_REQUIRED: who must have one before reaching anything else (off, staff, all).
+MFA_REQUIRED = envchoice("MFA_REQUIRED", "off", {"off", "staff", "all"})
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_TOTP_ISSUER = "livedash"
+# Passkeys on a plain-http development site (127.0.0.1) need this; never in production.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+
 LANGUAGE_CODE = "en"
 # The page speaks these; catalogues live in locale/ (compiled by `make`, never committed).
 LANGUAGES = [("en", "English"), ("es", "Español")]
@@ -395,6 +501,11 @@ CONTENT_SECURITY_POLICY = {
         "object-src": ["'none'"],
     },
 }
+if OIDC_ISSUER:
+    # "Sign in with ..." posts to livedash, which redirects the form on to the provider:
+    # Chromium holds a form's redirects to form-action too.
+    _issuer = urlsplit(OIDC_ISSUER)
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["form-action"].append(f"{_issuer.scheme}://{_issuer.netloc}")
 if not DEBUG:
     SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
     SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", True)

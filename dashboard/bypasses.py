@@ -86,6 +86,16 @@ MIDDLEWARE_STAND_INS = {
         direct_streams="a session's last seen comes from its page requests",
         proxied_connects="a session's last seen comes from its page requests",
     ),
+    "allauth.account.middleware.AccountMiddleware": StandIns(
+        api_pushes="keeps a sign-in flow's state; a token request signs nobody in",
+        direct_streams="a stream GET is never part of a sign-in flow",
+        proxied_connects="a stream GET is never part of a sign-in flow",
+    ),
+    "accounts.middleware.MFARequiredMiddleware": StandIns(
+        api_pushes="a token, not a signed-in person: MFA_REQUIRED is about people",
+        direct_streams="the page that opens a stream was reached through it first",
+        proxied_connects="the page that opens a stream was reached through it first",
+    ),
     "django.contrib.messages.middleware.MessageMiddleware": StandIns(
         api_pushes="no messages are read or stored",
         direct_streams="no messages are read or stored by a stream",

@@ -18,10 +18,18 @@ through Redis to close what that user has open:
   itself ends the stream (dashboard.stream.grip.end_of_stream).
 
 Each tab reconnects and gets what the user may have now, or nothing.
+
+Ending one session (`revoke_session`, from /account/sessions/) is narrower: the
+message names the session's tag (`session_tag`, a digest, so no session key
+travels through Redis) beside the user, and only that session's streams and
+sockets close; the user's other sessions keep theirs. Pushpin's connections know
+no session, so behind it the user's connections there all close, and the others
+reconnect at once with their still-valid sessions.
 """
 
 import asyncio
 import contextvars
+import hashlib
 import logging
 import threading
 import time
@@ -54,6 +62,34 @@ def revoke(user_ids):
     user_ids = sorted(set(user_ids))
     if user_ids:
         transaction.on_commit(lambda: _broadcast(user_ids))
+
+
+def session_tag(session_key):
+    """What names a session in revocation messages (None for no session)."""
+    if not session_key:
+        return None
+    return hashlib.sha256(f"livedash-session:{session_key}".encode()).hexdigest()[:32]
+
+
+def revoke_session(user_id, session_key):
+    """Close the open streams and sockets of this one session on every worker, once the
+    change is committed; the user's other sessions keep theirs."""
+    tag = session_tag(session_key)
+    if tag is not None:
+        transaction.on_commit(lambda: _broadcast_session(user_id, tag))
+
+
+def _broadcast_session(user_id, tag):
+    try:
+        get_sync_client().publish(revocation_channel(), f"{user_id} {tag}")
+    except Exception as exc:
+        logger.warning("could not tell the workers to end a session's streams: %s", exc)
+    try:
+        group_send(user_group_name(user_id), events.access_revoked(session=tag))
+    except Exception as exc:
+        logger.warning("could not tell the workers to close a session's sockets: %s", exc)
+    if getattr(settings, "GRIP_URL", None):
+        _close_all_at_the_edge([user_id])
 
 
 def revoked_key(user_id):
@@ -169,8 +205,9 @@ def on_share_revoked(handler):
 
 
 def on_revoked(handler):
-    """Call `handler(user_id)` on each worker's event loop whenever a user's access
-    changes, in any process: how a transport ends what it holds for that user."""
+    """Call `handler(user_id, session)` on each worker's event loop whenever a user's
+    access changes, in any process (`session` None), or one session of theirs ended
+    (`session`: its `session_tag`): how a transport ends what it holds for them."""
     if handler not in _handlers:
         _handlers.append(handler)
     return handler
@@ -195,14 +232,19 @@ class RevocationListener:
         if text.startswith(SHARE_PREFIX):
             return self.heard_share(text[len(SHARE_PREFIX) :])
         try:
-            user_id = int(raw)
-        except (TypeError, ValueError):
+            text = raw.decode() if isinstance(raw, bytes) else str(raw)
+            user_part, _, session = text.partition(" ")
+            user_id = int(user_part)
+        except (TypeError, ValueError, UnicodeDecodeError):
             logger.warning("ignoring a malformed revocation message")
             return
-        access.forget_user_everywhere(user_id)
+        session = session or None
+        if session is None:
+            # One session ending changes no access: the remembered answers stay good.
+            access.forget_user_everywhere(user_id)
         for handler in tuple(_handlers):
             try:
-                handler(user_id)
+                handler(user_id, session)
             except Exception:
                 logger.exception("could not end what user %s had open here", user_id)
 

@@ -122,6 +122,8 @@ def test_it_publishes_nothing_but_nginx_on_8000():
     assert published.pop("prometheus") == ["127.0.0.1:9090:9090"]
     # The demo's mail catcher page, on the host's loopback only.
     assert published.pop("mailpit") == ["127.0.0.1:8025:8025"]
+    # The `oidc` profile's test provider, on the host's loopback only.
+    assert published.pop("idp") == ["127.0.0.1:9000:9000"]
     assert all(ports == [] for ports in published.values()), published
 
 
@@ -321,11 +323,14 @@ def dockerfile_instructions():
 
 def test_dockerfile_builds_assets_in_a_node_stage_and_runs_slim_python():
     stages = [args for op, args in dockerfile_instructions() if op == "FROM"]
-    assert len(stages) == 3
+    assert len(stages) == 4
     assert stages[0].startswith("node:") and stages[0].endswith(" AS assets")
     # The translation catalogues are compiled in a stage of their own (gettext stays out).
     assert stages[1].startswith("python:3.11-slim") and stages[1].endswith(" AS messages")
-    assert stages[2].startswith("python:3.11-slim")
+    # The `oidc` profile's test provider, built only when that profile asks for its target.
+    assert stages[2].startswith("python:3.11-slim") and stages[2].endswith(" AS idp")
+    # The runtime is the last stage: what `docker build .` and the app services get.
+    assert stages[3].startswith("python:3.11-slim") and stages[3].endswith(" AS runtime")
     assert "COPY --from=messages" in (ROOT / "Dockerfile").read_text()
     runs = " ".join(args for op, args in dockerfile_instructions() if op == "RUN")
     assert "npm ci" in runs
@@ -456,6 +461,28 @@ def test_pushpin_start_refuses_to_run_without_a_key(tmp_path):
         timeout=10,
     )
     assert result.returncode == 1 and "URL-safe" in result.stderr
+
+
+# --- the oidc profile ---------------------------------------------------------
+
+
+def test_docker_compose_validates_the_oidc_profile(compose_dir):
+    result = docker_compose(compose_dir, "--profile", "oidc", "config", "-q")
+    assert result.returncode == 0, result.stderr
+    services = docker_compose(compose_dir, "--profile", "oidc", "config", "--services")
+    assert "idp" in services.stdout.split()
+
+
+def test_the_oidc_profile_serves_the_test_provider_the_env_example_names():
+    idp = SERVICES["idp"]
+    assert idp["profiles"] == ["oidc"] and idp["build"]["target"] == "idp"
+    options = dict(arg.removeprefix("--").split("=", 1) for arg in idp["command"] if arg.startswith("--"))
+    assert (ROOT / options["users"]).is_file()
+    assert "idp.localhost" in idp["networks"]["default"]["aliases"]
+    example = (ROOT / ".env.example").read_text()
+    assert f"# OIDC_ISSUER={options['issuer']}" in example
+    assert f"# OIDC_CLIENT_ID={options['client-id']}" in example
+    assert f"# OIDC_CLIENT_SECRET={options['client-secret']}" in example
 
 
 # --- the sentinel profile -----------------------------------------------------

@@ -2,6 +2,7 @@
 closes what it has open on every worker."""
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -126,6 +127,7 @@ def end_the_other_session(user, keep_cookies):
 @pytest.mark.slow
 async def test_ending_a_session_closes_its_streams_and_sockets_on_every_worker(daphne_workers, alice):
     from dashboard.control import protocol
+    from dashboard.live import publish_metric
     from tests.realclients import EventStream, open_socket, session_cookie
 
     workers = daphne_workers(2)
@@ -134,15 +136,25 @@ async def test_ending_a_session_closes_its_streams_and_sockets_on_every_worker(d
     async with (
         open_socket(workers[0], lost) as socket,
         EventStream(workers[1], ["metrics"], lost) as stream,
+        # The user's other session, on the same workers: its connections stay open.
+        open_socket(workers[0], kept) as kept_socket,
+        EventStream(workers[1], ["metrics"], kept) as kept_stream,
     ):
-        await socket.wait_for(lambda m: m.get("type") == "hello")
-        await stream.wait_for(lambda e: e["event"] == "stream-open")
+        for opened in (socket, kept_socket):
+            await opened.wait_for(lambda m: m.get("type") == "hello")
+        for opened in (stream, kept_stream):
+            await opened.wait_for(lambda e: e["event"] == "stream-open")
         started = time.monotonic()
         await sync_to_async(end_the_other_session)(alice, kept)
         code, _ = await asyncio.gather(socket.closed(), asyncio.wait_for(stream.ended.wait(), 10))
         elapsed = time.monotonic() - started
         assert code == protocol.CLOSE_REVOKED
         assert elapsed < 1.0, f"closed after {elapsed:.2f}s"
+        # The other session's socket still answers and its stream still carries values.
+        assert (await kept_socket.command("ping"))["type"] == "pong"
+        await sync_to_async(publish_metric)("kept_session_check", 1.0)
+        await kept_stream.wait_for(lambda e: "kept_session_check" in json.dumps(e))
+        assert kept_socket.close_code is None and not kept_stream.ended.is_set()
     # The ended session is refused everywhere; the other one carries on.
     async with EventStream(workers[0], ["metrics"], lost) as again:
         assert again.status == 403

@@ -116,6 +116,9 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         # everything else runs after accept(), so a connect storm does not hold
         # sockets past daphne's handshake timeout while it waits on the database.
         self.user = self.scope.get("user")
+        session = self.scope.get("session")
+        # Ending this session (not another of the user's) closes this socket.
+        self.session_tag = revocation.session_tag(session.session_key if session is not None else None)
         self.joined = []
         self.present = False
         if self.user is None or not self.user.is_authenticated:
@@ -439,6 +442,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         await self.send_shared(event, self.language, message)
 
     async def access_revoked(self, event):
+        if event.get("session") is not None:
+            # One session ended: this socket's, or another's that leaves this one be.
+            if event["session"] == self.session_tag:
+                await self._close(protocol.CLOSE_REVOKED)
+            return
         # What this worker remembers about the user is stale too: the reconnect must ask again.
         access.cache.forget_user(self.user.pk)
         await self._close(protocol.CLOSE_REVOKED)

@@ -70,9 +70,13 @@ def notification_unread(count):
 
 
 @event("access.revoked")
-def access_revoked():
-    """The user's access changed (dashboard.revocation): their sockets close, to reconnect afresh."""
-    return {"type": "access.revoked"}
+def access_revoked(session=None):
+    """The user's access changed (dashboard.revocation): their sockets close, to reconnect
+    afresh; with `session` (a session tag) only that session's sockets close."""
+    event = {"type": "access.revoked"}
+    if session is not None:
+        event["session"] = session
+    return event
 
 
 @event("layer.reconnected")

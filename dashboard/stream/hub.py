@@ -239,10 +239,12 @@ class Hub:
         for stream in tuple(self.streams_by_channel.get(event.channel, ())):
             stream.offer(event)
 
-    def revoke(self, user_id):
-        """A user's access changed (dashboard.revocation): end their streams here."""
+    def revoke(self, user_id, session=None):
+        """A user's access changed (dashboard.revocation): end their streams here; with
+        `session` (a session tag) only that session's."""
         for stream in tuple(self.streams_by_user.get(user_id, ())):
-            stream.revoke()
+            if session is None or stream.session == session:
+                stream.revoke()
 
     def revoke_share(self, link_id):
         """A share link ended, or its dashboard changed: end its streams here."""
@@ -283,11 +285,11 @@ def end_all_streams():
 
 
 @revocation.on_revoked
-def end_streams_of(user_id):
+def end_streams_of(user_id, session=None):
     """Revocations are heard on the loop whose hub holds the streams."""
     hub = get_hub.made_here()
     if hub is not None:
-        hub.revoke(user_id)
+        hub.revoke(user_id, session)
 
 
 @revocation.on_share_revoked

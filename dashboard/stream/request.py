@@ -21,7 +21,7 @@ from django.utils.functional import SimpleLazyObject
 from django_eventstream.utils import add_default_headers
 
 from boards import sharing
-from dashboard import access, draining, selectors
+from dashboard import access, draining, revocation, selectors
 from dashboard import connections as open_connections
 from dashboard.origins import request_origin_allowed
 from dashboard.stream.channels import METRICS_CHANNEL, channel_exists
@@ -193,7 +193,8 @@ async def open_stream(request):
     if not open_connections.claim("sse", user_id):
         message = f"Too many open streams: at most {settings.MAX_CONNECTIONS_PER_USER} per user; close a tab"
         return error_response(request, 429, message), None
-    return None, Stream(channels, last_ids, user_id, selection)
+    session = revocation.session_tag(request.session.session_key) if user_id is not None else None
+    return None, Stream(channels, last_ids, user_id, selection, session=session)
 
 
 def stream_response(request, stream):

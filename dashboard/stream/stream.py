@@ -60,6 +60,7 @@ class Stream:
     __slots__ = (
         "channels",
         "user_id",
+        "session",
         "selection",
         "requested_last_ids",
         "last_ids",
@@ -75,13 +76,17 @@ class Stream:
     )
     storage = DashboardRedisStorage()
 
-    def __init__(self, channels, last_ids, user_id=None, selection=None, share_id=None, expires=None):
+    def __init__(
+        self, channels, last_ids, user_id=None, selection=None, share_id=None, expires=None, session=None
+    ):
         self.channels = channels
         self.user_id = user_id
         # A share link's viewer (boards.sharing): no user; the link's revocation, or its
         # expiry (unix seconds), ends the stream.
         self.share_id = share_id
         self.expires = expires
+        # The session's tag (dashboard.revocation.session_tag): ending that session ends this stream.
+        self.session = session
         # `match=`: the series this stream carries of `metrics` (None: every series).
         self.selection = selection
         self.requested_last_ids = last_ids

@@ -25,8 +25,8 @@ def heard():
     """User ids a handler registered for this test was called with."""
     ids = []
 
-    def handler(user_id):
-        ids.append(user_id)
+    def handler(user_id, session):
+        ids.append(user_id if session is None else (user_id, session))
 
     revocation.on_revoked(handler)
     yield ids
@@ -47,6 +47,19 @@ async def test_a_revocation_drops_remembered_answers_and_reaches_the_registered_
     await eventually(lambda: heard == [7])
     assert remembered.get(("7", "hash")) is None
     assert remembered.get(("8", "hash")) == (True, [])
+
+
+@pytest.mark.usefixtures("redis_url")
+async def test_one_session_ending_reaches_the_handlers_and_keeps_the_users_answers(heard):
+    remembered = access.AccessCache(seconds=60)
+    remembered.put(("7", "hash"), (True, []))
+    revocation.listen()
+    await asyncio.wait_for(revocation.listener().connected.wait(), WAIT)
+
+    get_sync_client().publish(revocation_channel(), "7 " + revocation.session_tag("some-session-key"))
+
+    await eventually(lambda: heard == [(7, revocation.session_tag("some-session-key"))])
+    assert remembered.get(("7", "hash")) == (True, [])
 
 
 def test_the_sse_hub_registers_ending_a_users_streams():
