@@ -159,6 +159,19 @@ def test_home_is_the_chosen_dashboard_else_host_overview_else_the_page_of_every_
     assert config_of(client.get("/"))["board"]["document"]["uid"] == "mine"
 
 
+def test_every_metric_stays_one_link_away_whatever_home_is(alice, boards):
+    overview = board(uid="host-overview", title="Host overview", visibility="everyone")
+    store.save(overview, author=store.Author())
+    Dashboard.objects.filter(uid="host-overview").update(provisioned_from="host-overview.json")
+    client = as_user(alice)
+    home = client.get("/")
+    assert b'href="/all/"' in home.content
+    every = client.get("/all/")
+    assert "board" not in config_of(every)
+    assert b'data-section="host"' in every.content
+    assert Client().get("/all/")["Location"].startswith("/accounts/login/")
+
+
 def test_the_pages_keep_the_strict_policy(alice, boards):
     client = as_user(alice)
     for path in ("/dashboards/", "/d/shared/"):

@@ -22,6 +22,7 @@ def log_in(page, base_url, username):
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url(base_url + "/")
+    page.goto(base_url + "/all/")
     page.wait_for_function("() => window.livedash && window.livedash.charts")
 
 
@@ -73,7 +74,7 @@ def test_a_day_on_the_dashboard(stack, open_page, manage, alice, staff):
 
     # Marking it read in a second tab lowers the badge in the first.
     second_tab = open_page("alice-second-tab", context=alice_page.context)
-    second_tab.goto(base_url + "/")
+    second_tab.goto(base_url + "/all/")
     second_tab.wait_for_function("() => document.getElementById('bell-badge').textContent.trim() === '1'")
     second_tab.click("#bell-button")
     second_tab.locator("#bell-menu .item.unread", has_text="Deploy done").click()

@@ -60,7 +60,7 @@ def browse(chromium, open_page, base_url):
 
 
 def open_dashboard(page, base_url):
-    page.goto(base_url + "/")
+    page.goto(base_url + "/all/")
     page.wait_for_function("() => window.livedash && window.livedash.charts")
     return page
 
