@@ -62,7 +62,13 @@ def on_post_migrate(sender, using="default", apps=None, **kwargs):
     # Django's own post_migrate handler creates the permissions of each app first
     # (auth's is connected before ours), so the last call sees them all.
     if apps is None:
-        return
+        # `flush` empties every table, roles included, and sends the signal without a
+        # migration state: make them again once, after the last app's permissions.
+        from django.apps import apps as installed
+
+        if sender is not list(installed.get_app_configs())[-1]:
+            return
+        apps = installed
     try:
         group_model = apps.get_model("auth", "Group")
         permission_model = apps.get_model("auth", "Permission")

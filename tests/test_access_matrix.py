@@ -76,14 +76,9 @@ def _dashboards_of(alice, charlie):
 
 
 def role_member(username, role):
-    """A user whose permissions come from a role alone (the groups a migration creates;
-    a transactional test before this one may have flushed them, so they are made again
-    the way `migrate` does)."""
-    from django.contrib.auth.models import Group, Permission, User
+    """A user whose permissions come from a role alone (the groups a migration creates)."""
+    from django.contrib.auth.models import Group, User
 
-    from accounts.roles import grant_role_permissions
-
-    grant_role_permissions(Group, Permission)
     user = User.objects.create_user(username=username, password="x-role-member-x")
     user.groups.add(Group.objects.get(name=role))
     return User.objects.get(pk=user.pk)

@@ -96,6 +96,15 @@ def test_migrate_gives_the_roles_permissions_that_appeared_since():
     assert "alerts.change_alertrule" in permission_names(operator)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_flush_makes_the_roles_again_with_their_permissions():
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)
+    assert set(Group.objects.filter(name__in=roles.ROLES).values_list("name", flat=True)) == set(roles.ROLES)
+    assert "alerts.change_alertrule" in permission_names(Group.objects.get(name="Operator"))
+
+
 def test_the_roles_are_in_the_admin(admin_client):
     page = admin_client.get("/admin/auth/group/")
     assert page.status_code == 200

@@ -151,9 +151,8 @@ def test_it_lets_a_user_who_may_silence_alerts_manage_windows_but_not_a_viewer(t
     manages them too, from the page, through this API with their session."""
     from django.contrib.auth.models import Group, Permission
 
-    from accounts.roles import OPERATOR, grant_role_permissions
+    from accounts.roles import OPERATOR
 
-    grant_role_permissions(Group, Permission)  # an earlier test's flush took the roles
     operator = Group.objects.get(name=OPERATOR)
     oscar = type(alice).objects.create_user("oscar")
     oscar.groups.add(operator)
