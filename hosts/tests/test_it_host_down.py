@@ -1,0 +1,175 @@
+"""A host going quiet for 3 of its intervals raises one "Host down" alert through the
+normal alert path (the rule's series alert, its history, one notification), resolved
+when the host is back: first with the evaluator on a simulated clock, then with real
+processes (an agent pushing to a web worker, the collector judging)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from alerts.evaluation import AlertEvaluator
+from alerts.models import AlertEvent, SeriesAlert
+from api.models import ApiToken
+from dashboard import frames
+from deploy.supervisor import Supervisor
+from hosts import liveness
+from hosts.liveness import HostTracker
+from hosts.rules import NAME, register_host_down_rule
+from notifications.models import Notification
+
+AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
+WAIT_SECONDS = 60
+
+
+class Feed:
+    """What the evaluator's feed would read: points published since the last tick."""
+
+    def __init__(self):
+        self.pending = []
+
+    def push(self, host, ts):
+        data = frames.metric("cpu", 10.0, ts, {"host": host})
+        self.pending.extend(frames.points_of(frames.METRIC, data))
+
+    def __call__(self):
+        points, self.pending = self.pending, []
+        return points
+
+
+@pytest.fixture
+def rule(transactional_db, redis_url):
+    # No wait before the group's first message: the test reads it at once.
+    return register_host_down_rule(group_wait=0, group_interval=0)[0]
+
+
+def host_down_notifications():
+    return list(Notification.objects.filter(message_params__rule=NAME).order_by("id"))
+
+
+def test_a_quiet_host_fires_once_and_resolves_when_back(rule):
+    feed, now = Feed(), 1_700_000_000.0
+    evaluator = AlertEvaluator(feed=feed, hosts=HostTracker())
+    # web9 pushes every 2 s; once-1 pushed one value only (no pace: never judged).
+    feed.push("once-1", now)
+    for second in range(12):
+        if second % 2 == 0:
+            feed.push("web9", now)
+        evaluator.evaluate({}, now)
+        now += 1
+    assert not AlertEvent.objects.exists()
+    # The page reads the pace the collector learned; once-1 has none.
+    assert liveness.seen()["web9"]["interval"] == 2.0
+    assert liveness.seen()["once-1"]["interval"] is None
+    # Quiet: down once more than 3 intervals (6 s) and a tick have passed.
+    for _ in range(30):
+        evaluator.evaluate({}, now)
+        now += 1
+    fired = AlertEvent.objects.filter(kind=AlertEvent.Kind.FIRED)
+    assert [event.series for event in fired] == ['host_up{host="web9"}']
+    assert SeriesAlert.objects.get(rule=rule, series='host_up{host="web9"}').firing
+    (told,) = host_down_notifications()
+    assert told.title.startswith("Host down") and 'host="web9"' in told.title
+    # Back: resolved, and said once.
+    for _ in range(5):
+        feed.push("web9", now)
+        evaluator.evaluate({}, now)
+        now += 1
+    resolved = AlertEvent.objects.filter(kind=AlertEvent.Kind.RESOLVED)
+    assert [event.series for event in resolved] == ['host_up{host="web9"}']
+    assert not SeriesAlert.objects.get(rule=rule, series='host_up{host="web9"}').firing
+    assert len(host_down_notifications()) == 2
+    assert host_down_notifications()[1].title.startswith("Resolved: Host down")
+
+
+def test_a_revoked_host_resolves_instead_of_staying_down(rule):
+    feed, now = Feed(), 1_700_000_000.0
+    evaluator = AlertEvaluator(feed=feed, hosts=HostTracker())
+    for _ in range(4):
+        feed.push("gone-1", now)
+        evaluator.evaluate({}, now)
+        now += 1
+    for _ in range(10):
+        evaluator.evaluate({}, now)
+        now += 1
+    assert SeriesAlert.objects.get(rule=rule).firing
+    liveness.forget("gone-1", now=now)
+    evaluator.evaluate({}, now + 1)
+    assert not SeriesAlert.objects.get(rule=rule).firing
+    assert AlertEvent.objects.filter(kind=AlertEvent.Kind.RESOLVED, detail__startswith="no data").count() == 1
+    assert "gone-1" not in liveness.seen()
+
+
+def test_a_restarted_collector_still_notices_a_host_that_stopped_meanwhile(rule):
+    feed, now = Feed(), 1_700_000_000.0
+    first = AlertEvaluator(feed=feed, hosts=HostTracker())
+    for _ in range(4):
+        feed.push("web7", now)
+        first.evaluate({}, now)
+        now += 1
+    # A new collector (its memory empty) while web7 says nothing more.
+    second = AlertEvaluator(feed=feed, hosts=HostTracker())
+    for _ in range(10):
+        second.evaluate({}, now)
+        now += 1
+    assert SeriesAlert.objects.get(rule=rule, series='host_up{host="web7"}').firing
+
+
+def wait_for(predicate, message):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {WAIT_SECONDS} s waiting for {message}")
+
+
+@pytest.mark.slow
+def test_a_real_agent_stopping_raises_one_host_down_and_coming_back_resolves_it(
+    rule, web_workers, subprocess_env, tmp_path
+):
+    (url,) = web_workers(1)
+    _token, raw = ApiToken.create("fleet", metric_patterns=["*"])
+    supervisor = Supervisor(env=subprocess_env)
+    paths = [str(AGENT_DIR), os.environ.get("PYTHONPATH", "")]
+    agent_env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    log = open(tmp_path / "agent.log", "ab")  # noqa: SIM115 (the processes hold it)
+
+    def start_agent():
+        args = ["--url", url, "--token", raw, "--host", "quiet-1", "--interval", "0.5"]
+        return subprocess.Popen(
+            [sys.executable, "-m", "livedash_agent", *args, "--buffer-dir", str(tmp_path / "buffer")],
+            env=agent_env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+
+    agent = start_agent()
+    try:
+        supervisor.python("collector", "manage.py", "collect_metrics")
+        wait_for(lambda: (liveness.seen().get("quiet-1") or {}).get("interval"), "the agent's pace learned")
+        assert not AlertEvent.objects.exists()
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(30) == 0
+        wait_for(host_down_notifications, "the host-down notification")
+        fired = list(AlertEvent.objects.filter(kind=AlertEvent.Kind.FIRED).values_list("series", flat=True))
+        assert fired == ['host_up{host="quiet-1"}']
+        # Still quiet a while longer: nothing more is said.
+        time.sleep(3)
+        assert len(host_down_notifications()) == 1
+        assert AlertEvent.objects.filter(kind=AlertEvent.Kind.FIRED).count() == 1
+        agent = start_agent()
+        wait_for(lambda: len(host_down_notifications()) == 2, "the resolved notification")
+        assert host_down_notifications()[1].title.startswith("Resolved: Host down")
+        assert not SeriesAlert.objects.get(rule=rule, series='host_up{host="quiet-1"}').firing
+        assert AlertEvent.objects.filter(kind=AlertEvent.Kind.FIRED).count() == 1
+    finally:
+        if agent.poll() is None:
+            agent.send_signal(signal.SIGTERM)
+            agent.wait(30)
+        supervisor.stop()
