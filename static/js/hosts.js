@@ -14,6 +14,9 @@
   const METRICS = cfg.metrics;
   const PERCENT = ["cpu", "memory", "disk"];
   const WINDOW_S = cfg.historyMinutes * 60;
+  const MIN_SPAN_S = 20;
+  // Every sparkline is drawn again this often, so a quiet host's line shows the gap.
+  const REDRAW_MS = 5000;
   // The browser's clock minus the server's, so ages are the server's.
   const offset = Date.now() / 1000 - cfg.now;
   const STATUS_WORDS = {
@@ -95,15 +98,20 @@
     return ld.format.joined(host.values[metric], "%", 1);
   }
 
-  // One polyline per series, x across the window ending now, y from 0 to the top of
-  // the domain (100 for percentages, the largest value otherwise).
+  // One polyline per series, x across the window ending now (from the oldest point
+  // when there is less than the window, but at least MIN_SPAN_S, so a host that just
+  // appeared is not squeezed into the right edge), y from 0 to the top of the domain
+  // (100 for percentages, the largest value otherwise).
   function drawSpark(svg, lines, top, now) {
-    const start = now - WINDOW_S;
+    let oldest = now - MIN_SPAN_S;
+    for (const points of lines) if (points && points.length) oldest = Math.min(oldest, points[0][0]);
+    const start = Math.max(now - WINDOW_S, oldest);
+    const span = now - start;
     const nodes = [];
     lines.forEach((points, index) => {
       if (!points || points.length < 2) return;
       const coords = points.map(([ts, value]) => {
-        const x = Math.max(0, Math.min(100, ((ts - start) / WINDOW_S) * 100));
+        const x = Math.max(0, Math.min(100, ((ts - start) / span) * 100));
         const y = 23 - (Math.max(0, Math.min(top, value)) / top) * 22;
         return x.toFixed(2) + "," + y.toFixed(2);
       });
@@ -185,5 +193,8 @@
 
   renderAll();
   setInterval(renderAll, 1000);
+  setInterval(() => {
+    for (const host of hosts.values()) host.dirty = true;
+  }, REDRAW_MS);
   loadHistory();
 })();
