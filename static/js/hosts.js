@@ -31,10 +31,8 @@
     return Date.now() / 1000 - offset;
   }
 
-  for (const row of cfg.rows) {
-    const node = document.querySelector('tr.host-row[data-host="' + CSS.escape(row.name) + '"]');
-    if (!node) continue;
-    hosts.set(row.name, {
+  function track(name, node, row) {
+    const host = {
       node: node,
       lastSeen: row.last_seen,
       interval: row.interval,
@@ -42,9 +40,35 @@
       values: Object.assign({}, row.values),
       points: {},
       dirty: true,
-    });
+    };
+    hosts.set(name, host);
+    return host;
   }
-  if (!hosts.size) return;
+
+  for (const row of cfg.rows) {
+    const node = document.querySelector('tr.host-row[data-host="' + CSS.escape(row.name) + '"]');
+    if (node) track(row.name, node, row);
+  }
+  const table = document.getElementById("hosts-table");
+  const rowTemplate = document.getElementById("host-row-template");
+  // Without a table (no host yet, or the filter matched none) the page waits for a reload.
+  if (!table || !rowTemplate) return;
+
+  // A host first heard from while the page is open (and that the page's filter keeps):
+  // a new row at the end; the next load puts it in order.
+  function newHost(name) {
+    if (typeof name !== "string" || !name) return null;
+    if (cfg.query && !name.toLowerCase().includes(cfg.query.trim().toLowerCase())) return null;
+    if (cfg.status && cfg.status !== "up") return null;
+    const node = rowTemplate.content.firstElementChild.cloneNode(true);
+    node.dataset.host = name;
+    const link = node.querySelector("a.host-link");
+    link.textContent = name;
+    link.href = cfg.boardUrl + "?var-host=" + encodeURIComponent(name);
+    node.querySelector(".status-word").textContent = STATUS_WORDS.up;
+    table.tBodies[0].appendChild(node);
+    return track(name, node, { last_seen: serverNow(), interval: null, deadline: null, values: {} });
+  }
 
   // Only a host's own series (labelled with `host` alone): the ones the agent and the collector push.
   ld.streamMatches = () => METRICS.map((name) => name + '{host=~".+"}');
@@ -54,8 +78,9 @@
   }
 
   function addPoint(name, metric, ts, value, live) {
-    const host = hosts.get(name);
-    if (!host || !METRICS.includes(metric) || !isNumber(value) || !isNumber(ts)) return;
+    if (!METRICS.includes(metric) || !isNumber(value) || !isNumber(ts)) return;
+    const host = hosts.get(name) || (live ? newHost(name) : null);
+    if (!host) return;
     const points = (host.points[metric] = host.points[metric] || []);
     if (!points.length || points[points.length - 1][0] <= ts) points.push([ts, value]);
     else return; // an older value arriving late does not replace the latest

@@ -1,7 +1,7 @@
 """The hosts page in a real Chromium: two real agents push to a real worker, the real
 collector learns their pace; the page lists both with sparklines drawn, and when one
-agent stops its row turns down by itself (no reload), in Spanish, with no serious axe
-finding. Screenshots go to test-artifacts/screenshots/."""
+agent stops its row turns down by itself (no reload), a host that starts meanwhile gets a
+row, in Spanish, with no serious axe finding. Screenshots go to test-artifacts/screenshots/."""
 
 import os
 import signal
@@ -103,6 +103,13 @@ def test_two_hosts_with_sparklines_and_one_going_down(
         page.screenshot(path=str(SCREENSHOTS / "hosts-up-es.png"), full_page=True)
         assert blocking_violations(page) == []
 
+        # A host that starts while the page is open gets a row of its own.
+        agents(url, raw, "web-c")
+        page.wait_for_function("""() => document.querySelector('tr[data-host="web-c"] svg.spark polyline')""")
+        assert page.locator('tr[data-host="web-c"] .status-word').inner_text() == "activo"
+        assert page.locator('tr[data-host="web-c"] a.host-link').get_attribute("href") == (
+            "/d/host-overview/?var-host=web-c"
+        )
         quiet.send_signal(signal.SIGTERM)
         assert quiet.wait(30) == 0
         # Down by itself, without a reload: three of its half-second intervals.
@@ -111,7 +118,7 @@ def test_two_hosts_with_sparklines_and_one_going_down(
         )
         assert page.locator('tr[data-host="web-b"] .status-word').inner_text() == "caído"
         assert page.locator('tr[data-host="web-a"]').get_attribute("data-status") == "up"
-        assert "1 caído" in page.locator("#hosts-summary").inner_text()
+        assert page.locator("#hosts-summary").inner_text() == "3 equipos · 1 caído"
         page.screenshot(path=str(SCREENSHOTS / "hosts-one-down-es.png"), full_page=True)
         assert blocking_violations(page) == []
         # The server says the same.
