@@ -145,24 +145,30 @@ class AlertEvaluator:
         frame = {"ts": now, "values": values if isinstance(values, dict) else {}, "host": self.host}
         for series_id, name, labels, _ts, value in frames.points_of(frames.FRAME, frame):
             samples[series_id] = (name, labels, float(value))
+        blind = False
         if self.feed is not None:
             try:
                 points = self.feed()
             except Exception as exc:
                 logger.warning("could not read the published values for alerts: %s", exc)
-                points = ()
+                points, blind = (), True
             for series_id, name, labels, _ts, value in points:
                 samples[series_id] = (name, labels, float(value))
         gone = []
         if self.hosts is not None:
-            samples, gone = self._host_samples(samples, frame, points if self.feed is not None else (), now)
+            points = points if self.feed is not None else ()
+            samples, gone = self._host_samples(samples, frame, points, now, blind)
         return samples, gone
 
-    def _host_samples(self, samples, frame, points, now):
+    def _host_samples(self, samples, frame, points, now, blind=False):
         """`samples` with each judged host's `host_up` (1 up, 0 down), and the hosts the
-        tracker dropped (revoked on the hosts page, or silent past the retention)."""
+        tracker dropped (revoked on the hosts page, or silent past the retention). When
+        the feed could not be read, nobody is judged: silence then says nothing."""
         from hosts.liveness import HOST_LABEL, UP_METRIC, up_series_id
 
+        if blind:
+            self.hosts.blind(now)
+            return samples, []
         try:
             self.hosts.observe(frames.points_of(frames.FRAME, frame), now)
             self.hosts.observe(points, now)

@@ -118,6 +118,10 @@ class HostTracker:
         self.hosts = {}
         self._last_tick = None
         self._loaded = False
+        self._failing = False
+        self._blinded = False
+        # The last judgement: {host: up?}.
+        self.up = {}
 
     @property
     def client(self):
@@ -146,34 +150,66 @@ class HostTracker:
                 pace.heard = max(pace.heard, heard)
             state.changed = True
 
+    def blind(self, now):
+        """This tick could not read what was published (Redis away): silence means
+        nothing, so nobody is judged, and hosts up before get a fresh start once the
+        values flow again (their agents were refused meanwhile, and catch up)."""
+        self._last_tick = now
+        self._blinded = True
+
+    def _excuse(self, now):
+        for host, state in self.hosts.items():
+            if not self.up.get(host):
+                continue  # down before: still down until heard from
+            for pace in state.series.values():
+                pace.heard = max(pace.heard, now)
+            if state.restored:
+                state.restored = (max(state.restored[0], now), state.restored[1])
+            state.changed = True
+
     def judge(self, now):
         """({host: up?} of every host with a known interval, [hosts forgotten or expired]).
         Saves what changed to Redis; a Redis error is logged and the judgement stands."""
         tick = 0.0 if self._last_tick is None else max(0.0, now - self._last_tick)
         self._last_tick = now
+        if self._blinded:
+            self._blinded = False
+            self._excuse(now)
         gone = []
         try:
             self._load_once()
             gone = self._forget(now)
         except Exception as exc:
-            logger.warning("could not read the hosts' state from Redis: %s", exc)
+            self._redis_failed("read", exc)
         judged = {}
         for host, state in self.hosts.items():
             paces = state.paces()
             if not paces:
                 continue
             judged[host] = any(now - heard <= DOWN_INTERVALS * interval + tick for heard, interval in paces)
+        self.up = judged
         try:
             self._save(gone)
         except Exception as exc:
-            logger.warning("could not save the hosts' state to Redis: %s", exc)
+            self._redis_failed("save", exc)
+        else:
+            if self._failing:
+                logger.info("the hosts' state is saved to Redis again")
+            self._failing = False
         return judged, gone
+
+    def _redis_failed(self, what, exc):
+        # One line an outage, not one a tick; judging goes on from memory meanwhile.
+        if not self._failing:
+            logger.warning("could not %s the hosts' state in Redis (%s); judging from memory", what, exc)
+        self._failing = True
 
     def _load_once(self):
         if self._loaded:
             return
+        stored = self.client.hgetall(seen_key())
         self._loaded = True
-        for raw_host, raw in self.client.hgetall(seen_key()).items():
+        for raw_host, raw in stored.items():
             host = raw_host.decode() if isinstance(raw_host, bytes) else raw_host
             try:
                 stored = json.loads(raw)

@@ -119,6 +119,44 @@ def test_a_restarted_collector_still_notices_a_host_that_stopped_meanwhile(rule)
     assert SeriesAlert.objects.get(rule=rule, series='host_up{host="web7"}').firing
 
 
+class FailingFeed(Feed):
+    """The feed while Redis is away: it raises, as reading the event store would."""
+
+    def __init__(self):
+        super().__init__()
+        self.away = False
+
+    def __call__(self):
+        if self.away:
+            raise ConnectionError("Redis is away")
+        return super().__call__()
+
+
+def test_while_the_published_values_cannot_be_read_no_host_is_called_down(rule):
+    feed, now = FailingFeed(), 1_700_000_000.0
+    evaluator = AlertEvaluator(feed=feed, hosts=HostTracker())
+    for _ in range(4):
+        feed.push("web5", now)
+        feed.push("web6", now)
+        evaluator.evaluate({}, now)
+        now += 1
+    # A minute without the feed: agents are refused meanwhile, nobody is down for it.
+    feed.away = True
+    for _ in range(60):
+        evaluator.evaluate({}, now)
+        now += 1
+    feed.away = False
+    assert not AlertEvent.objects.exists()
+    # Back: web5 catches up at once and stays up; web6 never comes back, so it is down
+    # once 3 of its intervals have passed since the values flow again.
+    for _ in range(6):
+        feed.push("web5", now)
+        evaluator.evaluate({}, now)
+        now += 1
+    fired = list(AlertEvent.objects.filter(kind=AlertEvent.Kind.FIRED).values_list("series", flat=True))
+    assert fired == ['host_up{host="web6"}']
+
+
 def wait_for(predicate, message):
     deadline = time.monotonic() + WAIT_SECONDS
     while time.monotonic() < deadline:
