@@ -6,7 +6,8 @@ Last seen is when a point of the host last reached livedash (the index's score,
 livedash's clock). Up or down follows the collector's tracker (hosts.liveness): a
 host is down once nothing came for DOWN_INTERVALS of its interval; a host whose
 interval is not known yet (it pushed fewer than three times, or no collector runs)
-is "unknown" once quiet for that many of the agent's default interval.
+is "unknown" once quiet for that many of the agent's default interval. The
+collector's own host is "paused" while an operator has paused sampling.
 """
 
 import math
@@ -14,6 +15,8 @@ import time
 
 from api.models import ApiToken
 from dashboard import selectors, series, seriesindex
+from dashboard.collector import sampling
+from dashboard.collector.collector import collector_host
 from dashboard.redis import get_sync_client
 from hosts import liveness
 from hosts.liveness import DOWN_INTERVALS, FORGET_GRACE_SECONDS, HOST_LABEL
@@ -24,10 +27,10 @@ METRICS = ("cpu", "memory", "disk", "net_rx", "net_tx")
 DEFAULT_INTERVAL_SECONDS = 10.0
 READ_BATCH = 1000
 
-STATUSES = ("up", "down", "unknown", "never")
+STATUSES = ("up", "down", "unknown", "never", "paused")
 SORTS = ("name", "status", "last_seen", "cpu", "memory", "disk", "net")
 # Down first when sorting by status: that is what someone opening the page looks for.
-STATUS_ORDER = {"down": 0, "unknown": 1, "never": 2, "up": 3}
+STATUS_ORDER = {"down": 0, "unknown": 1, "never": 2, "paused": 3, "up": 4}
 
 
 def host_selector():
@@ -79,6 +82,8 @@ def collect(now=None):
         hosts.setdefault(name, _entry(name))["enrolled"] = True
     gone = liveness.forgotten()
     paces = liveness.seen()
+    # The collector's own host sends nothing while an operator has paused sampling.
+    paused_host = collector_host() if sampling.get_state().paused else None
     answer = []
     for name, entry in hosts.items():
         revoked_at = gone.get(name)
@@ -89,7 +94,7 @@ def collect(now=None):
         pace = paces.get(name) or {}
         entry["interval"] = pace.get("interval")
         entry["deadline"] = pace.get("deadline")
-        entry["status"] = status(entry, now)
+        entry["status"] = "paused" if name == paused_host else status(entry, now)
         answer.append(entry)
     return answer
 

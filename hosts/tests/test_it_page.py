@@ -164,3 +164,18 @@ def test_a_revoked_host_that_enrolls_again_is_listed_again(alice, fleet):
     assert "db1" not in names(as_user(alice).get("/hosts/"))
     push("db1", cpu=5.0)
     assert "db1" in names(as_user(alice).get("/hosts/"))
+
+
+def test_the_collectors_host_is_paused_not_down_while_sampling_is_paused(alice, fleet):
+    from asgiref.sync import async_to_sync
+
+    from dashboard.collector import sampling
+    from dashboard.collector.collector import announce_host
+
+    announce_host("db1")
+    async_to_sync(sampling.aset_paused)(True)
+    response = as_user(alice).get("/hosts/")
+    assert {row["name"]: row["status"] for row in response.context["rows"]}["db1"] == "paused"
+    assert names(as_user(alice).get("/hosts/?status=paused")) == ["db1"]
+    async_to_sync(sampling.aset_paused)(False)
+    assert names(as_user(alice).get("/hosts/?status=down")) == ["db1"]

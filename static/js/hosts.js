@@ -24,7 +24,11 @@
     down: gettext("down"),
     unknown: gettext("unknown"),
     never: gettext("never seen"),
+    paused: gettext("paused"),
   };
+  // Sampling paused by an operator (control.js tells): the collector's own host is
+  // quiet on purpose, not down.
+  let samplingPaused = cfg.rows.some((row) => row.status === "paused");
   const hosts = new Map();
 
   function serverNow() {
@@ -104,7 +108,8 @@
     addPoint(data.labels.host, data.name, data.ts, data.value, true);
   });
 
-  function statusOf(host, now) {
+  function statusOf(name, host, now) {
+    if (samplingPaused && name === ld.config.collectorHost) return "paused";
     if (!isNumber(host.lastSeen)) return "never";
     if (!host.interval) {
       return now - host.lastSeen <= cfg.downIntervals * cfg.defaultInterval ? "up" : "unknown";
@@ -150,7 +155,7 @@
   }
 
   function render(name, host, now) {
-    const status = statusOf(host, now);
+    const status = statusOf(name, host, now);
     const row = host.node;
     if (row.dataset.status !== status) {
       row.dataset.status = status;
@@ -215,6 +220,11 @@
     renderAll();
     if (ld.stream) ld.stream.open(lastEventId);
   }
+
+  ld.on("sampling", (sampling) => {
+    samplingPaused = Boolean(sampling.paused);
+    renderAll();
+  });
 
   renderAll();
   setInterval(renderAll, 1000);
