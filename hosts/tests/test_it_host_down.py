@@ -211,3 +211,20 @@ def test_a_real_agent_stopping_raises_one_host_down_and_coming_back_resolves_it(
             agent.send_signal(signal.SIGTERM)
             agent.wait(30)
         supervisor.stop()
+
+
+def test_the_host_down_message_is_said_in_each_viewers_language(rule):
+    from notifications.messages import render
+
+    feed, now = Feed(), 1_700_000_000.0
+    evaluator = AlertEvaluator(feed=feed, hosts=HostTracker())
+    for _ in range(4):
+        feed.push("web4", now)
+        evaluator.evaluate({}, now)
+        now += 1
+    for _ in range(10):
+        evaluator.evaluate({}, now)
+        now += 1
+    (told,) = host_down_notifications()
+    title, _body = render(told.message_id, told.message_params, "es")
+    assert title.startswith("Equipo caído") and 'host="web4"' in title
