@@ -228,3 +228,46 @@ def test_the_host_down_message_is_said_in_each_viewers_language(rule):
     (told,) = host_down_notifications()
     title, _body = render(told.message_id, told.message_params, "es")
     assert title.startswith("Equipo caído") and 'host="web4"' in title
+
+
+@pytest.mark.slow
+def test_a_real_enrolled_agent_revoked_on_the_page_is_refused_and_raises_no_alert(
+    rule, web_workers, subprocess_env, tmp_path, admin_user
+):
+    from django.test import Client
+
+    (url,) = web_workers(1)
+    _enrollment, enroll_raw = ApiToken.create("fleet-enroll", enroll=True)
+    supervisor = Supervisor(env={**subprocess_env, "COLLECTOR_HOST": "the-collector"})
+    paths = [str(AGENT_DIR), os.environ.get("PYTHONPATH", "")]
+    log_path = tmp_path / "agent.log"
+    args = ["--url", url, "--enroll-token", enroll_raw, "--host", "edge-1", "--interval", "0.5"]
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "livedash_agent", *args, "--buffer-dir", str(tmp_path / "buffer")],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(paths)},
+        stdout=subprocess.DEVNULL,
+        stderr=open(log_path, "ab"),  # noqa: SIM115 (the process holds it)
+    )
+    try:
+        supervisor.python("collector", "manage.py", "collect_metrics")
+        wait_for(lambda: (liveness.seen().get("edge-1") or {}).get("interval"), "the enrolled agent's pace")
+        admin = Client()
+        admin.force_login(admin_user)
+        assert admin.post("/hosts/revoke/", {"host": "edge-1"}).status_code == 302
+        revoked_at = time.time()
+        # The worker refuses the agent's next pushes, which the agent drops.
+        wait_for(lambda: "refused" in log_path.read_text(), "the agent told its pushes are refused")
+        assert "401" in log_path.read_text()
+
+        def collector_went_on():
+            heard = (liveness.seen().get("the-collector") or {}).get("heard") or 0
+            return heard > revoked_at + 5 and "edge-1" not in liveness.seen()
+
+        # Well past 3 of the agent's intervals, as the collector itself tells.
+        wait_for(collector_went_on, "the collector to judge for a while after the revocation")
+        assert not AlertEvent.objects.filter(series='host_up{host="edge-1"}').exists()
+        assert host_down_notifications() == []
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(30)
+        supervisor.stop()
