@@ -39,6 +39,7 @@ from alerts.models import (
 )
 from dashboard import frames
 from dashboard.series import storage_key
+from hosts.liveness import UP_METRIC
 from notifications.models import BODY_MAX_LENGTH, Level
 from notifications.services import notify, notify_channel
 
@@ -105,8 +106,11 @@ class AlertEvaluator:
             # What fires and resolves this tick, each stored in one go: a bad deploy
             # tripping a fleet costs a few queries, not a few per series.
             fires, resolves = [], []
+            # `host_up` is derived here, not pushed: only a rule that names it watches it
+            # (a selector on every metric of a host, `{host="web1"}`, means the pushed ones).
+            watches_up = selector.metric_name == UP_METRIC
             for series_id, (name, labels, value) in samples.items():
-                if not selector.matches(name, labels):
+                if not selector.matches(name, labels) or (name == UP_METRIC and not watches_up):
                     continue
                 state = states.get(series_id)
                 if state is None:
@@ -164,7 +168,7 @@ class AlertEvaluator:
         """`samples` with each judged host's `host_up` (1 up, 0 down), and the hosts the
         tracker dropped (revoked on the hosts page, or silent past the retention). When
         the feed could not be read, nobody is judged: silence then says nothing."""
-        from hosts.liveness import HOST_LABEL, UP_METRIC, up_series_id
+        from hosts.liveness import HOST_LABEL, up_series_id
 
         if blind:
             self.hosts.blind(now)

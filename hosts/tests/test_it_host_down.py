@@ -271,3 +271,18 @@ def test_a_real_enrolled_agent_revoked_on_the_page_is_refused_and_raises_no_aler
         agent.send_signal(signal.SIGTERM)
         agent.wait(30)
         supervisor.stop()
+
+
+def test_host_up_is_watched_only_by_rules_that_name_it(rule):
+    from alerts.models import AlertRule
+
+    every_metric = AlertRule.objects.create(
+        name="anything of web3 low", match='{host="web3"}', comparison="below", threshold=5, sustain_seconds=0
+    )
+    feed, now = Feed(), 1_700_000_000.0
+    evaluator = AlertEvaluator(feed=feed, hosts=HostTracker())
+    for _ in range(6):
+        feed.push("web3", now)  # cpu 10: in range for that rule; host_up 1 would not be
+        evaluator.evaluate({}, now)
+        now += 1
+    assert not SeriesAlert.objects.filter(rule=every_metric).exists()

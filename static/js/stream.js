@@ -41,7 +41,7 @@
   // Another page that draws a few series (hosts.js) sets `ld.streamMatches` the same way.
   function url() {
     let query = channels.map((channel) => "channel=" + encodeURIComponent(channel)).join("&");
-    const wanted = ld.board ? ld.board.matches : ld.streamMatches;
+    const wanted = ld.board ? () => ld.board.matches() : ld.streamMatches;
     const matches = wanted && channels.includes(ld.config.metricsChannel) ? wanted() : [];
     if (matches.length && matches.length <= MAX_MATCH) {
       query += matches.map((text) => "&match=" + encodeURIComponent(text)).join("");
