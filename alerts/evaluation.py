@@ -39,6 +39,7 @@ from alerts.models import (
 )
 from dashboard import frames
 from dashboard.series import storage_key
+from hosts.liveness import UP_METRIC
 from notifications.models import BODY_MAX_LENGTH, Level
 from notifications.services import notify, notify_channel
 
@@ -68,13 +69,17 @@ class SeriesState:
 
 
 class AlertEvaluator:
-    def __init__(self, reload_seconds=RELOAD_SECONDS, host=None, feed=None, stale_seconds=STALE_SECONDS):
+    def __init__(
+        self, reload_seconds=RELOAD_SECONDS, host=None, feed=None, stale_seconds=STALE_SECONDS, hosts=None
+    ):
         self.reload_seconds = reload_seconds
         self.stale_seconds = stale_seconds
         # The `host` label of the frame's values (None: unlabelled, as before hosts).
         self.host = host
         # Callable returning the `metric` events' points since its last call.
         self.feed = feed
+        # hosts.liveness.HostTracker: which hosts went quiet, as `host_up` values.
+        self.hosts = hosts
         self.rules = []
         self.selectors = {}
         # rule id -> {series id: SeriesState}
@@ -95,14 +100,17 @@ class AlertEvaluator:
         # What is due from earlier ticks goes first: reading and judging this tick's
         # values (thousands of series) must not hold back a message whose wait is over.
         self._flush_groups(now)
-        samples = self._samples(values, now)
+        samples, gone = self._samples(values, now)
         for rule in self.rules:
             selector, states = self.selectors[rule.pk], self.states[rule.pk]
             # What fires and resolves this tick, each stored in one go: a bad deploy
             # tripping a fleet costs a few queries, not a few per series.
             fires, resolves = [], []
+            # `host_up` is derived here, not pushed: only a rule that names it watches it
+            # (a selector on every metric of a host, `{host="web1"}`, means the pushed ones).
+            watches_up = selector.metric_name == UP_METRIC
             for series_id, (name, labels, value) in samples.items():
-                if not selector.matches(name, labels):
+                if not selector.matches(name, labels) or (name == UP_METRIC and not watches_up):
                     continue
                 state = states.get(series_id)
                 if state is None:
@@ -124,6 +132,8 @@ class AlertEvaluator:
                         len(batch),
                     )
                     _drop_broken_connection()
+        if gone:
+            self._resolve_gone(gone, now)
         if self._loaded_at == now:
             # With the reloads, after this tick's values: a long pause between two ticks
             # (a suspended host, a test's clock) must not look like silence.
@@ -139,15 +149,53 @@ class AlertEvaluator:
         frame = {"ts": now, "values": values if isinstance(values, dict) else {}, "host": self.host}
         for series_id, name, labels, _ts, value in frames.points_of(frames.FRAME, frame):
             samples[series_id] = (name, labels, float(value))
+        blind = False
         if self.feed is not None:
             try:
                 points = self.feed()
             except Exception as exc:
                 logger.warning("could not read the published values for alerts: %s", exc)
-                points = ()
+                points, blind = (), True
             for series_id, name, labels, _ts, value in points:
                 samples[series_id] = (name, labels, float(value))
-        return samples
+        gone = []
+        if self.hosts is not None:
+            points = points if self.feed is not None else ()
+            samples, gone = self._host_samples(samples, frame, points, now, blind)
+        return samples, gone
+
+    def _host_samples(self, samples, frame, points, now, blind=False):
+        """`samples` with each judged host's `host_up` (1 up, 0 down), and the hosts the
+        tracker dropped (revoked on the hosts page, or silent past the retention). When
+        the feed could not be read, nobody is judged: silence then says nothing."""
+        from hosts.liveness import HOST_LABEL, up_series_id
+
+        if blind:
+            self.hosts.blind(now)
+            return samples, []
+        try:
+            self.hosts.observe(frames.points_of(frames.FRAME, frame), now)
+            self.hosts.observe(points, now)
+            judged, gone = self.hosts.judge(now)
+        except Exception:
+            logger.exception("could not judge which hosts are up")
+            return samples, []
+        for host, up in judged.items():
+            samples[up_series_id(host)] = (UP_METRIC, {HOST_LABEL: host}, 1.0 if up else 0.0)
+        return samples, [up_series_id(host) for host in gone]
+
+    def _resolve_gone(self, series_ids, now):
+        """A host revoked (or expired) is not down: its firing alerts resolve as "no data"."""
+        for rule in self.rules:
+            states = self.states[rule.pk]
+            batch = [(sid, states[sid], None) for sid in series_ids if sid in states and states[sid].firing]
+            if not batch:
+                continue
+            try:
+                self._resolve(rule, batch, now)
+            except Exception:
+                logger.exception("could not resolve the alerts of %d forgotten hosts", len(batch))
+                _drop_broken_connection()
 
     def _reload_if_due(self, now):
         if self._loaded_at is not None and 0 <= now - self._loaded_at < self.reload_seconds:

@@ -169,6 +169,7 @@ INSTALLED_APPS = [
     "audit",
     "boards",
     "accounts",
+    "hosts",
     # Sign-in through the company's identity provider (OpenID Connect) and second
     # factors; only their sign-in views are mounted (accounts/urls_identity.py).
     "allauth",

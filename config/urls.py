@@ -26,6 +26,7 @@ urlpatterns = [
     path("api/", api_views.urls()),
     path("notifications/", include("notifications.urls")),
     path("account/", include("accounts.urls")),
+    path("", include("hosts.urls")),
     # `/` is the home dashboard (boards), falling back to the page of every metric (dashboard).
     path("", include("boards.urls")),
     path("", include("dashboard.urls")),

@@ -156,6 +156,7 @@ ROWS = [
     ),
     # The same rule on the pages: a dashboard one may not see is a 404 page.
     Row("`GET /dashboards/` (the list page)", "http", "/dashboards/", only(LOGGED_IN, OK, LOGIN)),
+    Row("`GET /hosts/` (the hosts page)", "http", "/hosts/", cells(OK, anonymous=LOGIN, charlie=FORBIDDEN)),
     Row(
         "`GET /d/<alice's private one>/`",
         "http",

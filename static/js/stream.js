@@ -38,9 +38,11 @@
 
   // On a dashboard (board.js), the stream carries the series of its panels only (as its
   // history does): the panels' selectors with the variables' values, read at each open.
+  // Another page that draws a few series (hosts.js) sets `ld.streamMatches` the same way.
   function url() {
     let query = channels.map((channel) => "channel=" + encodeURIComponent(channel)).join("&");
-    const matches = ld.board && channels.includes(ld.config.metricsChannel) ? ld.board.matches() : [];
+    const wanted = ld.board ? () => ld.board.matches() : ld.streamMatches;
+    const matches = wanted && channels.includes(ld.config.metricsChannel) ? wanted() : [];
     if (matches.length && matches.length <= MAX_MATCH) {
       query += matches.map((text) => "&match=" + encodeURIComponent(text)).join("");
     }

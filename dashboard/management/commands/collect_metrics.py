@@ -16,6 +16,8 @@ from dashboard.collector.collector import (
     register_builtin_metrics,
 )
 from dashboard.rollups import RollupWriter
+from hosts.liveness import HostTracker
+from hosts.rules import register_host_down_rule
 from notifications.delivery import DeliveryWorker
 from notifications.services import push_pending
 
@@ -54,13 +56,16 @@ class Command(BaseCommand):
             raise CommandError(f"cannot register the built-in metrics (is the database migrated?): {exc}")
         if created:
             logger.info("registered metrics: %s", ", ".join(created))
+        if register_host_down_rule()[1]:
+            logger.info("made the built-in alert rule: Host down")
         if settings.ALERT_RULES_DIR:
             provision_alert_rules_quietly(settings.ALERT_RULES_DIR)
         # Dashboards in DASHBOARDS_DIR: provisioned on the first tick, then whenever a file
         # changes (a chore runs at once, then every so often).
         chores = [(AUDIT_PRUNE_EVERY, audit_prune), (settings.DASHBOARDS_CHECK_SECONDS, provision_dashboards)]
-        # Alerts watch this collector's frames (its host's series) and every published value.
-        evaluator = AlertEvaluator(host=settings.COLLECTOR_HOST, feed=MetricEventFeed())
+        # Alerts watch this collector's frames (its host's series) and every published value,
+        # and which hosts went quiet.
+        evaluator = AlertEvaluator(host=settings.COLLECTOR_HOST, feed=MetricEventFeed(), hosts=HostTracker())
         collector = Collector(evaluator=evaluator, outbox=push_pending, chores=chores)
         # Finish the tick in progress and exit 0, so supervisors see a clean stop.
         for signum in (signal.SIGTERM, signal.SIGINT):
