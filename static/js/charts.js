@@ -1213,11 +1213,13 @@
   // A dashboard asks history for its panels' series only (the server takes at most
   // MAX_MATCH selectors: past that, every series comes and the panels keep theirs).
   const MAX_MATCH = 32;
+  // A share link's page (share.js) reads history through its link.
   function matchQuery() {
-    if (!board) return "";
+    const share = config.share ? "&share=" + encodeURIComponent(config.share.token) : "";
+    if (!board) return share;
     const matches = board.matches();
-    if (!matches.length || matches.length > MAX_MATCH) return "";
-    return matches.map((text) => "&match=" + encodeURIComponent(text)).join("");
+    if (!matches.length || matches.length > MAX_MATCH) return share;
+    return share + matches.map((text) => "&match=" + encodeURIComponent(text)).join("");
   }
 
   function csvTime(ts) {
@@ -1294,7 +1296,9 @@
     }
     if (generation !== state.generation) return;
     if (response.status === 401 || response.status === 403) {
-      ld.stream.setStatus("offline", gettext("not allowed: sign in again"));
+      // A share link's page asks its link why (revoked, expired) and says so itself.
+      if (config.share) ld.emit("share:refused", { status: response.status });
+      else ld.stream.setStatus("offline", gettext("not allowed: sign in again"));
       return;
     }
     if (!response.ok) return retryHistory(generation, attempt, "reconnecting");

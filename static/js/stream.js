@@ -40,6 +40,8 @@
   // history does): the panels' selectors with the variables' values, read at each open.
   function url() {
     let query = channels.map((channel) => "channel=" + encodeURIComponent(channel)).join("&");
+    // A share link's page (share.js) reads the link's stream: no session, its series only.
+    if (ld.config.share) query += "&share=" + encodeURIComponent(ld.config.share.token);
     const matches = ld.board && channels.includes(ld.config.metricsChannel) ? ld.board.matches() : [];
     if (matches.length && matches.length <= MAX_MATCH) {
       query += matches.map((text) => "&match=" + encodeURIComponent(text)).join("");
