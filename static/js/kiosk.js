@@ -47,6 +47,8 @@
     });
   }
   window.addEventListener("resize", queueFit);
+  // The page's own size changes too (a scrollbar coming or going, the ended-link notice).
+  new ResizeObserver(queueFit).observe(document.body);
   if (ld) ld.on("board:changed", queueFit);
   fit();
 
