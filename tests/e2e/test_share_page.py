@@ -267,3 +267,29 @@ def test_a_kiosk_page_stays_live_across_a_redis_restart(
     viewer.wait_for_function(f"() => {value_of('panel-2')} === '23'", timeout=20_000)
     assert viewer.evaluate("window.sameDocument") is True
     assert viewer.locator("#share-ended").is_hidden()
+
+
+def test_an_open_page_says_so_when_its_link_expires_in_spanish_too(
+    chromium, open_page, daphne_workers, manage, alice, night
+):
+    import datetime
+
+    from django.utils import timezone
+
+    (base_url,) = daphne_workers(1)
+    push(manage, HISTORY)
+    expires = timezone.now() + datetime.timedelta(seconds=8)
+    _, token = sharing.create(night, user=alice, expires=expires)
+    context = chromium.new_context(viewport={"width": 1280, "height": 800}, locale="es-ES")
+    viewer = open_page("viewer-es", context=context)
+    viewer.goto(f"{base_url}/s/{token}/")
+    viewer.wait_for_function("() => window.livedash && livedash.share && livedash.stream.isOpen()")
+    assert viewer.inner_text(".share-badge").startswith("Vista compartida, solo lectura · hasta ")
+    screenshot(viewer, "page-es")
+    # At its expiry the server ends the stream and the page says why, in the page's language.
+    viewer.wait_for_selector("#share-ended", state="visible", timeout=20_000)
+    assert viewer.inner_text("#share-ended h2") == "Este enlace compartido ha caducado"
+    assert viewer.get_attribute("#sse-status", "data-state") == "offline"
+    screenshot(viewer, "expired-es")
+    assert viewer.goto(f"{base_url}/s/{token}/").status == 410
+    assert "Enlace compartido caducado" in viewer.inner_text("h2")
