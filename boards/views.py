@@ -167,11 +167,12 @@ def _variable_choices(request, offered):
 
 
 def _shared_document(board):
-    """What a share page needs of the dashboard to draw it: not who may see it."""
+    """What a share page needs of the dashboard to draw it: not who may see it, nor its
+    address on the site (its uid), nor its tags."""
     document = board.export()
     return {
         key: document[key]
-        for key in ("uid", "title", "description", "window", "variables", "panels")
+        for key in ("title", "description", "window", "variables", "panels")
         if key in document
     }
 
