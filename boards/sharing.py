@@ -391,17 +391,31 @@ def _plausible(token):
     return isinstance(token, str) and 20 <= len(token) <= 100
 
 
+# Why tokens name no live link, per worker: each answer is final (a link never comes
+# back, and a token is never guessed into existence), so the crowd of viewers whose
+# pages ask at once when their link ends costs one query.
+_refusals = {}
+
+
 def why_refused(token):
-    """ "revoked", "expired" or "unknown": why `token` names no live link (the share page
+    """Why `token` names no live link: "revoked", "expired" or "unknown" (the share page
     tells its viewer which; the stream and history answer 403 for each alike)."""
     if not _plausible(token):
         return "unknown"
     digest = hash_token(token)
+    known = _refusals.get(digest)
+    if known is not None:
+        return known
     row = ShareLink.objects.filter(token_hash=digest).only("token_hash", "revoked_at", "expires").first()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
-        return "unknown"
-    if row.revoked_at is not None:
-        return "revoked"
-    if row.expires is not None and row.expires <= timezone.now():
-        return "expired"
-    return "unknown"
+        why = "unknown"
+    elif row.revoked_at is not None:
+        why = "revoked"
+    elif row.expires is not None and row.expires <= timezone.now():
+        why = "expired"
+    else:
+        return "unknown"  # live after all (made live between two reads): not remembered
+    if len(_refusals) >= RESOLVE_KEPT:
+        _refusals.clear()
+    _refusals[digest] = why
+    return why

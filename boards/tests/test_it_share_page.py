@@ -140,6 +140,8 @@ def test_the_link_opens_nothing_else(token):
     assert client.get("/d/shop/").status_code == 302
     assert client.get("/api/v1/dashboards/shop").status_code == 401
     assert client.get("/api/v1/dashboards/shop/shares").status_code == 401
+    assert client.get("/admin/").status_code == 302
+    assert client.get("/api/v1/labels/host/values").status_code == 401
 
 
 def test_the_dashboard_page_offers_share_controls_to_whoever_may_share(shop, alice, bob):

@@ -11,8 +11,10 @@
   // While the stream is down, the link's state is asked this often (a link revoked
   // while this page could not hear it still ends here).
   const PROBE_EVERY_MS = 15000;
-  // Several drops in a moment are one question.
+  // Several drops in a moment are one question; a drop is asked about after a random
+  // moment up to PROBE_SPREAD_MS, so a link's many viewers do not all ask at once.
   const PROBE_GAP_MS = 1000;
+  const PROBE_SPREAD_MS = 2000;
   const banner = document.getElementById("share-ended");
   const state = { ended: false, probing: false, lastProbe: 0 };
 
@@ -46,10 +48,17 @@
     }
   }
 
-  ld.on("sse:error", probe);
-  ld.on("share:refused", probe);
+  function probeSoon() {
+    setTimeout(probe, Math.random() * PROBE_SPREAD_MS);
+  }
+
+  // The stream's states while it is not open (stream.js): a quiet but open stream is
+  // no reason to ask.
+  const DOWN = ["connecting", "reconnecting", "offline"];
+  ld.on("sse:error", probeSoon);
+  ld.on("share:refused", probeSoon);
   setInterval(() => {
-    if (!ld.stream.isOpen() || document.getElementById("sse-status").dataset.state !== "connected") probe();
+    if (DOWN.includes(document.getElementById("sse-status").dataset.state)) probe();
   }, PROBE_EVERY_MS);
   // At its expiry the server ends the stream; asking then says why at once.
   if (typeof share.expires === "number") {
