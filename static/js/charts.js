@@ -71,6 +71,10 @@
     firingByRule: new Map(), // alert rule id -> ids of its series that fire (the socket's alert states)
     firingSeries: new Set(), // every firing series id, whichever rule
   };
+  // A wall screen (kiosk.js) is read from across the room: larger axis labels.
+  const KIOSK = document.body.classList.contains("kiosk");
+  const AXIS_FONT = (KIOSK ? "16px" : "11px") + " system-ui, sans-serif";
+  const AXIS_HEIGHT = KIOSK ? 36 : 28;
   // Annotations are read again this often while the live window slides.
   const ANNOTATIONS_EVERY_MS = 30000;
   // A marker is hovered within this many CSS pixels of its line.
@@ -609,7 +613,7 @@
 
   function axisWidth(u, values) {
     if (!values || !values.length) return 40;
-    u.ctx.font = "11px system-ui, sans-serif";
+    u.ctx.font = AXIS_FONT;
     const widest = Math.max(...values.map((v) => u.ctx.measureText(v || "").width));
     return Math.ceil(widest / (window.devicePixelRatio || 1) + 14);
   }
@@ -684,15 +688,15 @@
           stroke: COLORS.axis,
           grid: { stroke: COLORS.grid, width: 1 },
           ticks: { stroke: COLORS.grid, width: 1 },
-          font: "11px system-ui, sans-serif",
-          size: 28,
+          font: AXIS_FONT,
+          size: AXIS_HEIGHT,
           values: axisTimes,
         },
         {
           stroke: COLORS.axis,
           grid: { stroke: COLORS.grid, width: 1 },
           ticks: { stroke: COLORS.grid, width: 1 },
-          font: "11px system-ui, sans-serif",
+          font: AXIS_FONT,
           size: axisWidth,
           // Byte units tick at binary steps (64 KiB, 128 KiB...), everything else at decimal ones.
           incrs: fmt.isBytes(chart.def.unit) ? fmt.binaryIncrements : undefined,
