@@ -209,6 +209,7 @@ def start_worker_on(subprocess_env, port, log_path, env=None):
     return supervisor
 
 
+@pytest.mark.servers
 def test_a_kiosk_page_stays_live_across_a_worker_killed_and_started_again(
     chromium, open_page, web_workers, subprocess_env, manage, alice, night, tmp_path
 ):
