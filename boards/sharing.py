@@ -190,8 +190,8 @@ def _widened(text, names, values_of):
     return selectors.Selector(matchers)
 
 
-def compute_scope(document):
-    """The `Selection` of everything a link to the dashboard `document` may read."""
+def _reach(document):
+    """(values each variable reaches, or None when unconstrained; the link's `Selection`)."""
     variables = document.get("variables", [])
     names = [variable["name"] for variable in variables]
     values_of = {}
@@ -208,25 +208,56 @@ def compute_scope(document):
         values_of[variable["name"]] = values
     texts = {text for panel in document["panels"] for text in panel["series"]}
     reached = {_widened(text, names, values_of) for text in sorted(texts)}
-    return selectors.known_selection(str(s) for s in reached if s is not None)
+    return values_of, selectors.known_selection(str(s) for s in reached if s is not None)
+
+
+def compute_scope(document):
+    """The `Selection` of everything a link to the dashboard `document` may read."""
+    return _reach(document)[1]
+
+
+def _picker_values(document, values_of, link_scope):
+    """What each variable's picker offers on the share page: the values it reaches, or,
+    for a variable nothing constrains, the values its label takes among the scope's
+    series (never every value of the label: that would name series the link never reads)."""
+    offered = {}
+    for variable in document.get("variables", []):
+        values = values_of.get(variable["name"])
+        if values is None:
+            values = (
+                seriesindex.label_values(variable["label_of"], link_scope) if link_scope.selectors else []
+            )
+        offered[variable["name"]] = values
+    return offered
 
 
 _scopes = {}
 _scopes_lock = threading.Lock()
 
 
-def scope(board):
-    """The link scope of `board` at its current version (kept SCOPE_SECONDS per version)."""
+def _kept(board):
+    """(scope, picker values) of `board` at its current version (kept SCOPE_SECONDS per version)."""
     key = (board.pk, board.version)
     kept = _scopes.get(key)
     if kept is not None and kept[0] > time.monotonic():
         return kept[1]
-    found = compute_scope(board.document)
+    values_of, found = _reach(board.document)
+    answer = (found, _picker_values(board.document, values_of, found))
     with _scopes_lock:
         if len(_scopes) >= SCOPE_KEPT:
             _scopes.clear()
-        _scopes[key] = (time.monotonic() + SCOPE_SECONDS, found)
-    return found
+        _scopes[key] = (time.monotonic() + SCOPE_SECONDS, answer)
+    return answer
+
+
+def scope(board):
+    """The link scope of `board` at its current version."""
+    return _kept(board)[0]
+
+
+def variable_values(board):
+    """{variable name: the values its picker offers on a share page of `board`}."""
+    return _kept(board)[1]
 
 
 def names_reached(link_scope, name):
@@ -358,3 +389,33 @@ async def aresolve(token):
 
 def _plausible(token):
     return isinstance(token, str) and 20 <= len(token) <= 100
+
+
+# Why tokens name no live link, per worker: each answer is final (a link never comes
+# back, and a token is never guessed into existence), so the crowd of viewers whose
+# pages ask at once when their link ends costs one query.
+_refusals = {}
+
+
+def why_refused(token):
+    """Why `token` names no live link: "revoked", "expired" or "unknown" (the share page
+    tells its viewer which; the stream and history answer 403 for each alike)."""
+    if not _plausible(token):
+        return "unknown"
+    digest = hash_token(token)
+    known = _refusals.get(digest)
+    if known is not None:
+        return known
+    row = ShareLink.objects.filter(token_hash=digest).only("token_hash", "revoked_at", "expires").first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        why = "unknown"
+    elif row.revoked_at is not None:
+        why = "revoked"
+    elif row.expires is not None and row.expires <= timezone.now():
+        why = "expired"
+    else:
+        return "unknown"  # live after all (made live between two reads): not remembered
+    if len(_refusals) >= RESOLVE_KEPT:
+        _refusals.clear()
+    _refusals[digest] = why
+    return why

@@ -7,4 +7,6 @@ urlpatterns = [
     path("dashboards/", views.dashboard_list, name="dashboards"),
     path("dashboards/new/", views.dashboard_new, name="dashboard-new"),
     path("d/<str:uid>/", views.dashboard_page, name="board"),
+    path("s/<str:token>/", views.share_page, name="share"),
+    path("s/<str:token>/state/", views.share_state, name="share-state"),
 ]

@@ -7,19 +7,23 @@ tells nothing. Saving goes through the JSON API from the page (boards.store behi
 it), so the page and dashboards as code share one path and one conflict rule.
 """
 
+import datetime
 import secrets
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from boards import spec, store
+from boards import sharing, spec, store
 from boards.models import Dashboard, HomeDashboard
-from dashboard.stream.channels import user_channel
+from dashboard.live import STREAM_EVENT_TYPES
+from dashboard.stream.channels import METRICS_CHANNEL, user_channel
 from dashboard.views import index, page_context
 
 # A new dashboard's uid: its title's slug and a random suffix, so two "Checkout"
@@ -85,6 +89,8 @@ def render_board(request, board):
     if config["stream"]["channels"]:
         config["stream"]["channels"].append(user_channel(user.pk))
     can_edit = board.can_edit(user)
+    # Whoever may edit a dashboard may share it (the shares API's rule, api.dashboards).
+    config["shares"] = {"url": f"/api/v1/dashboards/{board.uid}/shares"} if can_edit else None
     config["board"] = {
         "document": board.export(),
         "editable": can_edit and not board.provisioned,
@@ -105,6 +111,7 @@ def render_board(request, board):
             "board": board,
             "editable": config["board"]["editable"],
             "can_copy": config["board"]["canCopy"],
+            "can_share": can_edit,
             "kiosk": request.GET.get("kiosk") == "1",
         }
     )
@@ -128,3 +135,105 @@ def home(request):
     if board is not None:
         return render_board(request, board)
     return index(request)
+
+
+# --- share links: /s/TOKEN/ -----------------------------------------------------------
+# The page of a share link is anonymous: it reads no session and sets no cookie (no
+# form, so no CSRF cookie either; the language comes from the browser's own), and its
+# scripts open no WebSocket. What it may read is boards.sharing's scope, enforced by the
+# stream and history it reads; the page only draws.
+
+SHARE_REFUSALS = {
+    "unknown": (
+        404,
+        gettext_lazy("This share link does not exist. Check the address, or ask for a new link."),
+    ),
+    "revoked": (
+        410,
+        gettext_lazy("This share link was revoked: the dashboard is no longer shared through it."),
+    ),
+    "expired": (410, gettext_lazy("This share link has expired.")),
+}
+
+
+def _variable_choices(request, offered):
+    """The `?var-NAME=` values of the address that the pickers offer; nothing else is kept."""
+    choices = {}
+    for name, values in offered.items():
+        asked = request.GET.getlist(f"var-{name}")
+        allowed = set(values)
+        choices[name] = [value for value in asked if value == "$__all" or value in allowed]
+    return choices
+
+
+def _shared_document(board):
+    """What a share page needs of the dashboard to draw it: not who may see it, nor its
+    address on the site (its uid), nor its tags."""
+    document = board.export()
+    return {
+        key: document[key]
+        for key in ("title", "description", "window", "variables", "panels")
+        if key in document
+    }
+
+
+def _share_refused(request, why):
+    status, message = SHARE_REFUSALS[why]
+    return render(request, "boards/share_refused.html", {"why": why, "message": message}, status=status)
+
+
+@require_GET
+@never_cache
+def share_page(request, token):
+    """One dashboard, read-only, for whoever holds the link (`?kiosk=1`: its panels only)."""
+    link = sharing.resolve(token)
+    board = Dashboard.objects.filter(pk=link.dashboard_id).first() if link is not None else None
+    if board is None:
+        return _share_refused(request, sharing.why_refused(token))
+    offered = sharing.variable_values(board)
+    page_url = sharing.url_of(token)
+    config = {
+        "user": None,
+        "canViewMetrics": True,
+        "canControl": False,
+        "stream": {
+            "url": reverse("events"),
+            "channels": [METRICS_CHANNEL],
+            "events": list(STREAM_EVENT_TYPES),
+        },
+        "metricsChannel": METRICS_CHANNEL,
+        "historyUrl": reverse("metrics-history"),
+        # The stream and history read the link's series with this; `stateUrl` tells the
+        # page, when they refuse, whether the link was revoked or has expired.
+        "share": {"token": token, "stateUrl": page_url + "state/", "expires": link.expires},
+        "board": {
+            "document": _shared_document(board),
+            "editable": False,
+            "provisioned": False,
+            "canCopy": False,
+            # The pickers offer what the link reaches, read here: the labels API is not anonymous.
+            "options": offered,
+            "pageUrl": page_url,
+            "variables": _variable_choices(request, offered),
+            "edit": False,
+        },
+    }
+    context = {
+        "board": board,
+        "page_config": config,
+        "kiosk": request.GET.get("kiosk") == "1",
+        "expires": datetime.datetime.fromtimestamp(link.expires, tz=datetime.UTC) if link.expires else None,
+    }
+    return render(request, "boards/shared.html", context)
+
+
+@require_GET
+@never_cache
+def share_state(request, token):
+    """Whether a share link still works: 200, or 404/410 and why (the page asks when its
+    stream or history is refused)."""
+    link = sharing.resolve(token)
+    if link is not None:
+        return JsonResponse({"state": "live", "expires": link.expires})
+    why = sharing.why_refused(token)
+    return JsonResponse({"state": why}, status=SHARE_REFUSALS[why][0])

@@ -195,6 +195,12 @@ ROWS = [
         "/api/metrics/history/?minutes=5&share=no-such-link-0123456789abcdef0123456789abc",
         cells(FORBIDDEN),
     ),
+    Row(
+        "`GET /s/<a token of no live link>/` (the share page)",
+        "http",
+        "/s/no-such-link-0123456789abcdef0123456789abc/",
+        cells("404"),
+    ),
     Row("`GET /healthz`", "http", "/healthz", cells(OK)),
     # A session is no credential for /metrics: only an API token with the scrape scope.
     Row("`GET /metrics` (session, no API token)", "http", "/metrics", cells("401")),

@@ -16,7 +16,8 @@
   const variablesNode = document.getElementById("board-variables");
   // Grid rows are this many pixels; a panel's plot takes what its card leaves.
   const CELL_HEIGHT = 64;
-  const CARD_CHROME = 78;
+  // Kiosk mode's larger titles and values take more of the card.
+  const CARD_CHROME = document.body.classList.contains("kiosk") ? 110 : 78;
   const MIN_PLOT_HEIGHT = 50;
   // Narrower than this, panels stand in one column (a phone).
   const ONE_COLUMN_BELOW = 700;
@@ -59,6 +60,8 @@
   }
 
   async function fetchValues(variable) {
+    // A share link's page is given what its pickers may offer: the labels API is not anonymous.
+    if (config.options) return (config.options[variable.name] || []).slice();
     let url = config.labelsUrl + encodeURIComponent(variable.label_of) + "/values";
     if (variable.match) url += "?match=" + encodeURIComponent(substitute(variable.match));
     try {

@@ -71,6 +71,10 @@
     firingByRule: new Map(), // alert rule id -> ids of its series that fire (the socket's alert states)
     firingSeries: new Set(), // every firing series id, whichever rule
   };
+  // A wall screen (kiosk.js) is read from across the room: larger axis labels.
+  const KIOSK = document.body.classList.contains("kiosk");
+  const AXIS_FONT = (KIOSK ? "16px" : "11px") + " system-ui, sans-serif";
+  const AXIS_HEIGHT = KIOSK ? 36 : 28;
   // Annotations are read again this often while the live window slides.
   const ANNOTATIONS_EVERY_MS = 30000;
   // A marker is hovered within this many CSS pixels of its line.
@@ -609,7 +613,7 @@
 
   function axisWidth(u, values) {
     if (!values || !values.length) return 40;
-    u.ctx.font = "11px system-ui, sans-serif";
+    u.ctx.font = AXIS_FONT;
     const widest = Math.max(...values.map((v) => u.ctx.measureText(v || "").width));
     return Math.ceil(widest / (window.devicePixelRatio || 1) + 14);
   }
@@ -684,15 +688,15 @@
           stroke: COLORS.axis,
           grid: { stroke: COLORS.grid, width: 1 },
           ticks: { stroke: COLORS.grid, width: 1 },
-          font: "11px system-ui, sans-serif",
-          size: 28,
+          font: AXIS_FONT,
+          size: AXIS_HEIGHT,
           values: axisTimes,
         },
         {
           stroke: COLORS.axis,
           grid: { stroke: COLORS.grid, width: 1 },
           ticks: { stroke: COLORS.grid, width: 1 },
-          font: "11px system-ui, sans-serif",
+          font: AXIS_FONT,
           size: axisWidth,
           // Byte units tick at binary steps (64 KiB, 128 KiB...), everything else at decimal ones.
           incrs: fmt.isBytes(chart.def.unit) ? fmt.binaryIncrements : undefined,
@@ -1213,11 +1217,13 @@
   // A dashboard asks history for its panels' series only (the server takes at most
   // MAX_MATCH selectors: past that, every series comes and the panels keep theirs).
   const MAX_MATCH = 32;
+  // A share link's page (share.js) reads history through its link.
   function matchQuery() {
-    if (!board) return "";
+    const share = config.share ? "&share=" + encodeURIComponent(config.share.token) : "";
+    if (!board) return share;
     const matches = board.matches();
-    if (!matches.length || matches.length > MAX_MATCH) return "";
-    return matches.map((text) => "&match=" + encodeURIComponent(text)).join("");
+    if (!matches.length || matches.length > MAX_MATCH) return share;
+    return share + matches.map((text) => "&match=" + encodeURIComponent(text)).join("");
   }
 
   function csvTime(ts) {
@@ -1294,7 +1300,9 @@
     }
     if (generation !== state.generation) return;
     if (response.status === 401 || response.status === 403) {
-      ld.stream.setStatus("offline", gettext("not allowed: sign in again"));
+      // A share link's page asks its link why (revoked, expired) and says so itself.
+      if (config.share) ld.emit("share:refused", { status: response.status });
+      else ld.stream.setStatus("offline", gettext("not allowed: sign in again"));
       return;
     }
     if (!response.ok) return retryHistory(generation, attempt, "reconnecting");

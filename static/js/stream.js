@@ -41,6 +41,8 @@
   // Another page that draws a few series (hosts.js) sets `ld.streamMatches` the same way.
   function url() {
     let query = channels.map((channel) => "channel=" + encodeURIComponent(channel)).join("&");
+    // A share link's page (share.js) reads the link's stream: no session, its series only.
+    if (ld.config.share) query += "&share=" + encodeURIComponent(ld.config.share.token);
     const wanted = ld.board ? () => ld.board.matches() : ld.streamMatches;
     const matches = wanted && channels.includes(ld.config.metricsChannel) ? wanted() : [];
     if (matches.length && matches.length <= MAX_MATCH) {
