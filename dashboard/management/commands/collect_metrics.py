@@ -18,6 +18,7 @@ from dashboard.collector.collector import (
 from dashboard.rollups import RollupWriter
 from notifications.delivery import DeliveryWorker
 from notifications.services import push_pending
+from scrape.scraper import Scraper
 
 logger = logging.getLogger("dashboard.collector.collector")
 
@@ -70,9 +71,12 @@ class Command(BaseCommand):
         deliveries = DeliveryWorker().start()
         logger.info("collector started")
         writer = RollupWriter().start()
+        # Scrape targets, on threads of their own: a slow target never delays a tick.
+        scraper = Scraper().start()
         try:
             count = collector.run(max_ticks=ticks)
         finally:
+            scraper.stop()
             deliveries.stop(timeout=15)
             # One last round, so what this run published is in the rollups before it exits.
             writer.stop()
