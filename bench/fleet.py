@@ -45,6 +45,7 @@ from urllib.parse import quote
 from bench import report
 from bench.limits import raise_open_files_limit
 from bench.measure import ServerProcesses, cpu_seconds_of, summarise_ms
+from bench.profile import Profiler
 from bench.run import RESULTS, interrupt, log
 from bench.stack import BenchStack
 from deploy.supervisor import free_port, wait_for_port
@@ -87,6 +88,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="20 agents, 10 dashboards, 12 s a phase")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="record py-spy on the servers into DIR")
     args = parser.parse_args(argv)
     for name, value in (QUICK if args.quick else FULL).items():
         if getattr(args, name) is None:
@@ -457,6 +459,9 @@ class FleetBench:
             for index, host in enumerate(self.hosts)
         ]
         processes = ServerProcesses(pids)
+        profiler = Profiler(self.args.profile) if self.args.profile else None
+        if profiler:
+            profiler.start(f"fleet-{path}", [server.pid for server in servers])
         cpu_before, redis_before = processes.cpu_seconds(), cpu_seconds_of(self.stack.redis.pid)
         log(
             f"[{path}] {len(agents)} agents pushing {len(self.names)} series every {self.args.interval:g} s "
@@ -464,12 +469,16 @@ class FleetBench:
         )
         pushed = self.ask("agents", "agents", agents, self.names, self.args.interval, self.args.seconds)
         time.sleep(DRAIN_SECONDS)
+        profile = profiler.stop() if profiler else None
         cpu_s = processes.cpu_seconds() - cpu_before
         redis_cpu_s = cpu_seconds_of(self.stack.redis.pid) - redis_before
         streams = self.ask("dashboards", "collect", timeout=60)
         errors = self.stack.tracebacks()
         self.stack.stop_servers()
-        return self.phase_result(path, connected, pushed, streams, cpu_s, redis_cpu_s, errors)
+        result = self.phase_result(path, connected, pushed, streams, cpu_s, redis_cpu_s, errors)
+        if profile:
+            result["workers_profile"] = profile
+        return result
 
     def phase_result(self, path, connected, pushed, streams, cpu_s, redis_cpu_s, errors):
         accepted = pushed["accepted"]

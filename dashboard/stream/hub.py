@@ -92,7 +92,14 @@ class HubEvent:
         if since < self.first and self._whole is not None:
             return self._whole
         start = max(since + 1, self.first)
-        chunk = b"".join(self.encode(i, make_id({self.channel: i})) for i in range(start, self.last + 1))
+        # An event a selection took out (data None) encodes to nothing: its SSE id is
+        # not made at all (a filtered stream skips most events, and ids cost a quote each).
+        datas, first = self.datas, self.first
+        chunk = b"".join(
+            self.encode(i, make_id({self.channel: i}))
+            for i in range(start, self.last + 1)
+            if datas[i - first] is not None
+        )
         if start == self.first:
             self._whole = chunk
             self._each.clear()  # the whole run is what every other stream wants
