@@ -96,9 +96,34 @@ def test_a_closed_port_is_down_and_the_admin_lists_its_error(admin_client, trans
     assert row.last_error.startswith("cannot connect:") and "refused" in row.last_error.lower()
     assert found("up") == {f'up{{instance="127.0.0.1:{port}",job="gone"}}': 0}
     page = admin_client.get("/admin/scrape/scrapetarget/").content.decode()
-    assert "cannot connect:" in page and "down" in page
+    assert '<td class="field-state">down</td>' in page and "cannot connect:" in page
     change = admin_client.get(f"/admin/scrape/scrapetarget/{row.pk}/change/").content.decode()
     assert "cannot connect:" in change
+
+
+@pytest.mark.parametrize(
+    ("text", "hold", "max_bytes", "error"),
+    [
+        ("<html><body>Sign in</body></html>\n", False, 1000, "not a Prometheus text exposition"),
+        ("big 1\n" * 100, False, 200, "the exposition is larger than 200 bytes (SCRAPE_MAX_BODY_BYTES)"),
+        ("late 1\n", True, 1000, "timed out after 1 s"),
+    ],
+)
+def test_a_target_that_answers_badly_is_down_and_publishes_nothing_of_it(
+    transactional_db, redis_url, settings, text, hold, max_bytes, error
+):
+    settings.SCRAPE_MAX_BODY_BYTES = max_bytes
+    with Endpoint(text, hold=hold) as endpoint:
+        row = target(endpoint.url, job="bad", interval=1)
+        outcome = scrape(row)
+    assert not outcome.up and outcome.published == 0
+    row.refresh_from_db()
+    assert row.last_up is False and row.last_error.startswith(error)
+    assert set(found('{job="bad"}')) == {
+        f'{name}{{instance="{endpoint.url.split("/")[2]}",job="bad"}}'
+        for name in ("up", "scrape_duration_seconds", "scrape_samples_scraped")
+    }
+    assert list(found('up{job="bad"}').values()) == [0]
 
 
 EXPOSITION = """\
