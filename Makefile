@@ -66,6 +66,7 @@ bench: static
 	$(PY) -m bench.selected
 	$(PY) -m bench.alert_latency --series 2000 --clients 200
 	$(PY) -m bench.boards
+	$(PY) -m bench.fleet
 
 # The long run: 30 minutes by default; SOAK_MINUTES=2 make soak for a short one.
 soak: static

@@ -20,9 +20,19 @@ AUDITED_MODELS = (
     "alerts.MaintenanceWindow",
     "notifications.DeliveryChannel",
     "api.ApiToken",
+    "scrape.ScrapeTarget",
 )
 # Never written to the log, only whether they changed.
-SECRET_FIELDS = {"secret", "key", "key_hash", "token_hash", "digest", "password", "sealed_target"}
+SECRET_FIELDS = {
+    "secret",
+    "key",
+    "key_hash",
+    "token_hash",
+    "digest",
+    "password",
+    "sealed_target",
+    "sealed_bearer_token",
+}
 MASK = "(secret)"
 
 

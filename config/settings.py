@@ -170,6 +170,8 @@ INSTALLED_APPS = [
     "boards",
     "accounts",
     "hosts",
+    # Prometheus scrape targets, configured in the admin and scraped by the collector.
+    "scrape",
     # Sign-in through the company's identity provider (OpenID Connect) and second
     # factors; only their sign-in views are mounted (accounts/urls_identity.py).
     "allauth",
@@ -607,6 +609,13 @@ HISTORY_TIERS = envtiers("HISTORY_TIERS", "10s:7d,1m:31d,15m:1y")
 # (dashboard/seriesindex.py), so a runaway label cannot grow Redis and the database.
 MAX_SERIES = envint("MAX_SERIES", 10_000, minimum=1)
 MAX_SERIES_PER_METRIC = envint("MAX_SERIES_PER_METRIC", 2_000, minimum=1)
+
+# Scrape targets (scrape/): how many the collector scrapes at once, how long one scrape
+# may take at most (a target's interval, when shorter, bounds it too), and the largest
+# exposition read from one.
+SCRAPE_CONCURRENCY = envint("SCRAPE_CONCURRENCY", 4, minimum=1)
+SCRAPE_TIMEOUT_SECONDS = envint("SCRAPE_TIMEOUT_SECONDS", 10, minimum=1)
+SCRAPE_MAX_BODY_BYTES = envint("SCRAPE_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1)
 
 # The HTTP API's limits (docs/api.md, "From other services: the HTTP API"). A body is
 # measured after decompression; the per-token rates are shared by every worker.

@@ -528,3 +528,35 @@ def label_values(label, selection=None):
 def live_count():
     """Live series in all (for /metrics)."""
     return get_sync_client().zcount(live_key(), cutoff(), "+inf")
+
+
+def live_ids(series_ids):
+    """Those of `series_ids` that are live series now, in one round trip: a publisher
+    that was refused for a limit finds which of its series already exist (they are
+    never refused, as they start no series)."""
+    ids = list(dict.fromkeys(series_ids))
+    if not ids:
+        return set()
+    scores = get_sync_client().zmscore(live_key(), [series.storage_key(series_id) for series_id in ids])
+    since = cutoff()
+    return {
+        series_id
+        for series_id, score in zip(ids, scores, strict=True)
+        if score is not None and score >= since
+    }
+
+
+def room(names):
+    """(new series the index takes now in all, {name: new series it takes of that name}):
+    what `MAX_SERIES` and `MAX_SERIES_PER_METRIC` leave, for a publisher cutting a batch
+    to what fits. Another publisher may take some meanwhile; `admit` stays the judge."""
+    names = list(dict.fromkeys(names))
+    since = cutoff()
+    with get_sync_client().pipeline(transaction=False) as pipe:
+        pipe.zcount(live_key(), since, "+inf")
+        for name in names:
+            pipe.zcount(metric_key(name), since, "+inf")
+        live, *per_name = pipe.execute()
+    free = max(0, int(settings.MAX_SERIES) - live)
+    limit = int(settings.MAX_SERIES_PER_METRIC)
+    return free, {name: max(0, limit - count) for name, count in zip(names, per_name, strict=True)}

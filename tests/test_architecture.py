@@ -25,6 +25,7 @@ PACKAGES = (
     "notifications",
     "audit",
     "boards",
+    "scrape",
 )
 
 # Highest first. A module may import from its own layer and the ones below it. The
@@ -49,6 +50,8 @@ LAYERS = (
     ("boards",),
     ("alerts",),
     ("notifications",),
+    # Prometheus scrape targets: read by the collector, published through core.
+    ("scrape",),
     # What every layer above shares: core plumbing, the audit log, and the names both
     # transports and the layers between them speak (SSE channels, channel-layer messages).
     ("dashboard", "audit", "dashboard.stream.channels", "dashboard.control.events"),

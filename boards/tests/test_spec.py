@@ -102,7 +102,7 @@ def test_the_shipped_dashboards_are_valid():
     uids = set()
     for path in sorted(settings.DASHBOARDS_DIR.iterdir()):
         uids.add(spec.validate(read_document(path))["uid"])
-    assert uids == {"host-overview", "livedash"}
+    assert uids == {"host-overview", "livedash", "django-app"}
 
 
 def test_a_document_past_the_size_limit_is_refused():

@@ -37,7 +37,18 @@ class HubEvent:
     batch from `publish_metrics`), with their SSE encodings cached: every stream of the
     hub shares them, so a batch costs each stream one chunk, not one per event."""
 
-    __slots__ = ("channel", "first", "last", "type", "datas", "_whole", "_each", "_selected", "_parsed")
+    __slots__ = (
+        "channel",
+        "first",
+        "last",
+        "type",
+        "datas",
+        "_whole",
+        "_each",
+        "_selected",
+        "_parsed",
+        "_series",
+    )
 
     def __init__(self, events):
         head = events[0]
@@ -48,6 +59,7 @@ class HubEvent:
         self._each = {}  # (id, event id string) -> one event's encoding
         self._selected = None  # Selection -> SelectedRun, made once per worker
         self._parsed = None  # the datas decoded, once, for every selection
+        self._series = None  # each `metric` event's series, once, for every selection
 
     @classmethod
     def of(cls, event):
@@ -69,6 +81,15 @@ class HubEvent:
         if self._parsed is None:
             self._parsed = [frames.decode(text) for text in self.datas]
         return self._parsed
+
+    def metric_series(self):
+        """Each event's series `(id, name, labels)` (a `metric` run's; none for one that is
+        malformed): read once per run, however many selections ask."""
+        if self._series is None:
+            self._series = [
+                [point[:3] for point in frames.points_of(self.type, data)] for data in self.parsed()
+            ]
+        return self._series
 
     def count_after(self, since):
         """How many events of the run a stream at id `since` is given."""
@@ -92,7 +113,14 @@ class HubEvent:
         if since < self.first and self._whole is not None:
             return self._whole
         start = max(since + 1, self.first)
-        chunk = b"".join(self.encode(i, make_id({self.channel: i})) for i in range(start, self.last + 1))
+        # An event a selection took out (data None) encodes to nothing: its SSE id is
+        # not made at all (a filtered stream skips most events, and ids cost a quote each).
+        datas, first = self.datas, self.first
+        chunk = b"".join(
+            self.encode(i, make_id({self.channel: i}))
+            for i in range(start, self.last + 1)
+            if datas[i - first] is not None
+        )
         if start == self.first:
             self._whole = chunk
             self._each.clear()  # the whole run is what every other stream wants
@@ -108,11 +136,20 @@ class SelectedRun(HubEvent):
 
     def __init__(self, run, selection):
         self.channel, self.type, self.first, self.last = run.channel, run.type, run.first, run.last
-        pairs = zip(run.datas, run.parsed(), strict=True)
-        self.datas = [frames.select_json(run.type, text, selection, data) for text, data in pairs]
+        if run.type == frames.METRIC:
+            # A `metric` event is wanted whole or not at all (frames.select): decided from
+            # its series, read once per run rather than once per selection.
+            wants = selection.wants
+            self.datas = [
+                text if any(wants(*found) for found in event_series) else None
+                for text, event_series in zip(run.datas, run.metric_series(), strict=True)
+            ]
+        else:
+            pairs = zip(run.datas, run.parsed(), strict=True)
+            self.datas = [frames.select_json(run.type, text, selection, data) for text, data in pairs]
         self._whole = None
         self._each = {}
-        self._selected = self._parsed = None
+        self._selected = self._parsed = self._series = None
         self._position = None
 
     def encoded_after(self, since):
@@ -125,6 +162,15 @@ class SelectedRun(HubEvent):
                 self._position = position(self.channel, self.last)
             chunk += self._position
         return chunk
+
+    def metric_series(self):
+        """Each event's series `(id, name, labels)` (a `metric` run's; none for one that is
+        malformed): read once per run, however many selections ask."""
+        if self._series is None:
+            self._series = [
+                [point[:3] for point in frames.points_of(self.type, data)] for data in self.parsed()
+            ]
+        return self._series
 
     def count_after(self, since):
         start = max(since + 1, self.first) - self.first

@@ -108,8 +108,10 @@ async def test_it_refuses_a_selection_it_cannot_apply(worker, alice_cookies, que
 
 def test_streams_with_the_same_selectors_share_one_decision_per_event(monkeypatch):
     decisions = []
-    select = frames.select
-    monkeypatch.setattr(frames, "select", lambda *args: decisions.append(args) or select(*args))
+    wants = selectors.Selection.wants
+    monkeypatch.setattr(
+        selectors.Selection, "wants", lambda self, *args: decisions.append(args) or wants(self, *args)
+    )
     # However written or ordered, the same selectors are one selection.
     texts = [['cpu{host="a"}', "mem"], ["mem", 'cpu{ host = "a" }']]
     streams = [Stream(["metrics"], {}, selection=selectors.selection(texts[i % 2])) for i in range(100)]

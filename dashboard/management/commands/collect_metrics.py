@@ -20,6 +20,7 @@ from hosts.liveness import HostTracker
 from hosts.rules import register_host_down_rule
 from notifications.delivery import DeliveryWorker
 from notifications.services import push_pending
+from scrape.scraper import Scraper
 
 logger = logging.getLogger("dashboard.collector.collector")
 
@@ -75,9 +76,12 @@ class Command(BaseCommand):
         deliveries = DeliveryWorker().start()
         logger.info("collector started")
         writer = RollupWriter().start()
+        # Scrape targets, on threads of their own: a slow target never delays a tick.
+        scraper = Scraper().start()
         try:
             count = collector.run(max_ticks=ticks)
         finally:
+            scraper.stop()
             deliveries.stop(timeout=15)
             # One last round, so what this run published is in the rollups before it exits.
             writer.stop()

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ScrapeConfig(AppConfig):
+    name = "scrape"
+    verbose_name = "Scrape targets"
