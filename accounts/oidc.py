@@ -13,8 +13,12 @@ provider, with what livedash needs on top of it.
 - The first sign-in of a provider's user and every refused one are audited.
 """
 
+import time
+
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.internal.decorators import login_not_required
+from allauth.account.internal.flows.login import get_authentication_records
+from allauth.core import context
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.internal import jwtkit
 from allauth.socialaccount.models import SocialApp
@@ -146,10 +150,17 @@ class IdentityProviderAdapter(DefaultSocialAccountAdapter):
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    def is_reauthentication_required(self, *, app=None):
-        # Enrolling a second factor right after signing in asks for no password again:
-        # a provider's user has none to give. The sign-in itself was the proof.
-        return False
+    def is_reauthentication_required(self, *, app=None, **kwargs):
+        """Adding or removing a second factor needs a proof of identity within
+        ACCOUNT_REAUTHENTICATION_TIMEOUT: the sign-in itself (password, provider, second
+        factor) or one given again on allauth's reauthentication pages. An older session
+        is sent there first, and comes back to what it asked for."""
+        request = context.request
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return True
+        latest = max((entry.get("at", 0) for entry in get_authentication_records(request, user)), default=0)
+        return time.time() - latest >= settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
 
     def login(self, request, user):
         if not hasattr(user, "backend"):
