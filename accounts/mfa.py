@@ -76,6 +76,14 @@ class ReauthenticateWebAuthnForm(webauthn_forms.ReauthenticateWebAuthnForm):
         return super().clean_credential()
 
 
+class AddWebAuthnForm(webauthn_forms.AddWebAuthnForm):
+    """allauth's form to add a passkey, its name field labelled in the page's language."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["name"].label = _("Name")
+
+
 def on_second_factors_changed(sender, request, user, authenticator, **kwargs):
     """Under MFA_REQUIRED a second factor decides whether the user may read streams and
     open sockets at all: what each worker remembers of their access is dropped, and what

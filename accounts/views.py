@@ -80,6 +80,7 @@ class LoginView(auth_views.LoginView):
 def sign_in_choices():
     return {
         "local_login": settings.LOCAL_LOGIN,
+        "passkey_login": settings.LOCAL_LOGIN and settings.MFA_PASSKEY_LOGIN_ENABLED,
         "oidc_provider_name": settings.OIDC_PROVIDER_NAME if settings.OIDC_ISSUER else None,
     }
 

@@ -471,6 +471,7 @@ MFA_FORMS = {
     "reauthenticate": "accounts.mfa.ReauthenticateForm",
     "authenticate_webauthn": "accounts.mfa.AuthenticateWebAuthnForm",
     "reauthenticate_webauthn": "accounts.mfa.ReauthenticateWebAuthnForm",
+    "add_webauthn": "accounts.mfa.AddWebAuthnForm",
 }
 # Adding or removing a second factor (or new recovery codes) needs a proof of identity
 # this recent: the sign-in itself, or the password, a code or a passkey entered again.

@@ -186,7 +186,7 @@ def test_the_login_page_offers_the_provider(oidc_settings, db):
 
 def test_the_login_page_without_a_provider_has_no_button(db):
     page = Client().get("/accounts/login/").content.decode()
-    assert "Sign in with" not in page
+    assert 'id="sign-in-oidc"' not in page
     assert 'name="password"' in page
 
 
