@@ -13,6 +13,11 @@ urlpatterns = [
     path("logout/", LogoutView.as_view(), name="account_logout"),
     # The password asked again before a second factor is added or removed.
     path("reauthenticate/", allauth_views.reauthenticate, name="account_reauthenticate"),
+    path(
+        "reauthenticate/provider/",
+        views.reauthenticate_with_provider,
+        name="account-reauthenticate-provider",
+    ),
     path("oidc/<str:provider_id>/login/", oidc.oidc_login, name="openid_connect_login"),
     path("oidc/<str:provider_id>/login/callback/", oidc.oidc_callback, name="openid_connect_callback"),
     # Second factors: the sign-in challenge, TOTP, recovery codes and passkeys.

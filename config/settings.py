@@ -476,6 +476,9 @@ MFA_FORMS = {
 # Adding or removing a second factor (or new recovery codes) needs a proof of identity
 # this recent: the sign-in itself, or the password, a code or a passkey entered again.
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+# No codes by e-mail (livedash sends no sign-in mail); a provider's user signs in there
+# again instead (accounts.oidc.AccountAdapter).
+ACCOUNT_REAUTHENTICATION_METHODS = ("password", "mfa")
 
 LANGUAGE_CODE = "en"
 # The page speaks these; catalogues live in locale/ (compiled by `make`, never committed).

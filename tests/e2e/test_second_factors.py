@@ -197,3 +197,34 @@ def test_the_second_factor_pages_speak_spanish(chromium, open_page, site, alice,
     page.goto(site + "/accounts/2fa/totp/activate/")
     assert "Activar" in page.locator("main").inner_text()
     assert blocking_violations(page) == []
+
+
+def age_the_browsers_sign_in(page, seconds):
+    """Make the proofs of identity this browser's session holds `seconds` older (the
+    session lives in the shared database and cache, where the worker reads it)."""
+    from importlib import import_module
+
+    from allauth.account.internal.flows.login import AUTHENTICATION_METHODS_SESSION_KEY
+    from django.conf import settings
+
+    key = next(c["value"] for c in page.context.cookies() if c["name"] == settings.SESSION_COOKIE_NAME)
+    session = import_module(settings.SESSION_ENGINE).SessionStore(key)
+    session[AUTHENTICATION_METHODS_SESSION_KEY] = [
+        {**entry, "at": entry["at"] - seconds} for entry in session[AUTHENTICATION_METHODS_SESSION_KEY]
+    ]
+    session.save()
+
+
+def test_an_old_session_enters_its_password_again_before_adding_a_passkey(chromium, open_page, site, alice):
+    page = new_page(chromium, open_page, "reauthenticate")
+    password_step(page, site, alice)
+    page.wait_for_url(site + "/")
+    age_the_browsers_sign_in(page, 301)
+    page.goto(site + "/accounts/2fa/webauthn/add/")
+    page.wait_for_url(lambda url: url.startswith(site + "/accounts/reauthenticate/?next="))
+    assert blocking_violations(page) == [], "axe on the password-again page"
+    page.screenshot(path=str(SCREENSHOTS / "reauthenticate.png"), full_page=True)
+    page.fill("input[name=password]", PASSWORD)
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_url(site + "/accounts/2fa/webauthn/add/")
+    assert page.csp_violations == []
