@@ -50,6 +50,8 @@ def test_wrong_codes_lock_out_like_wrong_passwords(lockout, alice_with_totp):
     assert is_locked_out(client.post("/accounts/2fa/authenticate/", {"code": current_code(secret)}))
     unused = RecoveryCodes(Authenticator.objects.get(user=alice, type="recovery_codes")).get_unused_codes()
     assert is_locked_out(client.post("/accounts/2fa/authenticate/", {"code": unused[0]}))
+    passkey = client.post("/accounts/2fa/authenticate/", {"credential": '{"id": "x"}'})
+    assert is_locked_out(passkey), "nor a passkey"
     assert SESSION_KEY not in client.session
     assert is_locked_out(password_step(Client(REMOTE_ADDR="203.0.113.5"), alice))
     # The lockout is for that username from that address: alice elsewhere still signs in.
