@@ -11,6 +11,7 @@ nor a password is accepted until the cool-off ends, and the lockout page is show
 
 from allauth.core import context
 from allauth.mfa.base import forms as base_forms
+from allauth.mfa.models import Authenticator
 from allauth.mfa.webauthn import forms as webauthn_forms
 from axes.handlers.proxy import AxesProxyHandler
 from django import forms
@@ -88,5 +89,6 @@ def on_second_factors_changed(sender, request, user, authenticator, **kwargs):
     """Under MFA_REQUIRED a second factor decides whether the user may read streams and
     open sockets at all: what each worker remembers of their access is dropped, and what
     they hold open reconnects to be asked again (dashboard.revocation)."""
-    if settings.MFA_REQUIRED != "off":
+    # Recovery codes come and go with the factor they back up, and count for nothing alone.
+    if settings.MFA_REQUIRED != "off" and authenticator.type != Authenticator.Type.RECOVERY_CODES:
         revocation.revoke([user.pk])

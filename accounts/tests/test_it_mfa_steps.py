@@ -140,3 +140,24 @@ def test_the_reauthentication_window_is_the_settings(alice, settings):
     age_the_sign_in(client, 31)
     assert client.get("/accounts/2fa/totp/activate/").status_code == 302
     assert time.time()  # the clock itself is not mocked: the session's records are aged
+
+
+def test_changing_a_factor_under_mfa_required_makes_every_worker_ask_again(
+    settings, alice, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Under MFA_REQUIRED a second factor decides whether streams and sockets are allowed:
+    adding one, and removing it, revoke what every worker remembers and holds open."""
+    from dashboard import revocation
+
+    settings.MFA_REQUIRED = "all"
+    revoked = []
+    monkeypatch.setattr(revocation, "_broadcast", revoked.append)
+    client = signed_in(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        enrol(client)
+    assert revoked == [[alice.pk]]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post("/accounts/2fa/totp/deactivate/").status_code == 302
+    assert not Authenticator.objects.filter(user=alice, type="totp").exists()
+    assert revoked == [[alice.pk], [alice.pk]]
+    assert client.get("/")["Location"] == "/accounts/2fa/", "and the pages lead to enrolment again"
