@@ -182,6 +182,7 @@ def test_a_passkey_the_browser_does_not_give_is_said_so(chromium, open_page, sit
     page.get_by_role("button", name="Sign in with a passkey").click()
     page.locator(".passkey-error").wait_for(state="visible")
     assert page.url == site + "/accounts/login/"
+    page.screenshot(path=str(SCREENSHOTS / "login-no-passkey.png"), full_page=True)
 
 
 @pytest.mark.parametrize("lang, add_heading", [("es", "Añadir una clave de seguridad")])
