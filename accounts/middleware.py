@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import UserSession
 from accounts.signals import client_address, user_agent_of
+from dashboard.access import second_factor_due
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +91,24 @@ def forget(session_key):
     _touched.pop(session_key, None)
 
 
-MFA_EXEMPT_PREFIXES = ("/accounts/2fa/", "/accounts/logout/", "/i18n/", "/static/", "/healthz", "/metrics")
+# Enrolment itself (and the password or code it may ask again first), signing out, the
+# language switch, and what serves no page.
+MFA_EXEMPT_PREFIXES = (
+    "/accounts/2fa/",
+    "/accounts/reauthenticate/",
+    "/accounts/logout/",
+    "/i18n/",
+    "/static/",
+    "/healthz",
+    "/metrics",
+)
 
 
 class MFARequiredMiddleware:
     """MFA_REQUIRED (`staff` or `all`): a signed-in user it covers who has no second
-    factor yet is sent to enrol (an authenticator app) from any page but enrolment
-    itself, signing out and the language switch."""
+    factor yet is sent to enrol (an authenticator app or a passkey) from any page but
+    enrolment itself, signing out and the language switch. Streams and sockets refuse
+    such a user too (dashboard.access.second_factor_due)."""
 
     sync_capable = True
     async_capable = True
@@ -110,27 +122,17 @@ class MFARequiredMiddleware:
         if iscoroutinefunction(self):
             return self._acall(request)
         if settings.MFA_REQUIRED != "off" and mfa_enrolment_due(request):
-            return redirect("mfa_activate_totp")
+            return redirect("mfa_index")
         return self.get_response(request)
 
     async def _acall(self, request):
         # Off (the default), this costs one comparison per request and no thread hop.
         if settings.MFA_REQUIRED != "off" and await sync_to_async(mfa_enrolment_due)(request):
-            return redirect("mfa_activate_totp")
+            return redirect("mfa_index")
         return await self.get_response(request)
 
 
 def mfa_enrolment_due(request):
-    policy = settings.MFA_REQUIRED
-    user = getattr(request, "user", None)
-    if policy == "off" or user is None or not user.is_authenticated:
-        return False
-    if policy == "staff" and not (user.is_staff or user.is_superuser):
-        return False
     if request.path_info.startswith(MFA_EXEMPT_PREFIXES):
         return False
-    from allauth.mfa.models import Authenticator
-
-    return (
-        not Authenticator.objects.filter(user=user).exclude(type=Authenticator.Type.RECOVERY_CODES).exists()
-    )
+    return second_factor_due(getattr(request, "user", None))

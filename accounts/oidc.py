@@ -13,11 +13,15 @@ provider, with what livedash needs on top of it.
 - The first sign-in of a provider's user and every refused one are audited.
 """
 
+import time
+
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.internal.decorators import login_not_required
+from allauth.account.internal.flows.login import get_authentication_records
+from allauth.core import context
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.internal import jwtkit
-from allauth.socialaccount.models import SocialApp
+from allauth.socialaccount.models import SocialAccount, SocialApp
 from allauth.socialaccount.providers.base import AuthProcess
 from allauth.socialaccount.providers.oauth2.client import OAuth2Error
 from allauth.socialaccount.providers.oauth2.views import OAuth2CallbackView, OAuth2LoginView
@@ -25,7 +29,9 @@ from allauth.socialaccount.providers.openid_connect.provider import OpenIDConnec
 from allauth.socialaccount.providers.openid_connect.views import OpenIDConnectOAuth2Adapter
 from django.conf import settings
 from django.http import Http404
+from django.urls import reverse
 from django.utils.crypto import constant_time_compare, get_random_string
+from django.utils.translation import gettext as _
 
 from accounts.roles import follow_idp_groups
 from accounts.signals import client_address
@@ -146,10 +152,33 @@ class IdentityProviderAdapter(DefaultSocialAccountAdapter):
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    def is_reauthentication_required(self, *, app=None):
-        # Enrolling a second factor right after signing in asks for no password again:
-        # a provider's user has none to give. The sign-in itself was the proof.
-        return False
+    def is_reauthentication_required(self, *, app=None, **kwargs):
+        """Adding or removing a second factor needs a proof of identity within
+        ACCOUNT_REAUTHENTICATION_TIMEOUT: the sign-in itself (password, provider, second
+        factor) or one given again on allauth's reauthentication pages. An older session
+        is sent there first, and comes back to what it asked for."""
+        request = context.request
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return True
+        latest = max((entry.get("at", 0) for entry in get_authentication_records(request, user)), default=0)
+        return time.time() - latest >= settings.ACCOUNT_REAUTHENTICATION_TIMEOUT
+
+    def get_reauthentication_methods(self, user):
+        """allauth's (password, a second factor), and for a provider's user signing in
+        again through the provider: without it a provider's user with no second factor
+        had no way to prove themselves again, and was refused."""
+        methods = super().get_reauthentication_methods(user)
+        if settings.OIDC_ISSUER and SocialAccount.objects.filter(user_id=user.pk).exists():
+            methods.append(
+                {
+                    "id": "provider",
+                    "description": _("Sign in again with %(provider)s")
+                    % {"provider": settings.OIDC_PROVIDER_NAME},
+                    "url": reverse("account-reauthenticate-provider"),
+                }
+            )
+        return methods
 
     def login(self, request, user):
         if not hasattr(user, "backend"):

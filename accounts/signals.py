@@ -106,11 +106,19 @@ def on_mfa_failed(sender, request, user, authenticator=None, **kwargs):
 def connect_signals():
     from allauth.mfa import signals as mfa_signals
 
+    from accounts import mfa
+
     User = get_user_model()
     mfa_signals.authenticator_added.connect(on_mfa_added, dispatch_uid="livedash.accounts.mfa_added")
     mfa_signals.authenticator_removed.connect(on_mfa_removed, dispatch_uid="livedash.accounts.mfa_removed")
     mfa_signals.authenticator_used.connect(on_mfa_used, dispatch_uid="livedash.accounts.mfa_used")
     mfa_signals.authentication_failed.connect(on_mfa_failed, dispatch_uid="livedash.accounts.mfa_failed")
+    mfa_signals.authenticator_added.connect(
+        mfa.on_second_factors_changed, dispatch_uid="livedash.accounts.mfa_added_access"
+    )
+    mfa_signals.authenticator_removed.connect(
+        mfa.on_second_factors_changed, dispatch_uid="livedash.accounts.mfa_removed_access"
+    )
     user_logged_in.connect(on_logged_in, dispatch_uid="livedash.accounts.logged_in")
     user_logged_out.connect(on_logged_out, dispatch_uid="livedash.accounts.logged_out")
     user_login_failed.connect(on_login_failed, dispatch_uid="livedash.accounts.login_failed")

@@ -8,6 +8,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponseForbidden
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
@@ -80,6 +81,7 @@ class LoginView(auth_views.LoginView):
 def sign_in_choices():
     return {
         "local_login": settings.LOCAL_LOGIN,
+        "passkey_login": settings.LOCAL_LOGIN and settings.MFA_PASSKEY_LOGIN_ENABLED,
         "oidc_provider_name": settings.OIDC_PROVIDER_NAME if settings.OIDC_ISSUER else None,
     }
 
@@ -94,3 +96,22 @@ def admin_login(request):
             return HttpResponseForbidden(_("Password sign-in is turned off here."))
         return LoginView.as_view()(request)
     return redirect_to_login(request.GET.get("next") or reverse("admin:index"))
+
+
+@never_cache
+@require_GET
+@login_required
+def reauthenticate_with_provider(request):
+    """Proving who you are again through the identity provider, before a second factor is
+    added or removed (allauth's reauthentication offers it for a provider's user): the
+    button signs in there afresh and comes back to the page that asked."""
+    if not settings.OIDC_ISSUER:
+        return redirect("account_reauthenticate")
+    next_url = request.GET.get("next", "")
+    if not url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
+        next_url = reverse("mfa_index")
+    return render(
+        request,
+        "accounts/reauthenticate_provider.html",
+        {"next": next_url, "oidc_provider_name": settings.OIDC_PROVIDER_NAME},
+    )

@@ -465,6 +465,23 @@ MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_TOTP_ISSUER = "livedash"
 # Passkeys on a plain-http development site (127.0.0.1) need this; never in production.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG
+# A passkey alone signs in (it checks the user's PIN or biometrics itself), from the
+# login page; not with LOCAL_LOGIN off, where the identity provider is the only way in.
+MFA_PASSKEY_LOGIN_ENABLED = LOCAL_LOGIN
+# Every second-factor step counts towards django-axes' lockout (accounts/mfa.py).
+MFA_FORMS = {
+    "authenticate": "accounts.mfa.AuthenticateForm",
+    "reauthenticate": "accounts.mfa.ReauthenticateForm",
+    "authenticate_webauthn": "accounts.mfa.AuthenticateWebAuthnForm",
+    "reauthenticate_webauthn": "accounts.mfa.ReauthenticateWebAuthnForm",
+    "add_webauthn": "accounts.mfa.AddWebAuthnForm",
+}
+# Adding or removing a second factor (or new recovery codes) needs a proof of identity
+# this recent: the sign-in itself, or the password, a code or a passkey entered again.
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+# No codes by e-mail (livedash sends no sign-in mail); a provider's user signs in there
+# again instead (accounts.oidc.AccountAdapter).
+ACCOUNT_REAUTHENTICATION_METHODS = ("password", "mfa")
 
 LANGUAGE_CODE = "en"
 # The page speaks these; catalogues live in locale/ (compiled by `make`, never committed).

@@ -11,7 +11,10 @@ history endpoint, the page and django-eventstream's channel manager all ask here
 - `stream_refusal(...)`: the status and message a refused stream request gets, the
   same ladder for direct and proxied requests (403 anonymous before 400 malformed,
   so nothing about a request is revealed to someone who may not make it; then 403
-  for the channels the user may not read).
+  for the channels the user may not read);
+- `second_factor_due(user)`: MFA_REQUIRED covers the user and they have enrolled no
+  second factor yet; such a user reads no stream and opens no socket (the pages lead
+  them to enrol, accounts.middleware).
 
 Answers are remembered for ACCESS_CACHE_SECONDS per session (user and session
 auth hash) in `cache`: a reconnect storm is thousands of the same few sessions
@@ -23,6 +26,7 @@ import time
 import weakref
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user, get_user_model
 from django.db import connections
 
@@ -77,6 +81,25 @@ def forbidden_channels(user, channels):
     return [channel for channel in channels if not may_read(user, channel)]
 
 
+# What `channel_access` lists as forbidden for a user whose second factor is due.
+SECOND_FACTOR_DUE = "second-factor-due"
+
+
+def second_factor_due(user):
+    """True when MFA_REQUIRED (`staff` or `all`) covers this signed-in user and they have
+    no authenticator app or passkey yet (recovery codes alone are no second factor)."""
+    policy = settings.MFA_REQUIRED
+    if policy == "off" or user is None or not user.is_authenticated:
+        return False
+    if policy == "staff" and not (user.is_staff or user.is_superuser):
+        return False
+    from allauth.mfa.models import Authenticator
+
+    return (
+        not Authenticator.objects.filter(user=user).exclude(type=Authenticator.Type.RECOVERY_CODES).exists()
+    )
+
+
 def command_refusal(command_type, permission, permissions):
     """None when a command needing `permission` may run for someone holding
     `permissions`; else the message its `forbidden` error carries."""
@@ -91,6 +114,8 @@ def stream_refusal(authenticated, problem, forbidden):
         return 403, "Log in to read event streams"
     if problem:
         return 400, problem
+    if SECOND_FACTOR_DUE in forbidden:
+        return 403, "Enrol a second factor (an authenticator app or a passkey) to read event streams"
     if forbidden:
         return 403, f"Permission denied to channels: {', '.join(forbidden)}"
     return None
@@ -165,6 +190,8 @@ def channel_access(user, channels):
     """(the user, or None when anonymous; the channels they may not read)."""
     if user is None or not user.is_authenticated:
         return None, []
+    if second_factor_due(user):
+        return user, [SECOND_FACTOR_DUE]
     return user, forbidden_channels(user, channels)
 
 

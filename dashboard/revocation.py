@@ -22,9 +22,10 @@ Each tab reconnects and gets what the user may have now, or nothing.
 Ending one session (`revoke_session`, from /account/sessions/) is narrower: the
 message names the session's tag (`session_tag`, a digest, so no session key
 travels through Redis) beside the user, and only that session's streams and
-sockets close; the user's other sessions keep theirs. Pushpin's connections know
-no session, so behind it the user's connections there all close, and the others
-reconnect at once with their still-valid sessions.
+sockets close; the user's other sessions keep theirs. At the Pushpin edge each
+connection is subscribed to its session's own channel `session-<tag>` as well
+(dashboard.stream.grip), and the close goes there; the tag is remembered as ended,
+so Pushpin's own requests for that connection are refused too.
 """
 
 import asyncio
@@ -79,9 +80,21 @@ def revoke_session(user_id, session_key):
         transaction.on_commit(lambda: _broadcast_session(user_id, tag))
 
 
+def session_edge_channel(tag):
+    """The GRIP channel every connection Pushpin holds for one session is subscribed to
+    (require-sub), so that ending the session closes those and no others."""
+    return f"session-{tag}"
+
+
+def ended_session_key(tag):
+    return key("ended-session", tag)
+
+
 def _broadcast_session(user_id, tag):
     try:
-        get_sync_client().publish(revocation_channel(), f"{user_id} {tag}")
+        redis = get_sync_client()
+        redis.set(ended_session_key(tag), "1", ex=REMEMBER_SECONDS)
+        redis.publish(revocation_channel(), f"{user_id} {tag}")
     except Exception as exc:
         logger.warning("could not tell the workers to end a session's streams: %s", exc)
     try:
@@ -89,7 +102,25 @@ def _broadcast_session(user_id, tag):
     except Exception as exc:
         logger.warning("could not tell the workers to close a session's sockets: %s", exc)
     if getattr(settings, "GRIP_URL", None):
-        _close_all_at_the_edge([user_id])
+        _close_session_at_the_edge(tag)
+        # As for users: a connection Pushpin subscribes a moment late gets the second close.
+        threading.Timer(EDGE_CLOSE_AGAIN_SECONDS, _close_session_at_the_edge, args=(tag,)).start()
+
+
+def _close_session_at_the_edge(tag):
+    from django_grip import publish
+    from gripcontrol import HttpStreamFormat
+
+    channel = session_edge_channel(tag)
+    try:
+        publish(channel, HttpStreamFormat(close=True), meta={"require_sub": channel}, blocking=True)
+    except Exception as exc:
+        logger.warning("could not tell Pushpin to close a session's streams: %s", exc)
+
+
+async def asession_ended(tag):
+    """True when the session this tag names was ended (within REMEMBER_SECONDS)."""
+    return bool(await get_async_client().exists(ended_session_key(tag)))
 
 
 def revoked_key(user_id):

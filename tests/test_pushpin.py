@@ -403,6 +403,52 @@ async def test_a_revocation_in_another_process_closes_the_users_streams_at_the_e
     print(f"closed at the edge {elapsed:.2f}s after the command started (its Django start-up included)")
 
 
+def sessions_of(user):
+    from tests.realclients import session_cookie
+
+    return session_cookie(user), session_cookie(user)
+
+
+async def test_ending_one_session_closes_only_its_streams_at_the_edge(edge, alice, publish):
+    """/account/sessions/ ends one session: its streams Pushpin holds close within a
+    second, Pushpin's own requests for them are refused, and the user's other session
+    keeps its stream open (not closed and reconnected)."""
+    from django.conf import settings
+
+    lost, kept = await asyncio.to_thread(sessions_of, alice)
+    async with (
+        EventStream(edge.url, ["metrics"], cookies=lost) as gone,
+        EventStream(edge.url, ["metrics", f"user-{alice.pk}"], cookies=lost) as gone_too,
+        EventStream(edge.url, ["metrics"], cookies=kept) as stays,
+    ):
+        for stream in (gone, gone_too, stays):
+            assert stream.status == 200
+            await opened(stream)
+        # A delivered metric proves Pushpin has taken each stream's channels.
+        await asyncio.to_thread(push_metrics, publish, [1])
+        for stream in (gone, gone_too, stays):
+            await stream.wait_for(lambda e: e["event"] == "metric", WAIT, "the metric before the end")
+        key = lost[settings.SESSION_COOKIE_NAME]
+        ended = asyncio.create_task(
+            asyncio.wait_for(asyncio.gather(gone.ended.wait(), gone_too.ended.wait()), WAIT)
+        )
+        started = time.monotonic()
+        await asyncio.to_thread(
+            publish,
+            f"from accounts.models import UserSession\nUserSession.objects.get(session_key={key!r}).end()",
+        )
+        await ended
+        elapsed = time.monotonic() - started
+        # The other session's stream is the same connection, still carrying values.
+        await asyncio.to_thread(push_metrics, publish, [2])
+        await stays.wait_for(lambda e: 2 in metric_values(stays), WAIT, "the metric after the end")
+        assert not stays.ended.is_set()
+        assert len(stays.of_type("stream-open")) == 1
+    async with EventStream(edge.url, ["metrics"], cookies=lost) as again:
+        assert again.status == 403
+    print(f"closed at the edge {elapsed:.2f}s after the command started (its Django start-up included)")
+
+
 # --- share links: anonymous viewers held at the edge ---------------------------------
 # Pushpin holds a link's viewers; the link's scope decides what reaches them, and its
 # revocation or expiry closes them at the edge within a second.

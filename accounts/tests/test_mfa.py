@@ -84,7 +84,7 @@ def test_mfa_required_leads_the_user_to_enrol_before_anything_else(
     assert sign_in_with_password(client, user).status_code == 302
     for path in ("/", "/account/sessions/", "/admin/"):
         response = client.get(path)
-        assert response.status_code == 302 and response["Location"] == "/accounts/2fa/totp/activate/", path
+        assert response.status_code == 302 and response["Location"] == "/accounts/2fa/", path
     with django_capture_on_commit_callbacks(execute=True):
         enrol(client)
     assert client.get("/").status_code == 200

@@ -11,6 +11,7 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.test import Client
 
 from accounts.roles import ADMIN, OPERATOR, VIEWER
+from accounts.tests.test_it_mfa_steps import age_the_sign_in
 from audit.models import AuditEntry
 from conftest import PASSWORD
 from tests.idp.process import CALLBACK_PATH, IDP_PASSWORD
@@ -186,7 +187,7 @@ def test_the_login_page_offers_the_provider(oidc_settings, db):
 
 def test_the_login_page_without_a_provider_has_no_button(db):
     page = Client().get("/accounts/login/").content.decode()
-    assert "Sign in with" not in page
+    assert 'id="sign-in-oidc"' not in page
     assert 'name="password"' in page
 
 
@@ -200,3 +201,21 @@ def test_local_login_off_refuses_a_password(oidc_settings, alice):
         assert response.status_code == 403, path
         assert signed_in_user(client) is None
     assert client.get("/admin/login/").status_code == 302
+
+
+def test_a_providers_user_signs_in_again_there_before_enrolling(oidc_settings, db):
+    """A provider's user has no password to enter again: they sign in through the
+    provider afresh and come back to the enrolment they asked for."""
+    client = Client()
+    assert sign_in(client, "dana")["Location"] == "/"
+    assert client.get("/accounts/2fa/totp/activate/").status_code == 200
+    age_the_sign_in(client, 301)
+    response = client.get("/accounts/2fa/totp/activate/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/reauthenticate/provider/"), response["Location"]
+    page = client.get(response["Location"]).content.decode()
+    assert "Sign in again with Test IdP" in page and 'value="/accounts/2fa/totp/activate/"' in page
+    started = client.post(LOGIN, {"next": "/accounts/2fa/totp/activate/"})
+    back = client.get(authorize_at_the_provider(started["Location"], "dana"))
+    assert back.status_code == 302 and back["Location"] == "/accounts/2fa/totp/activate/"
+    assert client.get("/accounts/2fa/totp/activate/").status_code == 200

@@ -124,6 +124,18 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         if self.user is None or not self.user.is_authenticated:
             await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
             return
+        if settings.MFA_REQUIRED != "off":
+            # Under MFA_REQUIRED a user who has not enrolled a second factor is not fully
+            # signed in: no socket, as no stream (dashboard.access.second_factor_due).
+            try:
+                due = await hello.second_factor_due(self.user)
+            except (DatabaseError, OSError) as exc:
+                logger.warning("refusing a dashboard socket: could not check its second factor: %s", exc)
+                await self.close(code=protocol.CLOSE_SETUP_FAILED)
+                return
+            if due:
+                await self.close(code=protocol.CLOSE_UNAUTHENTICATED)
+                return
         self.limiter = protocol.RateLimiter()
         self.language = language_from_scope(self.scope)
         self.claimed = connections.claim("ws", self.user.pk)

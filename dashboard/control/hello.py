@@ -42,6 +42,12 @@ async def socket_access(user):
     return await shared_answer(access.cache, identity, read_access, user)
 
 
+async def second_factor_due(user):
+    """access.second_factor_due, remembered like socket_access (a storm asks it once)."""
+    identity = ((str(user.pk), user.get_session_auth_hash()), "second-factor-due")
+    return await shared_answer(access.cache, identity, access.second_factor_due, user)
+
+
 async def hello_alerts():
     version = await alert_actions.aversion()
     return await shared_answer(alerts_cache, ("alerts", version), alert_actions.active_states)

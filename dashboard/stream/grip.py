@@ -23,10 +23,12 @@ import logging
 import math
 import time
 from importlib import import_module
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jwt
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core import signing
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
@@ -300,13 +302,58 @@ async def grip_events(request, abandoned):
         return await authorise_and_replay(request, channels, last_ids, es_meta, problem, selection)
 
 
+# The next link's signed note of the session a held connection belongs to.
+ES_SESSION = "es-session"
+session_signer = signing.Signer(salt="livedash.stream.edge-session")
+
+
+def edge_session(request, user_id):
+    """The tag (revocation.session_tag) of the session a held connection belongs to, or
+    None: a browser's connect has its session; Pushpin's own requests carry no cookie,
+    only the `es-session` the previous answer signed into their next link, which must
+    name the es-meta's user."""
+    if user_id is None:
+        return revocation.session_tag(request.session.session_key)
+    signed = request.GET.get(ES_SESSION)
+    if not signed or user_id == "anonymous":
+        return None
+    try:
+        owner, _, tag = session_signer.unsign(signed).partition(":")
+    except signing.BadSignature:
+        raise BadStreamRequest("Invalid es-session") from None
+    if owner != user_id or not tag:
+        raise BadStreamRequest("Invalid es-session")
+    return tag
+
+
+def hold_for_session(request, user_id, tag):
+    """Subscribe the held connection to its session's channel (require-sub), where ending
+    that session publishes its close, and sign the session into the next link so that
+    every later answer subscribes it again."""
+    instruct = request.grip.instruct
+    edge = Channel(revocation.session_edge_channel(tag))
+    edge.filters.append("require-sub")
+    instruct.add_channel(edge)
+    link = urlsplit(instruct.next_link)
+    query = parse_qsl(link.query, keep_blank_values=True)
+    params = [(name, value) for name, value in query if name != ES_SESSION]
+    params.append((ES_SESSION, session_signer.sign(f"{user_id}:{tag}")))
+    instruct.next_link = urlunsplit(link._replace(query=urlencode(params)))
+
+
 async def authorise_and_replay(request, channels, last_ids, es_meta, problem, selection=None):
     if not request_origin_allowed(request):
         return refuse(request, 403, ORIGIN_REFUSED)
     user_id, issued_at = es_meta
     try:
+        session = edge_session(request, user_id)
+    except BadStreamRequest as exc:
+        return refuse(request, 400, str(exc))
+    try:
         if user_id not in (None, "anonymous") and await revocation.arevoked_since(int(user_id), issued_at):
             return refuse(request, 403, "Access changed since this link was issued; reconnect")
+        if user_id is not None and session is not None and await revocation.asession_ended(session):
+            return refuse(request, 403, "This session has ended; sign in again")
     except RedisError as exc:
         logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
         return refuse(request, 503, "Event storage is unavailable; retry shortly")
@@ -334,6 +381,8 @@ async def authorise_and_replay(request, channels, last_ids, es_meta, problem, se
     http_response = response.to_grip_response(request)
     if selection is not None:
         hold_on_selection(request, selection, last_kept, chained)
+    if session is not None:
+        hold_for_session(request, user.pk, session)
     add_default_headers(http_response, request=request)
     return http_response
 
