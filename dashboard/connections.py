@@ -12,6 +12,7 @@ import asyncio
 import collections
 import logging
 import os
+import secrets
 import socket
 import time
 import uuid
@@ -129,15 +130,21 @@ def share_viewers(link_ids):
     client = get_sync_client()
     workers = [raw.decode() for raw in client.zrangebyscore(workers_key(), time.time() - REPORT_TTL, "+inf")]
     counts = dict.fromkeys(link_ids, 0)
-    if not workers or not link_ids:
+    if not link_ids:
         return counts
     fields = [str(link_id) for link_id in link_ids]
+    now = time.time()
     with client.pipeline(transaction=False) as pipe:
         for worker in workers:
             pipe.hmget(_share_key(worker), fields)
-        for values in pipe.execute():
-            for link_id, value in zip(link_ids, values, strict=True):
-                counts[link_id] += int(value or 0)
+        for link_id in link_ids:  # and those held at the Pushpin edge
+            pipe.zcount(_edge_key(link_id), now, "+inf")
+        answers = pipe.execute()
+    for values in answers[: len(workers)]:
+        for link_id, value in zip(link_ids, values, strict=True):
+            counts[link_id] += int(value or 0)
+    for link_id, held in zip(link_ids, answers[len(workers) :], strict=True):
+        counts[link_id] += int(held)
     return counts
 
 
@@ -189,3 +196,50 @@ def counts_by_worker(kind):
 def totals():
     """Open connections of each kind summed over every live worker (sync, for the collector)."""
     return {kind: sum(counts_by_worker(kind).values()) for kind in KINDS}
+
+
+# --- share viewers held at the Pushpin edge ---------------------------------------------
+# Behind Pushpin a worker answers a viewer's connect and is gone: no response stays open
+# to count, and no request says when the viewer leaves. Each such viewer holds a lease
+# in one sorted set per link (member: the viewer's id, score: when the lease ends),
+# renewed by the request Pushpin makes for the stream's next link, which carries the
+# id. Claiming is one script, so concurrent connects on every worker see one count.
+
+EDGE_LEASES_RENEWALS = 3
+_CLAIM_EDGE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+def _edge_key(link_id):
+    return key("conn", "share-edge", str(link_id))
+
+
+def _lease_seconds():
+    return EDGE_LEASES_RENEWALS * settings.SHARE_EDGE_RENEW_SECONDS
+
+
+async def aclaim_edge_share(link_id, cap):
+    """A new viewer id holding one of share link `link_id`'s `cap` places at the edge, or
+    None when they are all held."""
+    viewer = secrets.token_hex(8)
+    now = time.time()
+    lease = _lease_seconds()
+    claimed = await get_async_client().eval(
+        _CLAIM_EDGE, 1, _edge_key(link_id), now, cap, now + lease, viewer, lease + 60
+    )
+    return viewer if claimed else None
+
+
+async def arenew_edge_share(link_id, viewer):
+    """The viewer is still held: its lease starts again (taken again if it had lapsed)."""
+    lease = _lease_seconds()
+    client = get_async_client()
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.zadd(_edge_key(link_id), {viewer: time.time() + lease})
+        pipe.expire(_edge_key(link_id), lease + 60)
+        await pipe.execute()
