@@ -200,12 +200,15 @@ def totals():
 
 # --- share viewers held at the Pushpin edge ---------------------------------------------
 # Behind Pushpin a worker answers a viewer's connect and is gone: no response stays open
-# to count, and no request says when the viewer leaves. Each such viewer holds a lease
-# in one sorted set per link (member: the viewer's id, score: when the lease ends),
-# renewed by the request Pushpin makes for the stream's next link, which carries the
-# id. Claiming is one script, so concurrent connects on every worker see one count.
+# to count, and nothing tells a worker when the viewer leaves. So at the edge a viewer
+# is a connect within the last SHARE_EDGE_LEASE_SECONDS: each takes a place, a member
+# of one sorted set per link scored by when its lease ends, claimed by one script so
+# that concurrent connects on every worker see one count.
+# Why no renewal: a place renewed by Pushpin's next-link request needs the viewer's id
+# in that link, which makes every connection's link its own; Pushpin then recovers
+# each connection by its own request instead of one per link, and under a crowd of
+# viewers delivery stalled (docs/performance.md).
 
-EDGE_LEASES_RENEWALS = 3
 _CLAIM_EDGE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
@@ -219,27 +222,13 @@ def _edge_key(link_id):
     return key("conn", "share-edge", str(link_id))
 
 
-def _lease_seconds():
-    return EDGE_LEASES_RENEWALS * settings.SHARE_EDGE_RENEW_SECONDS
-
-
 async def aclaim_edge_share(link_id, cap):
-    """A new viewer id holding one of share link `link_id`'s `cap` places at the edge, or
-    None when they are all held."""
-    viewer = secrets.token_hex(8)
+    """Take one of share link `link_id`'s `cap` places at the edge for a lease; False
+    when they are all taken."""
     now = time.time()
-    lease = _lease_seconds()
+    lease = settings.SHARE_EDGE_LEASE_SECONDS
+    member = secrets.token_hex(8)
     claimed = await get_async_client().eval(
-        _CLAIM_EDGE, 1, _edge_key(link_id), now, cap, now + lease, viewer, lease + 60
+        _CLAIM_EDGE, 1, _edge_key(link_id), now, cap, now + lease, member, lease + 60
     )
-    return viewer if claimed else None
-
-
-async def arenew_edge_share(link_id, viewer):
-    """The viewer is still held: its lease starts again (taken again if it had lapsed)."""
-    lease = _lease_seconds()
-    client = get_async_client()
-    async with client.pipeline(transaction=False) as pipe:
-        pipe.zadd(_edge_key(link_id), {viewer: time.time() + lease})
-        pipe.expire(_edge_key(link_id), lease + 60)
-        await pipe.execute()
+    return bool(claimed)

@@ -21,10 +21,8 @@ async. Connects are worked on a few at a time, in arrival order.
 import asyncio
 import logging
 import math
-import re
 import time
 from importlib import import_module
-from urllib.parse import parse_qsl, urlencode
 
 import jwt
 from asgiref.sync import sync_to_async
@@ -66,9 +64,6 @@ logger = logging.getLogger(__name__)
 # Events replayed per response; Pushpin fetches the next page straight away.
 REPLAY_BATCH = 100
 GRIP_CHANNEL_PREFIX = "events-"
-# The next-link parameter naming a share viewer's place at the edge (connections.aclaim_edge_share).
-EDGE_VIEWER = "edge-viewer"
-EDGE_VIEWER_ID = re.compile(r"[0-9a-f]{16}")
 # Pushpin forwards new connections as fast as clients arrive, and a worker that
 # works on all of them at once finishes none in time (clients give up while their
 # requests are still being worked on). A few at a time, in arrival order, the first
@@ -257,17 +252,21 @@ async def grip_share_events(request, abandoned):
         return refuse(request, refused.status, refused.message)
     if not request_origin_allowed(request):
         return refuse(request, 403, ORIGIN_REFUSED)
-    try:
-        viewer = await hold_edge_place(request, link)
-    except RedisError as exc:
-        logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
-        return refuse(request, 503, "Share viewers cannot be counted now; retry shortly")
-    if viewer is None:
-        message = f"This share link has its {settings.SHARE_MAX_VIEWERS} viewers; try again later"
-        return refuse(request, 429, message)
     async with connect_slots():
         if abandoned():
             return None
+        # A browser's connect takes a place among the link's viewers at the edge (inside
+        # the slots, as every Redis step of a connect); Pushpin's own requests for a
+        # connection it holds already have one.
+        if not is_pushpins_own(request):
+            try:
+                placed = await open_connections.aclaim_edge_share(link.id, settings.SHARE_MAX_VIEWERS)
+            except RedisError as exc:
+                logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
+                return refuse(request, 503, "Share viewers cannot be counted now; retry shortly")
+            if not placed:
+                message = f"This share link has its {settings.SHARE_MAX_VIEWERS} viewers; try again later"
+                return refuse(request, 429, message)
         storage = DashboardRedisStorage()
         response = EventResponse()
         response.is_next = request.GET.get("link") == "next"
@@ -285,33 +284,11 @@ async def grip_share_events(request, abandoned):
     edge = Channel(revocation.share_edge_channel(link.id))
     edge.filters.append("require-sub")
     instruct.add_channel(edge)
-    # The next link renews the viewer's place, so it comes due within the lease; and at
-    # the link's expiry, which ends the stream at the edge.
-    timeout = settings.SHARE_EDGE_RENEW_SECONDS
     if link.expires is not None:
-        timeout = min(timeout, max(1, math.ceil(link.expires - time.time())))
-    instruct.set_next_link(with_query(instruct.next_link, {EDGE_VIEWER: viewer}), timeout=timeout)
+        due = max(1, math.ceil(link.expires - time.time()))
+        instruct.set_next_link(instruct.next_link, timeout=min(due, edge_selections.REFRESH_SECONDS))
     add_default_headers(http_response, request=request)
     return http_response
-
-
-async def hold_edge_place(request, link):
-    """The viewer id holding this stream's place among the link's SHARE_MAX_VIEWERS at the
-    edge, or None when they are all held. Pushpin's own request for the next link renews
-    the place its id names; a browser's connect (which cannot name one: any id it sends
-    is ignored) claims a new one."""
-    viewer = request.GET.get(EDGE_VIEWER, "") if is_pushpins_own(request) else ""
-    if EDGE_VIEWER_ID.fullmatch(viewer):
-        await open_connections.arenew_edge_share(link.id, viewer)
-        return viewer
-    return await open_connections.aclaim_edge_share(link.id, settings.SHARE_MAX_VIEWERS)
-
-
-def with_query(uri, values):
-    """`uri` with the query parameters `values` set (replacing any of the same name)."""
-    path, _, query = uri.partition("?")
-    params = [(name, value) for name, value in parse_qsl(query, keep_blank_values=True) if name not in values]
-    return path + "?" + urlencode(params + list(values.items()))
 
 
 async def grip_events(request, abandoned):
