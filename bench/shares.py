@@ -6,10 +6,10 @@ the link's scope filtering every event. Its floor is the same viewers on the pla
 `metrics` stream as signed-in users (bench.run's `sse` path): what the link costs
 beyond it is the price of its scope, its viewer cap and its revocation. Both are run
 directly against two web workers and again through Pushpin (the `pushpin` path, the
-share's viewers held at the edge, each holding a place that Pushpin's next-link
-requests renew). All four phases run in the same run on fresh servers, so the ratios
-hold on a noisy machine; each ends with every viewer dropped and reconnected at once,
-resuming with its Last-Event-ID.
+share's viewers held at the edge, each connect taking a place for its lease). All
+four phases run in the same run on fresh servers, so the ratios hold on a noisy
+machine; each ends with every viewer dropped and reconnected at once, resuming with
+its Last-Event-ID.
 
     python -m bench.shares                 # 3,000 viewers, 50 events at 10/s
     python -m bench.shares --quick         # a smoke run
@@ -63,6 +63,12 @@ def parse_args(argv=None):
     parser.add_argument("--load-procs", type=int, default=0, help="load-generator processes (0: automatic)")
     parser.add_argument("--users", type=int, default=20, help="signed-in users of the floor phases")
     parser.add_argument("--quick", action="store_true", help="a smoke run: 100 viewers, 20 events")
+    parser.add_argument(
+        "--phases",
+        type=lambda text: text.split(","),
+        default=[name for name, _, _ in PHASES],
+        help=f"which of {','.join(name for name, _, _ in PHASES)} to run (all by default)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--keep-logs", action="store_true")
     args = parser.parse_args(argv)
@@ -72,6 +78,9 @@ def parse_args(argv=None):
             setattr(args, name, value)
     if args.viewers < 1 or args.events < 1 or args.rate <= 0:
         parser.error("--viewers and --events must be at least 1, --rate positive")
+    unknown = sorted(set(args.phases) - {name for name, _, _ in PHASES})
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(unknown)}")
     args.profile = None
     return args
 
@@ -142,7 +151,7 @@ def main(argv=None):
         stack.start()
         token = make_share_link()
         bench.start_helpers(args.load_procs or automatic_load_procs(args.viewers), grip_url=stack.grip_url)
-        for name, path, shared in PHASES:
+        for name, path, shared in [phase for phase in PHASES if phase[0] in args.phases]:
             bench.token = token if shared else None
             phase = bench.run_phase(path, args.viewers)
             phase["path"] = name
@@ -163,6 +172,7 @@ def main(argv=None):
             "events": args.events,
             "rate": args.rate,
             "workers": stack.workers,
+            "share_edge_lease_s": int(os.environ.get("SHARE_EDGE_LEASE_SECONDS", "600")),
         },
         "machine": report.machine(),
         "phases": phases,
