@@ -14,6 +14,7 @@ from audit.models import AuditEntry
 from boards import playlists, sharing, store
 from boards.models import Playlist, PlaylistShare, ShareLink
 from boards.tests.documents import board
+from dashboard import privacy
 
 URL = "/api/v1/playlists"
 
@@ -250,6 +251,7 @@ def test_a_shared_playlist_shows_an_anonymous_viewer_one_share_link_per_dashboar
     page = Client().get(url)
     assert page.status_code == 200
     assert page["Referrer-Policy"] == "no-referrer"
+    assert token not in privacy.mask(f"GET {url} HTTP/1.1")  # log lines hide it
     entries = config_of(page)["entries"]
     assert [e["title"] for e in entries] == ["Shop", "Ops", "Shop"]
     # Each entry is an ordinary share link of its own dashboard, and nothing else.

@@ -108,6 +108,7 @@
     }
     const frame = frames[1 - front];
     const url = entries[index].url;
+    frame.title = entries[index].title;
     loading = { index, frame, url, watchdog: setTimeout(() => finished(frame, false), LOAD_TIMEOUT_MS) };
     frame.src = url;
   }
