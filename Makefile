@@ -64,6 +64,7 @@ bench: static
 	$(PY) -m bench.series
 	$(PY) -m bench.ingest
 	$(PY) -m bench.selected
+	$(PY) -m bench.shares
 	$(PY) -m bench.alert_latency --series 2000 --clients 200
 	$(PY) -m bench.boards
 	$(PY) -m bench.fleet

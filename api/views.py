@@ -28,6 +28,7 @@ from api.agents import router as agents_router
 from api.auth import ApiError, error_response, forbidden, unauthenticated
 from api.dashboards import home_router
 from api.dashboards import router as dashboards_router
+from api.playlists import router as playlists_router
 from api.schemes import BearerAuth, TokenAuth, token_with_scope
 from dashboard import access, selectors, series, seriesindex, telemetry
 from dashboard.live import publish_validated, validate_metrics
@@ -71,6 +72,8 @@ api = NinjaAPI(
 # Dashboards take a session as well as a token: their own module (api/dashboards.py).
 api.add_router("v1/dashboards", dashboards_router)
 api.add_router("v1/home-dashboard", home_router)
+# Playlists follow the dashboards' callers and conventions (api/playlists.py).
+api.add_router("v1/playlists", playlists_router)
 # Host agents trading an enrollment token for their own (api/agents.py).
 api.add_router("v1/agents/", agents_router)
 

@@ -1,8 +1,8 @@
 from django.contrib import admin
 
 from audit.services import record
-from boards import sharing
-from boards.models import Dashboard, DashboardVersion, HomeDashboard, ShareLink
+from boards import playlists, sharing
+from boards.models import Dashboard, DashboardVersion, HomeDashboard, Playlist, PlaylistShare, ShareLink
 
 
 class VersionInline(admin.TabularInline):
@@ -94,3 +94,56 @@ class ShareLinkAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         for link in queryset.select_related("dashboard"):
             sharing.revoke(link)
+
+
+@admin.register(Playlist)
+class PlaylistAdmin(admin.ModelAdmin):
+    """Read-mostly, like dashboards: a playlist changes through the API, where its entries
+    are checked against what its author may see and each change is versioned and
+    audited. Here only its owner changes (audited too)."""
+
+    list_display = ("title", "uid", "owner", "visibility", "interval", "version", "updated_at")
+    list_filter = ("visibility",)
+    search_fields = ("title", "uid")
+    fields = ("uid", "title", "interval", "entries", "owner", "visibility", "groups", "version")
+    readonly_fields = ("uid", "title", "interval", "entries", "visibility", "groups", "version")
+
+    def has_add_permission(self, request):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if "owner" in form.changed_data:
+            owner = obj.owner.get_username() if obj.owner else None
+            record("playlist.change_owner", f"playlist {obj.uid}", after={"owner": owner})
+
+    def delete_model(self, request, obj):
+        playlists.delete(obj, author=playlists.Author(name=request.user.get_username()))
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_model(request, obj)
+
+
+@admin.register(PlaylistShare)
+class PlaylistShareAdmin(admin.ModelAdmin):
+    """Shares are made through the API (the token is shown once, there); here they are
+    read and revoked, with the share links they made."""
+
+    list_display = ("playlist", "note", "created_by", "created_at", "expires", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("playlist__uid", "playlist__title", "note")
+    readonly_fields = ("playlist", "note", "expires", "created_by", "created_at", "revoked_at")
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke the selected playlist shares and their links")
+    def revoke(self, request, queryset):
+        author = playlists.Author(name=request.user.get_username())
+        for shared in queryset.select_related("playlist"):
+            playlists.revoke(shared, author=author)

@@ -217,3 +217,73 @@ class ShareLink(models.Model):
 
     def is_live(self, now):
         return self.revoked_at is None and (self.expires is None or self.expires > now)
+
+
+class Playlist(models.Model):
+    """Dashboards shown in turn on a screen (`/playlists/UID/`), each for `interval`
+    seconds. Its entries are dashboard uids, kept by name like a provisioned group: a
+    dashboard deleted or hidden from a viewer is skipped, never shown in its place.
+    Who may see and change it is the dashboards' rule (same visibility, same owner and
+    `boards.change_dashboard`); seeing a playlist never shows a dashboard the viewer may
+    not see on its own."""
+
+    uid = models.CharField(max_length=spec.UID_MAX_LENGTH, unique=True)
+    title = models.CharField(max_length=spec.TITLE_MAX_LENGTH)
+    interval = models.PositiveIntegerField(help_text="Seconds each dashboard stays on screen.")
+    entries = models.JSONField(default=list, help_text='[{"dashboard": uid}, ...], in order.')
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="playlists",
+        help_text="Empty: no one owns it; its visibility and the change permission apply.",
+    )
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE)
+    groups = models.JSONField(default=list, blank=True, help_text="Group names, for visibility 'groups'.")
+    version = models.PositiveIntegerField(default=1)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["title", "uid"]
+
+    def __str__(self):
+        return f"{self.title} ({self.uid})"
+
+    # The dashboards' own rule, read from the same columns.
+    can_view = Dashboard.can_view
+    can_edit = Dashboard.can_edit
+
+    def uids(self):
+        return [entry["dashboard"] for entry in self.entries]
+
+
+class PlaylistShare(models.Model):
+    """A playlist shown to people without an account (`/playlists/UID/?share=TOKEN`).
+
+    It reaches nothing of its own: at creation one ordinary share link is made for
+    each of the playlist's dashboards (`links`), and the viewer's browser shows those.
+    Their tokens are derived from this one's (boards.playlists.entry_token), so no
+    token is stored anywhere, only hashes, and each link keeps its own scope, viewer
+    cap, expiry and revocation."""
+
+    playlist = models.ForeignKey(Playlist, on_delete=models.CASCADE, related_name="shares")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    links = models.ManyToManyField(ShareLink, related_name="playlist_shares", editable=False)
+    note = models.CharField(max_length=200, blank=True)
+    expires = models.DateTimeField(null=True, blank=True, help_text="Empty: until revoked.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"share {self.pk} of playlist {self.playlist.uid}"
+
+    def is_live(self, now):
+        return self.revoked_at is None and (self.expires is None or self.expires > now)

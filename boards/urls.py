@@ -1,6 +1,6 @@
 from django.urls import path
 
-from boards import views
+from boards import playlist_views, views
 
 urlpatterns = [
     path("", views.home, name="dashboard"),
@@ -9,4 +9,5 @@ urlpatterns = [
     path("d/<str:uid>/", views.dashboard_page, name="board"),
     path("s/<str:token>/", views.share_page, name="share"),
     path("s/<str:token>/state/", views.share_state, name="share-state"),
+    path("playlists/<str:uid>/", playlist_views.playlist_page, name="playlist"),
 ]

@@ -206,6 +206,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Inside django-csp's: kiosk pages may be framed by this site's playlists.
+    "boards.framing.KioskFraming",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
 ]
@@ -598,6 +600,9 @@ GRACEFUL_SHUTDOWN_SECONDS = envint("GRACEFUL_SHUTDOWN_SECONDS", 10, minimum=1)
 MAX_CONNECTIONS_PER_USER = envint("MAX_CONNECTIONS_PER_USER", 30, minimum=1)
 # Open streams one share link may have, over every worker; past it a viewer gets 429.
 SHARE_MAX_VIEWERS = envint("SHARE_MAX_VIEWERS", 1000, minimum=1)
+# Behind Pushpin no worker sees a viewer leave: there a link's viewers are its connects
+# within this many seconds (dashboard.connections.aclaim_edge_share).
+SHARE_EDGE_LEASE_SECONDS = envint("SHARE_EDGE_LEASE_SECONDS", 600, minimum=1)
 
 # The collector's values are the series `name{host="<COLLECTOR_HOST>"}`: by default
 # this machine's name; set it where that name says nothing (a container's id).

@@ -111,6 +111,11 @@ MIDDLEWARE_STAND_INS = {
         direct_streams="a policy governs documents; an event stream loads nothing",
         proxied_connects="a policy governs documents; an event stream loads nothing",
     ),
+    "boards.framing.KioskFraming": StandIns(
+        api_pushes="acts on kiosk pages (/d/, /s/) only",
+        direct_streams="acts on kiosk pages (/d/, /s/) only; a stream is no page",
+        proxied_connects="acts on kiosk pages (/d/, /s/) only; a stream is no page",
+    ),
     "axes.middleware.AxesMiddleware": StandIns(
         api_pushes="acts on login attempts only",
         direct_streams="acts on login attempts only; a stream GET authenticates nothing",

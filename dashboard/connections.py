@@ -12,6 +12,7 @@ import asyncio
 import collections
 import logging
 import os
+import secrets
 import socket
 import time
 import uuid
@@ -129,15 +130,21 @@ def share_viewers(link_ids):
     client = get_sync_client()
     workers = [raw.decode() for raw in client.zrangebyscore(workers_key(), time.time() - REPORT_TTL, "+inf")]
     counts = dict.fromkeys(link_ids, 0)
-    if not workers or not link_ids:
+    if not link_ids:
         return counts
     fields = [str(link_id) for link_id in link_ids]
+    now = time.time()
     with client.pipeline(transaction=False) as pipe:
         for worker in workers:
             pipe.hmget(_share_key(worker), fields)
-        for values in pipe.execute():
-            for link_id, value in zip(link_ids, values, strict=True):
-                counts[link_id] += int(value or 0)
+        for link_id in link_ids:  # and those held at the Pushpin edge
+            pipe.zcount(_edge_key(link_id), now, "+inf")
+        answers = pipe.execute()
+    for values in answers[: len(workers)]:
+        for link_id, value in zip(link_ids, values, strict=True):
+            counts[link_id] += int(value or 0)
+    for link_id, held in zip(link_ids, answers[len(workers) :], strict=True):
+        counts[link_id] += int(held)
     return counts
 
 
@@ -189,3 +196,39 @@ def counts_by_worker(kind):
 def totals():
     """Open connections of each kind summed over every live worker (sync, for the collector)."""
     return {kind: sum(counts_by_worker(kind).values()) for kind in KINDS}
+
+
+# --- share viewers held at the Pushpin edge ---------------------------------------------
+# Behind Pushpin a worker answers a viewer's connect and is gone: no response stays open
+# to count, and nothing tells a worker when the viewer leaves. So at the edge a viewer
+# is a connect within the last SHARE_EDGE_LEASE_SECONDS: each takes a place, a member
+# of one sorted set per link scored by when its lease ends, claimed by one script so
+# that concurrent connects on every worker see one count.
+# Why no renewal: a place renewed by Pushpin's next-link request needs the viewer's id
+# in that link, which makes every connection's link its own; Pushpin then recovers
+# each connection by its own request instead of one per link, and under a crowd of
+# viewers delivery stalled (docs/performance.md).
+
+_CLAIM_EDGE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+def _edge_key(link_id):
+    return key("conn", "share-edge", str(link_id))
+
+
+async def aclaim_edge_share(link_id, cap):
+    """Take one of share link `link_id`'s `cap` places at the edge for a lease; False
+    when they are all taken."""
+    now = time.time()
+    lease = settings.SHARE_EDGE_LEASE_SECONDS
+    member = secrets.token_hex(8)
+    claimed = await get_async_client().eval(
+        _CLAIM_EDGE, 1, _edge_key(link_id), now, cap, now + lease, member, lease + 60
+    )
+    return bool(claimed)

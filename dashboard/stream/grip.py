@@ -41,6 +41,7 @@ from gripcontrol import Channel
 from redis.exceptions import RedisError
 
 from dashboard import access, edge_selections, frames, revocation
+from dashboard import connections as open_connections
 from dashboard.loops import PerLoop
 from dashboard.origins import request_origin_allowed
 from dashboard.storage import DashboardRedisStorage, Event
@@ -256,6 +257,18 @@ async def grip_share_events(request, abandoned):
     async with connect_slots():
         if abandoned():
             return None
+        # A browser's connect takes a place among the link's viewers at the edge (inside
+        # the slots, as every Redis step of a connect); Pushpin's own requests for a
+        # connection it holds already have one.
+        if not is_pushpins_own(request):
+            try:
+                placed = await open_connections.aclaim_edge_share(link.id, settings.SHARE_MAX_VIEWERS)
+            except RedisError as exc:
+                logger.warning("GRIP /events/: Redis unavailable (%s)", exc)
+                return refuse(request, 503, "Share viewers cannot be counted now; retry shortly")
+            if not placed:
+                message = f"This share link has its {settings.SHARE_MAX_VIEWERS} viewers; try again later"
+                return refuse(request, 429, message)
         storage = DashboardRedisStorage()
         response = EventResponse()
         response.is_next = request.GET.get("link") == "next"
