@@ -151,7 +151,7 @@ def test_changing_a_factor_under_mfa_required_makes_every_worker_ask_again(
 
     settings.MFA_REQUIRED = "all"
     revoked = []
-    monkeypatch.setattr(revocation, "_broadcast", revoked.append)
+    monkeypatch.setattr(revocation, "revoke", lambda user_ids: revoked.append(sorted(user_ids)))
     client = signed_in(alice)
     with django_capture_on_commit_callbacks(execute=True):
         enrol(client)
