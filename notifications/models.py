@@ -10,8 +10,12 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from dashboard.groups import EVERYONE_GROUP, auth_group_name, user_group_name
+from dashboard.sealing import Sealer
 from notifications.messages import localize
-from notifications.sealing import seal, unseal
+
+# Apprise URLs carry tokens and passwords. The purpose must never change: it derives
+# the key that reads what is stored.
+SECRETS = Sealer("livedash delivery channel secrets", what="secret")
 
 TITLE_MAX_LENGTH = 120
 # Bodies travel in every push and hello; a notification is not a document.
@@ -290,7 +294,7 @@ class DeliveryChannel(ForUserOrGroup, models.Model):
     Teams, ...). Owner: a user, a group, or neither (everyone).
 
     An apprise URL carries its service's secrets: it is kept sealed (encrypted,
-    notifications/sealing.py) in `sealed_target`, and `target` holds the URL with
+    dashboard/sealing.py) in `sealed_target`, and `target` holds the URL with
     its secrets masked (apprise's own privacy form), which is all anyone sees again."""
 
     prefix = "owner"
@@ -356,7 +360,7 @@ class DeliveryChannel(ForUserOrGroup, models.Model):
         A target equal to the masked form already stored is the same URL, unchanged."""
         if self.sealed_target:
             try:
-                if self.target == mask_apprise_url(unseal(self.sealed_target)):
+                if self.target == mask_apprise_url(SECRETS.unseal(self.sealed_target)):
                     return
             except ValueError:
                 pass  # unreadable or no longer valid: whatever was entered replaces it
@@ -364,12 +368,12 @@ class DeliveryChannel(ForUserOrGroup, models.Model):
             masked = mask_apprise_url(self.target)
         except ValueError as exc:
             raise ValidationError({"target": str(exc)}) from None
-        self.sealed_target, self.target = seal(self.target), masked
+        self.sealed_target, self.target = SECRETS.seal(self.target), masked
 
     @property
     def apprise_url(self):
         """The full apprise URL, secrets and all (for the sender only)."""
-        return unseal(self.sealed_target)
+        return SECRETS.unseal(self.sealed_target)
 
     def as_dict(self):
         return {

@@ -12,7 +12,10 @@ from django.core.validators import MaxValueValidator, MinValueValidator, URLVali
 from django.db import models
 
 from dashboard import series
-from scrape import sealing
+from dashboard.sealing import Sealer
+
+# The purpose must never change: it derives the key that reads what is stored.
+TOKENS = Sealer("livedash scrape target bearer tokens", what="bearer token")
 
 # The labels every scraped series gets from its target; a target's own labels may not
 # set them (they would silently lose against these).
@@ -83,7 +86,7 @@ class ScrapeTarget(models.Model):
         validators=[validate_target_labels],
         help_text='Added to every series of this target, e.g. {"env": "prod"}.',
     )
-    # Encrypted (scrape/sealing.py); the admin takes a new one but never shows it back.
+    # Encrypted (dashboard/sealing.py); the admin takes a new one but never shows it back.
     sealed_bearer_token = models.TextField(blank=True, editable=False)
     enabled = models.BooleanField(default=True)
     last_scrape_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -112,11 +115,11 @@ class ScrapeTarget(models.Model):
 
     def set_bearer_token(self, token):
         """Store `token` sealed; an empty one removes it."""
-        self.sealed_bearer_token = sealing.seal(token) if token else ""
+        self.sealed_bearer_token = TOKENS.seal(token) if token else ""
 
     def bearer_token(self):
         """The token in clear for the scrape; `ValueError` when it cannot be unsealed."""
-        return sealing.unseal(self.sealed_bearer_token) if self.sealed_bearer_token else ""
+        return TOKENS.unseal(self.sealed_bearer_token) if self.sealed_bearer_token else ""
 
     def series_labels(self):
         """The labels every series of this target carries: its own, `job` and `instance`."""
