@@ -26,21 +26,7 @@
     panelId: null, // the panel the dialog edits (null: a new one)
   };
 
-  function csrfToken() {
-    const found = document.cookie.split("; ").find((part) => part.startsWith("csrftoken="));
-    return found ? decodeURIComponent(found.slice("csrftoken=".length)) : "";
-  }
-
-  async function api(method, url, body) {
-    const response = await fetch(url, {
-      method,
-      credentials: "same-origin",
-      headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const answer = response.status === 204 ? {} : await response.json().catch(() => ({}));
-    return { ok: response.ok, status: response.status, body: answer };
-  }
+  const api = ld.api;
 
   function say(text, level) {
     if (!status) return;

@@ -111,5 +111,23 @@
     return node;
   }
 
-  window.livedash = { config, lang, on, emit, setStatus, toast, levelWord, safeLink };
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  // A call to one of livedash's JSON APIs with the session: never throws for an HTTP
+  // error, the caller reads `ok`, `status` and the answer's `body` (its `error` code).
+  async function api(method, url, body) {
+    const response = await fetch(url, {
+      method,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const answer = response.status === 204 ? {} : await response.json().catch(() => ({}));
+    return { ok: response.ok, status: response.status, body: answer };
+  }
+
+  window.livedash = { config, lang, on, emit, setStatus, toast, levelWord, safeLink, csrfToken, api };
 })();

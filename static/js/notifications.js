@@ -290,7 +290,7 @@
   async function channelRequest(url, options) {
     const response = await fetch(url, {
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      headers: { "Content-Type": "application/json", "X-CSRFToken": ld.csrfToken() },
       ...options,
     });
     const answer = response.status === 204 ? {} : await response.json().catch(() => ({}));
@@ -349,11 +349,6 @@
     render();
   }
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-
   async function toggleChannel(id) {
     const channel = (channels || []).find((c) => c.id === id);
     if (!channel) return;
@@ -361,7 +356,7 @@
       const response = await fetch(ld.config.channelsUrl + id + "/", {
         method: "POST",
         credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+        headers: { "Content-Type": "application/json", "X-CSRFToken": ld.csrfToken() },
         body: JSON.stringify({ paused: !channel.paused }),
       });
       if (!response.ok) throw new Error("HTTP " + response.status);

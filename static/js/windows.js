@@ -22,17 +22,12 @@
     return node;
   }
 
-  function csrfToken() {
-    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return match ? decodeURIComponent(match[1]) : "";
-  }
-
   // An error carries the API's code and, for a refused window, its English detail
   // naming the field (`cron: a cron expression has five fields ...`).
   async function request(path, options) {
     const response = await fetch(path, {
       credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken() },
+      headers: { "Content-Type": "application/json", "X-CSRFToken": ld.csrfToken() },
       ...options,
     });
     const answer = response.status === 204 ? {} : await response.json().catch(() => ({}));
