@@ -75,6 +75,14 @@ def test_it_loses_and_duplicates_nothing(quick_run):
     results, _, _ = quick_run
     for phase in results["phases"]:
         assert phase["events_published"] == results["settings"]["events"]
+        if phase["path"] == "pushpin-floor":
+            # The floor's do-nothing origin has no store: when Pushpin sees a gap in the
+            # prev-id chain (an event published while a client's hold was being set up)
+            # its recovery request gets nothing back, so the floor may miss events. It
+            # must still never deliver one twice; the product's routes must lose nothing.
+            assert phase["deliveries"] <= 100 * phase["events_published"]
+            assert phase["duplicates"] == 0
+            continue
         assert phase["deliveries"] == 100 * phase["events_published"], phase["path"]
         assert (phase["lost"], phase["duplicates"]) == (0, 0), phase["path"]
 
