@@ -138,12 +138,21 @@ def get_async_client():
     loop = asyncio.get_running_loop()
     client = _async_clients.get(loop)
     if client is None:
-        client = _async_client(
-            socket_timeout=SOCKET_TIMEOUT,
-            socket_connect_timeout=SOCKET_TIMEOUT,
-            health_check_interval=30,
-            max_connections=200,
-        )
+        options = {
+            "socket_timeout": SOCKET_TIMEOUT,
+            "socket_connect_timeout": SOCKET_TIMEOUT,
+            "health_check_interval": 30,
+        }
+        if sentinel_in_use():
+            client = _async_client(max_connections=200, **options)
+        else:
+            # A burst of connects (a share link's thousands of viewers arriving at once)
+            # waits for a free connection instead of failing with "Too many connections"
+            # and a 500; only a Redis that gives none for SOCKET_TIMEOUT is an error.
+            pool = redis.asyncio.BlockingConnectionPool.from_url(
+                settings.REDIS_URL, max_connections=200, timeout=SOCKET_TIMEOUT, **options
+            )
+            client = redis.asyncio.Redis(connection_pool=pool)
         _async_clients[loop] = client
     return client
 

@@ -26,6 +26,17 @@ def test_cache_clients_share_one_connection_pool(redis_url):
     assert first._cache._get_connection_pool(True) is second._cache._get_connection_pool(True)
 
 
+async def test_a_burst_of_commands_past_the_pool_waits_for_a_connection_instead_of_failing():
+    # More commands at once than the worker's async pool has connections, as when a
+    # share link's viewers all connect together: each waits its turn, none fails.
+    from dashboard.redis import get_async_client
+
+    client = get_async_client()
+    size = client.connection_pool.max_connections
+    answers = await asyncio.gather(*(client.eval("return 1", 0) for _ in range(size * 3)))
+    assert answers == [1] * (size * 3)
+
+
 def test_the_default_cache_is_redis(redis_url):
     assert isinstance(caches["default"], RedisCache)
 
