@@ -593,9 +593,7 @@ def main(argv=None):
     results["ratios_to_floor"] = ratios(phases)
     results["machine"] = report.machine()
     results["duration_s"] = round(time.monotonic() - started, 1)
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / f"fleet-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(results, indent=2))
+    path = report.save(results, args.output, "fleet", started_at)
     for phase in phases:
         log(
             f"{phase['path']:>5}: {phase['connected']}/{phase['dashboards']} dashboards, "

@@ -336,6 +336,27 @@ def build(args, phases, started_at, duration_s, load_at_start=None):
     }
 
 
+def save(results, folder, name, started_at):
+    """A named bench's results as `folder/<name>-<start time>.json`; returns the path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    return path
+
+
+def viewer_phase_lines(phases, width):
+    """One line per phase of a bench of many viewers: who connected, what arrived."""
+    for phase in phases:
+        cpu = phase["cpu"]["ms_per_1000_deliveries"]
+        yield (
+            f"{phase['path']:>{width}}: {phase['connected']}/{phase['clients']} viewers, "
+            f"{phase['deliveries']:,}/{phase['expected_deliveries']:,} delivered, lost {phase['lost']}, "
+            f"duplicates {phase['duplicates']}, p99 {phase['latency_ms']['p99']} ms, "
+            f"{cpu} CPU ms per 1000 deliveries, reconnected {phase['reconnected']}"
+        )
+
+
 def write(results, folder, plot=True):
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

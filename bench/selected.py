@@ -19,7 +19,6 @@ dropped and reconnected at once, resuming with its Last-Event-ID and its selecto
 """
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -157,17 +156,9 @@ def main(argv=None):
         "phases": phases,
         "ratios_to_floor": ratios(phases),
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / f"selected-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(results, indent=2))
-    for phase in phases:
-        cpu = phase["cpu"]["ms_per_1000_deliveries"]
-        log(
-            f"{phase['path']:>5}: {phase['connected']}/{phase['clients']} viewers, "
-            f"{phase['deliveries']:,}/{phase['expected_deliveries']:,} delivered, lost {phase['lost']}, "
-            f"duplicates {phase['duplicates']}, p99 {phase['latency_ms']['p99']} ms, "
-            f"{cpu} CPU ms per 1000 deliveries, reconnected {phase['reconnected']}"
-        )
+    path = report.save(results, args.output, "selected", started_at)
+    for line in report.viewer_phase_lines(phases, width=5):
+        log(line)
     log(f"ratios to the floor: {results['ratios_to_floor']}")
     log(f"results: {path}")
     return 0

@@ -16,7 +16,6 @@ its Last-Event-ID.
 """
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -178,17 +177,9 @@ def main(argv=None):
         "phases": phases,
         "ratios_to_floor": ratios(phases),
     }
-    args.output.mkdir(parents=True, exist_ok=True)
-    path = args.output / f"shares-{started_at.strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(results, indent=2))
-    for phase in phases:
-        cpu = phase["cpu"]["ms_per_1000_deliveries"]
-        log(
-            f"{phase['path']:>13}: {phase['connected']}/{phase['clients']} viewers, "
-            f"{phase['deliveries']:,}/{phase['expected_deliveries']:,} delivered, lost {phase['lost']}, "
-            f"duplicates {phase['duplicates']}, p99 {phase['latency_ms']['p99']} ms, "
-            f"{cpu} CPU ms per 1000 deliveries, reconnected {phase['reconnected']}"
-        )
+    path = report.save(results, args.output, "shares", started_at)
+    for line in report.viewer_phase_lines(phases, width=13):
+        log(line)
     log(f"ratios to the floor: {results['ratios_to_floor']}")
     log(f"results: {path}")
     return 0
