@@ -191,14 +191,10 @@ class HomeDashboard(models.Model):
         return None
 
 
-class ShareLink(models.Model):
-    """A read-only link to one dashboard for people without an account (`/s/TOKEN/`).
+class Shared(models.Model):
+    """What a share link and a playlist's share both are: a token kept only as its hash,
+    a note, an optional expiry, who made it and when, and its revocation."""
 
-    Only the token's hash is kept: the token itself is shown once, when the link is
-    made. The link reads what the dashboard's selectors reach (boards.sharing.scope),
-    so editing the dashboard changes it and deleting the dashboard ends it."""
-
-    dashboard = models.ForeignKey(Dashboard, on_delete=models.CASCADE, related_name="share_links")
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     note = models.CharField(max_length=200, blank=True)
     expires = models.DateTimeField(null=True, blank=True, help_text="Empty: until revoked.")
@@ -206,17 +202,31 @@ class ShareLink(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
+        abstract = True
         ordering = ["-created_at"]
-
-    def __str__(self):
-        return f"share link {self.pk} of {self.dashboard.uid}"
 
     def is_live(self, now):
         return self.revoked_at is None and (self.expires is None or self.expires > now)
+
+
+class ShareLink(Shared):
+    """A read-only link to one dashboard for people without an account (`/s/TOKEN/`).
+
+    Only the token's hash is kept: the token itself is shown once, when the link is
+    made. The link reads what the dashboard's selectors reach (boards.sharing.scope),
+    so editing the dashboard changes it and deleting the dashboard ends it."""
+
+    dashboard = models.ForeignKey(Dashboard, on_delete=models.CASCADE, related_name="share_links")
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta(Shared.Meta):
+        pass
+
+    def __str__(self):
+        return f"share link {self.pk} of {self.dashboard.uid}"
 
 
 class Playlist(models.Model):
@@ -259,7 +269,7 @@ class Playlist(models.Model):
         return [entry["dashboard"] for entry in self.entries]
 
 
-class PlaylistShare(models.Model):
+class PlaylistShare(Shared):
     """A playlist shown to people without an account (`/playlists/UID/?share=TOKEN`).
 
     It reaches nothing of its own: at creation one ordinary share link is made for
@@ -269,21 +279,10 @@ class PlaylistShare(models.Model):
     cap, expiry and revocation."""
 
     playlist = models.ForeignKey(Playlist, on_delete=models.CASCADE, related_name="shares")
-    token_hash = models.CharField(max_length=64, unique=True, editable=False)
     links = models.ManyToManyField(ShareLink, related_name="playlist_shares", editable=False)
-    note = models.CharField(max_length=200, blank=True)
-    expires = models.DateTimeField(null=True, blank=True, help_text="Empty: until revoked.")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(Shared.Meta):
+        pass
 
     def __str__(self):
         return f"share {self.pk} of playlist {self.playlist.uid}"
-
-    def is_live(self, now):
-        return self.revoked_at is None and (self.expires is None or self.expires > now)
