@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from boards import spec
 
@@ -210,6 +211,12 @@ class Shared(models.Model):
 
     def is_live(self, now):
         return self.revoked_at is None and (self.expires is None or self.expires > now)
+
+    def mark_revoked(self):
+        """Revoke it now unless it already was (one update, so two revokers race
+        safely); True when this call did it."""
+        unrevoked = type(self).objects.filter(pk=self.pk, revoked_at__isnull=True)
+        return bool(unrevoked.update(revoked_at=timezone.now()))
 
 
 class ShareLink(Shared):

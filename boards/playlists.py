@@ -243,9 +243,7 @@ def _revoke_links(shared, author):
 def revoke(shared, *, author):
     """End the share and every link it made (their open streams close within a second)."""
     with transaction.atomic():
-        updated = PlaylistShare.objects.filter(pk=shared.pk, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
+        updated = shared.mark_revoked()
         if updated:
             record(
                 UNSHARE,
@@ -255,7 +253,7 @@ def revoke(shared, *, author):
                 address=author.address,
             )
     _revoke_links(shared, author)
-    return bool(updated)
+    return updated
 
 
 def resolve(uid, token):

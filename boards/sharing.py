@@ -96,9 +96,7 @@ def create(board, *, user, expires=None, note="", actor=None, address=""):
 def revoke(link, *, actor=None, address=""):
     """End the link now (its open streams close within a second everywhere)."""
     with transaction.atomic():
-        updated = ShareLink.objects.filter(pk=link.pk, revoked_at__isnull=True).update(
-            revoked_at=timezone.now()
-        )
+        updated = link.mark_revoked()
         if updated:
             record(
                 REVOKE,
@@ -109,7 +107,7 @@ def revoke(link, *, actor=None, address=""):
             )
         revocation.revoke_share(link.pk)
     remembered.forget_link(link.pk)  # here at once; other processes when they hear it
-    return bool(updated)
+    return updated
 
 
 def links_of(board):
