@@ -163,15 +163,6 @@ class SelectedRun(HubEvent):
             chunk += self._position
         return chunk
 
-    def metric_series(self):
-        """Each event's series `(id, name, labels)` (a `metric` run's; none for one that is
-        malformed): read once per run, however many selections ask."""
-        if self._series is None:
-            self._series = [
-                [point[:3] for point in frames.points_of(self.type, data)] for data in self.parsed()
-            ]
-        return self._series
-
     def count_after(self, since):
         start = max(since + 1, self.first) - self.first
         return sum(data is not None for data in self.datas[start:])
