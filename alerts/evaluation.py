@@ -49,6 +49,17 @@ RELOAD_SECONDS = 5.0
 # A firing series silent this long resolves: its source is gone (Prometheus drops
 # a vanished series' alert the same way).
 STALE_SECONDS = 900.0
+# A published value counts from its own timestamp (a breach lasts from when it was
+# measured, a group waits from when it crossed), but from no further back than this
+# before the tick that reads it: a skewed agent clock or a backfill cannot cut a
+# rule's `sustain_seconds` or a group's `group_wait` short by more.
+MEASURED_AT_MOST_SECONDS_BEFORE = 2.0
+
+
+def measured_at(ts, now):
+    """When a value read at tick `now` counts as measured: its `ts`, within
+    [now - MEASURED_AT_MOST_SECONDS_BEFORE, now]."""
+    return min(now, max(ts, now - MEASURED_AT_MOST_SECONDS_BEFORE))
 
 
 @dataclass
@@ -109,14 +120,14 @@ class AlertEvaluator:
             # `host_up` is derived here, not pushed: only a rule that names it watches it
             # (a selector on every metric of a host, `{host="web1"}`, means the pushed ones).
             watches_up = selector.metric_name == UP_METRIC
-            for series_id, (name, labels, value) in samples.items():
+            for series_id, (name, labels, value, at) in samples.items():
                 if not selector.matches(name, labels) or (name == UP_METRIC and not watches_up):
                     continue
                 state = states.get(series_id)
                 if state is None:
                     state = states[series_id] = SeriesState(name, labels)
                 state.last_seen = now
-                change = self._advance(rule, series_id, state, value, now)
+                change = self._advance(rule, series_id, state, value, at, now)
                 if change is not None:
                     (fires if change == "fire" else resolves).append((series_id, state, value))
             for change, batch in (("fire", fires), ("resolve", resolves)):
@@ -144,11 +155,12 @@ class AlertEvaluator:
         return {state.name for rule in self.rules for state in self.states[rule.pk].values() if state.firing}
 
     def _samples(self, values, now):
-        """{series id: (name, labels, value)}: the frame's, then the newer published ones."""
+        """{series id: (name, labels, value, when it was measured)}: the frame's, then the
+        newer published ones (see `measured_at`)."""
         samples = {}
         frame = {"ts": now, "values": values if isinstance(values, dict) else {}, "host": self.host}
         for series_id, name, labels, _ts, value in frames.points_of(frames.FRAME, frame):
-            samples[series_id] = (name, labels, float(value))
+            samples[series_id] = (name, labels, float(value), now)
         blind = False
         if self.feed is not None:
             try:
@@ -156,8 +168,8 @@ class AlertEvaluator:
             except Exception as exc:
                 logger.warning("could not read the published values for alerts: %s", exc)
                 points, blind = (), True
-            for series_id, name, labels, _ts, value in points:
-                samples[series_id] = (name, labels, float(value))
+            for series_id, name, labels, ts, value in points:
+                samples[series_id] = (name, labels, float(value), measured_at(ts, now))
         gone = []
         if self.hosts is not None:
             points = points if self.feed is not None else ()
@@ -181,7 +193,7 @@ class AlertEvaluator:
             logger.exception("could not judge which hosts are up")
             return samples, []
         for host, up in judged.items():
-            samples[up_series_id(host)] = (UP_METRIC, {HOST_LABEL: host}, 1.0 if up else 0.0)
+            samples[up_series_id(host)] = (UP_METRIC, {HOST_LABEL: host}, 1.0 if up else 0.0, now)
         return samples, [up_series_id(host) for host in gone]
 
     def _resolve_gone(self, series_ids, now):
@@ -261,13 +273,13 @@ class AlertEvaluator:
         """Whether the rule still fires once `series_ids` stop firing."""
         return any(s.firing for sid, s in self.states[rule.pk].items() if sid not in series_ids)
 
-    def _advance(self, rule, series_id, state, value, now):
-        """ "fire", "resolve" or None: what this value makes of the series' alert."""
+    def _advance(self, rule, series_id, state, value, at, now):
+        """ "fire", "resolve" or None: what this value, measured `at`, makes of the series' alert."""
         out_of_range = rule.is_breached_by(value)
         if out_of_range != state.firing:
-            # Moving towards a change: count how long it has lasted.
-            if state.since is None or now < state.since:
-                state.since = now
+            # Moving towards a change: count how long it has lasted, from the value's own time.
+            if state.since is None or at < state.since:
+                state.since = at
         else:
             state.since = None
             if state.firing:
@@ -360,11 +372,14 @@ class AlertEvaluator:
         )
         # Changed only once saved: if that failed, the next tick tries again.
         for series_id, state, value in batch:
+            # The group's wait counts from when the value crossed (and held for the rule's
+            # sustain), not from the tick that read it: up to a tick earlier.
+            crossed = now if state.since is None else min(now, state.since + rule.sustain_seconds)
             state.firing, state.since, state.value = True, None, value
             state.held = series_id in held
             state.fired_at, state.escalated = now, 0
             if series_id not in held and series_id not in silenced:  # recorded, but said to nobody
-                self._group(rule, state.labels).fired(series_id, state.labels, value, now)
+                self._group(rule, state.labels).fired(series_id, state.labels, value, crossed)
 
     def _resolve(self, rule, batch, now):
         """`batch`: (series id, state, value) of the series back in range (value None: no data)."""

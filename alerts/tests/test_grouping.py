@@ -186,3 +186,36 @@ def test_it_sends_a_due_group_before_reading_the_ticks_values(rule):
     tick(evaluator, feed, NOW, hosts(3, 99))
     tick(evaluator, feed, NOW + 30, hosts(3, 99))
     assert feed.sent_before_reading == [0, 1]
+
+
+class PublishedAt(Published):
+    """The feed, with the values' own timestamp set by the test."""
+
+    ts = NOW
+
+    def __call__(self):
+        return [(*point[:3], self.ts, point[4]) for point in super().__call__()]
+
+
+def test_a_group_waits_from_the_crossing_not_from_the_tick_that_read_it(rule):
+    """A value that crossed 0.8 s before the tick that read it: the group's message goes
+    out group_wait after the crossing, a tick earlier than counting from the tick."""
+    feed = PublishedAt()
+    evaluator = AlertEvaluator(feed=feed)
+    feed.ts = NOW - 0.8
+    tick(evaluator, feed, NOW, hosts(3, 99))
+    tick(evaluator, feed, NOW + 28, hosts(3, 99))
+    assert not Notification.objects.exists()
+    tick(evaluator, feed, NOW + 29.2, hosts(3, 99))
+    assert Notification.objects.count() == 1
+
+
+def test_a_value_stamped_long_ago_cuts_the_wait_by_two_seconds_at_most(rule):
+    feed = PublishedAt()
+    evaluator = AlertEvaluator(feed=feed)
+    feed.ts = NOW - 3600  # a backfill, or an agent whose clock is an hour behind
+    tick(evaluator, feed, NOW, hosts(3, 99))
+    tick(evaluator, feed, NOW + 27.5, hosts(3, 99))
+    assert not Notification.objects.exists()
+    tick(evaluator, feed, NOW + 28, hosts(3, 99))
+    assert Notification.objects.count() == 1
