@@ -166,6 +166,28 @@ def forget_registered_names():
     _registered.clear()
 
 
+# Label sets this process validated lately ({(name, value) pairs: the checked dict,
+# shared by every point carrying them, never changed}): a fleet pushes the same label
+# sets batch after batch. Bounded: past LABEL_SETS_KEPT it starts afresh.
+_checked_label_sets = {}
+LABEL_SETS_KEPT = 50_000
+
+
+def _checked_labels(labels):
+    if not isinstance(labels, dict):
+        return validate_labels(labels)
+    try:
+        found = _checked_label_sets.get(items := tuple(labels.items()))
+    except TypeError:  # an unhashable value: validate_labels says what is wrong with it
+        return validate_labels(labels)
+    if found is None:
+        found = validate_labels(labels)
+        if len(_checked_label_sets) >= LABEL_SETS_KEPT:
+            _checked_label_sets.clear()
+        _checked_label_sets[items] = found
+    return found
+
+
 def validate_metrics(points):
     """`metric_data` for each `(name, value, ts)` or `(name, value, ts, labels)`; on the
     first bad one raises `ValueError("point N: ...")`, N counted from 0."""
@@ -177,7 +199,7 @@ def validate_metrics(points):
             labels = rest[0] if rest else None
             if labels is None or labels is not checked_labels:
                 # The points of one line protocol line share their tags: checked once.
-                checked_labels, checked = labels, validate_labels(labels)
+                checked_labels, checked = labels, _checked_labels(labels)
             batch.append(_metric_data(name, value, ts, checked))
         except ValueError as exc:
             raise ValueError(f"point {index}: {exc}") from None

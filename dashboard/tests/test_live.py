@@ -5,7 +5,13 @@ import time
 import pytest
 from django.db import transaction
 
-from dashboard.live import events_published_last_second, publish_frame, publish_metric, publish_metrics
+from dashboard.live import (
+    events_published_last_second,
+    publish_frame,
+    publish_metric,
+    publish_metrics,
+    validate_metrics,
+)
 from dashboard.models import Metric
 from dashboard.storage import DashboardRedisStorage
 
@@ -186,3 +192,15 @@ def test_a_batch_waits_for_the_callers_transaction(storage):
         raise RuntimeError("the caller's work failed")
     assert storage.get_current_id("metrics") == before
     assert not Metric.objects.filter(key="rolled").exists()
+
+
+def test_it_validates_a_label_set_met_before_as_strictly_as_a_new_one(db):
+    """Label sets are remembered once checked: a bad one is never remembered, and the
+    same names with a bad value are refused whatever was accepted before."""
+    good = {"host": "web1", "dc": "eu"}
+    assert validate_metrics([("cpu", 1, None, good)])[0]["labels"] == {"dc": "eu", "host": "web1"}
+    assert validate_metrics([("cpu", 1, None, dict(good))])[0]["labels"] == {"dc": "eu", "host": "web1"}
+    for bad in ({"host": 1, "dc": "eu"}, {"host": ["web1"]}, {"__host": "web1"}):
+        for _ in range(2):
+            with pytest.raises(ValueError, match="point 0: label"):
+                validate_metrics([("cpu", 1, None, bad)])
