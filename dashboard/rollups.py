@@ -374,8 +374,9 @@ class RollupWriter:
 def grouped_rows(step, group, lower, upper=None, keys=None):
     """(key, bucket, count, sum, min, max) of tier `step` grouped into `group`-second
     buckets (a multiple of `step`), for buckets starting in [lower, upper), of the
-    storage `keys` only when given. Plain SQL rather than the ORM: up to 100,000 rows,
-    and the ORM's per-row conversion would be most of the answer's time."""
+    storage `keys` only when given; ordered by key, then bucket. Plain SQL rather than
+    the ORM: up to 100,000 rows, and the ORM's per-row conversion would be most of the
+    answer's time."""
     if keys is not None and not keys:
         return []
     sql, params = grouped_sql(step, group, lower, upper, keys)
@@ -400,7 +401,8 @@ def grouped_sql(step, group, lower, upper=None, keys=None):
         params += list(keys)
     sql = (
         f"SELECT {q('key')}, {start} AS start, SUM({q('count')}), SUM({q('sum')}), "  # noqa: S608
-        f"MIN({q('min')}), MAX({q('max')}) FROM {table} WHERE {where} GROUP BY {q('key')}, start"
+        f"MIN({q('min')}), MAX({q('max')}) FROM {table} WHERE {where} GROUP BY {q('key')}, start "
+        f"ORDER BY {q('key')}, start"
     )
     return sql, params
 

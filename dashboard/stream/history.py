@@ -216,9 +216,10 @@ def choose_step(window, now=None):
 
 
 def read_rollups(step, group, window, selection=None):
-    """(rollup cursor, rows) read from one snapshot, so the rows hold exactly the
-    events up to the cursor (the writer commits both together). Rows are keyed by
-    series id, and only of the series `selection` wants when given."""
+    """(rollup cursor, rows, {storage key: series id}) read from one snapshot, so the rows
+    hold exactly the events up to the cursor (the writer commits both together). Rows
+    are `rollups.grouped_rows`' (by storage key, in bucket order), only of the series
+    `selection` wants when given."""
     lower = rollups.bucket_of(window.start, group)
     upper = None if window.end is None else rollups.bucket_of(window.end, step) + step
     outermost = not connection.in_atomic_block
@@ -229,36 +230,62 @@ def read_rollups(step, group, window, selection=None):
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         cursor_id = rollups.cursor_id()
         keys = None if selection is None else rollups.matching_keys(selection)
-        rows = list(rollups.grouped_rows(step, group, lower, upper, keys))
+        rows = rollups.grouped_rows(step, group, lower, upper, keys)
         ids = rollups.series_ids({row[0] for row in rows})
-    # A key without a known id (its Series row pruned meanwhile) has no name to answer under.
-    return cursor_id, [(ids[key], *rest) for key, *rest in rows if key in ids]
+    return cursor_id, rows, ids
 
 
 def bucketed_series(storage, window, selection=None):
     """(last event id, step, series, values in each series' last bucket, values per series)."""
     step, group = choose_step(window)
-    cursor_id, rows = read_rollups(step, group, window, selection)
+    cursor_id, rows, ids = read_rollups(step, group, window, selection)
     # Fixed after the rollups are read, so it is never behind their cursor: everything
     # up to it is in this answer, everything after it comes from the stream.
     last_id = storage.get_current_id(METRICS_CHANNEL)
-    buckets = rollups.Buckets(group)
-    for key, bucket, count, total, low, high in rows:
-        buckets.add(key, bucket, None, count, total, low, high)
-    # What the writer has not written yet comes from the event store.
+    # What the writer has not written yet comes from the event store: a few seconds of
+    # values, folded into the rows' buckets as the rows go by (the rows, up to a hundred
+    # thousand, are already one per series and bucket: they are not folded again).
     lower = rollups.bucket_of(window.start, group)
+    recent = rollups.Buckets(group)
     gap = Walk(storage, last_id, lower, floor_id=cursor_id or 0, limit=GAP_LIMIT)
     for event_type, data in gap.events:
         for key, name, labels, ts, value in frames.points_of(event_type, data):
             in_window = ts >= lower and (window.end is None or ts <= window.end)
             if in_window and (selection is None or selection.wants(key, name, labels)):
-                buckets.add(key, ts, value)
-    series, last_counts, totals = {}, {}, {}
-    for key, bucket, count, total, low, high in buckets.rows():
+                recent.add(key, ts, value)
+    pending = recent.cells
+    series, last_buckets, totals = {}, {}, {}
+
+    def put(series_id, bucket, count, total, low, high):
         # Averages to 6 significant digits: the chart cannot show more, the answer is smaller.
-        series.setdefault(key, []).append([bucket, float(f"{total / count:.6g}"), low, high])
-        last_counts[key] = count
-        totals[key] = totals.get(key, 0) + count
+        points = series.get(series_id)
+        if points is None:
+            points = series[series_id] = []
+        points.append([bucket, float(f"{total / count:.6g}"), low, high])
+        totals[series_id] = totals.get(series_id, 0) + count
+        if series_id not in last_buckets or bucket > last_buckets[series_id][0]:
+            last_buckets[series_id] = (bucket, count)
+
+    for key, bucket, count, total, low, high in rows:
+        series_id = ids.get(key)
+        if series_id is None:
+            continue  # its Series row pruned meanwhile: no name to answer under
+        if pending:
+            cell = pending.pop((series_id, bucket), None)
+            if cell is not None:
+                count, total = count + cell[0], total + cell[1]
+                low, high = min(low, cell[2]), max(high, cell[3])
+        put(series_id, bucket, count, total, low, high)
+    # Buckets only the event store has: normally the newest of each series.
+    unordered = set()
+    for (series_id, bucket), cell in sorted(pending.items()):
+        points = series.get(series_id)
+        if points and points[-1][0] > bucket:
+            unordered.add(series_id)
+        put(series_id, bucket, *cell)
+    for series_id in unordered:
+        series[series_id].sort(key=lambda point: point[0])
+    last_counts = {series_id: count for series_id, (_, count) in last_buckets.items()}
     return last_id, group, series, last_counts, totals
 
 

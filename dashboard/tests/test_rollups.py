@@ -288,6 +288,21 @@ def test_buckets_end_exactly_at_the_event_the_stream_resumes_after(as_alice, sto
     assert body["last_counts"]["cpu"] == 1
 
 
+def test_values_the_writer_has_not_written_join_the_rolled_up_bucket_they_fall_in(as_alice, storage):
+    start = rollups.bucket_of(time.time() - 60, 10)
+    publish_frame(1, start + 1, {"cpu": 1.0})
+    rollups.write_pending(storage)
+    publish_frame(2, start + 2, {"cpu": 3.0})  # the same bucket, from the store only
+    send("metrics", "metric", {"name": "cpu", "value": 7.0, "ts": start - 9})  # late, an older bucket
+    fill_rollups("memory", days=1)
+
+    body = as_alice.get(URL, {"minutes": 60}).json()
+
+    assert body["step"] == 10
+    assert body["series"]["cpu"] == [[start - 10, 7.0, 7.0, 7.0], [start, 2.0, 1.0, 3.0]]
+    assert body["last_counts"]["cpu"] == 2
+
+
 def test_long_windows_survive_a_redis_flush(as_alice, storage):
     now = time.time()
     for seq in range(1, 1201):
