@@ -4,13 +4,14 @@ that many viewers would need.
 The model is fitted to the stream bench's own results (`python -m bench`), one straight line
 per figure and route, by least squares over the phases of the given files:
 
-- server CPU over a phase's publish window = events × CPU per event + deliveries × CPU per
-  delivery (a delivery is one event to one viewer; the window's idle time and keep-alives
-  are in the slope, as they are at the rate the bench publishes at);
+- server CPU over a phase's publish window, per event published = CPU per event + viewers
+  reached × CPU per delivery (a delivery is one event to one viewer; the window's idle time
+  and keep-alives are in the slope, as they are at the rate the bench publishes at);
 - the workers' CPU over the connect storm = connected × CPU per connect;
 - RSS of the processes holding the connections, once connected = base + viewers × per viewer;
-- Redis commands in the publish window = events × per event + deliveries × per delivery, and
-  in the connect storm = connected × per connect (only runs that recorded `redis_calls`).
+- Redis commands in the publish window, per event = per event + viewers reached × per
+  delivery, and in the connect storm = connected × per connect (only runs that recorded
+  `redis_calls`).
 
 A route's machines hold its connections (the workers for direct SSE and the WebSocket,
 Pushpin for the Pushpin route); the Redis is one, shared by all of them.
@@ -109,8 +110,6 @@ def fit_line(xs, ys):
     fitted intercept below zero is a cost below nothing (noise): both are fitted through
     the origin instead, so a slope alone carries the cost."""
     n = len(xs)
-    if n == 0:
-        return None
     if len(set(xs)) >= 2:
         mean_x, mean_y = sum(xs) / n, sum(ys) / n
         sxx = sum((x - mean_x) ** 2 for x in xs)
@@ -123,16 +122,17 @@ def fit_line(xs, ys):
 
 def fit_path(points):
     """One route's costs from its points (seconds, KB and commands)."""
-    events = sum(p["events"] for p in points) / len(points)
-    deliveries = [p["deliveries"] for p in points]
+    # Per event published against the viewers each reached: the intercept is what an event
+    # costs once, the slope what it costs per viewer, whatever the events per phase.
+    reached = [p["deliveries"] / p["events"] for p in points]
     connected = [p["connected"] for p in points]
-    cpu_a, cpu_b = fit_line(deliveries, [p["cpu_s"] for p in points])
+    cpu_per_event, cpu_per_delivery = fit_line(reached, [p["cpu_s"] / p["events"] for p in points])
     base_kb, kb_per_viewer = fit_line(connected, [p["rss_kb"] for p in points])
     _, connect_s = fit_line(connected, [p["connect_cpu_s"] for p in points])
     model = {
         "points": [(p["source"], p["clients"]) for p in points],
-        "cpu_per_delivery_s": cpu_b,
-        "cpu_per_event_s": cpu_a / events,
+        "cpu_per_delivery_s": cpu_per_delivery,
+        "cpu_per_event_s": cpu_per_event,
         "workers_cpu_per_connect_s": connect_s,
         "base_kb": base_kb,
         "kb_per_viewer": kb_per_viewer,
@@ -143,16 +143,16 @@ def fit_path(points):
     }
     measured = [p for p in points if p["redis_publish_calls"] is not None]
     if measured:
-        calls_a, calls_b = fit_line(
-            [p["deliveries"] for p in measured], [p["redis_publish_calls"] for p in measured]
+        calls_per_event, calls_per_delivery = fit_line(
+            [p["deliveries"] / p["events"] for p in measured],
+            [p["redis_publish_calls"] / p["events"] for p in measured],
         )
-        measured_events = sum(p["events"] for p in measured) / len(measured)
         _, per_connect = fit_line(
             [p["connected"] for p in measured], [p["redis_connect_calls"] for p in measured]
         )
         model.update(
-            redis_calls_per_event=calls_a / measured_events,
-            redis_calls_per_delivery=calls_b,
+            redis_calls_per_event=calls_per_event,
+            redis_calls_per_delivery=calls_per_delivery,
             redis_calls_per_connect=per_connect,
         )
     return model

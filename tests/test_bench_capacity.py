@@ -110,7 +110,13 @@ def test_the_line_fit_recovers_a_known_intercept_and_slope():
 
 
 def test_the_fit_recovers_every_cost_from_synthetic_points():
-    points = capacity.points_of(synthetic_results([synthetic_phase("sse", n) for n in (1000, 3000, 10_000)]))
+    # Phases of different lengths too: the per-event cost is not mistaken for a per-viewer one.
+    phases = [
+        synthetic_phase("sse", 1000),
+        synthetic_phase("sse", 3000, events=20),
+        synthetic_phase("sse", 10_000),
+    ]
+    points = capacity.points_of(synthetic_results(phases))
     model = capacity.fit(points)["sse"]
     assert model["cpu_per_delivery_s"] == pytest.approx(CPU_PER_DELIVERY_S)
     assert model["cpu_per_event_s"] == pytest.approx(CPU_PER_EVENT_S)
