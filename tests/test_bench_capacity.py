@@ -105,6 +105,8 @@ def test_the_line_fit_recovers_a_known_intercept_and_slope():
     assert capacity.fit_line(xs, [5 + 0.25 * x for x in xs]) == pytest.approx((5, 0.25))
     # Below zero the intercept is noise: the slope alone carries the cost.
     assert capacity.fit_line(xs, [-5 + 0.25 * x for x in xs])[0] == 0
+    # Nor a slope below zero: y does not grow with x.
+    assert capacity.fit_line(xs, [20, 19, 18]) == pytest.approx((19, 0))
     # One size alone cannot tell the two apart either.
     assert capacity.fit_line([1000, 1000], [250, 250]) == pytest.approx((0, 0.25))
 
@@ -214,8 +216,11 @@ def test_the_committed_results_load_and_give_every_route_and_the_held_out_check(
     assert set(output["models"]) == {"sse", "pushpin", "ws"}
     for m in output["models"].values():
         assert m["cpu_per_delivery_s"] > 0 and m["kb_per_viewer"] > 0
+        # The fitted run recorded Redis' commands: every event is stored and published.
+        assert m["redis_calls_per_event"] >= 1 and m["redis_calls_per_connect"] > 0
     checked = {(row["source"], row["path"], row["clients"]) for row in output["check"]}
     assert checked == {("20261127T220852Z.json", "sse", 10_000), ("20261127T224904Z.json", "ws", 3000)}
-    assert ("20261127T220852Z.json", 10_000) not in output["models"]["sse"]["points"]
+    fitted_sources = {source for m in output["models"].values() for source, _ in m["points"]}
+    assert fitted_sources == {"20261206T203128Z.json"}
     assert len(output["projections"]) == 12
     assert "| direct SSE (uvicorn) | 1,000,000 | 10 |" in printed
