@@ -3,6 +3,7 @@
 import math
 
 import psutil
+import redis
 
 
 class ServerProcesses:
@@ -89,3 +90,26 @@ def cdf_points(seconds, points=200):
 
 def _ms(value):
     return None if value is None else round(value * 1000, 3)
+
+
+class RedisCalls:
+    """Calls so far per command (INFO commandstats) of the Redis at `url`: {"get": 12, ...}.
+
+    One connection for every reading, so the readings add nothing but their own INFO
+    (which `calls_between` leaves out) and no connection handshake of their own."""
+
+    def __init__(self, url):
+        self.client = redis.Redis.from_url(url)
+
+    def reading(self):
+        stats = self.client.info("commandstats")
+        return {name.removeprefix("cmdstat_"): entry["calls"] for name, entry in stats.items()}
+
+    def close(self):
+        self.client.close()
+
+
+def calls_between(before, after):
+    """The commands run between two readings, less the INFO commands that took them."""
+    calls = {name: count - before.get(name, 0) for name, count in after.items() if name != "info"}
+    return {name: count for name, count in sorted(calls.items()) if count > 0}

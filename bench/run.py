@@ -29,7 +29,7 @@ from pathlib import Path
 from bench import report
 from bench.clients import CONNECTED, PACED_CONCURRENCY, RECEIVED, Target, load_process_main, stop_helper
 from bench.limits import raise_open_files_limit
-from bench.measure import ServerProcesses, cdf_points, cpu_seconds_of, summarise_ms
+from bench.measure import RedisCalls, ServerProcesses, calls_between, cdf_points, cpu_seconds_of, summarise_ms
 from bench.profile import Profiler
 from bench.publisher import PROGRESS_PUBLISHED, publisher_main
 from bench.stack import FLOOR_PATHS, PATHS, PUSHPIN_PATHS, BenchStack
@@ -141,6 +141,7 @@ class Bench:
         self.grip_publisher = None
         self.profiler = Profiler(args.profile) if args.profile else None
         self.last_load_cpu_s = 0.0
+        self.redis_calls = None
 
     # Helper processes ------------------------------------------------------
 
@@ -251,6 +252,9 @@ class Bench:
         time.sleep(0.5)
         before = processes.snapshot()
         workers_before = workers.cpu_seconds()
+        # Redis commands per connect and per event, for the capacity model (bench.capacity).
+        self.redis_calls = self.redis_calls or RedisCalls(self.stack.redis_url)
+        calls_at_start = self.redis_calls.reading()
 
         metric = f"bench-{path}-{count}-{secrets.token_hex(3)}"
         targets = self.targets(path, servers, count)
@@ -272,6 +276,7 @@ class Bench:
         time.sleep(1.0)
         after = processes.snapshot()
         workers_connect_s = workers.cpu_seconds() - workers_before
+        calls_connected = self.redis_calls.reading()
 
         self.start_profile(path, count, "publish", servers)
         workers_before = workers.cpu_seconds()
@@ -279,6 +284,7 @@ class Bench:
             path, count, metric, processes, connected
         )
         workers_publish_s = workers.cpu_seconds() - workers_before
+        calls_published = self.redis_calls.reading()
         profiles["publish"] = self.stop_profile()
         pings = self.ping_phase() if path in WS_PATHS else None
         collect = self.collect_command(publish["published"])
@@ -313,6 +319,12 @@ class Bench:
             load_cpu_s=self.last_load_cpu_s,
             workers_cpu={"connect_s": workers_connect_s, "publish_s": workers_publish_s},
             per_client=self.per_client,
+            redis_calls=redis_calls_result(
+                calls_between(calls_at_start, calls_connected),
+                calls_between(calls_connected, calls_published),
+                connected,
+                publish["published"],
+            ),
         )
 
     def collect_command(self, published):
@@ -467,8 +479,20 @@ def phase_result(*, path, count, connected, before, after, peak, publish, stats,
             "workers_ms_per_event": _per(rest["workers_cpu"]["publish_s"] * 1000, publish["published"]),
         },
         "ping_ms": pings,
+        "redis_calls": rest["redis_calls"],
         "server_errors": rest["server_errors"],
         **({"profile": rest["profiles"]} if any(rest["profiles"].values()) else {}),
+    }
+
+
+def redis_calls_result(connect, publish, connected, published):
+    """The Redis commands of the connect storm and of the publish window, by command and
+    per connection / per event (what a deployment's Redis must serve per viewer and event)."""
+    return {
+        "connect": connect,
+        "publish": publish,
+        "per_connection": _per(sum(connect.values()), connected),
+        "per_event": _per(sum(publish.values()), published),
     }
 
 
@@ -518,6 +542,8 @@ def main(argv=None):
         return 130
     finally:
         bench.stop_helpers(graceful=not interrupted)
+        if bench.redis_calls:
+            bench.redis_calls.close()
         stack.stop()
         if args.keep_logs:
             log(f"server logs kept in {stack.workdir}")

@@ -31,6 +31,7 @@ PHASE_FIELDS = {
     "memory",
     "cpu",
     "ping_ms",
+    "redis_calls",
 }
 
 
@@ -67,6 +68,8 @@ def test_it_measures_every_path_with_every_field(quick_run):
         assert phase["memory"]["per_connection_kb"] is not None
         assert all(server["threads_connected"] >= 1 for server in phase["memory"]["servers"])
         assert phase["cpu"]["ms_per_1000_deliveries"] is not None
+        # Every route's events go through Redis (stored, then published) on the way out.
+        assert phase["redis_calls"]["per_event"] > 0, phase["path"]
     assert {"cpu_count", "cpu_model", "memory_mb", "python", "packages"} <= results["machine"].keys()
     assert results["machine"]["packages"]["django"]
 
