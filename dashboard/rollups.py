@@ -388,9 +388,10 @@ def grouped_rows(step, group, lower, upper=None, keys=None):
 def grouped_sql(step, group, lower, upper=None, keys=None):
     q = connection.ops.quote_name
     table = q(MetricRollup._meta.db_table)
+    regroup = group != step
     # Integer division on both databases (bigint / integer).
-    start = f"({q('bucket')} / %s) * %s" if group != step else q("bucket")
-    params = [group, group] if group != step else []
+    start = f"({q('bucket')} / %s) * %s" if regroup else q("bucket")
+    params = [group, group] if regroup else []
     where = f"{q('tier')} = %s AND {q('bucket')} >= %s"
     params += [step, int(lower)]
     if upper is not None:
@@ -399,6 +400,14 @@ def grouped_sql(step, group, lower, upper=None, keys=None):
     if keys is not None:
         where += f" AND {q('key')} IN ({', '.join(['%s'] * len(keys))})"
         params += list(keys)
+    if not regroup:
+        # A tier's rows are already one per key and bucket (the unique constraint): the
+        # database need not group what it only has to read in order.
+        sql = (
+            f"SELECT {q('key')}, {start}, {q('count')}, {q('sum')}, {q('min')}, {q('max')} "  # noqa: S608
+            f"FROM {table} WHERE {where} ORDER BY {q('key')}, {start}"
+        )
+        return sql, params
     sql = (
         f"SELECT {q('key')}, {start} AS start, SUM({q('count')}), SUM({q('sum')}), "  # noqa: S608
         f"MIN({q('min')}), MAX({q('max')}) FROM {table} WHERE {where} GROUP BY {q('key')}, start "
