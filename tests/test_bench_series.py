@@ -40,6 +40,8 @@ def test_it_creates_labelled_series_through_the_api_and_measures_every_read(tmp_
     assert report["populate"]["statuses"] == {"204": 3}
     assert report["populate"]["points"] == 900
     assert report["tracebacks"] == []
+    # Results are committed: they name no folder of the machine that wrote them.
+    assert str(tmp_path) not in path.read_text()
     assert {case["endpoint"] for case in report["cases"]} == ENDPOINTS
     for case in report["cases"]:
         latency = case["latency_ms"]
