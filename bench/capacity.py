@@ -40,9 +40,8 @@ DEFAULT_CHECK = [
 ]
 
 HEADROOM = 0.7  # of a machine's cores and memory and of Redis' ceiling: room for bursts and storms
-# One Redis' commands per second on the bench's machine, measured with redis-benchmark (50
-# clients, no pipelining, its own redis-server): SET 75,000, GET 73,000, INCR 61,000, HSET
-# 57,000, ZADD 49,000, PUBLISH 42,000; below the slowest, as the product's mix has Lua scripts.
+# One Redis' commands per second: below the slowest command redis-benchmark measured on the
+# bench's machine (docs/performance.md, "A capacity model"), as the product's mix has Lua scripts.
 REDIS_OPS_CEILING = 40_000
 VIEWERS = (100_000, 1_000_000)
 RATES = (1, 10)

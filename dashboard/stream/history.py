@@ -389,6 +389,6 @@ def _history(request, shared=False):
             "window": window.minutes,
             "last_event_id": make_id({METRICS_CHANNEL: last_id}),
         },
-        # No spaces after separators: a tenth of a long answer, to encode, gzip and parse.
+        # No spaces after separators: fewer bytes of a long answer to encode, gzip and parse.
         json_dumps_params={"separators": (",", ":")},
     )
