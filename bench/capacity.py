@@ -161,7 +161,8 @@ def fit_path(points):
 
 
 def fit(points):
-    return {path: fit_path(select(points, path)) for path in PATHS if select(points, path)}
+    by_path = {path: select(points, path) for path in PATHS}
+    return {path: fit_path(chosen) for path, chosen in by_path.items() if chosen}
 
 
 # Projection ----------------------------------------------------------------------------

@@ -400,19 +400,15 @@ def grouped_sql(step, group, lower, upper=None, keys=None):
     if keys is not None:
         where += f" AND {q('key')} IN ({', '.join(['%s'] * len(keys))})"
         params += list(keys)
-    if not regroup:
+    if regroup:
+        columns = f"{start} AS start, SUM({q('count')}), SUM({q('sum')}), MIN({q('min')}), MAX({q('max')})"
+        grouping, order = f" GROUP BY {q('key')}, start", "start"
+    else:
         # A tier's rows are already one per key and bucket (the unique constraint): the
         # database need not group what it only has to read in order.
-        sql = (
-            f"SELECT {q('key')}, {start}, {q('count')}, {q('sum')}, {q('min')}, {q('max')} "  # noqa: S608
-            f"FROM {table} WHERE {where} ORDER BY {q('key')}, {start}"
-        )
-        return sql, params
-    sql = (
-        f"SELECT {q('key')}, {start} AS start, SUM({q('count')}), SUM({q('sum')}), "  # noqa: S608
-        f"MIN({q('min')}), MAX({q('max')}) FROM {table} WHERE {where} GROUP BY {q('key')}, start "
-        f"ORDER BY {q('key')}, start"
-    )
+        columns = f"{start}, {q('count')}, {q('sum')}, {q('min')}, {q('max')}"
+        grouping, order = "", start
+    sql = f"SELECT {q('key')}, {columns} FROM {table} WHERE {where}{grouping} ORDER BY {q('key')}, {order}"  # noqa: S608
     return sql, params
 
 

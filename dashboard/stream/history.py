@@ -237,6 +237,12 @@ def read_rollups(step, group, window, selection=None):
     return cursor_id, rows, ids
 
 
+def bucket_point(bucket, count, total, low, high):
+    """A bucket as the answer gives it: its average to 6 significant digits (the chart
+    cannot show more, the answer is smaller), its lowest and highest value."""
+    return [bucket, float(f"{total / count:.6g}"), low, high]
+
+
 def merged(row, cell):
     """A rollup row with the store's cell of the same series and bucket folded in."""
     if cell is None:
@@ -267,37 +273,25 @@ def bucketed_series(storage, window, selection=None):
     series, last_buckets, totals = {}, {}, {}
 
     def put(series_id, bucket, count, total, low, high):
-        # Averages to 6 significant digits: the chart cannot show more, the answer is smaller.
-        points = series.get(series_id)
-        if points is None:
-            points = series[series_id] = []
-        points.append([bucket, float(f"{total / count:.6g}"), low, high])
+        series.setdefault(series_id, []).append(bucket_point(bucket, count, total, low, high))
         totals[series_id] = totals.get(series_id, 0) + count
         if series_id not in last_buckets or bucket > last_buckets[series_id][0]:
             last_buckets[series_id] = (bucket, count)
 
-    # The store's cells by series: a series' run of rows meets only its own.
-    cells_of = {}
-    for (series_id, bucket), cell in pending.items():
-        cells_of.setdefault(series_id, {})[bucket] = cell
+    # The store holds the newest buckets: rows older than its oldest pass as they are.
+    oldest_pending = min((bucket for _, bucket in pending), default=math.inf)
     for key, run in itertools.groupby(rows, key=operator.itemgetter(0)):
         series_id = ids.get(key)
         if series_id is None:
             continue  # its Series row pruned meanwhile: no name to answer under
-        run = list(run)
-        cells = cells_of.get(series_id)
-        if cells:
-            newest = min(cells)  # the store holds the newest buckets: older rows pass as they are
-            run = [row if row[1] < newest else merged(row, cells.pop(row[1], None)) for row in run]
-        # One list per series, built in one pass: this loop meets every row of the answer.
-        series[series_id] = [
-            [bucket, float(f"{total / count:.6g}"), low, high] for _, bucket, count, total, low, high in run
+        run = [
+            row if row[1] < oldest_pending else merged(row, pending.pop((series_id, row[1]), None))
+            for row in run
         ]
+        # One list per series, built in one pass: this loop meets every row of the answer.
+        series[series_id] = [bucket_point(*row[1:]) for row in run]
         totals[series_id] = sum(row[2] for row in run)
         last_buckets[series_id] = (run[-1][1], run[-1][2])
-    pending = {
-        (series_id, bucket): cell for series_id, left in cells_of.items() for bucket, cell in left.items()
-    }
     # Buckets only the event store has: normally the newest of each series.
     unordered = set()
     for (series_id, bucket), cell in sorted(pending.items()):
