@@ -240,22 +240,26 @@ def test_it_switches_to_seven_days_with_bands_zooms_into_a_range_and_back(dashbo
     assert page.errors == []
 
 
-def column_tint(page, key, x):
-    """The mean blue minus red of a 3 px column of the chart's canvas at CSS x (within the plot)."""
+def region_tint(page, key, x0, x1):
+    """The mean blue minus red of the chart's canvas between CSS x0 and x1 (within the plot).
+
+    A region, not a column: the line's dots and the gaps between them average out.
+    """
     return page.evaluate(
-        """([key, x]) => {
+        """([key, x0, x1]) => {
             const canvas = document.querySelector(`.chart-card[data-key='${key}'] canvas`);
             const over = document.querySelector(`.chart-card[data-key='${key}'] .u-over`);
             const ratio = window.devicePixelRatio || 1;
-            const left = Math.round((x + over.offsetLeft - 1) * ratio);
+            const left = Math.round((x0 + over.offsetLeft) * ratio);
+            const width = Math.max(1, Math.round((x1 - x0) * ratio));
             const top = Math.round(over.offsetTop * ratio);
             const height = Math.round(over.clientHeight * ratio);
-            const pixels = canvas.getContext('2d').getImageData(left, top, 3, height).data;
+            const pixels = canvas.getContext('2d').getImageData(left, top, width, height).data;
             let tint = 0;
             for (let i = 0; i < pixels.length; i += 4) tint += pixels[i + 2] - pixels[i];
             return tint / (pixels.length / 4);
         }""",
-        [key, x],
+        [key, x0, x1],
     )
 
 
@@ -298,9 +302,14 @@ def test_it_draws_annotations_on_the_charts_they_belong_on_with_their_text_on_ho
     # A look at it: the card with its marker and band, the banner above.
     page.locator(".chart-card[data-key='orders']").screenshot(path=str(tmp_path / "annotated-chart.png"))
     page.screenshot(path=str(tmp_path / "annotated-page.png"))
+
     # Drawn: the band tints the plot bluer than before it starts.
-    before = page.evaluate(f"livedash.charts.xOf('orders', {now - 120})")
-    assert column_tint(page, "orders", band) > column_tint(page, "orders", before) + 3
+    def x_of(moment):
+        return page.evaluate(f"livedash.charts.xOf('orders', {moment})")
+
+    inside = region_tint(page, "orders", x_of(now - 80), x_of(now - 20))
+    before = region_tint(page, "orders", x_of(now - 170), x_of(now - 110))
+    assert inside > before + 3
 
     # The CSV has them in a last column, each on a row at its time.
     page.mouse.move(0, 0)
