@@ -405,6 +405,19 @@ class AlertEvaluator:
             state.firing, state.since, state.last_resolved, state.held = False, None, now, False
             self._group(rule, state.labels).resolved_now(series_id, value, no_data=value is None)
 
+    def next_message_at(self):
+        """When the first group's message falls due (wall-clock seconds), or None."""
+        times = (
+            group.due_at(self.rules_by_id[group.rule_id])
+            for group in self.groups.values()
+            if group.rule_id in self.rules_by_id
+        )
+        return min((at for at in times if at is not None), default=None)
+
+    def send_due_messages(self, now):
+        """Between ticks: the groups whose wait is over go out now, not on the next tick."""
+        self._flush_groups(now)
+
     def _flush_groups(self, now):
         """Send what each group has due (Alertmanager's timing), one message a group."""
         for key, group in list(self.groups.items()):

@@ -101,6 +101,18 @@ class Group:
             return "repeat"
         return None
 
+    def due_at(self, rule):
+        """The earliest time at which `due` answers something if nothing changes
+        meanwhile, or None: the collector wakes for it between its ticks."""
+        if self.last_sent is None:
+            return self.started + rule.group_wait if self.firing else None
+        times = []
+        if self.changed:
+            times.append(self.last_sent + rule.group_interval)
+        if self.firing and rule.repeat_minutes:
+            times.append(self.last_sent + rule.repeat_minutes * 60)
+        return min(times, default=None)
+
     def sent(self, now):
         for member in self.firing.values():
             member.status = "firing"

@@ -171,6 +171,21 @@ def test_it_sends_a_group_on_the_tick_it_is_due_even_when_that_tick_is_a_hair_ea
     assert group.due(rule, NOW + 9.99) == "update"
 
 
+def test_it_says_when_the_next_message_falls_due_so_the_collector_can_wake_for_it(rule):
+    feed = Published()
+    evaluator = AlertEvaluator(feed=feed)
+    assert evaluator.next_message_at() is None
+    tick(evaluator, feed, NOW, hosts(3, 99))
+    assert evaluator.next_message_at() == NOW + 30  # group_wait
+    evaluator.send_due_messages(NOW + 29)
+    assert not Notification.objects.exists()
+    evaluator.send_due_messages(NOW + 30)
+    assert Notification.objects.count() == 1
+    assert evaluator.next_message_at() == NOW + 30 + 4 * 3600  # repeat_interval
+    tick(evaluator, feed, NOW + 40, hosts(3, 10))
+    assert evaluator.next_message_at() == NOW + 30 + 300  # group_interval, for the resolve
+
+
 def test_it_sends_a_due_group_before_reading_the_ticks_values(rule):
     """Reading and judging a tick's values (thousands of series) must not hold back a
     message whose group_wait is over: it goes out first."""
