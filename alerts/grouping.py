@@ -19,10 +19,6 @@ from dataclasses import dataclass, field
 
 from dashboard import series as series_ids
 
-# Groups are looked at on the collector's ticks, whose timestamps wobble by a few
-# milliseconds: a group due a hair after this tick must not wait a whole tick more.
-TICK_SLACK = 0.1
-
 
 def group_labels(rule, labels):
     """The values of the rule's `group_by` labels in `labels` (absent ones left out)."""
@@ -91,13 +87,12 @@ class Group:
     def due(self, rule, now):
         """'first', 'update', 'repeat' or None: what this group should send now."""
         if self.last_sent is None:
-            if self.firing and now - self.started + TICK_SLACK >= rule.group_wait:
+            if self.firing and now >= self.started + rule.group_wait:
                 return "first"
             return None
-        since = now - self.last_sent + TICK_SLACK
-        if self.changed and since >= rule.group_interval:
+        if self.changed and now >= self.last_sent + rule.group_interval:
             return "update"
-        if self.firing and rule.repeat_minutes and since >= rule.repeat_minutes * 60:
+        if self.firing and rule.repeat_minutes and now >= self.last_sent + rule.repeat_minutes * 60:
             return "repeat"
         return None
 

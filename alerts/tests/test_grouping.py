@@ -155,20 +155,23 @@ def test_a_group_repeats_after_repeat_interval_unless_acknowledged(rule, staff):
     assert Notification.objects.count() == 2  # acknowledged: no more repeats
 
 
-def test_it_sends_a_group_on_the_tick_it_is_due_even_when_that_tick_is_a_hair_early(db):
-    """Ticks are a second apart give or take a few milliseconds: a group that waits 5 s
-    goes out on the fifth tick after its first alert, not a whole tick later."""
+def test_a_group_is_due_when_its_wait_is_over_and_not_a_moment_before(db):
+    """The collector wakes at `due_at` between its ticks: a tick a hair early must not
+    send the message before group_wait (or group_interval) is over."""
     from alerts.grouping import Group
 
     rule = AlertRule(group_wait=5, group_interval=5, repeat_minutes=0)
     group = Group(1, "rule-1", {})
     group.fired('cpu{host="a"}', {"host": "a"}, 99, NOW)
-    assert group.due(rule, NOW + 4) is None
-    assert group.due(rule, NOW + 4.995) == "first"
-    group.sent(NOW + 4.995)
+    assert group.due_at(rule) == NOW + 5
+    assert group.due(rule, NOW + 4.995) is None
+    assert group.due(rule, NOW + 5) == "first"
+    group.sent(NOW + 5)
+    assert group.due_at(rule) is None  # nothing new to say, no repeats
     group.resolved_now('cpu{host="a"}', 10)
-    assert group.due(rule, NOW + 9) is None
-    assert group.due(rule, NOW + 9.99) == "update"
+    assert group.due_at(rule) == NOW + 10
+    assert group.due(rule, NOW + 9.99) is None
+    assert group.due(rule, NOW + 10) == "update"
 
 
 def test_it_says_when_the_next_message_falls_due_so_the_collector_can_wake_for_it(rule):
