@@ -20,6 +20,7 @@ where the last one stopped instead of firing again.
 """
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -100,18 +101,28 @@ class AlertEvaluator:
         self.groups = {}
         self.windows = []
         self._loaded_at = None
+        # A tick and the messenger's sends (alerts.messenger) take turns with the state.
+        self.lock = threading.RLock()
 
     def evaluate(self, values, now):
         """Advance every rule with this tick's values; returns the metric names that
         have a firing series. Never raises: a tick must not die of an alert."""
-        try:
-            self._reload_if_due(now)
-        except Exception:
-            logger.exception("could not reload alert rules")
-        # What is due from earlier ticks goes first: reading and judging this tick's
-        # values (thousands of series) must not hold back a message whose wait is over.
-        self._flush_groups(now)
-        samples, gone = self._samples(values, now)
+        with self.lock:
+            try:
+                self._reload_if_due(now)
+            except Exception:
+                logger.exception("could not reload alert rules")
+            # What is due from earlier ticks goes first: reading and judging this tick's
+            # values (thousands of series) must not hold back a message whose wait is over.
+            self._flush_groups(now)
+        # Reading the published values is most of a tick: without the lock, so a group
+        # whose wait ends meanwhile goes out from the messenger (alerts.messenger).
+        published, blind = self._read_published()
+        with self.lock:
+            return self._judge(values, now, published, blind)
+
+    def _judge(self, values, now, published, blind):
+        samples, gone = self._samples(values, now, published, blind)
         for rule in self.rules:
             selector, states = self.selectors[rule.pk], self.states[rule.pk]
             # What fires and resolves this tick, each stored in one go: a bad deploy
@@ -154,26 +165,28 @@ class AlertEvaluator:
         self._escalate(now)
         return {state.name for rule in self.rules for state in self.states[rule.pk].values() if state.firing}
 
-    def _samples(self, values, now):
+    def _read_published(self):
+        """(the points published since the last tick, whether the feed could not be read)."""
+        if self.feed is None:
+            return (), False
+        try:
+            return self.feed(), False
+        except Exception as exc:
+            logger.warning("could not read the published values for alerts: %s", exc)
+            return (), True
+
+    def _samples(self, values, now, published, blind):
         """{series id: (name, labels, value, when it was measured)}: the frame's, then the
         newer published ones (see `measured_at`)."""
         samples = {}
         frame = {"ts": now, "values": values if isinstance(values, dict) else {}, "host": self.host}
         for series_id, name, labels, _ts, value in frames.points_of(frames.FRAME, frame):
             samples[series_id] = (name, labels, float(value), now)
-        blind = False
-        if self.feed is not None:
-            try:
-                points = self.feed()
-            except Exception as exc:
-                logger.warning("could not read the published values for alerts: %s", exc)
-                points, blind = (), True
-            for series_id, name, labels, ts, value in points:
-                samples[series_id] = (name, labels, float(value), measured_at(ts, now))
+        for series_id, name, labels, ts, value in published:
+            samples[series_id] = (name, labels, float(value), measured_at(ts, now))
         gone = []
         if self.hosts is not None:
-            points = points if self.feed is not None else ()
-            samples, gone = self._host_samples(samples, frame, points, now, blind)
+            samples, gone = self._host_samples(samples, frame, published, now, blind)
         return samples, gone
 
     def _host_samples(self, samples, frame, points, now, blind=False):
@@ -407,16 +420,18 @@ class AlertEvaluator:
 
     def next_message_at(self):
         """When the first group's message falls due (wall-clock seconds), or None."""
-        times = (
-            group.due_at(self.rules_by_id[group.rule_id])
-            for group in self.groups.values()
-            if group.rule_id in self.rules_by_id
-        )
+        with self.lock:
+            times = [
+                group.due_at(self.rules_by_id[group.rule_id])
+                for group in self.groups.values()
+                if group.rule_id in self.rules_by_id
+            ]
         return min((at for at in times if at is not None), default=None)
 
     def send_due_messages(self, now):
-        """Between ticks: the groups whose wait is over go out now, not on the next tick."""
-        self._flush_groups(now)
+        """The groups whose wait is over at `now` go out (alerts.messenger, between ticks)."""
+        with self.lock:
+            self._flush_groups(now)
 
     def _flush_groups(self, now):
         """Send what each group has due (Alertmanager's timing), one message a group."""

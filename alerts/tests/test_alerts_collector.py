@@ -58,33 +58,3 @@ def test_a_collector_fires_marks_and_resolves_a_rule_once(cpu_rule, redis_url):
     cpu_rule.refresh_from_db()
     assert not cpu_rule.firing
     assert cpu_rule.last_resolved_at is not None
-
-
-def test_a_group_whose_wait_ends_between_two_ticks_is_sent_then_not_on_the_next_tick(cpu_rule, redis_url):
-    import threading
-    import time
-
-    from dashboard.redis import get_sync_client, key
-
-    # Ticks 5 s apart, a group waiting 1 s: sent on a tick, it would go 5 s after the crossing.
-    get_sync_client().hset(key("sampling"), mapping={"interval": "5"})
-    AlertRule.objects.filter(pk=cpu_rule.pk).update(sustain_seconds=0, group_wait=1)
-    ticks = []
-    collector = Collector(
-        sampler=ScriptedSampler([95] * 100),
-        evaluator=AlertEvaluator(),
-        publish=lambda seq, ts, values, firing, host: ticks.append(ts),
-        app_metrics=dict,
-    )
-    runner = threading.Thread(target=collector.run)
-    runner.start()
-    try:
-        deadline = time.monotonic() + 15
-        while not Notification.objects.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        collector.stop()
-        runner.join(10)
-    notification = Notification.objects.get()
-    assert len(ticks) == 1
-    assert 1.0 <= notification.created_at.timestamp() - ticks[0] < 3.0

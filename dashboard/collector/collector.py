@@ -218,7 +218,6 @@ class Collector:
         self.redis = RedisOutage(clock=clock)
         self.state = sampling.SamplingState()
         self._stopping = threading.Event()
-        self._alerts_wait_for_tick = False
 
     def stop(self):
         """Safe from a signal handler: the current tick finishes, then run() returns."""
@@ -311,7 +310,6 @@ class Collector:
         # This thread's CPU only: the delivery sender beside it is not the evaluation's cost.
         started = time.thread_time()
         firing = set(self.evaluator.evaluate(finite, ts))
-        self._alerts_wait_for_tick = False
         telemetry.set_gauge("alert_evaluation_cpu_seconds", time.thread_time() - started)
         # The evaluator reads the database; a long-running process must not keep
         # a connection the server has dropped (a PostgreSQL restart, say).
@@ -320,34 +318,12 @@ class Collector:
 
     def _wait_until(self, next_at, tick_started):
         """Sleep until next_at (or stop()); returns when the next tick is due, which a
-        shorter interval set meanwhile brings forward. An alert group whose wait ends
-        before then is sent at that moment."""
+        shorter interval set meanwhile brings forward."""
         while not self.stopping:
             remaining = next_at - self.clock()
-            if remaining <= 0:
-                break
-            message_in = self._alert_message_in()
-            if message_in is not None and message_in < remaining:
-                if not self._stopping.wait(max(0.0, message_in)):
-                    self._send_due_alerts()
-                continue
-            if self._stopping.wait(min(remaining, STATE_POLL_SECONDS)):
+            if remaining <= 0 or self._stopping.wait(min(remaining, STATE_POLL_SECONDS)):
                 break
             if next_at - self.clock() > 0:
                 self._refresh_state()
                 next_at = min(next_at, tick_started + self.state.interval)
         return next_at
-
-    def _alert_message_in(self):
-        """Seconds until an alert group's message is due, or None (none, or one whose
-        sending failed: the next tick tries again, rather than this wait in a loop)."""
-        if self.evaluator is None or self._alerts_wait_for_tick:
-            return None
-        due_at = self.evaluator.next_message_at()
-        return None if due_at is None else due_at - self.wallclock()
-
-    def _send_due_alerts(self):
-        self.evaluator.send_due_messages(self.wallclock())
-        close_old_connections()
-        due_at = self.evaluator.next_message_at()
-        self._alerts_wait_for_tick = due_at is not None and due_at <= self.wallclock()

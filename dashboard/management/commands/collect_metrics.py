@@ -7,6 +7,7 @@ from django.db import DatabaseError
 
 from alerts.evaluation import AlertEvaluator
 from alerts.feed import MetricEventFeed
+from alerts.messenger import AlertMessenger
 from alerts.provisioning import ProvisioningError
 from alerts.provisioning import provision as provision_alert_rules
 from audit.services import prune as audit_prune
@@ -74,6 +75,8 @@ class Command(BaseCommand):
         # Notification deliveries (e-mail, webhooks) go out from here, beside the ticks:
         # every topology runs exactly this process, and it is the one whose alert rules fire.
         deliveries = DeliveryWorker().start()
+        # Each alert group's message at the moment its wait ends, not on the tick after.
+        messenger = AlertMessenger(evaluator).start()
         logger.info("collector started")
         writer = RollupWriter().start()
         # Scrape targets, on threads of their own: a slow target never delays a tick.
@@ -82,6 +85,7 @@ class Command(BaseCommand):
             count = collector.run(max_ticks=ticks)
         finally:
             scraper.stop()
+            messenger.stop(timeout=15)
             deliveries.stop(timeout=15)
             # One last round, so what this run published is in the rollups before it exits.
             writer.stop()
