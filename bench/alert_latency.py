@@ -3,7 +3,8 @@
     python -m bench.alert_latency [--clients 1000] [--rules 20] [--cycles 10]
     python -m bench.alert_latency --series 2000 [--firing 0.05] [--group-wait 5] [--clients 200]
 
-Its own Redis and SQLite (BenchStack), two daphne workers, `--clients` SSE
+Its own Redis and SQLite (BenchStack; the fleet makes its own database on DATABASE_URL's
+PostgreSQL server when that is one, as a deployment runs it), two daphne workers, `--clients` SSE
 dashboards held open by the bench's load processes, the collector (which
 evaluates the rules and sends the deliveries, as in every deployment), and a
 signature-checking webhook receiver in this process. `--rules` rules on the
@@ -44,7 +45,7 @@ from types import SimpleNamespace
 
 from bench.limits import raise_open_files_limit
 from bench.run import Bench, automatic_load_procs, log
-from bench.stack import BenchStack
+from bench.stack import BenchStack, postgres_server
 
 ALWAYS, NEVER = -1.0, 1e12
 
@@ -278,13 +279,17 @@ def fleet(args):
 
     # The one rule watches every series; the per-metric limit must not refuse the fleet.
     os.environ.setdefault("MAX_SERIES_PER_METRIC", str(max(2000, args.series)))
-    stack = BenchStack(users=20)
+    # The database of a deployment (PostgreSQL) when there is one: the evaluator, the
+    # messenger and the senders write from threads of one process at once.
+    stack = BenchStack(users=20, postgres_url=postgres_server())
     bench = Bench(SimpleNamespace(profile=None), stack)
     receiver = None
     load_at_start = os.getloadavg()
     try:
         log(f"alert latency, fleet of {args.series}: own Redis and SQLite in {stack.workdir}")
         stack.start()
+        from django.db import connection
+
         from alerts.models import AlertRule
         from dashboard.collector import sampling
         from notifications.models import DeliveryChannel
@@ -373,6 +378,7 @@ def fleet(args):
         result = {
             "kind": "alert-latency-fleet",
             "at": datetime.now(UTC).isoformat(),
+            "database": connection.vendor,
             "series": args.series,
             "firing_at_once": hot_count,
             "cycles": args.cycles,

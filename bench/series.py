@@ -29,10 +29,9 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
-from dotenv import load_dotenv
 
 from bench.measure import ServerProcesses, summarise_ms
-from bench.stack import BenchStack
+from bench.stack import BenchStack, postgres_server
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -218,14 +217,10 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the results JSON")
     args = parser.parse_args(argv)
 
-    # The database settings would use: the environment's, else what `make run` wrote to .env.
-    load_dotenv(os.environ.get("ENV_FILE") or ROOT / ".env", override=False)
-    database_url = os.environ.get("DATABASE_URL", "")
-    postgres = database_url.split(":", 1)[0] in ("postgres", "postgresql", "pgsql")
     series_count = args.metrics * args.hosts
     # Room for the bench's own series beside the measured ones (the default is 10,000).
     limits = {"MAX_SERIES": str(series_count + 100), "MAX_SERIES_PER_METRIC": str(args.hosts + 100)}
-    stack = BenchStack(workers=2, users=1, postgres_url=database_url if postgres else None, env=limits)
+    stack = BenchStack(workers=2, users=1, postgres_url=postgres_server(), env=limits)
     results = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         # Where the file was written is no part of the measurement (and is a machine's path).

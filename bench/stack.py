@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from dotenv import load_dotenv
+
 from deploy.pushpin import Pushpin, PushpinPorts
 from deploy.supervisor import Supervisor, free_port, start_redis, wait_for_port
 
@@ -86,6 +88,15 @@ def _postgres_admin(server_url):
 
     parts = urlsplit(server_url)
     return psycopg.connect(urlunsplit(parts._replace(path="/postgres")), autocommit=True)
+
+
+def postgres_server():
+    """The PostgreSQL server that settings would use (the environment's DATABASE_URL, else
+    what `make run` wrote to .env) for a bench to make its own database on; None when
+    that is not PostgreSQL (the bench then runs on SQLite, and its results say which)."""
+    load_dotenv(os.environ.get("ENV_FILE") or Path(__file__).resolve().parent.parent / ".env", override=False)
+    url = os.environ.get("DATABASE_URL", "")
+    return url if url.split(":", 1)[0] in ("postgres", "postgresql", "pgsql") else None
 
 
 class BenchStack:

@@ -3,6 +3,7 @@ series, a share of them crossing at once, one grouped webhook per crossing and o
 when they are back; the results file carries every field (timings are not judged)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -34,6 +35,9 @@ def test_it_measures_a_fleet_under_one_rule_and_gets_one_message_per_crossing(tm
     )
     # Each crossing: one message listing the four, one more when they are back; one group.
     assert results["messages"] == 4
+    # On DATABASE_URL's server when that is PostgreSQL, as a deployment runs it.
+    postgres = os.environ.get("DATABASE_URL", "").startswith(("postgres:", "postgresql:"))
+    assert results["database"] == ("postgresql" if postgres else "sqlite")
     assert results["alerts_per_firing_message"] == [4, 4]
     assert results["alerts_per_resolved_message"] == [4, 4]
     assert len(results["group_keys"]) == 1
