@@ -98,7 +98,7 @@ class Group:
 
     def due_at(self, rule):
         """The earliest time at which `due` answers something if nothing changes
-        meanwhile, or None: the collector wakes for it between its ticks."""
+        meanwhile, or None: when the messenger (alerts.messenger) sends it."""
         if self.last_sent is None:
             return self.started + rule.group_wait if self.firing else None
         times = []
