@@ -84,29 +84,25 @@ class Group:
         member.value, member.status = value, "no_data" if no_data else "resolved"
         self.resolved[series] = member
 
+    def _moments(self, rule):
+        """{what the group would send: from when}, in the order `due` prefers them."""
+        if self.last_sent is None:
+            return {"first": self.started + rule.group_wait} if self.firing else {}
+        moments = {}
+        if self.changed:
+            moments["update"] = self.last_sent + rule.group_interval
+        if self.firing and rule.repeat_minutes:
+            moments["repeat"] = self.last_sent + rule.repeat_minutes * 60
+        return moments
+
     def due(self, rule, now):
         """'first', 'update', 'repeat' or None: what this group should send now."""
-        if self.last_sent is None:
-            if self.firing and now >= self.started + rule.group_wait:
-                return "first"
-            return None
-        if self.changed and now >= self.last_sent + rule.group_interval:
-            return "update"
-        if self.firing and rule.repeat_minutes and now >= self.last_sent + rule.repeat_minutes * 60:
-            return "repeat"
-        return None
+        return next((what for what, at in self._moments(rule).items() if now >= at), None)
 
     def due_at(self, rule):
         """The earliest time at which `due` answers something if nothing changes
         meanwhile, or None: when the messenger (alerts.messenger) sends it."""
-        if self.last_sent is None:
-            return self.started + rule.group_wait if self.firing else None
-        times = []
-        if self.changed:
-            times.append(self.last_sent + rule.group_interval)
-        if self.firing and rule.repeat_minutes:
-            times.append(self.last_sent + rule.repeat_minutes * 60)
-        return min(times, default=None)
+        return min(self._moments(rule).values(), default=None)
 
     def sent(self, now):
         for member in self.firing.values():
