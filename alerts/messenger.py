@@ -10,10 +10,11 @@ it reads the values).
 """
 
 import logging
-import threading
 import time
 
 from django.db import close_old_connections
+
+from dashboard.background import BackgroundThread
 
 logger = logging.getLogger(__name__)
 
@@ -22,23 +23,14 @@ logger = logging.getLogger(__name__)
 LOOK_EVERY_SECONDS = 0.5
 
 
-class AlertMessenger:
+class AlertMessenger(BackgroundThread):
+    name = "alert-messenger"
+
     def __init__(self, evaluator, clock=time.time, look_every=LOOK_EVERY_SECONDS):
+        super().__init__()
         self.evaluator = evaluator
         self.clock = clock
         self.look_every = look_every
-        self._stopping = threading.Event()
-        self._thread = None
-
-    def start(self):
-        self._thread = threading.Thread(target=self.run, name="alert-messenger", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout=None):
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def run(self):
         while not self._stopping.is_set():
@@ -51,7 +43,8 @@ class AlertMessenger:
                 self.evaluator.send_due_messages(self.clock())
                 # This thread's own connection: none may outlive a dropped server.
                 close_old_connections()
-                if (self.evaluator.next_message_at() or float("inf")) <= self.clock():
+                due_at = self.evaluator.next_message_at()
+                if due_at is not None and due_at <= self.clock():
                     # Not sent (the database away; the evaluator logged why): a pause
                     # before the next try, not a tight loop.
                     self._stopping.wait(self.look_every)

@@ -16,7 +16,6 @@ nothing counted twice), and the live path (publishing) never waits for it.
 import json
 import logging
 import math
-import threading
 import time
 
 from django.conf import settings
@@ -24,6 +23,7 @@ from django.db import DatabaseError, connection, models, transaction
 from django_eventstream.storage import EventDoesNotExist
 
 from dashboard import frames, selectors, series
+from dashboard.background import BackgroundThread
 from dashboard.models import MetricRollup, RollupCursor, Series
 from dashboard.storage import DashboardRedisStorage
 from dashboard.stream.channels import METRICS_CHANNEL
@@ -303,29 +303,20 @@ WRITE_EVERY = 5.0
 PRUNE_EVERY = 600.0
 
 
-class RollupWriter:
+class RollupWriter(BackgroundThread):
     """Runs `write_pending` every 5 seconds (so values are in the database
     well within 10 s of being published) and `prune` every few minutes, in a thread
     of its own: a slow or absent database never holds up a collector tick."""
 
+    name = "rollup-writer"
+
     def __init__(self, every=WRITE_EVERY, prune_every=PRUNE_EVERY, clock=time.monotonic):
+        super().__init__()
         self.every = every
         self.prune_every = prune_every
         self.clock = clock
         self.down_since = None
-        self._stopping = threading.Event()
-        self._thread = None
         self._prune_due = 0.0
-
-    def start(self):
-        self._thread = threading.Thread(target=self.run, name="rollup-writer", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout=10):
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     def run(self):
         try:

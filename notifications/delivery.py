@@ -41,6 +41,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from dashboard import telemetry
+from dashboard.background import BackgroundThread
 from notifications.models import Delivery, DeliveryChannel, Notification
 
 logger = logging.getLogger(__name__)
@@ -360,29 +361,24 @@ def send_due(limit=50):
     return sum(attempt(delivery, token) for delivery in deliveries)
 
 
-class DeliveryWorker:
+class DeliveryWorker(BackgroundThread):
     """Sends due deliveries on a few threads until stopped. Run it in a thread
     (`start()`) beside other work, or in the foreground (`run()`)."""
 
+    name = "delivery"
+
     def __init__(self, senders=4, poll_seconds=POLL_SECONDS):
+        super().__init__()
         self.senders = senders
         self.poll_seconds = poll_seconds
-        self._stopping = threading.Event()
         self._in_flight = 0
         self._lock = threading.Lock()
         self._pool = None
-        self._thread = None
 
-    def start(self):
-        self._thread = threading.Thread(target=self.run, name="delivery", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self, timeout=None):
+    def stop(self, timeout=10):
         self._stopping.set()
-        _wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        _wake.set()  # out of its poll at once
+        super().stop(timeout)
 
     def run(self):
         logger.info("delivery sender started")

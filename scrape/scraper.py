@@ -48,6 +48,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard import live, seriesindex
+from dashboard.background import BackgroundThread
 from scrape.models import ScrapeTarget
 
 logger = logging.getLogger(__name__)
@@ -269,12 +270,15 @@ def record(target, outcome):
     )
 
 
-class Scraper:
+class Scraper(BackgroundThread):
     """The collector's scraping thread: reads the enabled targets every RELOAD_SECONDS,
     starts each due target's scrape on a pool of `concurrency` threads, and never starts
     a target again while its last scrape is running."""
 
+    name = "scraper"
+
     def __init__(self, concurrency=None, clock=time.monotonic, scrape_one=scrape):
+        super().__init__()
         self.concurrency = concurrency or settings.SCRAPE_CONCURRENCY
         self.clock = clock
         self.scrape_one = scrape_one
@@ -284,19 +288,10 @@ class Scraper:
         self._lock = threading.Lock()
         self._reload_due = 0.0
         self._database_down = False
-        self._stopping = threading.Event()
-        self._thread = None
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="scrape")
 
-    def start(self):
-        self._thread = threading.Thread(target=self.run, name="scraper", daemon=True)
-        self._thread.start()
-        return self
-
     def stop(self, timeout=10):
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        super().stop(timeout)
         # Scrapes running now end within their own timeout; none waits to start.
         self._pool.shutdown(wait=False, cancel_futures=True)
 
