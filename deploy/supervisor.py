@@ -18,10 +18,19 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def free_ports(count):
+    """`count` distinct free ports. Their sockets stay bound until every port is chosen:
+    one socket at a time, the kernel may hand the same port out twice (it did, to
+    Pushpin's HTTP and ZeroMQ ports, which then could not both bind)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+
+
 def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def wait_for_port(port, host="127.0.0.1", timeout=30.0, process=None):

@@ -28,6 +28,22 @@ pytestmark = pytest.mark.slow
 WAIT = 20.0
 
 
+def test_its_ports_are_distinct_so_every_part_of_pushpin_can_bind():
+    """One port handed out twice (its HTTP and its ZeroMQ input) stopped Pushpin from
+    starting in a CI run: the five are chosen together now."""
+    from dataclasses import astuple
+
+    from deploy.pushpin import PushpinPorts
+    from deploy.supervisor import free_ports
+
+    assert len(set(free_ports(200))) == 200
+    for _ in range(100):
+        assert len(set(astuple(PushpinPorts.free()))) == 5
+    taken = free_ports(1)[0]
+    ports = PushpinPorts.free(http=taken)
+    assert ports.http == taken and len(set(astuple(ports))) == 5
+
+
 @pytest.fixture
 def edge(web_workers, tmp_path):
     """Pushpin in front of two daphne workers that publish to it (GRIP_URL with its key)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-from deploy.supervisor import free_port, wait_for_port
+from deploy.supervisor import free_ports, wait_for_port
 
 RUNDIR_MAX = 60
 HERE = Path(__file__).resolve().parent
@@ -50,13 +50,11 @@ class PushpinPorts:
 
     @classmethod
     def free(cls, http=None):
-        return cls(
-            http=http or free_port(),
-            publish=free_port(),
-            push_in=free_port(),
-            push_in_sub=free_port(),
-            command=free_port(),
-        )
+        """Five distinct ports (`http` one of them when given): Pushpin binds them all."""
+        chosen = [port for port in free_ports(5) if port != http]
+        http = http or chosen.pop()
+        publish, push_in, push_in_sub, command = chosen[:4]
+        return cls(http=http, publish=publish, push_in=push_in, push_in_sub=push_in_sub, command=command)
 
 
 def render(directory, workers, ports, sig_key, bind="127.0.0.1"):
