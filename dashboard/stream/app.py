@@ -54,6 +54,8 @@ class DirectStreams:
         if not response.streaming:
             await self.handler.send_response(response, send)
             return response.close()
+        # The hub writes to the stream while it is idle (Stream.write_now).
+        response.stream.send = send
         # The client leaving ends the stream: Django's handler listens the same way.
         streaming = asyncio.current_task()
         left = asyncio.ensure_future(receive())

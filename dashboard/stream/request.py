@@ -199,6 +199,7 @@ async def open_stream(request):
 
 def stream_response(request, stream):
     response = EventStreamResponse(stream.run(), content_type="text/event-stream")
+    response.stream = stream
     # Django closes every response once it is done, streamed or not, even when the
     # client left before the stream began: the place is given back there, once.
     if stream.share_id is not None:

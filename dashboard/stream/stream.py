@@ -44,6 +44,18 @@ KEEPALIVE = b"event: keep-alive\ndata:\n\n"
 RESTART_RETRY_MS = 250
 
 
+def send_now(send, message):
+    """Run an ASGI `send` as far as it goes without waiting, as an eager task would: None
+    once it is done (the usual case: the socket took the bytes), else (the coroutine,
+    what it waits on) for `Stream.finish_send`. The hub calls this for thousands of
+    streams per event; a task per send would cost what writing from the hub saves."""
+    coro = send(message)
+    try:
+        return coro, coro.send(None)
+    except StopIteration:
+        return None
+
+
 def beyond_replay_window(last_id, current_id):
     """True when resuming from last_id would replay more than REPLAY_WINDOW events."""
     return current_id - last_id > REPLAY_WINDOW
@@ -72,6 +84,8 @@ class Stream:
         "active",
         "share_id",
         "expires",
+        "send",
+        "unfinished_send",
         "__weakref__",
     )
     storage = DashboardRedisStorage()
@@ -99,6 +113,11 @@ class Stream:
         self.ending = False
         self.keepalive_due = False
         self.active = False  # sent something since the hub's last keep-alive tick
+        # The ASGI `send` of the stream's response, when the server hands it over
+        # (DirectStreams): the hub then writes to a stream idle in its task itself.
+        self.send = None
+        # A write of the hub's that the socket did not take at once: the task finishes it.
+        self.unfinished_send = None
 
     def wake(self):
         waiter = self.waiter
@@ -109,6 +128,8 @@ class Stream:
 
     # Called by the hub, on the event loop.
     def offer(self, event):
+        if self.waiter is not None and self.send is not None and self.write_now(event):
+            return
         if len(self.buffer) >= STREAM_BUFFER:
             # Too far behind: drop the buffer and read storage from the last id.
             telemetry.count("stream_drops")
@@ -116,6 +137,33 @@ class Stream:
             return
         self.buffer.append(event)
         self.wake()
+
+    def write_now(self, event):
+        """Write what `event` brings straight to the socket, from the hub's dispatch: for a
+        stream idle in its task (waiting, nothing buffered), what follows on from its last
+        id needs no task of its own, so the hub pays one write per stream per event, as
+        the floor does, rather than waking a task to yield a chunk through the response.
+        False for what the task must do (a hole to read from storage)."""
+        last = self.last_ids[event.channel]
+        if event.first > last + 1:
+            return False
+        if event.last <= last:
+            return True  # delivered already
+        chunk = self.deliver(event)
+        if not chunk:
+            return True  # nothing this stream's selection wants
+        self.active = True
+        try:
+            self.unfinished_send = send_now(
+                self.send, {"type": "http.response.body", "body": chunk, "more_body": True}
+            )
+        except Exception:
+            logger.exception("ending an SSE stream: writing to it failed")
+            self.revoke()
+            return True
+        if self.unfinished_send is not None:
+            self.wake()  # the client is slow to read: the task waits for the write, not the hub
+        return True
 
     def request_catch_up(self):
         self.buffer.clear()
@@ -169,6 +217,9 @@ class Stream:
                 yield chunk
             loop = asyncio.get_running_loop()
             while not self.ending:
+                if self.unfinished_send is not None:
+                    await self.finish_send()
+                    continue
                 if not (self.buffer or self.catch_up_needed):
                     if self.keepalive_due:
                         self.keepalive_due = False
@@ -197,6 +248,26 @@ class Stream:
         finally:
             hub.remove(self)
             open_connections.closed("sse")
+            if self.unfinished_send is not None:
+                self.unfinished_send[0].close()
+
+    async def finish_send(self):
+        """Wait for the hub's write the socket did not take at once (its ASGI `send` paused
+        for the client's buffer to drain), then run the send to its end: the events the hub
+        offers meanwhile are buffered, and follow it in order."""
+        coro, waiting_on = self.unfinished_send
+        try:
+            while True:
+                if waiting_on is None:
+                    await asyncio.sleep(0)
+                else:
+                    await asyncio.wait([waiting_on])
+                waiting_on = coro.send(None)
+        except StopIteration:
+            self.unfinished_send = None
+        except Exception:
+            self.unfinished_send = None
+            raise  # as a failed send of the response's own loop would
 
     async def fix_start_ids(self, hub=None):
         """Resume where the client says, else at the current ids (the hub's when it has one:

@@ -291,3 +291,126 @@ async def test_a_run_on_a_multi_channel_stream_carries_every_channel_in_each_id(
     assert [line for line in body.splitlines() if line.startswith(b"id: ")] == [
         f"id: metrics:{start + n},user-7:{user_id}".encode() for n in (1, 2, 3)
     ]
+
+
+# The hub writes to a stream idle in its task (Stream.write_now); the task takes over
+# for what needs awaiting. `serve` plays DirectStreams: the task's own chunks go to the
+# same ASGI `send`, so `written` is the order the client reads.
+
+
+class Socket:
+    """An ASGI `send` that records each body; while `full` is set it waits, as a server's
+    send does for a client that does not read."""
+
+    def __init__(self):
+        import asyncio
+
+        self.written = []
+        self.readable = asyncio.Event()
+        self.readable.set()
+        self.sends_closed = 0
+
+    async def send(self, message):
+        try:
+            await self.readable.wait()
+            self.written.append(message["body"])
+        finally:
+            if not self.readable.is_set():
+                self.sends_closed += 1
+
+    def ids(self):
+        return delivered_ids(b"".join(self.written))
+
+
+async def serving(stream, socket):
+    import asyncio
+
+    from tests.realclients import wait_until
+
+    async def serve():
+        stream.send = socket.send
+        async for chunk in stream.run():
+            await socket.send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+    task = asyncio.create_task(serve())
+    await wait_until(lambda: stream.waiter is not None, message="the stream idle in its task")
+    return task
+
+
+async def test_an_idle_stream_is_written_by_the_hub_itself_without_waking_its_task():
+    publish_frame(0, 0.0, {})  # the channel's first id comes from the clock: start after it
+    stream, socket = Stream(["metrics"], {}), Socket()
+    task = await serving(stream, socket)
+    waiter = stream.waiter
+    events = [publish_frame(seq, 0.0, {}) for seq in range(1, 4)]
+
+    for event in events:
+        stream.offer(hub_event(event))
+        # Written during the offer: no task step came between.
+        assert socket.ids()[-1] == event.id
+
+    assert socket.ids() == [event.id for event in events]
+    assert stream.waiter is waiter and not waiter.done()
+    assert not stream.buffer
+    stream.end()
+    await task
+
+
+async def test_a_write_the_socket_does_not_take_at_once_is_finished_before_what_follows():
+    from tests.realclients import wait_until
+
+    publish_frame(0, 0.0, {})
+    stream, socket = Stream(["metrics"], {}), Socket()
+    task = await serving(stream, socket)
+    events = [publish_frame(seq, 0.0, {}) for seq in range(1, 5)]
+    socket.readable.clear()  # the client stops reading
+
+    for event in events:
+        stream.offer(hub_event(event))
+    assert stream.unfinished_send is not None
+    assert len(stream.buffer) == 3  # the hub goes on without waiting for this client
+
+    socket.readable.set()
+    await wait_until(lambda: len(socket.ids()) == len(events), message="every event written")
+    assert socket.ids() == [event.id for event in events]
+    await wait_until(lambda: stream.waiter is not None, message="idle again")
+    later = publish_frame(5, 0.0, {})
+    stream.offer(hub_event(later))
+    assert socket.ids()[-1] == later.id  # the hub writes it again
+    stream.end()
+    await task
+
+
+async def test_a_hole_is_left_to_the_task_which_fills_it_from_storage():
+    from tests.realclients import wait_until
+
+    publish_frame(0, 0.0, {})
+    stream, socket = Stream(["metrics"], {}), Socket()
+    task = await serving(stream, socket)
+    first, lost, third = (publish_frame(seq, 0.0, {}) for seq in range(1, 4))
+    stream.offer(hub_event(first))
+    stream.offer(hub_event(third))  # `lost` never reached this worker's hub
+
+    await wait_until(lambda: len(socket.ids()) == 3, message="the hole filled")
+    assert socket.ids() == [first.id, lost.id, third.id]
+    stream.end()
+    await task
+
+
+async def test_a_client_that_leaves_during_a_waiting_write_leaves_nothing_behind():
+    import asyncio
+
+    from tests.realclients import wait_until
+
+    publish_frame(0, 0.0, {})
+    stream, socket = Stream(["metrics"], {}), Socket()
+    task = await serving(stream, socket)
+    socket.readable.clear()
+    stream.offer(hub_event(publish_frame(1, 0.0, {})))
+    await wait_until(lambda: stream.waiter is None and stream.unfinished_send is not None)
+
+    task.cancel()  # DirectStreams cancels the stream's task when the client leaves
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert socket.sends_closed == 1  # the hub's unfinished write was closed, not left pending
+    assert stream not in sse_hub.get_hub().streams
