@@ -14,6 +14,8 @@ after that).
 """
 
 import asyncio
+import contextvars
+import itertools
 import logging
 
 from django.contrib.sessions.backends import cached_db
@@ -26,8 +28,57 @@ logger = logging.getLogger(__name__)
 
 SESSION_CACHE_SECONDS = 60
 CACHE_ERRORS = (RedisError, OSError)
+# A connect storm reads thousands of sessions at once: a few MGETs in flight per loop,
+# each of what has been asked meanwhile, rather than one GET (and one pooled
+# connection) per connect.
 ASYNC_READS_AT_ONCE = 8
-_async_read_slots = PerLoop(lambda: asyncio.Semaphore(ASYNC_READS_AT_ONCE))
+KEYS_PER_READ = 500
+
+
+class SessionReads:
+    """The session cache reads of one event loop, gathered: every key asked while a read
+    is under way goes in the next MGET, and a key asked twice is read once."""
+
+    def __init__(self):
+        self.asked = {}  # cache key -> the future its readers await
+        self.readers = 0
+
+    async def get(self, key):
+        future = self.asked.get(key)
+        if future is None:
+            loop = asyncio.get_running_loop()
+            future = self.asked[key] = loop.create_future()
+            if self.readers < ASYNC_READS_AT_ONCE:
+                self.readers += 1
+                loop.create_task(self.read_asked(), context=contextvars.Context())
+        # Shielded: a reader that leaves does not cancel the others' answer.
+        return await asyncio.shield(future)
+
+    async def read_asked(self):
+        try:
+            await asyncio.sleep(0)  # the connects of this turn of the loop join the read
+            while self.asked:
+                keys = list(itertools.islice(self.asked, KEYS_PER_READ))
+                futures = [self.asked.pop(key) for key in keys]
+                try:
+                    values = await get_async_client().mget(keys)
+                except asyncio.CancelledError:
+                    for future in futures:
+                        future.cancel()
+                    raise
+                except Exception as exc:
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for future, value in zip(futures, values, strict=True):
+                    if not future.done():
+                        future.set_result(value)
+        finally:
+            self.readers -= 1
+
+
+session_reads = PerLoop(SessionReads)
 
 _cache_down = False
 
@@ -83,10 +134,7 @@ class TolerantCache:
         stream connect, which reads the session and nothing else)."""
         backend = self._cache
         try:
-            # A connect storm reads thousands at once: a few connections at a time, queued
-            # on the loop, rather than a Redis pool grown to its limit (and then refusing).
-            async with _async_read_slots():
-                raw = await get_async_client().get(backend.make_and_validate_key(key))
+            raw = await session_reads().get(backend.make_and_validate_key(key))
         except CACHE_ERRORS as exc:
             _failed(exc)
             return default
