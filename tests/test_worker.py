@@ -82,3 +82,19 @@ def test_it_logs_a_line_per_request_only_when_asked(start_worker):
         assert httpx.get(f"{base}/healthz?probe=access-log", timeout=10).status_code == 200
     assert "probe=access-log" not in Path(quiet.log_path).read_text()
     assert "probe=access-log" in Path(loud.log_path).read_text()
+
+
+def test_it_leaves_the_loaded_application_out_of_the_collectors_passes_and_runs_them_less_often():
+    import gc
+
+    from deploy import worker
+
+    before = gc.get_threshold()
+    try:
+        worker.tune_garbage_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (worker.GC_GENERATION0, 10, 10)
+        assert before[0] < worker.GC_GENERATION0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
