@@ -1,5 +1,7 @@
 """The session engine's cache reads on the event loop, and its fallback when Redis is away."""
 
+import asyncio
+
 import pytest
 import redis.asyncio
 from asgiref.sync import sync_to_async
@@ -66,8 +68,6 @@ def counting(redis_url, monkeypatch):
 
 
 async def test_sessions_read_together_share_a_few_reads_each_getting_its_own(counting):
-    import asyncio
-
     keys = await sync_to_async(saved_sessions)(60)
     asked = keys + keys[:20]  # some sessions connect twice (two tabs)
 
@@ -79,8 +79,6 @@ async def test_sessions_read_together_share_a_few_reads_each_getting_its_own(cou
 
 
 async def test_a_reader_that_leaves_does_not_cancel_the_others_answer(counting):
-    import asyncio
-
     [key] = await sync_to_async(saved_sessions)(1)
     leaving = asyncio.ensure_future(sessions.SessionStore(key).aget(SESSION_KEY))
     staying = asyncio.ensure_future(sessions.SessionStore(key).aget(SESSION_KEY))

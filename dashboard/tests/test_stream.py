@@ -4,6 +4,7 @@ The hub hands each event to `Stream.offer`; here the test plays the hub, so it
 can overflow the buffer or drop a message deterministically.
 """
 
+import asyncio
 import json
 
 import pytest
@@ -14,6 +15,7 @@ from dashboard.stream import hub as sse_hub
 from dashboard.stream import stream as sse_stream
 from dashboard.stream.hub import HubEvent
 from dashboard.stream.stream import Stream
+from tests.realclients import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -148,10 +150,6 @@ async def test_the_hot_path_takes_what_follows_on_and_leaves_a_hole_to_storage()
 
 
 async def test_an_ended_stream_sends_what_it_holds_then_a_short_retry():
-    import asyncio
-
-    from tests.realclients import wait_until
-
     publish_frame(0, 0.0, {})  # the channel's first id comes from the clock: start after it
     stream = Stream(["metrics"], {})
     chunks = []
@@ -299,12 +297,10 @@ async def test_a_run_on_a_multi_channel_stream_carries_every_channel_in_each_id(
 
 
 class Socket:
-    """An ASGI `send` that records each body; while `full` is set it waits, as a server's
-    send does for a client that does not read."""
+    """An ASGI `send` that records each body; while `readable` is clear it waits, as a
+    server's send does for a client that does not read."""
 
     def __init__(self):
-        import asyncio
-
         self.written = []
         self.readable = asyncio.Event()
         self.readable.set()
@@ -322,10 +318,10 @@ class Socket:
         return delivered_ids(b"".join(self.written))
 
 
-async def serving(stream, socket):
-    import asyncio
-
-    from tests.realclients import wait_until
+async def served_stream():
+    """(a stream idle in its task, its Socket, the task), as DirectStreams serves one."""
+    publish_frame(0, 0.0, {})  # the channel's first id comes from the clock: start after it
+    stream, socket = Stream(["metrics"], {}), Socket()
 
     async def serve():
         stream.send = socket.send
@@ -334,13 +330,11 @@ async def serving(stream, socket):
 
     task = asyncio.create_task(serve())
     await wait_until(lambda: stream.waiter is not None, message="the stream idle in its task")
-    return task
+    return stream, socket, task
 
 
 async def test_an_idle_stream_is_written_by_the_hub_itself_without_waking_its_task():
-    publish_frame(0, 0.0, {})  # the channel's first id comes from the clock: start after it
-    stream, socket = Stream(["metrics"], {}), Socket()
-    task = await serving(stream, socket)
+    stream, socket, task = await served_stream()
     waiter = stream.waiter
     events = [publish_frame(seq, 0.0, {}) for seq in range(1, 4)]
 
@@ -357,11 +351,7 @@ async def test_an_idle_stream_is_written_by_the_hub_itself_without_waking_its_ta
 
 
 async def test_a_write_the_socket_does_not_take_at_once_is_finished_before_what_follows():
-    from tests.realclients import wait_until
-
-    publish_frame(0, 0.0, {})
-    stream, socket = Stream(["metrics"], {}), Socket()
-    task = await serving(stream, socket)
+    stream, socket, task = await served_stream()
     events = [publish_frame(seq, 0.0, {}) for seq in range(1, 5)]
     socket.readable.clear()  # the client stops reading
 
@@ -382,11 +372,7 @@ async def test_a_write_the_socket_does_not_take_at_once_is_finished_before_what_
 
 
 async def test_a_hole_is_left_to_the_task_which_fills_it_from_storage():
-    from tests.realclients import wait_until
-
-    publish_frame(0, 0.0, {})
-    stream, socket = Stream(["metrics"], {}), Socket()
-    task = await serving(stream, socket)
+    stream, socket, task = await served_stream()
     first, lost, third = (publish_frame(seq, 0.0, {}) for seq in range(1, 4))
     stream.offer(hub_event(first))
     stream.offer(hub_event(third))  # `lost` never reached this worker's hub
@@ -398,13 +384,7 @@ async def test_a_hole_is_left_to_the_task_which_fills_it_from_storage():
 
 
 async def test_a_client_that_leaves_during_a_waiting_write_leaves_nothing_behind():
-    import asyncio
-
-    from tests.realclients import wait_until
-
-    publish_frame(0, 0.0, {})
-    stream, socket = Stream(["metrics"], {}), Socket()
-    task = await serving(stream, socket)
+    stream, socket, task = await served_stream()
     socket.readable.clear()
     stream.offer(hub_event(publish_frame(1, 0.0, {})))
     await wait_until(lambda: stream.waiter is None and stream.unfinished_send is not None)
