@@ -237,6 +237,8 @@ class Stream:
                 if hole:
                     async for chunk in self.drain():
                         yield chunk
+            if self.unfinished_send is not None:
+                await self.finish_send()  # the hub's last write goes before the end
             chunk, _ = self.take_buffered()  # what arrived before the end, if it follows on
             if chunk:
                 yield chunk

@@ -394,3 +394,16 @@ async def test_a_client_that_leaves_during_a_waiting_write_leaves_nothing_behind
         await task
     assert socket.sends_closed == 1  # the hub's unfinished write was closed, not left pending
     assert stream not in sse_hub.get_hub().streams
+
+
+async def test_a_stream_ended_during_a_waiting_write_sends_it_before_its_retry():
+    stream, socket, task = await served_stream()
+    socket.readable.clear()
+    event = publish_frame(1, 0.0, {})
+    stream.offer(hub_event(event))
+    stream.end()  # the worker is stopping
+
+    socket.readable.set()
+    await task
+    assert socket.ids() == [event.id]
+    assert socket.written[-1].startswith(b"retry: ")
