@@ -9,15 +9,21 @@ it measures Pushpin's connect rate and CPU per connect:
 
     python -m bench.pushpin_floor --clients 3000 --at-once 200
     python -m bench.pushpin_floor --serve-origin --port 8123   # the origin alone
+
+Its figures go to `bench/results/pushpin-connect-*.json` (or `--output`), for the
+capacity model's Pushpin connect cost.
 """
 
 import argparse
 import asyncio
+import json
 import multiprocessing
+import os
 import shutil
 import subprocess
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -28,6 +34,8 @@ from aiohttp import web
 from bench.limits import raise_open_files_limit
 from deploy.pushpin import Pushpin
 from deploy.supervisor import Supervisor, free_port, wait_for_port
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 # What dashboard.stream.grip answers a new connect with: padding, stream-open, hold instructions.
 HOLD_BODY = ":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n"
@@ -115,6 +123,9 @@ def main(argv=None):
     parser.add_argument("--port", type=int)
     parser.add_argument("--redis-url", help="with --serve-origin: the Redis holding the channel's current id")
     parser.add_argument("--current-id-key", help="with --serve-origin: the key of the channel's current id")
+    parser.add_argument(
+        "--output", type=Path, help="the results file (default: bench/results/pushpin-connect-*.json)"
+    )
     args = parser.parse_args(argv)
     if args.serve_origin:
         serve_origin(args.port, args.redis_url, args.current_id_key)
@@ -130,19 +141,39 @@ def main(argv=None):
         pushpin = Pushpin(workdir)
         pushpin.start(supervisor, [f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         pids = pushpin.pids()
+        load = [round(x, 2) for x in os.getloadavg()]
         pushpin_before, origin_before = cpu_seconds(pids), cpu_seconds([origin.pid])
         own_before = time.process_time()
         connected, errors, elapsed = asyncio.run(
             connect_all(f"{pushpin.url}/events/", args.clients, args.at_once)
         )
         per_connect = 1000 / max(connected, 1)
+        results = {
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "load_average_at_start": load,
+            "clients": args.clients,
+            "at_once": args.at_once,
+            "connected": connected,
+            "refused": errors,
+            "connect_s": round(elapsed, 3),
+            "cpu_ms_per_connect": {
+                "pushpin": round((cpu_seconds(pids) - pushpin_before) * per_connect, 3),
+                "origin": round((cpu_seconds([origin.pid]) - origin_before) * per_connect, 3),
+                "client": round((time.process_time() - own_before) * per_connect, 3),
+            },
+        }
+        cpu = results["cpu_ms_per_connect"]
         print(
             f"{connected}/{args.clients} connected ({args.at_once} at once) in {elapsed:.1f} s = "
             f"{connected / elapsed:.0f}/s; refused: {errors or 'none'}\n"
-            f"CPU per connect: Pushpin {(cpu_seconds(pids) - pushpin_before) * per_connect:.2f} ms, "
-            f"origin {(cpu_seconds([origin.pid]) - origin_before) * per_connect:.2f} ms, "
-            f"client {(time.process_time() - own_before) * per_connect:.2f} ms"
+            f"CPU per connect: Pushpin {cpu['pushpin']:.2f} ms, "
+            f"origin {cpu['origin']:.2f} ms, client {cpu['client']:.2f} ms"
         )
+        RESULTS.mkdir(exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        path = args.output or RESULTS / f"pushpin-connect-{stamp}.json"
+        path.write_text(json.dumps(results, indent=2))
+        print(f"wrote {path.name}")
     finally:
         supervisor.stop()
         origin.terminate()
