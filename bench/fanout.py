@@ -45,6 +45,8 @@ def event_message(event_id, size):
 
 
 def server_cpu_s(client):
+    """The server's CPU from `INFO cpu`, to the microsecond: a process's own times count
+    in ticks of 10 ms, more than one subscriber's whole share of a run."""
     info = client.info("cpu")
     return info["used_cpu_sys"] + info["used_cpu_user"]
 

@@ -68,12 +68,11 @@ class SessionReads:
                     raise
                 except Exception as exc:
                     for future in futures:
-                        if not future.done():
-                            future.set_exception(exc)
+                        future.set_exception(exc)
                     continue
+                # Only this reader holds these futures (readers await them shielded).
                 for future, value in zip(futures, values, strict=True):
-                    if not future.done():
-                        future.set_result(value)
+                    future.set_result(value)
         finally:
             self.readers -= 1
 
