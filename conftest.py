@@ -344,6 +344,16 @@ def drop_stored_events(channel, *event_ids):
     get_sync_client().delete(*[event_key(channel, event_id) for event_id in event_ids])
 
 
+def assert_cpu_ratio(ratio, phase, floor):
+    """A bench's CPU ratio is the two phases' figures divided, or None when either spent
+    less than the clock's 10 ms tick in a smoke run: never a made-up figure."""
+    measured, floor_measured = phase["cpu"]["ms_per_1000_deliveries"], floor["cpu"]["ms_per_1000_deliveries"]
+    if measured and floor_measured:
+        assert ratio == round(measured / floor_measured, 2)
+    else:
+        assert ratio is None
+
+
 @pytest.fixture
 def identity_provider(tmp_path):
     """A real OpenID Connect provider in its own process (tests/idp/): add users, then

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, assert_cpu_ratio
 
 pytestmark = pytest.mark.slow
 
@@ -28,5 +28,7 @@ def test_it_measures_a_share_links_viewers_against_the_floor_and_loses_nothing(t
         assert phase["reconnected"] == 50
         assert phase["server_errors"] == []
     assert set(results["ratios_to_floor"]) == {"share", "pushpin-share"}
-    for ratios in results["ratios_to_floor"].values():
-        assert ratios["cpu_per_delivery"] > 0
+    phases = {phase["path"]: phase for phase in results["phases"]}
+    for path, floor_path in {"share": "sse", "pushpin-share": "pushpin"}.items():
+        ratio = results["ratios_to_floor"][path]["cpu_per_delivery"]
+        assert_cpu_ratio(ratio, phases[path], phases[floor_path])
