@@ -40,9 +40,10 @@ def test_pushpins_connect_cost_is_written_to_a_results_file(tmp_path, capsys):
     from bench import pushpin_floor
 
     output = tmp_path / "pushpin-connect.json"
-    assert pushpin_floor.main(["--clients", "30", "--at-once", "10", "--output", str(output)]) == 0
+    assert pushpin_floor.main(["--clients", "100", "--at-once", "20", "--output", str(output)]) == 0
 
     results = json.loads(output.read_text())
-    assert results["connected"] + sum(results["refused"].values()) == 30
+    assert results["connected"] + sum(results["refused"].values()) == 100
+    # 100 connects: Pushpin's CPU spans several 10 ms clock ticks, so it cannot read as 0.
     assert results["cpu_ms_per_connect"]["pushpin"] > 0
     assert str(tmp_path) not in capsys.readouterr().out
