@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import sys
+from collections import Counter
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -29,14 +30,14 @@ PATHS = {
     "pushpin": "SSE via Pushpin",
     "ws": "WebSocket (uvicorn)",
 }
-# The fit: a run of the three routes at 1,000, 3,000 and 10,000 viewers (the WebSocket at 1,000
-# and 3,000) on the current tree, the bench alone on the machine, with Redis commands recorded.
-DEFAULT_FIT = [RESULTS / "20261206T203128Z.json"]
-# Points the model is checked against and not fitted to, from other runs: direct SSE at
-# 10,000 (the committed `make bench` run) and the WebSocket at 3,000.
+# The fit: two runs of the current tree, each with Redis commands recorded: the three routes
+# at 1,000, 3,000 and 10,000 viewers (the WebSocket at 1,000 and 3,000), and the full `make bench`.
+DEFAULT_FIT = [RESULTS / "20261207T071100Z.json", RESULTS / "20261207T033637Z.json"]
+# Points the model is checked against and not fitted to, from two other runs of the same tree:
+# direct SSE at 10,000 and at 3,000.
 DEFAULT_CHECK = [
-    f"{RESULTS / '20261127T220852Z.json'}:sse:10000",
-    f"{RESULTS / '20261127T224904Z.json'}:ws:3000",
+    f"{RESULTS / '20261207T033500Z.json'}:sse:10000",
+    f"{RESULTS / '20261207T043513Z.json'}:sse:3000",
 ]
 
 HEADROOM = 0.7  # of a machine's cores and memory and of Redis' ceiling: room for bursts and storms
@@ -268,6 +269,11 @@ def _or_not_measured(value, scale=1, digits=2):
     return "not measured" if value is None else f"{value * scale:,.{digits}f}"
 
 
+def _sizes(counts):
+    # A size a run measured twice (`--clients` and `--large` both at 10,000) is two points.
+    return ", ".join(f"{n:,}" + (f" ({times} phases)" if times > 1 else "") for n, times in counts.items())
+
+
 def costs_table(models):
     lines = [
         "| route | CPU µs per delivery | CPU ms per event | workers' CPU ms per connect | KB per viewer "
@@ -277,8 +283,8 @@ def costs_table(models):
     for path, m in models.items():
         sizes = {}
         for source, clients in m["points"]:
-            sizes.setdefault(Path(source).stem, []).append(f"{clients:,}")
-        points = "; ".join(f"{stem} at {', '.join(counts)}" for stem, counts in sizes.items())
+            sizes.setdefault(Path(source).stem, Counter())[clients] += 1
+        points = "; ".join(f"{stem} at {_sizes(counts)}" for stem, counts in sizes.items())
         lines.append(
             f"| {PATHS[path]} | {m['cpu_per_delivery_s'] * 1e6:.2f} | {m['cpu_per_event_s'] * 1e3:.2f} "
             f"| {m['workers_cpu_per_connect_s'] * 1e3:.2f} | {m['kb_per_viewer']:.1f} "

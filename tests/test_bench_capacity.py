@@ -219,8 +219,8 @@ def test_the_committed_results_load_and_give_every_route_and_the_held_out_check(
         # The fitted run recorded Redis' commands: every event is stored and published.
         assert m["redis_calls_per_event"] >= 1 and m["redis_calls_per_connect"] > 0
     checked = {(row["source"], row["path"], row["clients"]) for row in output["check"]}
-    assert checked == {("20261127T220852Z.json", "sse", 10_000), ("20261127T224904Z.json", "ws", 3000)}
+    assert checked == {("20261207T033500Z.json", "sse", 10_000), ("20261207T043513Z.json", "sse", 3000)}
     fitted_sources = {source for m in output["models"].values() for source, _ in m["points"]}
-    assert fitted_sources == {"20261206T203128Z.json"}
+    assert fitted_sources == {"20261207T071100Z.json", "20261207T033637Z.json"}
     assert len(output["projections"]) == 12
     assert "| direct SSE (uvicorn) | 1,000,000 | 10 |" in printed
