@@ -197,6 +197,16 @@ def test_the_check_reports_the_error_in_percent(tmp_path):
     assert cpu_row["error_percent"] == pytest.approx(-100 / 6)
 
 
+def test_the_costs_table_names_each_run_and_the_sizes_it_measured_more_than_once(tmp_path, capsys):
+    # `--clients ...,10000` and `--large 10000` give direct SSE two phases at 10,000 in one run.
+    phases = [synthetic_phase("sse", n) for n in (1000, 3000, 10_000, 10_000)]
+    fit_file = write_results(tmp_path, "twice.json", phases)
+    assert capacity.main([str(fit_file)]) == 0
+    printed = capsys.readouterr().out
+    (row,) = [line for line in printed.splitlines() if line.startswith("| direct SSE") and "twice" in line]
+    assert row.endswith("| twice at 1,000, 3,000, 10,000 (2 phases) |")
+
+
 def test_runs_without_redis_commands_say_not_measured(tmp_path, capsys):
     phases = [synthetic_phase("ws", n, redis_calls=False) for n in (1000, 3000)]
     fit_file = write_results(tmp_path, "old.json", phases)
