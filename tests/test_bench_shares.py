@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from bench.shares import FLOOR_OF
 from conftest import ROOT, assert_cpu_ratio
 
 pytestmark = pytest.mark.slow
@@ -29,6 +30,6 @@ def test_it_measures_a_share_links_viewers_against_the_floor_and_loses_nothing(t
         assert phase["server_errors"] == []
     assert set(results["ratios_to_floor"]) == {"share", "pushpin-share"}
     phases = {phase["path"]: phase for phase in results["phases"]}
-    for path, floor_path in {"share": "sse", "pushpin-share": "pushpin"}.items():
+    for path, floor_path in FLOOR_OF.items():
         ratio = results["ratios_to_floor"][path]["cpu_per_delivery"]
         assert_cpu_ratio(ratio, phases[path], phases[floor_path])
